@@ -1,0 +1,18 @@
+//! Tessera's metadata store: domains, products, contract versions, datasets and ingested
+//! batches, in SQLite (the embedded default) or PostgreSQL (several server instances), through
+//! sqlx's `Any` driver so that one set of SQL and one test suite serve both.
+//!
+//! The store keeps the standard files' text as the source of truth plus the few columns it is
+//! searched by; turning a file into the model is `tessera-spec`'s job, not this crate's. It knows
+//! nothing of Delta tables or queries.
+
+mod error;
+mod migrate;
+mod records;
+mod store;
+
+pub use error::{CatalogError, Result};
+pub use records::{
+    BatchRecord, ContractRecord, DatasetRecord, DomainRecord, MetadataChange, ProductRecord,
+};
+pub use store::Catalog;

@@ -1,0 +1,48 @@
+//! Schema migrations, embedded in the binary and applied in order at startup, each in its own
+//! transaction. A tiny runner rather than `sqlx::migrate!`, because the same files must run
+//! through the `Any` driver on both SQLite and PostgreSQL.
+
+use sqlx::{AnyPool, Executor};
+
+use crate::error::{CatalogError, Result};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {
+    pool.execute(
+        "CREATE TABLE IF NOT EXISTS tessera_schema_version (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tessera_schema_version")
+        .fetch_one(pool)
+        .await?;
+    let current = current.unwrap_or(0);
+    let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > known {
+        return Err(CatalogError::TooNew { found: current, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let mut tx = pool.begin().await?;
+        for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+            tx.execute(statement).await?;
+        }
+        sqlx::query("INSERT INTO tessera_schema_version (version, applied_at) VALUES ($1, $2)")
+            .bind(version)
+            .bind(crate::store::now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "metadata schema migrated");
+    }
+    Ok(())
+}
+
+fn strip_comments(statement: &str) -> String {
+    statement
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}

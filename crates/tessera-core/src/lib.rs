@@ -1,0 +1,22 @@
+//! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
+//! their contracts (columns, types, row-level rules) and the mapping of contract types to Arrow.
+//!
+//! This crate does no IO, is not async and does not (de)serialise file formats: reading ODCS and
+//! ODPS files is `tessera-spec`'s job, storing them `tessera-catalog`'s. Everything here is plain
+//! data and pure functions, so its tests run in microseconds.
+
+mod error;
+mod model;
+mod name;
+mod rules;
+mod types;
+
+pub use error::{CoreError, Result};
+pub use model::{
+    Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product,
+    QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
+    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty,
+};
+pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
+pub use rules::{Bound, RowRule, RowRuleKind};
+pub use types::{LogicalType, arrow_type, type_mapping_table, utc_timestamp};

@@ -1,0 +1,220 @@
+//! Data products, their datasets and contracts, as Tessera works with them. Built from the
+//! standard files by `tessera-spec`; the files themselves stay the source of truth.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::Result;
+use crate::name::Name;
+use crate::rules::{Bound, RowRule, RowRuleKind};
+use crate::types::{LogicalType, arrow_type, utc_timestamp};
+
+/// Quarantine columns after the contract's own: the batch, the row's 1-based number in it, the
+/// first rule it broke and that rule's column, every reason, and when.
+pub const QUARANTINE_BATCH_ID: &str = "_batch_id";
+pub const QUARANTINE_ROW_NUMBER: &str = "_row_number";
+pub const QUARANTINE_RULE: &str = "_rule";
+pub const QUARANTINE_COLUMN: &str = "_column";
+pub const QUARANTINE_REASON: &str = "_reason";
+pub const QUARANTINE_AT: &str = "_quarantined_at";
+
+/// A data product (ODPS): owned by a team in a domain, publishing datasets through output ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    /// The ODPS `id`, stable across renames.
+    pub id: String,
+    pub domain: Name,
+    pub name: Name,
+    pub version: Option<String>,
+    pub status: String,
+    pub description: Option<String>,
+    /// The owning team's name (`team.name`).
+    pub owner: Option<String>,
+    pub output_ports: Vec<OutputPort>,
+    pub input_ports: Vec<InputPort>,
+}
+
+/// An output port: a contract (by id and version) whose schema objects become datasets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputPort {
+    pub name: String,
+    pub version: String,
+    pub contract_id: Option<String>,
+    pub description: Option<String>,
+}
+
+/// An input port: a contract this product consumes (product-level lineage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputPort {
+    pub name: String,
+    pub version: String,
+    pub contract_id: String,
+}
+
+/// A data contract (ODCS) reduced to what Tessera enforces; each schema object is a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contract {
+    pub id: String,
+    pub version: String,
+    pub status: String,
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub description: Option<String>,
+    pub datasets: Vec<DatasetSchema>,
+    pub sla: Vec<SlaProperty>,
+}
+
+impl Contract {
+    pub fn dataset(&self, name: &str) -> Option<&DatasetSchema> {
+        self.datasets.iter().find(|d| d.name.as_str() == name)
+    }
+}
+
+/// An ODCS `slaProperties` entry, as declared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaProperty {
+    pub property: String,
+    pub value: serde_json::Value,
+    pub unit: Option<String>,
+    pub element: Option<String>,
+}
+
+/// One schema object of a contract: a dataset's columns and rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSchema {
+    pub name: Name,
+    pub description: Option<String>,
+    pub columns: Vec<Column>,
+}
+
+impl DatasetSchema {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The Arrow schema of the dataset's table: one nullable field per column, in contract order.
+    pub fn arrow_schema(&self) -> Result<SchemaRef> {
+        let fields = self
+            .columns
+            .iter()
+            .map(|c| Ok(Field::new(&c.name, arrow_type(c)?, true)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// The schema of the dataset's quarantine table: every contract column as text (the value as
+    /// received, which may not even have the right type), then where the row came from and why it
+    /// was refused.
+    pub fn quarantine_arrow_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, DataType::Utf8, true))
+            .collect();
+        fields.extend([
+            Field::new(QUARANTINE_BATCH_ID, DataType::Utf8, false),
+            Field::new(QUARANTINE_ROW_NUMBER, DataType::Int64, false),
+            Field::new(QUARANTINE_RULE, DataType::Utf8, false),
+            Field::new(QUARANTINE_COLUMN, DataType::Utf8, false),
+            Field::new(QUARANTINE_REASON, DataType::Utf8, false),
+            Field::new(QUARANTINE_AT, utc_timestamp(), false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The row-level rules of the contract: what a single row must satisfy to be accepted.
+    /// Type conformity is the cast to [`Self::arrow_schema`] and is not listed here.
+    pub fn row_rules(&self) -> Vec<RowRule> {
+        let mut rules = Vec::new();
+        for column in &self.columns {
+            let mut add = |kind| {
+                rules.push(RowRule {
+                    column: column.name.clone(),
+                    kind,
+                })
+            };
+            let c = &column.constraints;
+            if column.required || column.primary_key {
+                add(RowRuleKind::Required);
+            }
+            if let Some(n) = c.min_length {
+                add(RowRuleKind::MinLength(n));
+            }
+            if let Some(n) = c.max_length {
+                add(RowRuleKind::MaxLength(n));
+            }
+            if let Some(p) = &c.pattern {
+                add(RowRuleKind::Pattern(p.clone()));
+            }
+            if let Some(b) = &c.minimum {
+                add(RowRuleKind::Minimum(b.clone(), false));
+            }
+            if let Some(b) = &c.exclusive_minimum {
+                add(RowRuleKind::Minimum(b.clone(), true));
+            }
+            if let Some(b) = &c.maximum {
+                add(RowRuleKind::Maximum(b.clone(), false));
+            }
+            if let Some(b) = &c.exclusive_maximum {
+                add(RowRuleKind::Maximum(b.clone(), true));
+            }
+            if let Some(values) = &c.valid_values {
+                add(RowRuleKind::ValidValues(values.clone()));
+            }
+        }
+        rules
+    }
+}
+
+/// A column (ODCS schema property).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub logical_type: Option<LogicalType>,
+    pub physical_type: Option<String>,
+    pub required: bool,
+    pub unique: bool,
+    pub primary_key: bool,
+    pub description: Option<String>,
+    pub classification: Option<String>,
+    pub constraints: Constraints,
+    /// Element type of an array.
+    pub items: Option<Box<Column>>,
+    /// Fields of an object.
+    pub properties: Vec<Column>,
+}
+
+impl Column {
+    /// A column with no type, no rules: a starting point for builders and tests.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            logical_type: None,
+            physical_type: None,
+            required: false,
+            unique: false,
+            primary_key: false,
+            description: None,
+            classification: None,
+            constraints: Constraints::default(),
+            items: None,
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// `logicalTypeOptions`, plus the valid values of a zero-tolerance `invalidValues` rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraints {
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub pattern: Option<String>,
+    pub format: Option<String>,
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    pub exclusive_minimum: Option<Bound>,
+    pub exclusive_maximum: Option<Bound>,
+    pub valid_values: Option<Vec<serde_json::Value>>,
+    pub timezone: Option<bool>,
+}

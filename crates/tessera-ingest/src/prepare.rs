@@ -1,0 +1,377 @@
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, StringArray, StringBuilder,
+    TimestampMicrosecondArray, new_null_array,
+};
+use arrow::compute::kernels::cmp;
+use arrow::compute::{CastOptions, cast_with_options, concat_batches, filter_record_batch, nullif};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tessera_core::{DatasetSchema, LogicalType};
+use tessera_quality::{RowValidator, RowVerdicts, Violation};
+
+use crate::error::{IngestError, Result};
+use crate::format::Format;
+
+/// A batch split by the contract.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Accepted rows, with the dataset table's schema.
+    pub valid: RecordBatch,
+    /// Refused rows with the quarantine table's schema.
+    pub quarantine: RecordBatch,
+    pub rows: usize,
+}
+
+impl Prepared {
+    pub fn accepted(&self) -> usize {
+        self.valid.num_rows()
+    }
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.num_rows()
+    }
+}
+
+/// Reads `bytes` as `format` and splits the rows by `dataset`'s contract. `now_micros` stamps the
+/// quarantined rows. Fails (writing nothing) only when the input as a whole is unusable:
+/// unreadable, empty, or with columns the contract does not know.
+pub fn prepare(
+    dataset: &DatasetSchema,
+    validator: &RowValidator,
+    format: Format,
+    bytes: Bytes,
+    batch_id: &str,
+    now_micros: i64,
+) -> Result<Prepared> {
+    let target = dataset
+        .arrow_schema()
+        .map_err(|e| IngestError::Unreadable { format: format.as_str(), reason: e.to_string() })?;
+    let raw = read(format, bytes, &target)?;
+    if raw.num_rows() == 0 {
+        return Err(IngestError::Empty);
+    }
+    check_columns(raw.schema_ref(), &target)?;
+    let rows = raw.num_rows();
+
+    // Cast each contract column; a value that was there but does not cast is a type violation.
+    let mut verdicts = RowVerdicts::default();
+    let mut typed_columns = Vec::with_capacity(target.fields().len());
+    let mut raw_columns = Vec::with_capacity(target.fields().len());
+    for (field, column) in target.fields().iter().zip(&dataset.columns) {
+        let raw_column = match raw.column_by_name(field.name()) {
+            Some(c) => blank_is_null(c.clone(), field.data_type())?,
+            None => new_null_array(&DataType::Utf8, rows),
+        };
+        let typed = cast_with_options(&raw_column, field.data_type(), &CastOptions::default())?;
+        let mut bad = lost_in_cast(&raw_column, &typed);
+        if column.logical_type == Some(LogicalType::Time) {
+            let as_time = cast_with_options(
+                &raw_column,
+                &DataType::Time64(TimeUnit::Microsecond),
+                &CastOptions::default(),
+            )?;
+            bad = arrow::compute::or(&bad, &lost_in_cast(&raw_column, &as_time))?;
+        }
+        if bad.true_count() > 0 {
+            let formatter = ArrayFormatter::try_new(raw_column.as_ref(), &FormatOptions::default())?;
+            let expected = column
+                .logical_type
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| field.data_type().to_string());
+            for row in (0..rows).filter(|r| bad.value(*r)) {
+                verdicts.add(
+                    row,
+                    Violation {
+                        rule: "type",
+                        column: field.name().clone(),
+                        reason: format!(
+                            "{}: {:?} is not a valid {expected}",
+                            field.name(),
+                            clip(&formatter.value(row).to_string())
+                        ),
+                    },
+                );
+            }
+        }
+        typed_columns.push(typed);
+        raw_columns.push(raw_column);
+    }
+    let typed = RecordBatch::try_new(target.clone(), typed_columns)?;
+    for (row, violations) in validator.check(&typed)?.failures {
+        for v in violations {
+            verdicts.add(row, v);
+        }
+    }
+
+    let passing = verdicts.passing_mask(rows);
+    let valid = filter_record_batch(&typed, &passing)?;
+    let quarantine = quarantine_batch(dataset, &raw_columns, &verdicts, batch_id, now_micros)?;
+    Ok(Prepared {
+        valid,
+        quarantine,
+        rows,
+    })
+}
+
+fn clip(value: &str) -> String {
+    match value.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &value[..i]),
+        None => value.to_string(),
+    }
+}
+
+/// Rows where the input had a value and the cast produced none.
+fn lost_in_cast(raw: &ArrayRef, typed: &ArrayRef) -> BooleanArray {
+    (0..raw.len())
+        .map(|i| Some(raw.is_valid(i) && typed.is_null(i)))
+        .collect()
+}
+
+/// An empty text field is a missing value for non-text columns (as in CSV everywhere).
+fn blank_is_null(column: ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    if column.data_type() != &DataType::Utf8 || target == &DataType::Utf8 {
+        return Ok(column);
+    }
+    let empty = StringArray::new_scalar("");
+    let is_empty = cmp::eq(&column, &empty)?;
+    Ok(nullif(column.as_ref(), &is_empty)?)
+}
+
+fn check_columns(raw: &SchemaRef, target: &SchemaRef) -> Result<()> {
+    let unknown: Vec<String> = raw
+        .fields()
+        .iter()
+        .filter(|f| target.field_with_name(f.name()).is_err())
+        .map(|f| f.name().clone())
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(IngestError::UnknownColumns {
+            unknown,
+            expected: target.fields().iter().map(|f| f.name().clone()).collect(),
+        })
+    }
+}
+
+/// The schema a text format is read with: scalars as text (cast later, so that a bad value is
+/// one quarantined row, not a failed file), nested columns with their own type.
+fn text_schema(names: &[String], target: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = names
+        .iter()
+        .map(|name| {
+            let data_type = match target.field_with_name(name) {
+                Ok(f) if f.data_type().is_nested() => f.data_type().clone(),
+                _ => DataType::Utf8,
+            };
+            Field::new(name, data_type, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn read(format: Format, bytes: Bytes, target: &SchemaRef) -> Result<RecordBatch> {
+    let unreadable = |reason: String| IngestError::Unreadable {
+        format: format.as_str(),
+        reason,
+    };
+    let batches: Vec<RecordBatch> = match format {
+        Format::Csv => {
+            let mut header = csv::ReaderBuilder::new().has_headers(false).from_reader(Cursor::new(&bytes));
+            let names: Vec<String> = match header.records().next() {
+                Some(record) => record
+                    .map_err(|e| unreadable(format!("header: {e}")))?
+                    .iter()
+                    .map(|s| s.trim().to_string())
+                    .collect(),
+                None => return Err(IngestError::Empty),
+            };
+            let mut seen = HashMap::new();
+            for name in &names {
+                if seen.insert(name.clone(), ()).is_some() {
+                    return Err(unreadable(format!("column {name:?} appears twice in the header")));
+                }
+            }
+            let schema = text_schema(&names, target);
+            arrow::csv::ReaderBuilder::new(schema)
+                .with_header(true)
+                .build(Cursor::new(bytes))
+                .map_err(|e| unreadable(e.to_string()))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| unreadable(e.to_string()))?
+        }
+        Format::Ndjson => {
+            let names = json_keys(&bytes).map_err(unreadable)?;
+            let schema = text_schema(&names, target);
+            arrow::json::ReaderBuilder::new(schema)
+                .with_coerce_primitive(true)
+                .with_strict_mode(true)
+                .build(Cursor::new(bytes))
+                .map_err(|e| unreadable(e.to_string()))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| unreadable(e.to_string()))?
+        }
+        Format::Parquet => ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| unreadable(e.to_string()))?
+            .build()
+            .map_err(|e| unreadable(e.to_string()))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| unreadable(e.to_string()))?,
+    };
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => return Err(IngestError::Empty),
+    };
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+/// Every key that appears in any line of an NDJSON document, in order of first appearance; a
+/// line that is not a JSON object is reported with its number.
+fn json_keys(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let mut keys: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| format!("line {}: expected a JSON object", i + 1))?;
+        for key in object.keys() {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+    }
+    Ok(keys)
+}
+
+fn quarantine_batch(
+    dataset: &DatasetSchema,
+    raw_columns: &[ArrayRef],
+    verdicts: &RowVerdicts,
+    batch_id: &str,
+    now_micros: i64,
+) -> Result<RecordBatch> {
+    let schema = dataset.quarantine_arrow_schema();
+    let n = verdicts.failures.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    let options = FormatOptions::default();
+    for raw in raw_columns {
+        let formatter = ArrayFormatter::try_new(raw.as_ref(), &options)?;
+        let mut values = StringBuilder::new();
+        for (row, _) in &verdicts.failures {
+            if raw.is_valid(*row) {
+                values.append_value(formatter.value(*row).to_string());
+            } else {
+                values.append_null();
+            }
+        }
+        columns.push(Arc::new(values.finish()));
+    }
+    let first = |f: fn(&Violation) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            verdicts.failures.iter().map(|(_, v)| f(&v[0])),
+        ))
+    };
+    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(batch_id, n))));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        verdicts.failures.iter().map(|(row, _)| *row as i64 + 1),
+    )));
+    columns.push(first(|v| v.rule.to_string()));
+    columns.push(first(|v| v.column.clone()));
+    columns.push(Arc::new(StringArray::from_iter_values(verdicts.failures.iter().map(
+        |(_, v)| v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join("; "),
+    ))));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![now_micros; n]).with_timezone("UTC"),
+    ));
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{Bound, Column, Constraints, Name};
+
+    fn dataset() -> DatasetSchema {
+        let col = |name: &str, t: LogicalType, required: bool, c: Constraints| Column {
+            logical_type: Some(t),
+            required,
+            constraints: c,
+            ..Column::new(name)
+        };
+        DatasetSchema {
+            name: Name::parse("orders").unwrap(),
+            description: None,
+            columns: vec![
+                col("id", LogicalType::Integer, true, Constraints::default()),
+                col(
+                    "amount",
+                    LogicalType::Number,
+                    false,
+                    Constraints { minimum: Some(Bound::Number(0.0)), ..Default::default() },
+                ),
+                col("placed", LogicalType::Timestamp, false, Constraints::default()),
+            ],
+        }
+    }
+
+    fn run(format: Format, input: &str) -> Result<Prepared> {
+        let ds = dataset();
+        let validator = RowValidator::new(&ds).unwrap();
+        prepare(&ds, &validator, format, Bytes::from(input.to_string()), "b1", 0)
+    }
+
+    fn column_text(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let c = batch.column_by_name(name).unwrap();
+        let c = cast_with_options(c, &DataType::Utf8, &CastOptions::default()).unwrap();
+        c.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn csv_rows_are_cast_and_split_with_reasons() {
+        let p = run(
+            Format::Csv,
+            "placed,id,amount\n2024-01-01T10:00:00Z,1,9.5\n,2,-3\n2024-01-02,x,1\n,,\n",
+        )
+        .unwrap();
+        assert_eq!((p.rows, p.accepted(), p.quarantined()), (4, 1, 3));
+        assert_eq!(column_text(&p.valid, "id"), vec![Some("1".into())]);
+        assert_eq!(
+            column_text(&p.quarantine, "_reason"),
+            vec![
+                Some("amount: \"-3\" is not >= 0".into()),
+                Some("id: \"x\" is not a valid integer".into()),
+                Some("id is required but missing".into()),
+            ]
+        );
+        assert_eq!(column_text(&p.quarantine, "_rule"), vec![Some("minimum".into()), Some("type".into()), Some("required".into())]);
+        assert_eq!(column_text(&p.quarantine, "_row_number"), vec![Some("2".into()), Some("3".into()), Some("4".into())]);
+        // Quarantined values are kept as received.
+        assert_eq!(column_text(&p.quarantine, "id"), vec![Some("2".into()), Some("x".into()), None]);
+    }
+
+    #[test]
+    fn ndjson_numbers_and_strings_are_both_accepted() {
+        let p = run(Format::Ndjson, "{\"id\": 1, \"amount\": 2.5}\n{\"id\": \"2\"}\n").unwrap();
+        assert_eq!((p.accepted(), p.quarantined()), (2, 0));
+    }
+
+    #[test]
+    fn unusable_input_is_refused_whole() {
+        let err = run(Format::Csv, "id,colour\n1,red\n").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        let err = run(Format::Ndjson, "{\"id\": 1}\n{not json\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(matches!(run(Format::Csv, "id,amount\n"), Err(IngestError::Empty)));
+    }
+}

@@ -1,0 +1,17 @@
+/// Errors compiling or evaluating rules.
+#[derive(Debug, thiserror::Error)]
+pub enum QualityError {
+    /// A rule that cannot be applied to its column (wrong type, unparsable bound, bad pattern).
+    #[error("column {column:?}: rule {rule}: {reason}")]
+    InvalidRule {
+        column: String,
+        rule: String,
+        reason: String,
+    },
+    /// An Arrow kernel failed; this is a bug in Tessera.
+    #[error("internal error evaluating rules (this is a bug): {0}")]
+    Internal(#[from] arrow::error::ArrowError),
+}
+
+/// Result with [`QualityError`].
+pub type Result<T, E = QualityError> = std::result::Result<T, E>;

@@ -1,0 +1,20 @@
+//! The standard files Tessera speaks, read strictly: ODCS v3.1.0 data contracts (v3.2.0 read
+//! too) and ODPS v1.0.0 product descriptors.
+//!
+//! A file is parsed as YAML without timestamp coercion, validated against the official JSON
+//! Schema (draft 2019-09, embedded), then converted into `tessera-core`'s model. Every problem is
+//! a [`Diagnostic`] naming the file, the line and the field. The file text itself stays the
+//! source of truth: this crate never rewrites a document, and it does no IO besides reading
+//! the file a caller names (see [`SpecDocument::read`]).
+
+mod document;
+mod error;
+mod odcs;
+mod odps;
+mod validate;
+
+pub use document::{DocumentKind, SpecDocument};
+pub use error::{Diagnostic, SpecError};
+pub use odcs::contract_from_document;
+pub use odps::product_from_document;
+pub use validate::validate;

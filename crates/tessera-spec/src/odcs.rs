@@ -1,0 +1,298 @@
+//! ODCS document → [`Contract`]. Runs after [`crate::validate`], so the shape is the standard's;
+//! what is checked here is what Tessera needs on top (SQL names, types it can store, rules it can
+//! evaluate), each with the file, line and field.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use tessera_core::{
+    Bound, Column, Constraints, Contract, DatasetSchema, LogicalType, Name, QUARANTINE_SUFFIX,
+    SlaProperty, arrow_type,
+};
+
+use crate::document::SpecDocument;
+use crate::error::{Diagnostic, Result, SpecError};
+
+/// Converts a validated ODCS document into the contract Tessera enforces.
+pub fn contract_from_document(doc: &SpecDocument) -> Result<Contract> {
+    let v = &doc.value;
+    let mut problems = Vec::new();
+    let mut datasets = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, object) in array(v, "schema").iter().enumerate() {
+        let at = format!("/schema/{i}");
+        let name = text(object, "name").unwrap_or_default();
+        let name = match Name::parse(&name) {
+            Ok(n) if n.as_str().ends_with(QUARANTINE_SUFFIX) => {
+                problems.push(doc.diagnostic(
+                    &format!("{at}/name"),
+                    format!("a dataset name may not end in {QUARANTINE_SUFFIX:?}: Tessera uses that suffix for quarantine tables"),
+                ));
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(doc.diagnostic(
+                    &format!("{at}/name"),
+                    format!("{e}: a dataset is queried as domain.product.{name:?}, so its name must be a SQL identifier"),
+                ));
+                continue;
+            }
+        };
+        if !seen.insert(name.clone()) {
+            problems.push(doc.diagnostic(
+                &format!("{at}/name"),
+                format!("dataset {name} is defined twice in this contract"),
+            ));
+        }
+        let mut columns = Vec::new();
+        let mut column_names = HashSet::new();
+        for (j, property) in array(object, "properties").iter().enumerate() {
+            let pat = format!("{at}/properties/{j}");
+            match column(doc, property, &pat, &mut problems) {
+                Some(c) => {
+                    if !column_names.insert(c.name.clone()) {
+                        problems.push(doc.diagnostic(
+                            &format!("{pat}/name"),
+                            format!("column {:?} is defined twice in dataset {name}", c.name),
+                        ));
+                    }
+                    columns.push(c)
+                }
+                None => continue,
+            }
+        }
+        datasets.push(DatasetSchema {
+            name,
+            description: description(object),
+            columns,
+        });
+    }
+    let sla = array(v, "slaProperties")
+        .iter()
+        .map(|p| SlaProperty {
+            property: text(p, "property").unwrap_or_default(),
+            value: p.get("value").cloned().unwrap_or(Value::Null),
+            unit: text(p, "unit"),
+            element: text(p, "element"),
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(SpecError::Invalid(problems));
+    }
+    Ok(Contract {
+        id: text(v, "id").unwrap_or_default(),
+        version: text(v, "version").unwrap_or_default(),
+        status: text(v, "status").unwrap_or_default(),
+        name: text(v, "name"),
+        domain: text(v, "domain"),
+        description: description(v),
+        datasets,
+        sla,
+    })
+}
+
+fn column(
+    doc: &SpecDocument,
+    p: &Value,
+    at: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Column> {
+    let name = text(p, "name").unwrap_or_default();
+    if name.is_empty() {
+        problems.push(doc.diagnostic(&format!("{at}/name"), "a column needs a name"));
+        return None;
+    }
+    let logical_type = text(p, "logicalType").and_then(|t| t.parse::<LogicalType>().ok());
+    let options = p.get("logicalTypeOptions");
+    let opt = |key: &str| options.and_then(|o| o.get(key));
+    let bound = |key: &str| {
+        opt(key).and_then(|b| match b {
+            Value::Number(n) => n.as_f64().map(Bound::Number),
+            Value::String(s) => Some(Bound::Text(s.clone())),
+            _ => None,
+        })
+    };
+    let mut constraints = Constraints {
+        min_length: opt("minLength").and_then(Value::as_u64),
+        max_length: opt("maxLength").and_then(Value::as_u64),
+        pattern: opt("pattern").and_then(Value::as_str).map(str::to_string),
+        format: opt("format").and_then(Value::as_str).map(str::to_string),
+        minimum: bound("minimum"),
+        maximum: bound("maximum"),
+        exclusive_minimum: bound("exclusiveMinimum"),
+        exclusive_maximum: bound("exclusiveMaximum"),
+        valid_values: None,
+        timezone: opt("timezone").and_then(Value::as_bool),
+    };
+    // A property-level `invalidValues` rule that tolerates no invalid value is a row-level rule:
+    // each row either has a valid value or is quarantined.
+    for rule in array(p, "quality") {
+        let metric = text(rule, "metric").or_else(|| text(rule, "rule"));
+        if metric.as_deref() != Some("invalidValues") || !zero_tolerance(rule) {
+            continue;
+        }
+        let args = rule.get("arguments");
+        if let Some(values) = args.and_then(|a| a.get("validValues")).and_then(Value::as_array) {
+            constraints.valid_values = Some(values.clone());
+        }
+        if let Some(pattern) = args.and_then(|a| a.get("pattern")).and_then(Value::as_str) {
+            constraints.pattern.get_or_insert_with(|| pattern.to_string());
+        }
+    }
+    if let Some(pattern) = &constraints.pattern
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        problems.push(doc.diagnostic(
+            &format!("{at}/logicalTypeOptions/pattern"),
+            format!("pattern is not a valid regular expression: {e}"),
+        ));
+    }
+    let column = Column {
+        name,
+        logical_type,
+        physical_type: text(p, "physicalType"),
+        required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
+        unique: p.get("unique").and_then(Value::as_bool).unwrap_or(false),
+        primary_key: p.get("primaryKey").and_then(Value::as_bool).unwrap_or(false),
+        description: text(p, "description"),
+        classification: text(p, "classification"),
+        constraints,
+        items: p.get("items").and_then(|items| {
+            column(doc, &with_default_name(items, "element"), &format!("{at}/items"), problems)
+                .map(Box::new)
+        }),
+        properties: array(p, "properties")
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| column(doc, c, &format!("{at}/properties/{k}"), problems))
+            .collect(),
+    };
+    if let Err(e) = arrow_type(&column) {
+        let field = if column.physical_type.is_some() { "physicalType" } else { "logicalType" };
+        problems.push(doc.diagnostic(&format!("{at}/{field}"), e.to_string()));
+        return None;
+    }
+    Some(column)
+}
+
+/// Whether a quality rule allows no failing row at all (and is blocking).
+fn zero_tolerance(rule: &Value) -> bool {
+    let severity_blocks = matches!(text(rule, "severity").as_deref(), None | Some("error"));
+    let zero = |key: &str, limit: f64| rule.get(key).and_then(Value::as_f64) == Some(limit);
+    severity_blocks
+        && (zero("mustBe", 0.0) || zero("mustBeLessThan", 1.0) || zero("mustBeLessOrEqualTo", 0.0))
+}
+
+fn with_default_name(v: &Value, name: &str) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(map) = &mut v {
+        map.entry("name").or_insert_with(|| Value::from(name));
+    }
+    v
+}
+
+pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// `description` is a string on schema objects and `{purpose, usage, ...}` at the top level.
+pub(crate) fn description(v: &Value) -> Option<String> {
+    match v.get("description")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("purpose").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::RowRuleKind;
+
+    const CONTRACT: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: orders-contract
+version: 1.2.0
+status: active
+description:
+  purpose: Orders of the shop
+schema:
+  - name: orders
+    properties:
+      - name: order_id
+        logicalType: integer
+        required: true
+      - name: status
+        logicalType: string
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [open, shipped]
+            mustBe: 0
+      - name: amount
+        logicalType: number
+        physicalType: decimal(10,2)
+        logicalTypeOptions:
+          minimum: 0
+      - name: email
+        logicalType: string
+        logicalTypeOptions:
+          pattern: "^[^@]+@[^@]+$"
+          maxLength: 80
+slaProperties:
+  - property: freshness
+    value: 5
+    unit: m
+    element: orders.placed_at
+"#;
+
+    #[test]
+    fn contracts_convert_with_their_rules() {
+        let doc = SpecDocument::parse("c.yaml", CONTRACT).unwrap();
+        crate::validate(&doc).unwrap();
+        let c = contract_from_document(&doc).unwrap();
+        assert_eq!((c.id.as_str(), c.version.as_str()), ("orders-contract", "1.2.0"));
+        assert_eq!(c.description.as_deref(), Some("Orders of the shop"));
+        let orders = c.dataset("orders").unwrap();
+        let kinds: Vec<(String, &str)> = orders
+            .row_rules()
+            .iter()
+            .map(|r| (r.column.clone(), r.name()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("order_id".into(), "required"),
+                ("status".into(), "validValues"),
+                ("amount".into(), "minimum"),
+                ("email".into(), "maxLength"),
+                ("email".into(), "pattern"),
+            ]
+        );
+        assert!(matches!(&orders.row_rules()[2].kind, RowRuleKind::Minimum(Bound::Number(n), false) if *n == 0.0));
+        assert_eq!(c.sla[0].property, "freshness");
+    }
+
+    #[test]
+    fn dataset_names_must_be_sql_identifiers() {
+        let text = CONTRACT.replace("  - name: orders", "  - name: Orders Table");
+        let doc = SpecDocument::parse("c.yaml", &text).unwrap();
+        let err = contract_from_document(&doc).unwrap_err().to_string();
+        assert!(err.starts_with("c.yaml:9: schema[0].name: invalid name"), "{err}");
+    }
+
+    #[test]
+    fn unknown_physical_types_are_reported_where_they_are() {
+        let text = CONTRACT
+            .replace("        logicalType: number\n", "")
+            .replace("physicalType: decimal(10,2)", "physicalType: geography");
+        let doc = SpecDocument::parse("c.yaml", &text).unwrap();
+        let err = contract_from_document(&doc).unwrap_err().to_string();
+        assert!(err.contains("c.yaml:22: schema[0].properties[2].physicalType"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Datasets as Delta Lake tables (delta-rs) on object storage: local files by default, S3 and
+//! other object stores by URL.
+//!
+//! This crate creates tables with a contract's schema, appends batches in one commit each with
+//! an idempotent transaction id (a batch sent twice is written once), makes local commits
+//! durable before they are acknowledged (file and directory fsync, see [`durable`]), and keeps
+//! each table open with a fresh snapshot for queries. It knows nothing of contracts, rules or
+//! SQL: callers hand it Arrow schemas and record batches.
+
+pub mod durable;
+mod error;
+mod store;
+
+pub use error::{Result, StorageError};
+pub use store::{AppendOutcome, Storage, TableInfo};

@@ -1,0 +1,362 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use url::Url;
+
+use crate::durable::SyncedLocalStore;
+use crate::error::{Result, StorageError};
+
+/// How long Delta keeps transaction ids, i.e. how long a retried batch is recognised.
+const TXN_RETENTION: &str = "interval 30 days";
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendOutcome {
+    /// The table version of the commit; `None` when nothing was written.
+    pub version: Option<i64>,
+    /// The transaction id was already committed: nothing was written this time.
+    pub duplicate: bool,
+}
+
+/// A table as the rest of Tessera sees it.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Relative to the storage root, e.g. `marketplace/provenance/sales`.
+    pub location: String,
+    pub url: Url,
+    pub version: Option<i64>,
+    pub schema: SchemaRef,
+}
+
+/// One table: writers take `writer` in turn; readers clone `current` (a cheap snapshot clone).
+#[derive(Default)]
+struct Slot {
+    writer: tokio::sync::Mutex<()>,
+    current: RwLock<Option<DeltaTable>>,
+}
+
+/// All tables under one root URL (a local directory or an object store prefix).
+pub struct Storage {
+    root: Url,
+    options: HashMap<String, String>,
+    /// Set for local roots: their writes go through [`SyncedLocalStore`].
+    local_root: Option<PathBuf>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("root", &self.root.as_str()).finish()
+    }
+}
+
+impl Storage {
+    /// Opens a root: a local directory (created if missing) or an object store URL such as
+    /// `s3://bucket/prefix`. `options` are object store options (e.g. `AWS_ENDPOINT_URL`);
+    /// the environment is read too.
+    pub fn new(root: &str, options: HashMap<String, String>) -> Result<Self> {
+        let invalid = |reason: String| StorageError::InvalidLocation {
+            location: root.to_string(),
+            reason,
+        };
+        let (url, local_root) = if root.contains("://") && !root.starts_with("file://") {
+            let mut url = Url::parse(root).map_err(|e| invalid(e.to_string()))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            (url, None)
+        } else {
+            let path = PathBuf::from(root.strip_prefix("file://").unwrap_or(root));
+            std::fs::create_dir_all(&path).map_err(|e| invalid(e.to_string()))?;
+            let path = path.canonicalize().map_err(|e| invalid(e.to_string()))?;
+            let url = Url::from_directory_path(&path)
+                .map_err(|_| invalid("not an absolute directory path".into()))?;
+            (url, Some(path))
+        };
+        Ok(Self {
+            root: url,
+            options,
+            local_root,
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The root URL, ending in `/`.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The URL of a table at a location relative to the root.
+    pub fn table_url(&self, location: &str) -> Result<Url> {
+        self.root
+            .join(&format!("{}/", location.trim_end_matches('/')))
+            .map_err(|e| StorageError::InvalidLocation {
+                location: location.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn slot(&self, location: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().expect("slot map lock poisoned");
+        slots.entry(location.to_string()).or_default().clone()
+    }
+
+    fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
+        let builder = DeltaTableBuilder::from_url(url.clone())
+            .map_err(|e| StorageError::delta(url.as_str(), e))?;
+        Ok(match &self.local_root {
+            Some(root) => builder
+                .with_storage_backend(Arc::new(SyncedLocalStore::new(root.clone())), url.clone()),
+            None => builder.with_storage_options(self.options.clone()),
+        })
+    }
+
+    /// Loads the latest version of a table; `None` when there is no table there yet.
+    async fn load(&self, location: &str) -> Result<(DeltaTable, bool)> {
+        let url = self.table_url(location)?;
+        let mut table = self
+            .builder(&url)?
+            .build()
+            .map_err(|e| StorageError::delta(location, e))?;
+        match table.load().await {
+            Ok(()) => Ok((table, true)),
+            Err(DeltaTableError::NotATable(_)) => Ok((table, false)),
+            Err(e) => Err(StorageError::delta(location, e)),
+        }
+    }
+
+    /// The cached table brought up to date with its latest commit.
+    async fn fresh(&self, location: &str) -> Result<Option<DeltaTable>> {
+        let slot = self.slot(location);
+        let cached = slot.current.read().expect("table lock poisoned").clone();
+        let table = match cached {
+            Some(mut table) => {
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| StorageError::delta(location, e))?;
+                table
+            }
+            None => match self.load(location).await? {
+                (table, true) => table,
+                (_, false) => return Ok(None),
+            },
+        };
+        publish(&slot, &table);
+        Ok(Some(table))
+    }
+
+    /// Creates the table with `schema` if it does not exist. If it exists, columns the schema
+    /// adds are added to the table; any other difference is an error.
+    pub async fn ensure_table(
+        &self,
+        location: &str,
+        schema: &Schema,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<TableInfo> {
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let wanted: StructType = schema
+            .try_into_kernel()
+            .map_err(|e| StorageError::SchemaMismatch {
+                table: location.to_string(),
+                reason: e.to_string(),
+            })?;
+        let table = match self.fresh(location).await? {
+            Some(table) => {
+                let existing = table
+                    .snapshot()
+                    .map_err(|e| StorageError::delta(location, e))?
+                    .snapshot()
+                    .arrow_schema();
+                let missing = reconcile(location, &existing, schema)?;
+                if missing.is_empty() {
+                    table
+                } else {
+                    let fields: Vec<_> = wanted
+                        .fields()
+                        .filter(|f| missing.contains(f.name()))
+                        .cloned()
+                        .collect();
+                    table
+                        .add_columns()
+                        .with_fields(fields)
+                        .await
+                        .map_err(|e| StorageError::delta(location, e))?
+                }
+            }
+            None => {
+                let (table, _) = self.load(location).await?;
+                let mut create = table
+                    .create()
+                    .with_columns(wanted.fields().cloned())
+                    .with_table_name(name)
+                    .with_configuration_property(
+                        TableProperty::SetTransactionRetentionDuration,
+                        Some(TXN_RETENTION),
+                    );
+                if let Some(description) = description {
+                    create = create.with_comment(description);
+                }
+                create.await.map_err(|e| StorageError::delta(location, e))?
+            }
+        };
+        publish(&slot, &table);
+        self.info(location, &table)
+    }
+
+    fn info(&self, location: &str, table: &DeltaTable) -> Result<TableInfo> {
+        let snapshot = table.snapshot().map_err(|e| StorageError::delta(location, e))?;
+        Ok(TableInfo {
+            location: location.to_string(),
+            url: self.table_url(location)?,
+            version: Some(snapshot.version() as i64),
+            schema: snapshot.snapshot().arrow_schema(),
+        })
+    }
+
+    /// The table's schema and version, or `None` if it does not exist.
+    pub async fn table_info(&self, location: &str) -> Result<Option<TableInfo>> {
+        match self.fresh(location).await? {
+            Some(table) => Ok(Some(self.info(location, &table)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends `batches` in one commit. With `txn_id`, the commit carries a Delta application
+    /// transaction: if that id was committed before, nothing is written and the outcome says
+    /// `duplicate`. On local storage the commit is on disk when this returns.
+    pub async fn append(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        txn_id: Option<&str>,
+    ) -> Result<AppendOutcome> {
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let table = self
+            .fresh(location)
+            .await?
+            .ok_or_else(|| StorageError::Io {
+                table: location.to_string(),
+                reason: "table does not exist".into(),
+            })?;
+        if let Some(id) = txn_id {
+            let seen = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?
+                .transaction_version(table.log_store().as_ref(), txn_app_id(id))
+                .await
+                .map_err(|e| StorageError::delta(location, e))?;
+            if seen.is_some() {
+                return Ok(AppendOutcome {
+                    version: None,
+                    duplicate: true,
+                });
+            }
+        }
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(AppendOutcome {
+                version: None,
+                duplicate: false,
+            });
+        }
+        let mut properties = CommitProperties::default();
+        if let Some(id) = txn_id {
+            properties = properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
+        }
+        let table = table
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        let version = table.version().map(|v| v as i64);
+        publish(&slot, &table);
+        Ok(AppendOutcome {
+            version,
+            duplicate: false,
+        })
+    }
+
+    /// A DataFusion table provider over the table's latest snapshot, with the table's object
+    /// store registered in `session`. `None` if the table does not exist.
+    pub async fn table_provider(
+        &self,
+        location: &str,
+        session: &dyn Session,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(None);
+        };
+        table
+            .update_datafusion_session(session)
+            .map_err(|e| StorageError::delta(location, e))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| StorageError::Io {
+                table: location.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(provider))
+    }
+}
+
+/// Stores `table` as the slot's current snapshot unless a newer one is already there.
+fn publish(slot: &Slot, table: &DeltaTable) {
+    let mut current = slot.current.write().expect("table lock poisoned");
+    let newer = match current.as_ref() {
+        Some(existing) => table.version() >= existing.version(),
+        None => true,
+    };
+    if newer {
+        *current = Some(table.clone());
+    }
+}
+
+fn txn_app_id(batch_id: &str) -> String {
+    format!("tessera-batch:{batch_id}")
+}
+
+/// Compares a stored schema with the wanted one; returns the columns to add.
+fn reconcile(location: &str, existing: &Schema, wanted: &Schema) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for field in existing.fields() {
+        match wanted.field_with_name(field.name()) {
+            Ok(w) if w.data_type() == field.data_type() => {}
+            Ok(w) => problems.push(format!(
+                "column {:?} is {} in the table but {} in the contract",
+                field.name(),
+                field.data_type(),
+                w.data_type()
+            )),
+            Err(_) => problems.push(format!(
+                "column {:?} is in the table but not in the contract",
+                field.name()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StorageError::SchemaMismatch {
+            table: location.to_string(),
+            reason: problems.join("; "),
+        });
+    }
+    Ok(wanted
+        .fields()
+        .iter()
+        .filter(|f| existing.field_with_name(f.name()).is_err())
+        .map(|f| f.name().clone())
+        .collect())
+}
