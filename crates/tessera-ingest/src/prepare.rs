@@ -103,9 +103,12 @@ pub fn prepare(
         raw_columns.push(raw_column);
     }
     let typed = RecordBatch::try_new(target.clone(), typed_columns)?;
-    for (row, violations) in validator.check(&typed)?.failures {
+    for (row, violations) in validator.check_showing(&typed, &raw_columns)?.failures {
         for v in violations {
-            verdicts.add(row, v);
+            // A value that failed its type is null after the cast; do not also call it missing.
+            if !verdicts.has(row, "type", &v.column) {
+                verdicts.add(row, v);
+            }
         }
     }
 
@@ -268,7 +271,7 @@ fn quarantine_batch(
     for raw in raw_columns {
         let formatter = ArrayFormatter::try_new(raw.as_ref(), &options)?;
         let mut values = StringBuilder::new();
-        for (row, _) in &verdicts.failures {
+        for row in verdicts.failures.keys() {
             if raw.is_valid(*row) {
                 values.append_value(formatter.value(*row).to_string());
             } else {
@@ -279,17 +282,17 @@ fn quarantine_batch(
     }
     let first = |f: fn(&Violation) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(
-            verdicts.failures.iter().map(|(_, v)| f(&v[0])),
+            verdicts.failures.values().map(|v| f(&v[0])),
         ))
     };
     columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(batch_id, n))));
     columns.push(Arc::new(Int64Array::from_iter_values(
-        verdicts.failures.iter().map(|(row, _)| *row as i64 + 1),
+        verdicts.failures.keys().map(|row| *row as i64 + 1),
     )));
     columns.push(first(|v| v.rule.to_string()));
     columns.push(first(|v| v.column.clone()));
-    columns.push(Arc::new(StringArray::from_iter_values(verdicts.failures.iter().map(
-        |(_, v)| v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join("; "),
+    columns.push(Arc::new(StringArray::from_iter_values(verdicts.failures.values().map(
+        |v| v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join("; "),
     ))));
     columns.push(Arc::new(
         TimestampMicrosecondArray::from(vec![now_micros; n]).with_timezone("UTC"),

@@ -2,6 +2,7 @@
 //! with vectorised kernels; a null value passes every rule but `required` (as in SQL and JSON
 //! Schema, where an absent value is not checked against a bound).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, StringArray};
@@ -53,23 +54,27 @@ pub struct Violation {
 /// The verdict on a batch: which rows pass, and for the others every rule they broke.
 #[derive(Debug, Default)]
 pub struct RowVerdicts {
-    /// `(row index, violations)` for every failing row, in row order.
-    pub failures: Vec<(usize, Vec<Violation>)>,
+    /// Row index → violations, for every failing row, in row order.
+    pub failures: BTreeMap<usize, Vec<Violation>>,
 }
 
 impl RowVerdicts {
     /// Adds a violation for a row (used by callers for type errors found while casting).
     pub fn add(&mut self, row: usize, violation: Violation) {
-        match self.failures.binary_search_by_key(&row, |(r, _)| *r) {
-            Ok(i) => self.failures[i].1.push(violation),
-            Err(i) => self.failures.insert(i, (row, vec![violation])),
-        }
+        self.failures.entry(row).or_default().push(violation);
+    }
+
+    /// Whether `row` already has a violation of `rule` on `column`.
+    pub fn has(&self, row: usize, rule: &str, column: &str) -> bool {
+        self.failures
+            .get(&row)
+            .is_some_and(|vs| vs.iter().any(|v| v.rule == rule && v.column == column))
     }
 
     /// A mask with `true` for rows without violations.
     pub fn passing_mask(&self, num_rows: usize) -> BooleanArray {
         let mut mask = vec![true; num_rows];
-        for (row, _) in &self.failures {
+        for row in self.failures.keys() {
             mask[*row] = false;
         }
         BooleanArray::from(mask)
@@ -100,6 +105,12 @@ impl RowValidator {
 
     /// Evaluates every rule on a batch of the dataset's schema.
     pub fn check(&self, batch: &RecordBatch) -> Result<RowVerdicts> {
+        self.check_showing(batch, batch.columns())
+    }
+
+    /// Like [`Self::check`], but quotes values in reasons from `as_received` (the columns before
+    /// they were cast, same order), so a reason shows what the producer sent.
+    pub fn check_showing(&self, batch: &RecordBatch, as_received: &[ArrayRef]) -> Result<RowVerdicts> {
         let mut verdicts = RowVerdicts::default();
         let format = FormatOptions::default().with_null("null");
         for compiled in &self.rules {
@@ -108,7 +119,8 @@ impl RowValidator {
             if passes.true_count() == passes.len() {
                 continue;
             }
-            let formatter = ArrayFormatter::try_new(column.as_ref(), &format)?;
+            let shown = &as_received[compiled.column_index];
+            let formatter = ArrayFormatter::try_new(shown.as_ref(), &format)?;
             for row in 0..passes.len() {
                 if !passes.value(row) {
                     let value = formatter.value(row).to_string();
@@ -360,7 +372,7 @@ mod tests {
                 (3, vec!["maxLength", "validValues"]),
             ]
         );
-        let reasons: Vec<&str> = verdicts.failures[0].1.iter().map(|v| v.reason.as_str()).collect();
+        let reasons: Vec<&str> = verdicts.failures[&1].iter().map(|v| v.reason.as_str()).collect();
         assert_eq!(reasons[0], "id is required but missing");
         assert_eq!(reasons[1], "amount: \"-1\" is not >= 0");
         assert_eq!(verdicts.passing_mask(4), BooleanArray::from(vec![true, false, false, false]));

@@ -123,6 +123,14 @@ impl Storage {
     /// Loads the latest version of a table; `None` when there is no table there yet.
     async fn load(&self, location: &str) -> Result<(DeltaTable, bool)> {
         let url = self.table_url(location)?;
+        if let Some(root) = &self.local_root {
+            // delta-rs wants a local table's directory to exist before it looks inside.
+            let dir = root.join(location);
+            std::fs::create_dir_all(&dir).map_err(|e| StorageError::Io {
+                table: location.to_string(),
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
         let mut table = self
             .builder(&url)?
             .build()

@@ -1,0 +1,65 @@
+//! A dataset as a DataFusion table: the schema comes from the metadata snapshot, the data from
+//! the Delta table's latest snapshot, brought up to date when a query scans it.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use tessera_storage::Storage;
+
+#[derive(Debug)]
+pub(crate) struct DatasetTable {
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) location: String,
+    pub(crate) schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for DatasetTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters go to the Delta scan for file skipping; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let provider = self
+            .storage
+            .table_provider(&self.location, state)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        match provider {
+            Some(delta) => delta.scan(state, projection, filters, limit).await,
+            // The table is gone from storage: an empty result, as for a dataset never loaded.
+            None => {
+                let schema = match projection {
+                    Some(p) => Arc::new(self.schema.project(p)?),
+                    None => self.schema.clone(),
+                };
+                Ok(Arc::new(EmptyExec::new(schema)))
+            }
+        }
+    }
+}

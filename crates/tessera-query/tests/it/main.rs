@@ -1,0 +1,119 @@
+//! Storage and query together, through their public surfaces: tables created, batches
+//! appended once even when sent twice, data still there after reopening, SQL read-only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use tessera_query::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, QueryError};
+use tessera_storage::Storage;
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn batch(ids: &[i64]) -> RecordBatch {
+    let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(names)),
+        ],
+    )
+    .unwrap()
+}
+
+fn snapshot() -> MeshSnapshot {
+    MeshSnapshot {
+        tables: vec![
+            DatasetEntry {
+                reference: "shop.orders.items".parse().unwrap(),
+                location: "shop/orders/items".into(),
+                schema: schema(),
+            },
+            DatasetEntry {
+                reference: "crm.people.names".parse().unwrap(),
+                location: "crm/people/names".into(),
+                schema: schema(),
+            },
+        ],
+    }
+}
+
+async fn count(engine: &QueryEngine, sql: &str) -> i64 {
+    let (_, batches) = engine.collect(&snapshot(), sql).await.unwrap();
+    batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+}
+
+#[tokio::test]
+async fn batches_are_appended_once_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    {
+        let storage = Arc::new(Storage::new(root, HashMap::new()).unwrap());
+        for entry in snapshot().tables {
+            storage.ensure_table(&entry.location, &schema(), "t", Some("test")).await.unwrap();
+        }
+        let first = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+        assert_eq!((first.version, first.duplicate), (Some(1), false));
+        let again = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+        assert!(again.duplicate);
+        storage.append("shop/orders/items", vec![batch(&[4])], Some("b2")).await.unwrap();
+        storage.append("crm/people/names", vec![batch(&[1, 4])], None).await.unwrap();
+
+        let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
+        assert_eq!(count(&engine, "SELECT count(*) FROM shop.orders.items").await, 4);
+        assert_eq!(
+            count(&engine, "SELECT count(*) FROM shop.orders.items i JOIN crm.people.names n ON i.id = n.id").await,
+            2
+        );
+    }
+    // A new process over the same directory sees everything, and still knows batch b1.
+    let storage = Arc::new(Storage::new(root, HashMap::new()).unwrap());
+    let again = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+    assert!(again.duplicate);
+    let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
+    assert_eq!(count(&engine, "SELECT count(*) FROM shop.orders.items").await, 4);
+    // information_schema lists every dataset.
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM information_schema.tables WHERE table_catalog IN ('shop', 'crm') AND table_schema <> 'information_schema'").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_query_interface_is_read_only_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap());
+    storage.ensure_table("shop/orders/items", &schema(), "t", None).await.unwrap();
+    let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
+    for sql in [
+        "DROP TABLE shop.orders.items",
+        "INSERT INTO shop.orders.items VALUES (1, 'a')",
+        "CREATE TABLE x AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        match engine.plan(&snapshot(), sql).await {
+            Err(QueryError::ReadOnly(m)) => assert!(!m.is_empty()),
+            other => panic!("{sql}: expected read-only refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+    match engine.plan(&snapshot(), "SELECT * FROM items").await {
+        Err(QueryError::Invalid(m)) => assert!(m.contains("domain.product.dataset"), "{m}"),
+        other => panic!("expected a hint, got {:?}", other.map(|_| ())),
+    }
+    match engine.plan(&snapshot(), "SELEC 1").await {
+        Err(QueryError::Invalid(_)) => {}
+        other => panic!("expected a parse error, got {:?}", other.map(|_| ())),
+    }
+    // An empty table answers with no rows, not an error.
+    let (_, batches) = engine.collect(&snapshot(), "SELECT * FROM shop.orders.items").await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    let _ = batches.first().map(|b| b.column(0).len());
+}
