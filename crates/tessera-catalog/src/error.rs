@@ -8,7 +8,9 @@ pub enum CatalogError {
     #[error("metadata store: {0}")]
     Database(#[from] sqlx::Error),
     /// The store holds a schema version newer than this binary knows.
-    #[error("metadata store is at schema version {found}, newer than this Tessera ({known}); upgrade Tessera")]
+    #[error(
+        "metadata store is at schema version {found}, newer than this Tessera ({known}); upgrade Tessera"
+    )]
     TooNew { found: i64, known: i64 },
 }
 

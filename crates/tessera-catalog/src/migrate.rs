@@ -13,17 +13,25 @@ pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS tessera_schema_version (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
     .await?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tessera_schema_version")
-        .fetch_one(pool)
-        .await?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM tessera_schema_version")
+            .fetch_one(pool)
+            .await?;
     let current = current.unwrap_or(0);
     let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
     if current > known {
-        return Err(CatalogError::TooNew { found: current, known });
+        return Err(CatalogError::TooNew {
+            found: current,
+            known,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let mut tx = pool.begin().await?;
-        for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+        for statement in sql
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !strip_comments(s).is_empty())
+        {
             tx.execute(statement).await?;
         }
         sqlx::query("INSERT INTO tessera_schema_version (version, applied_at) VALUES ($1, $2)")

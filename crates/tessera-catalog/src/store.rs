@@ -40,7 +40,9 @@ impl Catalog {
             .connect(&url)
             .await?;
         if url.starts_with("sqlite:") {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         migrate(&pool).await?;
         Ok(Self {
@@ -77,34 +79,42 @@ impl Catalog {
     pub async fn products(&self, domain: Option<&str>) -> Result<Vec<ProductRecord>> {
         let rows = match domain {
             Some(d) => {
-                sqlx::query(constant_sql(format!("{PRODUCT_SELECT} WHERE domain = $1 ORDER BY domain, name")))
-                    .bind(d.to_string())
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(constant_sql(format!(
+                    "{PRODUCT_SELECT} WHERE domain = $1 ORDER BY domain, name"
+                )))
+                .bind(d.to_string())
+                .fetch_all(&self.pool)
+                .await?
             }
             None => {
-                sqlx::query(constant_sql(format!("{PRODUCT_SELECT} ORDER BY domain, name")))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(constant_sql(format!(
+                    "{PRODUCT_SELECT} ORDER BY domain, name"
+                )))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.iter().map(product_row).collect()
     }
 
     pub async fn product(&self, domain: &str, name: &str) -> Result<Option<ProductRecord>> {
-        let row = sqlx::query(constant_sql(format!("{PRODUCT_SELECT} WHERE domain = $1 AND name = $2")))
-            .bind(domain.to_string())
-            .bind(name.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(constant_sql(format!(
+            "{PRODUCT_SELECT} WHERE domain = $1 AND name = $2"
+        )))
+        .bind(domain.to_string())
+        .bind(name.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(product_row).transpose()
     }
 
     pub async fn product_by_id(&self, product_id: &str) -> Result<Option<ProductRecord>> {
-        let row = sqlx::query(constant_sql(format!("{PRODUCT_SELECT} WHERE product_id = $1")))
-            .bind(product_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(constant_sql(format!(
+            "{PRODUCT_SELECT} WHERE product_id = $1"
+        )))
+        .bind(product_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(product_row).transpose()
     }
 
@@ -119,7 +129,11 @@ impl Catalog {
         rows.iter().map(contract_row).collect()
     }
 
-    pub async fn contract(&self, contract_id: &str, version: &str) -> Result<Option<ContractRecord>> {
+    pub async fn contract(
+        &self,
+        contract_id: &str,
+        version: &str,
+    ) -> Result<Option<ContractRecord>> {
         let row = sqlx::query(constant_sql(format!(
             "{CONTRACT_SELECT} WHERE contract_id = $1 AND version = $2"
         )))
@@ -132,31 +146,44 @@ impl Catalog {
 
     /// The latest version of every contract (by the time it was stored).
     pub async fn contracts(&self) -> Result<Vec<ContractRecord>> {
-        let rows = sqlx::query(constant_sql(format!("{CONTRACT_SELECT} ORDER BY contract_id, created_at, version")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(constant_sql(format!(
+            "{CONTRACT_SELECT} ORDER BY contract_id, created_at, version"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(contract_row).collect()
     }
 
     /// All datasets, or those of one product.
     pub async fn datasets(&self, product: Option<(&str, &str)>) -> Result<Vec<DatasetRecord>> {
         let rows = match product {
-            Some((domain, name)) => {
+            Some((domain, name)) => sqlx::query(constant_sql(format!(
+                "{DATASET_SELECT} WHERE domain = $1 AND product = $2 ORDER BY domain, product, name"
+            )))
+            .bind(domain.to_string())
+            .bind(name.to_string())
+            .fetch_all(&self.pool)
+            .await?,
+            None => {
                 sqlx::query(constant_sql(format!(
-                    "{DATASET_SELECT} WHERE domain = $1 AND product = $2 ORDER BY domain, product, name"
+                    "{DATASET_SELECT} ORDER BY domain, product, name"
                 )))
-                .bind(domain.to_string())
-                .bind(name.to_string())
                 .fetch_all(&self.pool)
                 .await?
             }
-            None => {
-                sqlx::query(constant_sql(format!("{DATASET_SELECT} ORDER BY domain, product, name")))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
         };
         rows.iter().map(dataset_row).collect()
+    }
+
+    /// A value that changes whenever a dataset is added or changes contract, so a reader can
+    /// tell cheaply whether its snapshot of the mesh is stale (another instance may write).
+    pub async fn datasets_generation(&self) -> Result<String> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM datasets")
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        let latest: Option<String> = row.try_get("latest")?;
+        Ok(format!("{n}@{}", latest.unwrap_or_default()))
     }
 
     /// Writes everything one apply changes, in one transaction: all of it or none of it.

@@ -13,9 +13,9 @@ mod types;
 
 pub use error::{CoreError, Result};
 pub use model::{
-    Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product,
-    QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
-    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty,
+    Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product, QUARANTINE_AT,
+    QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON, QUARANTINE_ROW_NUMBER,
+    QUARANTINE_RULE, SlaProperty,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
 pub use rules::{Bound, RowRule, RowRuleKind};

@@ -64,7 +64,7 @@ impl RowRule {
             RowRuleKind::Required => "a value (required)".to_string(),
             RowRuleKind::MinLength(n) => format!("at least {n} characters"),
             RowRuleKind::MaxLength(n) => format!("at most {n} characters"),
-            RowRuleKind::Pattern(p) => format!("matching pattern {p}"),
+            RowRuleKind::Pattern(p) => format!("a match for pattern {p}"),
             RowRuleKind::Minimum(b, false) => format!(">= {b}"),
             RowRuleKind::Minimum(b, true) => format!("> {b}"),
             RowRuleKind::Maximum(b, false) => format!("<= {b}"),

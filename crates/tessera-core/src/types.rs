@@ -86,14 +86,16 @@ fn logical_from_physical(base: &str) -> Option<LogicalType> {
         "varchar" | "char" | "text" | "string" | "nvarchar" | "character varying" | "uuid"
         | "json" | "jsonb" => LogicalType::String,
         "tinyint" | "smallint" | "int" | "integer" | "bigint" | "int2" | "int4" | "int8"
-        | "long" | "short" | "byte" | "int32" | "int64" | "int16" | "int1" => {
-            LogicalType::Integer
-        }
+        | "long" | "short" | "byte" | "int32" | "int64" | "int16" | "int1" => LogicalType::Integer,
         "decimal" | "numeric" | "float" | "real" | "double" | "double precision" | "float4"
         | "float8" | "float32" | "float64" | "number" => LogicalType::Number,
         "boolean" | "bool" => LogicalType::Boolean,
         "date" => LogicalType::Date,
-        "timestamp" | "timestamptz" | "timestamp_ntz" | "datetime" | "timestamp with time zone"
+        "timestamp"
+        | "timestamptz"
+        | "timestamp_ntz"
+        | "datetime"
+        | "timestamp with time zone"
         | "timestamp without time zone" => LogicalType::Timestamp,
         "time" => LogicalType::Time,
         "struct" | "record" | "object" | "map" => LogicalType::Object,
@@ -188,18 +190,68 @@ pub fn arrow_type(column: &Column) -> Result<DataType> {
 pub fn type_mapping_table() -> &'static [(&'static str, &'static str, &'static str, &'static str)] {
     &[
         ("string", "any", "Utf8", "string"),
-        ("integer", "tinyint, byte, int1 or format i8", "Int8", "byte"),
-        ("integer", "smallint, short, int2 or format i16", "Int16", "short"),
-        ("integer", "int, integer, int4 or format i32", "Int32", "integer"),
-        ("integer", "anything else (bigint, long, none)", "Int64", "long"),
-        ("number", "decimal(p,s), numeric(p,s)", "Decimal128(p,s)", "decimal(p,s)"),
-        ("number", "float, real, float4 or format f32", "Float32", "float"),
-        ("number", "anything else (double, none)", "Float64", "double"),
+        (
+            "integer",
+            "tinyint, byte, int1 or format i8",
+            "Int8",
+            "byte",
+        ),
+        (
+            "integer",
+            "smallint, short, int2 or format i16",
+            "Int16",
+            "short",
+        ),
+        (
+            "integer",
+            "int, integer, int4 or format i32",
+            "Int32",
+            "integer",
+        ),
+        (
+            "integer",
+            "anything else (bigint, long, none)",
+            "Int64",
+            "long",
+        ),
+        (
+            "number",
+            "decimal(p,s), numeric(p,s)",
+            "Decimal128(p,s)",
+            "decimal(p,s)",
+        ),
+        (
+            "number",
+            "float, real, float4 or format f32",
+            "Float32",
+            "float",
+        ),
+        (
+            "number",
+            "anything else (double, none)",
+            "Float64",
+            "double",
+        ),
         ("boolean", "any", "Boolean", "boolean"),
         ("date", "any", "Date32", "date"),
-        ("timestamp", "timestamp_ntz, datetime, or option timezone: false", "Timestamp(µs)", "timestamp_ntz"),
-        ("timestamp", "anything else", "Timestamp(µs, UTC)", "timestamp"),
-        ("time", "any (Delta has no time type)", "Utf8 (HH:MM:SS[.ffffff])", "string"),
+        (
+            "timestamp",
+            "timestamp_ntz, datetime, or option timezone: false",
+            "Timestamp(µs)",
+            "timestamp_ntz",
+        ),
+        (
+            "timestamp",
+            "anything else",
+            "Timestamp(µs, UTC)",
+            "timestamp",
+        ),
+        (
+            "time",
+            "any (Delta has no time type)",
+            "Utf8 (HH:MM:SS[.ffffff])",
+            "string",
+        ),
         ("object", "with properties", "Struct", "struct"),
         ("object", "without properties", "Utf8 (JSON text)", "string"),
         ("array", "with items", "List(items)", "array"),
@@ -226,7 +278,11 @@ mod tests {
             (Some(String), None, DataType::Utf8),
             (Some(Integer), None, DataType::Int64),
             (Some(Integer), Some("INT"), DataType::Int32),
-            (Some(Number), Some("DECIMAL(10, 2)"), DataType::Decimal128(10, 2)),
+            (
+                Some(Number),
+                Some("DECIMAL(10, 2)"),
+                DataType::Decimal128(10, 2),
+            ),
             (Some(Number), Some("double"), DataType::Float64),
             (Some(Timestamp), None, utc_timestamp()),
             (
@@ -263,6 +319,8 @@ mod tests {
         assert!(matches!(arrow_type(&obj).unwrap(), DataType::Struct(f) if f.len() == 1));
         let mut arr = col(Some(LogicalType::Array), None);
         arr.items = Some(Box::new(col(Some(LogicalType::Number), None)));
-        assert!(matches!(arrow_type(&arr).unwrap(), DataType::List(f) if f.data_type() == &DataType::Float64));
+        assert!(
+            matches!(arrow_type(&arr).unwrap(), DataType::List(f) if f.data_type() == &DataType::Float64)
+        );
     }
 }

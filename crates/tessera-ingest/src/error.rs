@@ -6,7 +6,10 @@ pub enum IngestError {
     #[error("unsupported format {0:?}: use csv, ndjson or parquet")]
     UnsupportedFormat(String),
     #[error("{format} input is not readable: {reason}")]
-    Unreadable { format: &'static str, reason: String },
+    Unreadable {
+        format: &'static str,
+        reason: String,
+    },
     /// Columns in the file that the contract does not declare.
     #[error("the file has columns the contract does not declare: {}; expected some of: {}", .unknown.join(", "), .expected.join(", "))]
     UnknownColumns {

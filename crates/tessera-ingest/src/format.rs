@@ -53,7 +53,9 @@ impl Format {
         let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
         Some(match essence.as_str() {
             "text/csv" => Format::Csv,
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
             | "application/json" => Format::Ndjson,
             "application/vnd.apache.parquet" | "application/parquet" => Format::Parquet,
             _ => return None,
@@ -89,7 +91,10 @@ mod tests {
         assert_eq!(Format::detect(None, b"PAR1...."), Some(Format::Parquet));
         assert_eq!(Format::detect(None, b"  {\"a\":1}"), Some(Format::Ndjson));
         assert_eq!(Format::detect(None, b"a,b\n1,2"), None);
-        assert_eq!(Format::from_content_type("text/csv; charset=utf-8"), Some(Format::Csv));
+        assert_eq!(
+            Format::from_content_type("text/csv; charset=utf-8"),
+            Some(Format::Csv)
+        );
         assert_eq!(batch_id_of(b"abc").len(), 64);
     }
 }

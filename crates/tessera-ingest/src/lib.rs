@@ -14,4 +14,4 @@ mod prepare;
 
 pub use error::{IngestError, Result};
 pub use format::{Format, batch_id_of};
-pub use prepare::{Prepared, prepare};
+pub use prepare::{Prepared, prepare, prepare_batch};

@@ -51,8 +51,30 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let target = dataset
         .arrow_schema()
-        .map_err(|e| IngestError::Unreadable { format: format.as_str(), reason: e.to_string() })?;
+        .map_err(|e| IngestError::Unreadable {
+            format: format.as_str(),
+            reason: e.to_string(),
+        })?;
     let raw = read(format, bytes, &target)?;
+    prepare_batch(dataset, validator, raw, batch_id, now_micros)
+}
+
+/// Splits rows that are already in Arrow form (from a file reader, a query, a connector) by
+/// `dataset`'s contract: columns are matched by name and cast to the contract's types, exactly
+/// as [`prepare`] does for files.
+pub fn prepare_batch(
+    dataset: &DatasetSchema,
+    validator: &RowValidator,
+    raw: RecordBatch,
+    batch_id: &str,
+    now_micros: i64,
+) -> Result<Prepared> {
+    let target = dataset
+        .arrow_schema()
+        .map_err(|e| IngestError::Unreadable {
+            format: "arrow",
+            reason: e.to_string(),
+        })?;
     if raw.num_rows() == 0 {
         return Err(IngestError::Empty);
     }
@@ -79,7 +101,8 @@ pub fn prepare(
             bad = arrow::compute::or(&bad, &lost_in_cast(&raw_column, &as_time))?;
         }
         if bad.true_count() > 0 {
-            let formatter = ArrayFormatter::try_new(raw_column.as_ref(), &FormatOptions::default())?;
+            let formatter =
+                ArrayFormatter::try_new(raw_column.as_ref(), &FormatOptions::default())?;
             let expected = column
                 .logical_type
                 .map(|t| t.as_str().to_string())
@@ -186,7 +209,9 @@ fn read(format: Format, bytes: Bytes, target: &SchemaRef) -> Result<RecordBatch>
     };
     let batches: Vec<RecordBatch> = match format {
         Format::Csv => {
-            let mut header = csv::ReaderBuilder::new().has_headers(false).from_reader(Cursor::new(&bytes));
+            let mut header = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(Cursor::new(&bytes));
             let names: Vec<String> = match header.records().next() {
                 Some(record) => record
                     .map_err(|e| unreadable(format!("header: {e}")))?
@@ -198,7 +223,9 @@ fn read(format: Format, bytes: Bytes, target: &SchemaRef) -> Result<RecordBatch>
             let mut seen = HashMap::new();
             for name in &names {
                 if seen.insert(name.clone(), ()).is_some() {
-                    return Err(unreadable(format!("column {name:?} appears twice in the header")));
+                    return Err(unreadable(format!(
+                        "column {name:?} appears twice in the header"
+                    )));
                 }
             }
             let schema = text_schema(&names, target);
@@ -285,15 +312,22 @@ fn quarantine_batch(
             verdicts.failures.values().map(|v| f(&v[0])),
         ))
     };
-    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(batch_id, n))));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(batch_id, n),
+    )));
     columns.push(Arc::new(Int64Array::from_iter_values(
         verdicts.failures.keys().map(|row| *row as i64 + 1),
     )));
     columns.push(first(|v| v.rule.to_string()));
     columns.push(first(|v| v.column.clone()));
-    columns.push(Arc::new(StringArray::from_iter_values(verdicts.failures.values().map(
-        |v| v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join("; "),
-    ))));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        verdicts.failures.values().map(|v| {
+            v.iter()
+                .map(|v| v.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+    )));
     columns.push(Arc::new(
         TimestampMicrosecondArray::from(vec![now_micros; n]).with_timezone("UTC"),
     ));
@@ -321,9 +355,17 @@ mod tests {
                     "amount",
                     LogicalType::Number,
                     false,
-                    Constraints { minimum: Some(Bound::Number(0.0)), ..Default::default() },
+                    Constraints {
+                        minimum: Some(Bound::Number(0.0)),
+                        ..Default::default()
+                    },
                 ),
-                col("placed", LogicalType::Timestamp, false, Constraints::default()),
+                col(
+                    "placed",
+                    LogicalType::Timestamp,
+                    false,
+                    Constraints::default(),
+                ),
             ],
         }
     }
@@ -331,13 +373,25 @@ mod tests {
     fn run(format: Format, input: &str) -> Result<Prepared> {
         let ds = dataset();
         let validator = RowValidator::new(&ds).unwrap();
-        prepare(&ds, &validator, format, Bytes::from(input.to_string()), "b1", 0)
+        prepare(
+            &ds,
+            &validator,
+            format,
+            Bytes::from(input.to_string()),
+            "b1",
+            0,
+        )
     }
 
     fn column_text(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
         let c = batch.column_by_name(name).unwrap();
         let c = cast_with_options(c, &DataType::Utf8, &CastOptions::default()).unwrap();
-        c.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+        c.as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
     }
 
     #[test]
@@ -357,24 +411,48 @@ mod tests {
                 Some("id is required but missing".into()),
             ]
         );
-        assert_eq!(column_text(&p.quarantine, "_rule"), vec![Some("minimum".into()), Some("type".into()), Some("required".into())]);
-        assert_eq!(column_text(&p.quarantine, "_row_number"), vec![Some("2".into()), Some("3".into()), Some("4".into())]);
+        assert_eq!(
+            column_text(&p.quarantine, "_rule"),
+            vec![
+                Some("minimum".into()),
+                Some("type".into()),
+                Some("required".into())
+            ]
+        );
+        assert_eq!(
+            column_text(&p.quarantine, "_row_number"),
+            vec![Some("2".into()), Some("3".into()), Some("4".into())]
+        );
         // Quarantined values are kept as received.
-        assert_eq!(column_text(&p.quarantine, "id"), vec![Some("2".into()), Some("x".into()), None]);
+        assert_eq!(
+            column_text(&p.quarantine, "id"),
+            vec![Some("2".into()), Some("x".into()), None]
+        );
     }
 
     #[test]
     fn ndjson_numbers_and_strings_are_both_accepted() {
-        let p = run(Format::Ndjson, "{\"id\": 1, \"amount\": 2.5}\n{\"id\": \"2\"}\n").unwrap();
+        let p = run(
+            Format::Ndjson,
+            "{\"id\": 1, \"amount\": 2.5}\n{\"id\": \"2\"}\n",
+        )
+        .unwrap();
         assert_eq!((p.accepted(), p.quarantined()), (2, 0));
     }
 
     #[test]
     fn unusable_input_is_refused_whole() {
-        let err = run(Format::Csv, "id,colour\n1,red\n").unwrap_err().to_string();
+        let err = run(Format::Csv, "id,colour\n1,red\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("colour"), "{err}");
-        let err = run(Format::Ndjson, "{\"id\": 1}\n{not json\n").unwrap_err().to_string();
+        let err = run(Format::Ndjson, "{\"id\": 1}\n{not json\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
-        assert!(matches!(run(Format::Csv, "id,amount\n"), Err(IngestError::Empty)));
+        assert!(matches!(
+            run(Format::Csv, "id,amount\n"),
+            Err(IngestError::Empty)
+        ));
     }
 }

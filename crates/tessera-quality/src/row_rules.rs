@@ -84,11 +84,13 @@ impl RowVerdicts {
 impl RowValidator {
     /// Prepares the rules of `dataset` for batches of its Arrow schema.
     pub fn new(dataset: &DatasetSchema) -> Result<Self> {
-        let schema = dataset.arrow_schema().map_err(|e| QualityError::InvalidRule {
-            column: String::new(),
-            rule: "type".into(),
-            reason: e.to_string(),
-        })?;
+        let schema = dataset
+            .arrow_schema()
+            .map_err(|e| QualityError::InvalidRule {
+                column: String::new(),
+                rule: "type".into(),
+                reason: e.to_string(),
+            })?;
         let mut rules = Vec::new();
         for rule in dataset.row_rules() {
             let column_index = schema.index_of(&rule.column)?;
@@ -110,7 +112,11 @@ impl RowValidator {
 
     /// Like [`Self::check`], but quotes values in reasons from `as_received` (the columns before
     /// they were cast, same order), so a reason shows what the producer sent.
-    pub fn check_showing(&self, batch: &RecordBatch, as_received: &[ArrayRef]) -> Result<RowVerdicts> {
+    pub fn check_showing(
+        &self,
+        batch: &RecordBatch,
+        as_received: &[ArrayRef],
+    ) -> Result<RowVerdicts> {
         let mut verdicts = RowVerdicts::default();
         let format = FormatOptions::default().with_null("null");
         for compiled in &self.rules {
@@ -157,7 +163,9 @@ fn clip(value: &str) -> String {
 }
 
 fn is_numeric(t: &DataType) -> bool {
-    t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+    t.is_integer()
+        || t.is_floating()
+        || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
 }
 
 fn compile(rule: &RowRule, data_type: &DataType) -> Result<Check> {
@@ -167,10 +175,15 @@ fn compile(rule: &RowRule, data_type: &DataType) -> Result<Check> {
         reason,
     };
     let text_only = |check: Check| {
-        if matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        if matches!(
+            data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
             Ok(check)
         } else {
-            Err(invalid(format!("applies to text, but the column is {data_type}")))
+            Err(invalid(format!(
+                "applies to text, but the column is {data_type}"
+            )))
         }
     };
     // A one-element array holding `bound` in the type the column is compared in.
@@ -184,9 +197,20 @@ fn compile(rule: &RowRule, data_type: &DataType) -> Result<Check> {
             ))),
             Bound::Text(t) => {
                 let text: ArrayRef = Arc::new(StringArray::from(vec![t.as_str()]));
-                let target = if is_numeric(data_type) { &DataType::Float64 } else { data_type };
-                let cast = cast_with_options(&text, target, &CastOptions { safe: false, ..Default::default() })
-                    .map_err(|e| invalid(format!("bound {t:?} is not a {target}: {e}")))?;
+                let target = if is_numeric(data_type) {
+                    &DataType::Float64
+                } else {
+                    data_type
+                };
+                let cast = cast_with_options(
+                    &text,
+                    target,
+                    &CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| invalid(format!("bound {t:?} is not a {target}: {e}")))?;
                 Ok((cast, is_numeric(data_type)))
             }
         }
@@ -216,8 +240,15 @@ fn compile(rule: &RowRule, data_type: &DataType) -> Result<Check> {
                 })
                 .collect();
             let text: ArrayRef = Arc::new(StringArray::from(texts));
-            let allowed = cast_with_options(&text, data_type, &CastOptions { safe: false, ..Default::default() })
-                .map_err(|e| invalid(format!("valid values are not all {data_type}: {e}")))?;
+            let allowed = cast_with_options(
+                &text,
+                data_type,
+                &CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| invalid(format!("valid values are not all {data_type}: {e}")))?;
             Check::OneOf(allowed)
         }
     })
@@ -350,10 +381,20 @@ mod tests {
             vec![
                 Arc::new(Int64Array::from(vec![Some(1), None, Some(3), Some(4)])),
                 Arc::new(Int64Array::from(vec![Some(5), Some(-1), Some(100), None])),
-                Arc::new(StringArray::from(vec![Some("open"), Some("OPEN"), None, Some("cancelled")])),
+                Arc::new(StringArray::from(vec![
+                    Some("open"),
+                    Some("OPEN"),
+                    None,
+                    Some("cancelled"),
+                ])),
                 Arc::new(
-                    TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None, Some(0), None])
-                        .with_timezone("UTC"),
+                    TimestampMicrosecondArray::from(vec![
+                        Some(1_700_000_000_000_000),
+                        None,
+                        Some(0),
+                        None,
+                    ])
+                    .with_timezone("UTC"),
                 ),
             ],
         )
@@ -372,10 +413,16 @@ mod tests {
                 (3, vec!["maxLength", "validValues"]),
             ]
         );
-        let reasons: Vec<&str> = verdicts.failures[&1].iter().map(|v| v.reason.as_str()).collect();
+        let reasons: Vec<&str> = verdicts.failures[&1]
+            .iter()
+            .map(|v| v.reason.as_str())
+            .collect();
         assert_eq!(reasons[0], "id is required but missing");
         assert_eq!(reasons[1], "amount: \"-1\" is not >= 0");
-        assert_eq!(verdicts.passing_mask(4), BooleanArray::from(vec![true, false, false, false]));
+        assert_eq!(
+            verdicts.passing_mask(4),
+            BooleanArray::from(vec![true, false, false, false])
+        );
     }
 
     #[test]
@@ -386,7 +433,10 @@ mod tests {
             columns: vec![col(
                 "n",
                 LogicalType::Integer,
-                Constraints { max_length: Some(3), ..Default::default() },
+                Constraints {
+                    max_length: Some(3),
+                    ..Default::default()
+                },
                 false,
             )],
         };

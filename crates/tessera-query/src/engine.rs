@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -14,10 +16,10 @@ use tessera_core::DatasetRef;
 use tessera_storage::Storage;
 
 use crate::error::{QueryError, Result};
+use crate::table::DatasetTable;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use crate::table::DatasetTable;
 
 /// Limits and tuning for queries.
 #[derive(Debug, Clone)]
@@ -85,11 +87,16 @@ impl QueryEngine {
 
     /// The session factory: a fresh context whose catalogs are the snapshot's domains.
     pub fn session(&self, snapshot: &MeshSnapshot) -> Result<SessionContext> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(self.config.target_partitions)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(true);
+        // Tables declare their contract's types (Utf8, not Utf8View); scans must produce those
+        // same types, and results keep the types the contracts name.
+        let options = config.options_mut();
+        options.execution.parquet.schema_force_view_types = false;
+        options.sql_parser.map_string_types_to_utf8view = false;
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         let mut catalogs: BTreeMap<String, BTreeMap<String, Vec<&DatasetEntry>>> = BTreeMap::new();
         for entry in &snapshot.tables {
@@ -141,12 +148,19 @@ impl QueryEngine {
     }
 
     /// Runs a statement and streams its result, under the time limit for planning and start.
-    pub async fn stream(&self, snapshot: &MeshSnapshot, sql: &str) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    pub async fn stream(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         let run = async {
             let df = self.plan(snapshot, sql).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = df.execute_stream().await.map_err(QueryError::from_datafusion)?;
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(QueryError::from_datafusion)?;
             Ok((schema, stream))
         };
         tokio::time::timeout(timeout, run)
@@ -155,11 +169,18 @@ impl QueryEngine {
     }
 
     /// Runs a statement and collects its whole result, under the time limit.
-    pub async fn collect(&self, snapshot: &MeshSnapshot, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    pub async fn collect(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         let run = async {
             let (schema, stream) = self.stream(snapshot, sql).await?;
-            let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(QueryError::from_datafusion)?;
+            let batches: Vec<RecordBatch> = stream
+                .try_collect()
+                .await
+                .map_err(QueryError::from_datafusion)?;
             Ok((schema, batches))
         };
         tokio::time::timeout(timeout, run)
@@ -186,7 +207,9 @@ fn read_only_statement(sql: &str) -> Result<()> {
                 | Statement::ShowColumns { .. }
                 | Statement::ShowSchemas { .. }
                 | Statement::ShowCatalogs { .. } => true,
-                Statement::Explain { statement, .. } => matches!(statement.as_ref(), Statement::Query(_)),
+                Statement::Explain { statement, .. } => {
+                    matches!(statement.as_ref(), Statement::Query(_))
+                }
                 _ => false,
             },
             DFStatement::Explain(explain) => reads_only(&explain.statement),
@@ -204,7 +227,13 @@ fn read_only_statement(sql: &str) -> Result<()> {
             .take_while(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
             .take(3)
             .collect();
-        let kind = if kind.is_empty() { "this".to_string() } else { kind.join(" ") };
-        Err(QueryError::ReadOnly(format!("{kind} statements are not allowed")))
+        let kind = if kind.is_empty() {
+            "this".to_string()
+        } else {
+            kind.join(" ")
+        };
+        Err(QueryError::ReadOnly(format!(
+            "{kind} statements are not allowed"
+        )))
     }
 }

@@ -7,7 +7,9 @@ pub enum QueryError {
     #[error("{0}")]
     Invalid(String),
     /// DDL, DML or another statement that would change something.
-    #[error("Tessera's query interface is read-only: {0}. Change datasets with `tessera apply` and `tessera ingest`.")]
+    #[error(
+        "Tessera's query interface is read-only: {0}. Change datasets with `tessera apply` and `tessera ingest`."
+    )]
     ReadOnly(String),
     /// The query hit its memory limit.
     #[error("the query needs more memory than its limit allows: {0}")]
@@ -23,7 +25,9 @@ impl QueryError {
     /// Classifies an error DataFusion returned.
     pub(crate) fn from_datafusion(error: DataFusionError) -> Self {
         match error.find_root() {
-            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..) => {
                 let message = error.strip_backtrace();
                 if message.contains("table") && message.contains("not found") {
                     QueryError::Invalid(format!(
@@ -33,7 +37,9 @@ impl QueryError {
                     QueryError::Invalid(message)
                 }
             }
-            DataFusionError::NotImplemented(m) => QueryError::Invalid(format!("not supported: {m}")),
+            DataFusionError::NotImplemented(m) => {
+                QueryError::Invalid(format!("not supported: {m}"))
+            }
             DataFusionError::ResourcesExhausted(m) => QueryError::ResourcesExhausted(m.clone()),
             _ => QueryError::Execution(error.strip_backtrace()),
         }

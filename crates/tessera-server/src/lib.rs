@@ -1,1 +1,26 @@
-//! tessera-server
+//! Tessera's service layer and its HTTP API.
+//!
+//! [`Mesh`] is the service: apply product folders, ingest batches, answer queries, list and show
+//! the catalog. It ties the metadata store (`tessera-catalog`), the Delta tables
+//! (`tessera-storage`), batch preparation (`tessera-ingest`) and the query engine
+//! (`tessera-query`) together, and is the only thing front ends call. [`api`] is the HTTP front
+//! end (axum; its OpenAPI document is generated from the handlers by utoipa); [`views`] are the
+//! answers as serialised, shared with the CLI. [`Application`] binds and serves.
+//!
+//! This crate holds no SQL of its own and no Delta or DataFusion details: those stay behind the
+//! crates it ties together. Errors become HTTP statuses in one place, `api::error`.
+
+pub mod api;
+mod app;
+mod apply;
+mod config;
+mod error;
+mod mesh;
+pub mod views;
+
+pub use app::Application;
+pub use config::ServerConfig;
+pub use error::{Result, ServiceError};
+pub use mesh::{BatchData, Mesh};
+pub use tessera_ingest::Format;
+pub use tessera_query::QueryConfig;

@@ -124,7 +124,9 @@ impl SpecDocument {
     pub fn diagnostic(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             file: self.file.clone(),
-            line: self.line_of(pointer).or(if pointer.is_empty() { Some(1) } else { None }),
+            line: self
+                .line_of(pointer)
+                .or(if pointer.is_empty() { Some(1) } else { None }),
             field: field_path(pointer),
             message: message.into(),
         }
@@ -165,8 +167,14 @@ struct LineIndex {
 
 enum Frame {
     /// A mapping: the pointer of the mapping, and the key whose value comes next (if any).
-    Mapping { pointer: String, key: Option<String> },
-    Sequence { pointer: String, next: usize },
+    Mapping {
+        pointer: String,
+        key: Option<String>,
+    },
+    Sequence {
+        pointer: String,
+        next: usize,
+    },
 }
 
 impl LineIndex {
@@ -274,12 +282,18 @@ mod tests {
         assert!(d.line.is_some(), "{d}");
         assert!(d.message.starts_with("not valid YAML"), "{d}");
         let err = SpecDocument::parse("dup.yaml", "a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err();
-        assert_eq!(err.to_string(), "dup.yaml:4: b.c: duplicate key (first defined on line 3)");
+        assert_eq!(
+            err.to_string(),
+            "dup.yaml:4: b.c: duplicate key (first defined on line 3)"
+        );
     }
 
     #[test]
     fn field_paths_read_like_code() {
-        assert_eq!(field_path("/schema/0/properties/12/name"), "schema[0].properties[12].name");
+        assert_eq!(
+            field_path("/schema/0/properties/12/name"),
+            "schema[0].properties[12].name"
+        );
         assert_eq!(field_path(""), "");
         assert_eq!(field_path("/a~1b"), "a/b");
     }

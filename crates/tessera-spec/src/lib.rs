@@ -9,12 +9,14 @@
 
 mod document;
 mod error;
+mod load;
 mod odcs;
 mod odps;
 mod validate;
 
 pub use document::{DocumentKind, SpecDocument};
 pub use error::{Diagnostic, SpecError};
+pub use load::{LintOutcome, Loaded, lint, load, load_contract};
 pub use odcs::contract_from_document;
 pub use odps::product_from_document;
 pub use validate::validate;

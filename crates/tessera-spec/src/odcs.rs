@@ -133,11 +133,16 @@ fn column(
             continue;
         }
         let args = rule.get("arguments");
-        if let Some(values) = args.and_then(|a| a.get("validValues")).and_then(Value::as_array) {
+        if let Some(values) = args
+            .and_then(|a| a.get("validValues"))
+            .and_then(Value::as_array)
+        {
             constraints.valid_values = Some(values.clone());
         }
         if let Some(pattern) = args.and_then(|a| a.get("pattern")).and_then(Value::as_str) {
-            constraints.pattern.get_or_insert_with(|| pattern.to_string());
+            constraints
+                .pattern
+                .get_or_insert_with(|| pattern.to_string());
         }
     }
     if let Some(pattern) = &constraints.pattern
@@ -154,13 +159,21 @@ fn column(
         physical_type: text(p, "physicalType"),
         required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
         unique: p.get("unique").and_then(Value::as_bool).unwrap_or(false),
-        primary_key: p.get("primaryKey").and_then(Value::as_bool).unwrap_or(false),
+        primary_key: p
+            .get("primaryKey")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         description: text(p, "description"),
         classification: text(p, "classification"),
         constraints,
         items: p.get("items").and_then(|items| {
-            column(doc, &with_default_name(items, "element"), &format!("{at}/items"), problems)
-                .map(Box::new)
+            column(
+                doc,
+                &with_default_name(items, "element"),
+                &format!("{at}/items"),
+                problems,
+            )
+            .map(Box::new)
         }),
         properties: array(p, "properties")
             .iter()
@@ -169,7 +182,11 @@ fn column(
             .collect(),
     };
     if let Err(e) = arrow_type(&column) {
-        let field = if column.physical_type.is_some() { "physicalType" } else { "logicalType" };
+        let field = if column.physical_type.is_some() {
+            "physicalType"
+        } else {
+            "logicalType"
+        };
         problems.push(doc.diagnostic(&format!("{at}/{field}"), e.to_string()));
         return None;
     }
@@ -197,7 +214,10 @@ pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
 }
 
 pub(crate) fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// `description` is a string on schema objects and `{purpose, usage, ...}` at the top level.
@@ -256,7 +276,10 @@ slaProperties:
         let doc = SpecDocument::parse("c.yaml", CONTRACT).unwrap();
         crate::validate(&doc).unwrap();
         let c = contract_from_document(&doc).unwrap();
-        assert_eq!((c.id.as_str(), c.version.as_str()), ("orders-contract", "1.2.0"));
+        assert_eq!(
+            (c.id.as_str(), c.version.as_str()),
+            ("orders-contract", "1.2.0")
+        );
         assert_eq!(c.description.as_deref(), Some("Orders of the shop"));
         let orders = c.dataset("orders").unwrap();
         let kinds: Vec<(String, &str)> = orders
@@ -274,7 +297,9 @@ slaProperties:
                 ("email".into(), "pattern"),
             ]
         );
-        assert!(matches!(&orders.row_rules()[2].kind, RowRuleKind::Minimum(Bound::Number(n), false) if *n == 0.0));
+        assert!(
+            matches!(&orders.row_rules()[2].kind, RowRuleKind::Minimum(Bound::Number(n), false) if *n == 0.0)
+        );
         assert_eq!(c.sla[0].property, "freshness");
     }
 
@@ -283,7 +308,10 @@ slaProperties:
         let text = CONTRACT.replace("  - name: orders", "  - name: Orders Table");
         let doc = SpecDocument::parse("c.yaml", &text).unwrap();
         let err = contract_from_document(&doc).unwrap_err().to_string();
-        assert!(err.starts_with("c.yaml:9: schema[0].name: invalid name"), "{err}");
+        assert!(
+            err.starts_with("c.yaml:9: schema[0].name: invalid name"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -293,6 +321,9 @@ slaProperties:
             .replace("physicalType: decimal(10,2)", "physicalType: geography");
         let doc = SpecDocument::parse("c.yaml", &text).unwrap();
         let err = contract_from_document(&doc).unwrap_err().to_string();
-        assert!(err.contains("c.yaml:22: schema[0].properties[2].physicalType"), "{err}");
+        assert!(
+            err.contains("c.yaml:22: schema[0].properties[2].physicalType"),
+            "{err}"
+        );
     }
 }

@@ -72,8 +72,14 @@ mod tests {
         let doc = SpecDocument::parse("p.yaml", text).unwrap();
         crate::validate(&doc).unwrap();
         let err = product_from_document(&doc).unwrap_err().to_string();
-        assert!(err.contains("p.yaml:1: domain: Tessera needs `domain`"), "{err}");
-        assert!(err.contains("p.yaml:5: name: invalid name \"Customer Data Product\""), "{err}");
+        assert!(
+            err.contains("p.yaml:1: domain: Tessera needs `domain`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("p.yaml:5: name: invalid name \"Customer Data Product\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -84,6 +90,9 @@ mod tests {
         let p = product_from_document(&doc).unwrap();
         assert_eq!(p.domain.as_str(), "artwork_engagement");
         assert_eq!(p.owner.as_deref(), Some("community"));
-        assert_eq!(p.output_ports[0].contract_id.as_deref(), Some("events-contract"));
+        assert_eq!(
+            p.output_ports[0].contract_id.as_deref(),
+            Some("events-contract")
+        );
     }
 }

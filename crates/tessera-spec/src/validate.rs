@@ -125,27 +125,45 @@ mod tests {
 
     #[test]
     fn a_minimal_contract_is_valid() {
-        let ok = lint("apiVersion: v3.1.0\nkind: DataContract\nid: c1\nversion: 1.0.0\nstatus: active\n");
+        let ok = lint(
+            "apiVersion: v3.1.0\nkind: DataContract\nid: c1\nversion: 1.0.0\nstatus: active\n",
+        );
         assert_eq!(ok, Ok(DocumentKind::Contract));
     }
 
     #[test]
     fn missing_and_unknown_fields_are_named_with_their_line() {
-        let errs = lint("apiVersion: v3.1.0\nkind: DataContract\nid: c1\nversion: 1.0.0\nowner: me\n").unwrap_err();
-        assert!(errs.contains(&"t.yaml:1: status: missing required field `status`".to_string()), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("t.yaml:5: owner: unknown field `owner`")), "{errs:?}");
+        let errs =
+            lint("apiVersion: v3.1.0\nkind: DataContract\nid: c1\nversion: 1.0.0\nowner: me\n")
+                .unwrap_err();
+        assert!(
+            errs.contains(&"t.yaml:1: status: missing required field `status`".to_string()),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("t.yaml:5: owner: unknown field `owner`")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn wrong_values_point_at_the_field() {
         let errs = lint("apiVersion: v3.1.0\nkind: DataContract\nid: c1\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: strin\n").unwrap_err();
-        assert!(errs.iter().any(|e| e.starts_with("t.yaml:10: schema[0].properties[0].logicalType: ")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("t.yaml:10: schema[0].properties[0].logicalType: ")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn other_kinds_are_refused_with_a_hint() {
         let errs = lint("kind: Something\n").unwrap_err();
-        assert!(errs[0].contains("expected DataContract (ODCS) or DataProduct (ODPS)"), "{errs:?}");
+        assert!(
+            errs[0].contains("expected DataContract (ODCS) or DataProduct (ODPS)"),
+            "{errs:?}"
+        );
         let errs = lint("dataContractSpecification: 1.2.1\nid: x\n").unwrap_err();
         assert!(errs[0].contains("Data Contract Specification"), "{errs:?}");
     }

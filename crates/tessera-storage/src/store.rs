@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::execution::SessionState;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
@@ -55,7 +56,9 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Storage")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 
@@ -174,12 +177,13 @@ impl Storage {
     ) -> Result<TableInfo> {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
-        let wanted: StructType = schema
-            .try_into_kernel()
-            .map_err(|e| StorageError::SchemaMismatch {
-                table: location.to_string(),
-                reason: e.to_string(),
-            })?;
+        let wanted: StructType =
+            schema
+                .try_into_kernel()
+                .map_err(|e| StorageError::SchemaMismatch {
+                    table: location.to_string(),
+                    reason: e.to_string(),
+                })?;
         let table = match self.fresh(location).await? {
             Some(table) => {
                 let existing = table
@@ -224,7 +228,9 @@ impl Storage {
     }
 
     fn info(&self, location: &str, table: &DeltaTable) -> Result<TableInfo> {
-        let snapshot = table.snapshot().map_err(|e| StorageError::delta(location, e))?;
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?;
         Ok(TableInfo {
             location: location.to_string(),
             url: self.table_url(location)?,
@@ -281,7 +287,8 @@ impl Storage {
         }
         let mut properties = CommitProperties::default();
         if let Some(id) = txn_id {
-            properties = properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
+            properties =
+                properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
         }
         let table = table
             .write(batches)
@@ -310,13 +317,16 @@ impl Storage {
         table
             .update_datafusion_session(session)
             .map_err(|e| StorageError::delta(location, e))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| StorageError::Io {
-                table: location.to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut builder = table.table_provider();
+        // The scan follows the session's settings (e.g. whether strings are read as views), so
+        // its output types are the ones the session planned with.
+        if let Some(state) = session.as_any().downcast_ref::<SessionState>() {
+            builder = builder.with_session(Arc::new(state.clone()));
+        }
+        let provider = builder.await.map_err(|e| StorageError::Io {
+            table: location.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Some(provider))
     }
 }

@@ -1,1 +1,80 @@
-fn main() {}
+//! The `tessera` binary: the CLI, server startup and the artgo demo.
+//!
+//! `serve` and `demo` run the platform in this process; `lint` works offline; every other
+//! command is a client of a running server's HTTP API (`--server` / `TESSERA_URL`). Errors end
+//! the process with exit code 1 and a message on stderr; this is the only crate that uses
+//! `anyhow`.
+
+mod cli;
+mod client;
+mod commands;
+mod demo;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use client::Client;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                // delta-kernel logs an error whenever a table is probed before it exists.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(&args).await,
+        Command::Demo(args) => demo::run(&args).await,
+        Command::Lint { paths } => commands::lint::run(&paths),
+        command => {
+            let client = Client::new(&cli.server)?;
+            match command {
+                Command::Apply { dir, dry_run } => {
+                    commands::apply::run(&client, &dir, dry_run).await
+                }
+                Command::Ingest {
+                    dataset,
+                    file,
+                    format,
+                    batch_id,
+                } => {
+                    commands::ingest::run(&client, &dataset, &file, format, batch_id.as_deref())
+                        .await
+                }
+                Command::Query { sql, format } => commands::query::run(&client, &sql, format).await,
+                Command::Domains { action } => commands::catalog::domains(&client, action).await,
+                Command::Products { action } => commands::catalog::products(&client, action).await,
+                Command::Datasets { action } => commands::catalog::datasets(&client, action).await,
+                Command::Contracts { action } => {
+                    commands::catalog::contracts(&client, action).await
+                }
+                Command::Serve(_) | Command::Demo(_) | Command::Lint { .. } => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}

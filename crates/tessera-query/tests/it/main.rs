@@ -48,7 +48,12 @@ fn snapshot() -> MeshSnapshot {
 
 async fn count(engine: &QueryEngine, sql: &str) -> i64 {
     let (_, batches) = engine.collect(&snapshot(), sql).await.unwrap();
-    batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
 }
 
 #[tokio::test]
@@ -58,28 +63,56 @@ async fn batches_are_appended_once_and_survive_reopening() {
     {
         let storage = Arc::new(Storage::new(root, HashMap::new()).unwrap());
         for entry in snapshot().tables {
-            storage.ensure_table(&entry.location, &schema(), "t", Some("test")).await.unwrap();
+            storage
+                .ensure_table(&entry.location, &schema(), "t", Some("test"))
+                .await
+                .unwrap();
         }
-        let first = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+        let first = storage
+            .append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1"))
+            .await
+            .unwrap();
         assert_eq!((first.version, first.duplicate), (Some(1), false));
-        let again = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+        let again = storage
+            .append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1"))
+            .await
+            .unwrap();
         assert!(again.duplicate);
-        storage.append("shop/orders/items", vec![batch(&[4])], Some("b2")).await.unwrap();
-        storage.append("crm/people/names", vec![batch(&[1, 4])], None).await.unwrap();
+        storage
+            .append("shop/orders/items", vec![batch(&[4])], Some("b2"))
+            .await
+            .unwrap();
+        storage
+            .append("crm/people/names", vec![batch(&[1, 4])], None)
+            .await
+            .unwrap();
 
         let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
-        assert_eq!(count(&engine, "SELECT count(*) FROM shop.orders.items").await, 4);
         assert_eq!(
-            count(&engine, "SELECT count(*) FROM shop.orders.items i JOIN crm.people.names n ON i.id = n.id").await,
+            count(&engine, "SELECT count(*) FROM shop.orders.items").await,
+            4
+        );
+        assert_eq!(
+            count(
+                &engine,
+                "SELECT count(*) FROM shop.orders.items i JOIN crm.people.names n ON i.id = n.id"
+            )
+            .await,
             2
         );
     }
     // A new process over the same directory sees everything, and still knows batch b1.
     let storage = Arc::new(Storage::new(root, HashMap::new()).unwrap());
-    let again = storage.append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1")).await.unwrap();
+    let again = storage
+        .append("shop/orders/items", vec![batch(&[1, 2, 3])], Some("b1"))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
-    assert_eq!(count(&engine, "SELECT count(*) FROM shop.orders.items").await, 4);
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM shop.orders.items").await,
+        4
+    );
     // information_schema lists every dataset.
     assert_eq!(
         count(&engine, "SELECT count(*) FROM information_schema.tables WHERE table_catalog IN ('shop', 'crm') AND table_schema <> 'information_schema'").await,
@@ -91,7 +124,10 @@ async fn batches_are_appended_once_and_survive_reopening() {
 async fn the_query_interface_is_read_only_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap());
-    storage.ensure_table("shop/orders/items", &schema(), "t", None).await.unwrap();
+    storage
+        .ensure_table("shop/orders/items", &schema(), "t", None)
+        .await
+        .unwrap();
     let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
     for sql in [
         "DROP TABLE shop.orders.items",
@@ -101,7 +137,10 @@ async fn the_query_interface_is_read_only_and_says_why() {
     ] {
         match engine.plan(&snapshot(), sql).await {
             Err(QueryError::ReadOnly(m)) => assert!(!m.is_empty()),
-            other => panic!("{sql}: expected read-only refusal, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "{sql}: expected read-only refusal, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
     match engine.plan(&snapshot(), "SELECT * FROM items").await {
@@ -113,7 +152,10 @@ async fn the_query_interface_is_read_only_and_says_why() {
         other => panic!("expected a parse error, got {:?}", other.map(|_| ())),
     }
     // An empty table answers with no rows, not an error.
-    let (_, batches) = engine.collect(&snapshot(), "SELECT * FROM shop.orders.items").await.unwrap();
+    let (_, batches) = engine
+        .collect(&snapshot(), "SELECT * FROM shop.orders.items")
+        .await
+        .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     let _ = batches.first().map(|b| b.column(0).len());
 }

@@ -19,7 +19,10 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 out.push(path);
             }
         }
@@ -42,7 +45,10 @@ fn all_18_odcs_v3_1_0_examples_are_valid() {
     let files = yaml_files(&standards().join("odcs/examples-v3.1.0"));
     assert_eq!(files.len(), 18);
     for f in files {
-        assert_eq!(lint(&f).unwrap_or_else(|e| panic!("{e}")), DocumentKind::Contract);
+        assert_eq!(
+            lint(&f).unwrap_or_else(|e| panic!("{e}")),
+            DocumentKind::Contract
+        );
     }
 }
 
@@ -65,7 +71,9 @@ fn all_28_negative_tests_are_rejected_as_v3_2_0_and_as_v3_1_0() {
         assert_eq!(d.file, f.display().to_string());
         assert!(d.line.is_some(), "no line in {d}");
         // The same file declared as v3.1.0 is still invalid.
-        let text = std::fs::read_to_string(&f).unwrap().replace("v3.2.0", "v3.1.0");
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("v3.2.0", "v3.1.0");
         lint_text("as-3.1.0.yaml", &text).expect_err(&f.display().to_string());
     }
 }
@@ -75,7 +83,10 @@ fn both_odps_examples_are_valid() {
     let files = yaml_files(&standards().join("odps/examples"));
     assert_eq!(files.len(), 2);
     for f in files {
-        assert_eq!(lint(&f).unwrap_or_else(|e| panic!("{e}")), DocumentKind::Product);
+        assert_eq!(
+            lint(&f).unwrap_or_else(|e| panic!("{e}")),
+            DocumentKind::Product
+        );
     }
 }
 
@@ -90,32 +101,48 @@ fn datacontract_cli_lint_fixtures_give_the_cli_verdicts() {
     lint(&dir.join("valid-3.1.0.odcs.yaml")).unwrap();
 
     let err = lint(&dir.join("invalid.odcs.yaml")).unwrap_err();
-    assert!(messages(&err).iter().any(|m| m.contains("status: missing required field `status`")), "{err}");
+    assert!(
+        messages(&err)
+            .iter()
+            .any(|m| m.contains("status: missing required field `status`")),
+        "{err}"
+    );
 
     // The CLI reports 2 errors with --all-errors; Tessera always reports all.
     let err = lint(&dir.join("invalid_multiple_errors.odcs.yaml")).unwrap_err();
     assert_eq!(err.diagnostics().len(), 2, "{err}");
 
     let err = lint(&dir.join("invalid_multiple_schema_errors.odcs.yaml")).unwrap_err();
-    assert!(messages(&err).iter().any(|m| m.contains("description")), "{err}");
+    assert!(
+        messages(&err).iter().any(|m| m.contains("description")),
+        "{err}"
+    );
 
     let err = lint(&dir.join("odcs_with_extra_top_level.yaml")).unwrap_err();
-    assert!(messages(&err).iter().any(|m| m.contains("unknown field")), "{err}");
+    assert!(
+        messages(&err).iter().any(|m| m.contains("unknown field")),
+        "{err}"
+    );
 }
 
 /// Stricter than datacontract-cli, because the standard is: its default lint ignores
 /// draft-2019 keywords and accepts `delimiter` on a `type: local` server.
 #[test]
 fn schema_evolution_v2_is_invalid_as_the_standard_says() {
-    let f = standards()
-        .join("datacontract-cli/tests/fixtures/schema-evolution/odcs-datacontract-cities-version-2.yaml");
+    let f = standards().join(
+        "datacontract-cli/tests/fixtures/schema-evolution/odcs-datacontract-cities-version-2.yaml",
+    );
     let err = lint(&f).unwrap_err();
-    assert!(messages(&err).iter().any(|m| m.contains("delimiter")), "{err}");
+    assert!(
+        messages(&err).iter().any(|m| m.contains("delimiter")),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_192_kb_adventureworks_contract_converts() {
-    let f = standards().join("odcs/examples-v3.1.0/all/postgresql-adventureworks-contract.odcs.yaml");
+    let f =
+        standards().join("odcs/examples-v3.1.0/all/postgresql-adventureworks-contract.odcs.yaml");
     let doc = SpecDocument::read(&f).unwrap();
     validate(&doc).unwrap();
     // Its schema names are not all SQL identifiers; conversion says which, with lines.

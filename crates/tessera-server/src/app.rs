@@ -1,0 +1,74 @@
+//! Startup: [`Application::build`] opens the mesh and binds the listener (port 0 picks a free
+//! one, which tests use), then [`Application::run_until_stopped`] serves until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{AppState, router};
+use crate::config::ServerConfig;
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+
+/// A server that is ready to serve.
+pub struct Application {
+    mesh: Arc<Mesh>,
+    listener: TcpListener,
+    address: SocketAddr,
+    max_body_bytes: usize,
+}
+
+impl Application {
+    /// Opens the metadata store and table storage, and binds the HTTP address.
+    pub async fn build(config: &ServerConfig) -> Result<Self> {
+        let mesh = Arc::new(Mesh::open(config).await?);
+        Self::with_mesh(mesh, config).await
+    }
+
+    /// Serves an already opened mesh (the demo loads it first).
+    pub async fn with_mesh(mesh: Arc<Mesh>, config: &ServerConfig) -> Result<Self> {
+        let listener = TcpListener::bind(config.http).await.map_err(|e| {
+            ServiceError::BadRequest(format!("cannot listen on {}: {e}", config.http))
+        })?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(Self {
+            mesh,
+            listener,
+            address,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        &self.mesh
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish and closes the
+    /// metadata store.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let state = AppState {
+            mesh: self.mesh.clone(),
+            max_body_bytes: self.max_body_bytes,
+        };
+        let app = router(state).layer(TraceLayer::new_for_http());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("the HTTP server failed: {e}")))?;
+        self.mesh.close().await;
+        Ok(())
+    }
+}

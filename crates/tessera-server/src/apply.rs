@@ -1,0 +1,406 @@
+//! `apply`: a product folder (one ODPS descriptor, the ODCS contracts of its output ports) made
+//! true in the mesh. The plan compares the files with what is stored; applying it creates the
+//! Delta tables first and then writes all metadata in one transaction, so a dataset in the
+//! catalog always has its table, and applying the same files again changes nothing.
+
+use std::collections::{BTreeMap, HashSet};
+
+use tessera_catalog::{ContractRecord, DatasetRecord, MetadataChange, ProductRecord};
+use tessera_core::{Contract, DatasetRef, DatasetSchema, Product};
+use tessera_spec::{Diagnostic, Loaded, SpecDocument};
+
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+use crate::views::*;
+
+/// A contract from the folder, with the file it came from.
+struct ContractFile<'a> {
+    file: &'a SourceFile,
+    contract: Contract,
+}
+
+/// A dataset the product will publish, and the contract version that governs it.
+struct PlannedDataset {
+    reference: DatasetRef,
+    schema: DatasetSchema,
+    contract_id: String,
+    contract_version: String,
+    description: Option<String>,
+}
+
+impl Mesh {
+    /// Computes the plan for a product folder and, unless `dry_run`, applies it.
+    pub async fn apply(&self, request: &ApplyRequest) -> Result<ApplyPlan> {
+        let _one_at_a_time = self.apply_lock.lock().await;
+        let (product_file, product, contracts) = load_folder(&request.files)?;
+        let datasets = self
+            .planned_datasets(product_file, &product, &contracts)
+            .await?;
+
+        let product_name = format!("{}.{}", product.domain, product.name);
+        let mut changes = Vec::new();
+        let mut metadata = MetadataChange::default();
+
+        // The product descriptor.
+        if let Some(other) = self.catalog.product_by_id(&product.id).await?
+            && (other.domain != product.domain.as_str() || other.name != product.name.as_str())
+        {
+            return Err(ServiceError::Conflict(format!(
+                "{}: product id {:?} is already used by {}.{}; product ids are unique in the mesh",
+                product_file.name, product.id, other.domain, other.name
+            )));
+        }
+        let stored = self
+            .catalog
+            .product(product.domain.as_str(), product.name.as_str())
+            .await?;
+        let action = match &stored {
+            None => Action::Create,
+            Some(s) if s.source == product_file.content && s.file_name == product_file.name => {
+                Action::Unchanged
+            }
+            Some(_) => Action::Change,
+        };
+        changes.push(PlannedChange {
+            kind: ResourceKind::Product,
+            name: product_name.clone(),
+            action,
+            detail: (action == Action::Change).then(|| "descriptor changed".to_string()),
+        });
+        if action != Action::Unchanged {
+            metadata.product = Some(ProductRecord {
+                domain: product.domain.to_string(),
+                name: product.name.to_string(),
+                product_id: product.id.clone(),
+                version: product.version.clone(),
+                status: product.status.clone(),
+                description: product.description.clone(),
+                owner: product.owner.clone(),
+                file_name: product_file.name.clone(),
+                source: product_file.content.clone(),
+                created_at: String::new(),
+                updated_at: String::new(),
+            });
+        }
+
+        // Contract versions: new ones are stored; a stored version never changes.
+        for c in &contracts {
+            let id = &c.contract.id;
+            let version = &c.contract.version;
+            let action = match self.catalog.contract(id, version).await? {
+                None => Action::Create,
+                Some(s) if s.source == c.file.content => Action::Unchanged,
+                Some(s) => {
+                    return Err(ServiceError::Conflict(format!(
+                        "{}: contract {id:?} version {version} is already published with different content (from {}); a published version never changes: raise `version`",
+                        c.file.name, s.file_name
+                    )));
+                }
+            };
+            changes.push(PlannedChange {
+                kind: ResourceKind::Contract,
+                name: format!("{id}@{version}"),
+                action,
+                detail: None,
+            });
+            if action == Action::Create {
+                metadata.contracts.push(ContractRecord {
+                    contract_id: id.clone(),
+                    version: version.clone(),
+                    status: c.contract.status.clone(),
+                    file_name: c.file.name.clone(),
+                    source: c.file.content.clone(),
+                    created_at: String::new(),
+                });
+            }
+        }
+
+        // Datasets: created, or moved to a new contract version whose schema the table can take.
+        let stored_datasets: BTreeMap<String, DatasetRecord> = self
+            .catalog
+            .datasets(Some((product.domain.as_str(), product.name.as_str())))
+            .await?
+            .into_iter()
+            .map(|d| (d.name.clone(), d))
+            .collect();
+        let planned_names: HashSet<&str> = datasets
+            .iter()
+            .map(|d| d.reference.dataset.as_str())
+            .collect();
+        let dropped: Vec<&String> = stored_datasets
+            .keys()
+            .filter(|name| !planned_names.contains(name.as_str()))
+            .collect();
+        if !dropped.is_empty() {
+            return Err(ServiceError::Conflict(format!(
+                "{}: dataset(s) {} of {product_name} are no longer in its contracts; removing a dataset is not supported (its data and consumers would be lost)",
+                product_file.name,
+                dropped
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut to_create = Vec::new();
+        for d in &datasets {
+            let name = d.reference.dataset.to_string();
+            let (action, detail) = match stored_datasets.get(&name) {
+                None => (Action::Create, None),
+                Some(s)
+                    if s.contract_id == d.contract_id
+                        && s.contract_version == d.contract_version =>
+                {
+                    (Action::Unchanged, None)
+                }
+                Some(s) => {
+                    let old = self
+                        .contract_model(&s.contract_id, &s.contract_version)
+                        .await?;
+                    let detail = schema_evolution(&d.reference, old.dataset(&name), &d.schema)?;
+                    (
+                        Action::Change,
+                        Some(format!(
+                            "contract {}@{} -> {}@{}{detail}",
+                            s.contract_id, s.contract_version, d.contract_id, d.contract_version
+                        )),
+                    )
+                }
+            };
+            changes.push(PlannedChange {
+                kind: ResourceKind::Dataset,
+                name: d.reference.to_string(),
+                action,
+                detail,
+            });
+            if action != Action::Unchanged {
+                to_create.push(d);
+                metadata.datasets.push(DatasetRecord {
+                    domain: d.reference.domain.to_string(),
+                    product: d.reference.product.to_string(),
+                    name: name.clone(),
+                    contract_id: d.contract_id.clone(),
+                    contract_version: d.contract_version.clone(),
+                    location: d.reference.relative_path(),
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                });
+            }
+        }
+
+        let plan = ApplyPlan {
+            product: product_name,
+            applied: !request.dry_run,
+            changes,
+        };
+        if request.dry_run || plan.is_noop() {
+            return Ok(plan);
+        }
+        // Tables first, metadata second: a crash in between leaves tables nobody references
+        // yet, which the next apply adopts.
+        for d in to_create {
+            let schema = d
+                .schema
+                .arrow_schema()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            self.storage
+                .ensure_table(
+                    &d.reference.relative_path(),
+                    &schema,
+                    d.reference.dataset.as_str(),
+                    d.description.as_deref(),
+                )
+                .await?;
+            let quarantine = d.reference.quarantine();
+            self.storage
+                .ensure_table(
+                    &quarantine.relative_path(),
+                    &d.schema.quarantine_arrow_schema(),
+                    quarantine.dataset.as_str(),
+                    Some("rows refused by the contract, with the rule and the reason"),
+                )
+                .await?;
+        }
+        self.catalog.apply(&metadata).await?;
+        Ok(plan)
+    }
+
+    /// Resolves every output port to its contract (from the folder, or already published) and
+    /// lists the datasets the product will have.
+    async fn planned_datasets(
+        &self,
+        product_file: &SourceFile,
+        product: &Product,
+        contracts: &[ContractFile<'_>],
+    ) -> Result<Vec<PlannedDataset>> {
+        let descriptor = SpecDocument::parse(&product_file.name, &product_file.content)?;
+        let mut problems = Vec::new();
+        let mut referenced = HashSet::new();
+        let mut datasets: Vec<PlannedDataset> = Vec::new();
+        for (i, port) in product.output_ports.iter().enumerate() {
+            let Some(contract_id) = &port.contract_id else {
+                continue;
+            };
+            referenced.insert(contract_id.clone());
+            let contract: std::sync::Arc<Contract> = match contracts
+                .iter()
+                .find(|c| &c.contract.id == contract_id)
+            {
+                Some(c) => std::sync::Arc::new(c.contract.clone()),
+                None => match self.catalog.contract_versions(contract_id).await?.last() {
+                    Some(latest) => self.contract_model(contract_id, &latest.version).await?,
+                    None => {
+                        problems.push(descriptor.diagnostic(
+                                &format!("/outputPorts/{i}/contractId"),
+                                format!("output port {:?} references contract {contract_id:?}, which is neither in this folder nor published", port.name),
+                            ));
+                        continue;
+                    }
+                },
+            };
+            for schema in &contract.datasets {
+                let reference = DatasetRef::new(
+                    product.domain.clone(),
+                    product.name.clone(),
+                    schema.name.clone(),
+                );
+                if let Some(other) = datasets.iter().find(|d| d.reference == reference) {
+                    problems.push(descriptor.diagnostic(
+                        &format!("/outputPorts/{i}/contractId"),
+                        format!(
+                            "dataset {reference} is defined by both contract {:?} and contract {contract_id:?}",
+                            other.contract_id
+                        ),
+                    ));
+                    continue;
+                }
+                datasets.push(PlannedDataset {
+                    reference,
+                    description: schema.description.clone(),
+                    schema: schema.clone(),
+                    contract_id: contract.id.clone(),
+                    contract_version: contract.version.clone(),
+                });
+            }
+        }
+        for c in contracts {
+            if !referenced.contains(&c.contract.id) {
+                problems.push(Diagnostic {
+                    file: c.file.name.clone(),
+                    line: Some(1),
+                    field: "id".into(),
+                    message: format!(
+                        "no output port of {}.{} references contract {:?}: add an outputPort with `contractId: {}` to {}",
+                        product.domain, product.name, c.contract.id, c.contract.id, product_file.name
+                    ),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(datasets)
+        } else {
+            Err(ServiceError::InvalidFiles(problems))
+        }
+    }
+}
+
+/// Loads every file of a folder; all problems of all files are reported together.
+fn load_folder(files: &[SourceFile]) -> Result<(&SourceFile, Product, Vec<ContractFile<'_>>)> {
+    if files.is_empty() {
+        return Err(ServiceError::BadRequest(
+            "no files: a product folder holds one product descriptor (*.odps.yaml) and the contracts (*.odcs.yaml) of its output ports".into(),
+        ));
+    }
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut products = Vec::new();
+    let mut contracts: Vec<ContractFile> = Vec::new();
+    for file in files {
+        match tessera_spec::load(&file.name, &file.content) {
+            Ok(Loaded::Product(p)) => products.push((file, p)),
+            Ok(Loaded::Contract(contract)) => {
+                if let Some(first) = contracts.iter().find(|c| c.contract.id == contract.id) {
+                    problems.push(Diagnostic {
+                        file: file.name.clone(),
+                        line: Some(1),
+                        field: "id".into(),
+                        message: format!(
+                            "contract id {:?} is also used by {}; each contract file needs its own id",
+                            contract.id, first.file.name
+                        ),
+                    });
+                } else {
+                    contracts.push(ContractFile { file, contract });
+                }
+            }
+            Err(e) => problems.extend(e.diagnostics().iter().cloned()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ServiceError::InvalidFiles(problems));
+    }
+    match products.len() {
+        1 => {
+            let (file, product) = products.remove(0);
+            Ok((file, product, contracts))
+        }
+        0 => Err(ServiceError::BadRequest(
+            "no product descriptor: a product folder needs one ODPS file (kind: DataProduct)"
+                .into(),
+        )),
+        _ => Err(ServiceError::BadRequest(format!(
+            "more than one product descriptor ({}): a product folder has exactly one",
+            products
+                .iter()
+                .map(|(f, _)| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// What a new contract version does to a stored table: columns may be added; removing a column
+/// or changing its type would need the stored data rewritten, so it is refused.
+fn schema_evolution(
+    reference: &DatasetRef,
+    old: Option<&DatasetSchema>,
+    new: &DatasetSchema,
+) -> Result<String> {
+    let Some(old) = old else {
+        return Ok(String::new());
+    };
+    let internal = |e: tessera_core::CoreError| ServiceError::Internal(e.to_string());
+    let (old_schema, new_schema) = (
+        old.arrow_schema().map_err(internal)?,
+        new.arrow_schema().map_err(internal)?,
+    );
+    let mut problems = Vec::new();
+    for field in old_schema.fields() {
+        match new_schema.field_with_name(field.name()) {
+            Err(_) => problems.push(format!("column {:?} is removed", field.name())),
+            Ok(f) if f.data_type() != field.data_type() => problems.push(format!(
+                "column {:?} changes type from {} to {}",
+                field.name(),
+                field.data_type(),
+                f.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ServiceError::Conflict(format!(
+            "dataset {reference}: {}; the stored table cannot take that without rewriting its data",
+            problems.join("; ")
+        )));
+    }
+    let added: Vec<&str> = new_schema
+        .fields()
+        .iter()
+        .filter(|f| old_schema.field_with_name(f.name()).is_err())
+        .map(|f| f.name().as_str())
+        .collect();
+    Ok(if added.is_empty() {
+        String::new()
+    } else {
+        format!(", adds column(s) {}", added.join(", "))
+    })
+}

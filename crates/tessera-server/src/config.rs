@@ -1,0 +1,53 @@
+//! Server configuration, declared once. The binary fills it from flags and environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tessera_query::QueryConfig;
+
+/// Where Tessera keeps its state and how it serves it.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on; port 0 picks a free port.
+    pub http: SocketAddr,
+    /// Directory for the embedded defaults: `metadata.db` and `tables/`.
+    pub data_dir: PathBuf,
+    /// Metadata store URL: `sqlite://PATH` or `postgres://...`; default SQLite in `data_dir`.
+    pub metadata_url: Option<String>,
+    /// Root for the Delta tables: a directory or an object store URL (`s3://bucket/prefix`);
+    /// default `data_dir/tables`.
+    pub storage_url: Option<String>,
+    /// Object store options (e.g. `AWS_ENDPOINT_URL`), in addition to the environment.
+    pub storage_options: HashMap<String, String>,
+    /// Largest request body accepted (ingested files, applied folders).
+    pub max_body_bytes: usize,
+    pub query: QueryConfig,
+}
+
+impl ServerConfig {
+    /// The embedded default under `data_dir`, listening on `http`.
+    pub fn new(data_dir: impl Into<PathBuf>, http: SocketAddr) -> Self {
+        Self {
+            http,
+            data_dir: data_dir.into(),
+            metadata_url: None,
+            storage_url: None,
+            storage_options: HashMap::new(),
+            max_body_bytes: 1 << 30,
+            query: QueryConfig::default(),
+        }
+    }
+
+    pub fn metadata_url(&self) -> String {
+        self.metadata_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
+    }
+
+    pub fn storage_url(&self) -> String {
+        self.storage_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tables").display().to_string())
+    }
+}

@@ -1,0 +1,100 @@
+//! The service layer's errors. Each variant says whose fault it is, which is all a front end
+//! needs to pick an HTTP status (see `api::error`), a SQLSTATE or an exit code.
+
+use tessera_spec::{Diagnostic, SpecError};
+
+/// Why a service call did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A domain, product, dataset or contract that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed or asks for something that makes no sense.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Standard files that are not valid, each problem with file, line and field.
+    #[error("{}", render_diagnostics(.0))]
+    InvalidFiles(Vec<Diagnostic>),
+    /// The request is valid but conflicts with what is stored (e.g. a published contract version
+    /// changed without a new version number).
+    #[error("{0}")]
+    Conflict(String),
+    /// A batch that cannot be used as a whole (unreadable, no rows, unknown columns).
+    #[error("{0}")]
+    UnusableBatch(String),
+    /// A query that does not parse or plan, or that would write.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A query that needs more memory or time than allowed.
+    #[error("{0}")]
+    QueryLimit(String),
+    /// A request body over the configured limit.
+    #[error(
+        "the request body is larger than the limit of {limit_bytes} bytes (server option --max-body-bytes)"
+    )]
+    PayloadTooLarge { limit_bytes: usize },
+    /// A dependency (metadata store, object storage) failed; not the caller's fault.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug in Tessera.
+    #[error("internal error (this is a bug in Tessera): {0}")]
+    Internal(String),
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl From<SpecError> for ServiceError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Invalid(d) => ServiceError::InvalidFiles(d),
+            SpecError::Io { .. } => ServiceError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<tessera_catalog::CatalogError> for ServiceError {
+    fn from(e: tessera_catalog::CatalogError) -> Self {
+        ServiceError::Unavailable(e.to_string())
+    }
+}
+
+impl From<tessera_storage::StorageError> for ServiceError {
+    fn from(e: tessera_storage::StorageError) -> Self {
+        use tessera_storage::StorageError as S;
+        match e {
+            S::SchemaMismatch { .. } | S::Conflict { .. } => ServiceError::Conflict(e.to_string()),
+            S::InvalidLocation { .. } => ServiceError::BadRequest(e.to_string()),
+            S::Delta { .. } | S::Io { .. } => ServiceError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<tessera_query::QueryError> for ServiceError {
+    fn from(e: tessera_query::QueryError) -> Self {
+        use tessera_query::QueryError as Q;
+        match e {
+            Q::Invalid(_) | Q::ReadOnly(_) => ServiceError::InvalidQuery(e.to_string()),
+            Q::ResourcesExhausted(_) | Q::Timeout(_) => ServiceError::QueryLimit(e.to_string()),
+            Q::Execution(_) => ServiceError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<tessera_ingest::IngestError> for ServiceError {
+    fn from(e: tessera_ingest::IngestError) -> Self {
+        use tessera_ingest::IngestError as I;
+        match e {
+            I::Internal(_) => ServiceError::Internal(e.to_string()),
+            _ => ServiceError::UnusableBatch(e.to_string()),
+        }
+    }
+}
+
+/// Result with [`ServiceError`].
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -1,0 +1,553 @@
+//! The service layer: everything Tessera does, once, for every front end. The HTTP API, the CLI
+//! (through the API) and the demo call [`Mesh`]; none of them touches sqlx, Delta or DataFusion.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use tessera_catalog::{BatchRecord, Catalog, DatasetRecord};
+use tessera_core::{
+    Contract, DatasetRef, DatasetSchema, QUARANTINE_COLUMN, QUARANTINE_REASON,
+    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, arrow_type,
+};
+use tessera_ingest::{Format, Prepared};
+use tessera_quality::RowValidator;
+use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine};
+use tessera_storage::Storage;
+
+use crate::config::ServerConfig;
+use crate::error::{Result, ServiceError};
+use crate::views::*;
+
+/// How many refused rows an ingest answer lists (all of them are in the quarantine table).
+const REJECTIONS_SHOWN: usize = 10;
+
+/// A batch to ingest.
+#[derive(Debug, Clone)]
+pub enum BatchData {
+    /// File bytes; the format is detected from the name or content when not given.
+    File {
+        bytes: Bytes,
+        format: Option<Format>,
+        file_name: Option<String>,
+    },
+    /// Rows already in Arrow form (the demo, later connectors).
+    Arrow(RecordBatch),
+}
+
+/// The platform: metadata store, tables and query engine behind one interface.
+pub struct Mesh {
+    pub(crate) catalog: Catalog,
+    pub(crate) storage: Arc<Storage>,
+    engine: QueryEngine,
+    /// Parsed contract versions; versions are immutable, so entries never go stale.
+    contracts: Mutex<HashMap<(String, String), Arc<Contract>>>,
+    /// The mesh as the query engine sees it, with the catalog generation it was built from.
+    snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
+    /// One apply at a time, so plans are computed against what is really there.
+    pub(crate) apply_lock: tokio::sync::Mutex<()>,
+}
+
+impl Mesh {
+    /// Opens (and migrates) the metadata store and the table storage named by `config`.
+    pub async fn open(config: &ServerConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ServiceError::BadRequest(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let catalog = Catalog::connect(&config.metadata_url()).await?;
+        let storage = Arc::new(Storage::new(
+            &config.storage_url(),
+            config.storage_options.clone(),
+        )?);
+        let engine = QueryEngine::new(storage.clone(), config.query.clone())?;
+        Ok(Self {
+            catalog,
+            storage,
+            engine,
+            contracts: Mutex::new(HashMap::new()),
+            snapshot: tokio::sync::Mutex::new(None),
+            apply_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Where the metadata and the tables are, for logs and the startup banner.
+    pub fn describe(&self) -> String {
+        format!(
+            "metadata {}, tables {}",
+            self.catalog.display_url(),
+            self.storage.root()
+        )
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        self.catalog.domains().await?;
+        Ok(Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    pub async fn close(&self) {
+        self.catalog.close().await;
+    }
+
+    // ---- catalog ----------------------------------------------------------------------------
+
+    pub async fn domains(&self) -> Result<Vec<DomainView>> {
+        Ok(self
+            .catalog
+            .domains()
+            .await?
+            .into_iter()
+            .map(|d| DomainView {
+                name: d.name,
+                product_count: d.product_count,
+                created_at: d.created_at,
+            })
+            .collect())
+    }
+
+    pub async fn domain(&self, name: &str) -> Result<DomainView> {
+        self.domains()
+            .await?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| ServiceError::NotFound(format!("no domain {name:?}")))
+    }
+
+    pub async fn products(&self, domain: Option<&str>) -> Result<Vec<ProductSummary>> {
+        if let Some(d) = domain {
+            self.domain(d).await?;
+        }
+        Ok(self
+            .catalog
+            .products(domain)
+            .await?
+            .into_iter()
+            .map(product_summary)
+            .collect())
+    }
+
+    pub async fn product(&self, domain: &str, name: &str) -> Result<ProductView> {
+        let record = self
+            .catalog
+            .product(domain, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no product {domain}.{name}")))?;
+        let product = match tessera_spec::load(&record.file_name, &record.source)? {
+            tessera_spec::Loaded::Product(p) => p,
+            tessera_spec::Loaded::Contract(_) => {
+                return Err(ServiceError::Internal(format!(
+                    "product {domain}.{name} is stored with a contract as its descriptor"
+                )));
+            }
+        };
+        let datasets = self.datasets(Some((domain, name))).await?;
+        Ok(ProductView {
+            output_ports: product
+                .output_ports
+                .iter()
+                .map(|p| PortView {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    contract_id: p.contract_id.clone(),
+                })
+                .collect(),
+            input_ports: product
+                .input_ports
+                .iter()
+                .map(|p| PortView {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    contract_id: Some(p.contract_id.clone()),
+                })
+                .collect(),
+            datasets,
+            descriptor_file: record.file_name.clone(),
+            descriptor: record.source.clone(),
+            summary: product_summary(record),
+        })
+    }
+
+    pub async fn datasets(&self, product: Option<(&str, &str)>) -> Result<Vec<DatasetSummary>> {
+        if let Some((domain, name)) = product
+            && self.catalog.product(domain, name).await?.is_none()
+        {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{name}"
+            )));
+        }
+        let mut out = Vec::new();
+        for record in self.catalog.datasets(product).await? {
+            let schema = self.dataset_schema(&record).await?;
+            out.push(dataset_summary(&record, &schema));
+        }
+        Ok(out)
+    }
+
+    pub async fn dataset(&self, reference: &DatasetRef) -> Result<DatasetView> {
+        let record = self.dataset_record(reference).await?;
+        let schema = self.dataset_schema(&record).await?;
+        let table = self.storage.table_info(&record.location).await?;
+        let quarantine_location = reference.quarantine().relative_path();
+        let columns = schema
+            .columns
+            .iter()
+            .map(|c| ColumnView {
+                name: c.name.clone(),
+                logical_type: c.logical_type.map(|t| t.as_str().to_string()),
+                physical_type: c.physical_type.clone(),
+                arrow_type: arrow_type(c).map(|t| t.to_string()).unwrap_or_default(),
+                required: c.required,
+                unique: c.unique,
+                primary_key: c.primary_key,
+                classification: c.classification.clone(),
+                description: c.description.clone(),
+            })
+            .collect();
+        Ok(DatasetView {
+            summary: dataset_summary(&record, &schema),
+            columns,
+            table_url: self.storage.table_url(&record.location)?.to_string(),
+            table_version: table.and_then(|t| t.version),
+            quarantine: reference.quarantine().to_string(),
+            quarantine_table_url: self.storage.table_url(&quarantine_location)?.to_string(),
+        })
+    }
+
+    pub async fn contracts(&self) -> Result<Vec<ContractSummary>> {
+        let mut by_id: Vec<ContractSummary> = Vec::new();
+        // Ordered by id, then by the time each version was applied.
+        for c in self.catalog.contracts().await? {
+            match by_id.last_mut() {
+                Some(last) if last.id == c.contract_id => {
+                    last.versions.push(c.version.clone());
+                    last.latest_version = c.version;
+                    last.status = c.status;
+                }
+                _ => by_id.push(ContractSummary {
+                    id: c.contract_id,
+                    latest_version: c.version.clone(),
+                    status: c.status,
+                    versions: vec![c.version],
+                }),
+            }
+        }
+        Ok(by_id)
+    }
+
+    pub async fn contract_versions(&self, id: &str) -> Result<Vec<ContractView>> {
+        let versions = self.catalog.contract_versions(id).await?;
+        if versions.is_empty() {
+            return Err(ServiceError::NotFound(format!("no contract {id:?}")));
+        }
+        Ok(versions.into_iter().map(contract_view).collect())
+    }
+
+    pub async fn contract(&self, id: &str, version: &str) -> Result<ContractView> {
+        self.catalog
+            .contract(id, version)
+            .await?
+            .map(contract_view)
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("no contract {id:?} version {version:?}"))
+            })
+    }
+
+    /// A contract version as the model, parsed once.
+    pub(crate) async fn contract_model(&self, id: &str, version: &str) -> Result<Arc<Contract>> {
+        let key = (id.to_string(), version.to_string());
+        if let Some(c) = self.contracts.lock().expect("contract cache").get(&key) {
+            return Ok(c.clone());
+        }
+        let record = self.catalog.contract(id, version).await?.ok_or_else(|| {
+            ServiceError::Internal(format!(
+                "contract {id} {version} is referenced but not stored"
+            ))
+        })?;
+        let contract = Arc::new(tessera_spec::load_contract(
+            &record.file_name,
+            &record.source,
+        )?);
+        self.contracts
+            .lock()
+            .expect("contract cache")
+            .insert(key, contract.clone());
+        Ok(contract)
+    }
+
+    async fn dataset_record(&self, reference: &DatasetRef) -> Result<DatasetRecord> {
+        let (domain, product) = (reference.domain.as_str(), reference.product.as_str());
+        self.catalog
+            .datasets(Some((domain, product)))
+            .await?
+            .into_iter()
+            .find(|d| d.name == reference.dataset.as_str())
+            .ok_or_else(|| ServiceError::NotFound(format!("no dataset {reference}")))
+    }
+
+    async fn dataset_schema(&self, record: &DatasetRecord) -> Result<DatasetSchema> {
+        let contract = self
+            .contract_model(&record.contract_id, &record.contract_version)
+            .await?;
+        contract.dataset(&record.name).cloned().ok_or_else(|| {
+            ServiceError::Internal(format!(
+                "dataset {}.{}.{} is not in its contract {} {}",
+                record.domain,
+                record.product,
+                record.name,
+                record.contract_id,
+                record.contract_version
+            ))
+        })
+    }
+
+    // ---- ingest -----------------------------------------------------------------------------
+
+    /// Loads one batch into a dataset: rows cast to the contract's types, rows breaking its
+    /// row-level rules to the quarantine table, the rest appended in one commit. A batch id
+    /// already ingested writes nothing and answers with the first ingest's counts.
+    pub async fn ingest(
+        &self,
+        reference: &DatasetRef,
+        data: BatchData,
+        batch_id: Option<String>,
+    ) -> Result<IngestReport> {
+        let record = self.dataset_record(reference).await?;
+        let batch_id = match (batch_id, &data) {
+            (Some(id), _) if id.trim().is_empty() => {
+                return Err(ServiceError::BadRequest("the batch id is empty".into()));
+            }
+            (Some(id), _) => id,
+            (None, BatchData::File { bytes, .. }) => tessera_ingest::batch_id_of(bytes),
+            (None, BatchData::Arrow(_)) => {
+                return Err(ServiceError::BadRequest(
+                    "an Arrow batch needs a batch id".into(),
+                ));
+            }
+        };
+        if let Some(previous) = self
+            .catalog
+            .batch(&record.domain, &record.product, &record.name, &batch_id)
+            .await?
+        {
+            return Ok(IngestReport {
+                dataset: reference.to_string(),
+                batch_id,
+                rows: previous.accepted + previous.quarantined,
+                accepted: previous.accepted,
+                quarantined: previous.quarantined,
+                duplicate: true,
+                table_version: previous.table_version,
+                rejections: Vec::new(),
+            });
+        }
+        let schema = self.dataset_schema(&record).await?;
+        let now = chrono::Utc::now();
+        let prepared = {
+            let batch_id = batch_id.clone();
+            tokio::task::spawn_blocking(move || -> Result<Prepared> {
+                let validator = RowValidator::new(&schema)
+                    .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
+                Ok(match data {
+                    BatchData::File {
+                        bytes,
+                        format,
+                        file_name,
+                    } => {
+                        let format = match format {
+                            Some(f) => f,
+                            None => Format::detect(file_name.as_deref(), &bytes)
+                                .ok_or(tessera_ingest::IngestError::UnknownFormat)?,
+                        };
+                        tessera_ingest::prepare(
+                            &schema,
+                            &validator,
+                            format,
+                            bytes,
+                            &batch_id,
+                            now.timestamp_micros(),
+                        )?
+                    }
+                    BatchData::Arrow(batch) => tessera_ingest::prepare_batch(
+                        &schema,
+                        &validator,
+                        batch,
+                        &batch_id,
+                        now.timestamp_micros(),
+                    )?,
+                })
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("batch preparation panicked: {e}")))??
+        };
+        // Quarantine first, then the dataset: each commit carries the batch id, so a retry after
+        // a crash between the two writes only the missing half.
+        let quarantine_location = reference.quarantine().relative_path();
+        if prepared.quarantined() > 0 {
+            self.storage
+                .append(
+                    &quarantine_location,
+                    vec![prepared.quarantine.clone()],
+                    Some(&batch_id),
+                )
+                .await?;
+        }
+        let outcome = self
+            .storage
+            .append(
+                &record.location,
+                vec![prepared.valid.clone()],
+                Some(&batch_id),
+            )
+            .await?;
+        let table_version = match outcome.version {
+            Some(v) => Some(v),
+            None => self
+                .storage
+                .table_info(&record.location)
+                .await?
+                .and_then(|t| t.version),
+        };
+        let report = IngestReport {
+            dataset: reference.to_string(),
+            batch_id: batch_id.clone(),
+            rows: prepared.rows as i64,
+            accepted: prepared.accepted() as i64,
+            quarantined: prepared.quarantined() as i64,
+            duplicate: outcome.duplicate,
+            table_version,
+            rejections: rejections(&prepared.quarantine),
+        };
+        self.catalog
+            .record_batch(&BatchRecord {
+                domain: record.domain.clone(),
+                product: record.product.clone(),
+                dataset: record.name.clone(),
+                batch_id,
+                accepted: report.accepted,
+                quarantined: report.quarantined,
+                table_version,
+                committed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+            .await?;
+        Ok(report)
+    }
+
+    // ---- query ------------------------------------------------------------------------------
+
+    /// The mesh as of now, rebuilt only when datasets were added or changed contract (by this
+    /// instance or another one sharing the metadata store).
+    async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
+        let generation = self.catalog.datasets_generation().await?;
+        let mut cached = self.snapshot.lock().await;
+        if let Some((g, snapshot)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(snapshot.clone());
+        }
+        let mut tables = Vec::new();
+        for record in self.catalog.datasets(None).await? {
+            let schema = self.dataset_schema(&record).await?;
+            let reference = DatasetRef::new(
+                tessera_core::Name::parse(&record.domain).map_err(internal)?,
+                tessera_core::Name::parse(&record.product).map_err(internal)?,
+                schema.name.clone(),
+            );
+            tables.push(DatasetEntry {
+                reference: reference.clone(),
+                location: record.location.clone(),
+                schema: schema.arrow_schema().map_err(internal)?,
+            });
+            tables.push(DatasetEntry {
+                location: reference.quarantine().relative_path(),
+                reference: reference.quarantine(),
+                schema: schema.quarantine_arrow_schema(),
+            });
+        }
+        let snapshot = Arc::new(MeshSnapshot { tables });
+        *cached = Some((generation, snapshot.clone()));
+        Ok(snapshot)
+    }
+
+    /// Runs one read-only SQL statement over every dataset and collects the result.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let snapshot = self.snapshot().await?;
+        Ok(self.engine.collect(&snapshot, sql).await?)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+fn product_summary(r: tessera_catalog::ProductRecord) -> ProductSummary {
+    ProductSummary {
+        domain: r.domain,
+        name: r.name,
+        id: r.product_id,
+        version: r.version,
+        status: r.status,
+        description: r.description,
+        owner: r.owner,
+        updated_at: r.updated_at,
+    }
+}
+
+fn dataset_summary(r: &DatasetRecord, schema: &DatasetSchema) -> DatasetSummary {
+    DatasetSummary {
+        reference: format!("{}.{}.{}", r.domain, r.product, r.name),
+        domain: r.domain.clone(),
+        product: r.product.clone(),
+        name: r.name.clone(),
+        description: schema.description.clone(),
+        contract_id: r.contract_id.clone(),
+        contract_version: r.contract_version.clone(),
+    }
+}
+
+fn contract_view(c: tessera_catalog::ContractRecord) -> ContractView {
+    ContractView {
+        id: c.contract_id,
+        version: c.version,
+        status: c.status,
+        file_name: c.file_name,
+        created_at: c.created_at,
+        source: c.source,
+    }
+}
+
+/// The first refused rows of a quarantine batch, for the ingest answer.
+fn rejections(quarantine: &RecordBatch) -> Vec<Rejection> {
+    let text = |name: &str| {
+        quarantine
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .cloned()
+    };
+    let (Some(rule), Some(column), Some(reason), Some(row)) = (
+        text(QUARANTINE_RULE),
+        text(QUARANTINE_COLUMN),
+        text(QUARANTINE_REASON),
+        quarantine
+            .column_by_name(QUARANTINE_ROW_NUMBER)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .cloned(),
+    ) else {
+        return Vec::new();
+    };
+    (0..quarantine.num_rows().min(REJECTIONS_SHOWN))
+        .map(|i| Rejection {
+            row: row.value(i),
+            rule: rule.value(i).to_string(),
+            column: column.value(i).to_string(),
+            reason: reason.value(i).to_string(),
+        })
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! What the service answers with, as the API serialises it. The CLI deserialises the same
+//! types, so the client and the server cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the metadata store answers.
+    pub status: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DomainView {
+    pub name: String,
+    pub product_count: i64,
+    pub created_at: String,
+}
+
+/// A product as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductSummary {
+    pub domain: String,
+    pub name: String,
+    /// The ODPS `id`.
+    pub id: String,
+    pub version: Option<String>,
+    pub status: String,
+    pub description: Option<String>,
+    /// The owning team.
+    pub owner: Option<String>,
+    pub updated_at: String,
+}
+
+/// A product with its ports, datasets and descriptor.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductView {
+    #[serde(flatten)]
+    pub summary: ProductSummary,
+    pub output_ports: Vec<PortView>,
+    pub input_ports: Vec<PortView>,
+    pub datasets: Vec<DatasetSummary>,
+    pub descriptor_file: String,
+    /// The ODPS descriptor as applied.
+    pub descriptor: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortView {
+    pub name: String,
+    pub version: String,
+    pub contract_id: Option<String>,
+}
+
+/// A dataset as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetSummary {
+    /// `domain.product.dataset`, its name in SQL.
+    pub reference: String,
+    pub domain: String,
+    pub product: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub contract_id: String,
+    pub contract_version: String,
+}
+
+/// A dataset with its columns and its tables.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetView {
+    #[serde(flatten)]
+    pub summary: DatasetSummary,
+    pub columns: Vec<ColumnView>,
+    /// URL of the Delta table, readable by any Delta reader.
+    pub table_url: String,
+    /// Latest Delta version; `None` before the first commit.
+    pub table_version: Option<i64>,
+    /// `domain.product.dataset_quarantine`: refused rows with their reasons.
+    pub quarantine: String,
+    pub quarantine_table_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ColumnView {
+    pub name: String,
+    pub logical_type: Option<String>,
+    pub physical_type: Option<String>,
+    /// The Arrow type the column is stored as.
+    pub arrow_type: String,
+    pub required: bool,
+    pub unique: bool,
+    pub primary_key: bool,
+    pub classification: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A contract and its versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractSummary {
+    pub id: String,
+    /// The most recently applied version.
+    pub latest_version: String,
+    pub status: String,
+    /// Every version, oldest first.
+    pub versions: Vec<String>,
+}
+
+/// One version of a contract, with the ODCS file as applied.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractView {
+    pub id: String,
+    pub version: String,
+    pub status: String,
+    pub file_name: String,
+    pub created_at: String,
+    pub source: String,
+}
+
+/// A standard file sent to the server: its name (for diagnostics) and its text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SourceFile {
+    pub name: String,
+    pub content: String,
+}
+
+/// `POST /api/v1/apply`: a product folder's files.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplyRequest {
+    /// One ODPS descriptor and the ODCS contracts its output ports reference.
+    pub files: Vec<SourceFile>,
+    /// Only compute the plan.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What an apply does (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplyPlan {
+    /// `domain.product`.
+    pub product: String,
+    /// Whether the changes were made (false for a dry run).
+    pub applied: bool,
+    pub changes: Vec<PlannedChange>,
+}
+
+impl ApplyPlan {
+    /// True when applying would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.changes.iter().all(|c| c.action == Action::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PlannedChange {
+    pub kind: ResourceKind,
+    /// The resource: `domain.product`, `contract-id@version`, `domain.product.dataset`.
+    pub name: String,
+    pub action: Action,
+    /// What changes, for `change`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Product,
+    Contract,
+    Dataset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Change,
+    Unchanged,
+}
+
+/// What became of an ingested batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngestReport {
+    /// `domain.product.dataset`.
+    pub dataset: String,
+    pub batch_id: String,
+    pub rows: i64,
+    pub accepted: i64,
+    pub quarantined: i64,
+    /// The batch id was ingested before: nothing was written this time, the counts are the
+    /// first ingest's.
+    pub duplicate: bool,
+    /// The dataset table's version that holds the accepted rows.
+    pub table_version: Option<i64>,
+    /// The first refused rows and why (all of them are in the quarantine table).
+    pub rejections: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Rejection {
+    /// 1-based row number in the batch.
+    pub row: i64,
+    pub rule: String,
+    pub column: String,
+    pub reason: String,
+}
+
+/// `POST /api/v1/query`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueryRequest {
+    /// One read-only SQL statement; datasets are `domain.product.dataset`.
+    pub sql: String,
+}
+
+/// A query result as JSON (`Accept: application/json`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueryResult {
+    pub columns: Vec<ResultColumn>,
+    /// One object per row, keyed by column name.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub row_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResultColumn {
+    pub name: String,
+    /// The Arrow type.
+    pub data_type: String,
+}
+
+/// Every error answer: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `not_found`, `bad_request`, `invalid_files`, `conflict`,
+    /// `unusable_batch`, `invalid_query`, `query_limit`, `payload_too_large`, `unavailable`,
+    /// `internal`.
+    pub code: String,
+    pub message: String,
+    /// For `invalid_files`: each problem with its file, line and field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<DiagnosticView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DiagnosticView {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}

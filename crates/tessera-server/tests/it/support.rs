@@ -1,0 +1,310 @@
+//! A real server on port 0 for each test, on the metadata store and table storage the test asks
+//! for. PostgreSQL and S3 are the real servers `scripts/test` starts (their addresses come in
+//! `TESSERA_TEST_POSTGRES_URL` and `TESSERA_TEST_S3_ENDPOINT`); each test gets its own database
+//! or bucket.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tessera_server::{Application, ServerConfig};
+use tokio::sync::oneshot;
+
+/// Which metadata store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the tables go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    Local,
+    S3,
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with scripts/test, which starts PostgreSQL and an S3 server")
+    })
+}
+
+/// A fresh PostgreSQL database on the test server; returns its URL.
+pub async fn postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = required_env("TESSERA_TEST_POSTGRES_URL");
+    let name = format!("tessera_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let base = admin.rsplit_once('/').expect("URL with a database").0;
+    format!("{base}/{name}")
+}
+
+/// A fresh bucket on the test S3 server; returns (bucket URL, object store options).
+pub async fn s3_bucket() -> (String, HashMap<String, String>) {
+    let endpoint = required_env("TESSERA_TEST_S3_ENDPOINT");
+    let bucket = format!("tessera-{}", uuid::Uuid::new_v4().simple());
+    let response = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .expect("reach the test S3 server");
+    assert!(
+        response.status().is_success(),
+        "create bucket: {}",
+        response.status()
+    );
+    let options = HashMap::from([
+        ("AWS_ENDPOINT_URL".to_string(), endpoint),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
+    ]);
+    (format!("s3://{bucket}/mesh"), options)
+}
+
+/// A running server and a client for it. Dropping it stops the server.
+pub struct TestServer {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub config: ServerConfig,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start(store: Store, tables: Tables) -> Self {
+        Self::start_with(store, tables, |_| {}).await
+    }
+
+    pub async fn start_with(
+        store: Store,
+        tables: Tables,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        if store == Store::Postgres {
+            config.metadata_url = Some(postgres_database().await);
+        }
+        if tables == Tables::S3 {
+            let (url, options) = s3_bucket().await;
+            config.storage_url = Some(url);
+            config.storage_options = options;
+        }
+        adjust(&mut config);
+        let mut server = Self::run(config).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on exactly this configuration (e.g. the one of a stopped server).
+    pub async fn run(config: ServerConfig) -> Self {
+        let app = Application::build(&config).await.expect("server starts");
+        let url = format!("http://{}", app.address());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            config,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server gracefully and gives back its configuration and data directory.
+    pub async fn stop(mut self) -> (ServerConfig, Option<tempfile::TempDir>) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        (self.config.clone(), self._dir.take())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Applies a folder given as (file name, content) pairs.
+    pub async fn apply(&self, files: &[(&str, &str)], dry_run: bool) -> (u16, Value) {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(name, content)| serde_json::json!({"name": name, "content": content}))
+            .collect();
+        self.post_json(
+            "/api/v1/apply",
+            &serde_json::json!({"files": files, "dry_run": dry_run}),
+        )
+        .await
+    }
+
+    pub async fn ingest(
+        &self,
+        dataset: &str,
+        query: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let path = dataset.replace('.', "/");
+        let r = self
+            .http
+            .post(format!(
+                "{}/api/v1/datasets/{path}/batches?{query}",
+                self.url
+            ))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs SQL and returns the JSON rows; panics with the server's message on error.
+    pub async fn rows(&self, sql: &str) -> Vec<Value> {
+        let (status, body) = self
+            .post_json("/api/v1/query", &serde_json::json!({"sql": sql}))
+            .await;
+        assert_eq!(status, 200, "{sql}: {body}");
+        body["rows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The single value of a one-row, one-column result.
+    pub async fn scalar(&self, sql: &str) -> Value {
+        let rows = self.rows(sql).await;
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        rows[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .cloned()
+            .unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A small product used across tests: `shop.orders` with datasets `orders` and `customers`.
+pub const SHOP_PRODUCT: &str = r#"apiVersion: v1.0.0
+kind: DataProduct
+id: shop-orders
+name: orders
+domain: shop
+status: active
+version: 1.0.0
+description:
+  purpose: Orders of the web shop.
+team:
+  name: shop team
+outputPorts:
+  - name: orders
+    version: 1.0.0
+    contractId: shop-orders-contract
+"#;
+
+pub const SHOP_CONTRACT: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: shop-orders-contract
+version: 1.0.0
+status: active
+description:
+  purpose: Orders and customers of the web shop.
+schema:
+  - name: orders
+    description: One row per order.
+    properties:
+      - name: order_id
+        logicalType: integer
+        primaryKey: true
+        required: true
+      - name: customer_id
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          pattern: "^U[0-9]{8}$"
+      - name: amount
+        logicalType: number
+        physicalType: decimal(10,2)
+        logicalTypeOptions:
+          minimum: 0
+      - name: status
+        logicalType: string
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [open, shipped, returned]
+            mustBe: 0
+      - name: placed_at
+        logicalType: timestamp
+  - name: customers
+    properties:
+      - name: customer_id
+        logicalType: string
+        required: true
+      - name: email
+        logicalType: string
+        classification: pii
+"#;
+
+pub fn shop_folder() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("shop/product.odps.yaml", SHOP_PRODUCT),
+        ("shop/orders.odcs.yaml", SHOP_CONTRACT),
+    ]
+}
+
+/// A CSV batch for `shop.orders.orders`: 4 good rows and 3 that break the contract.
+pub const ORDERS_CSV: &str = "order_id,customer_id,amount,status,placed_at
+1,U00000001,10.50,open,2026-01-01T10:00:00Z
+2,U00000002,99.99,shipped,2026-01-02T11:00:00Z
+3,U00000001,0,returned,2026-01-03T12:00:00Z
+4,U00000003,5,open,2026-01-04T13:00:00Z
+5,X1,7,open,2026-01-05T14:00:00Z
+6,U00000004,-1,open,2026-01-06T15:00:00Z
+seven,U00000005,3,lost,2026-01-07T16:00:00Z
+";

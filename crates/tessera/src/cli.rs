@@ -1,0 +1,206 @@
+//! The command line, declared once with clap. Every option has a flag and, where it configures a
+//! server, an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "A self-serve data mesh platform in one binary",
+    long_about = "Tessera: data products with contracts (ODPS, ODCS), stored as Delta tables, queried with SQL across domains.\n\nServer commands: serve, demo. Offline: lint. Everything else is a client of a running server (--server / TESSERA_URL)."
+)]
+pub struct Cli {
+    /// The Tessera server the client commands talk to.
+    #[arg(long, global = true, env = "TESSERA_URL", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the platform: HTTP API on --http, metadata and tables under --data-dir.
+    Serve(ServeArgs),
+    /// Build the artgo reference mesh with synthetic data, load it, and serve it.
+    Demo(DemoArgs),
+    /// Validate ODCS contracts and ODPS product descriptors offline (files or folders).
+    Lint {
+        /// Files or folders (folders are searched for .yaml, .yml and .json files).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Publish a product folder (one *.odps.yaml and its *.odcs.yaml contracts): show the plan and apply it.
+    Apply {
+        dir: PathBuf,
+        /// Only show the plan.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Load a batch (CSV, NDJSON or Parquet) into DOMAIN.PRODUCT.DATASET.
+    Ingest {
+        /// The dataset, as DOMAIN.PRODUCT.DATASET.
+        dataset: String,
+        file: PathBuf,
+        /// The file's format; detected from its name or content when not given.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+        /// The batch id: the same id is written once. Default: the SHA-256 of the file.
+        #[arg(long)]
+        batch_id: Option<String>,
+    },
+    /// Run one read-only SQL statement over every dataset (`domain.product.dataset`).
+    Query {
+        sql: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// List or show domains.
+    Domains {
+        #[command(subcommand)]
+        action: Option<DomainsAction>,
+    },
+    /// List or show data products.
+    Products {
+        #[command(subcommand)]
+        action: Option<ProductsAction>,
+    },
+    /// List or show datasets.
+    Datasets {
+        #[command(subcommand)]
+        action: Option<DatasetsAction>,
+    },
+    /// List or show contracts and their versions.
+    Contracts {
+        #[command(subcommand)]
+        action: Option<ContractsAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsAction {
+    /// Every domain (the default).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductsAction {
+    /// Every product, or those of one domain (the default).
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// One product: owner, ports, datasets.
+    Show {
+        /// DOMAIN.PRODUCT
+        product: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsAction {
+    /// Every dataset, or those of one product (the default).
+    List {
+        /// DOMAIN.PRODUCT
+        #[arg(long)]
+        product: Option<String>,
+    },
+    /// One dataset: columns, types, tables.
+    Show {
+        /// DOMAIN.PRODUCT.DATASET
+        dataset: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractsAction {
+    /// Every contract with its versions (the default).
+    List,
+    /// A contract's ODCS file (the latest version unless --version).
+    Show {
+        id: String,
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Ndjson => "ndjson",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Where a server keeps its state and how it listens.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API (port 0 picks a free port).
+    #[arg(long, env = "TESSERA_HTTP", default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+    /// Directory of the embedded defaults (metadata.db, tables/).
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data")]
+    pub data_dir: PathBuf,
+    /// Metadata store: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB. Default: SQLite in --data-dir.
+    #[arg(long, env = "TESSERA_METADATA")]
+    pub metadata: Option<String>,
+    /// Root of the Delta tables: a directory or an object store URL (s3://bucket/prefix). Default: --data-dir/tables.
+    #[arg(long, env = "TESSERA_STORAGE")]
+    pub storage: Option<String>,
+    /// An object store option such as AWS_ENDPOINT_URL=http://127.0.0.1:9000 (repeatable; AWS_* variables are read from the environment too).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub storage_options: Vec<(String, String)>,
+    /// Largest request body the API accepts, in bytes.
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 1 << 30)]
+    pub max_body_bytes: usize,
+    /// Memory all running queries may use together, in bytes.
+    #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 2 << 30)]
+    pub query_memory_limit_bytes: usize,
+    /// Longest a query may run, in seconds.
+    #[arg(long, env = "TESSERA_QUERY_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub query_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Size of the synthetic data: 1 is about 150k rows in all; rows grow linearly.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the synthetic data (the same seed and scale give the same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Stop after loading instead of serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}

@@ -1,0 +1,87 @@
+//! `tessera apply DIR`: sends a product folder to the server and prints the plan it carried out.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use tessera_server::views::{Action, ApplyPlan, ApplyRequest, SourceFile};
+
+use crate::client::Client;
+use crate::commands::lint::spec_files;
+
+/// The standard files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and
+/// `.json`), in any subfolder. Other files (SQL transforms, policies, data) are not sent.
+pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a folder: apply takes a product folder (one *.odps.yaml and its *.odcs.yaml contracts)",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    for path in spec_files(dir, &["yaml", "yml", "json"])? {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let standard = [".odps.", ".odcs."]
+            .iter()
+            .any(|marker| name.contains(marker));
+        if !standard {
+            continue;
+        }
+        let content = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        files.push(SourceFile {
+            name: path.display().to_string(),
+            content,
+        });
+    }
+    if files.is_empty() {
+        bail!("no *.odps.yaml or *.odcs.yaml files in {}", dir.display());
+    }
+    Ok(files)
+}
+
+pub async fn run(client: &Client, dir: &Path, dry_run: bool) -> Result<()> {
+    let request = ApplyRequest {
+        files: read_folder(dir)?,
+        dry_run,
+    };
+    let plan: ApplyPlan = client.post(&["api", "v1", "apply"], &request).await?;
+    print_plan(&plan);
+    Ok(())
+}
+
+pub fn print_plan(plan: &ApplyPlan) {
+    if plan.is_noop() {
+        println!("{}: no changes, everything is up to date.", plan.product);
+        return;
+    }
+    println!("Plan for {}:", plan.product);
+    let count = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
+    for c in &plan.changes {
+        let sign = match c.action {
+            Action::Create => "+ create   ",
+            Action::Change => "~ change   ",
+            Action::Unchanged => "  unchanged",
+        };
+        let kind = format!("{:?}", c.kind).to_ascii_lowercase();
+        match &c.detail {
+            Some(d) => println!("  {sign} {kind:<8} {} ({d})", c.name),
+            None => println!("  {sign} {kind:<8} {}", c.name),
+        }
+    }
+    let (create, change, unchanged) = (
+        count(Action::Create),
+        count(Action::Change),
+        count(Action::Unchanged),
+    );
+    if plan.applied {
+        println!("Applied: {create} created, {change} changed, {unchanged} unchanged.");
+    } else {
+        println!(
+            "Dry run, nothing applied: {create} to create, {change} to change, {unchanged} unchanged."
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! `tessera domains|products|datasets|contracts`: the catalog, as tables for people.
+
+use anyhow::{Result, bail};
+use comfy_table::{Table, presets};
+use tessera_core::DatasetRef;
+use tessera_server::views::*;
+
+use crate::cli::{ContractsAction, DatasetsAction, DomainsAction, ProductsAction};
+use crate::client::Client;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING).set_header(header.to_vec());
+    t
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// Splits `DOMAIN.PRODUCT`.
+fn product_ref(s: &str) -> Result<(String, String)> {
+    match s.split('.').collect::<Vec<_>>().as_slice() {
+        [d, p] if !d.is_empty() && !p.is_empty() => Ok((d.to_string(), p.to_string())),
+        _ => bail!("invalid product {s:?}: expected DOMAIN.PRODUCT"),
+    }
+}
+
+pub async fn domains(client: &Client, action: Option<DomainsAction>) -> Result<()> {
+    match action.unwrap_or(DomainsAction::List) {
+        DomainsAction::List => {
+            let domains: Vec<DomainView> = client.get(&["api", "v1", "domains"], &[]).await?;
+            let mut t = table(&["DOMAIN", "PRODUCTS", "CREATED"]);
+            for d in domains {
+                t.add_row(vec![d.name, d.product_count.to_string(), d.created_at]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result<()> {
+    match action.unwrap_or(ProductsAction::List { domain: None }) {
+        ProductsAction::List { domain } => {
+            let query: Vec<(&str, &str)> = domain.iter().map(|d| ("domain", d.as_str())).collect();
+            let products: Vec<ProductSummary> =
+                client.get(&["api", "v1", "products"], &query).await?;
+            let mut t = table(&["PRODUCT", "OWNER", "STATUS", "VERSION", "DESCRIPTION"]);
+            for p in products {
+                t.add_row(vec![
+                    format!("{}.{}", p.domain, p.name),
+                    or_dash(&p.owner),
+                    p.status,
+                    or_dash(&p.version),
+                    or_dash(&p.description),
+                ]);
+            }
+            println!("{t}");
+        }
+        ProductsAction::Show { product } => {
+            let (domain, name) = product_ref(&product)?;
+            let p: ProductView = client
+                .get(&["api", "v1", "products", &domain, &name], &[])
+                .await?;
+            let s = &p.summary;
+            println!(
+                "{}.{}  (id {}, version {}, {})",
+                s.domain,
+                s.name,
+                s.id,
+                or_dash(&s.version),
+                s.status
+            );
+            println!("owner:       {}", or_dash(&s.owner));
+            println!("description: {}", or_dash(&s.description));
+            println!("descriptor:  {}", p.descriptor_file);
+            let ports = |ports: &[PortView]| {
+                ports
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{} {} (contract {})",
+                            x.name,
+                            x.version,
+                            or_dash(&x.contract_id)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            for (title, list) in [
+                ("input ports", ports(&p.input_ports)),
+                ("output ports", ports(&p.output_ports)),
+            ] {
+                println!("{title}:");
+                if list.is_empty() {
+                    println!("  -");
+                }
+                for line in list {
+                    println!("  {line}");
+                }
+            }
+            println!("datasets:");
+            let mut t = table(&["DATASET", "CONTRACT", "DESCRIPTION"]);
+            for d in &p.datasets {
+                t.add_row(vec![
+                    d.reference.clone(),
+                    format!("{}@{}", d.contract_id, d.contract_version),
+                    or_dash(&d.description),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn datasets(client: &Client, action: Option<DatasetsAction>) -> Result<()> {
+    match action.unwrap_or(DatasetsAction::List { product: None }) {
+        DatasetsAction::List { product } => {
+            let parts = product.as_deref().map(product_ref).transpose()?;
+            let query: Vec<(&str, &str)> = match &parts {
+                Some((d, p)) => vec![("domain", d.as_str()), ("product", p.as_str())],
+                None => vec![],
+            };
+            let datasets: Vec<DatasetSummary> =
+                client.get(&["api", "v1", "datasets"], &query).await?;
+            let mut t = table(&["DATASET", "CONTRACT", "DESCRIPTION"]);
+            for d in datasets {
+                t.add_row(vec![
+                    d.reference,
+                    format!("{}@{}", d.contract_id, d.contract_version),
+                    or_dash(&d.description),
+                ]);
+            }
+            println!("{t}");
+        }
+        DatasetsAction::Show { dataset } => {
+            let r: DatasetRef = dataset.parse()?;
+            let d: DatasetView = client
+                .get(
+                    &[
+                        "api",
+                        "v1",
+                        "datasets",
+                        r.domain.as_str(),
+                        r.product.as_str(),
+                        r.dataset.as_str(),
+                    ],
+                    &[],
+                )
+                .await?;
+            let s = &d.summary;
+            println!(
+                "{}  (contract {}@{})",
+                s.reference, s.contract_id, s.contract_version
+            );
+            println!("description: {}", or_dash(&s.description));
+            println!(
+                "table:       {} (version {})",
+                d.table_url,
+                d.table_version.map_or("-".into(), |v| v.to_string())
+            );
+            println!("quarantine:  {} ({})", d.quarantine, d.quarantine_table_url);
+            let mut t = table(&[
+                "COLUMN",
+                "TYPE",
+                "STORED AS",
+                "REQUIRED",
+                "KEY",
+                "CLASSIFICATION",
+                "DESCRIPTION",
+            ]);
+            for c in d.columns {
+                let key = if c.primary_key {
+                    "primary"
+                } else if c.unique {
+                    "unique"
+                } else {
+                    ""
+                };
+                t.add_row(vec![
+                    c.name,
+                    c.logical_type.or(c.physical_type).unwrap_or_default(),
+                    c.arrow_type,
+                    if c.required { "yes".into() } else { "".into() },
+                    key.into(),
+                    c.classification.unwrap_or_default(),
+                    c.description.unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn contracts(client: &Client, action: Option<ContractsAction>) -> Result<()> {
+    match action.unwrap_or(ContractsAction::List) {
+        ContractsAction::List => {
+            let contracts: Vec<ContractSummary> =
+                client.get(&["api", "v1", "contracts"], &[]).await?;
+            let mut t = table(&["CONTRACT", "LATEST", "STATUS", "VERSIONS"]);
+            for c in contracts {
+                t.add_row(vec![
+                    c.id,
+                    c.latest_version,
+                    c.status,
+                    c.versions.join(", "),
+                ]);
+            }
+            println!("{t}");
+        }
+        ContractsAction::Show { id, version } => {
+            let contract: ContractView = match version {
+                Some(v) => {
+                    client
+                        .get(&["api", "v1", "contracts", &id, "versions", &v], &[])
+                        .await?
+                }
+                None => {
+                    let mut versions: Vec<ContractView> =
+                        client.get(&["api", "v1", "contracts", &id], &[]).await?;
+                    match versions.pop() {
+                        Some(latest) => latest,
+                        None => bail!("contract {id:?} has no versions"),
+                    }
+                }
+            };
+            println!(
+                "# {} version {} ({}), applied {} from {}",
+                contract.id,
+                contract.version,
+                contract.status,
+                contract.created_at,
+                contract.file_name
+            );
+            print!("{}", contract.source);
+        }
+    }
+    Ok(())
+}

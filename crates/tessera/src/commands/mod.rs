@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub mod apply;
+pub mod catalog;
+pub mod ingest;
+pub mod lint;
+pub mod query;
+pub mod serve;

@@ -1,0 +1,325 @@
+//! `tessera demo`: the artgo reference mesh (PRODUCT.md section 4) on the embedded default.
+//!
+//! It applies the four product folders under `examples/artgo/` (embedded in the binary, so the
+//! demo runs from anywhere), generates deterministic synthetic source data, ingests it through
+//! the same service calls the API uses, derives the other datasets with SQL over the loaded ones
+//! (until SQL transforms run them, C7), then serves the mesh and prints example queries.
+//! Running it again on the same data directory writes nothing new: every batch has a fixed id.
+
+mod generate;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+use indicatif::{ProgressBar, ProgressStyle};
+use tessera_core::DatasetRef;
+use tessera_server::views::{ApplyRequest, IngestReport, SourceFile};
+use tessera_server::{Application, BatchData, Mesh};
+
+use crate::cli::DemoArgs;
+use crate::commands::serve;
+
+pub use generate::{Sizes, generate};
+
+/// The artgo product folders, as files: (path shown in messages, content).
+const FOLDERS: &[&[(&str, &str)]] = &[
+    &[
+        (
+            "examples/artgo/digital_assets/product.odps.yaml",
+            include_str!("../../../../examples/artgo/digital_assets/product.odps.yaml"),
+        ),
+        (
+            "examples/artgo/digital_assets/assets.odcs.yaml",
+            include_str!("../../../../examples/artgo/digital_assets/assets.odcs.yaml"),
+        ),
+        (
+            "examples/artgo/digital_assets/asset_analytics.odcs.yaml",
+            include_str!("../../../../examples/artgo/digital_assets/asset_analytics.odcs.yaml"),
+        ),
+    ],
+    &[
+        (
+            "examples/artgo/artwork_engagement/product.odps.yaml",
+            include_str!("../../../../examples/artgo/artwork_engagement/product.odps.yaml"),
+        ),
+        (
+            "examples/artgo/artwork_engagement/events.odcs.yaml",
+            include_str!("../../../../examples/artgo/artwork_engagement/events.odcs.yaml"),
+        ),
+        (
+            "examples/artgo/artwork_engagement/virality.odcs.yaml",
+            include_str!("../../../../examples/artgo/artwork_engagement/virality.odcs.yaml"),
+        ),
+    ],
+    &[
+        (
+            "examples/artgo/marketplace/product.odps.yaml",
+            include_str!("../../../../examples/artgo/marketplace/product.odps.yaml"),
+        ),
+        (
+            "examples/artgo/marketplace/provenance.odcs.yaml",
+            include_str!("../../../../examples/artgo/marketplace/provenance.odcs.yaml"),
+        ),
+    ],
+    &[
+        (
+            "examples/artgo/marketing/product.odps.yaml",
+            include_str!("../../../../examples/artgo/marketing/product.odps.yaml"),
+        ),
+        (
+            "examples/artgo/marketing/campaign_targets.odcs.yaml",
+            include_str!("../../../../examples/artgo/marketing/campaign_targets.odcs.yaml"),
+        ),
+    ],
+];
+
+/// Datasets derived from the loaded ones, in dependency order: (dataset, SQL producing its rows).
+const DERIVED: &[(&str, &str)] = &[
+    (
+        "digital_assets.asset_catalog.format_trends",
+        "WITH m AS (
+           SELECT CAST(date_trunc('month', uploaded_at) AS DATE) AS month, format, COUNT(*) AS uploads
+           FROM digital_assets.asset_catalog.assets GROUP BY 1, 2)
+         SELECT month, format, uploads,
+                CAST(uploads AS DOUBLE) / SUM(uploads) OVER (PARTITION BY month) AS share
+         FROM m ORDER BY month, format",
+    ),
+    (
+        "digital_assets.asset_catalog.storage_costs",
+        "WITH m AS (
+           SELECT CAST(date_trunc('month', uploaded_at) AS DATE) AS month, format, SUM(file_bytes) AS added
+           FROM digital_assets.asset_catalog.assets GROUP BY 1, 2),
+         c AS (SELECT month, format, SUM(added) OVER (PARTITION BY format ORDER BY month) AS stored_bytes FROM m)
+         SELECT month, format, stored_bytes,
+                CAST(stored_bytes / 1e9 * 0.023 AS DECIMAL(12, 2)) AS cost_usd
+         FROM c ORDER BY month, format",
+    ),
+    (
+        "artwork_engagement.engagement.events_clean",
+        "SELECT event_id, event_type, asset_id, user_id, dwell_ms, occurred_at
+         FROM artwork_engagement.engagement.events_raw
+         WHERE NOT regexp_like(user_agent, '(?i)bot|crawler|spider|headless')",
+    ),
+    (
+        "artwork_engagement.engagement.virality_daily",
+        "WITH d AS (
+           SELECT asset_id, CAST(occurred_at AS DATE) AS day,
+                  SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
+                  SUM(CASE WHEN event_type = 'like' THEN 1 ELSE 0 END) AS likes,
+                  SUM(CASE WHEN event_type = 'share' THEN 1 ELSE 0 END) AS shares
+           FROM artwork_engagement.engagement.events_clean GROUP BY 1, 2)
+         SELECT asset_id, day, views, likes, shares,
+                (likes + 3.0 * shares) * 100.0 / (views + 20) AS virality_score
+         FROM d ORDER BY day, asset_id",
+    ),
+    (
+        "artwork_engagement.engagement.trending_artists",
+        "WITH recent AS (
+           SELECT v.asset_id, v.views, v.virality_score
+           FROM artwork_engagement.engagement.virality_daily v
+           WHERE v.day > (SELECT MAX(day) FROM artwork_engagement.engagement.virality_daily) - INTERVAL '7' DAY),
+         per_artist AS (
+           SELECT a.artist_id, COUNT(DISTINCT r.asset_id) AS artworks, SUM(r.views) AS views,
+                  SUM(r.virality_score) AS trend_score
+           FROM recent r JOIN digital_assets.asset_catalog.assets a ON a.asset_id = r.asset_id
+           GROUP BY a.artist_id)
+         SELECT artist_id, artworks, views, trend_score,
+                ROW_NUMBER() OVER (ORDER BY trend_score DESC, artist_id) AS rank
+         FROM per_artist",
+    ),
+    (
+        "marketplace.provenance.ownership_history",
+        "WITH transfers AS (
+           SELECT a.asset_id, a.artist_id AS owner_id, a.uploaded_at AS owned_from, CAST(NULL AS VARCHAR) AS acquired_by_sale
+           FROM digital_assets.asset_catalog.assets a
+           WHERE a.asset_id IN (SELECT asset_id FROM marketplace.provenance.sales)
+           UNION ALL
+           SELECT asset_id, buyer_id, sold_at, sale_id FROM marketplace.provenance.sales)
+         SELECT asset_id, owner_id, owned_from,
+                LEAD(owned_from) OVER (PARTITION BY asset_id ORDER BY owned_from) AS owned_until,
+                acquired_by_sale
+         FROM transfers ORDER BY asset_id, owned_from",
+    ),
+    (
+        "marketing.artist_campaigns.campaign_targets",
+        "WITH s AS (
+           SELECT a.artist_id, COUNT(*) AS sales, SUM(s.price) AS revenue
+           FROM marketplace.provenance.sales s
+           JOIN digital_assets.asset_catalog.assets a ON a.asset_id = s.asset_id
+           GROUP BY a.artist_id)
+         SELECT t.artist_id, t.rank AS trend_rank, t.trend_score,
+                COALESCE(s.sales, 0) AS sales, COALESCE(s.revenue, 0) AS revenue,
+                CASE WHEN COALESCE(s.sales, 0) = 0 THEN 'hidden_gem'
+                     WHEN t.rank <= 20 THEN 'rising_star'
+                     ELSE 'proven_seller' END AS segment
+         FROM artwork_engagement.engagement.trending_artists t
+         LEFT JOIN s ON s.artist_id = t.artist_id
+         WHERE t.rank <= 100",
+    ),
+];
+
+/// Queries the demo suggests: (what it shows, SQL). The first joins two domains.
+pub const EXAMPLE_QUERIES: &[(&str, &str)] = &[
+    (
+        "Most viral artworks of the last day, with their titles (a join across two domains)",
+        "SELECT a.title, a.artist_id, v.views, v.likes, v.shares, round(v.virality_score, 2) AS score FROM artwork_engagement.engagement.virality_daily v JOIN digital_assets.asset_catalog.assets a ON a.asset_id = v.asset_id WHERE v.day = (SELECT max(day) FROM artwork_engagement.engagement.virality_daily) ORDER BY v.virality_score DESC LIMIT 5",
+    ),
+    (
+        "Marketplace revenue per currency",
+        "SELECT currency, count(*) AS sales, sum(price) AS revenue FROM marketplace.provenance.sales GROUP BY currency ORDER BY revenue DESC",
+    ),
+    (
+        "Rows the engagement contract refused at ingest, and why",
+        "SELECT _rule, _column, count(*) AS rows FROM artwork_engagement.engagement.events_raw_quarantine GROUP BY _rule, _column ORDER BY rows DESC",
+    ),
+];
+
+/// Rows per ingested batch of a large source dataset.
+const CHUNK_ROWS: usize = 100_000;
+
+pub async fn run(args: &DemoArgs) -> Result<()> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        bail!("--scale must be a positive number, got {}", args.scale);
+    }
+    check_same_parameters(&args.serve.data_dir, args.seed, args.scale)?;
+    let config = serve::config(&args.serve);
+    let started = Instant::now();
+    let mesh = std::sync::Arc::new(Mesh::open(&config).await?);
+    println!(
+        "Loading the artgo mesh (scale {}, seed {}) into {}",
+        args.scale,
+        args.seed,
+        args.serve.data_dir.display()
+    );
+    for folder in FOLDERS {
+        let request = ApplyRequest {
+            files: folder
+                .iter()
+                .map(|(name, content)| SourceFile {
+                    name: name.to_string(),
+                    content: content.to_string(),
+                })
+                .collect(),
+            dry_run: false,
+        };
+        let plan = mesh.apply(&request).await?;
+        let created = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != tessera_server::views::Action::Unchanged)
+            .count();
+        println!("  applied {} ({} change(s))", plan.product, created);
+    }
+
+    let sizes = Sizes::at(args.scale);
+    let seed = args.seed;
+    let data = tokio::task::spawn_blocking(move || generate(seed, sizes));
+    let data = data.await.context("generating the synthetic data")?;
+    let mut total_rows = 0i64;
+    let prefix = format!("artgo-{}-{}", args.seed, args.scale);
+    for (dataset, batch) in [
+        ("digital_assets.asset_catalog.assets", data.assets),
+        ("artwork_engagement.engagement.events_raw", data.events_raw),
+        ("marketplace.provenance.sales", data.sales),
+    ] {
+        total_rows += load(&mesh, dataset, batch, &prefix).await?;
+    }
+    for (dataset, sql) in DERIVED {
+        let (schema, batches) = mesh
+            .query(sql)
+            .await
+            .with_context(|| format!("deriving {dataset}"))?;
+        let batch = concat_batches(&schema, &batches)?;
+        total_rows += load(&mesh, dataset, batch, &prefix).await?;
+    }
+    println!(
+        "Loaded {total_rows} rows in {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    if args.no_serve {
+        mesh.close().await;
+        return Ok(());
+    }
+    let app = Application::with_mesh(mesh, &config).await?;
+    let url = format!("http://{}", app.address());
+    println!();
+    serve::announce(&app);
+    println!("Try (with TESSERA_URL={url}, or --server {url}):");
+    for (what, sql) in EXAMPLE_QUERIES {
+        println!("  # {what}");
+        println!("  tessera query \"{sql}\"");
+    }
+    println!("Or over HTTP:");
+    println!(
+        "  curl -s {url}/api/v1/query -H 'content-type: application/json' -d '{{\"sql\": \"SELECT count(*) FROM marketplace.provenance.sales\"}}'"
+    );
+    serve::serve(app).await
+}
+
+/// Ingests one dataset's rows in batches with fixed ids, with a progress bar; returns the rows.
+async fn load(mesh: &Mesh, dataset: &str, batch: RecordBatch, prefix: &str) -> Result<i64> {
+    let reference: DatasetRef = dataset.parse()?;
+    let rows = batch.num_rows();
+    let bar = ProgressBar::new(rows as u64).with_style(
+        ProgressStyle::with_template("  {msg:<48} [{bar:30}] {pos}/{len} rows")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(dataset.to_string());
+    let (mut accepted, mut quarantined) = (0, 0);
+    let mut offset = 0;
+    let mut chunk = 0;
+    while offset < rows.max(1) {
+        let len = CHUNK_ROWS.min(rows - offset);
+        if len == 0 {
+            break;
+        }
+        let report: IngestReport = mesh
+            .ingest(
+                &reference,
+                BatchData::Arrow(batch.slice(offset, len)),
+                Some(format!("{prefix}-{}-{chunk}", reference.dataset)),
+            )
+            .await
+            .with_context(|| format!("ingesting {dataset}"))?;
+        accepted += report.accepted;
+        quarantined += report.quarantined;
+        offset += len;
+        chunk += 1;
+        bar.inc(len as u64);
+    }
+    bar.finish_and_clear();
+    let note = if quarantined > 0 {
+        format!(", {quarantined} quarantined")
+    } else {
+        String::new()
+    };
+    println!("  {dataset:<48} {accepted} rows accepted{note}");
+    Ok(accepted + quarantined)
+}
+
+/// A data directory holds one demo: loading another seed or scale on top would mix two
+/// datasets' worth of rows with colliding keys.
+fn check_same_parameters(data_dir: &Path, seed: u64, scale: f64) -> Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let marker = data_dir.join("artgo-demo.json");
+    let wanted = serde_json::json!({ "seed": seed, "scale": scale });
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let found: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if found != wanted {
+                bail!(
+                    "{} already holds the artgo demo with {found}; use another --data-dir for seed {seed} and scale {scale}",
+                    data_dir.display()
+                );
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::write(&marker, wanted.to_string())
+            .with_context(|| format!("cannot write {}", marker.display())),
+    }
+}

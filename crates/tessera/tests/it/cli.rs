@@ -1,0 +1,253 @@
+//! The CLI against a `tessera serve` process.
+
+use std::path::Path;
+
+use crate::support::*;
+
+#[test]
+fn lint_accepts_the_standards_examples_and_rejects_every_negative_test() {
+    let standards = repo_root().join("tests/standards");
+    let odcs = standards.join("odcs/examples-v3.1.0");
+    let odps = standards.join("odps/examples");
+    let ok = run(&["lint", odcs.to_str().unwrap(), odps.to_str().unwrap()]).ok();
+    assert_eq!(
+        ok.stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        20,
+        "{}",
+        ok.stdout
+    );
+
+    let negatives = standards.join("odcs/negative-tests-v3.2.0-dev");
+    let mut files: Vec<_> = std::fs::read_dir(&negatives)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 28);
+    for file in files {
+        let name = file.display().to_string();
+        let failed = run(&["lint", &name]).failed();
+        // Each message names the file and a line, then the field and what is wrong.
+        let first = failed.stderr.lines().next().unwrap_or_default();
+        let prefix = format!("error: {name}:");
+        assert!(first.starts_with(&prefix), "{first}");
+        let line_number = first[prefix.len()..].split(':').next().unwrap();
+        assert!(
+            line_number.parse::<u32>().is_ok(),
+            "no line number in {first}"
+        );
+    }
+
+    // The artgo mesh lints clean, and a folder with a broken file fails naming it.
+    run(&["lint", repo_root().join("examples/artgo").to_str().unwrap()]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.odcs.yaml");
+    std::fs::write(&bad, "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: texty\n").unwrap();
+    let failed = run(&["lint", dir.path().to_str().unwrap()]).failed();
+    assert!(
+        failed
+            .stderr
+            .contains("bad.odcs.yaml:10: schema[0].properties[0].logicalType"),
+        "{}",
+        failed.stderr
+    );
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+const PRODUCT: &str = "apiVersion: v1.0.0
+kind: DataProduct
+id: shop-orders
+name: orders
+domain: shop
+status: active
+team:
+  name: shop team
+outputPorts:
+  - name: orders
+    version: 1.0.0
+    contractId: shop-orders
+";
+
+const CONTRACT: &str = "apiVersion: v3.1.0
+kind: DataContract
+id: shop-orders
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+      - name: order_id
+        logicalType: integer
+        required: true
+      - name: amount
+        logicalType: number
+        logicalTypeOptions:
+          minimum: 0
+";
+
+#[test]
+fn a_product_is_applied_ingested_and_queried_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", data.path(), &[]);
+    let folder = tempfile::tempdir().unwrap();
+    write(folder.path(), "product.odps.yaml", PRODUCT);
+    write(folder.path(), "orders.odcs.yaml", CONTRACT);
+    write(folder.path(), "notes.yaml", "not: a standard file\n");
+    let dir = folder.path().to_str().unwrap();
+
+    let plan = server.cli(&["apply", dir, "--dry-run"]).ok();
+    assert!(
+        plan.stdout
+            .contains("+ create    dataset  shop.orders.orders"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Dry run, nothing applied: 3 to create"),
+        "{}",
+        plan.stdout
+    );
+    let applied = server.cli(&["apply", dir]).ok();
+    assert!(
+        applied
+            .stdout
+            .contains("Applied: 3 created, 0 changed, 0 unchanged."),
+        "{}",
+        applied.stdout
+    );
+    let again = server.cli(&["apply", dir]).ok();
+    assert_eq!(
+        again.stdout.trim(),
+        "shop.orders: no changes, everything is up to date."
+    );
+
+    let csv = folder.path().join("orders.csv");
+    std::fs::write(&csv, "order_id,amount\n1,10\n2,-5\n3,2.5\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let ingested = server.cli(&["ingest", "shop.orders.orders", csv]).ok();
+    assert!(
+        ingested
+            .stdout
+            .contains("shop.orders.orders: 3 rows, 2 accepted, 1 quarantined"),
+        "{}",
+        ingested.stdout
+    );
+    assert!(
+        ingested
+            .stdout
+            .contains("row 2: amount: \"-5\" is not >= 0 [minimum]"),
+        "{}",
+        ingested.stdout
+    );
+    let again = server.cli(&["ingest", "shop.orders.orders", csv]).ok();
+    assert!(
+        again
+            .stdout
+            .contains("was ingested before; nothing written"),
+        "{}",
+        again.stdout
+    );
+
+    let table = server
+        .cli(&[
+            "query",
+            "SELECT order_id, amount FROM shop.orders.orders ORDER BY order_id",
+        ])
+        .ok();
+    assert!(
+        table.stdout.contains("| order_id | amount |"),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("(2 rows)"), "{}", table.stdout);
+    let csv_out = server
+        .cli(&[
+            "query",
+            "SELECT order_id, amount FROM shop.orders.orders ORDER BY order_id",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(csv_out.stdout, "order_id,amount\n1,10.0\n3,2.5\n");
+    let json_out = server
+        .cli(&[
+            "query",
+            "SELECT _reason FROM shop.orders.orders_quarantine",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let rows: serde_json::Value = serde_json::from_str(&json_out.stdout).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"_reason": "amount: \"-5\" is not >= 0"}])
+    );
+
+    let listed = server.cli(&["datasets"]).ok();
+    assert!(
+        listed.stdout.contains("shop.orders.orders"),
+        "{}",
+        listed.stdout
+    );
+    let shown = server.cli(&["datasets", "show", "shop.orders.orders"]).ok();
+    assert!(shown.stdout.contains("order_id"), "{}", shown.stdout);
+    let products = server.cli(&["products", "show", "shop.orders"]).ok();
+    assert!(
+        products.stdout.contains("owner:       shop team"),
+        "{}",
+        products.stdout
+    );
+    let contract = server.cli(&["contracts", "show", "shop-orders"]).ok();
+    assert!(contract.stdout.ends_with(CONTRACT), "{}", contract.stdout);
+
+    // Errors: exit code 1 and the server's message.
+    let refused = server
+        .cli(&["query", "DELETE FROM shop.orders.orders"])
+        .failed();
+    assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
+    let unknown = server.cli(&["ingest", "shop.orders.nope", csv]).failed();
+    assert!(
+        unknown.stderr.contains("no dataset shop.orders.nope"),
+        "{}",
+        unknown.stderr
+    );
+    let malformed = server.cli(&["ingest", "shop.orders", csv]).failed();
+    assert!(
+        malformed.stderr.contains("expected DOMAIN.PRODUCT.DATASET"),
+        "{}",
+        malformed.stderr
+    );
+}
+
+#[test]
+fn the_client_says_when_no_server_answers() {
+    let failed = tessera()
+        .args(["--server", "http://127.0.0.1:9", "domains"])
+        .output()
+        .map(Run::from)
+        .unwrap()
+        .failed();
+    assert!(
+        failed
+            .stderr
+            .contains("cannot reach the Tessera server at http://127.0.0.1:9/"),
+        "{}",
+        failed.stderr
+    );
+    let failed = tessera()
+        .env("TESSERA_URL", "not a url")
+        .arg("domains")
+        .output()
+        .map(Run::from)
+        .unwrap()
+        .failed();
+    assert!(
+        failed.stderr.contains("invalid server URL"),
+        "{}",
+        failed.stderr
+    );
+}

@@ -1,0 +1,194 @@
+//! The artgo demo, end to end: loaded by `tessera demo --no-serve`, loaded again without a
+//! change, served by `tessera serve`, queried by the `.slt` files in `tests/slt/`, and read by
+//! DuckDB straight from the Delta tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+
+use crate::support::*;
+
+/// The demo's scale in tests: small enough for debug builds, big enough for every dataset.
+const SCALE: &str = "0.05";
+
+/// SQL over HTTP for sqllogictest: each answer fetched as Arrow and printed value by value.
+struct HttpDb {
+    url: String,
+    http: reqwest::Client,
+}
+
+#[derive(Debug)]
+struct SqlError(String);
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+#[async_trait::async_trait]
+impl AsyncDB for HttpDb {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/query", self.url))
+            .header("accept", "application/vnd.apache.arrow.stream")
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .map_err(|e| SqlError(e.to_string()))?;
+        if !response.status().is_success() {
+            let body: serde_json::Value =
+                response.json().await.map_err(|e| SqlError(e.to_string()))?;
+            return Err(SqlError(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SqlError(e.to_string()))?;
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| SqlError(e.to_string()))?;
+        let columns = reader.schema().fields().len();
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| SqlError(e.to_string()))?;
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .collect();
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| match f.value(row).to_string() {
+                            s if s.is_empty() => "(empty)".to_string(),
+                            s => s,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; columns],
+            rows,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn loaded_counts(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| l.trim_start().contains(" rows"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_artgo_demo_loads_serves_and_answers_sql() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let first = run(&["demo", "--no-serve", "--scale", SCALE, "--data-dir", dir]).ok();
+    assert!(
+        first.stdout.contains("applied marketplace.provenance"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains("artwork_engagement.engagement.events_raw"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("quarantined"),
+        "bad rows should be quarantined: {}",
+        first.stdout
+    );
+
+    // Loading again writes nothing new and reports the same rows.
+    let second = run(&["demo", "--no-serve", "--scale", SCALE, "--data-dir", dir]).ok();
+    assert_eq!(loaded_counts(&first.stdout), loaded_counts(&second.stdout));
+    let other = run(&["demo", "--no-serve", "--scale", "0.1", "--data-dir", dir]).failed();
+    assert!(
+        other.stderr.contains("already holds the artgo demo"),
+        "{}",
+        other.stderr
+    );
+
+    let server = Server::start("serve", data.path(), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for file in slt_files() {
+        let url = server.url.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let db = HttpDb {
+                url: url.clone(),
+                http: reqwest::Client::new(),
+            };
+            async move { Ok(db) }
+        });
+        runner.with_column_validator(|_, _| true);
+        runtime
+            .block_on(runner.run_file_async(&file))
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+
+    // The tables are plain Delta: DuckDB reads them without Tessera.
+    let python = std::env::var("TESSERA_TEST_PYTHON")
+        .expect("TESSERA_TEST_PYTHON is not set: run the suite with scripts/test");
+    let sales = data.path().join("tables/marketplace/provenance/sales");
+    let script = r#"
+import sys, pathlib, duckdb, duckdb_extension_delta
+ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+con.execute(f"LOAD '{ext}'")
+print(con.execute(f"SELECT count(*), sum(price) FROM delta_scan('{sys.argv[1]}')").fetchone())
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, sales.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let duckdb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ours = server
+        .cli(&[
+            "query",
+            "SELECT count(*) AS n, sum(price) AS total FROM marketplace.provenance.sales",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    let ours: Vec<&str> = ours.stdout.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(duckdb, format!("({}, Decimal('{}'))", ours[0], ours[1]));
+}

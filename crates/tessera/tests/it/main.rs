@@ -1,0 +1,6 @@
+//! The `tessera` binary as a user runs it: lint offline, serve, apply, ingest and query as a
+//! client, the artgo demo, and SQL behaviour over the demo data in `tests/slt/*.slt`.
+
+mod cli;
+mod demo;
+mod support;

@@ -1,0 +1,122 @@
+//! Running the real `tessera` binary: as a server on port 0 (its address read from the line it
+//! prints), and as a CLI client of it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn tessera() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.env_remove("TESSERA_URL").env("TESSERA_LOG", "warn");
+    c
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// What a finished command printed, and whether it succeeded.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            success: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with both outputs unless the command succeeded.
+    pub fn ok(self) -> Self {
+        assert!(
+            self.success,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed (exit code 1).
+    pub fn failed(self) -> Self {
+        assert!(
+            !self.success,
+            "command succeeded but should not have\nstdout:\n{}",
+            self.stdout
+        );
+        self
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    tessera().args(args).output().expect("run tessera").into()
+}
+
+/// A `tessera serve` process on a free port; killed when dropped.
+pub struct Server {
+    pub url: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `tessera serve` (or `tessera demo`) with `args` plus `--http 127.0.0.1:0`, and
+    /// waits for the line that says where it listens.
+    pub fn start(command: &str, data_dir: &Path, args: &[&str]) -> Server {
+        let mut child = tessera()
+            .arg(command)
+            .args(["--http", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("Tessera listening on ") {
+                        break rest.split_whitespace().next().unwrap().to_string();
+                    }
+                    seen.push(line);
+                }
+                _ => panic!(
+                    "tessera {command} exited before listening:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { url, child }
+    }
+
+    /// Runs a client command against this server.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        tessera()
+            .arg("--server")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .expect("run tessera")
+            .into()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
