@@ -138,6 +138,16 @@ impl Storage {
             .builder(&url)?
             .build()
             .map_err(|e| StorageError::delta(location, e))?;
+        // Look before loading: loading where there is no table yet makes delta-kernel log an
+        // error, and a table that does not exist yet is the normal case when creating one.
+        let exists = table
+            .log_store()
+            .is_delta_table_location()
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        if !exists {
+            return Ok((table, false));
+        }
         match table.load().await {
             Ok(()) => Ok((table, true)),
             Err(DeltaTableError::NotATable(_)) => Ok((table, false)),

@@ -364,6 +364,7 @@ fn sales(
     let mut prev_hashes = Vec::with_capacity(n);
     let mut hashes = Vec::with_capacity(n);
     let mut prev = "0".repeat(64);
+    let mut last_sold = end - Duration::days(365);
     let broken = n / 2;
     for (i, t) in times.into_iter().enumerate() {
         // An asset already uploaded at the time of sale.
@@ -374,7 +375,9 @@ fn sales(
             }
             asset = rng.gen_range(0..sizes.assets);
         }
-        let t = t.max(uploaded[asset] + Duration::hours(1));
+        // Sales stay in time order, so the chain can be followed by `sold_at`.
+        let t = t.max(uploaded[asset] + Duration::hours(1)).max(last_sold);
+        last_sold = t;
         let seller = owner[asset];
         let mut buyer = rng.gen_range(0..sizes.users);
         if buyer == seller {

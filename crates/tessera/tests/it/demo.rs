@@ -105,7 +105,7 @@ fn slt_files() -> Vec<PathBuf> {
 fn loaded_counts(stdout: &str) -> Vec<String> {
     stdout
         .lines()
-        .filter(|l| l.trim_start().contains(" rows"))
+        .filter(|l| l.contains(" rows accepted"))
         .map(str::to_string)
         .collect()
 }
