@@ -85,6 +85,23 @@ fn describe(doc: &SpecDocument, error: &ValidationError<'_>) -> Vec<Diagnostic> 
             at,
             "matches more than one of the allowed forms (oneOf); e.g. a quality rule takes exactly one operator",
         )],
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> = match options.as_ref() {
+                Value::Array(values) => values
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect(),
+                other => vec![other.to_string()],
+            };
+            vec![doc.diagnostic(
+                at,
+                clip(&format!(
+                    "{} is not allowed here; expected one of: {}",
+                    error.instance(),
+                    allowed.join(", ")
+                )),
+            )]
+        }
         ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
             vec![doc.diagnostic(at, "does not match any of the allowed forms")]
         }
@@ -153,6 +170,11 @@ mod tests {
         assert!(
             errs.iter()
                 .any(|e| e.starts_with("t.yaml:10: schema[0].properties[0].logicalType: ")),
+            "{errs:?}"
+        );
+        // Every allowed value is listed, so the fix is in the message.
+        assert!(
+            errs[0].ends_with("\"strin\" is not allowed here; expected one of: string, date, timestamp, time, number, integer, object, array, boolean"),
             "{errs:?}"
         );
     }

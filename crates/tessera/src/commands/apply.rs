@@ -68,8 +68,8 @@ pub fn print_plan(plan: &ApplyPlan) {
         };
         let kind = format!("{:?}", c.kind).to_ascii_lowercase();
         match &c.detail {
-            Some(d) => println!("  {sign} {kind:<8} {} ({d})", c.name),
-            None => println!("  {sign} {kind:<8} {}", c.name),
+            Some(d) => println!("  {sign} {kind:<9} {} ({d})", c.name),
+            None => println!("  {sign} {kind:<9} {}", c.name),
         }
     }
     let (create, change, unchanged) = (

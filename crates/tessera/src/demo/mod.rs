@@ -161,21 +161,27 @@ const DERIVED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Queries the demo suggests: (what it shows, SQL). The first joins two domains.
-pub const EXAMPLE_QUERIES: &[(&str, &str)] = &[
-    (
-        "Most viral artworks of the last day, with their titles (a join across two domains)",
-        "SELECT a.title, a.artist_id, v.views, v.likes, v.shares, round(v.virality_score, 2) AS score FROM artwork_engagement.engagement.virality_daily v JOIN digital_assets.asset_catalog.assets a ON a.asset_id = v.asset_id WHERE v.day = (SELECT max(day) FROM artwork_engagement.engagement.virality_daily) ORDER BY v.virality_score DESC LIMIT 5",
-    ),
-    (
-        "Marketplace revenue per currency",
-        "SELECT currency, count(*) AS sales, sum(price) AS revenue FROM marketplace.provenance.sales GROUP BY currency ORDER BY revenue DESC",
-    ),
-    (
-        "Rows the engagement contract refused at ingest, and why",
-        "SELECT _rule, _column, count(*) AS rows FROM artwork_engagement.engagement.events_raw_quarantine GROUP BY _rule, _column ORDER BY rows DESC",
-    ),
-];
+/// The queries the demo suggests, one per paragraph of `examples/artgo/queries.sql`: a `--`
+/// comment that says what it shows, then the statement. The benchmark reads the same file.
+const EXAMPLE_QUERIES: &str = include_str!("../../../../examples/artgo/queries.sql");
+
+/// (what it shows, SQL on one line) for each example query.
+pub fn example_queries() -> Vec<(String, String)> {
+    EXAMPLE_QUERIES
+        .split(';')
+        .filter_map(|block| {
+            let mut title = String::new();
+            let mut sql = Vec::new();
+            for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                match line.strip_prefix("--") {
+                    Some(comment) => title = comment.trim().to_string(),
+                    None => sql.push(line),
+                }
+            }
+            (!sql.is_empty()).then(|| (title, sql.join(" ")))
+        })
+        .collect()
+}
 
 /// Rows per ingested batch of a large source dataset.
 const CHUNK_ROWS: usize = 100_000;
@@ -248,7 +254,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     println!();
     serve::announce(&app);
     println!("Try (with TESSERA_URL={url}, or --server {url}):");
-    for (what, sql) in EXAMPLE_QUERIES {
+    for (what, sql) in example_queries() {
         println!("  # {what}");
         println!("  tessera query \"{sql}\"");
     }
@@ -321,5 +327,17 @@ fn check_same_parameters(data_dir: &Path, seed: u64, scale: f64) -> Result<()> {
         }
         Err(_) => std::fs::write(&marker, wanted.to_string())
             .with_context(|| format!("cannot write {}", marker.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_example_queries_are_read_from_their_file() {
+        let queries = super::example_queries();
+        assert_eq!(queries.len(), 3);
+        assert!(queries[0].0.contains("join across two domains"));
+        assert!(queries[0].1.starts_with("SELECT a.title"));
+        assert!(!queries[2].1.contains('\n'));
     }
 }

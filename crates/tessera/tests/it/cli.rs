@@ -101,7 +101,7 @@ fn a_product_is_applied_ingested_and_queried_from_the_cli() {
     let plan = server.cli(&["apply", dir, "--dry-run"]).ok();
     assert!(
         plan.stdout
-            .contains("+ create    dataset  shop.orders.orders"),
+            .contains("+ create    dataset   shop.orders.orders"),
         "{}",
         plan.stdout
     );
@@ -249,5 +249,56 @@ fn the_client_says_when_no_server_answers() {
         failed.stderr.contains("invalid server URL"),
         "{}",
         failed.stderr
+    );
+}
+
+/// The README's five-minute walkthrough, command for command, on `examples/quickstart`.
+#[test]
+fn the_readme_walkthrough_works() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", data.path(), &[]);
+    let quickstart = repo_root().join("examples/quickstart");
+    let folder = quickstart.to_str().unwrap();
+    let lint = run(&["lint", folder]).ok();
+    assert!(
+        lint.stdout.contains("ODCS contract shop-orders@1.0.0"),
+        "{}",
+        lint.stdout
+    );
+    let applied = server.cli(&["apply", folder]).ok();
+    assert!(
+        applied
+            .stdout
+            .contains("Applied: 3 created, 0 changed, 0 unchanged."),
+        "{}",
+        applied.stdout
+    );
+    let csv = quickstart.join("orders.csv");
+    let ingested = server
+        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+        .ok();
+    for expected in [
+        "6 rows, 3 accepted, 3 quarantined",
+        "row 4: customer_id: \"U0001\" is not a match for pattern ^U[0-9]{8}$ [pattern]",
+        "row 5: amount: \"-2.00\" is not >= 0 [minimum]",
+        "row 6: status: \"lost\" is not one of [\"open\", \"shipped\", \"returned\"] [validValues]",
+    ] {
+        assert!(
+            ingested.stdout.contains(expected),
+            "{expected}: {}",
+            ingested.stdout
+        );
+    }
+    let totals = server
+        .cli(&[
+            "query",
+            "SELECT status, count(*) AS orders, sum(amount) AS total FROM shop.orders.orders GROUP BY status ORDER BY status",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(
+        totals.stdout,
+        "status,orders,total\nopen,1,10.50\nreturned,1,24.00\nshipped,1,99.99\n"
     );
 }
