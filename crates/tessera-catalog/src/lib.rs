@@ -13,6 +13,7 @@ mod store;
 
 pub use error::{CatalogError, Result};
 pub use records::{
-    BatchRecord, ContractRecord, DatasetRecord, DomainRecord, MetadataChange, ProductRecord,
+    BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord, DatasetRecord, DomainRecord,
+    MetadataChange, ProductRecord,
 };
 pub use store::Catalog;

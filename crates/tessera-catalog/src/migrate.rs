@@ -6,7 +6,10 @@ use sqlx::{AnyPool, Executor};
 
 use crate::error::{CatalogError, Result};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_checks.sql")),
+];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {
     pool.execute(

@@ -71,3 +71,42 @@ pub struct MetadataChange {
     /// Inserted or updated (by domain, product and name).
     pub datasets: Vec<DatasetRecord>,
 }
+
+/// One run of a dataset's checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRunRecord {
+    pub run_id: String,
+    pub domain: String,
+    pub product: String,
+    pub dataset: String,
+    pub contract_id: String,
+    pub contract_version: String,
+    /// `on_demand`, `schedule` or `commit`.
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The worst outcome: `passed`, `warning`, `failed` or `error`.
+    pub result: String,
+    pub score: Option<f64>,
+    pub table_version: Option<i64>,
+}
+
+/// One check's result within a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResultRecord {
+    pub position: i64,
+    pub check_key: String,
+    pub check_type: String,
+    pub name: String,
+    pub model: String,
+    pub field: Option<String>,
+    pub dimension: String,
+    pub severity: String,
+    pub quality_id: Option<String>,
+    pub result: String,
+    pub measured: Option<f64>,
+    pub threshold: String,
+    pub reason: String,
+    /// Failed-row samples as a JSON array.
+    pub samples: String,
+}

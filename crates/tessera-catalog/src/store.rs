@@ -305,6 +305,146 @@ impl Catalog {
         .transpose()
     }
 
+    /// Stores a check run and its results in one transaction.
+    pub async fn record_check_run(
+        &self,
+        run: &CheckRunRecord,
+        results: &[CheckResultRecord],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO check_runs (run_id, domain, product, dataset, contract_id, contract_version, trigger, started_at, finished_at, result, score, table_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(run.run_id.clone())
+        .bind(run.domain.clone())
+        .bind(run.product.clone())
+        .bind(run.dataset.clone())
+        .bind(run.contract_id.clone())
+        .bind(run.contract_version.clone())
+        .bind(run.trigger.clone())
+        .bind(run.started_at.clone())
+        .bind(run.finished_at.clone())
+        .bind(run.result.clone())
+        .bind(run.score)
+        .bind(run.table_version)
+        .execute(&mut *tx)
+        .await?;
+        for r in results {
+            sqlx::query(
+                "INSERT INTO check_results (run_id, position, check_key, check_type, name, model, field, dimension, severity, quality_id, result, measured, threshold, reason, samples)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(run.run_id.clone())
+            .bind(r.position)
+            .bind(r.check_key.clone())
+            .bind(r.check_type.clone())
+            .bind(r.name.clone())
+            .bind(r.model.clone())
+            .bind(r.field.clone())
+            .bind(r.dimension.clone())
+            .bind(r.severity.clone())
+            .bind(r.quality_id.clone())
+            .bind(r.result.clone())
+            .bind(r.measured)
+            .bind(r.threshold.clone())
+            .bind(r.reason.clone())
+            .bind(r.samples.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The check runs of a dataset, newest first, at most `limit`.
+    pub async fn check_runs(
+        &self,
+        domain: &str,
+        product: &str,
+        dataset: &str,
+        limit: i64,
+    ) -> Result<Vec<CheckRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT run_id, domain, product, dataset, contract_id, contract_version, trigger, started_at, finished_at, result, score, table_version
+             FROM check_runs WHERE domain = $1 AND product = $2 AND dataset = $3
+             ORDER BY started_at DESC, run_id DESC LIMIT $4",
+        )
+        .bind(domain.to_string())
+        .bind(product.to_string())
+        .bind(dataset.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckRunRecord {
+                    run_id: r.try_get("run_id")?,
+                    domain: r.try_get("domain")?,
+                    product: r.try_get("product")?,
+                    dataset: r.try_get("dataset")?,
+                    contract_id: r.try_get("contract_id")?,
+                    contract_version: r.try_get("contract_version")?,
+                    trigger: r.try_get("trigger")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    result: r.try_get("result")?,
+                    score: r.try_get("score")?,
+                    table_version: r.try_get("table_version")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The results of one run, in check order.
+    pub async fn check_results(&self, run_id: &str) -> Result<Vec<CheckResultRecord>> {
+        let rows = sqlx::query(
+            "SELECT position, check_key, check_type, name, model, field, dimension, severity, quality_id, result, measured, threshold, reason, samples
+             FROM check_results WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(run_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckResultRecord {
+                    position: r.try_get("position")?,
+                    check_key: r.try_get("check_key")?,
+                    check_type: r.try_get("check_type")?,
+                    name: r.try_get("name")?,
+                    model: r.try_get("model")?,
+                    field: r.try_get("field")?,
+                    dimension: r.try_get("dimension")?,
+                    severity: r.try_get("severity")?,
+                    quality_id: r.try_get("quality_id")?,
+                    result: r.try_get("result")?,
+                    measured: r.try_get("measured")?,
+                    threshold: r.try_get("threshold")?,
+                    reason: r.try_get("reason")?,
+                    samples: r.try_get("samples")?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the latest batch of a dataset was committed (RFC 3339), if any.
+    pub async fn last_batch_at(
+        &self,
+        domain: &str,
+        product: &str,
+        dataset: &str,
+    ) -> Result<Option<String>> {
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(committed_at) FROM batches WHERE domain = $1 AND product = $2 AND dataset = $3",
+        )
+        .bind(domain.to_string())
+        .bind(product.to_string())
+        .bind(dataset.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(latest)
+    }
+
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -8,6 +8,7 @@
 mod error;
 mod model;
 mod name;
+mod quality;
 mod rules;
 mod types;
 
@@ -18,5 +19,8 @@ pub use model::{
     QUARANTINE_RULE, SlaProperty,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
+pub use quality::{
+    Check, CheckKind, Operator, QualityRule, RuleKind, Severity, Unit, quality_score,
+};
 pub use rules::{Bound, RowRule, RowRuleKind};
 pub use types::{LogicalType, arrow_type, type_mapping_table, utc_timestamp};

@@ -7,6 +7,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::Result;
 use crate::name::Name;
+use crate::quality::{Check, CheckKind, Operator, QualityRule, Severity, Unit};
 use crate::rules::{Bound, RowRule, RowRuleKind};
 use crate::types::{LogicalType, arrow_type, utc_timestamp};
 
@@ -86,6 +87,8 @@ pub struct DatasetSchema {
     pub name: Name,
     pub description: Option<String>,
     pub columns: Vec<Column>,
+    /// The ODCS quality rules of the schema object and of its properties, in file order.
+    pub quality: Vec<QualityRule>,
 }
 
 impl DatasetSchema {
@@ -121,6 +124,210 @@ impl DatasetSchema {
             Field::new(QUARANTINE_AT, utc_timestamp(), false),
         ]);
         Arc::new(Schema::new(fields))
+    }
+
+    /// Every check the contract states for this dataset: the schema's promises per column
+    /// (present, type, required, unique, lengths, bounds, pattern), the primary key, the
+    /// quality rules, and the SLA properties of `sla` that concern it (freshness, latency,
+    /// retention). datacontract-cli's default dimensions apply where the contract names none.
+    pub fn checks(&self, sla: &[SlaProperty]) -> Vec<Check> {
+        let model = self.name.as_str();
+        let mut checks = Vec::new();
+        let mut schema_check = |field: &str,
+                                check_type: &'static str,
+                                kind: CheckKind,
+                                name: String,
+                                dimension: &str| {
+            checks.push(Check {
+                check_type,
+                name,
+                model: model.to_string(),
+                field: Some(field.to_string()),
+                kind,
+                operator: Operator::MustBe(0.0),
+                unit: Unit::Rows,
+                severity: Severity::Error,
+                dimension: dimension.to_string(),
+                quality_id: None,
+                tags: Vec::new(),
+            })
+        };
+        for column in &self.columns {
+            let c = column.name.as_str();
+            let constraints = &column.constraints;
+            schema_check(
+                c,
+                "field_is_present",
+                CheckKind::FieldIsPresent,
+                format!("{c} is present"),
+                "completeness",
+            );
+            if let Ok(t) = crate::types::arrow_type(column) {
+                let expected = t.to_string();
+                schema_check(
+                    c,
+                    "field_type",
+                    CheckKind::FieldType {
+                        expected: expected.clone(),
+                    },
+                    format!("{c} has type {expected}"),
+                    "conformity",
+                );
+            }
+            if column.required || column.primary_key {
+                schema_check(
+                    c,
+                    "field_required",
+                    CheckKind::FieldRequired,
+                    format!("{c} has no missing values"),
+                    "completeness",
+                );
+            }
+            if column.unique {
+                schema_check(
+                    c,
+                    "field_unique",
+                    CheckKind::FieldUnique,
+                    format!("{c} values are unique"),
+                    "uniqueness",
+                );
+            }
+            if let Some(n) = constraints.min_length {
+                schema_check(
+                    c,
+                    "field_min_length",
+                    CheckKind::FieldMinLength(n),
+                    format!("{c} is at least {n} characters"),
+                    "conformity",
+                );
+            }
+            if let Some(n) = constraints.max_length {
+                schema_check(
+                    c,
+                    "field_max_length",
+                    CheckKind::FieldMaxLength(n),
+                    format!("{c} is at most {n} characters"),
+                    "conformity",
+                );
+            }
+            for (bound, exclusive, minimum) in [
+                (&constraints.minimum, false, true),
+                (&constraints.exclusive_minimum, true, true),
+                (&constraints.maximum, false, false),
+                (&constraints.exclusive_maximum, true, false),
+            ] {
+                let Some(b) = bound else { continue };
+                let sign = match (minimum, exclusive) {
+                    (true, false) => ">=",
+                    (true, true) => ">",
+                    (false, false) => "<=",
+                    (false, true) => "<",
+                };
+                let (check_type, kind) = if minimum {
+                    (
+                        "field_minimum",
+                        CheckKind::FieldMinimum(b.clone(), exclusive),
+                    )
+                } else {
+                    (
+                        "field_maximum",
+                        CheckKind::FieldMaximum(b.clone(), exclusive),
+                    )
+                };
+                schema_check(c, check_type, kind, format!("{c} {sign} {b}"), "accuracy");
+            }
+            if let Some(p) = &constraints.pattern {
+                schema_check(
+                    c,
+                    "field_regex",
+                    CheckKind::FieldRegex(p.clone()),
+                    format!("{c} matches {p}"),
+                    "conformity",
+                );
+            }
+        }
+        let key: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| c.primary_key)
+            .map(|c| c.name.clone())
+            .collect();
+        if !key.is_empty() {
+            checks.push(Check {
+                check_type: "primary_key_unique",
+                name: format!("primary key ({}) is unique", key.join(", ")),
+                model: model.to_string(),
+                field: (key.len() == 1).then(|| key[0].clone()),
+                kind: CheckKind::PrimaryKeyUnique { columns: key },
+                operator: Operator::MustBe(0.0),
+                unit: Unit::Rows,
+                severity: Severity::Error,
+                dimension: "uniqueness".into(),
+                quality_id: None,
+                tags: Vec::new(),
+            });
+        }
+        checks.extend(self.quality.iter().filter_map(|rule| rule.check(model)));
+        checks.extend(sla.iter().filter_map(|p| self.sla_check(p)));
+        checks
+    }
+
+    /// The check an SLA property becomes for this dataset, if it concerns it and can be
+    /// measured: `freshness`/`latency` (newest data no older than the value) and `retention`
+    /// (oldest data no older than the value). `element` is `table.column`; a property without
+    /// one concerns every dataset of the contract (freshness then uses the commit time).
+    pub fn sla_check(&self, property: &SlaProperty) -> Option<Check> {
+        let (table, column) = match property.element.as_deref() {
+            Some(element) => match element.split_once('.') {
+                Some((t, c)) => (Some(t.trim()), Some(c.trim().to_string())),
+                None => (None, Some(element.trim().to_string())),
+            },
+            None => (None, None),
+        };
+        if table.is_some_and(|t| t != self.name.as_str()) {
+            return None;
+        }
+        if let Some(c) = &column
+            && self.column(c).is_none()
+        {
+            return None;
+        }
+        let seconds = duration_seconds(property.value.as_f64()?, property.unit.as_deref())?;
+        let (check_type, kind, what) = match property.property.to_ascii_lowercase().as_str() {
+            "freshness" | "latency" => (
+                "servicelevel_freshness",
+                CheckKind::Freshness {
+                    column: column.clone(),
+                },
+                "newest data",
+            ),
+            "retention" => (
+                "servicelevel_retention",
+                CheckKind::Retention {
+                    column: column.clone()?,
+                },
+                "oldest data",
+            ),
+            _ => return None,
+        };
+        let limit = format!(
+            "{} {}",
+            property.value,
+            property.unit.as_deref().unwrap_or("s")
+        );
+        Some(Check {
+            check_type,
+            name: format!("{} ({what}) is at most {limit} old", property.property),
+            model: self.name.to_string(),
+            field: column,
+            kind,
+            operator: Operator::LessOrEqualTo(seconds),
+            unit: Unit::Rows,
+            severity: Severity::Error,
+            dimension: "timeliness".into(),
+            quality_id: None,
+            tags: Vec::new(),
+        })
     }
 
     /// The row-level rules of the contract: what a single row must satisfy to be accepted.
@@ -217,4 +424,22 @@ pub struct Constraints {
     pub exclusive_maximum: Option<Bound>,
     pub valid_values: Option<Vec<serde_json::Value>>,
     pub timezone: Option<bool>,
+}
+
+/// A duration written as an SLA value and unit, in seconds. Units: `ms`, `s`, `m`/`min`, `h`,
+/// `d`, `w`, `mo` (30 days), `y` (365 days), with their long forms.
+pub fn duration_seconds(value: f64, unit: Option<&str>) -> Option<f64> {
+    let unit = unit.unwrap_or("s").trim().to_ascii_lowercase();
+    let factor = match unit.as_str() {
+        "ms" | "millisecond" | "milliseconds" => 0.001,
+        "s" | "sec" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hr" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
+        "w" | "week" | "weeks" => 7.0 * 86_400.0,
+        "mo" | "month" | "months" => 30.0 * 86_400.0,
+        "y" | "yr" | "year" | "years" => 365.0 * 86_400.0,
+        _ => return None,
+    };
+    Some(value * factor)
 }

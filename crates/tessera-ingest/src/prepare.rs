@@ -349,6 +349,7 @@ mod tests {
         DatasetSchema {
             name: Name::parse("orders").unwrap(),
             description: None,
+            quality: Vec::new(),
             columns: vec![
                 col("id", LogicalType::Integer, true, Constraints::default()),
                 col(

@@ -8,6 +8,10 @@ pub enum QualityError {
         rule: String,
         reason: String,
     },
+    /// A check's query did not plan or run (a `sql` rule that does not parse, a table that
+    /// cannot be read).
+    #[error("{0}")]
+    Query(String),
     /// An Arrow kernel failed; this is a bug in Tessera.
     #[error("internal error evaluating rules (this is a bug): {0}")]
     Internal(#[from] arrow::error::ArrowError),

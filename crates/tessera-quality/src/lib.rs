@@ -1,14 +1,20 @@
-//! Contract rules checked on Arrow data.
+//! Contract rules checked on data.
 //!
-//! Today: the row-level rules of a contract (required, length, pattern, minimum/maximum,
-//! valid values), evaluated column-wise with Arrow kernels over a batch already cast to the
-//! contract's types, telling which rows break which rule and why. Dataset-level checks (library
-//! metrics, `sql` rules, SLOs) will live here too, compiled to DataFusion plans.
+//! Two halves. [`RowValidator`]: the row-level rules of a contract (required, length, pattern,
+//! minimum/maximum, valid values) evaluated column-wise with Arrow kernels over a batch already
+//! cast to the contract's types, telling which rows break which rule and why — the ingest gate.
+//! [`run_checks`]: every check of a contract (schema promises, ODCS library metrics, `sql`
+//! rules, SLA freshness and retention) measured with DataFusion over a table, all count-style
+//! checks in one fused scan, with failed-row samples.
 //!
-//! This crate reads no files and writes no tables: it gets batches and returns verdicts.
+//! This crate writes no tables and stores no results: it gets data and returns verdicts.
 
+mod checks;
 mod error;
 mod row_rules;
 
+pub use checks::{
+    CheckResult, Outcome, SAMPLES, TableFacts, ident, is_pii, literal, run_checks, substitute,
+};
 pub use error::{QualityError, Result};
 pub use row_rules::{RowValidator, RowVerdicts, Violation};

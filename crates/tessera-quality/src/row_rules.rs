@@ -337,6 +337,7 @@ mod tests {
         DatasetSchema {
             name: Name::parse("orders").unwrap(),
             description: None,
+            quality: Vec::new(),
             columns: vec![
                 col("id", LogicalType::Integer, Constraints::default(), true),
                 col(
@@ -430,6 +431,7 @@ mod tests {
         let ds = DatasetSchema {
             name: Name::parse("t").unwrap(),
             description: None,
+            quality: Vec::new(),
             columns: vec![col(
                 "n",
                 LogicalType::Integer,

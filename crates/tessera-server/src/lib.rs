@@ -13,6 +13,7 @@
 pub mod api;
 mod app;
 mod apply;
+mod checks;
 mod config;
 mod error;
 mod mesh;

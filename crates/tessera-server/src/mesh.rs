@@ -149,7 +149,9 @@ impl Mesh {
             }
         };
         let datasets = self.datasets(Some((domain, name))).await?;
+        let quality = self.quality_summary(domain, name).await?;
         Ok(ProductView {
+            quality,
             output_ports: product
                 .output_ports
                 .iter()
@@ -474,6 +476,12 @@ impl Mesh {
         let snapshot = Arc::new(MeshSnapshot { tables });
         *cached = Some((generation, snapshot.clone()));
         Ok(snapshot)
+    }
+
+    /// A query session over the mesh as of now (the one session factory every reader uses).
+    pub(crate) async fn session(&self) -> Result<datafusion::prelude::SessionContext> {
+        let snapshot = self.snapshot().await?;
+        Ok(self.engine.session(&snapshot)?)
     }
 
     /// Runs one read-only SQL statement over every dataset and collects the result.

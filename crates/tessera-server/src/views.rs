@@ -42,6 +42,8 @@ pub struct ProductView {
     pub output_ports: Vec<PortView>,
     pub input_ports: Vec<PortView>,
     pub datasets: Vec<DatasetSummary>,
+    /// The latest check run of each dataset, and the product's score over them.
+    pub quality: QualitySummary,
     pub descriptor_file: String,
     /// The ODPS descriptor as applied.
     pub descriptor: String,
@@ -254,4 +256,81 @@ pub struct DiagnosticView {
     pub line: Option<usize>,
     pub field: String,
     pub message: String,
+}
+
+/// The checks of a product or one dataset, run now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    /// `domain.product` or `domain.product.dataset`.
+    pub target: String,
+    /// The worst result of all checks: `passed`, `warning`, `failed` or `error`.
+    pub result: String,
+    /// Severity-weighted share of passing checks, in percent (see the README).
+    pub score: Option<f64>,
+    /// One run per dataset.
+    pub runs: Vec<CheckRunView>,
+}
+
+/// One run of one dataset's checks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckRunView {
+    pub run_id: String,
+    /// `domain.product.dataset`.
+    pub dataset: String,
+    pub contract_id: String,
+    pub contract_version: String,
+    /// `on_demand`, `schedule` or `commit`.
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub result: String,
+    pub score: Option<f64>,
+    /// The table version the checks saw.
+    pub table_version: Option<i64>,
+    pub checks: Vec<CheckResultView>,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckResultView {
+    /// datacontract-cli's check type, e.g. `field_required`, `row_count`, `model_quality_sql`.
+    #[serde(rename = "type")]
+    pub check_type: String,
+    pub name: String,
+    /// The dataset (ODCS schema object).
+    pub model: String,
+    pub field: Option<String>,
+    pub dimension: String,
+    pub severity: String,
+    pub quality_id: Option<String>,
+    /// `passed`, `warning`, `failed` or `error`.
+    pub result: String,
+    /// What was measured: rows, percent, seconds, or the number a `sql` rule returned.
+    pub measured: Option<f64>,
+    pub threshold: String,
+    pub reason: String,
+    /// Up to 5 failing rows, without PII columns.
+    #[schema(value_type = Vec<Object>)]
+    pub samples: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Quality as of the latest check run of each dataset.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QualitySummary {
+    /// Severity-weighted share of passing checks over the latest runs of all datasets.
+    pub score: Option<f64>,
+    /// The worst result of those runs; `None` before any run.
+    pub result: Option<String>,
+    pub datasets: Vec<DatasetQuality>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DatasetQuality {
+    /// `domain.product.dataset`.
+    pub dataset: String,
+    pub score: Option<f64>,
+    pub result: String,
+    pub checked_at: String,
+    /// `type field` of every check that did not pass.
+    pub not_passed: Vec<String>,
 }

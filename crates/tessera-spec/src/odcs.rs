@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use tessera_core::{
-    Bound, Column, Constraints, Contract, DatasetSchema, LogicalType, Name, QUARANTINE_SUFFIX,
-    SlaProperty, arrow_type,
+    Bound, CheckKind, Column, Constraints, Contract, DatasetSchema, LogicalType, Name, Operator,
+    QUARANTINE_SUFFIX, QualityRule, RuleKind, Severity, SlaProperty, Unit, arrow_type,
 };
 
 use crate::document::SpecDocument;
@@ -62,10 +62,35 @@ pub fn contract_from_document(doc: &SpecDocument) -> Result<Contract> {
                 None => continue,
             }
         }
+        // Quality rules: the schema object's, then each property's, in file order.
+        let mut quality = Vec::new();
+        for (k, rule) in array(object, "quality").iter().enumerate() {
+            quality.extend(quality_rule(
+                doc,
+                rule,
+                &format!("{at}/quality/{k}"),
+                None,
+                &mut problems,
+            ));
+        }
+        for (j, property) in array(object, "properties").iter().enumerate() {
+            let column = text(property, "name").unwrap_or_default();
+            for (k, rule) in array(property, "quality").iter().enumerate() {
+                let rule_at = format!("{at}/properties/{j}/quality/{k}");
+                quality.extend(quality_rule(
+                    doc,
+                    rule,
+                    &rule_at,
+                    Some(&column),
+                    &mut problems,
+                ));
+            }
+        }
         datasets.push(DatasetSchema {
             name,
             description: description(object),
             columns,
+            quality,
         });
     }
     let sla = array(v, "slaProperties")
@@ -191,6 +216,162 @@ fn column(
         return None;
     }
     Some(column)
+}
+
+const OPERATORS: [&str; 8] = [
+    "mustBe",
+    "mustNotBe",
+    "mustBeGreaterThan",
+    "mustBeGreaterOrEqualTo",
+    "mustBeLessThan",
+    "mustBeLessOrEqualTo",
+    "mustBeBetween",
+    "mustNotBeBetween",
+];
+
+/// One ODCS quality rule, on the schema object (`column` is `None`) or on a property. What the
+/// standard allows but cannot be executed as written (a column metric without a column, a
+/// `rowCount` or `sql` rule without a threshold) is reported where it is.
+fn quality_rule(
+    doc: &SpecDocument,
+    v: &Value,
+    at: &str,
+    column: Option<&str>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<QualityRule> {
+    let metric = text(v, "metric").or_else(|| text(v, "rule"));
+    let kind = text(v, "type").unwrap_or_else(|| {
+        if metric.is_some() {
+            "library".into()
+        } else {
+            "text".into()
+        }
+    });
+    let args = v.get("arguments");
+    let arg_list = |key: &str| {
+        args.and_then(|a| a.get(key))
+            .and_then(Value::as_array)
+            .cloned()
+    };
+    let mut problem = |field: &str, message: String| {
+        problems.push(doc.diagnostic(&format!("{at}{field}"), message));
+        None::<QualityRule>
+    };
+    let rule = match kind.as_str() {
+        "sql" => match text(v, "query") {
+            Some(q) => RuleKind::Sql(q),
+            None => return problem("", "a sql quality rule needs a `query`".into()),
+        },
+        "library" => {
+            let Some(metric) = metric else {
+                return problem("", "a library quality rule needs a `metric`".into());
+            };
+            match metric.as_str() {
+                "rowCount" => RuleKind::Metric(CheckKind::RowCount),
+                "nullValues" if column.is_some() => RuleKind::Metric(CheckKind::NullValues),
+                "missingValues" if column.is_some() => RuleKind::Metric(CheckKind::MissingValues(
+                    arg_list("missingValues").unwrap_or_default(),
+                )),
+                "invalidValues" if column.is_some() => {
+                    let valid_values = arg_list("validValues");
+                    let pattern = args
+                        .and_then(|a| a.get("pattern"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    if valid_values.is_none() && pattern.is_none() {
+                        return problem(
+                            "/arguments",
+                            "invalidValues needs `arguments.validValues` or `arguments.pattern`"
+                                .into(),
+                        );
+                    }
+                    if let Some(p) = &pattern
+                        && let Err(e) = regex::Regex::new(p)
+                    {
+                        return problem(
+                            "/arguments/pattern",
+                            format!("pattern is not a valid regular expression: {e}"),
+                        );
+                    }
+                    RuleKind::Metric(CheckKind::InvalidValues {
+                        valid_values,
+                        pattern,
+                    })
+                }
+                "duplicateValues" => {
+                    let columns: Vec<String> = match (arg_list("properties"), column) {
+                        (Some(list), _) => list
+                            .iter()
+                            .filter_map(|c| c.as_str().map(str::to_string))
+                            .collect(),
+                        (None, Some(c)) => vec![c.to_string()],
+                        (None, None) => {
+                            return problem("/arguments", "duplicateValues on a schema object needs `arguments.properties`, the columns of the key".into());
+                        }
+                    };
+                    RuleKind::Metric(CheckKind::DuplicateValues { columns })
+                }
+                "nullValues" | "missingValues" | "invalidValues" => {
+                    return problem(
+                        "/metric",
+                        format!(
+                            "{metric} is a column metric: put it on a property, not on the schema object"
+                        ),
+                    );
+                }
+                other => return problem("/metric", format!("unknown metric {other:?}")),
+            }
+        }
+        other => RuleKind::NotExecuted(other.to_string()),
+    };
+    let operator = OPERATORS
+        .iter()
+        .find_map(|key| v.get(*key).map(|value| (key, value)));
+    let operator = match operator {
+        Some((key, value)) => match Operator::from_odcs(key, value) {
+            Some(op) => Some(op),
+            None => {
+                return problem(
+                    &format!("/{key}"),
+                    format!("{key} needs a number (or [low, high] for a range)"),
+                );
+            }
+        },
+        None => None,
+    };
+    let executable = !matches!(rule, RuleKind::NotExecuted(_));
+    let needs_threshold = matches!(
+        rule,
+        RuleKind::Sql(_) | RuleKind::Metric(CheckKind::RowCount)
+    );
+    if executable && needs_threshold && operator.is_none() {
+        return problem(
+            "",
+            format!(
+                "this rule needs a threshold: one of {}",
+                OPERATORS.join(", ")
+            ),
+        );
+    }
+    Some(QualityRule {
+        column: column.map(str::to_string),
+        id: text(v, "id"),
+        name: text(v, "name"),
+        description: text(v, "description"),
+        rule,
+        operator,
+        unit: if text(v, "unit").as_deref() == Some("percent") {
+            Unit::Percent
+        } else {
+            Unit::Rows
+        },
+        severity: Severity::parse(text(v, "severity").as_deref()),
+        dimension: text(v, "dimension"),
+        tags: array(v, "tags")
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+    })
 }
 
 /// Whether a quality rule allows no failing row at all (and is blocking).
@@ -323,6 +504,106 @@ slaProperties:
         let err = contract_from_document(&doc).unwrap_err().to_string();
         assert!(
             err.contains("c.yaml:22: schema[0].properties[2].physicalType"),
+            "{err}"
+        );
+    }
+
+    const WITH_QUALITY: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: q
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    quality:
+      - id: not_empty
+        metric: rowCount
+        mustBeGreaterThan: 1
+      - metric: duplicateValues
+        arguments:
+          properties: [order_id, email]
+        mustBe: 0
+      - type: sql
+        query: SELECT COUNT(*) FROM {object} WHERE amount < 0
+        mustBe: 0
+        severity: warning
+      - type: text
+        description: Orders are reviewed by a person.
+    properties:
+      - name: order_id
+        logicalType: integer
+        primaryKey: true
+      - name: email
+        logicalType: string
+        logicalTypeOptions:
+          maxLength: 20
+        quality:
+          - metric: nullValues
+            mustBeLessThan: 10
+            unit: percent
+            dimension: completeness
+      - name: placed_at
+        logicalType: timestamp
+slaProperties:
+  - property: latency
+    value: 5
+    unit: m
+    element: orders.placed_at
+  - property: retention
+    value: 1
+    unit: y
+    element: other.placed_at
+"#;
+
+    #[test]
+    fn quality_rules_schema_promises_and_slas_become_checks() {
+        let doc = SpecDocument::parse("q.yaml", WITH_QUALITY).unwrap();
+        crate::validate(&doc).unwrap();
+        let c = contract_from_document(&doc).unwrap();
+        let orders = c.dataset("orders").unwrap();
+        assert_eq!(orders.quality.len(), 5);
+        let checks = orders.checks(&c.sla);
+        let types: Vec<(&str, Option<&str>)> = checks
+            .iter()
+            .map(|k| (k.check_type, k.field.as_deref()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("field_is_present", Some("order_id")),
+                ("field_type", Some("order_id")),
+                ("field_required", Some("order_id")),
+                ("field_is_present", Some("email")),
+                ("field_type", Some("email")),
+                ("field_max_length", Some("email")),
+                ("field_is_present", Some("placed_at")),
+                ("field_type", Some("placed_at")),
+                ("primary_key_unique", Some("order_id")),
+                ("row_count", None),
+                ("model_duplicate_values", None),
+                ("model_quality_sql", None),
+                ("field_null_values", Some("email")),
+                ("servicelevel_freshness", Some("placed_at")),
+            ]
+        );
+        let row_count = &checks[9];
+        assert_eq!(row_count.quality_id.as_deref(), Some("not_empty"));
+        assert_eq!(row_count.operator, Operator::GreaterThan(1.0));
+        assert_eq!(row_count.dimension, "completeness");
+        assert_eq!(checks[11].severity, Severity::Warning);
+        assert_eq!(checks[12].unit, Unit::Percent);
+        assert_eq!(checks[13].operator, Operator::LessOrEqualTo(300.0));
+        assert_eq!(checks[13].dimension, "timeliness");
+    }
+
+    #[test]
+    fn quality_rules_that_cannot_run_are_reported_where_they_are() {
+        let text = WITH_QUALITY.replace("        mustBeGreaterThan: 1\n", "");
+        let doc = SpecDocument::parse("q.yaml", &text).unwrap();
+        crate::validate(&doc).unwrap();
+        let err = contract_from_document(&doc).unwrap_err().to_string();
+        assert!(
+            err.contains("q.yaml:9: schema[0].quality[0]: this rule needs a threshold"),
             "{err}"
         );
     }

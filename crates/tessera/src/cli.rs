@@ -61,6 +61,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Run the contract checks of a product or one dataset (exit code 1 when a blocking check fails).
+    Check {
+        /// DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET
+        target: String,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+        format: CheckFormat,
+    },
     /// List or show domains.
     Domains {
         #[command(subcommand)]
@@ -145,6 +152,17 @@ impl FileFormat {
             FileFormat::Parquet => "parquet",
         }
     }
+}
+
+/// How check results are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Table,
+    /// datacontract-cli's result shape.
+    Json,
+    /// JUnit XML, for CI.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

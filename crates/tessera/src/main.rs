@@ -64,6 +64,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                 }
                 Command::Query { sql, format } => commands::query::run(&client, &sql, format).await,
+                Command::Check { target, format } => {
+                    commands::check::run(&client, &target, format).await
+                }
                 Command::Domains { action } => commands::catalog::domains(&client, action).await,
                 Command::Products { action } => commands::catalog::products(&client, action).await,
                 Command::Datasets { action } => commands::catalog::datasets(&client, action).await,

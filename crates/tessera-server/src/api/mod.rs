@@ -43,6 +43,7 @@ pub struct AppState {
         (name = "publish", description = "Applying product folders"),
         (name = "ingest", description = "Loading batches into datasets"),
         (name = "query", description = "Read-only SQL over every dataset"),
+        (name = "quality", description = "Contract checks, their history and quality scores"),
         (name = "operations", description = "Health and API description"),
     )
 )]
@@ -62,6 +63,9 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(list_contracts))
         .routes(routes!(list_contract_versions))
         .routes(routes!(get_contract_version))
+        .routes(routes!(check_product))
+        .routes(routes!(check_dataset))
+        .routes(routes!(check_history))
         .routes(routes!(apply))
         .routes(routes!(query))
         .split_for_parts();
@@ -336,4 +340,72 @@ async fn query(
     let (schema, batches) = s.mesh.query(&request.sql).await?;
     let body = format.encode(&schema, &batches)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/products/{domain}/{product}/checks", tag = "quality",
+    params(("domain" = String, Path), ("product" = String, Path)),
+    responses((status = 200, description = "Every dataset's checks, run now and stored", body = CheckReport),
+              (status = 404, description = "No such product", body = ErrorBody)))]
+async fn check_product(
+    State(s): State<AppState>,
+    Path((domain, product)): Path<(String, String)>,
+) -> ApiResult<Json<CheckReport>> {
+    let (d, p) = (name(&domain)?, name(&product)?);
+    Ok(Json(
+        s.mesh
+            .check(d.as_str(), p.as_str(), None, "on_demand")
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/datasets/{domain}/{product}/{dataset}/checks", tag = "quality",
+    params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path)),
+    responses((status = 200, description = "The dataset's checks, run now and stored", body = CheckReport),
+              (status = 404, description = "No such dataset", body = ErrorBody)))]
+async fn check_dataset(
+    State(s): State<AppState>,
+    Path((domain, product, dataset)): Path<(String, String, String)>,
+) -> ApiResult<Json<CheckReport>> {
+    let r = dataset_ref(&domain, &product, &dataset)?;
+    Ok(Json(
+        s.mesh
+            .check(
+                r.domain.as_str(),
+                r.product.as_str(),
+                Some(r.dataset.as_str()),
+                "on_demand",
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct HistoryParams {
+    /// How many runs, newest first (default 20, at most 1000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/datasets/{domain}/{product}/{dataset}/checks", tag = "quality",
+    params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path), HistoryParams),
+    responses((status = 200, description = "Stored check runs, newest first", body = [CheckRunView]),
+              (status = 404, description = "No such dataset", body = ErrorBody)))]
+async fn check_history(
+    State(s): State<AppState>,
+    Path((domain, product, dataset)): Path<(String, String, String)>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<CheckRunView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let r = dataset_ref(&domain, &product, &dataset)?;
+    s.mesh.dataset(&r).await?;
+    let limit = params.limit.unwrap_or(20).clamp(1, 1000);
+    Ok(Json(
+        s.mesh
+            .check_history(
+                r.domain.as_str(),
+                r.product.as_str(),
+                r.dataset.as_str(),
+                limit,
+            )
+            .await?,
+    ))
 }

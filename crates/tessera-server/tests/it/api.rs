@@ -13,6 +13,7 @@ on_both_stores!(
     a_restarted_server_has_lost_nothing,
     new_contract_versions_may_add_columns_but_not_remove_them,
     the_catalog_lists_and_shows_what_was_applied,
+    checks_run_on_demand_and_are_kept_with_a_score,
 );
 
 fn actions(plan: &Value) -> Vec<(String, String, String)> {
@@ -823,6 +824,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/contracts/{id}/versions/{version}",
             "GET /api/v1/datasets",
             "GET /api/v1/datasets/{domain}/{product}/{dataset}",
+            "GET /api/v1/datasets/{domain}/{product}/{dataset}/checks",
             "GET /api/v1/domains",
             "GET /api/v1/domains/{domain}",
             "GET /api/v1/products",
@@ -830,6 +832,8 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /health",
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
+            "POST /api/v1/datasets/{domain}/{product}/{dataset}/checks",
+            "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
         ]
     );
@@ -858,4 +862,146 @@ async fn the_openapi_document_is_true_to_the_server() {
             "{name} missing"
         );
     }
+}
+
+/// The shop contract with dataset-level rules: a warning-only row count, a `sql` rule, and a
+/// freshness SLO the 2026-01 test data breaks.
+fn shop_contract_with_checks() -> String {
+    SHOP_CONTRACT
+        .replace(
+            "  - name: orders\n    description: One row per order.\n",
+            "  - name: orders\n    description: One row per order.\n    quality:\n      - id: enough_orders\n        metric: rowCount\n        mustBeGreaterThan: 10\n        severity: warning\n      - type: sql\n        query: SELECT count(*) FROM {object} WHERE amount = 0\n        mustBe: 0\n",
+        )
+        + "slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n    element: orders.placed_at\n"
+}
+
+fn check_of<'a>(run: &'a Value, check_type: &str, field: Option<&str>) -> &'a Value {
+    run["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == check_type && c["field"].as_str() == field)
+        .unwrap_or_else(|| panic!("no {check_type} on {field:?} in {run}"))
+}
+
+async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    let contract = shop_contract_with_checks();
+    let (status, plan) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &contract),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    server
+        .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
+        .await;
+
+    let (status, report) = server
+        .post_json("/api/v1/datasets/shop/orders/orders/checks", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["target"], "shop.orders.orders");
+    assert_eq!(report["result"], "failed");
+    let run = &report["runs"][0];
+    assert_eq!(run["table_version"], 1);
+    let rows = check_of(run, "row_count", None);
+    assert_eq!(
+        (rows["result"].as_str(), rows["measured"].as_f64()),
+        (Some("warning"), Some(4.0))
+    );
+    assert_eq!(rows["quality_id"], "enough_orders");
+    let sql = check_of(run, "model_quality_sql", None);
+    assert_eq!(
+        (sql["result"].as_str(), sql["measured"].as_f64()),
+        (Some("failed"), Some(1.0))
+    );
+    let fresh = check_of(run, "servicelevel_freshness", Some("placed_at"));
+    assert_eq!(fresh["result"], "failed", "{fresh}");
+    assert_eq!(fresh["dimension"], "timeliness");
+    assert_eq!(fresh["threshold"], "<= 86400 s");
+    for (check_type, field) in [
+        ("field_required", "order_id"),
+        ("field_regex", "customer_id"),
+        ("field_minimum", "amount"),
+        ("field_invalid_values", "status"),
+        ("primary_key_unique", "order_id"),
+        ("field_type", "amount"),
+    ] {
+        assert_eq!(
+            check_of(run, check_type, Some(field))["result"],
+            "passed",
+            "{check_type} {field}"
+        );
+    }
+    // The score is the severity-weighted share of passing checks (error 3, warning 2, info 1).
+    let (mut passed, mut total) = (0.0, 0.0);
+    for c in run["checks"].as_array().unwrap() {
+        let weight = match c["severity"].as_str().unwrap() {
+            "error" => 3.0,
+            "warning" => 2.0,
+            _ => 1.0,
+        };
+        total += weight;
+        if c["result"] == "passed" {
+            passed += weight;
+        }
+    }
+    let expected = (passed / total * 1000.0_f64).round() / 10.0;
+    assert_eq!(run["score"].as_f64(), Some(expected));
+    assert!(expected > 50.0 && expected < 100.0, "{expected}");
+
+    // Runs are kept, newest first.
+    server
+        .post_json("/api/v1/datasets/shop/orders/orders/checks", &json!({}))
+        .await;
+    let (status, history) = server
+        .get("/api/v1/datasets/shop/orders/orders/checks")
+        .await;
+    assert_eq!(status, 200);
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0]["started_at"].as_str() > history[1]["started_at"].as_str());
+    assert_eq!(history[1]["run_id"], run["run_id"]);
+    assert_eq!(history[1]["checks"], run["checks"]);
+
+    // A product's check runs every dataset; an empty dataset fails its presence of data only
+    // where a rule asks for it.
+    let (status, product) = server
+        .post_json("/api/v1/products/shop/orders/checks", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let datasets: Vec<&str> = product["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        datasets,
+        vec!["shop.orders.customers", "shop.orders.orders"]
+    );
+    assert_eq!(
+        product["runs"][0]["result"], "passed",
+        "{}",
+        product["runs"][0]
+    );
+    assert_eq!(
+        server
+            .post_json("/api/v1/datasets/shop/orders/nope/checks", &json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .post_json("/api/v1/products/shop/nope/checks", &json!({}))
+            .await
+            .0,
+        404
+    );
 }

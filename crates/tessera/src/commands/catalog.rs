@@ -75,6 +75,30 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
             println!("owner:       {}", or_dash(&s.owner));
             println!("description: {}", or_dash(&s.description));
             println!("descriptor:  {}", p.descriptor_file);
+            match (&p.quality.result, p.quality.score) {
+                (Some(result), score) => println!(
+                    "quality:     score {} ({result} in the latest checks)",
+                    score.map_or("-".into(), |s| format!("{s:.1}"))
+                ),
+                (None, _) => println!(
+                    "quality:     not checked yet (run `tessera check {}.{}`)",
+                    s.domain, s.name
+                ),
+            }
+            for q in &p.quality.datasets {
+                let issues = if q.not_passed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not passed: {}", q.not_passed.join(", "))
+                };
+                println!(
+                    "  {}: score {}, {} at {}{issues}",
+                    q.dataset,
+                    q.score.map_or("-".into(), |s| format!("{s:.1}")),
+                    q.result,
+                    q.checked_at
+                );
+            }
             let ports = |ports: &[PortView]| {
                 ports
                     .iter()

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod check;
 pub mod ingest;
 pub mod lint;
 pub mod query;

@@ -302,3 +302,97 @@ fn the_readme_walkthrough_works() {
         "status,orders,total\nopen,1,10.50\nreturned,1,24.00\nshipped,1,99.99\n"
     );
 }
+
+#[test]
+fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", data.path(), &[]);
+    let folder = tempfile::tempdir().unwrap();
+    write(folder.path(), "product.odps.yaml", PRODUCT);
+    let contract = CONTRACT.replace(
+        "  - name: orders\n",
+        "  - name: orders\n    quality:\n      - metric: rowCount\n        mustBeGreaterThan: 5\n",
+    );
+    write(folder.path(), "orders.odcs.yaml", &contract);
+    server.cli(&["apply", folder.path().to_str().unwrap()]).ok();
+    let csv = folder.path().join("orders.csv");
+    std::fs::write(&csv, "order_id,amount\n1,10\n2,20\n").unwrap();
+    server
+        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+        .ok();
+
+    let table = server.cli(&["check", "shop.orders"]).failed();
+    assert!(
+        table
+            .stdout
+            .contains("shop.orders.orders  (contract shop-orders@1.0.0, table version 1): FAILED"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains("failed  row_count"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stderr.contains("blocking checks failed"),
+        "{}",
+        table.stderr
+    );
+
+    let json = server
+        .cli(&["check", "shop.orders.orders", "--format", "json"])
+        .failed();
+    let result: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(result["dataContractId"], "shop-orders");
+    assert_eq!(result["dataContractVersion"], "1.0.0");
+    assert_eq!(result["result"], "failed");
+    let row_count = result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "row_count")
+        .unwrap();
+    assert_eq!(row_count["result"], "failed");
+    assert_eq!(row_count["model"], "orders");
+    assert_eq!(row_count["diagnostics"]["measured"], 2.0);
+    for key in ["runId", "timestampStart", "timestampEnd", "checks", "logs"] {
+        assert!(result.get(key).is_some(), "{key} missing");
+    }
+
+    let junit = server
+        .cli(&["check", "shop.orders.orders", "--format", "junit"])
+        .failed();
+    assert!(junit.stdout.starts_with("<?xml"), "{}", junit.stdout);
+    assert!(
+        junit
+            .stdout
+            .contains("<testsuite name=\"shop.orders.orders\""),
+        "{}",
+        junit.stdout
+    );
+    assert!(
+        junit
+            .stdout
+            .contains("<failure message=\"2 rows, which does not meet &gt; 5\""),
+        "{}",
+        junit.stdout
+    );
+
+    let shown = server.cli(&["products", "show", "shop.orders"]).ok();
+    assert!(
+        shown.stdout.contains("quality:     score "),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("(failed in the latest checks)"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("not passed: row_count"),
+        "{}",
+        shown.stdout
+    );
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Benchmark: load the artgo demo at a larger scale, then time its example queries on Tessera
+(over HTTP, Arrow answers) and on DuckDB reading the same Delta tables with delta_scan.
+
+Run from the repository root with the test venv's python (it has duckdb and its delta
+extension; `scripts/setup-test-env --venv` creates it):
+
+    cargo build --release -p tessera
+    ~/.cache/tessera-venv/bin/python bench/demo_load.py --scale 20
+
+The results are appended to bench/RESULTS.md (medians, machine, versions).
+"""
+
+import argparse
+import datetime
+import os
+import pathlib
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import duckdb
+import duckdb_extension_delta
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def example_queries():
+    """(title, sql) per paragraph of examples/artgo/queries.sql, as the demo reads it."""
+    out = []
+    for block in (ROOT / "examples/artgo/queries.sql").read_text().split(";"):
+        title, sql = "", []
+        for line in (l.strip() for l in block.splitlines()):
+            if not line:
+                continue
+            if line.startswith("--"):
+                title = line[2:].strip()
+            else:
+                sql.append(line)
+        if sql:
+            out.append((title, " ".join(sql)))
+    return out
+
+
+def machine():
+    cpu = "unknown"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]
+    return f"{cpu}, {os.cpu_count()} cores, {int(mem) / 1024 / 1024:.0f} GiB, {platform_kernel()}"
+
+
+def platform_kernel():
+    return os.uname().sysname + " " + os.uname().release
+
+
+def git_rev():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+    except Exception:
+        return "unknown"
+
+
+def median_ms(fn, runs):
+    fn()  # warm-up: caches, first-open of the tables
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=5)
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    parser.add_argument("--binary", default=str(pathlib.Path(target) / "release/tessera"))
+    parser.add_argument("--results", default=str(ROOT / "bench/RESULTS.md"))
+    args = parser.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} not found: build it with `cargo build --release -p tessera`")
+
+    data = tempfile.mkdtemp(prefix="tessera-bench-")
+    print(f"loading the demo at scale {args.scale} into {data}", flush=True)
+    start = time.perf_counter()
+    load = subprocess.run(
+        [args.binary, "demo", "--no-serve", "--scale", str(args.scale), "--data-dir", data],
+        capture_output=True, text=True,
+    )
+    load_seconds = time.perf_counter() - start
+    if load.returncode != 0:
+        sys.exit(load.stderr)
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows = int(re.search(r"Loaded (\d+) rows", load.stdout).group(1))
+    print(load.stdout)
+
+    server = subprocess.Popen(
+        [args.binary, "serve", "--data-dir", data, "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        url = re.search(r"listening on (\S+)", line).group(1)
+
+        def tessera(sql):
+            request = urllib.request.Request(
+                f"{url}/api/v1/query",
+                data=('{"sql": %s}' % __import__("json").dumps(sql)).encode(),
+                headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream"},
+            )
+            with urllib.request.urlopen(request) as r:
+                return r.read()
+
+        ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+        con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        con.execute(f"LOAD '{ext}'")
+        tables = pathlib.Path(data) / "tables"
+
+        def for_duckdb(sql):
+            def scan(m):
+                path = tables / m.group(1) / m.group(2) / m.group(3)
+                return f"delta_scan('{path}')" if path.is_dir() else m.group(0)
+            return re.sub(r"\b([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\b", scan, sql)
+
+        results = []
+        for title, sql in example_queries():
+            ours = median_ms(lambda: tessera(sql), args.runs)
+            duck_sql = for_duckdb(sql)
+            theirs = median_ms(lambda: con.execute(duck_sql).arrow(), args.runs)
+            results.append((title, ours, theirs))
+            print(f"{title}: tessera {ours:.1f} ms, duckdb {theirs:.1f} ms", flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+    today = datetime.date.today().isoformat()
+    section = [
+        f"## artgo demo load and example queries — {today}, scale {args.scale:g}",
+        "",
+        f"- machine: {machine()}",
+        f"- versions: tessera {git_rev()} (release build), DuckDB {duckdb.__version__} with the delta extension",
+        f"- load (`tessera demo --no-serve`: generate, ingest with contract checks, derive, commit): "
+        f"{rows:,} rows in {load_seconds:.1f} s = **{rows / load_seconds:,.0f} rows/s**, peak RSS {peak_rss_mib:.0f} MiB",
+        f"- queries: median of {args.runs} runs after one warm-up; Tessera over HTTP on loopback with an Arrow "
+        "answer (client and server share the 2 cores), DuckDB in process with `delta_scan` on the same tables",
+        "",
+        "| query | Tessera (ms) | DuckDB (ms) | Tessera / DuckDB |",
+        "|---|---:|---:|---:|",
+    ]
+    for title, ours, theirs in results:
+        section.append(f"| {title} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |")
+    section.append("")
+    path = pathlib.Path(args.results)
+    previous = path.read_text() if path.exists() else "# Benchmark results\n\nNewest first. Each section says how it was run; `bench/README.md` says how to rerun it.\n\n"
+    head, _, rest = previous.partition("\n## ")
+    body = ("## " + rest) if rest else ""
+    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(section) + "\n" + body)
+    print(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+//! Checks measured over real files, with the verdicts datacontract-cli's own tests assert for
+//! the same fixtures (`tests/standards/datacontract-cli/tests/fixtures`).
+
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/standards/datacontract-cli/tests/fixtures")
+}
+
+async fn run(contract: &str, csv: &str) -> Vec<CheckResult> {
+    let contract = tessera_spec::load_contract("contract.yaml", contract).unwrap();
+    let dataset = &contract.datasets[0];
+    let ctx = SessionContext::new();
+    let path = fixtures().join(csv);
+    ctx.register_csv(
+        dataset.name.as_str(),
+        path.to_str().unwrap(),
+        CsvReadOptions::new(),
+    )
+    .await
+    .unwrap();
+    let facts = TableFacts {
+        now_seconds: 0.0,
+        last_commit_seconds: None,
+        typed: false,
+    };
+    run_checks(
+        &ctx,
+        dataset.name.as_str(),
+        dataset,
+        &dataset.checks(&contract.sla),
+        &facts,
+    )
+    .await
+    .unwrap()
+}
+
+fn find<'a>(results: &'a [CheckResult], check_type: &str, field: Option<&str>) -> &'a CheckResult {
+    results
+        .iter()
+        .find(|r| r.check.check_type == check_type && r.check.field.as_deref() == field)
+        .unwrap_or_else(|| panic!("no {check_type} on {field:?}"))
+}
+
+/// `fixtures/diagnostics/datacontract.yaml` (a Data Contract Specification file) as ODCS.
+const DIAGNOSTICS: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: diagnostics_test
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+      - name: order_id
+        logicalType: integer
+        required: true
+        unique: true
+      - name: email
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          minLength: 5
+          maxLength: 20
+          pattern: ^.+@.+$
+      - name: amount
+        logicalType: integer
+        logicalTypeOptions:
+          minimum: 0
+          maximum: 100
+"#;
+
+#[tokio::test]
+async fn diagnostics_fail_where_datacontract_cli_says_with_the_same_counts() {
+    let results = run(DIAGNOSTICS, "diagnostics/data/orders.csv").await;
+    let unique = find(&results, "field_unique", Some("order_id"));
+    assert_eq!(
+        (unique.outcome, unique.measured),
+        (Outcome::Failed, Some(1.0))
+    );
+    assert_eq!(
+        unique.samples,
+        vec![
+            serde_json::from_str::<serde_json::Map<_, _>>(
+                r#"{"order_id": 2, "duplicate_count": 2}"#
+            )
+            .unwrap()
+        ]
+    );
+    let long = find(&results, "field_max_length", Some("email"));
+    assert_eq!((long.outcome, long.measured), (Outcome::Failed, Some(1.0)));
+    assert_eq!(long.samples[0]["email"], "verylongaddress@example.com");
+    let regex = find(&results, "field_regex", Some("email"));
+    assert_eq!(
+        (regex.outcome, regex.measured),
+        (Outcome::Failed, Some(1.0))
+    );
+    assert_eq!(regex.samples[0]["email"], "no-at-sign");
+    let minimum = find(&results, "field_minimum", Some("amount"));
+    assert_eq!(
+        (minimum.outcome, minimum.measured),
+        (Outcome::Failed, Some(1.0))
+    );
+    assert_eq!(minimum.samples[0]["amount"], -5);
+    let maximum = find(&results, "field_maximum", Some("amount"));
+    assert_eq!(
+        (maximum.outcome, maximum.measured),
+        (Outcome::Failed, Some(1.0))
+    );
+    assert_eq!(maximum.samples[0]["amount"], 200);
+    for passing in [
+        ("field_required", "email"),
+        ("field_min_length", "email"),
+        ("field_required", "order_id"),
+        ("field_is_present", "amount"),
+    ] {
+        let r = find(&results, passing.0, Some(passing.1));
+        assert_eq!(r.outcome, Outcome::Passed, "{passing:?}: {}", r.reason);
+    }
+    // CSV types are only inferred: no field_type checks, as in datacontract-cli.
+    assert!(results.iter().all(|r| r.check.check_type != "field_type"));
+}
+
+#[tokio::test]
+async fn row_count_quality_id_and_percent_severity_rules() {
+    let row_filter =
+        std::fs::read_to_string(fixtures().join("row-filter/datacontract.yaml")).unwrap();
+    let results = run(&row_filter, "diagnostics/data/orders.csv").await;
+    let rows = find(&results, "row_count", None);
+    assert_eq!((rows.outcome, rows.measured), (Outcome::Failed, Some(5.0)));
+
+    let quality_id =
+        std::fs::read_to_string(fixtures().join("quality-id/datacontract.yaml")).unwrap();
+    let results = run(&quality_id, "diagnostics/data/orders.csv").await;
+    let rows = find(&results, "row_count", None);
+    assert_eq!(rows.outcome, Outcome::Passed);
+    assert_eq!(rows.check.quality_id.as_deref(), Some("orders_not_empty"));
+    assert_eq!(rows.check.tags, vec!["critical", "cheap"]);
+
+    // tests/test_test_quality_percent_severity.py, inline there: 40 % invalid amounts, 0 % null
+    // emails, and a warning that does not fail the run.
+    let percent = r#"apiVersion: v3.1.0
+kind: DataContract
+id: percent
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+      - name: email
+        logicalType: string
+        quality:
+          - metric: nullValues
+            mustBe: 0
+            unit: percent
+      - name: amount
+        logicalType: integer
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [10, 30, 50]
+            mustBeLessThan: 50
+            unit: percent
+          - metric: invalidValues
+            arguments:
+              validValues: [10, 30, 50]
+            mustBe: 0
+            severity: warning
+"#;
+    let results = run(percent, "diagnostics/data/orders.csv").await;
+    let nulls = find(&results, "field_null_values", Some("email"));
+    assert_eq!(
+        (nulls.outcome, nulls.measured),
+        (Outcome::Passed, Some(0.0))
+    );
+    let invalid: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.check.check_type == "field_invalid_values")
+        .collect();
+    assert_eq!(
+        (invalid[0].outcome, invalid[0].measured),
+        (Outcome::Passed, Some(40.0))
+    );
+    assert_eq!(
+        (invalid[1].outcome, invalid[1].measured),
+        (Outcome::Warning, Some(2.0))
+    );
+}
+
+#[tokio::test]
+async fn failed_samples_are_capped_and_leave_pii_out() {
+    let contract = r#"apiVersion: v3.1.0
+kind: DataContract
+id: samples
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+      - name: id
+        logicalType: integer
+        unique: true
+      - name: email
+        logicalType: string
+        classification: pii
+        logicalTypeOptions:
+          pattern: ^.+@.+$
+      - name: amount
+        logicalType: integer
+        logicalTypeOptions:
+          maximum: 100
+      - name: region
+        logicalType: string
+        required: true
+"#;
+    let results = run(contract, "failed_samples/orders.csv").await;
+    let unique = find(&results, "field_unique", Some("id"));
+    assert_eq!(
+        serde_json::Value::from(unique.samples.clone()),
+        serde_json::json!([{"id": 2, "duplicate_count": 2}])
+    );
+    let pattern = find(&results, "field_regex", Some("email"));
+    assert_eq!(pattern.measured, Some(6.0));
+    assert_eq!(pattern.samples.len(), 5);
+    assert!(
+        pattern.samples.iter().all(|s| !s.contains_key("email")),
+        "{:?}",
+        pattern.samples
+    );
+    let amount = find(&results, "field_maximum", Some("amount"));
+    assert_eq!(amount.samples.len(), 1);
+    assert_eq!(
+        (
+            amount.samples[0]["id"].clone(),
+            amount.samples[0]["amount"].clone()
+        ),
+        (serde_json::json!(3), serde_json::json!(200))
+    );
+    let region = find(&results, "field_required", Some("region"));
+    let ids: Vec<&serde_json::Value> = region.samples.iter().map(|s| &s["id"]).collect();
+    assert_eq!(ids, vec![&serde_json::json!(3), &serde_json::json!(5)]);
+}
+
+#[tokio::test]
+async fn sql_rules_take_placeholders_and_must_return_one_number() {
+    let contract = r#"apiVersion: v3.1.0
+kind: DataContract
+id: sql
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    quality:
+      - type: sql
+        query: SELECT count(*) FROM {object} WHERE amount < 0
+        mustBe: 0
+      - type: sql
+        query: SELECT avg(amount) FROM ${table}
+        mustBeBetween: [0, 100]
+      - type: sql
+        query: SELECT order_id FROM {object}
+        mustBe: 0
+    properties:
+      - name: order_id
+        logicalType: integer
+      - name: amount
+        logicalType: integer
+        quality:
+          - type: sql
+            query: SELECT max({property}) FROM {object}
+            mustBeLessOrEqualTo: 200
+"#;
+    let results = run(contract, "diagnostics/data/orders.csv").await;
+    let sql: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.check.check_type.ends_with("quality_sql"))
+        .collect();
+    assert_eq!(
+        (sql[0].outcome, sql[0].measured),
+        (Outcome::Failed, Some(1.0))
+    );
+    assert_eq!(
+        (sql[1].outcome, sql[1].measured),
+        (Outcome::Passed, Some(57.0))
+    );
+    assert_eq!(sql[2].outcome, Outcome::Error);
+    assert!(
+        sql[2].reason.contains("one row with one number"),
+        "{}",
+        sql[2].reason
+    );
+    assert_eq!(
+        (sql[3].check.check_type, sql[3].outcome, sql[3].measured),
+        ("field_quality_sql", Outcome::Passed, Some(200.0))
+    );
+}

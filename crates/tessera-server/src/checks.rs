@@ -1,0 +1,258 @@
+//! Running a contract's checks over stored datasets: on demand (`tessera check`, the API),
+//! later on a schedule and on every commit. Each run is kept, with per check the result, the
+//! measured value, the threshold and failed-row samples, and the dataset's quality score.
+
+use tessera_catalog::{CheckResultRecord, CheckRunRecord, DatasetRecord};
+use tessera_core::{Severity, quality_score};
+use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
+
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+use crate::views::{CheckReport, CheckResultView, CheckRunView, DatasetQuality, QualitySummary};
+
+impl Mesh {
+    /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores
+    /// each run. `trigger` says why: `on_demand`, `schedule` or `commit`.
+    pub async fn check(
+        &self,
+        domain: &str,
+        product: &str,
+        dataset: Option<&str>,
+        trigger: &str,
+    ) -> Result<CheckReport> {
+        if self.catalog.product(domain, product).await?.is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{product}"
+            )));
+        }
+        let mut records = self.catalog.datasets(Some((domain, product))).await?;
+        if let Some(name) = dataset {
+            records.retain(|d| d.name == name);
+            if records.is_empty() {
+                return Err(ServiceError::NotFound(format!(
+                    "no dataset {domain}.{product}.{name}"
+                )));
+            }
+        }
+        let ctx = self.session().await?;
+        let mut runs = Vec::with_capacity(records.len());
+        for record in &records {
+            runs.push(self.check_dataset(&ctx, record, trigger).await?);
+        }
+        let target = match dataset {
+            Some(d) => format!("{domain}.{product}.{d}"),
+            None => format!("{domain}.{product}"),
+        };
+        Ok(report(target, runs))
+    }
+
+    async fn check_dataset(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        record: &DatasetRecord,
+        trigger: &str,
+    ) -> Result<CheckRunView> {
+        let contract = self
+            .contract_model(&record.contract_id, &record.contract_version)
+            .await?;
+        let schema = contract.dataset(&record.name).ok_or_else(|| {
+            ServiceError::Internal(format!("dataset {} is not in its contract", record.name))
+        })?;
+        let checks = schema.checks(&contract.sla);
+        let started = chrono::Utc::now();
+        let table_version = self
+            .storage
+            .table_info(&record.location)
+            .await?
+            .and_then(|t| t.version);
+        let last_commit = self
+            .catalog
+            .last_batch_at(&record.domain, &record.product, &record.name)
+            .await?
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.timestamp_micros() as f64 / 1e6);
+        let facts = TableFacts {
+            now_seconds: started.timestamp_micros() as f64 / 1e6,
+            last_commit_seconds: last_commit,
+            typed: true,
+        };
+        let table = format!("{}.{}.{}", record.domain, record.product, record.name);
+        let results = run_checks(ctx, &table, schema, &checks, &facts)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("checking {table}: {e}")))?;
+        let finished = chrono::Utc::now();
+        let run = CheckRunRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            domain: record.domain.clone(),
+            product: record.product.clone(),
+            dataset: record.name.clone(),
+            contract_id: record.contract_id.clone(),
+            contract_version: record.contract_version.clone(),
+            trigger: trigger.to_string(),
+            started_at: timestamp(started),
+            finished_at: timestamp(finished),
+            result: worst(&results).as_str().to_string(),
+            score: score(&results),
+            table_version,
+        };
+        let rows: Vec<CheckResultRecord> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| CheckResultRecord {
+                position: i as i64,
+                check_key: r.check.key(),
+                check_type: r.check.check_type.to_string(),
+                name: r.check.name.clone(),
+                model: r.check.model.clone(),
+                field: r.check.field.clone(),
+                dimension: r.check.dimension.clone(),
+                severity: r.check.severity.as_str().to_string(),
+                quality_id: r.check.quality_id.clone(),
+                result: r.outcome.as_str().to_string(),
+                measured: r.measured,
+                threshold: r.threshold.clone(),
+                reason: r.reason.clone(),
+                samples: serde_json::Value::from(r.samples.clone()).to_string(),
+            })
+            .collect();
+        self.catalog.record_check_run(&run, &rows).await?;
+        Ok(run_view(run, rows))
+    }
+
+    /// The stored runs of a dataset, newest first, with their results.
+    pub async fn check_history(
+        &self,
+        domain: &str,
+        product: &str,
+        dataset: &str,
+        limit: i64,
+    ) -> Result<Vec<CheckRunView>> {
+        let mut out = Vec::new();
+        for run in self
+            .catalog
+            .check_runs(domain, product, dataset, limit)
+            .await?
+        {
+            let results = self.catalog.check_results(&run.run_id).await?;
+            out.push(run_view(run, results));
+        }
+        Ok(out)
+    }
+}
+
+impl Mesh {
+    /// The quality of a product as of the latest check run of each of its datasets.
+    pub(crate) async fn quality_summary(
+        &self,
+        domain: &str,
+        product: &str,
+    ) -> Result<QualitySummary> {
+        let mut latest = Vec::new();
+        for d in self.catalog.datasets(Some((domain, product))).await? {
+            latest.extend(self.check_history(domain, product, &d.name, 1).await?);
+        }
+        let summary = report(format!("{domain}.{product}"), latest);
+        Ok(QualitySummary {
+            score: summary.score,
+            result: (!summary.runs.is_empty()).then_some(summary.result),
+            datasets: summary
+                .runs
+                .into_iter()
+                .map(|run| DatasetQuality {
+                    not_passed: run
+                        .checks
+                        .iter()
+                        .filter(|c| c.result != "passed")
+                        .map(|c| match &c.field {
+                            Some(f) => format!("{} {f}", c.check_type),
+                            None => c.check_type.clone(),
+                        })
+                        .collect(),
+                    dataset: run.dataset,
+                    score: run.score,
+                    result: run.result,
+                    checked_at: run.finished_at,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn worst(results: &[CheckResult]) -> Outcome {
+    results
+        .iter()
+        .map(|r| r.outcome)
+        .max()
+        .unwrap_or(Outcome::Passed)
+}
+
+fn score(results: &[CheckResult]) -> Option<f64> {
+    quality_score(
+        results
+            .iter()
+            .map(|r| (r.check.severity, r.outcome == Outcome::Passed)),
+    )
+}
+
+fn run_view(run: CheckRunRecord, results: Vec<CheckResultRecord>) -> CheckRunView {
+    CheckRunView {
+        dataset: format!("{}.{}.{}", run.domain, run.product, run.dataset),
+        run_id: run.run_id,
+        contract_id: run.contract_id,
+        contract_version: run.contract_version,
+        trigger: run.trigger,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        result: run.result,
+        score: run.score,
+        table_version: run.table_version,
+        checks: results
+            .into_iter()
+            .map(|r| CheckResultView {
+                check_type: r.check_type,
+                name: r.name,
+                model: r.model,
+                field: r.field,
+                dimension: r.dimension,
+                severity: r.severity,
+                quality_id: r.quality_id,
+                result: r.result,
+                measured: r.measured,
+                threshold: r.threshold,
+                reason: r.reason,
+                samples: serde_json::from_str(&r.samples).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// A product's report: the worst result of its runs, and the score over all their checks.
+fn report(target: String, runs: Vec<CheckRunView>) -> CheckReport {
+    let order = |r: &str| match r {
+        "passed" => 0,
+        "warning" => 1,
+        "failed" => 2,
+        _ => 3,
+    };
+    let result = runs
+        .iter()
+        .map(|r| r.result.as_str())
+        .max_by_key(|r| order(r))
+        .unwrap_or("passed")
+        .to_string();
+    let score = quality_score(runs.iter().flat_map(|run| {
+        run.checks
+            .iter()
+            .map(|c| (Severity::parse(Some(&c.severity)), c.result == "passed"))
+    }));
+    CheckReport {
+        target,
+        result,
+        score,
+        runs,
+    }
+}
