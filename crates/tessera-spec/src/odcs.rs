@@ -598,12 +598,14 @@ slaProperties:
 
     #[test]
     fn quality_rules_that_cannot_run_are_reported_where_they_are() {
-        let text = WITH_QUALITY.replace("        mustBeGreaterThan: 1\n", "");
+        // The standard itself refuses a library metric without an operator; what it allows
+        // but cannot run is a column metric on the schema object.
+        let text = WITH_QUALITY.replace("metric: rowCount", "metric: nullValues");
         let doc = SpecDocument::parse("q.yaml", &text).unwrap();
         crate::validate(&doc).unwrap();
         let err = contract_from_document(&doc).unwrap_err().to_string();
         assert!(
-            err.contains("q.yaml:9: schema[0].quality[0]: this rule needs a threshold"),
+            err.contains("q.yaml:10: schema[0].quality[0].metric: nullValues is a column metric"),
             "{err}"
         );
     }
