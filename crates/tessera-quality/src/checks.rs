@@ -609,7 +609,9 @@ fn describe(check: &Check, value: f64, rows: f64, passes: bool) -> String {
         (_, Unit::Percent) => format!("{v} % of {rows} rows"),
         (CheckKind::RowCount, _) => format!("{v} rows"),
         (CheckKind::Sql { .. }, _) => format!("the query returned {v}"),
-        (CheckKind::Freshness { .. } | CheckKind::Retention { .. }, _) => format!("{v} s"),
+        (CheckKind::Freshness { .. } | CheckKind::Retention { .. }, _) => {
+            format!("{} old", age(value))
+        }
         (
             CheckKind::FieldUnique
             | CheckKind::PrimaryKeyUnique { .. }
@@ -620,13 +622,14 @@ fn describe(check: &Check, value: f64, rows: f64, passes: bool) -> String {
         }
         _ => format!("{v} failing row(s) of {rows}"),
     };
-    format!(
-        "{measured}, which {verdict} {}",
-        match check.unit {
-            Unit::Percent => format!("{} %", check.operator),
-            Unit::Rows => check.operator.to_string(),
+    let threshold = match (&check.kind, check.unit) {
+        (_, Unit::Percent) => format!("{} %", check.operator),
+        (CheckKind::Freshness { .. } | CheckKind::Retention { .. }, _) => {
+            format!("{} s", check.operator)
         }
-    )
+        _ => check.operator.to_string(),
+    };
+    format!("{measured}, which {verdict} {threshold}")
 }
 
 /// Up to [`SAMPLES`] rows that fail a row-level check, or the duplicated keys of a uniqueness
@@ -682,4 +685,14 @@ async fn samples(
         return Ok(Vec::new());
     }
     Ok(serde_json::from_slice(&buf).unwrap_or_default())
+}
+
+/// A duration in seconds for people: `42 s`, `7.5 min`, `3.2 h`, `27.4 days`.
+fn age(seconds: f64) -> String {
+    match seconds.abs() {
+        s if s >= 86_400.0 => format!("{:.1} days", seconds / 86_400.0),
+        s if s >= 3_600.0 => format!("{:.1} h", seconds / 3_600.0),
+        s if s >= 60.0 => format!("{:.1} min", seconds / 60.0),
+        _ => format!("{seconds:.0} s"),
+    }
 }

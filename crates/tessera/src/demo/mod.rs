@@ -245,6 +245,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         "Loaded {total_rows} rows in {:.1} s.",
         started.elapsed().as_secs_f64()
     );
+    print_checks(&mesh).await?;
     if args.no_serve {
         mesh.close().await;
         return Ok(());
@@ -263,6 +264,40 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         "  curl -s {url}/api/v1/query -H 'content-type: application/json' -d '{{\"sql\": \"SELECT count(*) FROM marketplace.provenance.sales\"}}'"
     );
     serve::serve(app).await
+}
+
+/// Runs every product's contract checks and says what did not pass: the demo data breaks some
+/// rules on purpose (bot traffic in `events_raw`, a tampered link in the sales hash chain).
+async fn print_checks(mesh: &Mesh) -> Result<()> {
+    println!("Contract checks:");
+    for folder in FOLDERS {
+        let (_, descriptor) = folder[0];
+        let product = match tessera_spec::load("product.odps.yaml", descriptor)? {
+            tessera_spec::Loaded::Product(p) => p,
+            tessera_spec::Loaded::Contract(_) => {
+                bail!("the first file of a demo folder is its product")
+            }
+        };
+        let report = mesh
+            .check(
+                product.domain.as_str(),
+                product.name.as_str(),
+                None,
+                "on_demand",
+            )
+            .await?;
+        let score = report.score.map_or("-".into(), |s| format!("{s:.1}"));
+        println!("  {:<48} {:<8} score {score}", report.target, report.result);
+        for run in &report.runs {
+            for c in run.checks.iter().filter(|c| c.result != "passed") {
+                println!(
+                    "    {} {}: {} ({})",
+                    c.result, run.dataset, c.name, c.reason
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ingests one dataset's rows in batches with fixed ids, with a progress bar; returns the rows.

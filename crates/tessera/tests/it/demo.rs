@@ -132,6 +132,25 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
         "bad rows should be quarantined: {}",
         first.stdout
     );
+    // Rules that fail on purpose show in the check report: bot traffic (a warning) and the
+    // tampered sale that breaks the provenance hash chain (a `sql` rule).
+    for expected in [
+        "warning artwork_engagement.engagement.events_raw: Bot traffic stays under 1 % of events (the query returned 6.0393",
+        "failed marketplace.provenance.sales: Every sale's prev_hash is the hash of the sale before it (the query returned 1, which does not meet = 0)",
+        "failed artwork_engagement.engagement.events_raw: latency (newest data) is at most 5 m old",
+        "marketing.artist_campaigns                       passed   score 100.0",
+    ] {
+        assert!(
+            first.stdout.contains(expected),
+            "{expected}\n{}",
+            first.stdout
+        );
+    }
+    assert!(
+        !first.stdout.contains("covers the sale"),
+        "{}",
+        first.stdout
+    );
 
     // Loading again writes nothing new and reports the same rows.
     let second = run(&["demo", "--no-serve", "--scale", SCALE, "--data-dir", dir]).ok();
