@@ -16,7 +16,7 @@ pub use error::{CoreError, Result};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product, QUARANTINE_AT,
     QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON, QUARANTINE_ROW_NUMBER,
-    QUARANTINE_RULE, SlaProperty,
+    QUARANTINE_RULE, SlaProperty, duration_seconds,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
 pub use quality::{

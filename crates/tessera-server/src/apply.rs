@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tessera_catalog::{ContractRecord, DatasetRecord, MetadataChange, ProductRecord};
 use tessera_core::{Contract, DatasetRef, DatasetSchema, Product};
-use tessera_spec::{Diagnostic, Loaded, SpecDocument};
+use tessera_spec::{Diagnostic, Loaded, SpecDocument, diff_contracts, major_version};
 
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
@@ -97,11 +97,39 @@ impl Mesh {
                     )));
                 }
             };
+            let mut detail = None;
+            if action == Action::Create
+                && let Some(previous) = self.catalog.contract_versions(id).await?.pop()
+            {
+                let breaking = breaking_changes(&previous.source, &previous.file_name, c.file)?;
+                let major_bump = match (major_version(&previous.version), major_version(version)) {
+                    (Some(old), Some(new)) => new > old,
+                    _ => false,
+                };
+                if !breaking.is_empty() && !major_bump {
+                    return Err(ServiceError::Conflict(format!(
+                        "{}: contract {id:?} {} -> {version} has breaking changes, which need a new major version (e.g. {}):\n  - {}",
+                        c.file.name,
+                        previous.version,
+                        next_major(&previous.version),
+                        breaking.join("\n  - ")
+                    )));
+                }
+                detail = Some(format!(
+                    "new version of {}{}",
+                    previous.version,
+                    if breaking.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", breaking: {}", breaking.join("; "))
+                    }
+                ));
+            }
             changes.push(PlannedChange {
                 kind: ResourceKind::Contract,
                 name: format!("{id}@{version}"),
                 action,
-                detail: None,
+                detail,
             });
             if action == Action::Create {
                 metadata.contracts.push(ContractRecord {
@@ -403,4 +431,23 @@ fn schema_evolution(
     } else {
         format!(", adds column(s) {}", added.join(", "))
     })
+}
+
+/// The breaking changes (see `tessera_spec::diff_contracts`) from a stored contract version to
+/// the one in a folder.
+fn breaking_changes(old_source: &str, old_file: &str, new: &SourceFile) -> Result<Vec<String>> {
+    let old = SpecDocument::parse(old_file, old_source)?;
+    let new = SpecDocument::parse(&new.name, &new.content)?;
+    Ok(diff_contracts(&old.value, &new.value)
+        .into_iter()
+        .filter_map(|c| c.breaking)
+        .collect())
+}
+
+/// `1.4.2` -> `2.0.0`; a version that is not semantic gets a hint instead.
+fn next_major(version: &str) -> String {
+    match major_version(version) {
+        Some(major) => format!("{}.0.0", major + 1),
+        None => "a semantic version MAJOR.MINOR.PATCH".into(),
+    }
 }

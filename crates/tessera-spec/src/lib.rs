@@ -7,6 +7,7 @@
 //! source of truth: this crate never rewrites a document, and it does no IO besides reading
 //! the file a caller names (see [`SpecDocument::read`]).
 
+mod diff;
 mod document;
 mod error;
 mod load;
@@ -14,6 +15,7 @@ mod odcs;
 mod odps;
 mod validate;
 
+pub use diff::{Change, ChangeKind, diff_contracts, major_version};
 pub use document::{DocumentKind, SpecDocument};
 pub use error::{Diagnostic, SpecError};
 pub use load::{LintOutcome, Loaded, lint, load, load_contract};

@@ -36,6 +36,16 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// What changed between two versions of a contract, each change marked breaking or not (offline).
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+        format: DiffFormat,
+        /// Exit with code 1 when there are breaking changes without a major version bump.
+        #[arg(long)]
+        fail_on_breaking: bool,
+    },
     /// Publish a product folder (one *.odps.yaml and its *.odcs.yaml contracts): show the plan and apply it.
     Apply {
         dir: PathBuf,
@@ -152,6 +162,13 @@ impl FileFormat {
             FileFormat::Parquet => "parquet",
         }
     }
+}
+
+/// How a diff is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Table,
+    Json,
 }
 
 /// How check results are shown.

@@ -48,6 +48,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::Lint { paths } => commands::lint::run(&paths),
+        Command::Diff {
+            old,
+            new,
+            format,
+            fail_on_breaking,
+        } => commands::diff::run(&old, &new, format, fail_on_breaking),
         command => {
             let client = Client::new(&cli.server)?;
             match command {
@@ -73,7 +79,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Contracts { action } => {
                     commands::catalog::contracts(&client, action).await
                 }
-                Command::Serve(_) | Command::Demo(_) | Command::Lint { .. } => {
+                Command::Serve(_)
+                | Command::Demo(_)
+                | Command::Lint { .. }
+                | Command::Diff { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -709,9 +709,29 @@ async fn new_contract_versions_may_add_columns_but_not_remove_them(store: Store)
         json!(5)
     );
 
-    let v2 = v11
-        .replace("version: 1.1.0", "version: 2.0.0")
+    // Removing a column is breaking: a minor version is refused with the list.
+    let v12 = v11
+        .replace("version: 1.1.0", "version: 1.2.0")
         .replace("      - name: channel\n        logicalType: string\n", "");
+    let (status, _, message) = error_of(
+        server
+            .apply(
+                &[
+                    ("shop/product.odps.yaml", SHOP_PRODUCT),
+                    ("shop/orders.odcs.yaml", &v12),
+                ],
+                false,
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(
+        message.contains("\"shop-orders-contract\" 1.1.0 -> 1.2.0 has breaking changes, which need a new major version (e.g. 2.0.0):\n  - column channel removed"),
+        "{message}"
+    );
+    // A major version passes that gate, and the stored table still cannot lose the column.
+    let v2 = v12.replace("version: 1.2.0", "version: 2.0.0");
     let (status, _, message) = error_of(
         server
             .apply(

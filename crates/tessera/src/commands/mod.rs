@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod check;
+pub mod diff;
 pub mod ingest;
 pub mod lint;
 pub mod query;

@@ -396,3 +396,67 @@ fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
         shown.stdout
     );
 }
+
+#[test]
+fn diff_marks_breaking_changes_in_the_changelog_pair() {
+    let pair =
+        repo_root().join("tests/standards/datacontract-cli/tests/fixtures/changelog/integration");
+    let (v1, v2) = (
+        pair.join("changelog_integration_v1.yaml"),
+        pair.join("changelog_integration_v2.yaml"),
+    );
+    let table = run(&["diff", v1.to_str().unwrap(), v2.to_str().unwrap()]).ok();
+    for line in [
+        "removed  schema.orders.properties.customer_id",
+        "yes: column customer_id removed",
+        "yes: column order_date changes type (string → date)",
+        "yes: column total_amount becomes required",
+        "yes: SLO availability weakened (99.9 → 99.5)",
+        "8 change(s); 4 breaking, with a major version bump (1.0.0 -> 2.0.0): can be applied.",
+    ] {
+        assert!(table.stdout.contains(line), "{line}\n{}", table.stdout);
+    }
+    let json = run(&[
+        "diff",
+        v1.to_str().unwrap(),
+        v2.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .ok();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let added: Vec<(&str, bool)> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"] == "added")
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap(),
+                c["breaking"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        added,
+        vec![
+            ("schema.customers", false),
+            ("schema.orders.properties.region", false)
+        ]
+    );
+    // Backwards, with no major bump, --fail-on-breaking fails.
+    let failed = run(&[
+        "diff",
+        v2.to_str().unwrap(),
+        v1.to_str().unwrap(),
+        "--fail-on-breaking",
+    ])
+    .failed();
+    assert!(
+        failed
+            .stderr
+            .contains("breaking change(s) without a major version bump"),
+        "{}",
+        failed.stderr
+    );
+}
