@@ -262,6 +262,26 @@ pub struct Check {
 }
 
 impl Check {
+    /// Whether the check gates commits: blocking (error severity) and about the dataset as a
+    /// whole — a row count, uniqueness, a share of null, missing or invalid values, a `sql`
+    /// rule. Row-level rules need no gate (failing rows are quarantined one by one), schema
+    /// checks hold by construction (every batch is cast to the contract), and age-based SLOs
+    /// are not something a commit can break.
+    pub fn gates_commits(&self) -> bool {
+        self.severity.blocks()
+            && matches!(
+                self.kind,
+                CheckKind::RowCount
+                    | CheckKind::FieldUnique
+                    | CheckKind::PrimaryKeyUnique { .. }
+                    | CheckKind::DuplicateValues { .. }
+                    | CheckKind::NullValues
+                    | CheckKind::MissingValues(_)
+                    | CheckKind::InvalidValues { .. }
+                    | CheckKind::Sql { .. }
+            )
+    }
+
     /// A key that identifies the check across runs of the same contract.
     pub fn key(&self) -> String {
         match (&self.quality_id, &self.field) {

@@ -27,9 +27,47 @@ pub struct Prepared {
     /// Refused rows with the quarantine table's schema.
     pub quarantine: RecordBatch,
     pub rows: usize,
+    /// What is needed to refuse the whole batch later (see [`Prepared::refuse_all`]).
+    as_received: Vec<ArrayRef>,
+    verdicts: RowVerdicts,
+    batch_id: String,
+    now_micros: i64,
 }
 
 impl Prepared {
+    /// Refuses every row: the accepted ones go to the quarantine too, as received, with `rule`,
+    /// `column` and `reason` (a dataset-level check the batch would break); rows already refused
+    /// keep their own reasons. Afterwards nothing is accepted.
+    pub fn refuse_all(
+        &mut self,
+        dataset: &DatasetSchema,
+        rule: &'static str,
+        column: &str,
+        reason: &str,
+    ) -> Result<()> {
+        for row in 0..self.rows {
+            if !self.verdicts.failures.contains_key(&row) {
+                self.verdicts.add(
+                    row,
+                    Violation {
+                        rule,
+                        column: column.to_string(),
+                        reason: reason.to_string(),
+                    },
+                );
+            }
+        }
+        self.quarantine = quarantine_batch(
+            dataset,
+            &self.as_received,
+            &self.verdicts,
+            &self.batch_id,
+            self.now_micros,
+        )?;
+        self.valid = RecordBatch::new_empty(self.valid.schema());
+        Ok(())
+    }
+
     pub fn accepted(&self) -> usize {
         self.valid.num_rows()
     }
@@ -142,6 +180,10 @@ pub fn prepare_batch(
         valid,
         quarantine,
         rows,
+        as_received: raw_columns,
+        verdicts,
+        batch_id: batch_id.to_string(),
+        now_micros,
     })
 }
 
@@ -455,5 +497,35 @@ mod tests {
             run(Format::Csv, "id,amount\n"),
             Err(IngestError::Empty)
         ));
+    }
+
+    #[test]
+    fn a_refused_batch_goes_to_quarantine_whole_with_every_reason() {
+        let mut p = run(Format::Csv, "id,amount\n1,5\n2,-1\n3,7\n").unwrap();
+        assert_eq!((p.accepted(), p.quarantined()), (2, 1));
+        p.refuse_all(
+            &dataset(),
+            "row_count",
+            "",
+            "the batch would break row_count",
+        )
+        .unwrap();
+        assert_eq!((p.accepted(), p.quarantined()), (0, 3));
+        assert_eq!(
+            column_text(&p.quarantine, "_rule"),
+            vec![
+                Some("row_count".into()),
+                Some("minimum".into()),
+                Some("row_count".into())
+            ]
+        );
+        assert_eq!(
+            column_text(&p.quarantine, "_row_number"),
+            vec![Some("1".into()), Some("2".into()), Some("3".into())]
+        );
+        assert_eq!(
+            column_text(&p.quarantine, "amount"),
+            vec![Some("5".into()), Some("-1".into()), Some("7".into())]
+        );
     }
 }

@@ -10,6 +10,10 @@ use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
 use crate::views::{CheckReport, CheckResultView, CheckRunView, DatasetQuality, QualitySummary};
 
+/// The trigger of the run that made a batch be refused (its results describe data that was
+/// never committed).
+pub(crate) const REFUSED_COMMIT: &str = "refused_commit";
+
 impl Mesh {
     /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores
     /// each run. `trigger` says why: `on_demand`, `schedule` or `commit`.
@@ -65,22 +69,43 @@ impl Mesh {
             .table_info(&record.location)
             .await?
             .and_then(|t| t.version);
+        let facts = self.table_facts(record, started).await?;
+        let table = format!("{}.{}.{}", record.domain, record.product, record.name);
+        let results = run_checks(ctx, &table, schema, &checks, &facts)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("checking {table}: {e}")))?;
+        self.store_run(record, trigger, started, &results, table_version)
+            .await
+    }
+
+    /// "Now" and the time of the dataset's last batch, for freshness.
+    pub(crate) async fn table_facts(
+        &self,
+        record: &DatasetRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<TableFacts> {
         let last_commit = self
             .catalog
             .last_batch_at(&record.domain, &record.product, &record.name)
             .await?
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.timestamp_micros() as f64 / 1e6);
-        let facts = TableFacts {
-            now_seconds: started.timestamp_micros() as f64 / 1e6,
+        Ok(TableFacts {
+            now_seconds: now.timestamp_micros() as f64 / 1e6,
             last_commit_seconds: last_commit,
             typed: true,
-        };
-        let table = format!("{}.{}.{}", record.domain, record.product, record.name);
-        let results = run_checks(ctx, &table, schema, &checks, &facts)
-            .await
-            .map_err(|e| ServiceError::Unavailable(format!("checking {table}: {e}")))?;
-        let finished = chrono::Utc::now();
+        })
+    }
+
+    /// Keeps a run: its results, its worst outcome and its score.
+    pub(crate) async fn store_run(
+        &self,
+        record: &DatasetRecord,
+        trigger: &str,
+        started: chrono::DateTime<chrono::Utc>,
+        results: &[CheckResult],
+        table_version: Option<i64>,
+    ) -> Result<CheckRunView> {
         let run = CheckRunRecord {
             run_id: uuid::Uuid::new_v4().to_string(),
             domain: record.domain.clone(),
@@ -90,9 +115,9 @@ impl Mesh {
             contract_version: record.contract_version.clone(),
             trigger: trigger.to_string(),
             started_at: timestamp(started),
-            finished_at: timestamp(finished),
-            result: worst(&results).as_str().to_string(),
-            score: score(&results),
+            finished_at: timestamp(chrono::Utc::now()),
+            result: worst(results).as_str().to_string(),
+            score: score(results),
             table_version,
         };
         let rows: Vec<CheckResultRecord> = results
@@ -149,7 +174,9 @@ impl Mesh {
     ) -> Result<QualitySummary> {
         let mut latest = Vec::new();
         for d in self.catalog.datasets(Some((domain, product))).await? {
-            latest.extend(self.check_history(domain, product, &d.name, 1).await?);
+            // A refused batch's run describes data that was never committed.
+            let runs = self.check_history(domain, product, &d.name, 10).await?;
+            latest.extend(runs.into_iter().find(|r| r.trigger != REFUSED_COMMIT));
         }
         let summary = report(format!("{domain}.{product}"), latest);
         Ok(QualitySummary {

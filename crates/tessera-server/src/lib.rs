@@ -16,6 +16,7 @@ mod apply;
 mod checks;
 mod config;
 mod error;
+mod gate;
 mod mesh;
 pub mod views;
 

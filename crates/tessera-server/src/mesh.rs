@@ -49,6 +49,8 @@ pub struct Mesh {
     snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
     /// One apply at a time, so plans are computed against what is really there.
     pub(crate) apply_lock: tokio::sync::Mutex<()>,
+    /// One ingest at a time per dataset (by table location), from the gate to the commit.
+    ingest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Mesh {
@@ -73,6 +75,7 @@ impl Mesh {
             contracts: Mutex::new(HashMap::new()),
             snapshot: tokio::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
+            ingest_locks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -348,11 +351,18 @@ impl Mesh {
                 duplicate: true,
                 table_version: previous.table_version,
                 rejections: Vec::new(),
+                refused: None,
+                check_run: None,
             });
         }
         let schema = self.dataset_schema(&record).await?;
         let now = chrono::Utc::now();
-        let prepared = {
+        // One batch at a time per dataset, from the gate to the commit, so that two batches
+        // that each pass cannot break a rule together.
+        let dataset_lock = self.ingest_lock(&record.location);
+        let _one_at_a_time = dataset_lock.lock().await;
+        let contract_schema = schema.clone();
+        let mut prepared = {
             let batch_id = batch_id.clone();
             tokio::task::spawn_blocking(move || -> Result<Prepared> {
                 let validator = RowValidator::new(&schema)
@@ -389,6 +399,20 @@ impl Mesh {
             .await
             .map_err(|e| ServiceError::Internal(format!("batch preparation panicked: {e}")))??
         };
+        // A batch already in the table (committed before a crash lost its acknowledgement) is
+        // not gated again: it would be compared with itself.
+        let gate = if self.storage.committed(&record.location, &batch_id).await? {
+            None
+        } else {
+            self.gate(&record, &prepared.valid).await?
+        };
+        let mut refusal = None;
+        if let Some((rule, column, reason)) = gate.as_ref().and_then(|g| g.refused_by.clone()) {
+            prepared
+                .refuse_all(&contract_schema, rule, &column, &reason)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            refusal = Some(reason);
+        }
         // Quarantine first, then the dataset: each commit carries the batch id, so a retry after
         // a crash between the two writes only the missing half.
         let quarantine_location = reference.quarantine().relative_path();
@@ -417,6 +441,20 @@ impl Mesh {
                 .await?
                 .and_then(|t| t.version),
         };
+        let check_run = match gate {
+            Some(gate) if !outcome.duplicate => {
+                let trigger = if refusal.is_some() {
+                    crate::checks::REFUSED_COMMIT
+                } else {
+                    "commit"
+                };
+                let run = self
+                    .store_run(&record, trigger, gate.started, &gate.after, table_version)
+                    .await?;
+                Some(run.run_id)
+            }
+            _ => None,
+        };
         let report = IngestReport {
             dataset: reference.to_string(),
             batch_id: batch_id.clone(),
@@ -426,6 +464,8 @@ impl Mesh {
             duplicate: outcome.duplicate,
             table_version,
             rejections: rejections(&prepared.quarantine),
+            refused: refusal,
+            check_run,
         };
         self.catalog
             .record_batch(&BatchRecord {
@@ -440,6 +480,15 @@ impl Mesh {
             })
             .await?;
         Ok(report)
+    }
+
+    fn ingest_lock(&self, location: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ingest_locks
+            .lock()
+            .expect("ingest lock map")
+            .entry(location.to_string())
+            .or_default()
+            .clone()
     }
 
     // ---- query ------------------------------------------------------------------------------

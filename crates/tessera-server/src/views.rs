@@ -197,6 +197,14 @@ pub struct IngestReport {
     pub table_version: Option<i64>,
     /// The first refused rows and why (all of them are in the quarantine table).
     pub rejections: Vec<Rejection>,
+    /// Set when the whole batch was refused by a blocking dataset-level check it would have
+    /// made fail (every row is then in the quarantine table, with this reason).
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// The check run the commit (or the refusal) recorded, when the contract has
+    /// dataset-level checks.
+    #[serde(default)]
+    pub check_run: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

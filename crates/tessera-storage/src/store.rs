@@ -314,6 +314,21 @@ impl Storage {
         })
     }
 
+    /// Whether a batch with this id was committed to the table (a Delta application
+    /// transaction), e.g. before a crash that lost the acknowledgement.
+    pub async fn committed(&self, location: &str, txn_id: &str) -> Result<bool> {
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(false);
+        };
+        let seen = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?
+            .transaction_version(table.log_store().as_ref(), txn_app_id(txn_id))
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        Ok(seen.is_some())
+    }
+
     /// A DataFusion table provider over the table's latest snapshot, with the table's object
     /// store registered in `session`. `None` if the table does not exist.
     pub async fn table_provider(

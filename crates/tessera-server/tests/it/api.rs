@@ -14,6 +14,7 @@ on_both_stores!(
     new_contract_versions_may_add_columns_but_not_remove_them,
     the_catalog_lists_and_shows_what_was_applied,
     checks_run_on_demand_and_are_kept_with_a_score,
+    the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule,
 );
 
 fn actions(plan: &Value) -> Vec<(String, String, String)> {
@@ -884,13 +885,13 @@ async fn the_openapi_document_is_true_to_the_server() {
     }
 }
 
-/// The shop contract with dataset-level rules: a warning-only row count, a `sql` rule, and a
-/// freshness SLO the 2026-01 test data breaks.
+/// The shop contract with dataset-level rules: a warning-only row count, a warning `sql` rule,
+/// and a freshness SLO the 2026-01 test data breaks.
 fn shop_contract_with_checks() -> String {
     SHOP_CONTRACT
         .replace(
             "  - name: orders\n    description: One row per order.\n",
-            "  - name: orders\n    description: One row per order.\n    quality:\n      - id: enough_orders\n        metric: rowCount\n        mustBeGreaterThan: 10\n        severity: warning\n      - type: sql\n        query: SELECT count(*) FROM {object} WHERE amount = 0\n        mustBe: 0\n",
+            "  - name: orders\n    description: One row per order.\n    quality:\n      - id: enough_orders\n        metric: rowCount\n        mustBeGreaterThan: 10\n        severity: warning\n      - type: sql\n        query: SELECT count(*) FROM {object} WHERE amount = 0\n        mustBe: 0\n        severity: warning\n",
         )
         + "slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n    element: orders.placed_at\n"
 }
@@ -938,7 +939,7 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
     let sql = check_of(run, "model_quality_sql", None);
     assert_eq!(
         (sql["result"].as_str(), sql["measured"].as_f64()),
-        (Some("failed"), Some(1.0))
+        (Some("warning"), Some(1.0))
     );
     let fresh = check_of(run, "servicelevel_freshness", Some("placed_at"));
     assert_eq!(fresh["result"], "failed", "{fresh}");
@@ -975,7 +976,7 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
     assert_eq!(run["score"].as_f64(), Some(expected));
     assert!(expected > 50.0 && expected < 100.0, "{expected}");
 
-    // Runs are kept, newest first.
+    // Runs are kept, newest first: the commit's run (warnings recorded), then two on demand.
     server
         .post_json("/api/v1/datasets/shop/orders/orders/checks", &json!({}))
         .await;
@@ -984,7 +985,15 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
         .await;
     assert_eq!(status, 200);
     let history = history.as_array().unwrap();
-    assert_eq!(history.len(), 2);
+    let triggers: Vec<&str> = history
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, vec!["on_demand", "on_demand", "commit"]);
+    assert_eq!(
+        check_of(&history[2], "model_quality_sql", None)["result"],
+        "warning"
+    );
     assert!(history[0]["started_at"].as_str() > history[1]["started_at"].as_str());
     assert_eq!(history[1]["run_id"], run["run_id"]);
     assert_eq!(history[1]["checks"], run["checks"]);
@@ -1023,5 +1032,125 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
             .await
             .0,
         404
+    );
+}
+
+async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    // order_id is the primary key (uniqueness gates commits); the row count rule fails before
+    // any data, so it cannot block the first batches.
+    let contract = SHOP_CONTRACT.replace(
+        "  - name: orders\n    description: One row per order.\n",
+        "  - name: orders\n    description: One row per order.\n    quality:\n      - metric: rowCount\n        mustBeGreaterThan: 100\n",
+    );
+    server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &contract),
+            ],
+            false,
+        )
+        .await;
+    let (status, first) = server
+        .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
+        .await;
+    assert_eq!(
+        (status, first["accepted"].clone(), first["refused"].clone()),
+        (201, json!(4), Value::Null),
+        "{first}"
+    );
+    assert!(first["check_run"].is_string(), "{first}");
+
+    // A key that is already there: the whole batch is refused, the good row too.
+    let clash = "order_id,customer_id\n2,U00000002\n50,U00000050\n";
+    let (status, refused) = server
+        .ingest("shop.orders.orders", "batch_id=clash", "text/csv", clash)
+        .await;
+    assert_eq!(status, 201, "{refused}");
+    assert_eq!(
+        (refused["accepted"].clone(), refused["quarantined"].clone()),
+        (json!(0), json!(2))
+    );
+    assert_eq!(
+        refused["refused"],
+        "the batch would make check orders.order_id.primary_key_unique fail: 1 duplicate row(s), which does not meet = 0"
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM shop.orders.orders")
+            .await,
+        json!(4)
+    );
+    let quarantined = server
+        .rows("SELECT order_id, _rule FROM shop.orders.orders_quarantine WHERE _batch_id = 'clash' ORDER BY _row_number")
+        .await;
+    assert_eq!(
+        quarantined,
+        vec![
+            json!({"order_id": "2", "_rule": "primary_key_unique"}),
+            json!({"order_id": "50", "_rule": "primary_key_unique"}),
+        ]
+    );
+    // The refusal's report is kept, and does not count as the dataset's quality.
+    let (_, history) = server
+        .get("/api/v1/datasets/shop/orders/orders/checks")
+        .await;
+    assert_eq!(history[0]["trigger"], "refused_commit");
+    assert_eq!(history[0]["run_id"], refused["check_run"]);
+    assert_eq!(
+        check_of(&history[0], "primary_key_unique", Some("order_id"))["result"],
+        "failed"
+    );
+    let (_, product) = server.get("/api/v1/products/shop/orders").await;
+    let orders = product["quality"]["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dataset"] == "shop.orders.orders")
+        .unwrap()
+        .clone();
+    assert_eq!(orders["not_passed"], json!(["row_count"]), "{product}");
+
+    // Duplicates within the batch are refused too; a clean batch goes in.
+    let (_, twice) = server
+        .ingest(
+            "shop.orders.orders",
+            "",
+            "text/csv",
+            "order_id,customer_id\n60,U00000060\n60,U00000061\n",
+        )
+        .await;
+    assert_eq!(twice["accepted"], 0, "{twice}");
+    let (_, clean) = server
+        .ingest(
+            "shop.orders.orders",
+            "",
+            "text/csv",
+            "order_id,customer_id\n70,U00000070\n",
+        )
+        .await;
+    assert_eq!(
+        (clean["accepted"].clone(), clean["refused"].clone()),
+        (json!(1), Value::Null),
+        "{clean}"
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM shop.orders.orders")
+            .await,
+        json!(5)
+    );
+    // Sending the refused batch again is recognised: it is not gated or written twice.
+    let (status, again) = server
+        .ingest("shop.orders.orders", "batch_id=clash", "text/csv", clash)
+        .await;
+    assert_eq!(
+        (
+            status,
+            again["duplicate"].clone(),
+            again["quarantined"].clone()
+        ),
+        (200, json!(true), json!(2))
     );
 }

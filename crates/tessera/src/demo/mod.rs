@@ -226,12 +226,20 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let data = data.await.context("generating the synthetic data")?;
     let mut total_rows = 0i64;
     let prefix = format!("artgo-{}-{}", args.seed, args.scale);
-    for (dataset, batch) in [
-        ("digital_assets.asset_catalog.assets", data.assets),
-        ("artwork_engagement.engagement.events_raw", data.events_raw),
-        ("marketplace.provenance.sales", data.sales),
+    // Sales come in 10 batches: the last one carries the tampered sale, and the contract's
+    // hash-chain rule refuses it whole at the commit gate.
+    let batches_of = |rows: usize, batches: usize| rows.div_ceil(batches).clamp(1, CHUNK_ROWS);
+    for (dataset, batch, batches) in [
+        ("digital_assets.asset_catalog.assets", data.assets, 1),
+        (
+            "artwork_engagement.engagement.events_raw",
+            data.events_raw,
+            1,
+        ),
+        ("marketplace.provenance.sales", data.sales, 10),
     ] {
-        total_rows += load(&mesh, dataset, batch, &prefix).await?;
+        let batches = batches_of(batch.num_rows(), batches);
+        total_rows += load(&mesh, dataset, batch, &prefix, batches).await?;
     }
     for (dataset, sql) in DERIVED {
         let (schema, batches) = mesh
@@ -239,7 +247,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             .await
             .with_context(|| format!("deriving {dataset}"))?;
         let batch = concat_batches(&schema, &batches)?;
-        total_rows += load(&mesh, dataset, batch, &prefix).await?;
+        total_rows += load(&mesh, dataset, batch, &prefix, CHUNK_ROWS).await?;
     }
     println!(
         "Loaded {total_rows} rows in {:.1} s.",
@@ -300,8 +308,15 @@ async fn print_checks(mesh: &Mesh) -> Result<()> {
     Ok(())
 }
 
-/// Ingests one dataset's rows in batches with fixed ids, with a progress bar; returns the rows.
-async fn load(mesh: &Mesh, dataset: &str, batch: RecordBatch, prefix: &str) -> Result<i64> {
+/// Ingests one dataset's rows in batches of at most `chunk_rows`, with fixed ids and a progress
+/// bar; says which batches the commit gate refused; returns the rows.
+async fn load(
+    mesh: &Mesh,
+    dataset: &str,
+    batch: RecordBatch,
+    prefix: &str,
+    chunk_rows: usize,
+) -> Result<i64> {
     let reference: DatasetRef = dataset.parse()?;
     let rows = batch.num_rows();
     let bar = ProgressBar::new(rows as u64).with_style(
@@ -311,10 +326,11 @@ async fn load(mesh: &Mesh, dataset: &str, batch: RecordBatch, prefix: &str) -> R
     );
     bar.set_message(dataset.to_string());
     let (mut accepted, mut quarantined) = (0, 0);
+    let mut refusals = Vec::new();
     let mut offset = 0;
     let mut chunk = 0;
     while offset < rows.max(1) {
-        let len = CHUNK_ROWS.min(rows - offset);
+        let len = chunk_rows.min(rows - offset);
         if len == 0 {
             break;
         }
@@ -328,6 +344,9 @@ async fn load(mesh: &Mesh, dataset: &str, batch: RecordBatch, prefix: &str) -> R
             .with_context(|| format!("ingesting {dataset}"))?;
         accepted += report.accepted;
         quarantined += report.quarantined;
+        if let Some(reason) = &report.refused {
+            refusals.push(format!("batch {} refused whole: {reason}", report.batch_id));
+        }
         offset += len;
         chunk += 1;
         bar.inc(len as u64);
@@ -339,6 +358,9 @@ async fn load(mesh: &Mesh, dataset: &str, batch: RecordBatch, prefix: &str) -> R
         String::new()
     };
     println!("  {dataset:<48} {accepted} rows accepted{note}");
+    for refusal in refusals {
+        println!("    {refusal}");
+    }
     Ok(accepted + quarantined)
 }
 
