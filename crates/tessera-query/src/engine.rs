@@ -87,16 +87,7 @@ impl QueryEngine {
 
     /// The session factory: a fresh context whose catalogs are the snapshot's domains.
     pub fn session(&self, snapshot: &MeshSnapshot) -> Result<SessionContext> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(self.config.target_partitions)
-            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
-            .with_create_default_catalog_and_schema(true);
-        // Tables declare their contract's types (Utf8, not Utf8View); scans must produce those
-        // same types, and results keep the types the contracts name.
-        let options = config.options_mut();
-        options.execution.parquet.schema_force_view_types = false;
-        options.sql_parser.map_string_types_to_utf8view = false;
+        let config = session_config(self.config.target_partitions);
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         let mut catalogs: BTreeMap<String, BTreeMap<String, Vec<&DatasetEntry>>> = BTreeMap::new();
         for entry in &snapshot.tables {
@@ -187,6 +178,22 @@ impl QueryEngine {
             .await
             .map_err(|_| QueryError::Timeout(self.config.timeout_seconds))?
     }
+}
+
+/// The settings of every Tessera session, the mesh's and the ones `tessera test` builds over
+/// local files.
+pub fn session_config(target_partitions: usize) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(target_partitions)
+        .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(true);
+    // Tables declare their contract's types (Utf8, not Utf8View); scans must produce those same
+    // types, and results keep the types the contracts name.
+    let options = config.options_mut();
+    options.execution.parquet.schema_force_view_types = false;
+    options.sql_parser.map_string_types_to_utf8view = false;
+    config
 }
 
 /// Accepts exactly one statement that only reads: a query, `EXPLAIN` of one, or `SHOW`.

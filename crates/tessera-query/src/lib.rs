@@ -10,7 +10,9 @@
 
 mod engine;
 mod error;
+mod sources;
 mod table;
 
-pub use engine::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine};
+pub use engine::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, session_config};
 pub use error::{QueryError, Result};
+pub use sources::{SourceFormat, register_source};

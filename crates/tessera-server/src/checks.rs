@@ -47,7 +47,7 @@ impl Mesh {
             Some(d) => format!("{domain}.{product}.{d}"),
             None => format!("{domain}.{product}"),
         };
-        Ok(report(target, runs))
+        Ok(report_of(target, runs))
     }
 
     async fn check_dataset(
@@ -178,7 +178,7 @@ impl Mesh {
             let runs = self.check_history(domain, product, &d.name, 10).await?;
             latest.extend(runs.into_iter().find(|r| r.trigger != REFUSED_COMMIT));
         }
-        let summary = report(format!("{domain}.{product}"), latest);
+        let summary = report_of(format!("{domain}.{product}"), latest);
         Ok(QualitySummary {
             score: summary.score,
             result: (!summary.runs.is_empty()).then_some(summary.result),
@@ -258,7 +258,7 @@ fn run_view(run: CheckRunRecord, results: Vec<CheckResultRecord>) -> CheckRunVie
 }
 
 /// A product's report: the worst result of its runs, and the score over all their checks.
-fn report(target: String, runs: Vec<CheckRunView>) -> CheckReport {
+pub(crate) fn report_of(target: String, runs: Vec<CheckRunView>) -> CheckReport {
     let order = |r: &str| match r {
         "passed" => 0,
         "warning" => 1,
@@ -281,5 +281,43 @@ fn report(target: String, runs: Vec<CheckRunView>) -> CheckReport {
         result,
         score,
         runs,
+    }
+}
+
+/// A run that is not stored (`tessera test` over local files): `dataset` is the schema object.
+pub(crate) fn unstored_run(
+    dataset: &str,
+    contract: &tessera_core::Contract,
+    started: chrono::DateTime<chrono::Utc>,
+    results: &[CheckResult],
+) -> CheckRunView {
+    CheckRunView {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        dataset: dataset.to_string(),
+        contract_id: contract.id.clone(),
+        contract_version: contract.version.clone(),
+        trigger: "test".into(),
+        started_at: timestamp(started),
+        finished_at: timestamp(chrono::Utc::now()),
+        result: worst(results).as_str().to_string(),
+        score: score(results),
+        table_version: None,
+        checks: results
+            .iter()
+            .map(|r| CheckResultView {
+                check_type: r.check.check_type.to_string(),
+                name: r.check.name.clone(),
+                model: r.check.model.clone(),
+                field: r.check.field.clone(),
+                dimension: r.check.dimension.clone(),
+                severity: r.check.severity.as_str().to_string(),
+                quality_id: r.check.quality_id.clone(),
+                result: r.outcome.as_str().to_string(),
+                measured: r.measured,
+                threshold: r.threshold.clone(),
+                reason: r.reason.clone(),
+                samples: r.samples.clone(),
+            })
+            .collect(),
     }
 }

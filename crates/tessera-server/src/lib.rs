@@ -17,12 +17,14 @@ mod checks;
 mod config;
 mod error;
 mod gate;
+mod local_test;
 mod mesh;
 pub mod views;
 
 pub use app::Application;
 pub use config::ServerConfig;
 pub use error::{Result, ServiceError};
+pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use tessera_ingest::Format;
 pub use tessera_query::QueryConfig;

@@ -36,6 +36,15 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run a contract's checks against the local files one of its servers points at (offline, like datacontract-cli test).
+    Test {
+        contract: PathBuf,
+        /// The `servers` entry to read (default: the first).
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+        format: CheckFormat,
+    },
     /// What changed between two versions of a contract, each change marked breaking or not (offline).
     Diff {
         old: PathBuf,

@@ -48,6 +48,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::Lint { paths } => commands::lint::run(&paths),
+        Command::Test {
+            contract,
+            server,
+            format,
+        } => commands::check::test(&contract, server.as_deref(), format).await,
         Command::Diff {
             old,
             new,
@@ -82,7 +87,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Serve(_)
                 | Command::Demo(_)
                 | Command::Lint { .. }
-                | Command::Diff { .. } => {
+                | Command::Diff { .. }
+                | Command::Test { .. } => {
                     unreachable!("handled above")
                 }
             }

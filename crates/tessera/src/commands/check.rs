@@ -25,13 +25,32 @@ pub async fn run(client: &Client, target: &str, format: CheckFormat) -> Result<(
         }
         _ => bail!("invalid target {target:?}: expected DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET"),
     };
+    show(&report, format)
+}
+
+/// `tessera test CONTRACT`: the contract's checks over the files of one of its servers.
+pub async fn test(
+    contract: &std::path::Path,
+    server: Option<&str>,
+    format: CheckFormat,
+) -> Result<()> {
+    let name = contract.display().to_string();
+    let text = std::fs::read_to_string(contract)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+    let report = tessera_server::test_contract(&name, &text, server).await?;
+    show(&report, format)
+}
+
+/// Prints a report in `format`; an error (exit code 1) when a blocking check failed or could
+/// not run. `tessera test` shows its reports the same way.
+pub fn show(report: &CheckReport, format: CheckFormat) -> Result<()> {
     match format {
-        CheckFormat::Table => print_table(&report),
+        CheckFormat::Table => print_table(report),
         CheckFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&datacontract_json(&report))?
+            serde_json::to_string_pretty(&datacontract_json(report))?
         ),
-        CheckFormat::Junit => print!("{}", junit(&report)),
+        CheckFormat::Junit => print!("{}", junit(report)),
     }
     if matches!(report.result.as_str(), "failed" | "error") {
         bail!(
