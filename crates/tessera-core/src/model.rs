@@ -162,15 +162,13 @@ impl DatasetSchema {
                 format!("{c} is present"),
                 "completeness",
             );
-            if let Ok(t) = crate::types::arrow_type(column) {
-                let expected = t.to_string();
+            if let Ok(expected) = crate::types::arrow_type(column) {
+                let name = format!("{c} has type {expected}");
                 schema_check(
                     c,
                     "field_type",
-                    CheckKind::FieldType {
-                        expected: expected.clone(),
-                    },
-                    format!("{c} has type {expected}"),
+                    CheckKind::FieldType { expected },
+                    name,
                     "conformity",
                 );
             }

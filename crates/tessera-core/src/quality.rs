@@ -190,9 +190,10 @@ pub enum Unit {
 pub enum CheckKind {
     /// The column exists in the data.
     FieldIsPresent,
-    /// The column's stored type is the contract's.
+    /// The column's stored type is the contract's (the same kind of type; `tessera-quality`
+    /// says what counts as the same).
     FieldType {
-        expected: String,
+        expected: arrow_schema::DataType,
     },
     /// Rows where the column is null.
     FieldRequired,

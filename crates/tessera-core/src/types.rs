@@ -24,6 +24,8 @@ pub enum LogicalType {
     Object,
     Array,
     Boolean,
+    /// Not an ODCS logical type: bytes, from a physical type (`bytes`, `binary`, `blob`...).
+    Binary,
 }
 
 impl LogicalType {
@@ -38,6 +40,7 @@ impl LogicalType {
             Self::Object => "object",
             Self::Array => "array",
             Self::Boolean => "boolean",
+            Self::Binary => "binary",
         }
     }
 }
@@ -100,6 +103,7 @@ fn logical_from_physical(base: &str) -> Option<LogicalType> {
         "time" => LogicalType::Time,
         "struct" | "record" | "object" | "map" => LogicalType::Object,
         "array" | "list" => LogicalType::Array,
+        "bytes" | "binary" | "blob" | "varbinary" | "bytea" => LogicalType::Binary,
         _ => return None,
     })
 }
@@ -130,6 +134,7 @@ pub fn arrow_type(column: &Column) -> Result<DataType> {
     Ok(match logical {
         LogicalType::String | LogicalType::Time => DataType::Utf8,
         LogicalType::Boolean => DataType::Boolean,
+        LogicalType::Binary => DataType::Binary,
         LogicalType::Date => DataType::Date32,
         LogicalType::Timestamp => {
             let no_zone = matches!(
@@ -167,6 +172,17 @@ pub fn arrow_type(column: &Column) -> Result<DataType> {
             (Some("f32"), _) | (None, "float" | "real" | "float4" | "float32") => DataType::Float32,
             _ => DataType::Float64,
         },
+        LogicalType::Object if base == "map" => DataType::Map(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", DataType::Utf8, true),
+                ])),
+                false,
+            )),
+            false,
+        ),
         LogicalType::Object if column.properties.is_empty() => DataType::Utf8,
         LogicalType::Object => {
             let fields = column
@@ -253,9 +269,21 @@ pub fn type_mapping_table() -> &'static [(&'static str, &'static str, &'static s
             "string",
         ),
         ("object", "with properties", "Struct", "struct"),
+        (
+            "object",
+            "physicalType map",
+            "Map(Utf8, Utf8)",
+            "map<string,string>",
+        ),
         ("object", "without properties", "Utf8 (JSON text)", "string"),
         ("array", "with items", "List(items)", "array"),
         ("array", "without items", "List(Utf8)", "array<string>"),
+        (
+            "none",
+            "bytes, binary, blob, varbinary, bytea",
+            "Binary",
+            "binary",
+        ),
     ]
 }
 

@@ -129,10 +129,13 @@ pub async fn run_checks(
                     1.0
                 },
             )),
-            Plan::Type { actual } => Ok(Some(if actual.as_deref() == Some(expected_type(check)) {
-                0.0
-            } else {
-                1.0
+            Plan::Type { actual } => Ok(Some(match (&check.kind, actual) {
+                (CheckKind::FieldType { expected }, Some(actual))
+                    if compatible(expected, actual) =>
+                {
+                    0.0
+                }
+                _ => 1.0,
             })),
             Plan::Count { index, .. } => Ok(aggregates[*index]),
             Plan::Extra { non_null, distinct } => Ok(Some(
@@ -146,6 +149,16 @@ pub async fn run_checks(
             }
         };
         let mut result = judge(check, measured, row_count, &plan);
+        if let (
+            Plan::Type {
+                actual: Some(actual),
+            },
+            CheckKind::FieldType { expected },
+        ) = (&plan, &check.kind)
+            && result.outcome != Outcome::Passed
+        {
+            result.reason = format!("expected {expected}, found {actual}");
+        }
         if result.outcome != Outcome::Passed && result.outcome != Outcome::Error {
             result.samples = samples(ctx, table, check, &plan, &shown_columns)
                 .await
@@ -180,10 +193,42 @@ fn columns_of(check: &Check) -> Vec<String> {
     }
 }
 
-fn expected_type(check: &Check) -> &str {
-    match &check.kind {
-        CheckKind::FieldType { expected } => expected,
-        _ => "",
+/// Whether stored data of type `actual` keeps the promise of a contract type `expected`: the
+/// same kind of value, not necessarily the same width — any integer for an integer, any float
+/// or decimal for a number, any string or binary encoding, a timestamp with a
+/// time zone exactly when one is expected; lists, structs and maps compared inside.
+pub fn compatible(expected: &DataType, actual: &DataType) -> bool {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let binary = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView | FixedSizeBinary(_));
+    match (expected, actual) {
+        (e, a) if e == a => true,
+        (e, a) if e.is_integer() && a.is_integer() => true,
+        // ODCS `number`: binary floats and decimals are both numbers with a fraction.
+        (e, a)
+            if (e.is_floating() || matches!(e, Decimal128(..) | Decimal256(..)))
+                && (a.is_floating() || matches!(a, Decimal128(..) | Decimal256(..))) =>
+        {
+            true
+        }
+        (e, a) if string(e) && string(a) => true,
+        (e, a) if binary(e) && binary(a) => true,
+        (Date32 | Date64, Date32 | Date64) => true,
+        (Timestamp(_, e), Timestamp(_, a)) => e.is_some() == a.is_some(),
+        (
+            List(e) | LargeList(e) | ListView(e),
+            List(a) | LargeList(a) | ListView(a) | FixedSizeList(a, _),
+        ) => compatible(e.data_type(), a.data_type()),
+        (Struct(e), Struct(a)) => e.iter().all(|f| {
+            a.iter()
+                .find(|g| g.name() == f.name())
+                .is_some_and(|g| compatible(f.data_type(), g.data_type()))
+        }),
+        (Map(e, _), Map(a, _)) => {
+            compatible(e.data_type(), a.data_type()) || matches!(a.data_type(), Struct(_))
+        }
+        (e, Dictionary(_, a)) => compatible(e, a),
+        _ => false,
     }
 }
 
@@ -192,7 +237,7 @@ fn expected_type(check: &Check) -> &str {
 enum Plan {
     Present,
     Type {
-        actual: Option<String>,
+        actual: Option<DataType>,
     },
     /// A count in the fused aggregate; `predicate` selects the failing rows (for samples).
     Count {
@@ -279,7 +324,7 @@ fn plan(check: &Check, fused: &mut FusedAggregate, data_schema: &Schema) -> Plan
                 .field
                 .as_deref()
                 .and_then(|f| data_schema.field_with_name(f).ok())
-                .map(|f| f.data_type().to_string()),
+                .map(|f| f.data_type().clone()),
         },
         CheckKind::FieldRequired | CheckKind::NullValues => {
             count(fused, format!("{field} IS NULL"))

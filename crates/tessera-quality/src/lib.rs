@@ -14,7 +14,8 @@ mod error;
 mod row_rules;
 
 pub use checks::{
-    CheckResult, Outcome, SAMPLES, TableFacts, ident, is_pii, literal, run_checks, substitute,
+    CheckResult, Outcome, SAMPLES, TableFacts, compatible, ident, is_pii, literal, run_checks,
+    substitute,
 };
 pub use error::{QualityError, Result};
 pub use row_rules::{RowValidator, RowVerdicts, Violation};

@@ -89,6 +89,7 @@ impl QueryEngine {
     pub fn session(&self, snapshot: &MeshSnapshot) -> Result<SessionContext> {
         let config = session_config(self.config.target_partitions);
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        crate::functions::register_functions(&ctx);
         let mut catalogs: BTreeMap<String, BTreeMap<String, Vec<&DatasetEntry>>> = BTreeMap::new();
         for entry in &snapshot.tables {
             catalogs

@@ -10,9 +10,11 @@
 
 mod engine;
 mod error;
+mod functions;
 mod sources;
 mod table;
 
 pub use engine::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, session_config};
 pub use error::{QueryError, Result};
+pub use functions::register_functions;
 pub use sources::{SourceFormat, register_source};

@@ -1,11 +1,21 @@
 //! Files outside the mesh as tables of a session: what `tessera test` reads when a contract's
 //! `servers` entry points at local files (CSV, NDJSON, Parquet, or a Delta table), as
-//! datacontract-cli's `type: local` servers do. Paths may be globs (`data/*.csv`, `**/*.json`).
+//! datacontract-cli's `type: local` servers do.
+//!
+//! A path may be a file, a directory or a glob (`data/*.csv`, `data/**/*.json`). Each file is
+//! read on its own and the rows are combined by column name, so files written before and after
+//! a column was added read as one table (the missing values are null). A CSV file whose first
+//! line is data rather than a header — none of its cells is a column of the contract, and it
+//! has as many cells as the contract has columns — is read without a header, its columns named
+//! in contract order.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext, col,
+};
 use tessera_storage::Storage;
 
 use crate::error::{QueryError, Result};
@@ -35,106 +45,131 @@ impl SourceFormat {
     pub fn typed(self) -> bool {
         matches!(self, SourceFormat::Parquet | SourceFormat::Delta)
     }
+
+    fn extension(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::NdJson => "json",
+            SourceFormat::Parquet => "parquet",
+            SourceFormat::Delta => "",
+        }
+    }
 }
 
-/// Registers the files at `path` (a file, a directory, or a glob) as table `name` in `ctx`.
+/// Registers the data at `path` as table `name` in `ctx`. `columns` are the contract's column
+/// names, in order (for CSV files without a header).
 pub async fn register_source(
     ctx: &SessionContext,
     name: &str,
     path: &str,
     format: SourceFormat,
+    columns: &[String],
 ) -> Result<()> {
     let failed = |e: datafusion::error::DataFusionError| {
         QueryError::Invalid(format!("{path}: {}", e.strip_backtrace()))
     };
     let local = path.strip_prefix("file://").unwrap_or(path);
-    if !local.contains(['*', '?', '[']) && !Path::new(local).exists() {
-        return Err(QueryError::Invalid(format!(
-            "{path}: no such file or directory"
-        )));
+    if format == SourceFormat::Delta {
+        let provider = delta_table(ctx, local).await?;
+        return ctx
+            .register_table(name, provider)
+            .map(|_| ())
+            .map_err(failed);
     }
-    let extension = |default: &'static str| -> String {
-        match Path::new(local).extension().and_then(|e| e.to_str()) {
-            Some(e) if !local.ends_with('/') => format!(".{e}"),
-            _ => default.to_string(),
-        }
-    };
+    let mut combined: Option<DataFrame> = None;
+    for file in files(local, format.extension())? {
+        let df = read_file(ctx, &file, format, columns)
+            .await
+            .map_err(failed)?;
+        combined = Some(match combined {
+            None => df,
+            Some(all) => all.union_by_name(df).map_err(failed)?,
+        });
+    }
+    let df = combined.ok_or_else(|| QueryError::Invalid(format!("{path}: no data files")))?;
+    ctx.register_table(name, df.into_view())
+        .map(|_| ())
+        .map_err(failed)
+}
+
+async fn read_file(
+    ctx: &SessionContext,
+    file: &str,
+    format: SourceFormat,
+    columns: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    let extension = Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
     match format {
         SourceFormat::Csv => {
-            let ext = extension(".csv");
-            let files = expand(local)?;
-            if files.len() <= 1 {
-                return ctx
-                    .register_csv(name, local, CsvReadOptions::new().file_extension(&ext))
-                    .await
-                    .map_err(failed);
+            let headerless = csv_without_header(file, columns);
+            let options = CsvReadOptions::new()
+                .file_extension(&extension)
+                .has_header(!headerless);
+            let df = ctx.read_csv(file, options).await?;
+            if !headerless {
+                return Ok(df);
             }
-            // CSV files of one glob may have different headers (a column added over time):
-            // each is read with its own, and the rows are combined by column name.
-            let mut combined: Option<datafusion::dataframe::DataFrame> = None;
-            for file in files {
-                let df = ctx
-                    .read_csv(file, CsvReadOptions::new().file_extension(&ext))
-                    .await
-                    .map_err(failed)?;
-                combined = Some(match combined {
-                    None => df,
-                    Some(all) => all.union_by_name(df).map_err(failed)?,
-                });
-            }
-            let view = combined.expect("more than one file").into_view();
-            ctx.register_table(name, view).map(|_| ()).map_err(failed)
+            let renamed: Vec<_> = df
+                .schema()
+                .fields()
+                .iter()
+                .zip(columns)
+                .map(|(field, name)| col(format!("\"{}\"", field.name())).alias(name))
+                .collect();
+            df.select(renamed)
         }
         SourceFormat::NdJson => {
-            let ext = extension(".json");
-            ctx.register_json(name, local, JsonReadOptions::default().file_extension(&ext))
+            ctx.read_json(file, JsonReadOptions::default().file_extension(&extension))
                 .await
-                .map_err(failed)
         }
         SourceFormat::Parquet => {
-            let ext = extension(".parquet");
-            ctx.register_parquet(
-                name,
-                local,
-                ParquetReadOptions::default().file_extension(&ext),
+            ctx.read_parquet(
+                file,
+                ParquetReadOptions::default().file_extension(&extension),
             )
             .await
-            .map_err(failed)
         }
-        SourceFormat::Delta => {
-            let dir = Path::new(local);
-            let (root, table) = match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
-                (Some(root), Some(table)) => (root, table),
-                _ => {
-                    return Err(QueryError::Invalid(format!(
-                        "{path}: not a Delta table directory"
-                    )));
-                }
-            };
-            let root = if root.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                root
-            };
-            let storage = Storage::new(&root.display().to_string(), HashMap::new())
-                .map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?;
-            let provider = storage
-                .table_provider(table, &ctx.state())
-                .await
-                .map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?
-                .ok_or_else(|| QueryError::Invalid(format!("{path}: not a Delta table")))?;
-            ctx.register_table(name, provider).map_err(failed)?;
-            Ok(())
-        }
+        SourceFormat::Delta => unreachable!("Delta tables are registered whole"),
     }
 }
 
-/// The files a glob matches, sorted; the path itself when it is not a glob.
-fn expand(path: &str) -> Result<Vec<String>> {
-    if !path.contains(['*', '?', '[']) {
+/// Whether a CSV file's first line is data: none of its cells names a contract column, and it
+/// has one cell per contract column.
+fn csv_without_header(file: &str, columns: &[String]) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    let Some(first) = text.lines().next() else {
+        return false;
+    };
+    let cells: Vec<&str> = first
+        .split(',')
+        .map(|c| c.trim().trim_matches('"'))
+        .collect();
+    !columns.is_empty()
+        && cells.len() == columns.len()
+        && !cells.iter().any(|c| columns.iter().any(|name| name == c))
+}
+
+/// The files a path stands for, sorted: the file itself, the files of a directory with the
+/// format's extension, or the matches of a glob.
+fn files(path: &str, extension: &str) -> Result<Vec<String>> {
+    let pattern = if path.contains(['*', '?', '[']) {
+        path.to_string()
+    } else if Path::new(path).is_dir() {
+        format!("{}/**/*.{extension}", path.trim_end_matches('/'))
+    } else if Path::new(path).is_file() {
         return Ok(vec![path.to_string()]);
-    }
-    let entries = glob::glob(path).map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?;
+    } else {
+        return Err(QueryError::Invalid(format!(
+            "{path}: no such file or directory"
+        )));
+    };
+    let entries = glob::glob(&pattern).map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?;
     let mut files: Vec<String> = entries
         .filter_map(|entry| entry.ok())
         .filter(|p| p.is_file())
@@ -145,4 +180,32 @@ fn expand(path: &str) -> Result<Vec<String>> {
         return Err(QueryError::Invalid(format!("{path}: no file matches")));
     }
     Ok(files)
+}
+
+/// A Delta table directory as a table provider.
+async fn delta_table(
+    ctx: &SessionContext,
+    path: &str,
+) -> Result<std::sync::Arc<dyn datafusion::catalog::TableProvider>> {
+    let dir = Path::new(path);
+    let (root, table) = match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
+        (Some(root), Some(table)) => (root, table),
+        _ => {
+            return Err(QueryError::Invalid(format!(
+                "{path}: not a Delta table directory"
+            )));
+        }
+    };
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let storage = Storage::new(&root.display().to_string(), HashMap::new())
+        .map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?;
+    storage
+        .table_provider(table, &ctx.state())
+        .await
+        .map_err(|e| QueryError::Invalid(format!("{path}: {e}")))?
+        .ok_or_else(|| QueryError::Invalid(format!("{path}: not a Delta table")))
 }

@@ -17,8 +17,14 @@ use crate::views::CheckReport;
 /// name; the first entry when `None`). Relative paths are read from the working directory, as
 /// datacontract-cli does.
 pub async fn test_contract(file: &str, text: &str, server: Option<&str>) -> Result<CheckReport> {
-    let contract = tessera_spec::load_contract(file, text)?;
-    let doc = SpecDocument::parse(file, text)?;
+    let mut doc = SpecDocument::parse(file, text)?;
+    // A Data Contract Specification file is read as the ODCS contract it converts to.
+    if tessera_spec::is_dcs(&doc) {
+        let converted = tessera_spec::dcs_to_odcs(&doc)?;
+        doc = SpecDocument::parse(&format!("{file} (converted from DCS)"), &converted)?;
+    }
+    tessera_spec::validate(&doc)?;
+    let contract = tessera_spec::contract_for_checks(&doc)?;
     let servers = doc
         .value
         .get("servers")
@@ -74,9 +80,13 @@ async fn run_contract(
     format: SourceFormat,
     server: &str,
 ) -> Result<CheckReport> {
-    let ctx = datafusion::prelude::SessionContext::new_with_config(session_config(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
+    let mut config = session_config(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Rules written for datacontract-cli run on DuckDB, which matches identifiers regardless of
+    // case (`AVG(ARR_DELAY)` on a column `ARR_DELAY`): identifiers are taken as written here,
+    // not folded to lower case as in the mesh's SQL.
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+    tessera_query::register_functions(&ctx);
     let started = chrono::Utc::now();
     let facts = TableFacts {
         now_seconds: started.timestamp_micros() as f64 / 1e6,
@@ -87,7 +97,8 @@ async fn run_contract(
     for dataset in &contract.datasets {
         let table = dataset.name.as_str();
         let path = path.replace("{model}", table);
-        register_source(&ctx, table, &path, format).await?;
+        let columns: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
+        register_source(&ctx, table, &path, format, &columns).await?;
         let checks = dataset.checks(&contract.sla);
         let results: Vec<CheckResult> = run_checks(&ctx, table, dataset, &checks, &facts)
             .await

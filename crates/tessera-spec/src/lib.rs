@@ -7,6 +7,7 @@
 //! source of truth: this crate never rewrites a document, and it does no IO besides reading
 //! the file a caller names (see [`SpecDocument::read`]).
 
+mod dcs;
 mod diff;
 mod document;
 mod error;
@@ -15,10 +16,11 @@ mod odcs;
 mod odps;
 mod validate;
 
+pub use dcs::{dcs_to_odcs, is_dcs};
 pub use diff::{Change, ChangeKind, diff_contracts, major_version};
 pub use document::{DocumentKind, SpecDocument};
 pub use error::{Diagnostic, SpecError};
 pub use load::{LintOutcome, Loaded, lint, load, load_contract};
-pub use odcs::contract_from_document;
+pub use odcs::{contract_for_checks, contract_from_document};
 pub use odps::product_from_document;
 pub use validate::validate;

@@ -15,6 +15,17 @@ use crate::error::{Diagnostic, Result, SpecError};
 
 /// Converts a validated ODCS document into the contract Tessera enforces.
 pub fn contract_from_document(doc: &SpecDocument) -> Result<Contract> {
+    convert(doc, false)
+}
+
+/// Like [`contract_from_document`], but a column without any type is kept (untyped) instead of
+/// refused: enough to check data against the contract (`tessera test`), not to publish it,
+/// which needs a type for every column.
+pub fn contract_for_checks(doc: &SpecDocument) -> Result<Contract> {
+    convert(doc, true)
+}
+
+fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
     let v = &doc.value;
     let mut problems = Vec::new();
     let mut datasets = Vec::new();
@@ -49,7 +60,7 @@ pub fn contract_from_document(doc: &SpecDocument) -> Result<Contract> {
         let mut column_names = HashSet::new();
         for (j, property) in array(object, "properties").iter().enumerate() {
             let pat = format!("{at}/properties/{j}");
-            match column(doc, property, &pat, &mut problems) {
+            match column(doc, property, &pat, &mut problems, untyped_columns) {
                 Some(c) => {
                     if !column_names.insert(c.name.clone()) {
                         problems.push(doc.diagnostic(
@@ -122,6 +133,7 @@ fn column(
     p: &Value,
     at: &str,
     problems: &mut Vec<Diagnostic>,
+    untyped_ok: bool,
 ) -> Option<Column> {
     let name = text(p, "name").unwrap_or_default();
     if name.is_empty() {
@@ -197,16 +209,28 @@ fn column(
                 &with_default_name(items, "element"),
                 &format!("{at}/items"),
                 problems,
+                untyped_ok,
             )
             .map(Box::new)
         }),
         properties: array(p, "properties")
             .iter()
             .enumerate()
-            .filter_map(|(k, c)| column(doc, c, &format!("{at}/properties/{k}"), problems))
+            .filter_map(|(k, c)| {
+                column(
+                    doc,
+                    c,
+                    &format!("{at}/properties/{k}"),
+                    problems,
+                    untyped_ok,
+                )
+            })
             .collect(),
     };
-    if let Err(e) = arrow_type(&column) {
+    let untyped = column.logical_type.is_none() && column.physical_type.is_none();
+    if let Err(e) = arrow_type(&column)
+        && !(untyped && untyped_ok)
+    {
         let field = if column.physical_type.is_some() {
             "physicalType"
         } else {

@@ -13,15 +13,19 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
     name = "tessera",
     version,
     about = "A self-serve data mesh platform in one binary",
-    long_about = "Tessera: data products with contracts (ODPS, ODCS), stored as Delta tables, queried with SQL across domains.\n\nServer commands: serve, demo. Offline: lint. Everything else is a client of a running server (--server / TESSERA_URL)."
+    long_about = "Tessera: data products with contracts (ODPS, ODCS), stored as Delta tables, queried with SQL across domains.\n\nServer commands: serve, demo. Offline: lint, test, diff, import. Everything else is a client of a running server (--server / TESSERA_URL)."
 )]
 pub struct Cli {
-    /// The Tessera server the client commands talk to.
-    #[arg(long, global = true, env = "TESSERA_URL", default_value = DEFAULT_SERVER)]
-    pub server: String,
-
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where a client command finds its server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The Tessera server to talk to.
+    #[arg(long = "server", global = true, env = "TESSERA_URL", default_value = DEFAULT_SERVER)]
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +49,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
         format: CheckFormat,
     },
+    /// Convert a Data Contract Specification file (deprecated) to ODCS v3.1.0, printed as YAML.
+    Import { file: PathBuf },
     /// What changed between two versions of a contract, each change marked breaking or not (offline).
     Diff {
         old: PathBuf,
@@ -61,6 +67,8 @@ pub enum Command {
         /// Only show the plan.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Load a batch (CSV, NDJSON or Parquet) into DOMAIN.PRODUCT.DATASET.
     Ingest {
@@ -73,12 +81,16 @@ pub enum Command {
         /// The batch id: the same id is written once. Default: the SHA-256 of the file.
         #[arg(long)]
         batch_id: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Run one read-only SQL statement over every dataset (`domain.product.dataset`).
     Query {
         sql: String,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Run the contract checks of a product or one dataset (exit code 1 when a blocking check fails).
     Check {
@@ -86,24 +98,34 @@ pub enum Command {
         target: String,
         #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
         format: CheckFormat,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// List or show domains.
     Domains {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         action: Option<DomainsAction>,
     },
     /// List or show data products.
     Products {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         action: Option<ProductsAction>,
     },
     /// List or show datasets.
     Datasets {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         action: Option<DatasetsAction>,
     },
     /// List or show contracts and their versions.
     Contracts {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         action: Option<ContractsAction>,
     },

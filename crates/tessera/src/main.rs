@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::Lint { paths } => commands::lint::run(&paths),
+        Command::Import { file } => commands::lint::import(&file),
         Command::Test {
             contract,
             server,
@@ -59,39 +60,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             fail_on_breaking,
         } => commands::diff::run(&old, &new, format, fail_on_breaking),
-        command => {
-            let client = Client::new(&cli.server)?;
-            match command {
-                Command::Apply { dir, dry_run } => {
-                    commands::apply::run(&client, &dir, dry_run).await
-                }
-                Command::Ingest {
-                    dataset,
-                    file,
-                    format,
-                    batch_id,
-                } => {
-                    commands::ingest::run(&client, &dataset, &file, format, batch_id.as_deref())
-                        .await
-                }
-                Command::Query { sql, format } => commands::query::run(&client, &sql, format).await,
-                Command::Check { target, format } => {
-                    commands::check::run(&client, &target, format).await
-                }
-                Command::Domains { action } => commands::catalog::domains(&client, action).await,
-                Command::Products { action } => commands::catalog::products(&client, action).await,
-                Command::Datasets { action } => commands::catalog::datasets(&client, action).await,
-                Command::Contracts { action } => {
-                    commands::catalog::contracts(&client, action).await
-                }
-                Command::Serve(_)
-                | Command::Demo(_)
-                | Command::Lint { .. }
-                | Command::Diff { .. }
-                | Command::Test { .. } => {
-                    unreachable!("handled above")
-                }
-            }
+        Command::Apply {
+            dir,
+            dry_run,
+            client,
+        } => commands::apply::run(&Client::new(&client.url)?, &dir, dry_run).await,
+        Command::Ingest {
+            dataset,
+            file,
+            format,
+            batch_id,
+            client,
+        } => {
+            let client = Client::new(&client.url)?;
+            commands::ingest::run(&client, &dataset, &file, format, batch_id.as_deref()).await
+        }
+        Command::Query {
+            sql,
+            format,
+            client,
+        } => commands::query::run(&Client::new(&client.url)?, &sql, format).await,
+        Command::Check {
+            target,
+            format,
+            client,
+        } => commands::check::run(&Client::new(&client.url)?, &target, format).await,
+        Command::Domains { action, client } => {
+            commands::catalog::domains(&Client::new(&client.url)?, action).await
+        }
+        Command::Products { action, client } => {
+            commands::catalog::products(&Client::new(&client.url)?, action).await
+        }
+        Command::Datasets { action, client } => {
+            commands::catalog::datasets(&Client::new(&client.url)?, action).await
+        }
+        Command::Contracts { action, client } => {
+            commands::catalog::contracts(&Client::new(&client.url)?, action).await
         }
     }
 }

@@ -91,3 +91,19 @@ pub fn spec_files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     out.sort();
     Ok(out)
 }
+
+/// `tessera import FILE`: a Data Contract Specification file as ODCS v3.1.0 YAML, checked
+/// against the ODCS schema before it is printed.
+pub fn import(file: &Path) -> Result<()> {
+    let doc = tessera_spec::SpecDocument::read(file)?;
+    if !tessera_spec::is_dcs(&doc) {
+        bail!(
+            "{}: not a Data Contract Specification file (no `dataContractSpecification`)",
+            file.display()
+        );
+    }
+    let odcs = tessera_spec::dcs_to_odcs(&doc)?;
+    tessera_spec::load_contract(&format!("{} (converted)", file.display()), &odcs)?;
+    print!("{odcs}");
+    Ok(())
+}

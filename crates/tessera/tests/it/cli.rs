@@ -226,7 +226,7 @@ fn a_product_is_applied_ingested_and_queried_from_the_cli() {
 #[test]
 fn the_client_says_when_no_server_answers() {
     let failed = tessera()
-        .args(["--server", "http://127.0.0.1:9", "domains"])
+        .args(["domains", "--server", "http://127.0.0.1:9"])
         .output()
         .map(Run::from)
         .unwrap()

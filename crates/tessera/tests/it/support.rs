@@ -105,9 +105,9 @@ impl Server {
     /// Runs a client command against this server.
     pub fn cli(&self, args: &[&str]) -> Run {
         tessera()
+            .args(args)
             .arg("--server")
             .arg(&self.url)
-            .args(args)
             .output()
             .expect("run tessera")
             .into()
