@@ -64,6 +64,10 @@ pub struct Contract {
     pub description: Option<String>,
     pub datasets: Vec<DatasetSchema>,
     pub sla: Vec<SlaProperty>,
+    /// When the server runs the contract's checks by itself: a cron expression, from the
+    /// contract's `checkSchedule` custom property, else the first quality rule's `schedule`
+    /// (with `scheduler: cron` or no scheduler).
+    pub check_schedule: Option<String>,
 }
 
 impl Contract {

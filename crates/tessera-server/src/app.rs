@@ -19,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     max_body_bytes: usize,
+    check_tick_seconds: u64,
 }
 
 impl Application {
@@ -41,6 +42,7 @@ impl Application {
             listener,
             address,
             max_body_bytes: config.max_body_bytes,
+            check_tick_seconds: config.check_tick_seconds,
         })
     }
 
@@ -64,11 +66,20 @@ impl Application {
             max_body_bytes: self.max_body_bytes,
         };
         let app = router(state).layer(TraceLayer::new_for_http());
-        axum::serve(self.listener, app)
+        let scheduler = (self.check_tick_seconds > 0).then(|| {
+            tokio::spawn(crate::scheduler::run(
+                self.mesh.clone(),
+                std::time::Duration::from_secs(self.check_tick_seconds),
+            ))
+        });
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(|e| ServiceError::Unavailable(format!("the HTTP server failed: {e}")))?;
+            .map_err(|e| ServiceError::Unavailable(format!("the HTTP server failed: {e}")));
+        if let Some(task) = scheduler {
+            task.abort();
+        }
         self.mesh.close().await;
-        Ok(())
+        served
     }
 }

@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub storage_options: HashMap<String, String>,
     /// Largest request body accepted (ingested files, applied folders).
     pub max_body_bytes: usize,
+    /// How often the server looks for scheduled checks that are due; 0 turns scheduling off.
+    pub check_tick_seconds: u64,
     pub query: QueryConfig,
 }
 
@@ -35,6 +37,7 @@ impl ServerConfig {
             storage_url: None,
             storage_options: HashMap::new(),
             max_body_bytes: 1 << 30,
+            check_tick_seconds: 30,
             query: QueryConfig::default(),
         }
     }

@@ -19,6 +19,7 @@ mod error;
 mod gate;
 mod local_test;
 mod mesh;
+mod scheduler;
 pub mod views;
 
 pub use app::Application;

@@ -14,6 +14,7 @@ mod error;
 mod load;
 mod odcs;
 mod odps;
+mod schedule;
 mod validate;
 
 pub use dcs::{dcs_to_odcs, is_dcs};
@@ -23,4 +24,5 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{LintOutcome, Loaded, lint, load, load_contract};
 pub use odcs::{contract_for_checks, contract_from_document};
 pub use odps::product_from_document;
+pub use schedule::{Schedule, parse_schedule};
 pub use validate::validate;

@@ -113,6 +113,7 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
             element: text(p, "element"),
         })
         .collect();
+    let check_schedule = check_schedule(doc, &mut problems);
     if !problems.is_empty() {
         return Err(SpecError::Invalid(problems));
     }
@@ -125,7 +126,64 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
         description: description(v),
         datasets,
         sla,
+        check_schedule,
     })
+}
+
+/// The contract's check schedule (see `Contract::check_schedule`), checked to be a cron
+/// expression where it is written.
+fn check_schedule(doc: &SpecDocument, problems: &mut Vec<Diagnostic>) -> Option<String> {
+    let v = &doc.value;
+    let custom = array(v, "customProperties")
+        .iter()
+        .enumerate()
+        .find(|(_, p)| text(p, "property").as_deref() == Some("checkSchedule"))
+        .map(|(i, p)| {
+            (
+                format!("/customProperties/{i}/value"),
+                p.get("value").and_then(Value::as_str).map(str::to_string),
+            )
+        });
+    let from_rules = || {
+        for (i, object) in array(v, "schema").iter().enumerate() {
+            let mut rules: Vec<(String, &Value)> = array(object, "quality")
+                .iter()
+                .enumerate()
+                .map(|(k, r)| (format!("/schema/{i}/quality/{k}/schedule"), r))
+                .collect();
+            for (j, p) in array(object, "properties").iter().enumerate() {
+                for (k, r) in array(p, "quality").iter().enumerate() {
+                    rules.push((
+                        format!("/schema/{i}/properties/{j}/quality/{k}/schedule"),
+                        r,
+                    ));
+                }
+            }
+            for (at, rule) in rules {
+                let cron = matches!(text(rule, "scheduler").as_deref(), None | Some("cron"));
+                if let (true, Some(s)) = (cron, text(rule, "schedule")) {
+                    return Some((at, Some(s)));
+                }
+            }
+        }
+        None
+    };
+    let (at, expression) = custom.or_else(from_rules)?;
+    let Some(expression) = expression else {
+        problems.push(doc.diagnostic(
+            &at,
+            "checkSchedule needs a cron expression, e.g. \"0 * * * *\"",
+        ));
+        return None;
+    };
+    match crate::schedule::parse_schedule(&expression) {
+        Ok(_) => Some(expression),
+        Err(e) => {
+            problems
+                .push(doc.diagnostic(&at, format!("{expression:?} is not a cron expression: {e}")));
+            None
+        }
+    }
 }
 
 fn column(

@@ -241,6 +241,9 @@ pub struct ServeArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 1 << 30)]
     pub max_body_bytes: usize,
+    /// How often the server looks for contract checks whose schedule is due, in seconds (0: never).
+    #[arg(long, env = "TESSERA_CHECK_TICK_SECONDS", default_value_t = 30)]
+    pub check_tick_seconds: u64,
     /// Memory all running queries may use together, in bytes.
     #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 2 << 30)]
     pub query_memory_limit_bytes: usize,

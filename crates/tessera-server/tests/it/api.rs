@@ -1154,3 +1154,69 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
         (200, json!(true), json!(2))
     );
 }
+
+/// A contract with a check schedule gets its checks run by the server, without being asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_checks_run_by_themselves() {
+    let server =
+        TestServer::start_with(Store::Sqlite, Tables::Local, |c| c.check_tick_seconds = 1).await;
+    let contract = SHOP_CONTRACT.replace(
+        "schema:\n",
+        "customProperties:\n  - property: checkSchedule\n    value: \"* * * * * *\"\nschema:\n",
+    );
+    let (status, plan) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &contract),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let mut triggers = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (_, history) = server
+            .get("/api/v1/datasets/shop/orders/orders/checks")
+            .await;
+        triggers = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["trigger"].as_str().unwrap().to_string())
+            .collect();
+        if triggers.iter().any(|t| t == "schedule") {
+            break;
+        }
+    }
+    assert!(triggers.iter().any(|t| t == "schedule"), "{triggers:?}");
+
+    // A schedule that is not a cron expression is refused where it is written.
+    let bad = contract
+        .replace("\"* * * * * *\"", "hourly")
+        .replace("version: 1.0.0", "version: 1.0.1");
+    let (status, body) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &bad),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let d = &body["error"]["diagnostics"][0];
+    assert_eq!(
+        (d["line"].clone(), d["field"].clone()),
+        (json!(10), json!("customProperties[0].value")),
+        "{body}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"hourly\" is not a cron expression"),
+        "{body}"
+    );
+}

@@ -11,6 +11,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.storage_url = args.storage.clone();
     config.storage_options = args.storage_options.iter().cloned().collect();
     config.max_body_bytes = args.max_body_bytes;
+    config.check_tick_seconds = args.check_tick_seconds;
     config.query = QueryConfig {
         memory_limit_bytes: args.query_memory_limit_bytes,
         timeout_seconds: args.query_timeout_seconds,
