@@ -283,6 +283,30 @@ impl Check {
             )
     }
 
+    /// Whether the check counts rows (a row count, or null, missing or invalid values): its
+    /// measurements of two tables add up.
+    pub fn counts_rows(&self) -> bool {
+        matches!(
+            self.kind,
+            CheckKind::RowCount
+                | CheckKind::NullValues
+                | CheckKind::MissingValues(_)
+                | CheckKind::InvalidValues { .. }
+        )
+    }
+
+    /// The key columns of a uniqueness check (a unique column, the primary key, duplicate
+    /// values of a column or a compound key).
+    pub fn key_columns(&self) -> Option<Vec<String>> {
+        match &self.kind {
+            CheckKind::FieldUnique => self.field.clone().map(|f| vec![f]),
+            CheckKind::PrimaryKeyUnique { columns } | CheckKind::DuplicateValues { columns } => {
+                Some(columns.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// A key that identifies the check across runs of the same contract.
     pub fn key(&self) -> String {
         match (&self.quality_id, &self.field) {

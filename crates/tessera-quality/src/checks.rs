@@ -148,7 +148,7 @@ pub async fn run_checks(
                 scalar(ctx, &substitute(query, table, check.field.as_deref())).await
             }
         };
-        let mut result = judge(check, measured, row_count, &plan);
+        let mut result = judge(check, measured, row_count);
         if let (
             Plan::Type {
                 actual: Some(actual),
@@ -569,7 +569,6 @@ fn judge(
     check: &Check,
     measured: std::result::Result<Option<f64>, String>,
     row_count: f64,
-    plan: &Plan,
 ) -> CheckResult {
     let threshold = match (check.unit, &check.kind) {
         (Unit::Percent, _) => format!("{} %", check.operator),
@@ -592,8 +591,8 @@ fn judge(
             result.reason = format!("could not be measured: {e}");
             return result;
         }
-        Ok(None) => match plan {
-            Plan::Age { .. } | Plan::Commit => {
+        Ok(None) => match check.kind {
+            CheckKind::Freshness { .. } | CheckKind::Retention { .. } => {
                 result.outcome = failed(check.severity);
                 result.reason = "no data to measure the age of".into();
                 return result;
@@ -739,5 +738,124 @@ fn age(seconds: f64) -> String {
         s if s >= 3_600.0 => format!("{:.1} h", seconds / 3_600.0),
         s if s >= 60.0 => format!("{:.1} min", seconds / 60.0),
         _ => format!("{seconds:.0} s"),
+    }
+}
+
+/// Raw measurements of count-style checks (see `Check::counts_rows`) over `table`, in one fused
+/// scan: the number of rows, and per check the number of rows it counts (failing rows, or all
+/// rows for a row count), before units and thresholds. Counts of two tables add up, which is
+/// what lets the commit gate measure a batch alone and add what it knows of the dataset.
+pub async fn count_measures(
+    ctx: &SessionContext,
+    table: &str,
+    checks: &[&Check],
+) -> Result<(f64, Vec<f64>)> {
+    let data_schema = ctx
+        .table(table)
+        .await
+        .map_err(|e| QualityError::Query(format!("{table}: {e}")))?
+        .schema()
+        .as_arrow()
+        .clone();
+    let mut fused = FusedAggregate::default();
+    let indexes: Vec<Option<usize>> = checks
+        .iter()
+        .map(|c| match plan(c, &mut fused, &data_schema) {
+            Plan::Count { index, .. } => Some(index),
+            _ => None,
+        })
+        .collect();
+    let aggregates = fused.run(ctx, table).await?;
+    let rows = aggregates.first().copied().flatten().unwrap_or(0.0);
+    Ok((
+        rows,
+        indexes
+            .into_iter()
+            .map(|i| i.and_then(|i| aggregates[i]).unwrap_or(0.0))
+            .collect(),
+    ))
+}
+
+/// Non-null keys and distinct keys over `columns` of `table` (one hash aggregate that reads
+/// only the key columns).
+pub async fn key_counts(
+    ctx: &SessionContext,
+    table: &str,
+    columns: &[String],
+) -> Result<(f64, f64)> {
+    let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let not_null = cols
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "SELECT count(*) AS keys, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {not_null} GROUP BY {group})) AS distinct_keys FROM {table} WHERE {not_null}",
+        group = cols.join(", ")
+    );
+    let batches = collect(ctx, &sql).await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| QualityError::Query("no row".into()))?;
+    Ok((
+        number(batch, 0, 0)?.unwrap_or(0.0),
+        number(batch, 1, 0)?.unwrap_or(0.0),
+    ))
+}
+
+/// How many distinct keys of table `incoming` (over `columns`) are already in `table`: a join
+/// that reads only the key columns of `table`.
+pub async fn shared_keys(
+    ctx: &SessionContext,
+    incoming: &str,
+    table: &str,
+    columns: &[String],
+) -> Result<f64> {
+    let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let on = cols
+        .iter()
+        .map(|c| format!("t.{c} = b.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let not_null = cols
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {incoming} WHERE {not_null}) b \
+         WHERE EXISTS (SELECT 1 FROM (SELECT {keys} FROM {table}) t WHERE {on})",
+        keys = cols.join(", ")
+    );
+    let batches = collect(ctx, &sql).await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| QualityError::Query("no row".into()))?;
+    Ok(number(batch, 0, 0)?.unwrap_or(0.0))
+}
+
+/// A check judged on a raw measurement (what it counts, or the number a `sql` rule returned)
+/// for a table of `rows` rows: the unit applied, the threshold compared, the reason written.
+pub fn verdict(
+    check: &Check,
+    raw: std::result::Result<Option<f64>, String>,
+    rows: f64,
+) -> CheckResult {
+    judge(check, raw, rows)
+}
+
+/// The number a `sql` rule returns over `table`.
+pub async fn sql_measure(
+    ctx: &SessionContext,
+    table: &str,
+    check: &Check,
+) -> std::result::Result<Option<f64>, String> {
+    match &check.kind {
+        CheckKind::Sql { query } => {
+            scalar(ctx, &substitute(query, table, check.field.as_deref())).await
+        }
+        _ => Err("not a sql rule".into()),
     }
 }

@@ -14,6 +14,9 @@ use crate::views::{CheckReport, CheckResultView, CheckRunView, DatasetQuality, Q
 /// never committed).
 pub(crate) const REFUSED_COMMIT: &str = "refused_commit";
 
+/// The trigger of the run a commit records (its gate's checks only).
+pub(crate) const COMMIT: &str = "commit";
+
 impl Mesh {
     /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores
     /// each run. `trigger` says why: `on_demand`, `schedule` or `commit`.
@@ -174,9 +177,13 @@ impl Mesh {
     ) -> Result<QualitySummary> {
         let mut latest = Vec::new();
         for d in self.catalog.datasets(Some((domain, product))).await? {
-            // A refused batch's run describes data that was never committed.
-            let runs = self.check_history(domain, product, &d.name, 10).await?;
-            latest.extend(runs.into_iter().find(|r| r.trigger != REFUSED_COMMIT));
+            // Runs of every check only: a commit's run has just the checks its gate measured,
+            // and a refused batch's describes data that was never committed.
+            let runs = self.check_history(domain, product, &d.name, 50).await?;
+            latest.extend(
+                runs.into_iter()
+                    .find(|r| r.trigger != REFUSED_COMMIT && r.trigger != COMMIT),
+            );
         }
         let summary = report_of(format!("{domain}.{product}"), latest);
         Ok(QualitySummary {

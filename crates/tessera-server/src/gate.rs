@@ -1,42 +1,74 @@
-//! The commit gate: before a batch is committed, the dataset's blocking dataset-level checks
-//! (row count, uniqueness, shares of null/missing/invalid values, `sql` rules — see
-//! `Check::gates_commits`) are measured on the dataset as it is and as it would be with the
-//! batch. A check the batch would make fail refuses the whole batch: every row goes to the
-//! quarantine table with the check and the reason, and consumers never see it. A check that
-//! already fails without the batch does not block it (or no batch could ever fix it).
+//! The commit gate: before a batch is committed, the dataset's dataset-level checks that a
+//! commit can break — row count, null/missing/invalid values (absolute or as a share),
+//! uniqueness of a column or key, `sql` rules — are measured on the dataset as it would be with
+//! the batch. A blocking (error) check the batch would make fail, and that passes without it,
+//! refuses the whole batch: every row goes to the quarantine table with the check and the
+//! reason, and consumers never see it. A check that already fails does not block further
+//! batches (or no batch could ever fix it).
 //!
-//! Every other check of the dataset is measured on the would-be data too, so each commit leaves
-//! a complete run in the history (warnings recorded, not blocking).
-//!
-//! Cost today: two scans of the dataset per commit (before: the gating checks; after: all of
-//! them, fused). Combining stored aggregates with the batch's is the next step.
+//! The cost follows the batch, not the dataset. What the gate knows of the dataset at a table
+//! version (its row count, the rows each count-style check counts, each key's non-null and
+//! distinct counts) is kept in memory; the batch is measured alone and added. Only two things
+//! read the dataset: whether the batch's keys are already there (a join that reads the key
+//! columns only), and `sql` rules, which run as written on the dataset with the batch. When the
+//! table moved on without this process (another instance, a restart), the state is measured
+//! again, once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use tessera_catalog::DatasetRecord;
-use tessera_core::Check;
-use tessera_quality::{CheckResult, Outcome, run_checks};
+use tessera_core::{Check, CheckKind};
+use tessera_quality::{
+    CheckResult, Outcome, count_measures, key_counts, shared_keys, sql_measure, verdict,
+};
 
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
 
+/// What the gate knows of a dataset at one table version.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GateState {
+    table_version: Option<i64>,
+    /// `contract-id@version`: a new contract version means other checks.
+    contract: String,
+    rows: f64,
+    /// Check key → rows it counts (row count, null, missing, invalid values).
+    counts: HashMap<String, f64>,
+    /// Check key → (non-null keys, distinct keys).
+    keys: HashMap<String, (f64, f64)>,
+}
+
 /// What the gate decided about a batch.
 pub(crate) struct GateVerdict {
-    /// The checks measured on the dataset with the batch, to be stored as the commit's run.
+    /// The gated checks measured on the dataset with the batch (warnings included), to be
+    /// stored as the commit's run.
     pub after: Vec<CheckResult>,
     /// The first blocking check the batch would make fail: (check type, field, reason).
     pub refused_by: Option<(&'static str, String, String)>,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// The state with the batch, for the table version its commit creates.
+    pub next_state: GateState,
 }
 
 const INCOMING: &str = "tessera.public.incoming_batch";
 const AFTER: &str = "tessera.public.dataset_with_batch";
 
+/// The checks a commit can make fail.
+fn gated(checks: Vec<Check>) -> Vec<Check> {
+    checks
+        .into_iter()
+        .filter(|c| {
+            c.counts_rows() || c.key_columns().is_some() || matches!(c.kind, CheckKind::Sql { .. })
+        })
+        .collect()
+}
+
 impl Mesh {
-    /// Measures the dataset's checks with `batch` added; `None` when the contract has no
-    /// dataset-level check that a commit could break.
+    /// Measures the dataset's gated checks with `batch` added; `None` when none of them blocks.
     pub(crate) async fn gate(
         &self,
         record: &DatasetRecord,
@@ -48,70 +80,177 @@ impl Mesh {
         let Some(schema) = contract.dataset(&record.name) else {
             return Ok(None);
         };
-        let checks = schema.checks(&contract.sla);
-        let gating: Vec<Check> = checks
-            .iter()
-            .filter(|c| c.gates_commits())
-            .cloned()
-            .collect();
-        if gating.is_empty() || batch.num_rows() == 0 {
+        let checks = gated(schema.checks(&contract.sla));
+        if batch.num_rows() == 0 || !checks.iter().any(Check::gates_commits) {
             return Ok(None);
         }
         let started = chrono::Utc::now();
-        let ctx = self.session().await?;
         let table = format!("{}.{}.{}", record.domain, record.product, record.name);
         let failed = |e: datafusion::error::DataFusionError| {
             ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
         };
+        let measure_failed = |e: tessera_quality::QualityError| {
+            ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
+        };
+        let ctx = self.session().await?;
         let incoming =
             MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).map_err(failed)?;
         ctx.register_table(INCOMING, Arc::new(incoming))
             .map_err(failed)?;
-        let after = ctx
-            .sql(&format!(
-                "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
-            ))
-            .await
-            .map_err(failed)?;
-        ctx.register_table(AFTER, after.into_view())
-            .map_err(failed)?;
 
-        let facts = self.table_facts(record, started).await?;
-        let measure = |table: String, checks: Vec<Check>| {
-            let (ctx, facts) = (&ctx, &facts);
-            async move {
-                run_checks(ctx, &table, schema, &checks, facts)
-                    .await
-                    .map_err(|e| {
-                        ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-                    })
-            }
+        let version = self
+            .storage
+            .table_info(&record.location)
+            .await?
+            .and_then(|t| t.version);
+        let contract_key = format!("{}@{}", record.contract_id, record.contract_version);
+        let cached = self.gate_state(&record.location);
+        let before = match cached {
+            Some(s) if s.table_version == version && s.contract == contract_key => s,
+            _ => measure_state(&ctx, &table, &checks, version, &contract_key)
+                .await
+                .map_err(measure_failed)?,
         };
-        let before = measure(table.clone(), gating.clone()).await?;
-        let after = measure(AFTER.to_string(), checks).await?;
-        let refused_by = after
+        let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
+            .await
+            .map_err(measure_failed)?;
+
+        // The state with the batch: counts add up; keys add up, less the batch's keys the
+        // dataset already has.
+        let mut after = GateState {
+            table_version: None,
+            contract: contract_key,
+            rows: before.rows + batch_state.rows,
+            counts: HashMap::new(),
+            keys: HashMap::new(),
+        };
+        for check in &checks {
+            let key = check.key();
+            if check.counts_rows() {
+                let sum = before.counts.get(&key).copied().unwrap_or(0.0)
+                    + batch_state.counts.get(&key).copied().unwrap_or(0.0);
+                after.counts.insert(key.clone(), sum);
+            }
+            if let Some(columns) = check.key_columns() {
+                let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+                let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+                let shared = if before.rows > 0.0 {
+                    shared_keys(&ctx, INCOMING, &table, &columns)
+                        .await
+                        .map_err(measure_failed)?
+                } else {
+                    0.0
+                };
+                after
+                    .keys
+                    .insert(key, (nn + b_nn, distinct + b_distinct - shared));
+            }
+        }
+        if checks
             .iter()
-            .filter(|r| r.check.gates_commits() && r.outcome == Outcome::Failed)
-            .find(|r| {
-                !before
-                    .iter()
-                    .any(|b| b.check.key() == r.check.key() && b.outcome == Outcome::Failed)
-            })
-            .map(|r| {
-                (
-                    r.check.check_type,
-                    r.check.field.clone().unwrap_or_default(),
+            .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
+        {
+            let with_batch = ctx
+                .sql(&format!(
+                    "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
+                ))
+                .await
+                .map_err(failed)?;
+            ctx.register_table(AFTER, with_batch.into_view())
+                .map_err(failed)?;
+        }
+
+        let mut results_after = Vec::with_capacity(checks.len());
+        let mut refused_by = None;
+        for check in &checks {
+            let (was, now) = match &check.kind {
+                CheckKind::Sql { .. } => (
+                    verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
+                    verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
+                ),
+                _ => (
+                    verdict(check, Ok(Some(raw(&before, check))), before.rows),
+                    verdict(check, Ok(Some(raw(&after, check))), after.rows),
+                ),
+            };
+            if refused_by.is_none()
+                && check.gates_commits()
+                && now.outcome == Outcome::Failed
+                && was.outcome != Outcome::Failed
+            {
+                refused_by = Some((
+                    check.check_type,
+                    check.field.clone().unwrap_or_default(),
                     format!(
                         "the batch would make check {} fail: {}",
-                        r.check.key(),
-                        r.reason
+                        check.key(),
+                        now.reason
                     ),
-                )
-            });
+                ));
+            }
+            results_after.push(now);
+        }
         Ok(Some(GateVerdict {
-            after,
+            after: results_after,
             refused_by,
             started,
+            next_state: after,
         }))
     }
+
+    fn gate_state(&self, location: &str) -> Option<GateState> {
+        self.gate_states
+            .lock()
+            .expect("gate states")
+            .get(location)
+            .cloned()
+    }
+
+    /// Remembers the state a commit created (at the table version it committed).
+    pub(crate) fn keep_gate_state(
+        &self,
+        location: &str,
+        mut state: GateState,
+        version: Option<i64>,
+    ) {
+        state.table_version = version;
+        self.gate_states
+            .lock()
+            .expect("gate states")
+            .insert(location.to_string(), state);
+    }
+}
+
+/// What a check counts in a state: failing rows, all rows for a row count, duplicate keys.
+fn raw(state: &GateState, check: &Check) -> f64 {
+    if let Some((nn, distinct)) = state.keys.get(&check.key()) {
+        return nn - distinct;
+    }
+    state.counts.get(&check.key()).copied().unwrap_or(0.0)
+}
+
+/// Measures a table for the gated checks: one fused scan for the counts, one hash aggregate per
+/// key (reading the key columns only).
+async fn measure_state(
+    ctx: &SessionContext,
+    table: &str,
+    checks: &[Check],
+    version: Option<i64>,
+    contract: &str,
+) -> tessera_quality::Result<GateState> {
+    let counting: Vec<&Check> = checks.iter().filter(|c| c.counts_rows()).collect();
+    let (rows, counts) = count_measures(ctx, table, &counting).await?;
+    let mut keys = HashMap::new();
+    for check in checks {
+        if let Some(columns) = check.key_columns() {
+            keys.insert(check.key(), key_counts(ctx, table, &columns).await?);
+        }
+    }
+    Ok(GateState {
+        table_version: version,
+        contract: contract.to_string(),
+        rows,
+        counts: counting.iter().map(|c| c.key()).zip(counts).collect(),
+        keys,
+    })
 }

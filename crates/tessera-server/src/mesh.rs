@@ -51,6 +51,8 @@ pub struct Mesh {
     pub(crate) apply_lock: tokio::sync::Mutex<()>,
     /// One ingest at a time per dataset (by table location), from the gate to the commit.
     ingest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What the commit gate knows of each dataset (by table location), see `gate.rs`.
+    pub(crate) gate_states: Mutex<HashMap<String, crate::gate::GateState>>,
 }
 
 impl Mesh {
@@ -76,6 +78,7 @@ impl Mesh {
             snapshot: tokio::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
+            gate_states: Mutex::new(HashMap::new()),
         })
     }
 
@@ -443,10 +446,17 @@ impl Mesh {
         };
         let check_run = match gate {
             Some(gate) if !outcome.duplicate => {
+                if refusal.is_none() && outcome.version.is_some() {
+                    self.keep_gate_state(
+                        &record.location,
+                        gate.next_state.clone(),
+                        outcome.version,
+                    );
+                }
                 let trigger = if refusal.is_some() {
                     crate::checks::REFUSED_COMMIT
                 } else {
-                    "commit"
+                    crate::checks::COMMIT
                 };
                 let run = self
                     .store_run(&record, trigger, gate.started, &gate.after, table_version)

@@ -1102,6 +1102,10 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
         check_of(&history[0], "primary_key_unique", Some("order_id"))["result"],
         "failed"
     );
+    // The product's quality comes from full runs of the checks, not from the gate's.
+    server
+        .post_json("/api/v1/datasets/shop/orders/orders/checks", &json!({}))
+        .await;
     let (_, product) = server.get("/api/v1/products/shop/orders").await;
     let orders = product["quality"]["datasets"]
         .as_array()
@@ -1153,6 +1157,24 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
         ),
         (200, json!(true), json!(2))
     );
+
+    // After a restart the gate measures the dataset again: a key from before is still known.
+    let (config, dir) = server.stop().await;
+    let server = TestServer::run(config).await;
+    let (_, late) = server
+        .ingest(
+            "shop.orders.orders",
+            "",
+            "text/csv",
+            "order_id,customer_id\n70,U00000071\n",
+        )
+        .await;
+    assert_eq!(
+        (late["accepted"].clone(), late["quarantined"].clone()),
+        (json!(0), json!(1)),
+        "{late}"
+    );
+    drop(dir);
 }
 
 /// A contract with a check schedule gets its checks run by the server, without being asked.
