@@ -13,7 +13,6 @@ The results are appended to bench/RESULTS.md (medians, machine, versions).
 
 import argparse
 import datetime
-import os
 import pathlib
 import re
 import resource
@@ -27,7 +26,8 @@ import urllib.request
 import duckdb
 import duckdb_extension_delta
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from common import ROOT, git_rev, machine, release_binary, require_binary, write_section
+
 
 
 def example_queries():
@@ -47,27 +47,6 @@ def example_queries():
     return out
 
 
-def machine():
-    cpu = "unknown"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]
-    return f"{cpu}, {os.cpu_count()} cores, {int(mem) / 1024 / 1024:.0f} GiB, {platform_kernel()}"
-
-
-def platform_kernel():
-    return os.uname().sysname + " " + os.uname().release
-
-
-def git_rev():
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except Exception:
-        return "unknown"
-
-
 def median_ms(fn, runs):
     fn()  # warm-up: caches, first-open of the tables
     times = []
@@ -82,12 +61,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=20)
     parser.add_argument("--runs", type=int, default=5)
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    parser.add_argument("--binary", default=str(pathlib.Path(target) / "release/tessera"))
+    parser.add_argument("--binary", default=release_binary())
     parser.add_argument("--results", default=str(ROOT / "bench/RESULTS.md"))
     args = parser.parse_args()
-    if not os.path.exists(args.binary):
-        sys.exit(f"{args.binary} not found: build it with `cargo build --release -p tessera`")
+    require_binary(args.binary)
 
     data = tempfile.mkdtemp(prefix="tessera-bench-")
     print(f"loading the demo at scale {args.scale} into {data}", flush=True)
@@ -159,13 +136,7 @@ def main():
     for title, ours, theirs in results:
         section.append(f"| {title} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |")
     section.append("")
-    path = pathlib.Path(args.results)
-    previous = path.read_text() if path.exists() else "# Benchmark results\n\nNewest first. Each section says how it was run; `bench/README.md` says how to rerun it.\n\n"
-    head, _, rest = previous.partition("\n## ")
-    body = ("## " + rest) if rest else ""
-    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(section) + "\n" + body)
-    print(f"results written to {path}")
-
+    write_section(args.results, section)
 
 if __name__ == "__main__":
     main()

@@ -23,4 +23,6 @@ pub use quality::{
     Check, CheckKind, Operator, QualityRule, RuleKind, Severity, Unit, quality_score,
 };
 pub use rules::{Bound, RowRule, RowRuleKind};
-pub use types::{LogicalType, arrow_type, type_mapping_table, utc_timestamp};
+pub use types::{
+    LogicalType, arrow_type, timestamp_zone_stated, type_mapping_table, utc_timestamp,
+};

@@ -167,11 +167,22 @@ impl DatasetSchema {
                 "completeness",
             );
             if let Ok(expected) = crate::types::arrow_type(column) {
-                let name = format!("{c} has type {expected}");
+                // Named by the type as the contract writes it; the reason of a failure shows the
+                // Arrow types compared.
+                let written = match (column.logical_type, &column.physical_type) {
+                    (Some(logical), _) => logical.as_str().to_string(),
+                    (None, Some(physical)) => physical.clone(),
+                    (None, None) => expected.to_string(),
+                };
+                let name = format!("{c} has type {written}");
+                let zone_stated = crate::types::timestamp_zone_stated(column);
                 schema_check(
                     c,
                     "field_type",
-                    CheckKind::FieldType { expected },
+                    CheckKind::FieldType {
+                        expected,
+                        zone_stated,
+                    },
                     name,
                     "conformity",
                 );

@@ -194,6 +194,9 @@ pub enum CheckKind {
     /// says what counts as the same).
     FieldType {
         expected: arrow_schema::DataType,
+        /// Whether a timestamp's time zone kind must match too (see
+        /// `types::timestamp_zone_stated`); when false, naive and zoned timestamps both pass.
+        zone_stated: bool,
     },
     /// Rows where the column is null.
     FieldRequired,

@@ -108,6 +108,29 @@ fn logical_from_physical(base: &str) -> Option<LogicalType> {
     })
 }
 
+/// Whether the contract says if a timestamp column carries a time zone: the `timezone` option,
+/// or a physicalType that names the kind (`timestamptz`, `timestamp_ntz`, `datetime`, `timestamp
+/// with[out] time zone`). A plain `timestamp` does not say: SQL engines disagree on what it means.
+/// When it is not said, ODCS reads a timestamp without a zone in `defaultTimezone` (UTC), so the
+/// type check accepts either kind.
+pub fn timestamp_zone_stated(column: &Column) -> bool {
+    let base = column
+        .physical_type
+        .as_deref()
+        .map(physical_parts)
+        .unwrap_or_default()
+        .0;
+    column.constraints.timezone.is_some()
+        || matches!(
+            base.as_str(),
+            "timestamptz"
+                | "timestamp_ntz"
+                | "datetime"
+                | "timestamp with time zone"
+                | "timestamp without time zone"
+        )
+}
+
 /// The Arrow type a column is stored as. See [`type_mapping_table`] for the rules.
 pub fn arrow_type(column: &Column) -> Result<DataType> {
     let unsupported = |reason: String| CoreError::UnsupportedType {

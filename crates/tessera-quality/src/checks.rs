@@ -130,8 +130,18 @@ pub async fn run_checks(
                 },
             )),
             Plan::Type { actual } => Ok(Some(match (&check.kind, actual) {
-                (CheckKind::FieldType { expected }, Some(actual))
-                    if compatible(expected, actual) =>
+                (
+                    CheckKind::FieldType {
+                        expected,
+                        zone_stated,
+                    },
+                    Some(actual),
+                ) if compatible(expected, actual)
+                    || (!zone_stated
+                        && matches!(
+                            (expected, actual),
+                            (DataType::Timestamp(..), DataType::Timestamp(..))
+                        )) =>
                 {
                     0.0
                 }
@@ -153,11 +163,14 @@ pub async fn run_checks(
             Plan::Type {
                 actual: Some(actual),
             },
-            CheckKind::FieldType { expected },
+            CheckKind::FieldType { expected, .. },
         ) = (&plan, &check.kind)
-            && result.outcome != Outcome::Passed
         {
-            result.reason = format!("expected {expected}, found {actual}");
+            result.reason = if result.outcome == Outcome::Passed {
+                format!("the column is {actual}")
+            } else {
+                format!("expected {expected}, found {actual}")
+            };
         }
         if result.outcome != Outcome::Passed && result.outcome != Outcome::Error {
             result.samples = samples(ctx, table, check, &plan, &shown_columns)
@@ -643,7 +656,7 @@ fn describe(check: &Check, value: f64, rows: f64, passes: bool) -> String {
                 )
             };
         }
-        (CheckKind::FieldType { expected }, _) => {
+        (CheckKind::FieldType { expected, .. }, _) => {
             return if passes {
                 format!("the column is {expected}")
             } else {

@@ -297,3 +297,68 @@ schema:
         ("field_quality_sql", Outcome::Passed, Some(200.0))
     );
 }
+
+/// ODCS reads a timestamp without a zone in `defaultTimezone` (UTC): a naive timestamp column
+/// passes `logicalType: timestamp` unless the contract states the zone kind.
+#[tokio::test]
+async fn naive_timestamps_pass_unless_the_contract_states_a_zone() {
+    use std::sync::Arc;
+
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::record_batch::RecordBatch;
+
+    let naive = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        )])),
+        vec![Arc::new(TimestampMicrosecondArray::from(vec![0, 1]))],
+    )
+    .unwrap();
+    let type_check = |options: &str| {
+        let contract = format!(
+            "apiVersion: v3.1.0\nkind: DataContract\nid: ts\nversion: 1.0.0\nstatus: active\n\
+             schema:\n  - name: events\n    properties:\n      - name: at\n        \
+             logicalType: timestamp\n{options}"
+        );
+        let naive = naive.clone();
+        async move {
+            let contract = tessera_spec::load_contract("contract.yaml", &contract).unwrap();
+            let dataset = &contract.datasets[0];
+            let ctx = SessionContext::new();
+            ctx.register_batch("events", naive).unwrap();
+            let facts = TableFacts {
+                now_seconds: 0.0,
+                last_commit_seconds: None,
+                typed: true,
+            };
+            let results = run_checks(
+                &ctx,
+                "events",
+                dataset,
+                &dataset.checks(&contract.sla),
+                &facts,
+            )
+            .await
+            .unwrap();
+            let check = find(&results, "field_type", Some("at")).clone();
+            (check.check.name.clone(), check.outcome, check.reason)
+        }
+    };
+    let (name, outcome, reason) = type_check("").await;
+    assert_eq!(
+        (name.as_str(), outcome),
+        ("at has type timestamp", Outcome::Passed),
+        "{reason}"
+    );
+    assert_eq!(reason, "the column is Timestamp(µs)");
+    let (_, outcome, reason) =
+        type_check("        logicalTypeOptions:\n          timezone: false\n").await;
+    assert_eq!(outcome, Outcome::Passed, "{reason}");
+    let (_, outcome, reason) =
+        type_check("        logicalTypeOptions:\n          timezone: true\n").await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(reason.contains("found Timestamp(µs)"), "{reason}");
+}

@@ -1,0 +1,49 @@
+"""What every benchmark script shares: the machine and version lines, and writing a section into
+bench/RESULTS.md (newest first)."""
+
+import os
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def machine():
+    cpu = "unknown"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]
+    kernel = os.uname().sysname + " " + os.uname().release
+    return f"{cpu}, {os.cpu_count()} cores, {int(mem) / 1024 / 1024:.0f} GiB, {kernel}"
+
+
+def git_rev():
+    try:
+        return subprocess.check_output(["git", "describe", "--always", "--dirty"], cwd=ROOT, text=True).strip()
+    except Exception:
+        return "unknown"
+
+
+def release_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(pathlib.Path(target) / "release/tessera")
+
+
+def write_section(results, lines):
+    """Puts the section `lines` (starting with a `## ` title) at the top of the results file."""
+    path = pathlib.Path(results)
+    previous = path.read_text() if path.exists() else (
+        "# Benchmark results\n\nNewest first. Each section says how it was run; "
+        "`bench/README.md` says how to rerun it.\n\n")
+    head, _, rest = previous.partition("\n## ")
+    body = ("## " + rest) if rest else ""
+    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + body)
+    print(f"results written to {path}")
+
+
+def require_binary(path):
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} not found: build it with `cargo build --release -p tessera` "
+                         "(CARGO_TARGET_DIR is honoured; --binary overrides)")
