@@ -286,27 +286,48 @@ impl DatasetSchema {
     }
 
     /// The check an SLA property becomes for this dataset, if it concerns it and can be
-    /// measured: `freshness`/`latency` (newest data no older than the value) and `retention`
-    /// (oldest data no older than the value). `element` is `table.column`; a property without
-    /// one concerns every dataset of the contract (freshness then uses the commit time).
+    /// measured: `freshness`/`latency` (newest data no older than the value), `retention`
+    /// (oldest data no older than the value) and `completeness` (at least the value, in percent,
+    /// of the rows have every `element` column — all columns when there is no element).
+    /// `element` is `table.column`, several separated by commas; a property without one
+    /// concerns every dataset of the contract (freshness then uses the commit time).
     pub fn sla_check(&self, property: &SlaProperty) -> Option<Check> {
-        let (table, column) = match property.element.as_deref() {
-            Some(element) => match element.split_once('.') {
-                Some((t, c)) => (Some(t.trim()), Some(c.trim().to_string())),
-                None => (None, Some(element.trim().to_string())),
-            },
-            None => (None, None),
-        };
-        if table.is_some_and(|t| t != self.name.as_str()) {
+        let elements: Vec<(Option<&str>, &str)> = property
+            .element
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| match e.split_once('.') {
+                Some((t, c)) => (Some(t.trim()), c.trim()),
+                // A bare name is a column, or this dataset as a whole.
+                None if e == self.name.as_str() && self.column(e).is_none() => (Some(e), ""),
+                None => (None, e),
+            })
+            .collect();
+        let mine: Vec<&(Option<&str>, &str)> = elements
+            .iter()
+            .filter(|(t, _)| t.is_none_or(|t| t == self.name.as_str()))
+            .collect();
+        if !elements.is_empty() && mine.is_empty() {
             return None;
         }
-        if let Some(c) = &column
-            && self.column(c).is_none()
-        {
+        let columns: Vec<String> = mine
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(_, c)| c.to_string())
+            .collect();
+        if columns.iter().any(|c| self.column(c).is_none()) {
             return None;
+        }
+        let column = columns.first().cloned();
+        let property_name = property.property.to_ascii_lowercase();
+        if property_name == "completeness" {
+            return self.completeness_check(property, columns);
         }
         let seconds = duration_seconds(property.value.as_f64()?, property.unit.as_deref())?;
-        let (check_type, kind, what) = match property.property.to_ascii_lowercase().as_str() {
+        let (check_type, kind, what) = match property_name.as_str() {
             "freshness" | "latency" => (
                 "servicelevel_freshness",
                 CheckKind::Freshness {
@@ -338,6 +359,44 @@ impl DatasetSchema {
             unit: Unit::Rows,
             severity: Severity::Error,
             dimension: "timeliness".into(),
+            quality_id: None,
+            tags: Vec::new(),
+        })
+    }
+
+    /// SLA `completeness`: the value is a percentage (`unit` percent, `%` or none).
+    fn completeness_check(&self, property: &SlaProperty, columns: Vec<String>) -> Option<Check> {
+        let percent = property.value.as_f64()?;
+        if !matches!(
+            property
+                .unit
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            None | Some("percent" | "%")
+        ) {
+            return None;
+        }
+        let columns = if columns.is_empty() {
+            self.columns.iter().map(|c| c.name.clone()).collect()
+        } else {
+            columns
+        };
+        let field = (columns.len() == 1).then(|| columns[0].clone());
+        Some(Check {
+            check_type: "servicelevel_completeness",
+            name: format!(
+                "{} (rows with a value in {}) is at least {percent} %",
+                property.property,
+                columns.join(", ")
+            ),
+            model: self.name.to_string(),
+            field,
+            kind: CheckKind::Completeness { columns },
+            operator: Operator::GreaterOrEqualTo(percent),
+            unit: Unit::Percent,
+            severity: Severity::Error,
+            dimension: "completeness".into(),
             quality_id: None,
             tags: Vec::new(),
         })

@@ -242,6 +242,11 @@ pub enum CheckKind {
     Retention {
         column: String,
     },
+    /// SLA `completeness`: the share of rows (percent) with a value in every one of `columns`,
+    /// measured by counting the rows that miss one.
+    Completeness {
+        columns: Vec<String>,
+    },
 }
 
 /// One check of one dataset, ready to measure.
@@ -269,8 +274,9 @@ impl Check {
     /// Whether the check gates commits: blocking (error severity) and about the dataset as a
     /// whole — a row count, uniqueness, a share of null, missing or invalid values, a `sql`
     /// rule. Row-level rules need no gate (failing rows are quarantined one by one), schema
-    /// checks hold by construction (every batch is cast to the contract), and age-based SLOs
-    /// are not something a commit can break.
+    /// checks hold by construction (every batch is cast to the contract), and SLA properties
+    /// are service levels reported over time, not rules a batch is refused for (a `nullValues`
+    /// rule is how a contract refuses incomplete batches).
     pub fn gates_commits(&self) -> bool {
         self.severity.blocks()
             && matches!(
@@ -286,8 +292,8 @@ impl Check {
             )
     }
 
-    /// Whether the check counts rows (a row count, or null, missing or invalid values): its
-    /// measurements of two tables add up.
+    /// Whether the check counts rows (a row count, or null, missing, invalid or incomplete
+    /// values): its measurements of two tables add up.
     pub fn counts_rows(&self) -> bool {
         matches!(
             self.kind,
@@ -295,6 +301,7 @@ impl Check {
                 | CheckKind::NullValues
                 | CheckKind::MissingValues(_)
                 | CheckKind::InvalidValues { .. }
+                | CheckKind::Completeness { .. }
         )
     }
 

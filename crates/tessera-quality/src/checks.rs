@@ -196,9 +196,9 @@ pub fn is_pii(classification: Option<&str>) -> bool {
 /// The columns a check reads besides its field.
 fn columns_of(check: &Check) -> Vec<String> {
     match &check.kind {
-        CheckKind::PrimaryKeyUnique { columns } | CheckKind::DuplicateValues { columns } => {
-            columns.clone()
-        }
+        CheckKind::PrimaryKeyUnique { columns }
+        | CheckKind::DuplicateValues { columns }
+        | CheckKind::Completeness { columns } => columns.clone(),
         CheckKind::Freshness { column: Some(c) } | CheckKind::Retention { column: c } => {
             vec![c.clone()]
         }
@@ -419,6 +419,13 @@ fn plan(check: &Check, fused: &mut FusedAggregate, data_schema: &Schema) -> Plan
         CheckKind::Sql { query } => Plan::Sql {
             query: query.clone(),
         },
+        CheckKind::Completeness { columns } => {
+            let missing: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{} IS NULL", ident(c)))
+                .collect();
+            count(fused, format!("({})", missing.join(" OR ")))
+        }
     }
 }
 
@@ -614,10 +621,13 @@ fn judge(
         },
         Ok(Some(v)) => v,
     };
-    let value = match check.unit {
-        Unit::Percent if row_count > 0.0 => value / row_count * 100.0,
-        Unit::Percent => 0.0,
-        Unit::Rows => value,
+    let value = match (check.unit, &check.kind) {
+        // Completeness counts the incomplete rows and is judged on the complete ones.
+        (_, CheckKind::Completeness { .. }) if row_count > 0.0 => 100.0 - value / row_count * 100.0,
+        (_, CheckKind::Completeness { .. }) => 100.0,
+        (Unit::Percent, _) if row_count > 0.0 => value / row_count * 100.0,
+        (Unit::Percent, _) => 0.0,
+        (Unit::Rows, _) => value,
     };
     result.measured = Some(value);
     let passes = check.operator.passes(value);
@@ -663,6 +673,7 @@ fn describe(check: &Check, value: f64, rows: f64, passes: bool) -> String {
                 format!("expected type {expected}")
             };
         }
+        (CheckKind::Completeness { .. }, _) => format!("{v} % of {rows} rows complete"),
         (_, Unit::Percent) => format!("{v} % of {rows} rows"),
         (CheckKind::RowCount, _) => format!("{v} rows"),
         (CheckKind::Sql { .. }, _) => format!("the query returned {v}"),

@@ -171,7 +171,7 @@ const LARGER_IS_WEAKER: &[&str] = &[
     "timetorepair",
     "errorrate",
 ];
-const SMALLER_IS_WEAKER: &[&str] = &["availability", "throughput", "retention"];
+const SMALLER_IS_WEAKER: &[&str] = &["availability", "throughput", "retention", "completeness"];
 
 fn classify(change: &Change) -> Option<String> {
     let path: Vec<&str> = change.path.split('.').collect();

@@ -679,6 +679,46 @@ slaProperties:
     }
 
     #[test]
+    fn completeness_slo_counts_rows_with_every_element_column() {
+        let with = |sla: &str| {
+            let text = format!("{WITH_QUALITY}{sla}");
+            let doc = SpecDocument::parse("q.yaml", &text).unwrap();
+            crate::validate(&doc).unwrap();
+            let c = contract_from_document(&doc).unwrap();
+            let orders = c.dataset("orders").unwrap();
+            orders
+                .checks(&c.sla)
+                .into_iter()
+                .find(|k| k.check_type == "servicelevel_completeness")
+        };
+        let two = with(
+            "  - property: completeness\n    value: 99.5\n    unit: percent\n    element: orders.email, orders.placed_at\n",
+        )
+        .unwrap();
+        assert_eq!(
+            two.kind,
+            CheckKind::Completeness {
+                columns: vec!["email".into(), "placed_at".into()]
+            }
+        );
+        assert_eq!(two.operator, Operator::GreaterOrEqualTo(99.5));
+        assert_eq!((two.field, two.dimension.as_str()), (None, "completeness"));
+        // No element: every column of every dataset.
+        let all = with("  - property: completeness\n    value: 90\n").unwrap();
+        assert_eq!(
+            all.kind,
+            CheckKind::Completeness {
+                columns: vec!["order_id".into(), "email".into(), "placed_at".into()]
+            }
+        );
+        // Another dataset's column, or a unit that is not a percentage: not this dataset's check.
+        assert!(
+            with("  - property: completeness\n    value: 90\n    element: other.email\n").is_none()
+        );
+        assert!(with("  - property: completeness\n    value: 90\n    unit: rows\n").is_none());
+    }
+
+    #[test]
     fn quality_rules_that_cannot_run_are_reported_where_they_are() {
         // The standard itself refuses a library metric without an operator; what it allows
         // but cannot run is a column metric on the schema object.

@@ -362,3 +362,76 @@ async fn naive_timestamps_pass_unless_the_contract_states_a_zone() {
     assert_eq!(outcome, Outcome::Failed);
     assert!(reason.contains("found Timestamp(µs)"), "{reason}");
 }
+
+/// SLA `completeness`: the share of rows with a value in every element column, judged against
+/// the promised percentage; the incomplete rows are the samples.
+#[tokio::test]
+async fn completeness_slo_is_the_share_of_complete_rows() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    let ids: Vec<i64> = (1..=10).collect();
+    let emails: Vec<Option<String>> = ids
+        .iter()
+        .map(|i| (*i != 7).then(|| format!("u{i}@example.com")))
+        .collect();
+    let customers = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("email", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(emails)),
+        ],
+    )
+    .unwrap();
+    let completeness = |percent: u32| {
+        let contract = format!(
+            "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\n\
+             schema:\n  - name: customers\n    properties:\n      - name: id\n        \
+             logicalType: integer\n      - name: email\n        logicalType: string\n\
+             slaProperties:\n  - property: completeness\n    value: {percent}\n    \
+             unit: percent\n    element: customers.id, customers.email\n"
+        );
+        let customers = customers.clone();
+        async move {
+            let contract = tessera_spec::load_contract("contract.yaml", &contract).unwrap();
+            let dataset = &contract.datasets[0];
+            let ctx = SessionContext::new();
+            ctx.register_batch("customers", customers).unwrap();
+            let facts = TableFacts {
+                now_seconds: 0.0,
+                last_commit_seconds: None,
+                typed: true,
+            };
+            let results = run_checks(
+                &ctx,
+                "customers",
+                dataset,
+                &dataset.checks(&contract.sla),
+                &facts,
+            )
+            .await
+            .unwrap();
+            find(&results, "servicelevel_completeness", None).clone()
+        }
+    };
+    let met = completeness(90).await;
+    assert_eq!((met.outcome, met.measured), (Outcome::Passed, Some(90.0)));
+    assert_eq!(met.threshold, ">= 90 %");
+    let broken = completeness(95).await;
+    assert_eq!(
+        (broken.outcome, broken.measured),
+        (Outcome::Failed, Some(90.0))
+    );
+    assert_eq!(
+        broken.reason,
+        "90 % of 10 rows complete, which does not meet >= 95 %"
+    );
+    assert_eq!(broken.samples.len(), 1);
+    assert_eq!(broken.samples[0]["id"], 7);
+}

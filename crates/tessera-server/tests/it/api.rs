@@ -886,14 +886,14 @@ async fn the_openapi_document_is_true_to_the_server() {
 }
 
 /// The shop contract with dataset-level rules: a warning-only row count, a warning `sql` rule,
-/// and a freshness SLO the 2026-01 test data breaks.
+/// a freshness SLO the 2026-01 test data breaks and a completeness SLO it keeps.
 fn shop_contract_with_checks() -> String {
     SHOP_CONTRACT
         .replace(
             "  - name: orders\n    description: One row per order.\n",
             "  - name: orders\n    description: One row per order.\n    quality:\n      - id: enough_orders\n        metric: rowCount\n        mustBeGreaterThan: 10\n        severity: warning\n      - type: sql\n        query: SELECT count(*) FROM {object} WHERE amount = 0\n        mustBe: 0\n        severity: warning\n",
         )
-        + "slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n    element: orders.placed_at\n"
+        + "slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n    element: orders.placed_at\n  - property: completeness\n    value: 99\n    element: orders.amount\n"
 }
 
 fn check_of<'a>(run: &'a Value, check_type: &str, field: Option<&str>) -> &'a Value {
@@ -945,6 +945,12 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
     assert_eq!(fresh["result"], "failed", "{fresh}");
     assert_eq!(fresh["dimension"], "timeliness");
     assert_eq!(fresh["threshold"], "<= 86400 s");
+    let complete = check_of(run, "servicelevel_completeness", Some("amount"));
+    assert_eq!(
+        (complete["result"].as_str(), complete["measured"].as_f64()),
+        (Some("passed"), Some(100.0)),
+        "{complete}"
+    );
     for (check_type, field) in [
         ("field_required", "order_id"),
         ("field_regex", "customer_id"),
