@@ -209,6 +209,10 @@ def main():
         "|---|---:|---:|---:|",
         *[f"| {name} | {counts[name]} | {median(name, 0):.2f} | {median(name, 1):.0f} |" for name in tools],
         "",
+        "Both tools report 23 checks (each column present and typed, 3 required, 1 unique, 4 bounds, "
+        "1 pattern, 1 valid-values, the row count); datacontract-cli reports its 6 type checks as warnings "
+        "(it does not check types in Parquet files), Tessera checks them.",
+        "",
         f"Tessera takes {ours / cli:.2f}× datacontract-cli's time (bar: ≤ 0.5×) and {ours / floor:.2f}× the "
         f"fused DuckDB query's (bar: ≤ 1.2×); its peak memory is {median('tessera test', 1) / median('datacontract-cli test', 1):.2f}× "
         "the CLI's (bar: ≤ 1×).",

@@ -20,8 +20,12 @@ def machine():
 
 
 def git_rev():
+    """The commit measured; `-dirty` when files other than the results differ from it."""
     try:
-        return subprocess.check_output(["git", "describe", "--always", "--dirty"], cwd=ROOT, text=True).strip()
+        rev = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+        changed = subprocess.check_output(
+            ["git", "status", "--porcelain", "--", ".", ":!bench/RESULTS.md"], cwd=ROOT, text=True)
+        return rev + ("-dirty" if changed.strip() else "")
     except Exception:
         return "unknown"
 

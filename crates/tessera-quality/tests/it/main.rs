@@ -140,6 +140,20 @@ async fn row_count_quality_id_and_percent_severity_rules() {
     assert_eq!(rows.check.quality_id.as_deref(), Some("orders_not_empty"));
     assert_eq!(rows.check.tags, vec!["critical", "cheap"]);
 
+    // quality-dimensions (ODCS v3.0.2): `rowCount > 1` with its own dimension passes; the
+    // built-in checks keep datacontract-cli's default dimensions.
+    let dimensions =
+        std::fs::read_to_string(fixtures().join("quality-dimensions/datacontract.yaml")).unwrap();
+    let results = run(&dimensions, "diagnostics/data/orders.csv").await;
+    let rows = find(&results, "row_count", None);
+    assert_eq!(
+        (rows.outcome, rows.measured, rows.check.dimension.as_str()),
+        (Outcome::Passed, Some(5.0), "completeness")
+    );
+    let present = find(&results, "field_is_present", Some("email"));
+    assert_eq!(present.outcome, Outcome::Passed);
+    assert!(results.iter().all(|r| r.outcome == Outcome::Passed));
+
     // tests/test_test_quality_percent_severity.py, inline there: 40 % invalid amounts, 0 % null
     // emails, and a warning that does not fail the run.
     let percent = r#"apiVersion: v3.1.0
