@@ -14,6 +14,6 @@ mod store;
 pub use error::{CatalogError, Result};
 pub use records::{
     BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord, DatasetRecord, DomainRecord,
-    MetadataChange, ProductRecord,
+    MetadataChange, ProductRecord, RunFilter, Triggers,
 };
 pub use store::Catalog;

@@ -110,3 +110,58 @@ pub struct CheckResultRecord {
     /// Failed-row samples as a JSON array.
     pub samples: String,
 }
+
+/// Which check runs [`crate::Catalog::check_runs`] lists: those of one dataset or of every
+/// dataset of a product, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFilter<'a> {
+    pub domain: &'a str,
+    pub product: &'a str,
+    /// One dataset, or `None` for every dataset of the product.
+    pub dataset: Option<&'a str>,
+    pub triggers: Triggers<'a>,
+    /// Only runs that started before this time (RFC 3339, as stored).
+    pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// Runs kept or left out by their trigger.
+#[derive(Debug, Clone, Copy)]
+pub enum Triggers<'a> {
+    Any,
+    Only(&'a [&'a str]),
+    Except(&'a [&'a str]),
+}
+
+impl<'a> RunFilter<'a> {
+    /// The newest `limit` runs of one dataset, whatever their trigger.
+    pub fn dataset(domain: &'a str, product: &'a str, dataset: &'a str, limit: i64) -> Self {
+        Self {
+            domain,
+            product,
+            dataset: Some(dataset),
+            triggers: Triggers::Any,
+            before: None,
+            limit,
+        }
+    }
+
+    /// The newest `limit` runs of every dataset of a product.
+    pub fn product(domain: &'a str, product: &'a str, limit: i64) -> Self {
+        Self {
+            dataset: None,
+            ..Self::dataset(domain, product, "", limit)
+        }
+    }
+
+    pub fn triggers(self, triggers: Triggers<'a>) -> Self {
+        Self { triggers, ..self }
+    }
+
+    pub fn before(self, started_at: &'a str) -> Self {
+        Self {
+            before: Some(started_at),
+            ..self
+        }
+    }
+}

@@ -357,25 +357,46 @@ impl Catalog {
         Ok(())
     }
 
-    /// The check runs of a dataset, newest first, at most `limit`.
-    pub async fn check_runs(
-        &self,
-        domain: &str,
-        product: &str,
-        dataset: &str,
-        limit: i64,
-    ) -> Result<Vec<CheckRunRecord>> {
-        let rows = sqlx::query(
+    /// The check runs `filter` selects, newest first.
+    pub async fn check_runs(&self, filter: RunFilter<'_>) -> Result<Vec<CheckRunRecord>> {
+        let mut sql = String::from(
             "SELECT run_id, domain, product, dataset, contract_id, contract_version, trigger, started_at, finished_at, result, score, table_version
-             FROM check_runs WHERE domain = $1 AND product = $2 AND dataset = $3
-             ORDER BY started_at DESC, run_id DESC LIMIT $4",
-        )
-        .bind(domain.to_string())
-        .bind(product.to_string())
-        .bind(dataset.to_string())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+             FROM check_runs WHERE domain = $1 AND product = $2",
+        );
+        let mut binds: Vec<String> = vec![filter.domain.into(), filter.product.into()];
+        let param = |binds: &mut Vec<String>, value: &str| {
+            binds.push(value.to_string());
+            format!("${}", binds.len())
+        };
+        if let Some(dataset) = filter.dataset {
+            sql += &format!(" AND dataset = {}", param(&mut binds, dataset));
+        }
+        if let Some(before) = filter.before {
+            sql += &format!(" AND started_at < {}", param(&mut binds, before));
+        }
+        match filter.triggers {
+            Triggers::Any | Triggers::Except([]) => {}
+            // `IN ()` is not SQL: an empty list keeps nothing.
+            Triggers::Only([]) => sql += " AND 1 = 0",
+            Triggers::Only(list) | Triggers::Except(list) => {
+                let params: Vec<String> = list.iter().map(|t| param(&mut binds, t)).collect();
+                let not = match filter.triggers {
+                    Triggers::Except(_) => "NOT ",
+                    _ => "",
+                };
+                sql += &format!(" AND trigger {not}IN ({})", params.join(", "));
+            }
+        }
+        sql += &format!(
+            " ORDER BY started_at DESC, run_id DESC LIMIT ${}",
+            binds.len() + 1
+        );
+        // Values are bound; only placeholders are put into the text.
+        let mut query = sqlx::query(constant_sql(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.bind(filter.limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(CheckRunRecord {

@@ -2,13 +2,17 @@
 //! later on a schedule and on every commit. Each run is kept, with per check the result, the
 //! measured value, the threshold and failed-row samples, and the dataset's quality score.
 
-use tessera_catalog::{CheckResultRecord, CheckRunRecord, DatasetRecord};
+use std::collections::HashMap;
+
+use tessera_catalog::{CheckResultRecord, CheckRunRecord, DatasetRecord, RunFilter, Triggers};
 use tessera_core::{Severity, quality_score};
 use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
 
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
-use crate::views::{CheckReport, CheckResultView, CheckRunView, DatasetQuality, QualitySummary};
+use crate::views::{
+    CheckReport, CheckResultView, CheckRunView, DatasetQuality, ProductQualityPoint, QualitySummary,
+};
 
 /// The trigger of the run that made a batch be refused (its results describe data that was
 /// never committed).
@@ -16,6 +20,13 @@ pub(crate) const REFUSED_COMMIT: &str = "refused_commit";
 
 /// The trigger of the run a commit records (its gate's checks only).
 pub(crate) const COMMIT: &str = "commit";
+
+/// The trigger of a run the server's scheduler started.
+pub(crate) const SCHEDULE: &str = "schedule";
+
+/// Runs that measured only part of the checks, or data that was never committed: they do not
+/// make a quality score.
+const PARTIAL: &[&str] = &[COMMIT, REFUSED_COMMIT];
 
 impl Mesh {
     /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores
@@ -155,36 +166,99 @@ impl Mesh {
         dataset: &str,
         limit: i64,
     ) -> Result<Vec<CheckRunView>> {
+        self.runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
+            .await
+    }
+
+    async fn runs_with_results(&self, filter: RunFilter<'_>) -> Result<Vec<CheckRunView>> {
         let mut out = Vec::new();
-        for run in self
-            .catalog
-            .check_runs(domain, product, dataset, limit)
-            .await?
-        {
+        for run in self.catalog.check_runs(filter).await? {
             let results = self.catalog.check_results(&run.run_id).await?;
             out.push(run_view(run, results));
         }
         Ok(out)
     }
+
+    /// The latest full run (on demand or scheduled) of each dataset of a product.
+    async fn latest_full_runs(
+        &self,
+        domain: &str,
+        product: &str,
+        before: Option<&str>,
+    ) -> Result<Vec<CheckRunView>> {
+        let mut latest = Vec::new();
+        for d in self.catalog.datasets(Some((domain, product))).await? {
+            let mut filter =
+                RunFilter::dataset(domain, product, &d.name, 1).triggers(Triggers::Except(PARTIAL));
+            if let Some(before) = before {
+                filter = filter.before(before);
+            }
+            latest.extend(self.runs_with_results(filter).await?);
+        }
+        Ok(latest)
+    }
+
+    /// A product's quality over time, newest first: one point per full run of one of its
+    /// datasets, with the product's score and result as of that run (over the latest full run
+    /// of each dataset then).
+    pub async fn product_quality_history(
+        &self,
+        domain: &str,
+        product: &str,
+        limit: i64,
+    ) -> Result<Vec<ProductQualityPoint>> {
+        if self.catalog.product(domain, product).await?.is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{product}"
+            )));
+        }
+        let mut runs = self
+            .runs_with_results(
+                RunFilter::product(domain, product, limit).triggers(Triggers::Except(PARTIAL)),
+            )
+            .await?;
+        let Some(oldest) = runs.last().map(|r| r.started_at.clone()) else {
+            return Ok(Vec::new());
+        };
+        // What each dataset looked like before the oldest point, then the points in order.
+        let mut current: HashMap<String, CheckRunView> = self
+            .latest_full_runs(domain, product, Some(&oldest))
+            .await?
+            .into_iter()
+            .map(|r| (r.dataset.clone(), r))
+            .collect();
+        runs.reverse();
+        let mut points = Vec::with_capacity(runs.len());
+        for run in runs {
+            let point = ProductQualityPoint {
+                checked_at: run.finished_at.clone(),
+                dataset: run.dataset.clone(),
+                run_id: run.run_id.clone(),
+                trigger: run.trigger.clone(),
+                score: None,
+                result: String::new(),
+            };
+            current.insert(run.dataset.clone(), run);
+            let report = report_of(String::new(), current.values().cloned().collect());
+            points.push(ProductQualityPoint {
+                score: report.score,
+                result: report.result,
+                ..point
+            });
+        }
+        points.reverse();
+        Ok(points)
+    }
 }
 
 impl Mesh {
-    /// The quality of a product as of the latest check run of each of its datasets.
+    /// The quality of a product as of the latest full check run of each of its datasets.
     pub(crate) async fn quality_summary(
         &self,
         domain: &str,
         product: &str,
     ) -> Result<QualitySummary> {
-        let mut latest = Vec::new();
-        for d in self.catalog.datasets(Some((domain, product))).await? {
-            // Runs of every check only: a commit's run has just the checks its gate measured,
-            // and a refused batch's describes data that was never committed.
-            let runs = self.check_history(domain, product, &d.name, 50).await?;
-            latest.extend(
-                runs.into_iter()
-                    .find(|r| r.trigger != REFUSED_COMMIT && r.trigger != COMMIT),
-            );
-        }
+        let latest = self.latest_full_runs(domain, product, None).await?;
         let summary = report_of(format!("{domain}.{product}"), latest);
         Ok(QualitySummary {
             score: summary.score,

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tessera_catalog::{RunFilter, Triggers};
 use tessera_spec::parse_schedule;
 
+use crate::checks::SCHEDULE;
 use crate::mesh::Mesh;
 
 /// Runs scheduled checks until the task is aborted.
@@ -38,13 +40,9 @@ async fn run_due(mesh: &Mesh) -> crate::Result<()> {
         let Ok(schedule) = parse_schedule(expression) else {
             continue;
         };
-        let since = match mesh
-            .catalog
-            .check_runs(&record.domain, &record.product, &record.name, 50)
-            .await?
-            .into_iter()
-            .find(|r| r.trigger == "schedule")
-        {
+        let last_scheduled = RunFilter::dataset(&record.domain, &record.product, &record.name, 1)
+            .triggers(Triggers::Only(&[SCHEDULE]));
+        let since = match mesh.catalog.check_runs(last_scheduled).await?.pop() {
             Some(run) => run.started_at,
             None => record.updated_at.clone(),
         };
@@ -61,7 +59,7 @@ async fn run_due(mesh: &Mesh) -> crate::Result<()> {
                     &record.domain,
                     &record.product,
                     Some(&record.name),
-                    "schedule",
+                    SCHEDULE,
                 )
                 .await?;
             tracing::info!(target = %report.target, result = %report.result, "scheduled checks ran");

@@ -332,6 +332,23 @@ pub struct QualitySummary {
     pub datasets: Vec<DatasetQuality>,
 }
 
+/// A product's quality after one full check run of one of its datasets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductQualityPoint {
+    /// When the run finished.
+    pub checked_at: String,
+    /// `domain.product.dataset` of the run.
+    pub dataset: String,
+    pub run_id: String,
+    /// `on_demand` or `schedule`.
+    pub trigger: String,
+    /// Severity-weighted share of passing checks over the latest full run of each dataset
+    /// as of this run.
+    pub score: Option<f64>,
+    /// The worst result of those runs.
+    pub result: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DatasetQuality {
     /// `domain.product.dataset`.

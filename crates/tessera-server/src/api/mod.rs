@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(list_contracts))
         .routes(routes!(list_contract_versions))
         .routes(routes!(get_contract_version))
-        .routes(routes!(check_product))
+        .routes(routes!(check_product, product_quality_history))
         .routes(routes!(check_dataset))
         .routes(routes!(check_history))
         .routes(routes!(apply))
@@ -358,6 +358,24 @@ async fn check_product(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/products/{domain}/{product}/checks", tag = "quality",
+    params(("domain" = String, Path), ("product" = String, Path), HistoryParams),
+    responses((status = 200, description = "The product's quality score after each full check run of one of its datasets, newest first", body = [ProductQualityPoint]),
+              (status = 404, description = "No such product", body = ErrorBody)))]
+async fn product_quality_history(
+    State(s): State<AppState>,
+    Path((domain, product)): Path<(String, String)>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<ProductQualityPoint>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let (d, p) = (name(&domain)?, name(&product)?);
+    Ok(Json(
+        s.mesh
+            .product_quality_history(d.as_str(), p.as_str(), params.limit())
+            .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/datasets/{domain}/{product}/{dataset}/checks", tag = "quality",
     params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path)),
     responses((status = 200, description = "The dataset's checks, run now and stored", body = CheckReport),
@@ -385,6 +403,12 @@ struct HistoryParams {
     limit: Option<i64>,
 }
 
+impl HistoryParams {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(20).clamp(1, 1000)
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/datasets/{domain}/{product}/{dataset}/checks", tag = "quality",
     params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path), HistoryParams),
     responses((status = 200, description = "Stored check runs, newest first", body = [CheckRunView]),
@@ -397,7 +421,7 @@ async fn check_history(
     let Query(params) = params.map_err(ApiError::from_query_rejection)?;
     let r = dataset_ref(&domain, &product, &dataset)?;
     s.mesh.dataset(&r).await?;
-    let limit = params.limit.unwrap_or(20).clamp(1, 1000);
+    let limit = params.limit();
     Ok(Json(
         s.mesh
             .check_history(

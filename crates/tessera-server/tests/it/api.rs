@@ -850,6 +850,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/domains/{domain}",
             "GET /api/v1/products",
             "GET /api/v1/products/{domain}/{product}",
+            "GET /api/v1/products/{domain}/{product}/checks",
             "GET /health",
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
@@ -1025,6 +1026,40 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
         "{}",
         product["runs"][0]
     );
+
+    // The product's score over time: one point per full run (commit runs measure only the
+    // gate's checks and are left out), each over the latest run of every dataset then.
+    let (status, points) = server.get("/api/v1/products/shop/orders/checks").await;
+    assert_eq!(status, 200, "{points}");
+    let points = points.as_array().unwrap();
+    let seen: Vec<(&str, &str)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["dataset"].as_str().unwrap(),
+                p["trigger"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("shop.orders.orders", "on_demand"),
+            ("shop.orders.customers", "on_demand"),
+            ("shop.orders.orders", "on_demand"),
+            ("shop.orders.orders", "on_demand"),
+        ]
+    );
+    assert_eq!(points[0]["score"], product["score"]);
+    assert_eq!(points[0]["result"], "failed");
+    assert_eq!(points[3]["score"], run["score"]);
+    // With fewer points, the newest still counts every dataset's latest run.
+    let (_, newest) = server
+        .get("/api/v1/products/shop/orders/checks?limit=1")
+        .await;
+    assert_eq!(newest[0]["score"], product["score"], "{newest}");
+    let (_, shown) = server.get("/api/v1/products/shop/orders").await;
+    assert_eq!(shown["quality"]["score"], product["score"]);
     assert_eq!(
         server
             .post_json("/api/v1/datasets/shop/orders/nope/checks", &json!({}))
@@ -1039,6 +1074,7 @@ async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
             .0,
         404
     );
+    assert_eq!(server.get("/api/v1/products/shop/nope/checks").await.0, 404);
 }
 
 async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store: Store) {

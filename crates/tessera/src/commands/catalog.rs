@@ -99,6 +99,19 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
                     q.checked_at
                 );
             }
+            let history: Vec<ProductQualityPoint> = client
+                .get(
+                    &["api", "v1", "products", &domain, &name, "checks"],
+                    &[("limit", "10")],
+                )
+                .await?;
+            if history.len() > 1 {
+                let scores: Vec<String> = history
+                    .iter()
+                    .map(|h| h.score.map_or("-".into(), |s| format!("{s:.1}")))
+                    .collect();
+                println!("  score history, newest first: {}", scores.join(", "));
+            }
             let ports = |ports: &[PortView]| {
                 ports
                     .iter()

@@ -395,6 +395,18 @@ fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
         "{}",
         shown.stdout
     );
+    // Three runs of the same failing checks so far: the same score three times.
+    let history = shown
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("score history, newest first: "))
+        .unwrap_or_else(|| panic!("no score history in {}", shown.stdout));
+    let scores: Vec<&str> = history.split(", ").collect();
+    assert_eq!(scores.len(), 3, "{history}");
+    assert!(
+        scores.iter().all(|s| *s == scores[0] && *s != "100.0"),
+        "{history}"
+    );
 }
 
 #[test]
