@@ -26,11 +26,10 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import tempfile
 
 import duckdb
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, write_section
+from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, write_section
 
 
 CONTRACT = """apiVersion: v3.1.0
@@ -140,7 +139,7 @@ def main():
     args = parser.parse_args()
 
     require_binary(args.binary)
-    work = pathlib.Path(tempfile.mkdtemp(prefix="tessera-checks-"))
+    work = scratch_dir("tessera-checks-")
     print(f"generating {args.rows:,} rows in {work}", flush=True)
     duckdb.connect().execute(f"""
         COPY (SELECT i AS id,

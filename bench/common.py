@@ -1,9 +1,12 @@
 """What every benchmark script shares: the machine and version lines, and writing a section into
 bench/RESULTS.md (newest first)."""
 
+import atexit
 import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -51,3 +54,10 @@ def require_binary(path):
     if not os.path.exists(path):
         raise SystemExit(f"{path} not found: build it with `cargo build --release -p tessera` "
                          "(CARGO_TARGET_DIR is honoured; --binary overrides)")
+
+
+def scratch_dir(prefix):
+    """A fresh temporary directory for a run's data, removed when the script exits."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path

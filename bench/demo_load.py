@@ -19,14 +19,13 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 import duckdb
 import duckdb_extension_delta
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, write_section
+from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, write_section
 
 
 
@@ -66,7 +65,7 @@ def main():
     args = parser.parse_args()
     require_binary(args.binary)
 
-    data = tempfile.mkdtemp(prefix="tessera-bench-")
+    data = str(scratch_dir("tessera-bench-"))
     print(f"loading the demo at scale {args.scale} into {data}", flush=True)
     start = time.perf_counter()
     load = subprocess.run(

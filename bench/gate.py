@@ -19,13 +19,12 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 import duckdb
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, write_section
+from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, write_section
 
 
 PRODUCT = """apiVersion: v1.0.0
@@ -113,7 +112,7 @@ def main():
     args = parser.parse_args()
     require_binary(args.binary)
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="tessera-gate-"))
+    work = scratch_dir("tessera-gate-")
     con = duckdb.connect()
     chunk = 1_000_000
     print(f"generating {args.rows:,} rows in {work}", flush=True)
