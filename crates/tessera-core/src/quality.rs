@@ -317,6 +317,15 @@ impl Check {
         }
     }
 
+    /// How messages name the check: its key, and for a `sql` rule without an id its name too
+    /// (several such rules of one dataset share a key).
+    pub fn label(&self) -> String {
+        match (&self.quality_id, &self.kind) {
+            (None, CheckKind::Sql { .. }) => format!("{} ({:?})", self.key(), self.name),
+            _ => self.key(),
+        }
+    }
+
     /// A key that identifies the check across runs of the same contract.
     pub fn key(&self) -> String {
         match (&self.quality_id, &self.field) {

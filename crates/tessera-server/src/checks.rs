@@ -16,7 +16,7 @@ use crate::views::{
 
 /// The trigger of the run that made a batch be refused (its results describe data that was
 /// never committed).
-pub(crate) const REFUSED_COMMIT: &str = "refused_commit";
+pub const REFUSED_COMMIT: &str = "refused_commit";
 
 /// The trigger of the run a commit records (its gate's checks only).
 pub(crate) const COMMIT: &str = "commit";

@@ -183,7 +183,7 @@ impl Mesh {
                     check.field.clone().unwrap_or_default(),
                     format!(
                         "the batch would make check {} fail: {}",
-                        check.key(),
+                        check.label(),
                         now.reason
                     ),
                 ));

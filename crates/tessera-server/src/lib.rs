@@ -23,6 +23,7 @@ mod scheduler;
 pub mod views;
 
 pub use app::Application;
+pub use checks::REFUSED_COMMIT;
 pub use config::ServerConfig;
 pub use error::{Result, ServiceError};
 pub use local_test::test_contract;

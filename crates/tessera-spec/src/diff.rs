@@ -82,14 +82,24 @@ fn normalise(v: &Value, parent_key: Option<&str>) -> Value {
                 let field = |f: &str| item.get(f).and_then(Value::as_str).map(str::to_string);
                 match parent_key {
                     Some("slaProperties") => field("property"),
-                    Some("quality") => field("id").or_else(|| field("name")),
+                    // A rule without id or name is known by what it measures, so that removing
+                    // one rule does not make the next one look changed.
+                    Some("quality") => field("id")
+                        .or_else(|| field("name"))
+                        .or_else(|| field("metric"))
+                        .or_else(|| field("type")),
                     _ => field("name"),
                 }
                 .unwrap_or_else(|| format!("[{i}]"))
             };
             let mut map = serde_json::Map::new();
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for (i, item) in items.iter().enumerate() {
-                map.insert(key_of((i, item)), normalise(item, None));
+                let base = key_of((i, item));
+                let n = seen.entry(base.clone()).or_default();
+                *n += 1;
+                let key = if *n == 1 { base } else { format!("{base}#{n}") };
+                map.insert(key, normalise(item, None));
             }
             Value::Object(map)
         }
@@ -171,7 +181,7 @@ const LARGER_IS_WEAKER: &[&str] = &[
     "timetorepair",
     "errorrate",
 ];
-const SMALLER_IS_WEAKER: &[&str] = &["availability", "throughput", "retention", "completeness"];
+const SMALLER_IS_WEAKER: &[&str] = &["availability", "throughput", "completeness"];
 
 fn classify(change: &Change) -> Option<String> {
     let path: Vec<&str> = change.path.split('.').collect();
@@ -227,6 +237,24 @@ fn classify(change: &Change) -> Option<String> {
                 (None, Some(_)) => Some(format!("quality rule {rule} threshold tightened")),
                 _ => None,
             }
+        }
+        ([.., "quality", rule, "arguments", "validValues"], kind) => {
+            let values = |v: Option<&Value>| v.and_then(Value::as_array).cloned();
+            let dropped = match (kind, values(old), values(new)) {
+                (Added, _, _) => true,
+                (Updated, Some(before), Some(after)) => before.iter().any(|v| !after.contains(v)),
+                _ => false,
+            };
+            dropped.then(|| {
+                format!(
+                    "quality rule {rule} accepts fewer values ({} → {})",
+                    show(old),
+                    show(new)
+                )
+            })
+        }
+        ([.., "quality", rule, "arguments", "pattern"], Added | Updated) => {
+            Some(format!("quality rule {rule} pattern changed"))
         }
         ([.., "quality", rule, "severity"], _) => {
             let before = Severity::parse(old.and_then(Value::as_str));
@@ -299,16 +327,21 @@ fn classify_sla(changes: &mut [Change], old: &Value, new: &Value) {
             _ => (ov, nv),
         };
         let name = p.to_ascii_lowercase();
-        let weaker = if LARGER_IS_WEAKER.contains(&name.as_str()) {
-            n > o
-        } else if SMALLER_IS_WEAKER.contains(&name.as_str()) {
-            n < o
+        // Retention is checked as the age of the oldest data (a limit, as datacontract-cli
+        // checks it): a longer one weakens the limit, a shorter one takes history away from
+        // consumers. Both break someone's expectations.
+        let how = if name == "retention" && n != o {
+            Some(if n > o { "weakened" } else { "shortened" })
+        } else if (LARGER_IS_WEAKER.contains(&name.as_str()) && n > o)
+            || (SMALLER_IS_WEAKER.contains(&name.as_str()) && n < o)
+        {
+            Some("weakened")
         } else {
-            false
+            None
         };
-        change.breaking = weaker.then(|| {
+        change.breaking = how.map(|how| {
             format!(
-                "SLO {p} weakened ({ov}{} → {nv}{})",
+                "SLO {p} {how} ({ov}{} → {nv}{})",
                 ou.map(|u| format!(" {u}")).unwrap_or_default(),
                 nu.map(|u| format!(" {u}")).unwrap_or_default()
             )
@@ -414,7 +447,7 @@ mod tests {
                     "schema.t.properties.a.logicalTypeOptions.minimum",
                     Some("constraint minimum on column a tightened (0 → 1)")
                 ),
-                ("schema.t.properties.a.quality.[1]", None),
+                ("schema.t.properties.a.quality.duplicateValues", None),
                 (
                     "schema.t.properties.a.quality.few_nulls.mustBeLessThan",
                     Some("quality rule few_nulls threshold tightened (< 5 → < 2)")
@@ -436,6 +469,49 @@ mod tests {
         assert_eq!(
             breaking,
             vec!["constraint maximum on column a tightened (20 → 10)"]
+        );
+    }
+
+    #[test]
+    fn rules_without_ids_valid_values_and_retention() {
+        let doc = |rules: &str, valid: &str, retention: &str| {
+            contract(&format!(
+                "schema:\n  - name: t\n    quality:\n{rules}    properties:\n      - name: s\n        logicalType: string\n        quality:\n          - metric: invalidValues\n            arguments:\n              validValues: {valid}\n            mustBe: 0\nslaProperties:\n  - property: retention\n    value: {retention}\n    unit: d\n    element: t.s\n"
+            ))
+        };
+        let two_rules = "      - metric: rowCount\n        mustBeGreaterThan: 0\n      - metric: duplicateValues\n        arguments:\n          properties: [s]\n        mustBe: 0\n";
+        let one_rule = "      - metric: duplicateValues\n        arguments:\n          properties: [s]\n        mustBe: 0\n";
+        let breaking = |old: &Value, new: &Value| -> Vec<String> {
+            diff_contracts(old, new)
+                .into_iter()
+                .filter_map(|c| c.breaking)
+                .collect()
+        };
+        let base = doc(two_rules, "[x, y, z]", "30");
+        // Removing a rule without an id loosens the contract; the other rule is unchanged.
+        let fewer = doc(one_rule, "[x, y, z]", "30");
+        let changes = diff_contracts(&base, &fewer);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            (changes[0].path.as_str(), changes[0].breaking.clone()),
+            ("schema.t.quality.rowCount", None)
+        );
+        // Fewer valid values refuse what was accepted; more do not.
+        assert_eq!(
+            breaking(&base, &doc(two_rules, "[x, y]", "30")),
+            vec![
+                "quality rule invalidValues accepts fewer values ([\"x\",\"y\",\"z\"] → [\"x\",\"y\"])"
+            ]
+        );
+        assert!(breaking(&base, &doc(two_rules, "[x, y, z, w]", "30")).is_empty());
+        // Retention breaks both ways: a longer limit, or less history.
+        assert_eq!(
+            breaking(&base, &doc(two_rules, "[x, y, z]", "60")),
+            vec!["SLO retention weakened (30 d → 60 d)"]
+        );
+        assert_eq!(
+            breaking(&base, &doc(two_rules, "[x, y, z]", "7")),
+            vec!["SLO retention shortened (30 d → 7 d)"]
         );
     }
 

@@ -91,9 +91,15 @@ fn print_table(report: &CheckReport) {
             "REASON",
         ]);
         for c in &run.checks {
+            // Rules are told apart by their id, or else (several sql rules) by their name.
+            let check = match (&c.quality_id, c.check_type.ends_with("quality_sql")) {
+                (Some(id), _) => format!("{}\n  {id}", c.check_type),
+                (None, true) => format!("{}\n  {}", c.check_type, c.name),
+                (None, false) => c.check_type.clone(),
+            };
             t.add_row(vec![
                 c.result.clone(),
-                c.check_type.clone(),
+                check,
                 c.field.clone().unwrap_or_default(),
                 number(c.measured),
                 c.threshold.clone(),

@@ -17,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
 use tessera_server::views::{ApplyRequest, IngestReport, SourceFile};
-use tessera_server::{Application, BatchData, Mesh};
+use tessera_server::{Application, BatchData, Mesh, REFUSED_COMMIT};
 
 use crate::cli::DemoArgs;
 use crate::commands::serve;
@@ -302,6 +302,19 @@ async fn print_checks(mesh: &Mesh) -> Result<()> {
                     "    {} {}: {} ({})",
                     c.result, run.dataset, c.name, c.reason
                 );
+            }
+            // What the commit gate kept out: the data is not in the table, the run is kept.
+            let dataset = run.dataset.rsplit('.').next().unwrap_or_default();
+            let history = mesh
+                .check_history(product.domain.as_str(), product.name.as_str(), dataset, 100)
+                .await?;
+            for refused in history.iter().filter(|r| r.trigger == REFUSED_COMMIT) {
+                for c in refused.checks.iter().filter(|c| c.result == "failed") {
+                    println!(
+                        "    refused a batch of {}: {} ({})",
+                        run.dataset, c.name, c.reason
+                    );
+                }
             }
         }
     }

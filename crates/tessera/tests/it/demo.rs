@@ -138,6 +138,7 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
     for expected in [
         "warning artwork_engagement.engagement.events_raw: Bot traffic stays under 1 % of events (the query returned 6.0393",
         "batch artgo-42-0.05-sales-9 refused whole: the batch would make check sales.hash_chain_intact fail: the query returned 1, which does not meet = 0",
+        "refused a batch of marketplace.provenance.sales: Every sale's prev_hash is the hash of the sale before it (the query returned 1, which does not meet = 0)",
         "failed artwork_engagement.engagement.events_raw: latency (newest data) is at most 5 m old",
         "marketing.artist_campaigns                       passed   score 100.0",
     ] {
