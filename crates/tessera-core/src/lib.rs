@@ -16,11 +16,12 @@ pub use error::{CoreError, Result};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product, QUARANTINE_AT,
     QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON, QUARANTINE_ROW_NUMBER,
-    QUARANTINE_RULE, SlaProperty, duration_seconds,
+    QUARANTINE_RULE, SlaProperty, duration_seconds, sla_duration_seconds,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
 pub use quality::{
-    Check, CheckKind, Operator, QualityRule, RuleKind, Severity, Unit, quality_score,
+    COLUMN_PLACEHOLDERS, Check, CheckKind, Operator, QualityRule, RuleKind, Severity,
+    TABLE_PLACEHOLDERS, Unit, quality_score, substitute_placeholders,
 };
 pub use rules::{Bound, RowRule, RowRuleKind};
 pub use types::{

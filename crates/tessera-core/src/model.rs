@@ -326,7 +326,7 @@ impl DatasetSchema {
         if property_name == "completeness" {
             return self.completeness_check(property, columns);
         }
-        let seconds = duration_seconds(property.value.as_f64()?, property.unit.as_deref())?;
+        let seconds = sla_duration_seconds(&property.value, property.unit.as_deref())?;
         let (check_type, kind, what) = match property_name.as_str() {
             "freshness" | "latency" => (
                 "servicelevel_freshness",
@@ -344,11 +344,10 @@ impl DatasetSchema {
             ),
             _ => return None,
         };
-        let limit = format!(
-            "{} {}",
-            property.value,
-            property.unit.as_deref().unwrap_or("s")
-        );
+        let limit = match (&property.value, property.unit.as_deref()) {
+            (serde_json::Value::String(text), None) => text.clone(),
+            (value, unit) => format!("{value} {}", unit.unwrap_or("s")),
+        };
         Some(Check {
             check_type,
             name: format!("{} ({what}) is at most {limit} old", property.property),
@@ -496,6 +495,57 @@ pub struct Constraints {
     pub exclusive_maximum: Option<Bound>,
     pub valid_values: Option<Vec<serde_json::Value>>,
     pub timezone: Option<bool>,
+}
+
+/// The duration an SLA `value` states, in seconds: a number with a `unit` (see
+/// [`duration_seconds`]), or an ISO 8601 duration such as `P1Y`, `P30D` or `PT24H` (as
+/// datacontract-cli accepts), whose unit is in the text.
+pub fn sla_duration_seconds(value: &serde_json::Value, unit: Option<&str>) -> Option<f64> {
+    match value {
+        serde_json::Value::Number(n) => duration_seconds(n.as_f64()?, unit),
+        serde_json::Value::String(text) => match text.trim().parse::<f64>() {
+            Ok(n) => duration_seconds(n, unit),
+            Err(_) => iso8601_seconds(text.trim()),
+        },
+        _ => None,
+    }
+}
+
+/// `PnYnMnWnDTnHnMnS` in seconds (a year of 365 days, a month of 30), as [`duration_seconds`].
+fn iso8601_seconds(text: &str) -> Option<f64> {
+    let rest = text.strip_prefix('P').or_else(|| text.strip_prefix('p'))?;
+    let (date, time) = rest.split_once(['T', 't']).unwrap_or((rest, ""));
+    let mut total = 0.0;
+    let mut any = false;
+    for (part, units) in [(date, "YMWD"), (time, "HMS")] {
+        let mut number = String::new();
+        for ch in part.chars() {
+            if ch.is_ascii_digit() || ch == '.' {
+                number.push(ch);
+                continue;
+            }
+            let upper = ch.to_ascii_uppercase();
+            if !units.contains(upper) || number.is_empty() {
+                return None;
+            }
+            let unit = match (units, upper) {
+                (_, 'Y') => "y",
+                ("YMWD", 'M') => "mo",
+                (_, 'W') => "w",
+                (_, 'D') => "d",
+                (_, 'H') => "h",
+                (_, 'M') => "m",
+                _ => "s",
+            };
+            total += duration_seconds(number.parse().ok()?, Some(unit))?;
+            number.clear();
+            any = true;
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    any.then_some(total)
 }
 
 /// A duration written as an SLA value and unit, in seconds. Units: `ms`, `s`, `m`/`min`, `h`,

@@ -452,6 +452,34 @@ pub fn quality_score<'a>(results: impl IntoIterator<Item = (Severity, bool)> + '
     (total > 0.0).then(|| (passed / total * 1000.0).round() / 10.0)
 }
 
+/// The placeholders of an ODCS `sql` rule that stand for its table: `{object}` (the
+/// standard's) and those datacontract-cli accepts.
+pub const TABLE_PLACEHOLDERS: &[&str] = &[
+    "${table}",
+    "${model}",
+    "${schema}",
+    "{object}",
+    "{model}",
+    "{table}",
+];
+
+/// The placeholders that stand for the rule's column: `{property}` (the standard's) and
+/// datacontract-cli's. Only a rule on a property has one.
+pub const COLUMN_PLACEHOLDERS: &[&str] =
+    &["${column}", "${field}", "{property}", "{column}", "{field}"];
+
+/// `query` with its placeholders replaced by `table` and `column` (already quoted as needed).
+pub fn substitute_placeholders(query: &str, table: &str, column: &str) -> String {
+    let mut out = query.to_string();
+    for key in TABLE_PLACEHOLDERS {
+        out = out.replace(key, table);
+    }
+    for key in COLUMN_PLACEHOLDERS {
+        out = out.replace(key, column);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

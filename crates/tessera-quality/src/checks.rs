@@ -488,22 +488,7 @@ pub fn literal(text: &str) -> String {
 /// standard's), and `${table}`, `${model}`, `${schema}`, `${column}`, `${field}`
 /// (datacontract-cli's).
 pub fn substitute(query: &str, table: &str, column: Option<&str>) -> String {
-    let column = column.map(ident).unwrap_or_default();
-    let mut out = query.to_string();
-    for key in [
-        "${table}",
-        "${model}",
-        "${schema}",
-        "{object}",
-        "{model}",
-        "{table}",
-    ] {
-        out = out.replace(key, table);
-    }
-    for key in ["${column}", "${field}", "{property}", "{column}", "{field}"] {
-        out = out.replace(key, &column);
-    }
-    out
+    tessera_core::substitute_placeholders(query, table, &column.map(ident).unwrap_or_default())
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {

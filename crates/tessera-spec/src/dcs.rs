@@ -387,6 +387,8 @@ models:
         precision: 10
         scale: 2
         minimum: 0
+      placed_at:
+        type: timestamp
     quality:
       - type: sql
         query: SELECT count(*) FROM orders

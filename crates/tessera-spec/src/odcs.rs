@@ -5,9 +5,13 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
 use tessera_core::{
-    Bound, CheckKind, Column, Constraints, Contract, DatasetSchema, LogicalType, Name, Operator,
-    QUARANTINE_SUFFIX, QualityRule, RuleKind, Severity, SlaProperty, Unit, arrow_type,
+    Bound, COLUMN_PLACEHOLDERS, CheckKind, Column, Constraints, Contract, DatasetSchema,
+    LogicalType, Name, Operator, QUARANTINE_SUFFIX, QualityRule, RuleKind, Severity, SlaProperty,
+    Unit, arrow_type, sla_duration_seconds, substitute_placeholders,
 };
 
 use crate::document::SpecDocument;
@@ -113,6 +117,7 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
             element: text(p, "element"),
         })
         .collect();
+    check_sla(doc, &datasets, &mut problems);
     let check_schedule = check_schedule(doc, &mut problems);
     if !problems.is_empty() {
         return Err(SpecError::Invalid(problems));
@@ -128,6 +133,130 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
         sla,
         check_schedule,
     })
+}
+
+/// A `sql` rule must be one read-only statement (a query); `{property}` and its kin only in a
+/// rule on a property, which has a column to stand for. Checked when the contract is read, so
+/// that a broken rule is refused at publish time, not found at the first commit.
+fn read_only_query(query: &str, on_property: bool) -> std::result::Result<(), String> {
+    if !on_property && let Some(p) = COLUMN_PLACEHOLDERS.iter().find(|p| query.contains(**p)) {
+        return Err(format!(
+            "{p} stands for the rule's column: it can only be used in a rule on a property"
+        ));
+    }
+    let sql = substitute_placeholders(query, "rule_table", "rule_column");
+    let statements = Parser::parse_sql(&GenericDialect {}, &sql)
+        .map_err(|e| format!("the query does not parse: {e}"))?;
+    match statements.as_slice() {
+        [Statement::Query(_)] => Ok(()),
+        [other] => Err(format!(
+            "a sql rule must be a read-only query (SELECT …), not {}",
+            other
+                .to_string()
+                .split_whitespace()
+                .next()
+                .unwrap_or("this statement")
+        )),
+        many => Err(format!(
+            "a sql rule must be one statement; this query has {}",
+            many.len()
+        )),
+    }
+}
+
+/// The SLA properties Tessera measures must be measurable: a number (or an ISO 8601 duration)
+/// with a unit it knows, and an `element` that names the contract's datasets and columns — a
+/// date or timestamp column for freshness, latency and retention. Others are only declared.
+fn check_sla(doc: &SpecDocument, datasets: &[DatasetSchema], problems: &mut Vec<Diagnostic>) {
+    for (i, p) in array(&doc.value, "slaProperties").iter().enumerate() {
+        let at = format!("/slaProperties/{i}");
+        let property = text(p, "property").unwrap_or_default().to_ascii_lowercase();
+        let value = p.get("value").cloned().unwrap_or(Value::Null);
+        let unit = text(p, "unit");
+        let mut problem = |field: &str, message: String| {
+            problems.push(doc.diagnostic(&format!("{at}{field}"), message));
+        };
+        let timed = matches!(property.as_str(), "freshness" | "latency" | "retention");
+        if timed && sla_duration_seconds(&value, unit.as_deref()).is_none() {
+            let field = if value.is_number() && unit.is_some() {
+                "/unit"
+            } else {
+                "/value"
+            };
+            problem(
+                field,
+                format!(
+                    "{property} needs a duration: a number with a unit (s, m, h, d, w, mo, y) or an ISO 8601 duration such as P1D; found {value}{}",
+                    unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default()
+                ),
+            );
+        }
+        if property == "completeness" {
+            if !value.is_number() {
+                problem(
+                    "/value",
+                    format!("completeness needs a percentage, found {value}"),
+                );
+            }
+            if !matches!(unit.as_deref(), None | Some("percent" | "%")) {
+                problem(
+                    "/unit",
+                    "completeness is a percentage: unit percent, %, or none".into(),
+                );
+            }
+        }
+        if !(timed || property == "completeness") {
+            continue;
+        }
+        let element = text(p, "element");
+        if property == "retention" && element.is_none() {
+            problem(
+                "/element",
+                "retention is measured on a column: name it in `element` (table.column)".into(),
+            );
+        }
+        for part in element.iter().flat_map(|e| e.split(',')).map(str::trim) {
+            let (table, name) = match part.split_once('.') {
+                Some((t, c)) => (Some(t.trim()), Some(c.trim())),
+                None if datasets.iter().any(|d| d.name.as_str() == part) => (Some(part), None),
+                None => (None, Some(part)),
+            };
+            let candidates: Vec<&DatasetSchema> = datasets
+                .iter()
+                .filter(|d| table.is_none_or(|t| d.name.as_str() == t))
+                .collect();
+            if candidates.is_empty() {
+                problem(
+                    "/element",
+                    format!(
+                        "element {part:?}: the contract has no dataset {:?}",
+                        table.unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+            let Some(name) = name else { continue };
+            let found: Vec<&Column> = candidates.iter().filter_map(|d| d.column(name)).collect();
+            if found.is_empty() {
+                problem(
+                    "/element",
+                    format!("element {part:?}: no column {name:?} there"),
+                );
+            } else if timed
+                && found.iter().any(|c| {
+                    c.logical_type
+                        .is_some_and(|t| !matches!(t, LogicalType::Date | LogicalType::Timestamp))
+                })
+            {
+                problem(
+                    "/element",
+                    format!(
+                        "element {part:?}: {property} is measured on a date or timestamp column"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The contract's check schedule (see `Contract::check_schedule`), checked to be a cron
@@ -341,7 +470,10 @@ fn quality_rule(
     };
     let rule = match kind.as_str() {
         "sql" => match text(v, "query") {
-            Some(q) => RuleKind::Sql(q),
+            Some(q) => match read_only_query(&q, column.is_some()) {
+                Ok(()) => RuleKind::Sql(q),
+                Err(message) => return problem("/query", message),
+            },
             None => return problem("", "a sql quality rule needs a `query`".into()),
         },
         "library" => {
@@ -527,6 +659,8 @@ schema:
         logicalTypeOptions:
           pattern: "^[^@]+@[^@]+$"
           maxLength: 80
+      - name: placed_at
+        logicalType: timestamp
 slaProperties:
   - property: freshness
     value: 5
@@ -626,6 +760,10 @@ schema:
             dimension: completeness
       - name: placed_at
         logicalType: timestamp
+  - name: other
+    properties:
+      - name: placed_at
+        logicalType: timestamp
 slaProperties:
   - property: latency
     value: 5
@@ -711,11 +849,101 @@ slaProperties:
                 columns: vec!["order_id".into(), "email".into(), "placed_at".into()]
             }
         );
-        // Another dataset's column, or a unit that is not a percentage: not this dataset's check.
+        // Another dataset's column: not this dataset's check.
         assert!(
-            with("  - property: completeness\n    value: 90\n    element: other.email\n").is_none()
+            with("  - property: completeness\n    value: 90\n    element: other.placed_at\n")
+                .is_none()
         );
-        assert!(with("  - property: completeness\n    value: 90\n    unit: rows\n").is_none());
+    }
+
+    #[test]
+    fn sql_rules_and_measured_slos_are_checked_when_read() {
+        let refused = |text: String| -> Vec<String> {
+            let doc = SpecDocument::parse("q.yaml", &text).unwrap();
+            crate::validate(&doc).unwrap();
+            match contract_from_document(&doc) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+            }
+        };
+        let sql = |query: &str| {
+            WITH_QUALITY.replace("SELECT COUNT(*) FROM {object} WHERE amount < 0", query)
+        };
+        assert!(refused(sql("SELECT count(*) FROM ${table} WHERE amount < 0")).is_empty());
+        for (query, message) in [
+            ("SELEKT 1", "the query does not parse"),
+            (
+                "DELETE FROM {object}",
+                "must be a read-only query (SELECT …), not DELETE",
+            ),
+            (
+                "SELECT 1; SELECT 2",
+                "must be one statement; this query has 2",
+            ),
+            (
+                "SELECT max({property}) FROM {object}",
+                "{property} stands for the rule's column",
+            ),
+        ] {
+            let found = refused(sql(query));
+            assert!(
+                found.len() == 1
+                    && found[0].contains("schema[0].quality[2].query")
+                    && found[0].contains(message),
+                "{query}: {found:?}"
+            );
+        }
+        let sla = |entry: &str| format!("{WITH_QUALITY}  - {entry}\n");
+        assert!(
+            refused(sla(
+                "property: retention\n    value: P1Y\n    element: orders.placed_at"
+            ))
+            .is_empty()
+        );
+        for (entry, message) in [
+            (
+                "property: latency\n    value: 5\n    unit: fortnight",
+                "latency needs a duration",
+            ),
+            (
+                "property: freshness\n    value: soon",
+                "freshness needs a duration",
+            ),
+            (
+                "property: latency\n    value: 5\n    unit: m\n    element: orders.nope",
+                "no column \"nope\" there",
+            ),
+            (
+                "property: latency\n    value: 5\n    unit: m\n    element: nosuch.placed_at",
+                "no dataset \"nosuch\"",
+            ),
+            (
+                "property: latency\n    value: 5\n    unit: m\n    element: orders.email",
+                "measured on a date or timestamp column",
+            ),
+            (
+                "property: retention\n    value: 1\n    unit: y",
+                "retention is measured on a column",
+            ),
+            (
+                "property: completeness\n    value: abc",
+                "completeness needs a percentage",
+            ),
+            (
+                "property: completeness\n    value: 90\n    unit: rows",
+                "completeness is a percentage",
+            ),
+        ] {
+            let found = refused(sla(entry));
+            assert!(
+                found.len() == 1
+                    && found[0].contains("slaProperties[2]")
+                    && found[0].contains(message),
+                "{entry}: {found:?}"
+            );
+        }
+        // Declared-only properties are not measured, so not checked beyond the standard.
+        assert!(refused(sla("property: availability\n    value: 99.9%")).is_empty());
     }
 
     #[test]
