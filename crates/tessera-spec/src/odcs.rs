@@ -543,6 +543,12 @@ fn quality_rule(
         .find_map(|key| v.get(*key).map(|value| (key, value)));
     let operator = match operator {
         Some((key, value)) => match Operator::from_odcs(key, value) {
+            Some(Operator::Between(low, high) | Operator::NotBetween(low, high)) if low > high => {
+                return problem(
+                    &format!("/{key}"),
+                    format!("{key} needs [low, high] with low ≤ high; found [{low}, {high}]"),
+                );
+            }
             Some(op) => Some(op),
             None => {
                 return problem(
@@ -942,6 +948,12 @@ slaProperties:
                 "{entry}: {found:?}"
             );
         }
+        let reversed =
+            refused(WITH_QUALITY.replace("mustBeGreaterThan: 1\n", "mustBeBetween: [20, 10]\n"));
+        assert!(
+            reversed.len() == 1 && reversed[0].contains("schema[0].quality[0].mustBeBetween: mustBeBetween needs [low, high] with low ≤ high; found [20, 10]"),
+            "{reversed:?}"
+        );
         // Declared-only properties are not measured, so not checked beyond the standard.
         assert!(refused(sla("property: availability\n    value: 99.9%")).is_empty());
     }

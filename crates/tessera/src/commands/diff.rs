@@ -6,13 +6,18 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use comfy_table::{Table, presets};
 use serde_json::{Value, json};
-use tessera_spec::{SpecDocument, diff_contracts, major_version, validate};
+use tessera_spec::{DocumentKind, SpecDocument, diff_contracts, major_version, validate};
 
 use crate::cli::DiffFormat;
 
 fn read(path: &Path) -> Result<SpecDocument> {
     let doc = SpecDocument::read(path)?;
-    validate(&doc)?;
+    if validate(&doc)? != DocumentKind::Contract {
+        bail!(
+            "{}: not a data contract (ODCS): `tessera diff` compares two versions of a contract",
+            path.display()
+        );
+    }
     Ok(doc)
 }
 
@@ -32,6 +37,22 @@ fn short(v: Option<&Value>) -> String {
 
 pub fn run(old: &Path, new: &Path, format: DiffFormat, fail_on_breaking: bool) -> Result<()> {
     let (a, b) = (read(old)?, read(new)?);
+    let id = |d: &SpecDocument| {
+        d.value
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    if id(&a) != id(&b) {
+        bail!(
+            "{} is contract {:?} and {} is contract {:?}: `tessera diff` compares two versions of one contract",
+            old.display(),
+            id(&a),
+            new.display(),
+            id(&b)
+        );
+    }
     let changes = diff_contracts(&a.value, &b.value);
     let version = |d: &SpecDocument| {
         d.value

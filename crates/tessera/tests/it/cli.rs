@@ -471,4 +471,21 @@ fn diff_marks_breaking_changes_in_the_changelog_pair() {
         "{}",
         failed.stderr
     );
+    // Two different contracts, or a product descriptor, are not two versions of one contract.
+    let other = repo_root().join("examples/quickstart/orders.odcs.yaml");
+    let product = repo_root().join("examples/quickstart/product.odps.yaml");
+    let refused = run(&["diff", v1.to_str().unwrap(), other.to_str().unwrap()]).failed();
+    assert!(
+        refused
+            .stderr
+            .contains("compares two versions of one contract"),
+        "{}",
+        refused.stderr
+    );
+    let refused = run(&["diff", product.to_str().unwrap(), v1.to_str().unwrap()]).failed();
+    assert!(
+        refused.stderr.contains("not a data contract (ODCS)"),
+        "{}",
+        refused.stderr
+    );
 }
