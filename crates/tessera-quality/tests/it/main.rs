@@ -39,6 +39,28 @@ async fn run(contract: &str, csv: &str) -> Vec<CheckResult> {
     .unwrap()
 }
 
+/// The checks of the first dataset of `contract` over `batch`, a typed in-memory table.
+async fn run_on_batch(contract: &str, batch: arrow::record_batch::RecordBatch) -> Vec<CheckResult> {
+    let contract = tessera_spec::load_contract("contract.yaml", contract).unwrap();
+    let dataset = &contract.datasets[0];
+    let ctx = SessionContext::new();
+    ctx.register_batch(dataset.name.as_str(), batch).unwrap();
+    let facts = TableFacts {
+        now_seconds: 0.0,
+        last_commit_seconds: None,
+        typed: true,
+    };
+    run_checks(
+        &ctx,
+        dataset.name.as_str(),
+        dataset,
+        &dataset.checks(&contract.sla),
+        &facts,
+    )
+    .await
+    .unwrap()
+}
+
 fn find<'a>(results: &'a [CheckResult], check_type: &str, field: Option<&str>) -> &'a CheckResult {
     results
         .iter()
@@ -339,24 +361,7 @@ async fn naive_timestamps_pass_unless_the_contract_states_a_zone() {
         );
         let naive = naive.clone();
         async move {
-            let contract = tessera_spec::load_contract("contract.yaml", &contract).unwrap();
-            let dataset = &contract.datasets[0];
-            let ctx = SessionContext::new();
-            ctx.register_batch("events", naive).unwrap();
-            let facts = TableFacts {
-                now_seconds: 0.0,
-                last_commit_seconds: None,
-                typed: true,
-            };
-            let results = run_checks(
-                &ctx,
-                "events",
-                dataset,
-                &dataset.checks(&contract.sla),
-                &facts,
-            )
-            .await
-            .unwrap();
+            let results = run_on_batch(&contract, naive).await;
             let check = find(&results, "field_type", Some("at")).clone();
             (check.check.name.clone(), check.outcome, check.reason)
         }
@@ -413,24 +418,7 @@ async fn completeness_slo_is_the_share_of_complete_rows() {
         );
         let customers = customers.clone();
         async move {
-            let contract = tessera_spec::load_contract("contract.yaml", &contract).unwrap();
-            let dataset = &contract.datasets[0];
-            let ctx = SessionContext::new();
-            ctx.register_batch("customers", customers).unwrap();
-            let facts = TableFacts {
-                now_seconds: 0.0,
-                last_commit_seconds: None,
-                typed: true,
-            };
-            let results = run_checks(
-                &ctx,
-                "customers",
-                dataset,
-                &dataset.checks(&contract.sla),
-                &facts,
-            )
-            .await
-            .unwrap();
+            let results = run_on_batch(&contract, customers).await;
             find(&results, "servicelevel_completeness", None).clone()
         }
     };
