@@ -85,6 +85,25 @@ pub struct SlaProperty {
     pub element: Option<String>,
 }
 
+impl SlaProperty {
+    /// The parts of `element` as written: `table.column` items separated by commas, each as
+    /// (the item, its table if it names one, the rest). A bare name is a column or a dataset;
+    /// the caller, which knows the datasets, tells which.
+    pub fn element_parts(&self) -> Vec<(&str, Option<&str>, &str)> {
+        self.element
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| match e.split_once('.') {
+                Some((t, c)) => (e, Some(t.trim()), c.trim()),
+                None => (e, None, e),
+            })
+            .collect()
+    }
+}
+
 /// One schema object of a contract: a dataset's columns and rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetSchema {
@@ -293,17 +312,15 @@ impl DatasetSchema {
     /// concerns every dataset of the contract (freshness then uses the commit time).
     pub fn sla_check(&self, property: &SlaProperty) -> Option<Check> {
         let elements: Vec<(Option<&str>, &str)> = property
-            .element
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(|e| match e.split_once('.') {
-                Some((t, c)) => (Some(t.trim()), c.trim()),
+            .element_parts()
+            .into_iter()
+            .map(|(_, table, name)| match table {
+                Some(t) => (Some(t), name),
                 // A bare name is a column, or this dataset as a whole.
-                None if e == self.name.as_str() && self.column(e).is_none() => (Some(e), ""),
-                None => (None, e),
+                None if name == self.name.as_str() && self.column(name).is_none() => {
+                    (Some(name), "")
+                }
+                None => (None, name),
             })
             .collect();
         let mine: Vec<&(Option<&str>, &str)> = elements

@@ -134,26 +134,7 @@ impl Mesh {
             score: score(results),
             table_version,
         };
-        let rows: Vec<CheckResultRecord> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| CheckResultRecord {
-                position: i as i64,
-                check_key: r.check.key(),
-                check_type: r.check.check_type.to_string(),
-                name: r.check.name.clone(),
-                model: r.check.model.clone(),
-                field: r.check.field.clone(),
-                dimension: r.check.dimension.clone(),
-                severity: r.check.severity.as_str().to_string(),
-                quality_id: r.check.quality_id.clone(),
-                result: r.outcome.as_str().to_string(),
-                measured: r.measured,
-                threshold: r.threshold.clone(),
-                reason: r.reason.clone(),
-                samples: serde_json::Value::from(r.samples.clone()).to_string(),
-            })
-            .collect();
+        let rows = result_records(results);
         self.catalog.record_check_run(&run, &rows).await?;
         Ok(run_view(run, rows))
     }
@@ -318,23 +299,48 @@ fn run_view(run: CheckRunRecord, results: Vec<CheckResultRecord>) -> CheckRunVie
         result: run.result,
         score: run.score,
         table_version: run.table_version,
-        checks: results
-            .into_iter()
-            .map(|r| CheckResultView {
-                check_type: r.check_type,
-                name: r.name,
-                model: r.model,
-                field: r.field,
-                dimension: r.dimension,
-                severity: r.severity,
-                quality_id: r.quality_id,
-                result: r.result,
-                measured: r.measured,
-                threshold: r.threshold,
-                reason: r.reason,
-                samples: serde_json::from_str(&r.samples).unwrap_or_default(),
-            })
-            .collect(),
+        checks: results.into_iter().map(result_view).collect(),
+    }
+}
+
+/// Per check, what is stored of a run's results.
+fn result_records(results: &[CheckResult]) -> Vec<CheckResultRecord> {
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| CheckResultRecord {
+            position: i as i64,
+            check_key: r.check.key(),
+            check_type: r.check.check_type.to_string(),
+            name: r.check.name.clone(),
+            model: r.check.model.clone(),
+            field: r.check.field.clone(),
+            dimension: r.check.dimension.clone(),
+            severity: r.check.severity.as_str().to_string(),
+            quality_id: r.check.quality_id.clone(),
+            result: r.outcome.as_str().to_string(),
+            measured: r.measured,
+            threshold: r.threshold.clone(),
+            reason: r.reason.clone(),
+            samples: serde_json::Value::from(r.samples.clone()).to_string(),
+        })
+        .collect()
+}
+
+fn result_view(r: CheckResultRecord) -> CheckResultView {
+    CheckResultView {
+        check_type: r.check_type,
+        name: r.name,
+        model: r.model,
+        field: r.field,
+        dimension: r.dimension,
+        severity: r.severity,
+        quality_id: r.quality_id,
+        result: r.result,
+        measured: r.measured,
+        threshold: r.threshold,
+        reason: r.reason,
+        samples: serde_json::from_str(&r.samples).unwrap_or_default(),
     }
 }
 
@@ -383,22 +389,9 @@ pub(crate) fn unstored_run(
         result: worst(results).as_str().to_string(),
         score: score(results),
         table_version: None,
-        checks: results
-            .iter()
-            .map(|r| CheckResultView {
-                check_type: r.check.check_type.to_string(),
-                name: r.check.name.clone(),
-                model: r.check.model.clone(),
-                field: r.check.field.clone(),
-                dimension: r.check.dimension.clone(),
-                severity: r.check.severity.as_str().to_string(),
-                quality_id: r.check.quality_id.clone(),
-                result: r.outcome.as_str().to_string(),
-                measured: r.measured,
-                threshold: r.threshold.clone(),
-                reason: r.reason.clone(),
-                samples: r.samples.clone(),
-            })
+        checks: result_records(results)
+            .into_iter()
+            .map(result_view)
             .collect(),
     }
 }

@@ -108,7 +108,7 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
             quality,
         });
     }
-    let sla = array(v, "slaProperties")
+    let sla: Vec<SlaProperty> = array(v, "slaProperties")
         .iter()
         .map(|p| SlaProperty {
             property: text(p, "property").unwrap_or_default(),
@@ -117,7 +117,7 @@ fn convert(doc: &SpecDocument, untyped_columns: bool) -> Result<Contract> {
             element: text(p, "element"),
         })
         .collect();
-    check_sla(doc, &datasets, &mut problems);
+    check_sla(doc, &datasets, &sla, &mut problems);
     let check_schedule = check_schedule(doc, &mut problems);
     if !problems.is_empty() {
         return Err(SpecError::Invalid(problems));
@@ -167,17 +167,21 @@ fn read_only_query(query: &str, on_property: bool) -> std::result::Result<(), St
 /// The SLA properties Tessera measures must be measurable: a number (or an ISO 8601 duration)
 /// with a unit it knows, and an `element` that names the contract's datasets and columns — a
 /// date or timestamp column for freshness, latency and retention. Others are only declared.
-fn check_sla(doc: &SpecDocument, datasets: &[DatasetSchema], problems: &mut Vec<Diagnostic>) {
-    for (i, p) in array(&doc.value, "slaProperties").iter().enumerate() {
+fn check_sla(
+    doc: &SpecDocument,
+    datasets: &[DatasetSchema],
+    sla: &[SlaProperty],
+    problems: &mut Vec<Diagnostic>,
+) {
+    for (i, declared) in sla.iter().enumerate() {
         let at = format!("/slaProperties/{i}");
-        let property = text(p, "property").unwrap_or_default().to_ascii_lowercase();
-        let value = p.get("value").cloned().unwrap_or(Value::Null);
-        let unit = text(p, "unit");
+        let property = declared.property.to_ascii_lowercase();
+        let (value, unit) = (&declared.value, &declared.unit);
         let mut problem = |field: &str, message: String| {
             problems.push(doc.diagnostic(&format!("{at}{field}"), message));
         };
         let timed = matches!(property.as_str(), "freshness" | "latency" | "retention");
-        if timed && sla_duration_seconds(&value, unit.as_deref()).is_none() {
+        if timed && sla_duration_seconds(value, unit.as_deref()).is_none() {
             let field = if value.is_number() && unit.is_some() {
                 "/unit"
             } else {
@@ -208,18 +212,17 @@ fn check_sla(doc: &SpecDocument, datasets: &[DatasetSchema], problems: &mut Vec<
         if !(timed || property == "completeness") {
             continue;
         }
-        let element = text(p, "element");
-        if property == "retention" && element.is_none() {
+        if property == "retention" && declared.element.is_none() {
             problem(
                 "/element",
                 "retention is measured on a column: name it in `element` (table.column)".into(),
             );
         }
-        for part in element.iter().flat_map(|e| e.split(',')).map(str::trim) {
-            let (table, name) = match part.split_once('.') {
-                Some((t, c)) => (Some(t.trim()), Some(c.trim())),
-                None if datasets.iter().any(|d| d.name.as_str() == part) => (Some(part), None),
-                None => (None, Some(part)),
+        for (part, table, name) in declared.element_parts() {
+            let (table, name) = match table {
+                Some(t) => (Some(t), Some(name)),
+                None if datasets.iter().any(|d| d.name.as_str() == name) => (Some(name), None),
+                None => (None, Some(name)),
             };
             let candidates: Vec<&DatasetSchema> = datasets
                 .iter()

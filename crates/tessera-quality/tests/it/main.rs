@@ -23,20 +23,8 @@ async fn run(contract: &str, csv: &str) -> Vec<CheckResult> {
     )
     .await
     .unwrap();
-    let facts = TableFacts {
-        now_seconds: 0.0,
-        last_commit_seconds: None,
-        typed: false,
-    };
-    run_checks(
-        &ctx,
-        dataset.name.as_str(),
-        dataset,
-        &dataset.checks(&contract.sla),
-        &facts,
-    )
-    .await
-    .unwrap()
+    // CSV types are only inferred.
+    measure(&ctx, &contract, false).await
 }
 
 /// The checks of the first dataset of `contract` over `batch`, a typed in-memory table.
@@ -45,13 +33,23 @@ async fn run_on_batch(contract: &str, batch: arrow::record_batch::RecordBatch) -
     let dataset = &contract.datasets[0];
     let ctx = SessionContext::new();
     ctx.register_batch(dataset.name.as_str(), batch).unwrap();
+    measure(&ctx, &contract, true).await
+}
+
+/// The checks of the first dataset of `contract`, registered in `ctx` under its name.
+async fn measure(
+    ctx: &SessionContext,
+    contract: &tessera_core::Contract,
+    typed: bool,
+) -> Vec<CheckResult> {
+    let dataset = &contract.datasets[0];
     let facts = TableFacts {
         now_seconds: 0.0,
         last_commit_seconds: None,
-        typed: true,
+        typed,
     };
     run_checks(
-        &ctx,
+        ctx,
         dataset.name.as_str(),
         dataset,
         &dataset.checks(&contract.sla),
