@@ -9,6 +9,10 @@ use crate::error::{CatalogError, Result};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_checks.sql")),
+    (
+        3,
+        include_str!("../migrations/0003_contracts_per_domain.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

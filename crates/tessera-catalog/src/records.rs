@@ -27,6 +27,8 @@ pub struct ProductRecord {
 /// One version of a contract: the ODCS file as written. Versions are immutable once stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContractRecord {
+    /// The domain the contract belongs to: a contract is identified by domain and id.
+    pub domain: String,
     pub contract_id: String,
     pub version: String,
     pub status: String,

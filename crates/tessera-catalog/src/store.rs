@@ -108,21 +108,32 @@ impl Catalog {
         row.as_ref().map(product_row).transpose()
     }
 
-    pub async fn product_by_id(&self, product_id: &str) -> Result<Option<ProductRecord>> {
+    /// The product of a domain with an ODPS id (ids are unique within a domain).
+    pub async fn product_by_id(
+        &self,
+        domain: &str,
+        product_id: &str,
+    ) -> Result<Option<ProductRecord>> {
         let row = sqlx::query(constant_sql(format!(
-            "{PRODUCT_SELECT} WHERE product_id = $1"
+            "{PRODUCT_SELECT} WHERE domain = $1 AND product_id = $2"
         )))
+        .bind(domain.to_string())
         .bind(product_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(product_row).transpose()
     }
 
-    /// Every version of a contract, oldest first.
-    pub async fn contract_versions(&self, contract_id: &str) -> Result<Vec<ContractRecord>> {
+    /// Every version of a domain's contract, oldest first.
+    pub async fn contract_versions(
+        &self,
+        domain: &str,
+        contract_id: &str,
+    ) -> Result<Vec<ContractRecord>> {
         let rows = sqlx::query(constant_sql(format!(
-            "{CONTRACT_SELECT} WHERE contract_id = $1 ORDER BY created_at, version"
+            "{CONTRACT_SELECT} WHERE domain = $1 AND contract_id = $2 ORDER BY created_at, version"
         )))
+        .bind(domain.to_string())
         .bind(contract_id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -131,12 +142,14 @@ impl Catalog {
 
     pub async fn contract(
         &self,
+        domain: &str,
         contract_id: &str,
         version: &str,
     ) -> Result<Option<ContractRecord>> {
         let row = sqlx::query(constant_sql(format!(
-            "{CONTRACT_SELECT} WHERE contract_id = $1 AND version = $2"
+            "{CONTRACT_SELECT} WHERE domain = $1 AND contract_id = $2 AND version = $3"
         )))
+        .bind(domain.to_string())
         .bind(contract_id.to_string())
         .bind(version.to_string())
         .fetch_optional(&self.pool)
@@ -144,10 +157,10 @@ impl Catalog {
         row.as_ref().map(contract_row).transpose()
     }
 
-    /// The latest version of every contract (by the time it was stored).
+    /// Every version of every contract, by domain and id, each id's versions oldest first.
     pub async fn contracts(&self) -> Result<Vec<ContractRecord>> {
         let rows = sqlx::query(constant_sql(format!(
-            "{CONTRACT_SELECT} ORDER BY contract_id, created_at, version"
+            "{CONTRACT_SELECT} ORDER BY domain, contract_id, created_at, version"
         )))
         .fetch_all(&self.pool)
         .await?;
@@ -219,9 +232,10 @@ impl Catalog {
         }
         for c in &change.contracts {
             sqlx::query(
-                "INSERT INTO contracts (contract_id, version, status, file_name, source, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO contracts (domain, contract_id, version, status, file_name, source, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
+            .bind(c.domain.clone())
             .bind(c.contract_id.clone())
             .bind(c.version.clone())
             .bind(c.status.clone())
@@ -474,7 +488,7 @@ impl Catalog {
 
 const PRODUCT_SELECT: &str = "SELECT domain, name, product_id, version, status, description, owner, file_name, source, created_at, updated_at FROM products";
 const CONTRACT_SELECT: &str =
-    "SELECT contract_id, version, status, file_name, source, created_at FROM contracts";
+    "SELECT domain, contract_id, version, status, file_name, source, created_at FROM contracts";
 const DATASET_SELECT: &str = "SELECT domain, product, name, contract_id, contract_version, location, created_at, updated_at FROM datasets";
 
 fn product_row(r: &AnyRow) -> Result<ProductRecord> {
@@ -495,6 +509,7 @@ fn product_row(r: &AnyRow) -> Result<ProductRecord> {
 
 fn contract_row(r: &AnyRow) -> Result<ContractRecord> {
     Ok(ContractRecord {
+        domain: r.try_get("domain")?,
         contract_id: r.try_get("contract_id")?,
         version: r.try_get("version")?,
         status: r.try_get("status")?,

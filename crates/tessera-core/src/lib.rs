@@ -10,6 +10,7 @@ mod model;
 mod name;
 mod quality;
 mod rules;
+pub mod sql;
 mod types;
 
 pub use error::{CoreError, Result};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
 use tessera_core::{Bound, Check, CheckKind, DatasetSchema, Severity, Unit};
 
@@ -491,18 +491,14 @@ pub fn substitute(query: &str, table: &str, column: Option<&str>) -> String {
     tessera_core::substitute_placeholders(query, table, &column.map(ident).unwrap_or_default())
 }
 
+/// Runs one of the checks' queries: planned like any query (read-only, bounded), collected.
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx
-        .sql_with_options(sql, options)
+    let df = tessera_query::plan_sql(ctx, sql)
         .await
-        .map_err(|e| QualityError::Query(e.strip_backtrace()))?;
+        .map_err(|e| QualityError::Query(e.to_string()))?;
     df.collect()
         .await
-        .map_err(|e| QualityError::Query(e.strip_backtrace()))
+        .map_err(|e| QualityError::Query(tessera_query::QueryError::from_datafusion(e).to_string()))
 }
 
 /// The one number a `sql` rule returns.

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,37 +8,70 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::common::config::Dialect;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
-use futures::TryStreamExt;
+use datafusion::sql::parser::Statement as DFStatement;
+use futures::{StreamExt, TryStreamExt};
 use tessera_core::DatasetRef;
+use tessera_core::sql::{MAX_NESTING, nesting, read_only, too_deep_message};
 use tessera_storage::Storage;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{QueryError, Result};
+use crate::executor::{Executor, Task};
+use crate::stream::{QueryStream, ResultLimits};
 use crate::table::DatasetTable;
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-/// Limits and tuning for queries.
+/// Limits and tuning for queries. Per query: memory, time, result size, SQL size. Server-wide:
+/// the memory pool, how many queries run at once and how many may wait.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
-    /// Memory all running queries may use together before spilling or failing.
+    /// Memory one query may hold (hash tables, sorts, built values) before it spills or fails.
     pub memory_limit_bytes: usize,
-    /// Longest a query may run.
+    /// Memory all running queries may hold together.
+    pub memory_pool_bytes: usize,
+    /// Longest a query may run, from admission to its last row (it may wait as long again for
+    /// its turn).
     pub timeout_seconds: u64,
+    /// Most rows a query may return.
+    pub max_result_rows: u64,
+    /// Most bytes (Arrow's in-memory size) a query may return.
+    pub max_result_bytes: u64,
+    /// Longest SQL text accepted.
+    pub max_sql_bytes: usize,
+    /// Queries that run at once.
+    pub concurrency: usize,
+    /// Queries that may wait for a turn; more are refused as busy.
+    pub queue_length: usize,
+    /// Threads of the query runtime; by default one per partition of every query that may run
+    /// at once, at most 256.
+    pub threads: usize,
     /// Partitions per scan; defaults to the number of cores.
     pub target_partitions: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let concurrency = (cores * 2).max(4);
         Self {
-            memory_limit_bytes: 2 << 30,
+            memory_limit_bytes: 1 << 30,
+            memory_pool_bytes: 4 << 30,
             timeout_seconds: 300,
-            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_result_rows: 10_000_000,
+            max_result_bytes: 1 << 30,
+            max_sql_bytes: 1 << 20,
+            concurrency,
+            queue_length: 64,
+            // A thread for every partition of every running query, so one that computes
+            // without yielding never holds up the others.
+            threads: (concurrency * cores + 1).clamp(cores, 256),
+            target_partitions: cores,
         }
     }
 }
@@ -57,11 +91,43 @@ pub struct MeshSnapshot {
     pub tables: Vec<DatasetEntry>,
 }
 
-/// Plans and runs read-only SQL over a [`MeshSnapshot`].
+/// How a session reads identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Identifiers {
+    /// Folded to lower case unless quoted, as in PostgreSQL (the mesh's SQL).
+    #[default]
+    Folded,
+    /// Taken as written, as DuckDB matches them (rules written for datacontract-cli).
+    AsWritten,
+}
+
+/// How long a cancelled query may take to notice before its caller stops waiting for it.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// What every session carries for [`plan_sql`] and the engine: the limit on SQL text, and the
+/// token that cancels its queries.
+#[derive(Debug)]
+struct SessionControl {
+    max_sql_bytes: usize,
+    token: CancellationToken,
+}
+
+/// The cancellation token of a session made by [`QueryEngine::session`].
+fn token_of(ctx: &SessionContext) -> Option<CancellationToken> {
+    ctx.state()
+        .config()
+        .get_extension::<SessionControl>()
+        .map(|c| c.token.clone())
+}
+
+/// Plans and runs read-only SQL over a [`MeshSnapshot`], on a runtime of its own.
 #[derive(Clone)]
 pub struct QueryEngine {
     storage: Arc<Storage>,
-    runtime: Arc<RuntimeEnv>,
+    executor: Arc<Executor>,
+    /// The server-wide memory pool, temporary files, caches and object stores every session
+    /// shares; each session gets its own memory limit inside the pool.
+    shared: Arc<RuntimeEnv>,
     config: QueryConfig,
 }
 
@@ -70,13 +136,15 @@ const DEFAULT_SCHEMA: &str = "public";
 
 impl QueryEngine {
     pub fn new(storage: Arc<Storage>, config: QueryConfig) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
+        let shared = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_pool_bytes)))
             .build_arc()
             .map_err(QueryError::from_datafusion)?;
+        let executor = Executor::new(config.threads, config.concurrency, config.queue_length)?;
         Ok(Self {
             storage,
-            runtime,
+            executor: Arc::new(executor),
+            shared,
             config,
         })
     }
@@ -85,11 +153,51 @@ impl QueryEngine {
         &self.config
     }
 
-    /// The session factory: a fresh context whose catalogs are the snapshot's domains.
+    /// The session factory, the one way any code gets a DataFusion session: a fresh context
+    /// whose catalogs are the snapshot's domains, with its own memory limit, Tessera's
+    /// functions and checked integer arithmetic.
     pub fn session(&self, snapshot: &MeshSnapshot) -> Result<SessionContext> {
-        let config = session_config(self.config.target_partitions);
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        self.session_with(snapshot, Identifiers::Folded)
+    }
+
+    /// [`session`](Self::session) with identifiers read as `identifiers` says.
+    pub fn session_with(
+        &self,
+        snapshot: &MeshSnapshot,
+        identifiers: Identifiers,
+    ) -> Result<SessionContext> {
+        let token = self.executor.query_token();
+        let mut config = session_config(self.config.target_partitions).with_extension(Arc::new(
+            SessionControl {
+                max_sql_bytes: self.config.max_sql_bytes,
+                token: token.clone(),
+            },
+        ));
+        if identifiers == Identifiers::AsWritten {
+            config.options_mut().sql_parser.enable_ident_normalization = false;
+        }
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(crate::memory::QueryPool::new(
+                self.shared.memory_pool.clone(),
+                self.config.memory_limit_bytes,
+            )),
+            disk_manager: self.shared.disk_manager.clone(),
+            cache_manager: self.shared.cache_manager.clone(),
+            object_store_registry: self.shared.object_store_registry.clone(),
+        });
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins { token }))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        // After type coercion, which the default rules end with.
+        ctx.add_analyzer_rule(Arc::new(
+            crate::overflow::CheckedIntegerArithmetic::default(),
+        ));
         crate::functions::register_functions(&ctx);
+        crate::bounded::bound_functions(&ctx, self.config.memory_limit_bytes);
         let mut catalogs: BTreeMap<String, BTreeMap<String, Vec<&DatasetEntry>>> = BTreeMap::new();
         for entry in &snapshot.tables {
             catalogs
@@ -122,68 +230,226 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    /// Plans one read-only statement. DDL, DML and session statements are refused.
-    pub async fn plan(&self, snapshot: &MeshSnapshot, sql: &str) -> Result<DataFrame> {
-        if sql.trim().is_empty() {
-            return Err(QueryError::Invalid("the query is empty".into()));
-        }
-        read_only_statement(sql)?;
-        let ctx = self.session(snapshot)?;
-        // Defence in depth: DataFusion refuses the same statements.
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        ctx.sql_with_options(sql, options)
-            .await
-            .map_err(QueryError::from_datafusion)
-    }
-
-    /// Runs a statement and streams its result, under the time limit for planning and start.
-    pub async fn stream(
-        &self,
-        snapshot: &MeshSnapshot,
-        sql: &str,
-    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    /// Runs one read-only statement for a user: admitted (or refused as busy), planned and
+    /// executed on the query runtime under the time limit, its result streamed with the result
+    /// limits. Returns once the first batch is ready, so errors found that early are answered
+    /// as errors rather than inside a started result.
+    pub async fn execute(&self, snapshot: &MeshSnapshot, sql: &str) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
-        let run = async {
-            let df = self.plan(snapshot, sql).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = df
-                .execute_stream()
-                .await
-                .map_err(QueryError::from_datafusion)?;
-            Ok((schema, stream))
+        // A query waits for its turn at most as long as it may run; its time starts then.
+        let admission = self.executor.admit(timeout).await?;
+        let deadline = Instant::now() + timeout;
+        let ctx = self.session(snapshot)?;
+        let token = token_of(&ctx).expect("sessions carry a token");
+        self.executor.cancel_at(deadline, token.clone());
+        let why = Cancelled {
+            deadline,
+            timeout_seconds: self.config.timeout_seconds,
+            token: token.clone(),
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| QueryError::Timeout(self.config.timeout_seconds))?
+        let sql = sql.to_string();
+        let limits = ResultLimits {
+            max_rows: self.config.max_result_rows,
+            max_bytes: self.config.max_result_bytes,
+        };
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<SchemaRef>>();
+        let (batches_tx, batches_rx) = mpsc::channel::<Result<RecordBatch>>(2);
+        let task = self.executor.spawn(async move {
+            let start = async {
+                let df = plan_sql(&ctx, &sql).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let mut stream = df
+                    .execute_stream()
+                    .await
+                    .map_err(QueryError::from_datafusion)?;
+                let first = stream
+                    .next()
+                    .await
+                    .transpose()
+                    .map_err(QueryError::from_datafusion)?;
+                Ok::<_, QueryError>((schema, stream, first))
+            };
+            let (schema, mut stream, first) = match why.guard(start).await {
+                Ok(started) => started,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            if ready_tx.send(Ok(schema)).is_err() {
+                return;
+            }
+            let forward = async {
+                let mut counted = limits.counter();
+                let mut next = first;
+                while let Some(batch) = next {
+                    counted.add(&batch)?;
+                    if batches_tx.send(Ok(batch)).await.is_err() {
+                        // Nobody reads the result any more: the query stops here.
+                        return Ok(());
+                    }
+                    next = stream
+                        .next()
+                        .await
+                        .transpose()
+                        .map_err(QueryError::from_datafusion)?;
+                }
+                Ok::<_, QueryError>(())
+            };
+            if let Err(e) = why.guard(forward).await {
+                let _ = batches_tx.send(Err(e)).await;
+            }
+        });
+        let schema = match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {
+            Ok(Ok(ready)) => ready?,
+            // The task ended without a word: it panicked or the server is stopping.
+            Ok(Err(_)) => {
+                return Err(match task.await {
+                    Err(e) => e,
+                    Ok(()) => QueryError::Internal("the query ended before it started".into()),
+                });
+            }
+            Err(_) => {
+                task.abort();
+                return Err(QueryError::Timeout(self.config.timeout_seconds));
+            }
+        };
+        Ok(QueryStream::new(
+            schema,
+            batches_rx,
+            task,
+            token,
+            deadline + CANCEL_GRACE,
+            self.config.timeout_seconds,
+            admission,
+        ))
     }
 
-    /// Runs a statement and collects its whole result, under the time limit.
+    /// Runs a statement and collects its whole result (tests, small internal answers).
     pub async fn collect(
         &self,
         snapshot: &MeshSnapshot,
         sql: &str,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let timeout = Duration::from_secs(self.config.timeout_seconds);
-        let run = async {
-            let (schema, stream) = self.stream(snapshot, sql).await?;
-            let batches: Vec<RecordBatch> = stream
-                .try_collect()
-                .await
-                .map_err(QueryError::from_datafusion)?;
-            Ok((schema, batches))
+        let stream = self.execute(snapshot, sql).await?;
+        let schema = stream.schema();
+        let batches = stream.try_collect().await?;
+        Ok((schema, batches))
+    }
+
+    /// Runs Tessera's own work over a session from [`session`](Self::session) (contract
+    /// checks, the commit gate, planning rules) on the query runtime, under the query time
+    /// limit: it never runs on the threads that answer requests, and it is cancelled when it
+    /// runs too long or the caller stops waiting.
+    pub async fn run<T, F>(&self, ctx: &SessionContext, work: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let seconds = self.config.timeout_seconds;
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let token = token_of(ctx).unwrap_or_else(|| self.executor.query_token());
+        self.executor.cancel_at(deadline, token.clone());
+        let why = Cancelled {
+            deadline,
+            timeout_seconds: seconds,
+            token: token.clone(),
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| QueryError::Timeout(self.config.timeout_seconds))?
+        let _cancel_when_done = token.drop_guard();
+        let task = self.executor.spawn(async move { why.guard(work).await });
+        match tokio::time::timeout_at(deadline + CANCEL_GRACE, task).await {
+            Ok(joined) => joined?,
+            Err(_) => Err(QueryError::Timeout(seconds)),
+        }
+    }
+
+    /// Runs `work` on the query runtime; dropping the handle cancels it.
+    pub fn spawn<F>(&self, work: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.executor.spawn(work)
+    }
+
+    /// Cancels every running query and refuses new ones (graceful shutdown).
+    pub fn shut_down(&self) {
+        self.executor.shut_down();
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.executor.is_shut_down()
     }
 }
 
-/// The settings of every Tessera session, the mesh's and the ones `tessera test` builds over
-/// local files.
-pub fn session_config(target_partitions: usize) -> SessionConfig {
+/// Plans one read-only statement on `ctx`: the one way SQL text becomes a plan, for queries
+/// and contract rules alike. Refused before planning: empty or over-long text, more than one
+/// statement, anything that writes (DDL, DML, SET), and statements nested deeper than
+/// [`MAX_NESTING`]; DataFusion's SQL options refuse the same statements again.
+pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    if sql.trim().is_empty() {
+        return Err(QueryError::Invalid("the query is empty".into()));
+    }
+    let state = ctx.state();
+    if let Some(limits) = state.config().get_extension::<SessionControl>()
+        && sql.len() > limits.max_sql_bytes
+    {
+        return Err(QueryError::Invalid(format!(
+            "the SQL text is {} bytes, more than the limit of {} bytes (--query-max-sql-bytes)",
+            sql.len(),
+            limits.max_sql_bytes
+        )));
+    }
+    let statement = state
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(|e| match QueryError::from_datafusion(e) {
+            QueryError::Invalid(m) if m.contains("single SQL statement") => {
+                QueryError::Invalid("expected one SQL statement, found several".into())
+            }
+            other => other,
+        })?;
+    check_statement(&statement)?;
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(QueryError::from_datafusion)?;
+    // Defence in depth: DataFusion refuses the same statements.
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+    Ok(DataFrame::new(state, plan))
+}
+
+/// Accepts exactly what only reads, nested no deeper than [`MAX_NESTING`].
+fn check_statement(statement: &DFStatement) -> Result<()> {
+    match statement {
+        DFStatement::Statement(s) => {
+            read_only(s).map_err(|kind| {
+                QueryError::ReadOnly(format!("{kind} statements are not allowed"))
+            })?;
+            if nesting(s, MAX_NESTING).is_none() {
+                return Err(QueryError::Invalid(too_deep_message(MAX_NESTING)));
+            }
+            Ok(())
+        }
+        DFStatement::Explain(explain) => check_statement(&explain.statement),
+        DFStatement::CreateExternalTable(_) => Err(QueryError::ReadOnly(
+            "CREATE EXTERNAL TABLE statements are not allowed".into(),
+        )),
+        DFStatement::CopyTo(_) => Err(QueryError::ReadOnly(
+            "COPY statements are not allowed".into(),
+        )),
+        DFStatement::Reset(_) => Err(QueryError::ReadOnly(
+            "RESET statements are not allowed".into(),
+        )),
+    }
+}
+
+/// The settings of every Tessera session.
+fn session_config(target_partitions: usize) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(target_partitions)
@@ -197,51 +463,36 @@ pub fn session_config(target_partitions: usize) -> SessionConfig {
     config
 }
 
-/// Accepts exactly one statement that only reads: a query, `EXPLAIN` of one, or `SHOW`.
-fn read_only_statement(sql: &str) -> Result<()> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-        .map_err(|e| QueryError::Invalid(e.to_string()))?;
-    if statements.len() != 1 {
-        return Err(QueryError::Invalid(format!(
-            "expected one SQL statement, found {}",
-            statements.len()
-        )));
-    }
-    fn reads_only(statement: &DFStatement) -> bool {
-        match statement {
-            DFStatement::Statement(s) => match s.as_ref() {
-                Statement::Query(_)
-                | Statement::ShowTables { .. }
-                | Statement::ShowColumns { .. }
-                | Statement::ShowSchemas { .. }
-                | Statement::ShowCatalogs { .. } => true,
-                Statement::Explain { statement, .. } => {
-                    matches!(statement.as_ref(), Statement::Query(_))
-                }
-                _ => false,
-            },
-            DFStatement::Explain(explain) => reads_only(&explain.statement),
-            _ => false,
-        }
-    }
-    let statement = &statements[0];
-    if reads_only(statement) {
-        Ok(())
-    } else {
-        // The statement's leading keywords, as the parser prints them: "DROP TABLE", "INSERT INTO".
-        let text = statement.to_string();
-        let kind: Vec<&str> = text
-            .split_whitespace()
-            .take_while(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-            .take(3)
-            .collect();
-        let kind = if kind.is_empty() {
-            "this".to_string()
-        } else {
-            kind.join(" ")
+/// Why a query's token was cancelled, for the error it ends with.
+struct Cancelled {
+    deadline: Instant,
+    timeout_seconds: u64,
+    token: CancellationToken,
+}
+
+impl Cancelled {
+    /// Runs `work` until it ends or its token is cancelled; an error caused by the
+    /// cancellation (an interrupted join) is reported as the cancellation.
+    async fn guard<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let outcome = tokio::select! {
+            biased;
+            _ = self.token.cancelled() => Err(self.reason()),
+            outcome = work => outcome,
         };
-        Err(QueryError::ReadOnly(format!(
-            "{kind} statements are not allowed"
-        )))
+        outcome.map_err(|e| {
+            if self.token.is_cancelled() {
+                self.reason()
+            } else {
+                e
+            }
+        })
+    }
+
+    fn reason(&self) -> QueryError {
+        if Instant::now() >= self.deadline {
+            QueryError::Timeout(self.timeout_seconds)
+        } else {
+            QueryError::ShuttingDown
+        }
     }
 }

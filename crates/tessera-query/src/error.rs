@@ -1,9 +1,14 @@
+use arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
-/// Why a query did not run.
-#[derive(Debug, thiserror::Error)]
+/// Why a query did not run, or stopped. Each variant says whose fault it is: the query's
+/// (`Invalid`, `ReadOnly`, `Failed`), a limit's (`ResourcesExhausted`, `ResultTooLarge`,
+/// `Timeout`, `Busy`), the platform's (`Unavailable`, `ShuttingDown`) or Tessera's
+/// (`Internal`). Front ends turn them into a status (HTTP, SQLSTATE, gRPC) by that alone.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
-    /// The SQL does not parse, or names something that does not exist, or does not type-check.
+    /// The SQL does not parse, names something that does not exist, does not type-check, or is
+    /// too long or too deeply nested to plan.
     #[error("{0}")]
     Invalid(String),
     /// DDL, DML or another statement that would change something.
@@ -11,24 +16,45 @@ pub enum QueryError {
         "Tessera's query interface is read-only: {0}. Change datasets with `tessera apply` and `tessera ingest`."
     )]
     ReadOnly(String),
-    /// The query hit its memory limit.
+    /// The query failed on the data it read: division by zero, a value that does not cast, an
+    /// integer overflow, an invalid regular expression, an unparsable timestamp.
+    #[error("the query failed: {0}")]
+    Failed(String),
+    /// The query needs more memory than its limit allows.
     #[error("the query needs more memory than its limit allows: {0}")]
     ResourcesExhausted(String),
-    #[error("the query ran longer than its limit of {0} seconds")]
+    /// The result is larger than a front end may send.
+    #[error("{0}")]
+    ResultTooLarge(String),
+    #[error(
+        "the query ran longer than its limit of {0} seconds (--query-timeout-seconds) and was cancelled"
+    )]
     Timeout(u64),
+    /// As many queries run and wait as the server allows.
+    #[error(
+        "the server is running and queueing as many queries as it may (--query-concurrency, --query-queue-length); try again shortly"
+    )]
+    Busy,
+    /// The server is stopping; running queries are cancelled.
+    #[error("the server is shutting down; the query was cancelled")]
+    ShuttingDown,
     /// Reading a table failed (storage unavailable, corrupt file...).
     #[error("reading data failed: {0}")]
-    Execution(String),
+    Unavailable(String),
+    /// A bug in Tessera (or DataFusion).
+    #[error("internal error (this is a bug): {0}")]
+    Internal(String),
 }
 
 impl QueryError {
     /// Classifies an error DataFusion returned.
-    pub(crate) fn from_datafusion(error: DataFusionError) -> Self {
+    pub fn from_datafusion(error: DataFusionError) -> Self {
+        let message = error.strip_backtrace();
         match error.find_root() {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
-            | DataFusionError::SchemaError(..) => {
-                let message = error.strip_backtrace();
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::Configuration(_) => {
                 if message.contains("table") && message.contains("not found") {
                     QueryError::Invalid(format!(
                         "{message}; datasets are named domain.product.dataset (see GET /api/v1/datasets)"
@@ -41,8 +67,59 @@ impl QueryError {
                 QueryError::Invalid(format!("not supported: {m}"))
             }
             DataFusionError::ResourcesExhausted(m) => QueryError::ResourcesExhausted(m.clone()),
-            _ => QueryError::Execution(error.strip_backtrace()),
+            DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+                ArrowError::MemoryError(_) | ArrowError::OffsetOverflowError(_) => {
+                    QueryError::ResourcesExhausted(message)
+                }
+                ArrowError::NotYetImplemented(_) => QueryError::Invalid(message),
+                ArrowError::IoError(..) => QueryError::Unavailable(message),
+                ArrowError::ExternalError(e) if from_a_dependency(e.as_ref()) => {
+                    QueryError::Unavailable(message)
+                }
+                _ => QueryError::Failed(message),
+            },
+            // What DataFusion wraps as external is a dependency's failure when storage or files
+            // are behind it, and the query's fault otherwise (an invalid regular expression).
+            DataFusionError::External(e) if !from_a_dependency(e.as_ref()) => {
+                QueryError::Failed(message)
+            }
+            // DataFusion reports bad arguments and values found while running as execution
+            // errors (invalid regular expressions, unparsable timestamps, failed casts).
+            DataFusionError::Execution(_) => QueryError::Failed(message),
+            DataFusionError::ExecutionJoin(_) | DataFusionError::Internal(_) => {
+                tracing::error!(error = %message, "query failed inside the engine");
+                QueryError::Internal(message)
+            }
+            _ => QueryError::Unavailable(message),
         }
+    }
+}
+
+/// Whether an error, or one behind it, comes from storage: the object store, the file
+/// system, a Parquet file, a Delta table.
+fn from_a_dependency(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<std::io::Error>()
+            || e.is::<tessera_storage::StorageError>()
+            || e.is::<datafusion::parquet::errors::ParquetError>()
+            || e.is::<datafusion::object_store::Error>()
+        {
+            return true;
+        }
+        if let Some(DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)) =
+            e.downcast_ref::<DataFusionError>()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(error: DataFusionError) -> Self {
+        QueryError::from_datafusion(error)
     }
 }
 

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 /// Registers Tessera's functions on a session.
-pub fn register_functions(ctx: &SessionContext) {
+pub(crate) fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(DateDiff::default()));
 }
 

@@ -1,20 +1,33 @@
-//! The one place SQL is planned: a DataFusion session factory over every dataset of the mesh,
-//! named `domain.product.dataset` (catalog.schema.table), joins across domains included, plus
-//! `domain.product.dataset_quarantine` for refused rows.
+//! The one place SQL is planned and run: a DataFusion session factory over every dataset of
+//! the mesh, named `domain.product.dataset` (catalog.schema.table), joins across domains
+//! included, plus `domain.product.dataset_quarantine` for refused rows.
 //!
-//! Every front end (HTTP, CLI, later Postgres wire and Flight SQL) goes through
-//! [`QueryEngine::plan`], so read-only enforcement — and later access policies, masks and row
-//! filters — apply the same way everywhere. The mesh's metadata comes in as a
-//! [`MeshSnapshot`] taken before planning; table providers never look metadata up themselves.
-//! This crate writes nothing.
+//! [`QueryEngine::session`] is the only way any code gets a DataFusion session, and
+//! [`plan_sql`] the only way SQL text becomes a plan, so read-only enforcement, the nesting and
+//! size limits on SQL, checked integer arithmetic, bounded functions and each query's memory
+//! limit apply the same way to user queries, contract checks and the commit gate (and later to
+//! access policies, masks and row filters). Queries run on a runtime of their own
+//! ([`QueryEngine::execute`], [`QueryEngine::run`]), apart from the threads that answer
+//! requests, under admission control, a time limit that cancels them, and result limits; their
+//! results stream ([`QueryStream`]).
+//!
+//! The mesh's metadata comes in as a [`MeshSnapshot`] taken before planning; table providers
+//! never look metadata up themselves. This crate writes nothing.
 
+mod bounded;
 mod engine;
 mod error;
+mod executor;
 mod functions;
+mod interrupt;
+mod memory;
+mod overflow;
 mod sources;
+mod stream;
 mod table;
 
-pub use engine::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, session_config};
+pub use engine::{DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, plan_sql};
 pub use error::{QueryError, Result};
-pub use functions::register_functions;
+pub use executor::{Admission, STACK_BYTES, Task};
 pub use sources::{SourceFormat, register_source};
+pub use stream::QueryStream;

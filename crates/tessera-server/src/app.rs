@@ -1,7 +1,7 @@
 //! Startup: [`Application::build`] opens the mesh and binds the listener (port 0 picks a free
 //! one, which tests use), then [`Application::run_until_stopped`] serves until shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ pub struct Application {
     address: SocketAddr,
     max_body_bytes: usize,
     check_tick_seconds: u64,
+    shutdown_timeout_seconds: u64,
 }
 
 impl Application {
@@ -43,6 +44,7 @@ impl Application {
             address,
             max_body_bytes: config.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
+            shutdown_timeout_seconds: config.shutdown_timeout_seconds,
         })
     }
 
@@ -55,8 +57,9 @@ impl Application {
         &self.mesh
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish and closes the
-    /// metadata store.
+    /// Serves until `shutdown` completes. Then running queries are cancelled (their streamed
+    /// results end with an error marker), requests in flight get up to the shutdown timeout to
+    /// finish, and the metadata store is closed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -72,10 +75,31 @@ impl Application {
                 std::time::Duration::from_secs(self.check_tick_seconds),
             ))
         });
+        let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
+        let mesh = self.mesh.clone();
         let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| ServiceError::Unavailable(format!("the HTTP server failed: {e}")));
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: cancelling running queries");
+                mesh.stop_queries();
+                let _ = signalled.send(());
+            })
+            .into_future();
+        let grace = std::time::Duration::from_secs(self.shutdown_timeout_seconds);
+        let served = tokio::select! {
+            served = served => served
+                .map_err(|e| ServiceError::Unavailable(format!("the HTTP server failed: {e}"))),
+            _ = async {
+                if stop_waiting.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(seconds = grace.as_secs(), "requests were still in flight at the shutdown timeout; stopping anyway");
+                Ok(())
+            }
+        };
         if let Some(task) = scheduler {
             task.abort();
         }

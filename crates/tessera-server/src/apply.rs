@@ -32,21 +32,42 @@ impl Mesh {
     /// Computes the plan for a product folder and, unless `dry_run`, applies it.
     pub async fn apply(&self, request: &ApplyRequest) -> Result<ApplyPlan> {
         let _one_at_a_time = self.apply_lock.lock().await;
-        let (product_file, product, contracts) = load_folder(&request.files)?;
+        // Read on the query runtime, whose threads have the stack for deeply nested rules.
+        let folder = {
+            let (files, limits) = (request.files.clone(), self.contract_limits);
+            self.offload(async move { load_folder(&files, &limits) })
+                .await??
+        };
+        let product_file = &request.files[folder.product_file];
+        let product = folder.product;
+        let contracts: Vec<ContractFile> = folder
+            .contracts
+            .into_iter()
+            .map(|(i, contract)| ContractFile {
+                file: &request.files[i],
+                contract,
+            })
+            .collect();
+        own_domain(&product, &contracts)?;
         let datasets = self
             .planned_datasets(product_file, &product, &contracts)
             .await?;
+
+        self.plan_rules(&contracts, &datasets).await?;
 
         let product_name = format!("{}.{}", product.domain, product.name);
         let mut changes = Vec::new();
         let mut metadata = MetadataChange::default();
 
         // The product descriptor.
-        if let Some(other) = self.catalog.product_by_id(&product.id).await?
-            && (other.domain != product.domain.as_str() || other.name != product.name.as_str())
+        if let Some(other) = self
+            .catalog
+            .product_by_id(product.domain.as_str(), &product.id)
+            .await?
+            && other.name != product.name.as_str()
         {
             return Err(ServiceError::Conflict(format!(
-                "{}: product id {:?} is already used by {}.{}; product ids are unique in the mesh",
+                "{}: product id {:?} is already used by {}.{}; product ids are unique within a domain",
                 product_file.name, product.id, other.domain, other.name
             )));
         }
@@ -83,11 +104,13 @@ impl Mesh {
             });
         }
 
-        // Contract versions: new ones are stored; a stored version never changes.
+        // Contract versions, scoped to the product's domain: new ones are stored; a stored
+        // version never changes.
+        let domain = product.domain.as_str();
         for c in &contracts {
             let id = &c.contract.id;
             let version = &c.contract.version;
-            let action = match self.catalog.contract(id, version).await? {
+            let action = match self.catalog.contract(domain, id, version).await? {
                 None => Action::Create,
                 Some(s) if s.source == c.file.content => Action::Unchanged,
                 Some(s) => {
@@ -99,7 +122,7 @@ impl Mesh {
             };
             let mut detail = None;
             if action == Action::Create
-                && let Some(previous) = self.catalog.contract_versions(id).await?.pop()
+                && let Some(previous) = self.catalog.contract_versions(domain, id).await?.pop()
             {
                 let breaking = breaking_changes(&previous.source, &previous.file_name, c.file)?;
                 let major_bump = match (major_version(&previous.version), major_version(version)) {
@@ -133,6 +156,7 @@ impl Mesh {
             });
             if action == Action::Create {
                 metadata.contracts.push(ContractRecord {
+                    domain: domain.to_string(),
                     contract_id: id.clone(),
                     version: version.clone(),
                     status: c.contract.status.clone(),
@@ -183,7 +207,7 @@ impl Mesh {
                 }
                 Some(s) => {
                     let old = self
-                        .contract_model(&s.contract_id, &s.contract_version)
+                        .contract_model(&s.domain, &s.contract_id, &s.contract_version)
                         .await?;
                     let detail = schema_evolution(&d.reference, old.dataset(&name), &d.schema)?;
                     (
@@ -253,6 +277,70 @@ impl Mesh {
         Ok(plan)
     }
 
+    /// Plans every `sql` rule of the folder's contracts against the mesh as it will be after
+    /// this apply, so that a rule that cannot run (an unknown table or column, a type error, a
+    /// statement too deep) is refused now, at its file, line and field, and not found failing
+    /// at every commit and scheduled run.
+    async fn plan_rules(
+        &self,
+        contracts: &[ContractFile<'_>],
+        datasets: &[PlannedDataset],
+    ) -> Result<()> {
+        let mut rules = Vec::new();
+        for c in contracts {
+            let doc = SpecDocument::parse(&c.file.name, &c.file.content)?;
+            for site in tessera_spec::sql_rules(&doc) {
+                let Some(d) = datasets.iter().find(|d| {
+                    d.contract_id == c.contract.id && d.reference.dataset.as_str() == site.dataset
+                }) else {
+                    continue;
+                };
+                let sql = tessera_quality::substitute(
+                    &site.query,
+                    &d.reference.to_string(),
+                    site.column.as_deref(),
+                );
+                rules.push((doc.diagnostic(&site.pointer, String::new()), sql));
+            }
+        }
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let mut snapshot = (*self.snapshot().await?).clone();
+        for d in datasets {
+            let schema = d
+                .schema
+                .arrow_schema()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            snapshot.tables.retain(|t| t.reference != d.reference);
+            snapshot.tables.push(tessera_query::DatasetEntry {
+                reference: d.reference.clone(),
+                location: d.reference.relative_path(),
+                schema,
+            });
+        }
+        let ctx = self.engine().session(&snapshot)?;
+        let session = ctx.clone();
+        let problems = self
+            .engine()
+            .run(&session, async move {
+                let mut problems = Vec::new();
+                for (mut diagnostic, sql) in rules {
+                    if let Err(e) = tessera_query::plan_sql(&ctx, &sql).await {
+                        diagnostic.message = format!("the sql rule cannot run: {e}");
+                        problems.push(diagnostic);
+                    }
+                }
+                Ok(problems)
+            })
+            .await?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::InvalidFiles(problems))
+        }
+    }
+
     /// Resolves every output port to its contract (from the folder, or already published) and
     /// lists the datasets the product will have.
     async fn planned_datasets(
@@ -275,12 +363,20 @@ impl Mesh {
                 .find(|c| &c.contract.id == contract_id)
             {
                 Some(c) => std::sync::Arc::new(c.contract.clone()),
-                None => match self.catalog.contract_versions(contract_id).await?.last() {
-                    Some(latest) => self.contract_model(contract_id, &latest.version).await?,
+                None => match self
+                    .catalog
+                    .contract_versions(product.domain.as_str(), contract_id)
+                    .await?
+                    .last()
+                {
+                    Some(latest) => {
+                        self.contract_model(product.domain.as_str(), contract_id, &latest.version)
+                            .await?
+                    }
                     None => {
                         problems.push(descriptor.diagnostic(
                                 &format!("/outputPorts/{i}/contractId"),
-                                format!("output port {:?} references contract {contract_id:?}, which is neither in this folder nor published", port.name),
+                                format!("output port {:?} references contract {contract_id:?}, which is neither in this folder nor published in domain {}", port.name, product.domain),
                             ));
                         continue;
                     }
@@ -332,8 +428,16 @@ impl Mesh {
     }
 }
 
+/// A folder's files read: which file is the product descriptor, the product, and each contract
+/// with the index of its file.
+struct LoadedFolder {
+    product_file: usize,
+    product: Product,
+    contracts: Vec<(usize, Contract)>,
+}
+
 /// Loads every file of a folder; all problems of all files are reported together.
-fn load_folder(files: &[SourceFile]) -> Result<(&SourceFile, Product, Vec<ContractFile<'_>>)> {
+fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Result<LoadedFolder> {
     if files.is_empty() {
         return Err(ServiceError::BadRequest(
             "no files: a product folder holds one product descriptor (*.odps.yaml) and the contracts (*.odcs.yaml) of its output ports".into(),
@@ -341,23 +445,23 @@ fn load_folder(files: &[SourceFile]) -> Result<(&SourceFile, Product, Vec<Contra
     }
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut products = Vec::new();
-    let mut contracts: Vec<ContractFile> = Vec::new();
-    for file in files {
-        match tessera_spec::load(&file.name, &file.content) {
-            Ok(Loaded::Product(p)) => products.push((file, p)),
+    let mut contracts: Vec<(usize, Contract)> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        match tessera_spec::load_with(&file.name, &file.content, limits) {
+            Ok(Loaded::Product(p)) => products.push((i, p)),
             Ok(Loaded::Contract(contract)) => {
-                if let Some(first) = contracts.iter().find(|c| c.contract.id == contract.id) {
+                if let Some((first, _)) = contracts.iter().find(|(_, c)| c.id == contract.id) {
                     problems.push(Diagnostic {
                         file: file.name.clone(),
                         line: Some(1),
                         field: "id".into(),
                         message: format!(
                             "contract id {:?} is also used by {}; each contract file needs its own id",
-                            contract.id, first.file.name
+                            contract.id, files[*first].name
                         ),
                     });
                 } else {
-                    contracts.push(ContractFile { file, contract });
+                    contracts.push((i, contract));
                 }
             }
             Err(e) => problems.extend(e.diagnostics().iter().cloned()),
@@ -368,8 +472,12 @@ fn load_folder(files: &[SourceFile]) -> Result<(&SourceFile, Product, Vec<Contra
     }
     match products.len() {
         1 => {
-            let (file, product) = products.remove(0);
-            Ok((file, product, contracts))
+            let (product_file, product) = products.remove(0);
+            Ok(LoadedFolder {
+                product_file,
+                product,
+                contracts,
+            })
         }
         0 => Err(ServiceError::BadRequest(
             "no product descriptor: a product folder needs one ODPS file (kind: DataProduct)"
@@ -379,10 +487,35 @@ fn load_folder(files: &[SourceFile]) -> Result<(&SourceFile, Product, Vec<Contra
             "more than one product descriptor ({}): a product folder has exactly one",
             products
                 .iter()
-                .map(|(f, _)| f.name.as_str())
+                .map(|(i, _)| files[*i].name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+/// A product publishes only contracts of its own domain: a contract's `domain`, when it states
+/// one, must be the product's (a contract without one takes the product's).
+fn own_domain(product: &Product, contracts: &[ContractFile<'_>]) -> Result<()> {
+    let mut problems = Vec::new();
+    for c in contracts {
+        if let Some(stated) = &c.contract.domain
+            && stated != product.domain.as_str()
+        {
+            let doc = SpecDocument::parse(&c.file.name, &c.file.content)?;
+            problems.push(doc.diagnostic(
+                "/domain",
+                format!(
+                    "contract {:?} belongs to domain {stated:?}, but product {}.{} is in domain {}: a product publishes only contracts of its own domain (contracts are scoped to their domain; the same id in another domain is another contract)",
+                    c.contract.id, product.domain, product.name, product.domain
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidFiles(problems))
     }
 }
 

@@ -52,10 +52,9 @@ impl Mesh {
                 )));
             }
         }
-        let ctx = self.session().await?;
         let mut runs = Vec::with_capacity(records.len());
         for record in &records {
-            runs.push(self.check_dataset(&ctx, record, trigger).await?);
+            runs.push(self.check_dataset(record, trigger).await?);
         }
         let target = match dataset {
             Some(d) => format!("{domain}.{product}.{d}"),
@@ -64,14 +63,15 @@ impl Mesh {
         Ok(report_of(target, runs))
     }
 
-    async fn check_dataset(
-        &self,
-        ctx: &datafusion::prelude::SessionContext,
-        record: &DatasetRecord,
-        trigger: &str,
-    ) -> Result<CheckRunView> {
+    /// Runs one dataset's checks in a session of their own (one session per run, so each run
+    /// has its own time limit and cancellation).
+    async fn check_dataset(&self, record: &DatasetRecord, trigger: &str) -> Result<CheckRunView> {
         let contract = self
-            .contract_model(&record.contract_id, &record.contract_version)
+            .contract_model(
+                &record.domain,
+                &record.contract_id,
+                &record.contract_version,
+            )
             .await?;
         let schema = contract.dataset(&record.name).ok_or_else(|| {
             ServiceError::Internal(format!("dataset {} is not in its contract", record.name))
@@ -85,9 +85,30 @@ impl Mesh {
             .and_then(|t| t.version);
         let facts = self.table_facts(record, started).await?;
         let table = format!("{}.{}.{}", record.domain, record.product, record.name);
-        let results = run_checks(ctx, &table, schema, &checks, &facts)
-            .await
-            .map_err(|e| ServiceError::Unavailable(format!("checking {table}: {e}")))?;
+        // The checks run on the query runtime under the query time limit. When they cannot run
+        // at all (the table is unreadable, the time is up), every check is recorded as an error
+        // with the reason: a scheduled or on-demand run always leaves its result.
+        let ctx = self.session().await?;
+        let measured = {
+            let (table, schema, checks) = (table.clone(), schema.clone(), checks.clone());
+            let session = ctx.clone();
+            self.engine()
+                .run(&session, async move {
+                    Ok(run_checks(&ctx, &table, &schema, &checks, &facts)
+                        .await
+                        .map_err(|e| e.to_string()))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+        };
+        let results = measured.unwrap_or_else(|reason| {
+            tracing::warn!(%table, %reason, "checks could not run");
+            checks
+                .iter()
+                .map(|check| tessera_quality::verdict(check, Err(reason.clone()), 0.0))
+                .collect()
+        });
         self.store_run(record, trigger, started, &results, table_version)
             .await
     }

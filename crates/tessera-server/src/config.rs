@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tessera_query::QueryConfig;
+use tessera_spec::FileLimits;
 
 /// Where Tessera keeps its state and how it serves it.
 #[derive(Debug, Clone)]
@@ -24,6 +25,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often the server looks for scheduled checks that are due; 0 turns scheduling off.
     pub check_tick_seconds: u64,
+    /// Longest a graceful shutdown waits for requests in flight (running queries are
+    /// cancelled first) before the server stops anyway.
+    pub shutdown_timeout_seconds: u64,
+    /// How large a contract `apply` accepts.
+    pub contract_limits: FileLimits,
     pub query: QueryConfig,
 }
 
@@ -38,6 +44,8 @@ impl ServerConfig {
             storage_options: HashMap::new(),
             max_body_bytes: 1 << 30,
             check_tick_seconds: 30,
+            shutdown_timeout_seconds: 10,
+            contract_limits: FileLimits::default(),
             query: QueryConfig::default(),
         }
     }

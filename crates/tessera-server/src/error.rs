@@ -25,9 +25,16 @@ pub enum ServiceError {
     /// A query that does not parse or plan, or that would write.
     #[error("{0}")]
     InvalidQuery(String),
-    /// A query that needs more memory or time than allowed.
+    /// A query that failed on the data it read (division by zero, a failed cast, an integer
+    /// overflow, an invalid regular expression): the query's fault, not the server's.
+    #[error("{0}")]
+    QueryFailed(String),
+    /// A query that needs more memory or time than allowed, or returns more than it may.
     #[error("{0}")]
     QueryLimit(String),
+    /// As many queries run and wait as the server allows; `Retry-After` says when to try again.
+    #[error("{0}")]
+    Busy(String),
     /// A request body over the configured limit.
     #[error(
         "the request body is larger than the limit of {limit_bytes} bytes (server option --max-body-bytes)"
@@ -39,6 +46,27 @@ pub enum ServiceError {
     /// A bug in Tessera.
     #[error("internal error (this is a bug in Tessera): {0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// The same error, its message prefixed with what was being done.
+    pub fn with_context(self, context: &str) -> Self {
+        use ServiceError::*;
+        let prefixed = |m: String| format!("{context}: {m}");
+        match self {
+            NotFound(m) => NotFound(prefixed(m)),
+            BadRequest(m) => BadRequest(prefixed(m)),
+            Conflict(m) => Conflict(prefixed(m)),
+            UnusableBatch(m) => UnusableBatch(prefixed(m)),
+            InvalidQuery(m) => InvalidQuery(prefixed(m)),
+            QueryFailed(m) => QueryFailed(prefixed(m)),
+            QueryLimit(m) => QueryLimit(prefixed(m)),
+            Busy(m) => Busy(prefixed(m)),
+            Unavailable(m) => Unavailable(prefixed(m)),
+            Internal(m) => Internal(prefixed(m)),
+            other @ (InvalidFiles(_) | PayloadTooLarge { .. }) => other,
+        }
+    }
 }
 
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
@@ -80,8 +108,13 @@ impl From<tessera_query::QueryError> for ServiceError {
         use tessera_query::QueryError as Q;
         match e {
             Q::Invalid(_) | Q::ReadOnly(_) => ServiceError::InvalidQuery(e.to_string()),
-            Q::ResourcesExhausted(_) | Q::Timeout(_) => ServiceError::QueryLimit(e.to_string()),
-            Q::Execution(_) => ServiceError::Unavailable(e.to_string()),
+            Q::Failed(_) => ServiceError::QueryFailed(e.to_string()),
+            Q::ResourcesExhausted(_) | Q::ResultTooLarge(_) | Q::Timeout(_) => {
+                ServiceError::QueryLimit(e.to_string())
+            }
+            Q::Busy => ServiceError::Busy(e.to_string()),
+            Q::ShuttingDown | Q::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
+            Q::Internal(_) => ServiceError::Internal(e.to_string()),
         }
     }
 }

@@ -47,8 +47,8 @@ pub(crate) struct GateVerdict {
     /// The gated checks measured on the dataset with the batch (warnings included), to be
     /// stored as the commit's run.
     pub after: Vec<CheckResult>,
-    /// The first blocking check the batch would make fail: (check type, field, reason).
-    pub refused_by: Option<(&'static str, String, String)>,
+    /// The first blocking check the batch would make fail.
+    pub refused_by: Option<Refusal>,
     pub started: chrono::DateTime<chrono::Utc>,
     /// The state with the batch, for the table version its commit creates.
     pub next_state: GateState,
@@ -75,7 +75,11 @@ impl Mesh {
         batch: &RecordBatch,
     ) -> Result<Option<GateVerdict>> {
         let contract = self
-            .contract_model(&record.contract_id, &record.contract_version)
+            .contract_model(
+                &record.domain,
+                &record.contract_id,
+                &record.contract_version,
+            )
             .await?;
         let Some(schema) = contract.dataset(&record.name) else {
             return Ok(None);
@@ -86,115 +90,34 @@ impl Mesh {
         }
         let started = chrono::Utc::now();
         let table = format!("{}.{}.{}", record.domain, record.product, record.name);
-        let failed = |e: datafusion::error::DataFusionError| {
-            ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-        };
-        let measure_failed = |e: tessera_quality::QualityError| {
-            ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-        };
-        let ctx = self.session().await?;
-        let incoming =
-            MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).map_err(failed)?;
-        ctx.register_table(INCOMING, Arc::new(incoming))
-            .map_err(failed)?;
-
         let version = self
             .storage
             .table_info(&record.location)
             .await?
             .and_then(|t| t.version);
         let contract_key = format!("{}@{}", record.contract_id, record.contract_version);
-        let cached = self.gate_state(&record.location);
-        let before = match cached {
-            Some(s) if s.table_version == version && s.contract == contract_key => s,
-            _ => measure_state(&ctx, &table, &checks, version, &contract_key)
-                .await
-                .map_err(measure_failed)?,
-        };
-        let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
+        let cached = self
+            .gate_state(&record.location)
+            .filter(|s| s.table_version == version && s.contract == contract_key);
+        let ctx = self.session().await?;
+        let batch = batch.clone();
+        // Measured on the query runtime, under the query time limit.
+        let session = ctx.clone();
+        let measured = self
+            .engine()
+            .run(&session, async move {
+                Ok(measure(ctx, table, batch, checks, cached, version, contract_key).await)
+            })
             .await
-            .map_err(measure_failed)?;
-
-        // The state with the batch: counts add up; keys add up, less the batch's keys the
-        // dataset already has.
-        let mut after = GateState {
-            table_version: None,
-            contract: contract_key,
-            rows: before.rows + batch_state.rows,
-            counts: HashMap::new(),
-            keys: HashMap::new(),
-        };
-        for check in &checks {
-            let key = check.key();
-            if check.counts_rows() {
-                let sum = before.counts.get(&key).copied().unwrap_or(0.0)
-                    + batch_state.counts.get(&key).copied().unwrap_or(0.0);
-                after.counts.insert(key.clone(), sum);
-            }
-            if let Some(columns) = check.key_columns() {
-                let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-                let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-                let shared = if before.rows > 0.0 {
-                    shared_keys(&ctx, INCOMING, &table, &columns)
-                        .await
-                        .map_err(measure_failed)?
-                } else {
-                    0.0
-                };
-                after
-                    .keys
-                    .insert(key, (nn + b_nn, distinct + b_distinct - shared));
-            }
-        }
-        if checks
-            .iter()
-            .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
-        {
-            let with_batch = ctx
-                .sql(&format!(
-                    "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
-                ))
-                .await
-                .map_err(failed)?;
-            ctx.register_table(AFTER, with_batch.into_view())
-                .map_err(failed)?;
-        }
-
-        let mut results_after = Vec::with_capacity(checks.len());
-        let mut refused_by = None;
-        for check in &checks {
-            let (was, now) = match &check.kind {
-                CheckKind::Sql { .. } => (
-                    verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
-                    verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
-                ),
-                _ => (
-                    verdict(check, Ok(Some(raw(&before, check))), before.rows),
-                    verdict(check, Ok(Some(raw(&after, check))), after.rows),
-                ),
-            };
-            if refused_by.is_none()
-                && check.gates_commits()
-                && now.outcome == Outcome::Failed
-                && was.outcome != Outcome::Failed
-            {
-                refused_by = Some((
-                    check.check_type,
-                    check.field.clone().unwrap_or_default(),
-                    format!(
-                        "the batch would make check {} fail: {}",
-                        check.label(),
-                        now.reason
-                    ),
-                ));
-            }
-            results_after.push(now);
-        }
+            .map_err(|e| {
+                ServiceError::from(e).with_context("the commit gate could not measure the batch")
+            })??;
+        let (after, refused_by, next_state) = measured;
         Ok(Some(GateVerdict {
-            after: results_after,
+            after,
             refused_by,
             started,
-            next_state: after,
+            next_state,
         }))
     }
 
@@ -220,6 +143,117 @@ impl Mesh {
             .insert(location.to_string(), state);
     }
 }
+
+/// The gated checks measured on the dataset with the batch: the results, the check that
+/// refuses the batch (if one does) and the state with the batch.
+async fn measure(
+    ctx: SessionContext,
+    table: String,
+    batch: RecordBatch,
+    checks: Vec<Check>,
+    cached: Option<GateState>,
+    version: Option<i64>,
+    contract_key: String,
+) -> Result<(Vec<CheckResult>, Option<Refusal>, GateState)> {
+    let failed = |e: datafusion::error::DataFusionError| {
+        ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
+    };
+    let measure_failed = |e: tessera_quality::QualityError| {
+        ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
+    };
+    let incoming = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(failed)?;
+    ctx.register_table(INCOMING, Arc::new(incoming))
+        .map_err(failed)?;
+    let before = match cached {
+        Some(state) => state,
+        None => measure_state(&ctx, &table, &checks, version, &contract_key)
+            .await
+            .map_err(measure_failed)?,
+    };
+    let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
+        .await
+        .map_err(measure_failed)?;
+
+    // The state with the batch: counts add up; keys add up, less the batch's keys the
+    // dataset already has.
+    let mut after = GateState {
+        table_version: None,
+        contract: contract_key,
+        rows: before.rows + batch_state.rows,
+        counts: HashMap::new(),
+        keys: HashMap::new(),
+    };
+    for check in &checks {
+        let key = check.key();
+        if check.counts_rows() {
+            let sum = before.counts.get(&key).copied().unwrap_or(0.0)
+                + batch_state.counts.get(&key).copied().unwrap_or(0.0);
+            after.counts.insert(key.clone(), sum);
+        }
+        if let Some(columns) = check.key_columns() {
+            let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+            let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+            let shared = if before.rows > 0.0 {
+                shared_keys(&ctx, INCOMING, &table, &columns)
+                    .await
+                    .map_err(measure_failed)?
+            } else {
+                0.0
+            };
+            after
+                .keys
+                .insert(key, (nn + b_nn, distinct + b_distinct - shared));
+        }
+    }
+    if checks
+        .iter()
+        .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
+    {
+        let with_batch = ctx
+            .sql(&format!(
+                "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
+            ))
+            .await
+            .map_err(failed)?;
+        ctx.register_table(AFTER, with_batch.into_view())
+            .map_err(failed)?;
+    }
+
+    let mut results_after = Vec::with_capacity(checks.len());
+    let mut refused_by = None;
+    for check in &checks {
+        let (was, now) = match &check.kind {
+            CheckKind::Sql { .. } => (
+                verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
+                verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
+            ),
+            _ => (
+                verdict(check, Ok(Some(raw(&before, check))), before.rows),
+                verdict(check, Ok(Some(raw(&after, check))), after.rows),
+            ),
+        };
+        if refused_by.is_none()
+            && check.gates_commits()
+            && now.outcome == Outcome::Failed
+            && was.outcome != Outcome::Failed
+        {
+            refused_by = Some((
+                check.check_type,
+                check.field.clone().unwrap_or_default(),
+                format!(
+                    "the batch would make check {} fail: {}",
+                    check.label(),
+                    now.reason
+                ),
+            ));
+        }
+        results_after.push(now);
+    }
+    Ok((results_after, refused_by, after))
+}
+
+/// The check that refuses a batch: (check type, field, reason).
+type Refusal = (&'static str, String, String);
 
 /// What a check counts in a state: failing rows, all rows for a row count, duplicate keys.
 fn raw(state: &GateState, check: &Check) -> f64 {

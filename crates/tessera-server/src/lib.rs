@@ -29,4 +29,5 @@ pub use error::{Result, ServiceError};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use tessera_ingest::Format;
-pub use tessera_query::QueryConfig;
+pub use tessera_query::{QueryConfig, STACK_BYTES};
+pub use tessera_spec::FileLimits;

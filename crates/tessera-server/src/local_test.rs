@@ -4,10 +4,16 @@
 //! stored.
 
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
 use tessera_core::Contract;
 use tessera_quality::{CheckResult, TableFacts, run_checks};
-use tessera_query::{SourceFormat, register_source, session_config};
+
+use tessera_query::{
+    Identifiers, MeshSnapshot, QueryConfig, QueryEngine, SourceFormat, register_source,
+};
 use tessera_spec::SpecDocument;
+use tessera_storage::Storage;
 
 use crate::checks::{report_of, unstored_run};
 use crate::error::{Result, ServiceError};
@@ -80,13 +86,12 @@ async fn run_contract(
     format: SourceFormat,
     server: &str,
 ) -> Result<CheckReport> {
-    let mut config = session_config(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    // Rules written for datacontract-cli run on DuckDB, which matches identifiers regardless of
-    // case (`AVG(ARR_DELAY)` on a column `ARR_DELAY`): identifiers are taken as written here,
-    // not folded to lower case as in the mesh's SQL.
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
-    tessera_query::register_functions(&ctx);
+    // The files are read through a session like any other: the same limits and functions. Rules
+    // written for datacontract-cli run on DuckDB, which matches identifiers regardless of case
+    // (`AVG(ARR_DELAY)` on a column `ARR_DELAY`): identifiers are taken as written here, not
+    // folded to lower case as in the mesh's SQL.
+    let storage = Storage::new(".", HashMap::new())?;
+    let engine = QueryEngine::new(Arc::new(storage), QueryConfig::default())?;
     let started = chrono::Utc::now();
     let facts = TableFacts {
         now_seconds: started.timestamp_micros() as f64 / 1e6,
@@ -98,12 +103,28 @@ async fn run_contract(
         let table = dataset.name.as_str();
         let path = path.replace("{model}", table);
         let columns: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
+        let ctx = engine.session_with(&MeshSnapshot::default(), Identifiers::AsWritten)?;
         register_source(&ctx, table, &path, format, &columns).await?;
         let checks = dataset.checks(&contract.sla);
-        let results: Vec<CheckResult> = run_checks(&ctx, table, dataset, &checks, &facts)
-            .await
-            .map_err(|e| ServiceError::BadRequest(format!("{path}: {e}")))?;
+        let results: Vec<CheckResult> = {
+            let (ctx, table, dataset, facts) = (
+                ctx.clone(),
+                table.to_string(),
+                dataset.clone(),
+                facts.clone(),
+            );
+            let session = ctx.clone();
+            engine
+                .run(&session, async move {
+                    Ok(run_checks(&ctx, &table, &dataset, &checks, &facts)
+                        .await
+                        .map_err(|e| e.to_string()))
+                })
+                .await?
+                .map_err(|e| ServiceError::BadRequest(format!("{path}: {e}")))?
+        };
         runs.push(unstored_run(table, contract, started, &results));
     }
+    engine.shut_down();
     Ok(report_of(format!("{} ({server})", contract.id), runs))
 }

@@ -15,7 +15,7 @@ use tessera_core::{
 };
 use tessera_ingest::{Format, Prepared};
 use tessera_quality::RowValidator;
-use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine};
+use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine, QueryStream, Task};
 use tessera_storage::Storage;
 
 use crate::config::ServerConfig;
@@ -44,7 +44,7 @@ pub struct Mesh {
     pub(crate) storage: Arc<Storage>,
     engine: QueryEngine,
     /// Parsed contract versions; versions are immutable, so entries never go stale.
-    contracts: Mutex<HashMap<(String, String), Arc<Contract>>>,
+    contracts: Mutex<HashMap<(String, String, String), Arc<Contract>>>,
     /// The mesh as the query engine sees it, with the catalog generation it was built from.
     snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
     /// One apply at a time, so plans are computed against what is really there.
@@ -53,6 +53,8 @@ pub struct Mesh {
     ingest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// What the commit gate knows of each dataset (by table location), see `gate.rs`.
     pub(crate) gate_states: Mutex<HashMap<String, crate::gate::GateState>>,
+    /// How large a contract `apply` accepts.
+    pub(crate) contract_limits: tessera_spec::FileLimits,
 }
 
 impl Mesh {
@@ -79,6 +81,7 @@ impl Mesh {
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
             gate_states: Mutex::new(HashMap::new()),
+            contract_limits: config.contract_limits,
         })
     }
 
@@ -100,6 +103,7 @@ impl Mesh {
     }
 
     pub async fn close(&self) {
+        self.engine.shut_down();
         self.catalog.close().await;
     }
 
@@ -146,7 +150,11 @@ impl Mesh {
             .product(domain, name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no product {domain}.{name}")))?;
-        let product = match tessera_spec::load(&record.file_name, &record.source)? {
+        let product = match tessera_spec::load_with(
+            &record.file_name,
+            &record.source,
+            &tessera_spec::FileLimits::NONE,
+        )? {
             tessera_spec::Loaded::Product(p) => p,
             tessera_spec::Loaded::Contract(_) => {
                 return Err(ServiceError::Internal(format!(
@@ -231,15 +239,16 @@ impl Mesh {
 
     pub async fn contracts(&self) -> Result<Vec<ContractSummary>> {
         let mut by_id: Vec<ContractSummary> = Vec::new();
-        // Ordered by id, then by the time each version was applied.
+        // Ordered by domain and id, then by the time each version was applied.
         for c in self.catalog.contracts().await? {
             match by_id.last_mut() {
-                Some(last) if last.id == c.contract_id => {
+                Some(last) if last.domain == c.domain && last.id == c.contract_id => {
                     last.versions.push(c.version.clone());
                     last.latest_version = c.version;
                     last.status = c.status;
                 }
                 _ => by_id.push(ContractSummary {
+                    domain: c.domain,
                     id: c.contract_id,
                     latest_version: c.version.clone(),
                     status: c.status,
@@ -250,35 +259,48 @@ impl Mesh {
         Ok(by_id)
     }
 
-    pub async fn contract_versions(&self, id: &str) -> Result<Vec<ContractView>> {
-        let versions = self.catalog.contract_versions(id).await?;
+    pub async fn contract_versions(&self, domain: &str, id: &str) -> Result<Vec<ContractView>> {
+        let versions = self.catalog.contract_versions(domain, id).await?;
         if versions.is_empty() {
-            return Err(ServiceError::NotFound(format!("no contract {id:?}")));
+            return Err(ServiceError::NotFound(format!(
+                "no contract {id:?} in domain {domain}"
+            )));
         }
         Ok(versions.into_iter().map(contract_view).collect())
     }
 
-    pub async fn contract(&self, id: &str, version: &str) -> Result<ContractView> {
+    pub async fn contract(&self, domain: &str, id: &str, version: &str) -> Result<ContractView> {
         self.catalog
-            .contract(id, version)
+            .contract(domain, id, version)
             .await?
             .map(contract_view)
             .ok_or_else(|| {
-                ServiceError::NotFound(format!("no contract {id:?} version {version:?}"))
+                ServiceError::NotFound(format!(
+                    "no contract {id:?} version {version:?} in domain {domain}"
+                ))
             })
     }
 
     /// A contract version as the model, parsed once.
-    pub(crate) async fn contract_model(&self, id: &str, version: &str) -> Result<Arc<Contract>> {
-        let key = (id.to_string(), version.to_string());
+    pub(crate) async fn contract_model(
+        &self,
+        domain: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<Arc<Contract>> {
+        let key = (domain.to_string(), id.to_string(), version.to_string());
         if let Some(c) = self.contracts.lock().expect("contract cache").get(&key) {
             return Ok(c.clone());
         }
-        let record = self.catalog.contract(id, version).await?.ok_or_else(|| {
-            ServiceError::Internal(format!(
-                "contract {id} {version} is referenced but not stored"
-            ))
-        })?;
+        let record = self
+            .catalog
+            .contract(domain, id, version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "contract {id} {version} of domain {domain} is referenced but not stored"
+                ))
+            })?;
         let contract = Arc::new(tessera_spec::load_contract(
             &record.file_name,
             &record.source,
@@ -302,7 +324,11 @@ impl Mesh {
 
     async fn dataset_schema(&self, record: &DatasetRecord) -> Result<DatasetSchema> {
         let contract = self
-            .contract_model(&record.contract_id, &record.contract_version)
+            .contract_model(
+                &record.domain,
+                &record.contract_id,
+                &record.contract_version,
+            )
             .await?;
         contract.dataset(&record.name).cloned().ok_or_else(|| {
             ServiceError::Internal(format!(
@@ -505,7 +531,7 @@ impl Mesh {
 
     /// The mesh as of now, rebuilt only when datasets were added or changed contract (by this
     /// instance or another one sharing the metadata store).
-    async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
+    pub(crate) async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
         let generation = self.catalog.datasets_generation().await?;
         let mut cached = self.snapshot.lock().await;
         if let Some((g, snapshot)) = cached.as_ref()
@@ -543,10 +569,37 @@ impl Mesh {
         Ok(self.engine.session(&snapshot)?)
     }
 
-    /// Runs one read-only SQL statement over every dataset and collects the result.
-    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    pub(crate) fn engine(&self) -> &QueryEngine {
+        &self.engine
+    }
+
+    /// Runs one read-only SQL statement over every dataset. The result streams: the answer
+    /// comes back once its first rows are ready, and ends with an error item if the query
+    /// fails or passes a limit after that.
+    pub async fn query(&self, sql: &str) -> Result<QueryStream> {
+        let snapshot = self.snapshot().await?;
+        Ok(self.engine.execute(&snapshot, sql).await?)
+    }
+
+    /// Runs one read-only SQL statement and collects its whole result (the demo, tests).
+    pub async fn query_all(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let snapshot = self.snapshot().await?;
         Ok(self.engine.collect(&snapshot, sql).await?)
+    }
+
+    /// Runs CPU-heavy work of a front end (encoding a result) on the query runtime, off the
+    /// threads that answer requests. Dropping the handle cancels it.
+    pub fn offload<F>(&self, work: F) -> Task<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.engine.spawn(work)
+    }
+
+    /// Cancels running queries and refuses new ones: the first step of a graceful shutdown.
+    pub fn stop_queries(&self) {
+        self.engine.shut_down();
     }
 }
 
@@ -581,6 +634,7 @@ fn dataset_summary(r: &DatasetRecord, schema: &DatasetSchema) -> DatasetSummary 
 
 fn contract_view(c: tessera_catalog::ContractRecord) -> ContractView {
     ContractView {
+        domain: c.domain,
         id: c.contract_id,
         version: c.version,
         status: c.status,

@@ -32,7 +32,11 @@ async fn run_due(mesh: &Mesh) -> crate::Result<()> {
     let now = Utc::now();
     for record in mesh.catalog.datasets(None).await? {
         let contract = mesh
-            .contract_model(&record.contract_id, &record.contract_version)
+            .contract_model(
+                &record.domain,
+                &record.contract_id,
+                &record.contract_version,
+            )
             .await?;
         let Some(expression) = &contract.check_schedule else {
             continue;

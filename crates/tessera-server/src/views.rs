@@ -101,6 +101,8 @@ pub struct ColumnView {
 /// A contract and its versions.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ContractSummary {
+    /// The domain the contract belongs to; a contract is identified by its domain and id.
+    pub domain: String,
     pub id: String,
     /// The most recently applied version.
     pub latest_version: String,
@@ -112,6 +114,7 @@ pub struct ContractSummary {
 /// One version of a contract, with the ODCS file as applied.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ContractView {
+    pub domain: String,
     pub id: String,
     pub version: String,
     pub status: String,
@@ -230,7 +233,12 @@ pub struct QueryResult {
     /// One object per row, keyed by column name.
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The rows sent; with `error`, the rows before the query stopped.
     pub row_count: usize,
+    /// Present when the query failed or reached a limit after its first rows were sent: the
+    /// rows are then incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -249,8 +257,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `not_found`, `bad_request`, `invalid_files`, `conflict`,
-    /// `unusable_batch`, `invalid_query`, `query_limit`, `payload_too_large`, `unavailable`,
-    /// `internal`.
+    /// `unusable_batch`, `invalid_query`, `query_failed`, `query_limit`, `payload_too_large`,
+    /// `busy`, `unavailable`, `internal`.
     pub code: String,
     pub message: String,
     /// For `invalid_files`: each problem with its file, line and field.

@@ -148,7 +148,14 @@ fn read_only_query(query: &str, on_property: bool) -> std::result::Result<(), St
     let statements = Parser::parse_sql(&GenericDialect {}, &sql)
         .map_err(|e| format!("the query does not parse: {e}"))?;
     match statements.as_slice() {
-        [Statement::Query(_)] => Ok(()),
+        [statement @ Statement::Query(_)] => {
+            match tessera_core::sql::nesting(statement, tessera_core::sql::MAX_NESTING) {
+                Some(_) => Ok(()),
+                None => Err(tessera_core::sql::too_deep_message(
+                    tessera_core::sql::MAX_NESTING,
+                )),
+            }
+        }
         [other] => Err(format!(
             "a sql rule must be a read-only query (SELECT …), not {}",
             other
@@ -974,4 +981,68 @@ slaProperties:
             "{err}"
         );
     }
+}
+
+/// Where a `sql` quality rule is in a contract file: so that a rule found wrong later (when it is
+/// planned against the mesh at publish time) is reported at its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlRuleSite {
+    /// The schema object (dataset) the rule is on.
+    pub dataset: String,
+    /// The property, for a rule on a property.
+    pub column: Option<String>,
+    /// The query as written, placeholders included.
+    pub query: String,
+    /// JSON pointer of the rule's `query`, for [`SpecDocument::diagnostic`].
+    pub pointer: String,
+}
+
+/// Every `sql` quality rule of a contract document, with its place.
+pub fn sql_rules(doc: &SpecDocument) -> Vec<SqlRuleSite> {
+    let mut sites = Vec::new();
+    let Some(schema) = doc.value.get("schema").and_then(Value::as_array) else {
+        return sites;
+    };
+    let mut collect = |rules: Option<&Value>, dataset: &str, column: Option<&str>, at: String| {
+        for (j, rule) in rules
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if rule.get("type").and_then(Value::as_str) == Some("sql")
+                && let Some(query) = rule.get("query").and_then(Value::as_str)
+            {
+                sites.push(SqlRuleSite {
+                    dataset: dataset.to_string(),
+                    column: column.map(str::to_string),
+                    query: query.to_string(),
+                    pointer: format!("{at}/quality/{j}/query"),
+                });
+            }
+        }
+    };
+    for (i, object) in schema.iter().enumerate() {
+        let dataset = object
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        collect(object.get("quality"), dataset, None, format!("/schema/{i}"));
+        for (k, property) in object
+            .get("properties")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let column = property.get("name").and_then(Value::as_str);
+            collect(
+                property.get("quality"),
+                dataset,
+                column,
+                format!("/schema/{i}/properties/{k}"),
+            );
+        }
+    }
+    sites
 }

@@ -175,6 +175,9 @@ pub enum ContractsAction {
         id: String,
         #[arg(long)]
         version: Option<String>,
+        /// The contract's domain; needed only when the id is used in several domains.
+        #[arg(long)]
+        domain: Option<String>,
     },
 }
 
@@ -218,6 +221,7 @@ pub enum OutputFormat {
     Table,
     Csv,
     Json,
+    Ndjson,
 }
 
 /// Where a server keeps its state and how it listens.
@@ -244,12 +248,46 @@ pub struct ServeArgs {
     /// How often the server looks for contract checks whose schedule is due, in seconds (0: never).
     #[arg(long, env = "TESSERA_CHECK_TICK_SECONDS", default_value_t = 30)]
     pub check_tick_seconds: u64,
-    /// Memory all running queries may use together, in bytes.
-    #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 2 << 30)]
+    /// Memory one query may hold (joins, sorts, aggregations, values functions build), in bytes.
+    #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 1 << 30)]
     pub query_memory_limit_bytes: usize,
-    /// Longest a query may run, in seconds.
+    /// Memory all running queries may hold together, in bytes (server-wide).
+    #[arg(long, env = "TESSERA_QUERY_MEMORY_POOL_BYTES", default_value_t = 4 << 30)]
+    pub query_memory_pool_bytes: usize,
+    /// Longest a query may run, in seconds, from admission to its last row; it is cancelled then.
     #[arg(long, env = "TESSERA_QUERY_TIMEOUT_SECONDS", default_value_t = 300)]
     pub query_timeout_seconds: u64,
+    /// Most rows one query may return.
+    #[arg(
+        long,
+        env = "TESSERA_QUERY_MAX_RESULT_ROWS",
+        default_value_t = 10_000_000
+    )]
+    pub query_max_result_rows: u64,
+    /// Most bytes one query may return (Arrow's in-memory size of the result).
+    #[arg(long, env = "TESSERA_QUERY_MAX_RESULT_BYTES", default_value_t = 1 << 30)]
+    pub query_max_result_bytes: u64,
+    /// Longest SQL text accepted, in bytes.
+    #[arg(long, env = "TESSERA_QUERY_MAX_SQL_BYTES", default_value_t = 1 << 20)]
+    pub query_max_sql_bytes: usize,
+    /// Queries that run at once (server-wide). Default: twice the number of cores, at least 4.
+    #[arg(long, env = "TESSERA_QUERY_CONCURRENCY")]
+    pub query_concurrency: Option<usize>,
+    /// Queries that may wait for a turn (server-wide); more are answered 503 with Retry-After.
+    #[arg(long, env = "TESSERA_QUERY_QUEUE_LENGTH", default_value_t = 64)]
+    pub query_queue_length: usize,
+    /// Longest a graceful shutdown waits for requests in flight after cancelling queries, in seconds.
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub shutdown_timeout_seconds: u64,
+    /// Largest contract or product file `apply` accepts, in bytes.
+    #[arg(long, env = "TESSERA_CONTRACT_MAX_BYTES", default_value_t = 1 << 20)]
+    pub contract_max_bytes: usize,
+    /// Most schema objects (datasets) one contract may have.
+    #[arg(long, env = "TESSERA_CONTRACT_MAX_DATASETS", default_value_t = 100)]
+    pub contract_max_datasets: usize,
+    /// Most properties (columns, nested ones included) one schema object may have.
+    #[arg(long, env = "TESSERA_CONTRACT_MAX_COLUMNS", default_value_t = 1000)]
+    pub contract_max_columns: usize,
 }
 
 #[derive(Debug, Clone, Args)]

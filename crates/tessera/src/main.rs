@@ -16,6 +16,23 @@ use cli::{Cli, Command};
 use client::Client;
 
 fn main() -> std::process::ExitCode {
+    // Deeply nested input (a contract's SQL rule, a query) must never overflow a stack: the CLI
+    // runs on a thread with a large one, as do the runtime's workers and the query threads.
+    let main = std::thread::Builder::new()
+        .name("tessera".into())
+        .stack_size(tessera_server::STACK_BYTES)
+        .spawn(run_cli);
+    match main.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -25,6 +42,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(tessera_server::STACK_BYTES)
         .enable_all()
         .build()
     {
@@ -34,7 +52,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Work still running (a query being cancelled, a blocking read) must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

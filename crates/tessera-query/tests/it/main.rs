@@ -135,7 +135,7 @@ async fn the_query_interface_is_read_only_and_says_why() {
         "CREATE TABLE x AS SELECT 1",
         "SET datafusion.execution.batch_size = 1",
     ] {
-        match engine.plan(&snapshot(), sql).await {
+        match engine.execute(&snapshot(), sql).await {
             Err(QueryError::ReadOnly(m)) => assert!(!m.is_empty()),
             other => panic!(
                 "{sql}: expected read-only refusal, got {:?}",
@@ -143,11 +143,11 @@ async fn the_query_interface_is_read_only_and_says_why() {
             ),
         }
     }
-    match engine.plan(&snapshot(), "SELECT * FROM items").await {
+    match engine.execute(&snapshot(), "SELECT * FROM items").await {
         Err(QueryError::Invalid(m)) => assert!(m.contains("domain.product.dataset"), "{m}"),
         other => panic!("expected a hint, got {:?}", other.map(|_| ())),
     }
-    match engine.plan(&snapshot(), "SELEC 1").await {
+    match engine.execute(&snapshot(), "SELEC 1").await {
         Err(QueryError::Invalid(_)) => {}
         other => panic!("expected a parse error, got {:?}", other.map(|_| ())),
     }

@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ServiceError;
 use crate::views::{DiagnosticView, ErrorBody, ErrorDetail};
 
+/// What a busy server asks a client to wait before it tries again, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// A [`ServiceError`] on its way out of a handler.
 #[derive(Debug)]
 pub struct ApiError(pub ServiceError);
@@ -51,19 +54,27 @@ impl ApiError {
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use ServiceError::*;
-        match &self.0 {
-            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            InvalidFiles(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_files"),
-            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            UnusableBatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_batch"),
-            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
-            QueryLimit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_limit"),
-            PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+        status_and_code(&self.0)
+    }
+}
+
+/// The HTTP status and error code of a service error: the one mapping, for error answers and
+/// for the error markers of streamed results.
+pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str) {
+    use ServiceError::*;
+    match error {
+        NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        InvalidFiles(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_files"),
+        Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        UnusableBatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_batch"),
+        InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+        QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed"),
+        QueryLimit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_limit"),
+        Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
@@ -92,7 +103,14 @@ impl IntoResponse for ApiError {
                 diagnostics,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self.0, ServiceError::Busy(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

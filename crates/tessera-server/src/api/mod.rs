@@ -20,7 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ApiResult};
-pub use results::{ARROW_STREAM, ResultFormat};
+pub use results::{
+    ARROW_ERROR_CONTINUATION, ARROW_STREAM, NDJSON, ResultEncoder, ResultFormat, error_marker,
+};
 
 use crate::mesh::{BatchData, Mesh};
 use crate::views::*;
@@ -69,7 +71,9 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(apply))
         .routes(routes!(query))
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(document_shared_rules(
+        serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
+    ));
     router
         .route(
             "/api/openapi.json",
@@ -81,6 +85,66 @@ pub fn router(state: AppState) -> axum::Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
+}
+
+/// The names of the mesh in paths and query strings, as `Name::parse` checks them.
+const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";
+
+/// What every operation shares, written into the generated document once rather than on each
+/// handler: the rule for names in paths and query strings (a lowercase snake_case SQL
+/// identifier of at most 63 characters) and the 400 answer a malformed request gets.
+fn document_shared_rules(mut doc: serde_json::Value) -> serde_json::Value {
+    let bad_request = serde_json::json!({
+        "description": "The request is malformed: a name in the path or query string that is not a lowercase snake_case identifier, a query parameter out of its range, or a body that is not what the operation takes",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return doc;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            let Some(operation) = operation.as_object_mut() else {
+                continue;
+            };
+            for parameter in operation
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                let named = matches!(
+                    parameter.get("name").and_then(|n| n.as_str()),
+                    Some("domain" | "product" | "dataset")
+                );
+                if named {
+                    parameter["schema"] = serde_json::json!({
+                        "type": "string",
+                        "pattern": NAME_PATTERN,
+                        "minLength": 1,
+                        "maxLength": 63
+                    });
+                }
+            }
+            let takes_input = operation.contains_key("requestBody")
+                || operation
+                    .get("parameters")
+                    .and_then(|p| p.as_array())
+                    .is_some_and(|p| !p.is_empty());
+            if takes_input
+                && let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(|r| r.as_object_mut())
+            {
+                responses
+                    .entry("400")
+                    .or_insert_with(|| bad_request.clone());
+            }
+        }
+    }
+    doc
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -284,26 +348,31 @@ async fn list_contracts(State(s): State<AppState>) -> ApiResult<Json<Vec<Contrac
     Ok(Json(s.mesh.contracts().await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/contracts/{id}", tag = "catalog",
-    params(("id" = String, Path, description = "The ODCS contract id")),
+#[utoipa::path(get, path = "/api/v1/contracts/{domain}/{id}", tag = "catalog",
+    params(("domain" = String, Path, description = "The domain the contract belongs to"),
+           ("id" = String, Path, description = "The ODCS contract id")),
     responses((status = 200, description = "Every version of the contract, oldest first", body = [ContractView]),
+              (status = 400, description = "The domain is not a lowercase snake_case name", body = ErrorBody),
               (status = 404, description = "No such contract", body = ErrorBody)))]
 async fn list_contract_versions(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Path((domain, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<ContractView>>> {
-    Ok(Json(s.mesh.contract_versions(&id).await?))
+    let domain = name(&domain)?;
+    Ok(Json(s.mesh.contract_versions(domain.as_str(), &id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/contracts/{id}/versions/{version}", tag = "catalog",
-    params(("id" = String, Path), ("version" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/contracts/{domain}/{id}/versions/{version}", tag = "catalog",
+    params(("domain" = String, Path), ("id" = String, Path), ("version" = String, Path)),
     responses((status = 200, description = "One version of the contract, with its ODCS file", body = ContractView),
+              (status = 400, description = "The domain is not a lowercase snake_case name", body = ErrorBody),
               (status = 404, description = "No such contract version", body = ErrorBody)))]
 async fn get_contract_version(
     State(s): State<AppState>,
-    Path((id, version)): Path<(String, String)>,
+    Path((domain, id, version)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ContractView>> {
-    Ok(Json(s.mesh.contract(&id, &version).await?))
+    let domain = name(&domain)?;
+    Ok(Json(s.mesh.contract(domain.as_str(), &id, &version).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/apply", tag = "publish",
@@ -323,12 +392,14 @@ async fn apply(
 
 #[utoipa::path(post, path = "/api/v1/query", tag = "query",
     request_body = QueryRequest,
-    params(("Accept" = Option<String>, Header, description = "application/json (default), text/csv, or application/vnd.apache.arrow.stream")),
-    responses((status = 200, description = "The result, encoded as the Accept header asks",
-               content((QueryResult = "application/json"), (String = "text/csv"),
+    params(("Accept" = Option<String>, Header, description = "application/json (default), application/x-ndjson, text/csv, or application/vnd.apache.arrow.stream")),
+    responses((status = 200, description = "The result, encoded as the Accept header asks and streamed. A failure or a limit reached once rows were sent ends the body with an error marker (see the README)",
+               content((QueryResult = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"),
                        (Vec<u8> = "application/vnd.apache.arrow.stream"))),
-              (status = 400, description = "The SQL does not parse or plan, or it would change something", body = ErrorBody),
-              (status = 422, description = "The query hit its time or memory limit", body = ErrorBody)))]
+              (status = 400, description = "The SQL does not parse or plan, would change something, is too long or too deeply nested, or fails on the data (division by zero, a failed cast, an integer overflow)", body = ErrorBody),
+              (status = 413, description = "The body is over the server's limit", body = ErrorBody),
+              (status = 422, description = "The query hit its time or memory limit, or its result is larger than a query may return", body = ErrorBody),
+              (status = 503, description = "As many queries run and wait as the server allows (see Retry-After), or the server is stopping", body = ErrorBody)))]
 async fn query(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -337,8 +408,9 @@ async fn query(
     let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
     let format =
         ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let (schema, batches) = s.mesh.query(&request.sql).await?;
-    let body = format.encode(&schema, &batches)?;
+    let stream = s.mesh.query(&request.sql).await?;
+    let encoder = ResultEncoder::new(format, &stream.schema())?;
+    let body = results::stream_body(&s.mesh, stream, encoder);
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 

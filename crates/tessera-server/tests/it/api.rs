@@ -750,7 +750,9 @@ async fn new_contract_versions_may_add_columns_but_not_remove_them(store: Store)
         message.contains("column \"channel\" is removed"),
         "{message}"
     );
-    let (_, versions) = server.get("/api/v1/contracts/shop-orders-contract").await;
+    let (_, versions) = server
+        .get("/api/v1/contracts/shop/shop-orders-contract")
+        .await;
     let versions: Vec<&str> = versions
         .as_array()
         .unwrap()
@@ -800,15 +802,15 @@ async fn the_catalog_lists_and_shows_what_was_applied(store: Store) {
     let (_, contracts) = server.get("/api/v1/contracts").await;
     assert_eq!(
         contracts,
-        json!([{"id": "shop-orders-contract", "latest_version": "1.0.0", "status": "active", "versions": ["1.0.0"]}])
+        json!([{"domain": "shop", "id": "shop-orders-contract", "latest_version": "1.0.0", "status": "active", "versions": ["1.0.0"]}])
     );
     let (_, contract) = server
-        .get("/api/v1/contracts/shop-orders-contract/versions/1.0.0")
+        .get("/api/v1/contracts/shop/shop-orders-contract/versions/1.0.0")
         .await;
     assert_eq!(contract["source"], SHOP_CONTRACT);
     assert_eq!(
         server
-            .get("/api/v1/contracts/shop-orders-contract/versions/9.9.9")
+            .get("/api/v1/contracts/shop/shop-orders-contract/versions/9.9.9")
             .await
             .0,
         404
@@ -841,8 +843,8 @@ async fn the_openapi_document_is_true_to_the_server() {
         documented,
         vec![
             "GET /api/v1/contracts",
-            "GET /api/v1/contracts/{id}",
-            "GET /api/v1/contracts/{id}/versions/{version}",
+            "GET /api/v1/contracts/{domain}/{id}",
+            "GET /api/v1/contracts/{domain}/{id}/versions/{version}",
             "GET /api/v1/datasets",
             "GET /api/v1/datasets/{domain}/{product}/{dataset}",
             "GET /api/v1/datasets/{domain}/{product}/{dataset}/checks",

@@ -3,6 +3,8 @@
 //! S3-compatible server.
 
 mod api;
+mod hardening;
+mod openapi;
 mod s3;
 mod support;
 

@@ -237,9 +237,10 @@ pub async fn contracts(client: &Client, action: Option<ContractsAction>) -> Resu
         ContractsAction::List => {
             let contracts: Vec<ContractSummary> =
                 client.get(&["api", "v1", "contracts"], &[]).await?;
-            let mut t = table(&["CONTRACT", "LATEST", "STATUS", "VERSIONS"]);
+            let mut t = table(&["DOMAIN", "CONTRACT", "LATEST", "STATUS", "VERSIONS"]);
             for c in contracts {
                 t.add_row(vec![
+                    c.domain,
                     c.id,
                     c.latest_version,
                     c.status,
@@ -248,16 +249,46 @@ pub async fn contracts(client: &Client, action: Option<ContractsAction>) -> Resu
             }
             println!("{t}");
         }
-        ContractsAction::Show { id, version } => {
+        ContractsAction::Show {
+            id,
+            version,
+            domain,
+        } => {
+            // Contracts are scoped to their domain; without --domain, the one domain that has
+            // a contract of this id.
+            let domain = match domain {
+                Some(d) => d,
+                None => {
+                    let contracts: Vec<ContractSummary> =
+                        client.get(&["api", "v1", "contracts"], &[]).await?;
+                    let domains: Vec<String> = contracts
+                        .into_iter()
+                        .filter(|c| c.id == id)
+                        .map(|c| c.domain)
+                        .collect();
+                    match domains.as_slice() {
+                        [one] => one.clone(),
+                        [] => bail!("no contract {id:?} (see `tessera contracts`)"),
+                        many => bail!(
+                            "contract id {id:?} is used in several domains ({}): say which with --domain",
+                            many.join(", ")
+                        ),
+                    }
+                }
+            };
             let contract: ContractView = match version {
                 Some(v) => {
                     client
-                        .get(&["api", "v1", "contracts", &id, "versions", &v], &[])
+                        .get(
+                            &["api", "v1", "contracts", &domain, &id, "versions", &v],
+                            &[],
+                        )
                         .await?
                 }
                 None => {
-                    let mut versions: Vec<ContractView> =
-                        client.get(&["api", "v1", "contracts", &id], &[]).await?;
+                    let mut versions: Vec<ContractView> = client
+                        .get(&["api", "v1", "contracts", &domain, &id], &[])
+                        .await?;
                     match versions.pop() {
                         Some(latest) => latest,
                         None => bail!("contract {id:?} has no versions"),
@@ -265,9 +296,10 @@ pub async fn contracts(client: &Client, action: Option<ContractsAction>) -> Resu
                 }
             };
             println!(
-                "# {} version {} ({}), applied {} from {}",
+                "# {} version {} of domain {} ({}), applied {} from {}",
                 contract.id,
                 contract.version,
+                contract.domain,
                 contract.status,
                 contract.created_at,
                 contract.file_name

@@ -1,9 +1,11 @@
-//! `tessera query "SQL"`: a table for people (the answer fetched as Arrow), or CSV or JSON as the
-//! server sends them.
+//! `tessera query "SQL"`: a table for people (the answer fetched as Arrow), or CSV, JSON or
+//! NDJSON as the server sends them. A result the server cut short (a failure or a limit after
+//! the first rows) ends with an error marker: the rows before it are shown, its message goes
+//! to stderr and the exit code is 1.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use arrow::record_batch::RecordBatch;
-use tessera_server::api::ARROW_STREAM;
+use tessera_server::api::{ARROW_STREAM, NDJSON, ResultFormat, error_marker};
 use tessera_server::views::QueryResult;
 
 use crate::cli::OutputFormat;
@@ -13,13 +15,22 @@ pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()>
     match format {
         OutputFormat::Table => {
             let body = client.query(sql, ARROW_STREAM).await?;
-            let reader =
-                arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+            let cut_short = error_marker(ResultFormat::Arrow, &body);
+            let mut reader =
+                arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&body[..]), None)
                     .context("the server's Arrow answer is not readable")?;
             let schema = reader.schema();
-            let batches: Vec<RecordBatch> = reader
-                .collect::<Result<_, _>>()
-                .context("the server's Arrow answer is not readable")?;
+            let mut batches: Vec<RecordBatch> = Vec::new();
+            for batch in reader.by_ref() {
+                match batch {
+                    Ok(b) => batches.push(b),
+                    // The error frame is not an Arrow message: reading stops at it.
+                    Err(_) if cut_short.is_some() => break,
+                    Err(e) => {
+                        return Err(e).context("the server's Arrow answer is not readable");
+                    }
+                }
+            }
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let shown = if batches.is_empty() {
                 vec![RecordBatch::new_empty(schema)]
@@ -28,17 +39,56 @@ pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()>
             };
             println!("{}", arrow::util::pretty::pretty_format_batches(&shown)?);
             println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+            end(cut_short)
         }
         OutputFormat::Csv => {
             let body = client.query(sql, "text/csv").await?;
-            print!("{}", String::from_utf8_lossy(&body));
+            let cut_short = error_marker(ResultFormat::Csv, &body);
+            let text = String::from_utf8_lossy(&body);
+            let rows = match cut_short {
+                // Everything but the marker line.
+                Some(_) => text
+                    .trim_end()
+                    .rsplit_once('\n')
+                    .map_or("", |(rows, _)| rows),
+                None => &text,
+            };
+            print!("{rows}");
+            if cut_short.is_some() && !rows.is_empty() {
+                println!();
+            }
+            end(cut_short)
         }
         OutputFormat::Json => {
             let body = client.query(sql, "application/json").await?;
             let result: QueryResult = serde_json::from_slice(&body)
                 .context("the server's JSON answer is not readable")?;
             println!("{}", serde_json::to_string_pretty(&result.rows)?);
+            end(error_marker(ResultFormat::Json, &body))
+        }
+        OutputFormat::Ndjson => {
+            let body = client.query(sql, NDJSON).await?;
+            let cut_short = error_marker(ResultFormat::NdJson, &body);
+            let text = String::from_utf8_lossy(&body);
+            let rows = match cut_short {
+                Some(_) => text
+                    .trim_end()
+                    .rsplit_once('\n')
+                    .map_or("", |(rows, _)| rows),
+                None => &text,
+            };
+            print!("{rows}");
+            if cut_short.is_some() && !rows.is_empty() {
+                println!();
+            }
+            end(cut_short)
         }
     }
-    Ok(())
+}
+
+fn end(cut_short: Option<(String, String)>) -> Result<()> {
+    match cut_short {
+        Some((code, message)) => bail!("the result is incomplete ({code}): {message}"),
+        None => Ok(()),
+    }
 }

@@ -1,7 +1,7 @@
 //! `tessera serve`: the platform on the configured stores, until Ctrl-C or SIGTERM.
 
 use anyhow::Result;
-use tessera_server::{Application, QueryConfig, ServerConfig};
+use tessera_server::{Application, FileLimits, QueryConfig, ServerConfig};
 
 use crate::cli::ServeArgs;
 
@@ -12,10 +12,23 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.storage_options = args.storage_options.iter().cloned().collect();
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
+    config.shutdown_timeout_seconds = args.shutdown_timeout_seconds;
+    config.contract_limits = FileLimits {
+        max_bytes: args.contract_max_bytes,
+        max_datasets: args.contract_max_datasets,
+        max_columns: args.contract_max_columns,
+    };
+    let defaults = QueryConfig::default();
     config.query = QueryConfig {
         memory_limit_bytes: args.query_memory_limit_bytes,
+        memory_pool_bytes: args.query_memory_pool_bytes,
         timeout_seconds: args.query_timeout_seconds,
-        ..QueryConfig::default()
+        max_result_rows: args.query_max_result_rows,
+        max_result_bytes: args.query_max_result_bytes,
+        max_sql_bytes: args.query_max_sql_bytes,
+        concurrency: args.query_concurrency.unwrap_or(defaults.concurrency),
+        queue_length: args.query_queue_length,
+        ..defaults
     };
     config
 }

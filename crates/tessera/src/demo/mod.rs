@@ -243,7 +243,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     }
     for (dataset, sql) in DERIVED {
         let (schema, batches) = mesh
-            .query(sql)
+            .query_all(sql)
             .await
             .with_context(|| format!("deriving {dataset}"))?;
         let batch = concat_batches(&schema, &batches)?;
