@@ -81,7 +81,8 @@ pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
+        // A busy server refusing a query is its admission control at work, not a failure.
+        if status.is_server_error() && !matches!(self.0, ServiceError::Busy(_)) {
             tracing::error!(error = %self.0, "request failed");
         }
         let diagnostics = match &self.0 {

@@ -183,6 +183,7 @@ async fn get_domain(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ProductFilter {
     /// Only the products of this domain.
     domain: Option<String>,
@@ -218,15 +219,16 @@ async fn get_product(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DatasetFilter {
-    /// With `product`: only the datasets of `domain.product`.
+    /// Only the datasets of this domain (with `product`: of `domain.product`).
     domain: Option<String>,
+    /// Only the datasets of products of this name (in every domain, unless `domain` is given).
     product: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/datasets", tag = "catalog", params(DatasetFilter),
     responses((status = 200, description = "Datasets, by reference", body = [DatasetSummary]),
-              (status = 400, description = "`product` without `domain`", body = ErrorBody),
               (status = 404, description = "No such product", body = ErrorBody)))]
 async fn list_datasets(
     State(s): State<AppState>,
@@ -245,7 +247,12 @@ async fn list_datasets(
             all.retain(|x| x.domain == d.as_str());
             all
         }
-        (None, Some(_)) => return Err(ApiError::bad_request("`product` needs `domain` too")),
+        (None, Some(p)) => {
+            let p = name(&p)?;
+            let mut all = s.mesh.datasets(None).await?;
+            all.retain(|x| x.product == p.as_str());
+            all
+        }
         (None, None) => s.mesh.datasets(None).await?,
     };
     Ok(Json(datasets))
@@ -275,6 +282,7 @@ async fn get_dataset(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IngestParams {
     /// Batch id; the same id is written once. Default: the `Idempotency-Key` header, else the
     /// SHA-256 of the body.
@@ -470,6 +478,7 @@ async fn check_dataset(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryParams {
     /// How many runs, newest first (default 20, at most 1000).
     limit: Option<i64>,

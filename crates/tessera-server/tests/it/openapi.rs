@@ -27,8 +27,11 @@ async fn schemathesis_finds_no_difference_between_the_openapi_document_and_the_s
         .ingest("shop.orders.orders", "batch_id=b1", "text/csv", ORDERS_CSV)
         .await;
     assert_eq!(status, 201, "{body}");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
     let output = tokio::process::Command::new(schemathesis())
         .args([
+            "--config-file",
+            config,
             "run",
             &format!("{}/api/openapi.json", server.url),
             "--checks",
@@ -41,6 +44,7 @@ async fn schemathesis_finds_no_difference_between_the_openapi_document_and_the_s
             "2",
             "--no-color",
         ])
+        .current_dir(std::env::temp_dir())
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
         .await
