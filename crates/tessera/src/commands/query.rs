@@ -41,24 +41,7 @@ pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()>
             println!("({rows} row{})", if rows == 1 { "" } else { "s" });
             end(cut_short)
         }
-        OutputFormat::Csv => {
-            let body = client.query(sql, "text/csv").await?;
-            let cut_short = error_marker(ResultFormat::Csv, &body);
-            let text = String::from_utf8_lossy(&body);
-            let rows = match cut_short {
-                // Everything but the marker line.
-                Some(_) => text
-                    .trim_end()
-                    .rsplit_once('\n')
-                    .map_or("", |(rows, _)| rows),
-                None => &text,
-            };
-            print!("{rows}");
-            if cut_short.is_some() && !rows.is_empty() {
-                println!();
-            }
-            end(cut_short)
-        }
+        OutputFormat::Csv => print_text(&client.query(sql, "text/csv").await?, ResultFormat::Csv),
         OutputFormat::Json => {
             let body = client.query(sql, "application/json").await?;
             let result: QueryResult = serde_json::from_slice(&body)
@@ -66,24 +49,27 @@ pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()>
             println!("{}", serde_json::to_string_pretty(&result.rows)?);
             end(error_marker(ResultFormat::Json, &body))
         }
-        OutputFormat::Ndjson => {
-            let body = client.query(sql, NDJSON).await?;
-            let cut_short = error_marker(ResultFormat::NdJson, &body);
-            let text = String::from_utf8_lossy(&body);
-            let rows = match cut_short {
-                Some(_) => text
-                    .trim_end()
-                    .rsplit_once('\n')
-                    .map_or("", |(rows, _)| rows),
-                None => &text,
-            };
-            print!("{rows}");
-            if cut_short.is_some() && !rows.is_empty() {
-                println!();
-            }
-            end(cut_short)
-        }
+        OutputFormat::Ndjson => print_text(&client.query(sql, NDJSON).await?, ResultFormat::NdJson),
     }
+}
+
+/// Prints a text answer (CSV, NDJSON) as the server sent it, without its error marker line.
+fn print_text(body: &[u8], format: ResultFormat) -> Result<()> {
+    let cut_short = error_marker(format, body);
+    let text = String::from_utf8_lossy(body);
+    let rows = match cut_short {
+        // Everything but the marker, which is the last line.
+        Some(_) => text
+            .trim_end()
+            .rsplit_once('\n')
+            .map_or("", |(rows, _)| rows),
+        None => &text,
+    };
+    print!("{rows}");
+    if cut_short.is_some() && !rows.is_empty() {
+        println!();
+    }
+    end(cut_short)
 }
 
 fn end(cut_short: Option<(String, String)>) -> Result<()> {

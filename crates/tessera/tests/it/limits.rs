@@ -147,3 +147,38 @@ async fn a_result_far_over_the_limits_is_cut_short_without_the_server_growing() 
         peak >> 20
     );
 }
+
+#[test]
+fn the_cli_shows_the_rows_of_a_cut_short_result_and_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", dir.path(), &["--query-max-result-rows", "20000"]);
+    let sql = "SELECT value FROM generate_series(1, 100000)";
+    for format in ["table", "csv", "json", "ndjson"] {
+        let run = server.cli(&["query", sql, "--format", format]).failed();
+        assert!(
+            run.stderr
+                .contains("the result is incomplete (query_limit)")
+                && run.stderr.contains("--query-max-result-rows"),
+            "{format}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains("16384"),
+            "{format}: the rows sent are shown"
+        );
+        assert!(
+            !run.stdout.contains("tessera_error"),
+            "{format}: the marker is not a row"
+        );
+    }
+    // A complete result prints as usual and succeeds.
+    let run = server
+        .cli(&[
+            "query",
+            "SELECT value FROM generate_series(1, 3)",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(run.stdout, "value\n1\n2\n3\n");
+}
