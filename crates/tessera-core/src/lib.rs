@@ -1,10 +1,12 @@
 //! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
-//! their contracts (columns, types, row-level rules) and the mapping of contract types to Arrow.
+//! their contracts (columns, types, row-level rules), the mapping of contract types to Arrow,
+//! who asks ([`RequestContext`], [`Principal`]) and which SQL is accepted ([`sql`]).
 //!
 //! This crate does no IO, is not async and does not (de)serialise file formats: reading ODCS and
 //! ODPS files is `tessera-spec`'s job, storing them `tessera-catalog`'s. Everything here is plain
 //! data and pure functions, so its tests run in microseconds.
 
+mod context;
 mod error;
 mod model;
 mod name;
@@ -13,6 +15,7 @@ mod rules;
 pub mod sql;
 mod types;
 
+pub use context::{FrontEnd, Principal, PrincipalKind, RequestContext};
 pub use error::{CoreError, Result};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product, QUARANTINE_AT,

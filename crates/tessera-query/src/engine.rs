@@ -15,8 +15,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::{StreamExt, TryStreamExt};
-use tessera_core::DatasetRef;
 use tessera_core::sql::{MAX_NESTING, nesting, read_only, too_deep_message};
+use tessera_core::{DatasetRef, RequestContext};
 use tessera_storage::Storage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -104,12 +104,22 @@ pub enum Identifiers {
 /// How long a cancelled query may take to notice before its caller stops waiting for it.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
-/// What every session carries for [`plan_sql`] and the engine: the limit on SQL text, and the
-/// token that cancels its queries.
+/// What every session carries for [`plan_sql`] and the engine: the limit on SQL text, the
+/// token that cancels its queries, and the request it runs for.
 #[derive(Debug)]
 struct SessionControl {
     max_sql_bytes: usize,
     token: CancellationToken,
+    /// Who the session's queries run for.
+    request: RequestContext,
+}
+
+/// The request a session made by [`QueryEngine::session`] runs for.
+pub fn request_of(ctx: &SessionContext) -> Option<RequestContext> {
+    ctx.state()
+        .config()
+        .get_extension::<SessionControl>()
+        .map(|c| c.request.clone())
 }
 
 /// The cancellation token of a session made by [`QueryEngine::session`].
@@ -154,16 +164,18 @@ impl QueryEngine {
     }
 
     /// The session factory, the one way any code gets a DataFusion session: a fresh context
-    /// whose catalogs are the snapshot's domains, with its own memory limit, Tessera's
-    /// functions and checked integer arithmetic.
-    pub fn session(&self, snapshot: &MeshSnapshot) -> Result<SessionContext> {
-        self.session_with(snapshot, Identifiers::Folded)
+    /// for one request (`cx`: who asks, carried by the session, which is where access policies
+    /// will apply) whose catalogs are the snapshot's domains, with its own memory limit,
+    /// Tessera's functions and checked integer arithmetic.
+    pub fn session(&self, snapshot: &MeshSnapshot, cx: &RequestContext) -> Result<SessionContext> {
+        self.session_with(snapshot, cx, Identifiers::Folded)
     }
 
     /// [`session`](Self::session) with identifiers read as `identifiers` says.
     pub fn session_with(
         &self,
         snapshot: &MeshSnapshot,
+        cx: &RequestContext,
         identifiers: Identifiers,
     ) -> Result<SessionContext> {
         let token = self.executor.query_token();
@@ -171,6 +183,7 @@ impl QueryEngine {
             SessionControl {
                 max_sql_bytes: self.config.max_sql_bytes,
                 token: token.clone(),
+                request: cx.clone(),
             },
         ));
         if identifiers == Identifiers::AsWritten {
@@ -234,12 +247,17 @@ impl QueryEngine {
     /// executed on the query runtime under the time limit, its result streamed with the result
     /// limits. Returns once the first batch is ready, so errors found that early are answered
     /// as errors rather than inside a started result.
-    pub async fn execute(&self, snapshot: &MeshSnapshot, sql: &str) -> Result<QueryStream> {
+    pub async fn execute(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+        cx: &RequestContext,
+    ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         // A query waits for its turn at most as long as it may run; its time starts then.
         let admission = self.executor.admit(timeout).await?;
         let deadline = Instant::now() + timeout;
-        let ctx = self.session(snapshot)?;
+        let ctx = self.session(snapshot, cx)?;
         let token = token_of(&ctx).expect("sessions carry a token");
         self.executor.cancel_at(deadline, token.clone());
         let why = Cancelled {
@@ -330,8 +348,9 @@ impl QueryEngine {
         &self,
         snapshot: &MeshSnapshot,
         sql: &str,
+        cx: &RequestContext,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let stream = self.execute(snapshot, sql).await?;
+        let stream = self.execute(snapshot, sql, cx).await?;
         let schema = stream.schema();
         let batches = stream.try_collect().await?;
         Ok((schema, batches))

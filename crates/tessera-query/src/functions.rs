@@ -131,8 +131,17 @@ mod tests {
 
     #[tokio::test]
     async fn date_diff_counts_boundaries_like_duckdb() {
-        let ctx = SessionContext::new();
-        register_functions(&ctx);
+        let storage = tessera_storage::Storage::new(".", Default::default()).unwrap();
+        let engine =
+            crate::QueryEngine::new(std::sync::Arc::new(storage), Default::default()).unwrap();
+        let cx = tessera_core::RequestContext::system(
+            "query-tests",
+            "test",
+            tessera_core::FrontEnd::System,
+        );
+        let ctx = engine
+            .session(&crate::MeshSnapshot::default(), &cx)
+            .unwrap();
         let df = ctx
             .sql("SELECT date_diff('day', DATE '2024-01-31', DATE '2024-03-01') AS d, \
                   date_diff('month', DATE '2024-01-31', DATE '2024-03-01') AS m, \

@@ -26,7 +26,9 @@ mod sources;
 mod stream;
 mod table;
 
-pub use engine::{DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, plan_sql};
+pub use engine::{
+    DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, plan_sql, request_of,
+};
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
 pub use sources::{SourceFormat, register_source};

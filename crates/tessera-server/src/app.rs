@@ -65,7 +65,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let state = AppState {
-            mesh: self.mesh.clone(),
+            services: self.mesh.clone(),
             max_body_bytes: self.max_body_bytes,
         };
         let app = router(state).layer(TraceLayer::new_for_http());

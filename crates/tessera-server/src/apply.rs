@@ -5,12 +5,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use async_trait::async_trait;
 use tessera_catalog::{ContractRecord, DatasetRecord, MetadataChange, ProductRecord};
-use tessera_core::{Contract, DatasetRef, DatasetSchema, Product};
+use tessera_core::{Contract, DatasetRef, DatasetSchema, Product, RequestContext};
 use tessera_spec::{Diagnostic, Loaded, SpecDocument, diff_contracts, major_version};
 
 use crate::error::{Result, ServiceError};
-use crate::mesh::Mesh;
+use crate::mesh::{Mesh, owner_principal};
+use crate::service::PublishService;
 use crate::views::*;
 
 /// A contract from the folder, with the file it came from.
@@ -28,14 +30,15 @@ struct PlannedDataset {
     description: Option<String>,
 }
 
-impl Mesh {
+#[async_trait]
+impl PublishService for Mesh {
     /// Computes the plan for a product folder and, unless `dry_run`, applies it.
-    pub async fn apply(&self, request: &ApplyRequest) -> Result<ApplyPlan> {
+    async fn apply(&self, cx: &RequestContext, request: &ApplyRequest) -> Result<ApplyPlan> {
         let _one_at_a_time = self.apply_lock.lock().await;
         // Read on the query runtime, whose threads have the stack for deeply nested rules.
         let folder = {
             let (files, limits) = (request.files.clone(), self.contract_limits);
-            self.offload(async move { load_folder(&files, &limits) })
+            self.offload_work(async move { load_folder(&files, &limits) })
                 .await??
         };
         let product_file = &request.files[folder.product_file];
@@ -53,7 +56,9 @@ impl Mesh {
             .planned_datasets(product_file, &product, &contracts)
             .await?;
 
-        self.plan_rules(&contracts, &datasets).await?;
+        // The rules run with the rights of the product's owner team: planned with them too.
+        let owner = cx.acting_as(owner_principal(product.owner.clone()));
+        self.plan_rules(&owner, &contracts, &datasets).await?;
 
         let product_name = format!("{}.{}", product.domain, product.name);
         let mut changes = Vec::new();
@@ -276,13 +281,16 @@ impl Mesh {
         self.catalog.apply(&metadata).await?;
         Ok(plan)
     }
+}
 
+impl Mesh {
     /// Plans every `sql` rule of the folder's contracts against the mesh as it will be after
     /// this apply, so that a rule that cannot run (an unknown table or column, a type error, a
     /// statement too deep) is refused now, at its file, line and field, and not found failing
     /// at every commit and scheduled run.
     async fn plan_rules(
         &self,
+        cx: &RequestContext,
         contracts: &[ContractFile<'_>],
         datasets: &[PlannedDataset],
     ) -> Result<()> {
@@ -319,7 +327,7 @@ impl Mesh {
                 schema,
             });
         }
-        let ctx = self.engine().session(&snapshot)?;
+        let ctx = self.engine().session(&snapshot, cx)?;
         let session = ctx.clone();
         let problems = self
             .engine()

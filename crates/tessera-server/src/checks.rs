@@ -8,8 +8,12 @@ use tessera_catalog::{CheckResultRecord, CheckRunRecord, DatasetRecord, RunFilte
 use tessera_core::{Severity, quality_score};
 use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
 
+use async_trait::async_trait;
+use tessera_core::RequestContext;
+
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
+use crate::service::QualityService;
 use crate::views::{
     CheckReport, CheckResultView, CheckRunView, DatasetQuality, ProductQualityPoint, QualitySummary,
 };
@@ -28,11 +32,13 @@ pub(crate) const SCHEDULE: &str = "schedule";
 /// make a quality score.
 const PARTIAL: &[&str] = &[COMMIT, REFUSED_COMMIT];
 
-impl Mesh {
+#[async_trait]
+impl QualityService for Mesh {
     /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores
     /// each run. `trigger` says why: `on_demand`, `schedule` or `commit`.
-    pub async fn check(
+    async fn check(
         &self,
+        cx: &RequestContext,
         domain: &str,
         product: &str,
         dataset: Option<&str>,
@@ -52,9 +58,11 @@ impl Mesh {
                 )));
             }
         }
+        // A product's checks and `sql` rules run with the rights of its owner team.
+        let owner = self.as_owner(cx, domain, product).await?;
         let mut runs = Vec::with_capacity(records.len());
         for record in &records {
-            runs.push(self.check_dataset(record, trigger).await?);
+            runs.push(self.check_dataset(&owner, record, trigger).await?);
         }
         let target = match dataset {
             Some(d) => format!("{domain}.{product}.{d}"),
@@ -63,9 +71,82 @@ impl Mesh {
         Ok(report_of(target, runs))
     }
 
+    /// The stored runs of a dataset, newest first, with their results.
+    async fn check_history(
+        &self,
+        _cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        dataset: &str,
+        limit: i64,
+    ) -> Result<Vec<CheckRunView>> {
+        self.runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
+            .await
+    }
+
+    /// A product's quality over time, newest first: one point per full run of one of its
+    /// datasets, with the product's score and result as of that run (over the latest full run
+    /// of each dataset then).
+    async fn product_quality_history(
+        &self,
+        _cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        limit: i64,
+    ) -> Result<Vec<ProductQualityPoint>> {
+        if self.catalog.product(domain, product).await?.is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{product}"
+            )));
+        }
+        let mut runs = self
+            .runs_with_results(
+                RunFilter::product(domain, product, limit).triggers(Triggers::Except(PARTIAL)),
+            )
+            .await?;
+        let Some(oldest) = runs.last().map(|r| r.started_at.clone()) else {
+            return Ok(Vec::new());
+        };
+        // What each dataset looked like before the oldest point, then the points in order.
+        let mut current: HashMap<String, CheckRunView> = self
+            .latest_full_runs(domain, product, Some(&oldest))
+            .await?
+            .into_iter()
+            .map(|r| (r.dataset.clone(), r))
+            .collect();
+        runs.reverse();
+        let mut points = Vec::with_capacity(runs.len());
+        for run in runs {
+            let point = ProductQualityPoint {
+                checked_at: run.finished_at.clone(),
+                dataset: run.dataset.clone(),
+                run_id: run.run_id.clone(),
+                trigger: run.trigger.clone(),
+                score: None,
+                result: String::new(),
+            };
+            current.insert(run.dataset.clone(), run);
+            let report = report_of(String::new(), current.values().cloned().collect());
+            points.push(ProductQualityPoint {
+                score: report.score,
+                result: report.result,
+                ..point
+            });
+        }
+        points.reverse();
+        Ok(points)
+    }
+}
+
+impl Mesh {
     /// Runs one dataset's checks in a session of their own (one session per run, so each run
     /// has its own time limit and cancellation).
-    async fn check_dataset(&self, record: &DatasetRecord, trigger: &str) -> Result<CheckRunView> {
+    async fn check_dataset(
+        &self,
+        cx: &RequestContext,
+        record: &DatasetRecord,
+        trigger: &str,
+    ) -> Result<CheckRunView> {
         let contract = self
             .contract_model(
                 &record.domain,
@@ -88,7 +169,7 @@ impl Mesh {
         // The checks run on the query runtime under the query time limit. When they cannot run
         // at all (the table is unreadable, the time is up), every check is recorded as an error
         // with the reason: a scheduled or on-demand run always leaves its result.
-        let ctx = self.session().await?;
+        let ctx = self.session(cx).await?;
         let measured = {
             let (table, schema, checks) = (table.clone(), schema.clone(), checks.clone());
             let session = ctx.clone();
@@ -160,18 +241,6 @@ impl Mesh {
         Ok(run_view(run, rows))
     }
 
-    /// The stored runs of a dataset, newest first, with their results.
-    pub async fn check_history(
-        &self,
-        domain: &str,
-        product: &str,
-        dataset: &str,
-        limit: i64,
-    ) -> Result<Vec<CheckRunView>> {
-        self.runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
-            .await
-    }
-
     async fn runs_with_results(&self, filter: RunFilter<'_>) -> Result<Vec<CheckRunView>> {
         let mut out = Vec::new();
         for run in self.catalog.check_runs(filter).await? {
@@ -198,58 +267,6 @@ impl Mesh {
             latest.extend(self.runs_with_results(filter).await?);
         }
         Ok(latest)
-    }
-
-    /// A product's quality over time, newest first: one point per full run of one of its
-    /// datasets, with the product's score and result as of that run (over the latest full run
-    /// of each dataset then).
-    pub async fn product_quality_history(
-        &self,
-        domain: &str,
-        product: &str,
-        limit: i64,
-    ) -> Result<Vec<ProductQualityPoint>> {
-        if self.catalog.product(domain, product).await?.is_none() {
-            return Err(ServiceError::NotFound(format!(
-                "no product {domain}.{product}"
-            )));
-        }
-        let mut runs = self
-            .runs_with_results(
-                RunFilter::product(domain, product, limit).triggers(Triggers::Except(PARTIAL)),
-            )
-            .await?;
-        let Some(oldest) = runs.last().map(|r| r.started_at.clone()) else {
-            return Ok(Vec::new());
-        };
-        // What each dataset looked like before the oldest point, then the points in order.
-        let mut current: HashMap<String, CheckRunView> = self
-            .latest_full_runs(domain, product, Some(&oldest))
-            .await?
-            .into_iter()
-            .map(|r| (r.dataset.clone(), r))
-            .collect();
-        runs.reverse();
-        let mut points = Vec::with_capacity(runs.len());
-        for run in runs {
-            let point = ProductQualityPoint {
-                checked_at: run.finished_at.clone(),
-                dataset: run.dataset.clone(),
-                run_id: run.run_id.clone(),
-                trigger: run.trigger.clone(),
-                score: None,
-                result: String::new(),
-            };
-            current.insert(run.dataset.clone(), run);
-            let report = report_of(String::new(), current.values().cloned().collect());
-            points.push(ProductQualityPoint {
-                score: report.score,
-                result: report.result,
-                ..point
-            });
-        }
-        points.reverse();
-        Ok(points)
     }
 }
 

@@ -26,6 +26,8 @@ use tessera_quality::{
     CheckResult, Outcome, count_measures, key_counts, shared_keys, sql_measure, verdict,
 };
 
+use tessera_core::RequestContext;
+
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
 
@@ -69,8 +71,10 @@ fn gated(checks: Vec<Check>) -> Vec<Check> {
 
 impl Mesh {
     /// Measures the dataset's gated checks with `batch` added; `None` when none of them blocks.
+    /// `cx` acts as the product's owner team: the gate's `sql` rules run with its rights.
     pub(crate) async fn gate(
         &self,
+        cx: &RequestContext,
         record: &DatasetRecord,
         batch: &RecordBatch,
     ) -> Result<Option<GateVerdict>> {
@@ -99,7 +103,7 @@ impl Mesh {
         let cached = self
             .gate_state(&record.location)
             .filter(|s| s.table_version == version && s.contract == contract_key);
-        let ctx = self.session().await?;
+        let ctx = self.session(cx).await?;
         let batch = batch.clone();
         // Measured on the query runtime, under the query time limit.
         let session = ctx.clone();

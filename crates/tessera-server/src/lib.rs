@@ -20,6 +20,7 @@ mod gate;
 mod local_test;
 mod mesh;
 mod scheduler;
+pub mod service;
 pub mod views;
 
 pub use app::Application;
@@ -28,6 +29,11 @@ pub use config::ServerConfig;
 pub use error::{Result, ServiceError};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
+pub use service::{
+    CatalogService, IngestService, OperationsService, PublishService, QualityService, QueryService,
+    Services,
+};
+pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;
 pub use tessera_query::{QueryConfig, STACK_BYTES};
 pub use tessera_spec::FileLimits;

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tessera_core::Contract;
+use tessera_core::{Contract, RequestContext};
 use tessera_quality::{CheckResult, TableFacts, run_checks};
 
 use tessera_query::{
@@ -22,7 +22,12 @@ use crate::views::CheckReport;
 /// Runs the checks of the contract in `text` (named `file` in messages) against `server` (by
 /// name; the first entry when `None`). Relative paths are read from the working directory, as
 /// datacontract-cli does.
-pub async fn test_contract(file: &str, text: &str, server: Option<&str>) -> Result<CheckReport> {
+pub async fn test_contract(
+    cx: &RequestContext,
+    file: &str,
+    text: &str,
+    server: Option<&str>,
+) -> Result<CheckReport> {
     let mut doc = SpecDocument::parse(file, text)?;
     // A Data Contract Specification file is read as the ODCS contract it converts to.
     if tessera_spec::is_dcs(&doc) {
@@ -77,10 +82,11 @@ pub async fn test_contract(file: &str, text: &str, server: Option<&str>) -> Resu
                 "{file}: server {name:?} needs a format of csv, json, parquet or delta"
             ))
         })?;
-    run_contract(&contract, &path, format, &name).await
+    run_contract(cx, &contract, &path, format, &name).await
 }
 
 async fn run_contract(
+    cx: &RequestContext,
     contract: &Contract,
     path: &str,
     format: SourceFormat,
@@ -103,7 +109,7 @@ async fn run_contract(
         let table = dataset.name.as_str();
         let path = path.replace("{model}", table);
         let columns: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
-        let ctx = engine.session_with(&MeshSnapshot::default(), Identifiers::AsWritten)?;
+        let ctx = engine.session_with(&MeshSnapshot::default(), cx, Identifiers::AsWritten)?;
         register_source(&ctx, table, &path, format, &columns).await?;
         let checks = dataset.checks(&contract.sla);
         let results: Vec<CheckResult> = {

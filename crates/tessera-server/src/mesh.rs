@@ -7,15 +7,20 @@ use std::sync::{Arc, Mutex};
 use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use tessera_catalog::{BatchRecord, Catalog, DatasetRecord};
 use tessera_core::{
     Contract, DatasetRef, DatasetSchema, QUARANTINE_COLUMN, QUARANTINE_REASON,
     QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, arrow_type,
 };
+use tessera_core::{Principal, RequestContext};
 use tessera_ingest::{Format, Prepared};
 use tessera_quality::RowValidator;
 use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine, QueryStream, Task};
+
+use crate::service::{CatalogService, IngestService, OperationsService, QueryService};
 use tessera_storage::Storage;
 
 use crate::config::ServerConfig;
@@ -94,191 +99,9 @@ impl Mesh {
         )
     }
 
-    pub async fn health(&self) -> Result<Health> {
-        self.catalog.domains().await?;
-        Ok(Health {
-            status: "ok".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        })
-    }
-
     pub async fn close(&self) {
         self.engine.shut_down();
         self.catalog.close().await;
-    }
-
-    // ---- catalog ----------------------------------------------------------------------------
-
-    pub async fn domains(&self) -> Result<Vec<DomainView>> {
-        Ok(self
-            .catalog
-            .domains()
-            .await?
-            .into_iter()
-            .map(|d| DomainView {
-                name: d.name,
-                product_count: d.product_count,
-                created_at: d.created_at,
-            })
-            .collect())
-    }
-
-    pub async fn domain(&self, name: &str) -> Result<DomainView> {
-        self.domains()
-            .await?
-            .into_iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| ServiceError::NotFound(format!("no domain {name:?}")))
-    }
-
-    pub async fn products(&self, domain: Option<&str>) -> Result<Vec<ProductSummary>> {
-        if let Some(d) = domain {
-            self.domain(d).await?;
-        }
-        Ok(self
-            .catalog
-            .products(domain)
-            .await?
-            .into_iter()
-            .map(product_summary)
-            .collect())
-    }
-
-    pub async fn product(&self, domain: &str, name: &str) -> Result<ProductView> {
-        let record = self
-            .catalog
-            .product(domain, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no product {domain}.{name}")))?;
-        let product = match tessera_spec::load_with(
-            &record.file_name,
-            &record.source,
-            &tessera_spec::FileLimits::NONE,
-        )? {
-            tessera_spec::Loaded::Product(p) => p,
-            tessera_spec::Loaded::Contract(_) => {
-                return Err(ServiceError::Internal(format!(
-                    "product {domain}.{name} is stored with a contract as its descriptor"
-                )));
-            }
-        };
-        let datasets = self.datasets(Some((domain, name))).await?;
-        let quality = self.quality_summary(domain, name).await?;
-        Ok(ProductView {
-            quality,
-            output_ports: product
-                .output_ports
-                .iter()
-                .map(|p| PortView {
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    contract_id: p.contract_id.clone(),
-                })
-                .collect(),
-            input_ports: product
-                .input_ports
-                .iter()
-                .map(|p| PortView {
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    contract_id: Some(p.contract_id.clone()),
-                })
-                .collect(),
-            datasets,
-            descriptor_file: record.file_name.clone(),
-            descriptor: record.source.clone(),
-            summary: product_summary(record),
-        })
-    }
-
-    pub async fn datasets(&self, product: Option<(&str, &str)>) -> Result<Vec<DatasetSummary>> {
-        if let Some((domain, name)) = product
-            && self.catalog.product(domain, name).await?.is_none()
-        {
-            return Err(ServiceError::NotFound(format!(
-                "no product {domain}.{name}"
-            )));
-        }
-        let mut out = Vec::new();
-        for record in self.catalog.datasets(product).await? {
-            let schema = self.dataset_schema(&record).await?;
-            out.push(dataset_summary(&record, &schema));
-        }
-        Ok(out)
-    }
-
-    pub async fn dataset(&self, reference: &DatasetRef) -> Result<DatasetView> {
-        let record = self.dataset_record(reference).await?;
-        let schema = self.dataset_schema(&record).await?;
-        let table = self.storage.table_info(&record.location).await?;
-        let quarantine_location = reference.quarantine().relative_path();
-        let columns = schema
-            .columns
-            .iter()
-            .map(|c| ColumnView {
-                name: c.name.clone(),
-                logical_type: c.logical_type.map(|t| t.as_str().to_string()),
-                physical_type: c.physical_type.clone(),
-                arrow_type: arrow_type(c).map(|t| t.to_string()).unwrap_or_default(),
-                required: c.required,
-                unique: c.unique,
-                primary_key: c.primary_key,
-                classification: c.classification.clone(),
-                description: c.description.clone(),
-            })
-            .collect();
-        Ok(DatasetView {
-            summary: dataset_summary(&record, &schema),
-            columns,
-            table_url: self.storage.table_url(&record.location)?.to_string(),
-            table_version: table.and_then(|t| t.version),
-            quarantine: reference.quarantine().to_string(),
-            quarantine_table_url: self.storage.table_url(&quarantine_location)?.to_string(),
-        })
-    }
-
-    pub async fn contracts(&self) -> Result<Vec<ContractSummary>> {
-        let mut by_id: Vec<ContractSummary> = Vec::new();
-        // Ordered by domain and id, then by the time each version was applied.
-        for c in self.catalog.contracts().await? {
-            match by_id.last_mut() {
-                Some(last) if last.domain == c.domain && last.id == c.contract_id => {
-                    last.versions.push(c.version.clone());
-                    last.latest_version = c.version;
-                    last.status = c.status;
-                }
-                _ => by_id.push(ContractSummary {
-                    domain: c.domain,
-                    id: c.contract_id,
-                    latest_version: c.version.clone(),
-                    status: c.status,
-                    versions: vec![c.version],
-                }),
-            }
-        }
-        Ok(by_id)
-    }
-
-    pub async fn contract_versions(&self, domain: &str, id: &str) -> Result<Vec<ContractView>> {
-        let versions = self.catalog.contract_versions(domain, id).await?;
-        if versions.is_empty() {
-            return Err(ServiceError::NotFound(format!(
-                "no contract {id:?} in domain {domain}"
-            )));
-        }
-        Ok(versions.into_iter().map(contract_view).collect())
-    }
-
-    pub async fn contract(&self, domain: &str, id: &str, version: &str) -> Result<ContractView> {
-        self.catalog
-            .contract(domain, id, version)
-            .await?
-            .map(contract_view)
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!(
-                    "no contract {id:?} version {version:?} in domain {domain}"
-                ))
-            })
     }
 
     /// A contract version as the model, parsed once.
@@ -342,13 +165,319 @@ impl Mesh {
         })
     }
 
-    // ---- ingest -----------------------------------------------------------------------------
+    fn ingest_lock(&self, location: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ingest_locks
+            .lock()
+            .expect("ingest lock map")
+            .entry(location.to_string())
+            .or_default()
+            .clone()
+    }
 
+    /// The mesh as of now, rebuilt only when datasets were added or changed contract (by this
+    /// instance or another one sharing the metadata store).
+    pub(crate) async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
+        let generation = self.catalog.datasets_generation().await?;
+        let mut cached = self.snapshot.lock().await;
+        if let Some((g, snapshot)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(snapshot.clone());
+        }
+        let mut tables = Vec::new();
+        for record in self.catalog.datasets(None).await? {
+            let schema = self.dataset_schema(&record).await?;
+            let reference = DatasetRef::new(
+                tessera_core::Name::parse(&record.domain).map_err(internal)?,
+                tessera_core::Name::parse(&record.product).map_err(internal)?,
+                schema.name.clone(),
+            );
+            tables.push(DatasetEntry {
+                reference: reference.clone(),
+                location: record.location.clone(),
+                schema: schema.arrow_schema().map_err(internal)?,
+            });
+            tables.push(DatasetEntry {
+                location: reference.quarantine().relative_path(),
+                reference: reference.quarantine(),
+                schema: schema.quarantine_arrow_schema(),
+            });
+        }
+        let snapshot = Arc::new(MeshSnapshot { tables });
+        *cached = Some((generation, snapshot.clone()));
+        Ok(snapshot)
+    }
+
+    /// A query session over the mesh as of now, for `cx` (the one session factory every reader
+    /// uses).
+    pub(crate) async fn session(
+        &self,
+        cx: &RequestContext,
+    ) -> Result<datafusion::prelude::SessionContext> {
+        let snapshot = self.snapshot().await?;
+        Ok(self.engine.session(&snapshot, cx)?)
+    }
+
+    pub(crate) fn engine(&self) -> &QueryEngine {
+        &self.engine
+    }
+
+    /// Runs one read-only SQL statement and collects its whole result (the demo, tests).
+    pub async fn query_all(
+        &self,
+        cx: &RequestContext,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let snapshot = self.snapshot().await?;
+        Ok(self.engine.collect(&snapshot, sql, cx).await?)
+    }
+
+    /// Runs CPU-heavy work on the query runtime, off the threads that answer requests (and on
+    /// their large stacks). Dropping the handle cancels it.
+    pub(crate) fn offload_work<F>(&self, work: F) -> Task<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.engine.spawn(work)
+    }
+
+    /// `cx` acting as the owner team of `domain.product`: the rights a product's checks and
+    /// contract rules run with, whoever asked. A product without an owner team acts as the
+    /// system principal `system:unowned`.
+    pub(crate) async fn as_owner(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+    ) -> Result<RequestContext> {
+        let owner = self
+            .catalog
+            .product(domain, product)
+            .await?
+            .and_then(|p| p.owner);
+        Ok(cx.acting_as(owner_principal(owner)))
+    }
+
+    /// Cancels running queries and refuses new ones: the first step of a graceful shutdown.
+    pub fn stop_queries(&self) {
+        self.engine.shut_down();
+    }
+}
+
+#[async_trait]
+impl OperationsService for Mesh {
+    async fn health(&self, _cx: &RequestContext) -> Result<Health> {
+        self.catalog.domains().await?;
+        Ok(Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+}
+
+#[async_trait]
+impl CatalogService for Mesh {
+    async fn domains(&self, _cx: &RequestContext) -> Result<Vec<DomainView>> {
+        Ok(self
+            .catalog
+            .domains()
+            .await?
+            .into_iter()
+            .map(|d| DomainView {
+                name: d.name,
+                product_count: d.product_count,
+                created_at: d.created_at,
+            })
+            .collect())
+    }
+
+    async fn domain(&self, cx: &RequestContext, name: &str) -> Result<DomainView> {
+        self.domains(cx)
+            .await?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| ServiceError::NotFound(format!("no domain {name:?}")))
+    }
+
+    async fn products(
+        &self,
+        cx: &RequestContext,
+        domain: Option<&str>,
+    ) -> Result<Vec<ProductSummary>> {
+        if let Some(d) = domain {
+            self.domain(cx, d).await?;
+        }
+        Ok(self
+            .catalog
+            .products(domain)
+            .await?
+            .into_iter()
+            .map(product_summary)
+            .collect())
+    }
+
+    async fn product(&self, cx: &RequestContext, domain: &str, name: &str) -> Result<ProductView> {
+        let record = self
+            .catalog
+            .product(domain, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no product {domain}.{name}")))?;
+        let product = match tessera_spec::load_with(
+            &record.file_name,
+            &record.source,
+            &tessera_spec::FileLimits::NONE,
+        )? {
+            tessera_spec::Loaded::Product(p) => p,
+            tessera_spec::Loaded::Contract(_) => {
+                return Err(ServiceError::Internal(format!(
+                    "product {domain}.{name} is stored with a contract as its descriptor"
+                )));
+            }
+        };
+        let datasets = self.datasets(cx, Some((domain, name))).await?;
+        let quality = self.quality_summary(domain, name).await?;
+        Ok(ProductView {
+            quality,
+            output_ports: product
+                .output_ports
+                .iter()
+                .map(|p| PortView {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    contract_id: p.contract_id.clone(),
+                })
+                .collect(),
+            input_ports: product
+                .input_ports
+                .iter()
+                .map(|p| PortView {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    contract_id: Some(p.contract_id.clone()),
+                })
+                .collect(),
+            datasets,
+            descriptor_file: record.file_name.clone(),
+            descriptor: record.source.clone(),
+            summary: product_summary(record),
+        })
+    }
+
+    async fn datasets(
+        &self,
+        _cx: &RequestContext,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<DatasetSummary>> {
+        if let Some((domain, name)) = product
+            && self.catalog.product(domain, name).await?.is_none()
+        {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{name}"
+            )));
+        }
+        let mut out = Vec::new();
+        for record in self.catalog.datasets(product).await? {
+            let schema = self.dataset_schema(&record).await?;
+            out.push(dataset_summary(&record, &schema));
+        }
+        Ok(out)
+    }
+
+    async fn dataset(&self, _cx: &RequestContext, reference: &DatasetRef) -> Result<DatasetView> {
+        let record = self.dataset_record(reference).await?;
+        let schema = self.dataset_schema(&record).await?;
+        let table = self.storage.table_info(&record.location).await?;
+        let quarantine_location = reference.quarantine().relative_path();
+        let columns = schema
+            .columns
+            .iter()
+            .map(|c| ColumnView {
+                name: c.name.clone(),
+                logical_type: c.logical_type.map(|t| t.as_str().to_string()),
+                physical_type: c.physical_type.clone(),
+                arrow_type: arrow_type(c).map(|t| t.to_string()).unwrap_or_default(),
+                required: c.required,
+                unique: c.unique,
+                primary_key: c.primary_key,
+                classification: c.classification.clone(),
+                description: c.description.clone(),
+            })
+            .collect();
+        Ok(DatasetView {
+            summary: dataset_summary(&record, &schema),
+            columns,
+            table_url: self.storage.table_url(&record.location)?.to_string(),
+            table_version: table.and_then(|t| t.version),
+            quarantine: reference.quarantine().to_string(),
+            quarantine_table_url: self.storage.table_url(&quarantine_location)?.to_string(),
+        })
+    }
+
+    async fn contracts(&self, _cx: &RequestContext) -> Result<Vec<ContractSummary>> {
+        let mut by_id: Vec<ContractSummary> = Vec::new();
+        // Ordered by domain and id, then by the time each version was applied.
+        for c in self.catalog.contracts().await? {
+            match by_id.last_mut() {
+                Some(last) if last.domain == c.domain && last.id == c.contract_id => {
+                    last.versions.push(c.version.clone());
+                    last.latest_version = c.version;
+                    last.status = c.status;
+                }
+                _ => by_id.push(ContractSummary {
+                    domain: c.domain,
+                    id: c.contract_id,
+                    latest_version: c.version.clone(),
+                    status: c.status,
+                    versions: vec![c.version],
+                }),
+            }
+        }
+        Ok(by_id)
+    }
+
+    async fn contract_versions(
+        &self,
+        _cx: &RequestContext,
+        domain: &str,
+        id: &str,
+    ) -> Result<Vec<ContractView>> {
+        let versions = self.catalog.contract_versions(domain, id).await?;
+        if versions.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no contract {id:?} in domain {domain}"
+            )));
+        }
+        Ok(versions.into_iter().map(contract_view).collect())
+    }
+
+    async fn contract(
+        &self,
+        _cx: &RequestContext,
+        domain: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<ContractView> {
+        self.catalog
+            .contract(domain, id, version)
+            .await?
+            .map(contract_view)
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "no contract {id:?} version {version:?} in domain {domain}"
+                ))
+            })
+    }
+}
+
+#[async_trait]
+impl IngestService for Mesh {
     /// Loads one batch into a dataset: rows cast to the contract's types, rows breaking its
     /// row-level rules to the quarantine table, the rest appended in one commit. A batch id
     /// already ingested writes nothing and answers with the first ingest's counts.
-    pub async fn ingest(
+    async fn ingest(
         &self,
+        cx: &RequestContext,
         reference: &DatasetRef,
         data: BatchData,
         batch_id: Option<String>,
@@ -433,7 +562,8 @@ impl Mesh {
         let gate = if self.storage.committed(&record.location, &batch_id).await? {
             None
         } else {
-            self.gate(&record, &prepared.valid).await?
+            let owner = self.as_owner(cx, &record.domain, &record.product).await?;
+            self.gate(&owner, &record, &prepared.valid).await?
         };
         let mut refusal = None;
         if let Some((rule, column, reason)) = gate.as_ref().and_then(|g| g.refused_by.clone()) {
@@ -517,89 +647,28 @@ impl Mesh {
             .await?;
         Ok(report)
     }
+}
 
-    fn ingest_lock(&self, location: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.ingest_locks
-            .lock()
-            .expect("ingest lock map")
-            .entry(location.to_string())
-            .or_default()
-            .clone()
-    }
-
-    // ---- query ------------------------------------------------------------------------------
-
-    /// The mesh as of now, rebuilt only when datasets were added or changed contract (by this
-    /// instance or another one sharing the metadata store).
-    pub(crate) async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
-        let generation = self.catalog.datasets_generation().await?;
-        let mut cached = self.snapshot.lock().await;
-        if let Some((g, snapshot)) = cached.as_ref()
-            && *g == generation
-        {
-            return Ok(snapshot.clone());
-        }
-        let mut tables = Vec::new();
-        for record in self.catalog.datasets(None).await? {
-            let schema = self.dataset_schema(&record).await?;
-            let reference = DatasetRef::new(
-                tessera_core::Name::parse(&record.domain).map_err(internal)?,
-                tessera_core::Name::parse(&record.product).map_err(internal)?,
-                schema.name.clone(),
-            );
-            tables.push(DatasetEntry {
-                reference: reference.clone(),
-                location: record.location.clone(),
-                schema: schema.arrow_schema().map_err(internal)?,
-            });
-            tables.push(DatasetEntry {
-                location: reference.quarantine().relative_path(),
-                reference: reference.quarantine(),
-                schema: schema.quarantine_arrow_schema(),
-            });
-        }
-        let snapshot = Arc::new(MeshSnapshot { tables });
-        *cached = Some((generation, snapshot.clone()));
-        Ok(snapshot)
-    }
-
-    /// A query session over the mesh as of now (the one session factory every reader uses).
-    pub(crate) async fn session(&self) -> Result<datafusion::prelude::SessionContext> {
-        let snapshot = self.snapshot().await?;
-        Ok(self.engine.session(&snapshot)?)
-    }
-
-    pub(crate) fn engine(&self) -> &QueryEngine {
-        &self.engine
-    }
-
+#[async_trait]
+impl QueryService for Mesh {
     /// Runs one read-only SQL statement over every dataset. The result streams: the answer
     /// comes back once its first rows are ready, and ends with an error item if the query
     /// fails or passes a limit after that.
-    pub async fn query(&self, sql: &str) -> Result<QueryStream> {
+    async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream> {
         let snapshot = self.snapshot().await?;
-        Ok(self.engine.execute(&snapshot, sql).await?)
+        Ok(self.engine.execute(&snapshot, sql, cx).await?)
     }
 
-    /// Runs one read-only SQL statement and collects its whole result (the demo, tests).
-    pub async fn query_all(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let snapshot = self.snapshot().await?;
-        Ok(self.engine.collect(&snapshot, sql).await?)
-    }
-
-    /// Runs CPU-heavy work of a front end (encoding a result) on the query runtime, off the
-    /// threads that answer requests. Dropping the handle cancels it.
-    pub fn offload<F>(&self, work: F) -> Task<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
+    fn offload(&self, work: BoxFuture<'static, ()>) -> Task<()> {
         self.engine.spawn(work)
     }
+}
 
-    /// Cancels running queries and refuses new ones: the first step of a graceful shutdown.
-    pub fn stop_queries(&self) {
-        self.engine.shut_down();
+/// The principal a product's owner team acts as; `system:unowned` without one.
+pub(crate) fn owner_principal(owner: Option<String>) -> Principal {
+    match owner {
+        Some(team) => Principal::team(team),
+        None => Principal::system("unowned"),
     }
 }
 

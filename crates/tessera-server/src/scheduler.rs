@@ -13,8 +13,11 @@ use chrono::{DateTime, Utc};
 use tessera_catalog::{RunFilter, Triggers};
 use tessera_spec::parse_schedule;
 
+use tessera_core::{FrontEnd, RequestContext};
+
 use crate::checks::SCHEDULE;
 use crate::mesh::Mesh;
+use crate::service::QualityService;
 
 /// Runs scheduled checks until the task is aborted.
 pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
@@ -58,8 +61,15 @@ async fn run_due(mesh: &Mesh) -> crate::Result<()> {
             .next()
             .is_some_and(|fire| fire <= now);
         if due {
+            // As the scheduler; the checks themselves run as the product's owner team.
+            let cx = RequestContext::system(
+                "scheduler",
+                uuid::Uuid::new_v4().to_string(),
+                FrontEnd::Scheduler,
+            );
             let report = mesh
                 .check(
+                    &cx,
                     &record.domain,
                     &record.product,
                     Some(&record.name),

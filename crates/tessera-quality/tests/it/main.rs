@@ -3,8 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use datafusion::prelude::{CsvReadOptions, SessionContext};
+use tessera_core::{FrontEnd, RequestContext};
 use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
+use tessera_query::{MeshSnapshot, QueryConfig, QueryEngine};
+use tessera_storage::Storage;
+
+/// A session from the one session constructor, over no datasets; the engine must outlive it.
+fn session() -> (QueryEngine, SessionContext) {
+    let storage = Storage::new(".", Default::default()).unwrap();
+    let engine = QueryEngine::new(Arc::new(storage), QueryConfig::default()).unwrap();
+    let cx = RequestContext::system("quality-tests", "test", FrontEnd::System);
+    let ctx = engine.session(&MeshSnapshot::default(), &cx).unwrap();
+    (engine, ctx)
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +28,7 @@ fn fixtures() -> PathBuf {
 async fn run(contract: &str, csv: &str) -> Vec<CheckResult> {
     let contract = tessera_spec::load_contract("contract.yaml", contract).unwrap();
     let dataset = &contract.datasets[0];
-    let ctx = SessionContext::new();
+    let (_engine, ctx) = session();
     let path = fixtures().join(csv);
     ctx.register_csv(
         dataset.name.as_str(),
@@ -31,7 +45,7 @@ async fn run(contract: &str, csv: &str) -> Vec<CheckResult> {
 async fn run_on_batch(contract: &str, batch: arrow::record_batch::RecordBatch) -> Vec<CheckResult> {
     let contract = tessera_spec::load_contract("contract.yaml", contract).unwrap();
     let dataset = &contract.datasets[0];
-    let ctx = SessionContext::new();
+    let (_engine, ctx) = session();
     ctx.register_batch(dataset.name.as_str(), batch).unwrap();
     measure(&ctx, &contract, true).await
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use tessera_core::{FrontEnd, Principal, RequestContext};
 use tessera_query::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, QueryError};
 use tessera_storage::Storage;
 
@@ -46,8 +47,17 @@ fn snapshot() -> MeshSnapshot {
     }
 }
 
+/// The tests' requests: a user's, over HTTP.
+fn cx() -> RequestContext {
+    RequestContext::new(
+        Principal::user("tester", vec![], vec![]),
+        "test",
+        FrontEnd::Http,
+    )
+}
+
 async fn count(engine: &QueryEngine, sql: &str) -> i64 {
-    let (_, batches) = engine.collect(&snapshot(), sql).await.unwrap();
+    let (_, batches) = engine.collect(&snapshot(), sql, &cx()).await.unwrap();
     batches[0]
         .column(0)
         .as_any()
@@ -135,7 +145,7 @@ async fn the_query_interface_is_read_only_and_says_why() {
         "CREATE TABLE x AS SELECT 1",
         "SET datafusion.execution.batch_size = 1",
     ] {
-        match engine.execute(&snapshot(), sql).await {
+        match engine.execute(&snapshot(), sql, &cx()).await {
             Err(QueryError::ReadOnly(m)) => assert!(!m.is_empty()),
             other => panic!(
                 "{sql}: expected read-only refusal, got {:?}",
@@ -143,17 +153,20 @@ async fn the_query_interface_is_read_only_and_says_why() {
             ),
         }
     }
-    match engine.execute(&snapshot(), "SELECT * FROM items").await {
+    match engine
+        .execute(&snapshot(), "SELECT * FROM items", &cx())
+        .await
+    {
         Err(QueryError::Invalid(m)) => assert!(m.contains("domain.product.dataset"), "{m}"),
         other => panic!("expected a hint, got {:?}", other.map(|_| ())),
     }
-    match engine.execute(&snapshot(), "SELEC 1").await {
+    match engine.execute(&snapshot(), "SELEC 1", &cx()).await {
         Err(QueryError::Invalid(_)) => {}
         other => panic!("expected a parse error, got {:?}", other.map(|_| ())),
     }
     // An empty table answers with no rows, not an error.
     let (_, batches) = engine
-        .collect(&snapshot(), "SELECT * FROM shop.orders.items")
+        .collect(&snapshot(), "SELECT * FROM shop.orders.items", &cx())
         .await
         .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);

@@ -24,14 +24,45 @@ pub use results::{
     ARROW_ERROR_CONTINUATION, ARROW_STREAM, NDJSON, ResultEncoder, ResultFormat, error_marker,
 };
 
-use crate::mesh::{BatchData, Mesh};
+use crate::mesh::BatchData;
+use crate::service::Services;
 use crate::views::*;
+use tessera_core::{FrontEnd, Principal, RequestContext};
 
-/// What every handler shares.
+/// What every handler shares: the service layer, through its traits only.
 #[derive(Clone)]
 pub struct AppState {
-    pub mesh: Arc<Mesh>,
+    pub services: Arc<dyn Services>,
     pub max_body_bytes: usize,
+}
+
+/// The request context of an HTTP request: who calls (every caller is `unauthenticated` until
+/// the API takes tokens), the request's id (the client's `X-Request-Id` when it sends a usable
+/// one, else a new one) and the front end.
+pub struct Caller(pub RequestContext);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| {
+                !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic())
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(Caller(RequestContext::new(
+            Principal::unauthenticated(),
+            request_id,
+            FrontEnd::Http,
+        )))
+    }
 }
 
 #[derive(OpenApi)]
@@ -161,14 +192,17 @@ fn name(value: &str) -> ApiResult<Name> {
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "The server and its metadata store answer", body = Health),
               (status = 503, description = "The metadata store does not answer", body = ErrorBody)))]
-async fn health(State(s): State<AppState>) -> ApiResult<Json<Health>> {
-    Ok(Json(s.mesh.health().await?))
+async fn health(State(s): State<AppState>, Caller(cx): Caller) -> ApiResult<Json<Health>> {
+    Ok(Json(s.services.health(&cx).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/domains", tag = "catalog",
     responses((status = 200, description = "Every domain", body = [DomainView])))]
-async fn list_domains(State(s): State<AppState>) -> ApiResult<Json<Vec<DomainView>>> {
-    Ok(Json(s.mesh.domains().await?))
+async fn list_domains(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<DomainView>>> {
+    Ok(Json(s.services.domains(&cx).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/domains/{domain}", tag = "catalog",
@@ -177,9 +211,10 @@ async fn list_domains(State(s): State<AppState>) -> ApiResult<Json<Vec<DomainVie
               (status = 404, description = "No such domain", body = ErrorBody)))]
 async fn get_domain(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<DomainView>> {
-    Ok(Json(s.mesh.domain(name(&domain)?.as_str()).await?))
+    Ok(Json(s.services.domain(&cx, name(&domain)?.as_str()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -194,12 +229,15 @@ struct ProductFilter {
               (status = 404, description = "No such domain", body = ErrorBody)))]
 async fn list_products(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     filter: Result<Query<ProductFilter>, QueryRejection>,
 ) -> ApiResult<Json<Vec<ProductSummary>>> {
     let Query(filter) = filter.map_err(ApiError::from_query_rejection)?;
     let domain = filter.domain.as_deref().map(name).transpose()?;
     Ok(Json(
-        s.mesh.products(domain.as_ref().map(Name::as_str)).await?,
+        s.services
+            .products(&cx, domain.as_ref().map(Name::as_str))
+            .await?,
     ))
 }
 
@@ -209,11 +247,12 @@ async fn list_products(
               (status = 404, description = "No such product", body = ErrorBody)))]
 async fn get_product(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product)): Path<(String, String)>,
 ) -> ApiResult<Json<ProductView>> {
     Ok(Json(
-        s.mesh
-            .product(name(&domain)?.as_str(), name(&product)?.as_str())
+        s.services
+            .product(&cx, name(&domain)?.as_str(), name(&product)?.as_str())
             .await?,
     ))
 }
@@ -232,28 +271,31 @@ struct DatasetFilter {
               (status = 404, description = "No such product", body = ErrorBody)))]
 async fn list_datasets(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     filter: Result<Query<DatasetFilter>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DatasetSummary>>> {
     let Query(filter) = filter.map_err(ApiError::from_query_rejection)?;
     let datasets = match (filter.domain, filter.product) {
         (Some(d), Some(p)) => {
             let (d, p) = (name(&d)?, name(&p)?);
-            s.mesh.datasets(Some((d.as_str(), p.as_str()))).await?
+            s.services
+                .datasets(&cx, Some((d.as_str(), p.as_str())))
+                .await?
         }
         (Some(d), None) => {
             let d = name(&d)?;
-            s.mesh.domain(d.as_str()).await?;
-            let mut all = s.mesh.datasets(None).await?;
+            s.services.domain(&cx, d.as_str()).await?;
+            let mut all = s.services.datasets(&cx, None).await?;
             all.retain(|x| x.domain == d.as_str());
             all
         }
         (None, Some(p)) => {
             let p = name(&p)?;
-            let mut all = s.mesh.datasets(None).await?;
+            let mut all = s.services.datasets(&cx, None).await?;
             all.retain(|x| x.product == p.as_str());
             all
         }
-        (None, None) => s.mesh.datasets(None).await?,
+        (None, None) => s.services.datasets(&cx, None).await?,
     };
     Ok(Json(datasets))
 }
@@ -272,11 +314,12 @@ fn dataset_ref(domain: &str, product: &str, dataset: &str) -> ApiResult<DatasetR
               (status = 404, description = "No such dataset", body = ErrorBody)))]
 async fn get_dataset(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product, dataset)): Path<(String, String, String)>,
 ) -> ApiResult<Json<DatasetView>> {
     Ok(Json(
-        s.mesh
-            .dataset(&dataset_ref(&domain, &product, &dataset)?)
+        s.services
+            .dataset(&cx, &dataset_ref(&domain, &product, &dataset)?)
             .await?,
     ))
 }
@@ -306,6 +349,7 @@ struct IngestParams {
               (status = 422, description = "The batch cannot be used as a whole (unreadable, empty, unknown columns); nothing was written", body = ErrorBody)))]
 async fn ingest_batch(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product, dataset)): Path<(String, String, String)>,
     params: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
@@ -331,8 +375,9 @@ async fn ingest_batch(
             .map(str::to_string)
     });
     let report = s
-        .mesh
+        .services
         .ingest(
+            &cx,
             &reference,
             BatchData::File {
                 bytes: body,
@@ -352,8 +397,11 @@ async fn ingest_batch(
 
 #[utoipa::path(get, path = "/api/v1/contracts", tag = "catalog",
     responses((status = 200, description = "Every contract with its versions", body = [ContractSummary])))]
-async fn list_contracts(State(s): State<AppState>) -> ApiResult<Json<Vec<ContractSummary>>> {
-    Ok(Json(s.mesh.contracts().await?))
+async fn list_contracts(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<ContractSummary>>> {
+    Ok(Json(s.services.contracts(&cx).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/contracts/{domain}/{id}", tag = "catalog",
@@ -364,10 +412,15 @@ async fn list_contracts(State(s): State<AppState>) -> ApiResult<Json<Vec<Contrac
               (status = 404, description = "No such contract", body = ErrorBody)))]
 async fn list_contract_versions(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<ContractView>>> {
     let domain = name(&domain)?;
-    Ok(Json(s.mesh.contract_versions(domain.as_str(), &id).await?))
+    Ok(Json(
+        s.services
+            .contract_versions(&cx, domain.as_str(), &id)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/contracts/{domain}/{id}/versions/{version}", tag = "catalog",
@@ -377,10 +430,15 @@ async fn list_contract_versions(
               (status = 404, description = "No such contract version", body = ErrorBody)))]
 async fn get_contract_version(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, id, version)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ContractView>> {
     let domain = name(&domain)?;
-    Ok(Json(s.mesh.contract(domain.as_str(), &id, &version).await?))
+    Ok(Json(
+        s.services
+            .contract(&cx, domain.as_str(), &id, &version)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/apply", tag = "publish",
@@ -392,10 +450,11 @@ async fn get_contract_version(
               (status = 422, description = "Files that break their standard, each problem with file, line and field", body = ErrorBody)))]
 async fn apply(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     request: Result<Json<ApplyRequest>, JsonRejection>,
 ) -> ApiResult<Json<ApplyPlan>> {
     let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
-    Ok(Json(s.mesh.apply(&request).await?))
+    Ok(Json(s.services.apply(&cx, &request).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/query", tag = "query",
@@ -410,15 +469,16 @@ async fn apply(
               (status = 503, description = "As many queries run and wait as the server allows (see Retry-After), or the server is stopping", body = ErrorBody)))]
 async fn query(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     headers: HeaderMap,
     request: Result<Json<QueryRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
     let format =
         ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let stream = s.mesh.query(&request.sql).await?;
+    let stream = s.services.query(&cx, &request.sql).await?;
     let encoder = ResultEncoder::new(format, &stream.schema())?;
-    let body = results::stream_body(&s.mesh, stream, encoder);
+    let body = results::stream_body(s.services.as_ref(), stream, encoder);
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
@@ -428,12 +488,13 @@ async fn query(
               (status = 404, description = "No such product", body = ErrorBody)))]
 async fn check_product(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product)): Path<(String, String)>,
 ) -> ApiResult<Json<CheckReport>> {
     let (d, p) = (name(&domain)?, name(&product)?);
     Ok(Json(
-        s.mesh
-            .check(d.as_str(), p.as_str(), None, "on_demand")
+        s.services
+            .check(&cx, d.as_str(), p.as_str(), None, "on_demand")
             .await?,
     ))
 }
@@ -444,14 +505,15 @@ async fn check_product(
               (status = 404, description = "No such product", body = ErrorBody)))]
 async fn product_quality_history(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product)): Path<(String, String)>,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<Json<Vec<ProductQualityPoint>>> {
     let Query(params) = params.map_err(ApiError::from_query_rejection)?;
     let (d, p) = (name(&domain)?, name(&product)?);
     Ok(Json(
-        s.mesh
-            .product_quality_history(d.as_str(), p.as_str(), params.limit())
+        s.services
+            .product_quality_history(&cx, d.as_str(), p.as_str(), params.limit())
             .await?,
     ))
 }
@@ -462,12 +524,14 @@ async fn product_quality_history(
               (status = 404, description = "No such dataset", body = ErrorBody)))]
 async fn check_dataset(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product, dataset)): Path<(String, String, String)>,
 ) -> ApiResult<Json<CheckReport>> {
     let r = dataset_ref(&domain, &product, &dataset)?;
     Ok(Json(
-        s.mesh
+        s.services
             .check(
+                &cx,
                 r.domain.as_str(),
                 r.product.as_str(),
                 Some(r.dataset.as_str()),
@@ -496,16 +560,18 @@ impl HistoryParams {
               (status = 404, description = "No such dataset", body = ErrorBody)))]
 async fn check_history(
     State(s): State<AppState>,
+    Caller(cx): Caller,
     Path((domain, product, dataset)): Path<(String, String, String)>,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<Json<Vec<CheckRunView>>> {
     let Query(params) = params.map_err(ApiError::from_query_rejection)?;
     let r = dataset_ref(&domain, &product, &dataset)?;
-    s.mesh.dataset(&r).await?;
+    s.services.dataset(&cx, &r).await?;
     let limit = params.limit();
     Ok(Json(
-        s.mesh
+        s.services
             .check_history(
+                &cx,
                 r.domain.as_str(),
                 r.product.as_str(),
                 r.dataset.as_str(),

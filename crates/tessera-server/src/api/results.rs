@@ -411,13 +411,13 @@ pub fn error_marker(format: ResultFormat, body: &[u8]) -> Option<(String, String
 /// The HTTP body of a streamed result: encoded on the query runtime as the client reads it;
 /// when the client goes away, the encoding and the query stop.
 pub fn stream_body(
-    mesh: &crate::Mesh,
+    queries: &dyn crate::QueryService,
     mut stream: tessera_query::QueryStream,
     mut encoder: ResultEncoder,
 ) -> axum::body::Body {
     use futures::StreamExt;
     let (chunks, received) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
-    let task = mesh.offload(async move {
+    let task = queries.offload(Box::pin(async move {
         let send = async |bytes: Vec<u8>| bytes.is_empty() || chunks.send(bytes).await.is_ok();
         let marker = |encoder: &mut ResultEncoder, error: ServiceError| {
             let (status, code) = super::error::status_and_code(&error);
@@ -457,7 +457,7 @@ pub fn stream_body(
         }
         let end = encoder.finish().unwrap_or_else(|e| marker(&mut encoder, e));
         send(end).await;
-    });
+    }));
     let body = futures::stream::unfold((received, task), |(mut received, task)| async move {
         received.recv().await.map(|bytes| {
             (

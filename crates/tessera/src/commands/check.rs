@@ -37,7 +37,14 @@ pub async fn test(
     let name = contract.display().to_string();
     let text = std::fs::read_to_string(contract)
         .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
-    let report = tessera_server::test_contract(&name, &text, server).await?;
+    // Offline, in the user's own process: as the local user.
+    let user = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    let cx = tessera_server::RequestContext::new(
+        tessera_server::Principal::user(user, Vec::new(), Vec::new()),
+        "tessera-test",
+        tessera_server::FrontEnd::Offline,
+    );
+    let report = tessera_server::test_contract(&cx, &name, &text, server).await?;
     show(&report, format)
 }
 

@@ -17,7 +17,10 @@ use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
 use tessera_server::views::{ApplyRequest, IngestReport, SourceFile};
-use tessera_server::{Application, BatchData, Mesh, REFUSED_COMMIT};
+use tessera_server::{
+    Application, BatchData, FrontEnd, IngestService, Mesh, PublishService, QualityService,
+    REFUSED_COMMIT, RequestContext,
+};
 
 use crate::cli::DemoArgs;
 use crate::commands::serve;
@@ -186,6 +189,12 @@ pub fn example_queries() -> Vec<(String, String)> {
 /// Rows per ingested batch of a large source dataset.
 const CHUNK_ROWS: usize = 100_000;
 
+/// The demo's own work (applying, loading, checking) runs as the system principal
+/// `system:demo`.
+fn demo() -> RequestContext {
+    RequestContext::system("demo", "demo", FrontEnd::Demo)
+}
+
 pub async fn run(args: &DemoArgs) -> Result<()> {
     if !(args.scale > 0.0 && args.scale.is_finite()) {
         bail!("--scale must be a positive number, got {}", args.scale);
@@ -211,7 +220,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
                 .collect(),
             dry_run: false,
         };
-        let plan = mesh.apply(&request).await?;
+        let plan = mesh.apply(&demo(), &request).await?;
         let created = plan
             .changes
             .iter()
@@ -243,7 +252,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     }
     for (dataset, sql) in DERIVED {
         let (schema, batches) = mesh
-            .query_all(sql)
+            .query_all(&demo(), sql)
             .await
             .with_context(|| format!("deriving {dataset}"))?;
         let batch = concat_batches(&schema, &batches)?;
@@ -288,6 +297,7 @@ async fn print_checks(mesh: &Mesh) -> Result<()> {
         };
         let report = mesh
             .check(
+                &demo(),
                 product.domain.as_str(),
                 product.name.as_str(),
                 None,
@@ -306,7 +316,13 @@ async fn print_checks(mesh: &Mesh) -> Result<()> {
             // What the commit gate kept out: the data is not in the table, the run is kept.
             let dataset = run.dataset.rsplit('.').next().unwrap_or_default();
             let history = mesh
-                .check_history(product.domain.as_str(), product.name.as_str(), dataset, 100)
+                .check_history(
+                    &demo(),
+                    product.domain.as_str(),
+                    product.name.as_str(),
+                    dataset,
+                    100,
+                )
                 .await?;
             for refused in history.iter().filter(|r| r.trigger == REFUSED_COMMIT) {
                 for c in refused.checks.iter().filter(|c| c.result == "failed") {
@@ -349,6 +365,7 @@ async fn load(
         }
         let report: IngestReport = mesh
             .ingest(
+                &demo(),
                 &reference,
                 BatchData::Arrow(batch.slice(offset, len)),
                 Some(format!("{prefix}-{}-{chunk}", reference.dataset)),

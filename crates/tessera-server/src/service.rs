@@ -1,0 +1,137 @@
+//! The service layer's interface, split by concern: what front ends call. Each operation takes
+//! the [`RequestContext`] it runs for — who asks, which request, through which front end — so
+//! nothing runs anonymously.
+//!
+//! A front end (the HTTP API today; the Postgres wire, Flight SQL and the web UI later) holds an
+//! `Arc<dyn Services>` and implements no business logic: it turns its protocol into these calls
+//! and their answers (and [`ServiceError`](crate::ServiceError)s) back into its protocol.
+//! [`Mesh`](crate::Mesh) implements every trait.
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use tessera_core::{DatasetRef, RequestContext};
+use tessera_query::{QueryStream, Task};
+
+use crate::error::Result;
+use crate::mesh::BatchData;
+use crate::views::*;
+
+/// Health of the platform.
+#[async_trait]
+pub trait OperationsService: Send + Sync {
+    /// The server and its metadata store answer.
+    async fn health(&self, cx: &RequestContext) -> Result<Health>;
+}
+
+/// Domains, products, datasets and contracts, as published.
+#[async_trait]
+pub trait CatalogService: Send + Sync {
+    async fn domains(&self, cx: &RequestContext) -> Result<Vec<DomainView>>;
+    async fn domain(&self, cx: &RequestContext, name: &str) -> Result<DomainView>;
+    /// Every product, or those of one domain.
+    async fn products(
+        &self,
+        cx: &RequestContext,
+        domain: Option<&str>,
+    ) -> Result<Vec<ProductSummary>>;
+    async fn product(&self, cx: &RequestContext, domain: &str, name: &str) -> Result<ProductView>;
+    /// Every dataset, or those of one product (`(domain, product)`).
+    async fn datasets(
+        &self,
+        cx: &RequestContext,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<DatasetSummary>>;
+    async fn dataset(&self, cx: &RequestContext, reference: &DatasetRef) -> Result<DatasetView>;
+    async fn contracts(&self, cx: &RequestContext) -> Result<Vec<ContractSummary>>;
+    async fn contract_versions(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        id: &str,
+    ) -> Result<Vec<ContractView>>;
+    async fn contract(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<ContractView>;
+}
+
+/// Publishing product folders.
+#[async_trait]
+pub trait PublishService: Send + Sync {
+    /// The plan for a product folder, applied unless `dry_run`.
+    async fn apply(&self, cx: &RequestContext, request: &ApplyRequest) -> Result<ApplyPlan>;
+}
+
+/// Loading data into datasets.
+#[async_trait]
+pub trait IngestService: Send + Sync {
+    /// One batch, committed whole or refused whole; a batch id seen before writes nothing.
+    async fn ingest(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        data: BatchData,
+        batch_id: Option<String>,
+    ) -> Result<IngestReport>;
+}
+
+/// Read-only SQL over the mesh.
+#[async_trait]
+pub trait QueryService: Send + Sync {
+    /// One statement; the result streams (see [`QueryStream`]).
+    async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream>;
+    /// Runs CPU-heavy work of a front end (encoding a result) on the query runtime, off the
+    /// threads that answer requests. Dropping the handle cancels it.
+    fn offload(&self, work: BoxFuture<'static, ()>) -> Task<()>;
+}
+
+/// Contract checks, their history and quality scores.
+#[async_trait]
+pub trait QualityService: Send + Sync {
+    /// Runs the checks of every dataset of `domain.product` (or only `dataset`) and stores each
+    /// run. `trigger` says why: `on_demand`, `schedule`.
+    async fn check(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        dataset: Option<&str>,
+        trigger: &str,
+    ) -> Result<CheckReport>;
+    /// A dataset's stored runs, newest first.
+    async fn check_history(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        dataset: &str,
+        limit: i64,
+    ) -> Result<Vec<CheckRunView>>;
+    /// A product's quality score over time, newest first.
+    async fn product_quality_history(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        limit: i64,
+    ) -> Result<Vec<ProductQualityPoint>>;
+}
+
+/// Everything a front end may call.
+pub trait Services:
+    OperationsService + CatalogService + PublishService + IngestService + QueryService + QualityService
+{
+}
+
+impl<T> Services for T where
+    T: OperationsService
+        + CatalogService
+        + PublishService
+        + IngestService
+        + QueryService
+        + QualityService
+{
+}
