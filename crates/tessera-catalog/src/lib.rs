@@ -14,6 +14,6 @@ mod store;
 pub use error::{CatalogError, Result};
 pub use records::{
     BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord, DatasetRecord, DomainRecord,
-    MetadataChange, ProductRecord, RunFilter, Triggers,
+    MetadataChange, ProductRecord, RunFilter, TokenRecord, Triggers, UserRecord,
 };
 pub use store::Catalog;

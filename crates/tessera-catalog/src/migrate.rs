@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/0003_contracts_per_domain.sql"),
     ),
+    (4, include_str!("../migrations/0004_principals.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

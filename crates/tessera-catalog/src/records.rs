@@ -167,3 +167,23 @@ impl<'a> RunFilter<'a> {
         }
     }
 }
+
+/// A user and the groups and teams it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub teams: Vec<String>,
+    pub created_at: String,
+}
+
+/// An API token as stored: its id, whose it is, the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token_id: String,
+    pub user_name: String,
+    pub secret_sha256: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}

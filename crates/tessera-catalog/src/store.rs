@@ -480,6 +480,131 @@ impl Catalog {
         Ok(latest)
     }
 
+    /// Whether any user exists (a new metadata store has none).
+    pub async fn has_users(&self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Stores a token for `user`, creating the user if new and adding `groups` and `teams` to
+    /// its memberships, in one transaction.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        groups: &[String],
+        teams: &[String],
+        token: &TokenRecord,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now();
+        sqlx::query(
+            "INSERT INTO users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(user.to_string())
+        .bind(now.clone())
+        .execute(&mut *tx)
+        .await?;
+        for (kind, names) in [("group", groups), ("team", teams)] {
+            for name in names {
+                sqlx::query(
+                    "INSERT INTO memberships (user_name, kind, name) VALUES ($1, $2, $3) ON CONFLICT (user_name, kind, name) DO NOTHING",
+                )
+                .bind(user.to_string())
+                .bind(kind)
+                .bind(name.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (token_id, user_name, secret_sha256, description, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(token.token_id.clone())
+        .bind(user.to_string())
+        .bind(token.secret_sha256.clone())
+        .bind(token.description.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(constant_sql(format!("{TOKEN_SELECT} WHERE token_id = $1")))
+            .bind(token_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    /// Every token, or those of one user, oldest first.
+    pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let rows = match user {
+            Some(u) => {
+                sqlx::query(constant_sql(format!(
+                    "{TOKEN_SELECT} WHERE user_name = $1 ORDER BY created_at, token_id"
+                )))
+                .bind(u.to_string())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(constant_sql(format!(
+                    "{TOKEN_SELECT} ORDER BY created_at, token_id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(token_row).collect()
+    }
+
+    /// Marks a token revoked; `false` when there is no such token or it was revoked before.
+    pub async fn revoke_token(&self, token_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(token_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let Some(row) = sqlx::query("SELECT name, created_at FROM users WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let memberships = sqlx::query(
+            "SELECT kind, name FROM memberships WHERE user_name = $1 ORDER BY kind, name",
+        )
+        .bind(name.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut user = UserRecord {
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+            groups: Vec::new(),
+            teams: Vec::new(),
+        };
+        for m in memberships {
+            let kind: String = m.try_get("kind")?;
+            let member_of: String = m.try_get("name")?;
+            match kind.as_str() {
+                "group" => user.groups.push(member_of),
+                _ => user.teams.push(member_of),
+            }
+        }
+        Ok(Some(user))
+    }
+
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -489,6 +614,7 @@ impl Catalog {
 const PRODUCT_SELECT: &str = "SELECT domain, name, product_id, version, status, description, owner, file_name, source, created_at, updated_at FROM products";
 const CONTRACT_SELECT: &str =
     "SELECT domain, contract_id, version, status, file_name, source, created_at FROM contracts";
+const TOKEN_SELECT: &str = "SELECT token_id, user_name, secret_sha256, description, created_at, revoked_at FROM api_tokens";
 const DATASET_SELECT: &str = "SELECT domain, product, name, contract_id, contract_version, location, created_at, updated_at FROM datasets";
 
 fn product_row(r: &AnyRow) -> Result<ProductRecord> {
@@ -516,6 +642,17 @@ fn contract_row(r: &AnyRow) -> Result<ContractRecord> {
         file_name: r.try_get("file_name")?,
         source: r.try_get("source")?,
         created_at: r.try_get("created_at")?,
+    })
+}
+
+fn token_row(r: &AnyRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        token_id: r.try_get("token_id")?,
+        user_name: r.try_get("user_name")?,
+        secret_sha256: r.try_get("secret_sha256")?,
+        description: r.try_get("description")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
     })
 }
 

@@ -21,10 +21,12 @@ pub struct Application {
     max_body_bytes: usize,
     check_tick_seconds: u64,
     shutdown_timeout_seconds: u64,
+    first_admin_token: Option<String>,
 }
 
 impl Application {
-    /// Opens the metadata store and table storage, and binds the HTTP address.
+    /// Opens the metadata store and table storage, and binds the HTTP address. A new mesh gets
+    /// its first admin token (see [`Application::first_admin_token`]).
     pub async fn build(config: &ServerConfig) -> Result<Self> {
         let mesh = Arc::new(Mesh::open(config).await?);
         Self::with_mesh(mesh, config).await
@@ -35,6 +37,7 @@ impl Application {
         let listener = TcpListener::bind(config.http).await.map_err(|e| {
             ServiceError::BadRequest(format!("cannot listen on {}: {e}", config.http))
         })?;
+        let first_admin_token = mesh.bootstrap_admin().await?;
         let address = listener
             .local_addr()
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -45,12 +48,20 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
             shutdown_timeout_seconds: config.shutdown_timeout_seconds,
+            first_admin_token,
         })
     }
 
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// On the first start of a new mesh, the token of the user `admin` (group `admins`) made
+    /// for it: the only time it is known, to be shown once and kept by whoever started the
+    /// server. `None` on every later start.
+    pub fn first_admin_token(&self) -> Option<&str> {
+        self.first_admin_token.as_deref()
     }
 
     pub fn mesh(&self) -> &Arc<Mesh> {

@@ -9,6 +9,13 @@ pub enum ServiceError {
     /// A domain, product, dataset or contract that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request carries no valid API token (missing, unknown, revoked).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this. The message names the action and the resource
+    /// and nothing the caller may not see.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request is malformed or asks for something that makes no sense.
     #[error("{0}")]
     BadRequest(String),
@@ -55,6 +62,8 @@ impl ServiceError {
         let prefixed = |m: String| format!("{context}: {m}");
         match self {
             NotFound(m) => NotFound(prefixed(m)),
+            Unauthenticated(m) => Unauthenticated(prefixed(m)),
+            Forbidden(m) => Forbidden(prefixed(m)),
             BadRequest(m) => BadRequest(prefixed(m)),
             Conflict(m) => Conflict(prefixed(m)),
             UnusableBatch(m) => UnusableBatch(prefixed(m)),

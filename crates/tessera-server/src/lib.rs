@@ -10,6 +10,7 @@
 //! This crate holds no SQL of its own and no Delta or DataFusion details: those stay behind the
 //! crates it ties together. Errors become HTTP statuses in one place, `api::error`.
 
+mod access;
 pub mod api;
 mod app;
 mod apply;
@@ -23,6 +24,7 @@ mod scheduler;
 pub mod service;
 pub mod views;
 
+pub use access::{ADMIN_GROUP, ADMIN_USER};
 pub use app::Application;
 pub use checks::REFUSED_COMMIT;
 pub use config::ServerConfig;
@@ -30,8 +32,8 @@ pub use error::{Result, ServiceError};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
-    CatalogService, IngestService, OperationsService, PublishService, QualityService, QueryService,
-    Services,
+    AccessService, CatalogService, IngestService, OperationsService, PublishService,
+    QualityService, QueryService, Services,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

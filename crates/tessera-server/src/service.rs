@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use tessera_core::{DatasetRef, RequestContext};
+use tessera_core::{DatasetRef, Principal, RequestContext};
 use tessera_query::{QueryStream, Task};
 
 use crate::error::Result;
@@ -120,9 +120,35 @@ pub trait QualityService: Send + Sync {
     ) -> Result<Vec<ProductQualityPoint>>;
 }
 
+/// Who calls: API tokens, and the principal a token stands for.
+#[async_trait]
+pub trait AccessService: Send + Sync {
+    /// The principal an API token stands for; `Unauthenticated` for an unknown, malformed or
+    /// revoked token. Front ends call it before anything else.
+    async fn authenticate(&self, token: &str) -> Result<Principal>;
+    /// A new token for a user (created if new, given the groups and teams asked for); the
+    /// token text is in the answer and nowhere else.
+    async fn create_token(
+        &self,
+        cx: &RequestContext,
+        request: &TokenRequest,
+    ) -> Result<TokenCreated>;
+    /// Every token (admins) or the caller's own.
+    async fn tokens(&self, cx: &RequestContext) -> Result<Vec<TokenView>>;
+    async fn revoke_token(&self, cx: &RequestContext, token_id: &str) -> Result<TokenView>;
+    /// The principal the request runs as.
+    async fn whoami(&self, cx: &RequestContext) -> Result<PrincipalView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
-    OperationsService + CatalogService + PublishService + IngestService + QueryService + QualityService
+    OperationsService
+    + CatalogService
+    + PublishService
+    + IngestService
+    + QueryService
+    + QualityService
+    + AccessService
 {
 }
 
@@ -133,5 +159,6 @@ impl<T> Services for T where
         + IngestService
         + QueryService
         + QualityService
+        + AccessService
 {
 }

@@ -367,3 +367,49 @@ pub struct DatasetQuality {
     /// `type field` of every check that did not pass.
     pub not_passed: Vec<String>,
 }
+
+/// `POST /api/v1/tokens`: a token for a user, who is created if new and given these groups and
+/// teams in addition to those it has.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    pub user: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// What the token is for, shown in listings.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A token just made: the only time the token itself is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    pub token_id: String,
+    pub user: String,
+    /// Send it as `Authorization: Bearer TOKEN`; it is stored only as a hash.
+    pub token: String,
+    pub groups: Vec<String>,
+    pub teams: Vec<String>,
+}
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub token_id: String,
+    pub user: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    /// When it was revoked; a revoked token is refused.
+    pub revoked_at: Option<String>,
+}
+
+/// Who a request runs as (`GET /api/v1/whoami`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PrincipalView {
+    pub name: String,
+    /// `user`, `team` or `system`.
+    pub kind: String,
+    pub groups: Vec<String>,
+    pub teams: Vec<String>,
+}

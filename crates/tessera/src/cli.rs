@@ -20,12 +20,18 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where a client command finds its server.
+/// Where a client command finds its server and its API token.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The Tessera server to talk to.
-    #[arg(long = "server", global = true, env = "TESSERA_URL", default_value = DEFAULT_SERVER)]
-    pub url: String,
+    /// The Tessera server to talk to. Default: the credentials file's server, else http://127.0.0.1:7070.
+    #[arg(long = "server", global = true, env = "TESSERA_URL")]
+    pub url: Option<String>,
+    /// The API token to send. Default: the credentials file's token.
+    #[arg(long, global = true, env = "TESSERA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The credentials file (written by `tessera login`). Default: ~/.config/tessera/credentials.
+    #[arg(long, global = true, env = "TESSERA_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +135,48 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ContractsAction>,
     },
+    /// Make, list and revoke API tokens (making them needs the admins group).
+    Token {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Check a token against the server and keep it (and the server) in the credentials file.
+    Login {
+        /// The token; read from standard input when not given here, --token or TESSERA_TOKEN.
+        #[arg(value_name = "TOKEN")]
+        given: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Who the server takes this CLI's token for: user, groups, teams.
+    Whoami {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// A new token for a user (created if new), shown once.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// A group the user belongs to (repeatable), e.g. admins.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A team the user belongs to (repeatable): an ODPS product's owner team is a team.
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// What the token is for, shown in listings.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Every token (admins) or your own; never the tokens themselves.
+    List,
+    /// Revoke a token by its id: requests with it are refused from now on.
+    Revoke { token_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +275,10 @@ pub enum OutputFormat {
 /// Where a server keeps its state and how it listens.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Where the first start of a new mesh writes its admin token (with the server's address),
+    /// readable by the owner only; the CLI reads the same file. Default: ~/.config/tessera/credentials.
+    #[arg(long, env = "TESSERA_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
     /// Address of the HTTP API (port 0 picks a free port).
     #[arg(long, env = "TESSERA_HTTP", default_value = "127.0.0.1:7070")]
     pub http: SocketAddr,

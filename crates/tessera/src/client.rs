@@ -9,12 +9,64 @@ use serde::de::DeserializeOwned;
 use tessera_server::views::{ErrorBody, IngestReport};
 use url::Url;
 
+use crate::cli::{ClientArgs, DEFAULT_SERVER};
+use crate::credentials;
+
 pub struct Client {
     base: Url,
     http: reqwest::Client,
+    token: Option<String>,
+    /// Said when the server refuses the request for want of a valid token.
+    token_hint: String,
 }
 
 impl Client {
+    /// A client of the server and with the token `args` name, falling back to the credentials
+    /// file for both. The file's token is sent only to the file's server.
+    pub fn connect(args: &ClientArgs) -> Result<Self> {
+        let path = credentials::path(args.credentials.as_deref());
+        let stored = match &path {
+            Some(p) => credentials::read(p)?,
+            None => None,
+        };
+        let server = args
+            .url
+            .clone()
+            .or_else(|| stored.as_ref().map(|c| c.server.clone()))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let shown_path = path
+            .as_ref()
+            .map_or("~/.config/tessera/credentials".into(), |p| {
+                p.display().to_string()
+            });
+        let (token, token_hint) = match (&args.token, &stored) {
+            (Some(t), _) => (
+                Some(t.clone()),
+                "the token of --token / TESSERA_TOKEN".to_string(),
+            ),
+            (None, Some(c)) if credentials::same_server(&c.server, &server) => {
+                (Some(c.token.clone()), format!("the token in {shown_path}"))
+            }
+            (None, Some(c)) => (
+                None,
+                format!(
+                    "no token was sent: the one in {shown_path} is for {}, not {server}",
+                    c.server
+                ),
+            ),
+            (None, None) => (
+                None,
+                format!(
+                    "no token was sent: pass --token, set TESSERA_TOKEN, or run `tessera login` (it writes {shown_path})"
+                ),
+            ),
+        };
+        let mut client = Self::new(&server)?;
+        client.token = token;
+        client.token_hint = token_hint;
+        Ok(client)
+    }
+
     pub fn new(server: &str) -> Result<Self> {
         let mut base = Url::parse(server)
             .with_context(|| format!("invalid server URL {server:?} (--server / TESSERA_URL)"))?;
@@ -27,7 +79,21 @@ impl Client {
         Ok(Self {
             base,
             http: reqwest::Client::new(),
+            token: None,
+            token_hint: String::new(),
         })
+    }
+
+    /// The server's URL.
+    pub fn server(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The same server with another token.
+    pub fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token);
+        self.token_hint = "the token given".into();
+        self
     }
 
     /// `segments` are joined as path segments, each percent-encoded.
@@ -41,6 +107,10 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow!(
@@ -57,6 +127,9 @@ impl Client {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) if status == StatusCode::UNAUTHORIZED => {
+                Err(anyhow!("{} ({})", body.error.message, self.token_hint))
+            }
             Ok(body) => Err(anyhow!("{}", body.error.message)),
             Err(_) if status == StatusCode::NOT_FOUND => Err(anyhow!(
                 "{} answered 404: is this a Tessera server?",
@@ -74,6 +147,14 @@ impl Client {
         let response = self
             .send(self.http.get(self.url(segments)).query(query))
             .await?;
+        response
+            .json()
+            .await
+            .context("the server's answer is not what this client expects")
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
+        let response = self.send(self.http.delete(self.url(segments))).await?;
         response
             .json()
             .await

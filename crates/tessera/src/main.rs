@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod demo;
 
 use clap::Parser;
@@ -85,7 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             dry_run,
             client,
-        } => commands::apply::run(&Client::new(&client.url)?, &dir, dry_run).await,
+        } => commands::apply::run(&Client::connect(&client)?, &dir, dry_run).await,
         Command::Ingest {
             dataset,
             file,
@@ -93,30 +94,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             batch_id,
             client,
         } => {
-            let client = Client::new(&client.url)?;
+            let client = Client::connect(&client)?;
             commands::ingest::run(&client, &dataset, &file, format, batch_id.as_deref()).await
         }
         Command::Query {
             sql,
             format,
             client,
-        } => commands::query::run(&Client::new(&client.url)?, &sql, format).await,
+        } => commands::query::run(&Client::connect(&client)?, &sql, format).await,
         Command::Check {
             target,
             format,
             client,
-        } => commands::check::run(&Client::new(&client.url)?, &target, format).await,
+        } => commands::check::run(&Client::connect(&client)?, &target, format).await,
         Command::Domains { action, client } => {
-            commands::catalog::domains(&Client::new(&client.url)?, action).await
+            commands::catalog::domains(&Client::connect(&client)?, action).await
         }
         Command::Products { action, client } => {
-            commands::catalog::products(&Client::new(&client.url)?, action).await
+            commands::catalog::products(&Client::connect(&client)?, action).await
         }
         Command::Datasets { action, client } => {
-            commands::catalog::datasets(&Client::new(&client.url)?, action).await
+            commands::catalog::datasets(&Client::connect(&client)?, action).await
         }
         Command::Contracts { action, client } => {
-            commands::catalog::contracts(&Client::new(&client.url)?, action).await
+            commands::catalog::contracts(&Client::connect(&client)?, action).await
         }
+        Command::Token { action, client } => {
+            commands::access::token(&Client::connect(&client)?, action).await
+        }
+        Command::Login { given, client } => commands::access::login(&client, given).await,
+        Command::Whoami { client } => commands::access::whoami(&Client::connect(&client)?).await,
     }
 }

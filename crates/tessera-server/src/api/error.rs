@@ -64,6 +64,8 @@ pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str
     use ServiceError::*;
     match error {
         NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         InvalidFiles(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_files"),
         Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -105,11 +107,20 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if matches!(self.0, ServiceError::Busy(_)) {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        match self.0 {
+            ServiceError::Busy(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            ServiceError::Unauthenticated(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"tessera\""),
+                );
+            }
+            _ => {}
         }
         response
     }

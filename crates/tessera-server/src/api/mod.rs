@@ -36,30 +36,66 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The request context of an HTTP request: who calls (every caller is `unauthenticated` until
-/// the API takes tokens), the request's id (the client's `X-Request-Id` when it sends a usable
-/// one, else a new one) and the front end.
+/// The request context of an authenticated HTTP request: the principal its bearer token stands
+/// for (a request without a valid token is refused with 401 before the handler runs), the
+/// request's id (the client's `X-Request-Id` when it sends a usable one, else a new one) and the
+/// front end.
 pub struct Caller(pub RequestContext);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+/// The request context of a request that needs no token (`/health`): nobody in particular.
+pub struct Anonymous(pub RequestContext);
+
+fn request_id(parts: &axum::http::request::Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The token of `Authorization: Bearer TOKEN`, if the header is there.
+fn bearer_token(parts: &axum::http::request::Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer_token(parts) else {
+            return Err(ApiError(crate::ServiceError::Unauthenticated(
+                "this API needs a token: send `Authorization: Bearer TOKEN` (the CLI takes --token, TESSERA_TOKEN or the file `tessera login` writes)".into(),
+            )));
+        };
+        let principal = state.services.authenticate(token).await?;
+        Ok(Caller(RequestContext::new(
+            principal,
+            request_id(parts),
+            FrontEnd::Http,
+        )))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| {
-                !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic())
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        Ok(Caller(RequestContext::new(
+        Ok(Anonymous(RequestContext::new(
             Principal::unauthenticated(),
-            request_id,
+            request_id(parts),
             FrontEnd::Http,
         )))
     }
@@ -78,7 +114,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
         (name = "query", description = "Read-only SQL over every dataset"),
         (name = "quality", description = "Contract checks, their history and quality scores"),
         (name = "operations", description = "Health and API description"),
-    )
+        (name = "access", description = "API tokens and who a request runs as"),
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
 
@@ -101,6 +140,9 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(check_history))
         .routes(routes!(apply))
         .routes(routes!(query))
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(whoami))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -122,11 +164,19 @@ pub fn router(state: AppState) -> axum::Router {
 const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";
 
 /// What every operation shares, written into the generated document once rather than on each
-/// handler: the rule for names in paths and query strings (a lowercase snake_case SQL
+/// handler: the 401 and 403 answers of every operation that needs a token, the rule for names in paths and query strings (a lowercase snake_case SQL
 /// identifier of at most 63 characters) and the 400 answer a malformed request gets.
 fn document_shared_rules(mut doc: serde_json::Value) -> serde_json::Value {
     let bad_request = serde_json::json!({
         "description": "The request is malformed: a name in the path or query string that is not a lowercase snake_case identifier, a query parameter out of its range, or a body that is not what the operation takes",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let unauthenticated = serde_json::json!({
+        "description": "No valid API token: none sent, or unknown, malformed or revoked (see WWW-Authenticate)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let forbidden = serde_json::json!({
+        "description": "The caller may not do this; the message names the action and the resource",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     });
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
@@ -159,6 +209,23 @@ fn document_shared_rules(mut doc: serde_json::Value) -> serde_json::Value {
                     });
                 }
             }
+            let open = operation
+                .get("security")
+                .and_then(|s| s.as_array())
+                .is_some_and(|s| {
+                    s.iter()
+                        .all(|r| r.as_object().is_some_and(|r| r.is_empty()))
+                });
+            if !open
+                && let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(|r| r.as_object_mut())
+            {
+                responses
+                    .entry("401")
+                    .or_insert_with(|| unauthenticated.clone());
+                responses.entry("403").or_insert_with(|| forbidden.clone());
+            }
             let takes_input = operation.contains_key("requestBody")
                 || operation
                     .get("parameters")
@@ -189,10 +256,10 @@ fn name(value: &str) -> ApiResult<Name> {
     Name::parse(value).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations",
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses((status = 200, description = "The server and its metadata store answer", body = Health),
               (status = 503, description = "The metadata store does not answer", body = ErrorBody)))]
-async fn health(State(s): State<AppState>, Caller(cx): Caller) -> ApiResult<Json<Health>> {
+async fn health(State(s): State<AppState>, Anonymous(cx): Anonymous) -> ApiResult<Json<Health>> {
     Ok(Json(s.services.health(&cx).await?))
 }
 
@@ -579,4 +646,67 @@ async fn check_history(
             )
             .await?,
     ))
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access",
+    request_body = TokenRequest,
+    responses((status = 201, description = "The token, shown this once (it is stored only as a hash)", body = TokenCreated),
+              (status = 403, description = "Only platform admins make tokens", body = ErrorBody)))]
+async fn create_token(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<TokenRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    let created = s.services.create_token(&cx, &request).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access",
+    responses((status = 200, description = "Every token (admins) or the caller's own, oldest first; never the token itself", body = [TokenView])))]
+async fn list_tokens(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    Ok(Json(s.services.tokens(&cx).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "access",
+    params(("token_id" = String, Path, description = "The token's id (the part after `tsr_` up to the next `_`)")),
+    responses((status = 200, description = "The token, revoked: requests with it get 401 from now on", body = TokenView),
+              (status = 404, description = "No such token among those the caller may see", body = ErrorBody),
+              (status = 409, description = "The token was revoked before", body = ErrorBody)))]
+async fn revoke_token(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(token_id): Path<String>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(s.services.revoke_token(&cx, &token_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "access",
+    responses((status = 200, description = "The principal the request runs as", body = PrincipalView)))]
+async fn whoami(State(s): State<AppState>, Caller(cx): Caller) -> ApiResult<Json<PrincipalView>> {
+    Ok(Json(s.services.whoami(&cx).await?))
+}
+
+/// The bearer token scheme every operation but `/health` requires.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token (`tsr_…`) from `tessera token create`, or the admin token the first start of a server prints",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }

@@ -629,9 +629,8 @@ async fn a_restarted_server_has_lost_nothing(store: Store) {
     server
         .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
         .await;
-    let (config, dir) = server.stop().await;
-
-    let server = TestServer::run(config).await;
+    let stopped = server.stop().await;
+    let server = stopped.restart().await;
     assert_eq!(
         server
             .scalar("SELECT count(*) FROM shop.orders.orders")
@@ -653,7 +652,6 @@ async fn a_restarted_server_has_lost_nothing(store: Store) {
         actions(&plan).iter().all(|(_, _, a)| a == "unchanged"),
         "{plan}"
     );
-    drop(dir);
 }
 
 async fn new_contract_versions_may_add_columns_but_not_remove_them(store: Store) {
@@ -842,6 +840,7 @@ async fn the_openapi_document_is_true_to_the_server() {
     assert_eq!(
         documented,
         vec![
+            "DELETE /api/v1/tokens/{token_id}",
             "GET /api/v1/contracts",
             "GET /api/v1/contracts/{domain}/{id}",
             "GET /api/v1/contracts/{domain}/{id}/versions/{version}",
@@ -853,14 +852,37 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/products",
             "GET /api/v1/products/{domain}/{product}",
             "GET /api/v1/products/{domain}/{product}/checks",
+            "GET /api/v1/tokens",
+            "GET /api/v1/whoami",
             "GET /health",
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/checks",
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
+            "POST /api/v1/tokens",
         ]
     );
+    // Every operation but /health needs the bearer token, and says what an answer without one is.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            if path == "/health" {
+                assert_eq!(operation["security"], json!([{}]), "{method} {path}");
+                assert!(!responses.contains_key("401"), "{method} {path}");
+            } else {
+                assert_eq!(doc["security"], json!([{"bearer": []}]));
+                assert!(
+                    responses.contains_key("401") && responses.contains_key("403"),
+                    "{method} {path}: {responses:?}"
+                );
+            }
+        }
+    }
     // Every documented GET answers on the server (with the example's names filled in).
     for line in documented.iter().filter(|l| l.starts_with("GET ")) {
         let path = line[4..]
@@ -1203,8 +1225,8 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
     );
 
     // After a restart the gate measures the dataset again: a key from before is still known.
-    let (config, dir) = server.stop().await;
-    let server = TestServer::run(config).await;
+    let stopped = server.stop().await;
+    let server = stopped.restart().await;
     let (_, late) = server
         .ingest(
             "shop.orders.orders",
@@ -1218,7 +1240,6 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
         (json!(0), json!(1)),
         "{late}"
     );
-    drop(dir);
 }
 
 /// A contract with a check schedule gets its checks run by the server, without being asked.

@@ -2,6 +2,7 @@
 //! metadata runs on both stores (SQLite and a real PostgreSQL); `s3` runs the tables on a real
 //! S3-compatible server.
 
+mod access;
 mod api;
 mod hardening;
 mod openapi;

@@ -43,6 +43,8 @@ async fn schemathesis_finds_no_difference_between_the_openapi_document_and_the_s
             "--workers",
             "2",
             "--no-color",
+            "--header",
+            &format!("Authorization: Bearer {}", server.admin_token),
         ])
         .current_dir(std::env::temp_dir())
         .env("SCHEMATHESIS_HOOKS", "")

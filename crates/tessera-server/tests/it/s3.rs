@@ -34,8 +34,8 @@ async fn tables_live_in_s3_and_survive_a_restart(store: Store) {
         "{dataset}"
     );
 
-    let (config, dir) = server.stop().await;
-    let server = TestServer::run(config).await;
+    let stopped = server.stop().await;
+    let server = stopped.restart().await;
     assert_eq!(
         server
             .scalar("SELECT count(*) FROM shop.orders.orders")
@@ -52,5 +52,4 @@ async fn tables_live_in_s3_and_survive_a_restart(store: Store) {
         .ingest("shop.orders.orders", "batch_id=second", "text/csv", more)
         .await;
     assert_eq!((status, dup["duplicate"].clone()), (200, json!(true)));
-    drop(dir);
 }

@@ -70,11 +70,15 @@ pub async fn s3_bucket() -> (String, HashMap<String, String>) {
     (format!("s3://{bucket}/mesh"), options)
 }
 
-/// A running server and a client for it. Dropping it stops the server.
+/// A running server and a client for it, authenticated as the mesh's first admin. Dropping it
+/// stops the server.
 pub struct TestServer {
     pub url: String,
+    /// Sends the admin token with every request.
     pub http: reqwest::Client,
     pub config: ServerConfig,
+    /// The token the first start of the mesh made for `admin`.
+    pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -106,9 +110,22 @@ impl TestServer {
         server
     }
 
-    /// Starts a server on exactly this configuration (e.g. the one of a stopped server).
-    pub async fn run(config: ServerConfig) -> Self {
+    /// Starts a server on the configuration of a new mesh.
+    async fn run(config: ServerConfig) -> Self {
+        Self::run_with_token(config, None).await
+    }
+
+    /// Starts a server on `config`; `admin_token` is the one of an earlier start of the same
+    /// mesh (a new mesh makes its own).
+    async fn run_with_token(config: ServerConfig, admin_token: Option<String>) -> Self {
         let app = Application::build(&config).await.expect("server starts");
+        let admin_token = match (app.first_admin_token(), admin_token) {
+            (Some(first), None) => first.to_string(),
+            (None, Some(earlier)) => earlier,
+            (first, earlier) => panic!(
+                "a new mesh makes an admin token and a restarted one does not: made {first:?}, had {earlier:?}"
+            ),
+        };
         let url = format!("http://{}", app.address());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -120,23 +137,45 @@ impl TestServer {
         });
         Self {
             url,
-            http: reqwest::Client::new(),
+            http: client_with_token(Some(&admin_token)),
             config,
+            admin_token,
             stop: Some(stop),
             task: Some(task),
             _dir: None,
         }
     }
 
-    /// Stops the server gracefully and gives back its configuration and data directory.
-    pub async fn stop(mut self) -> (ServerConfig, Option<tempfile::TempDir>) {
+    /// Stops the server gracefully; [`Stopped::restart`] starts it again on the same data.
+    pub async fn stop(mut self) -> Stopped {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.expect("server task");
         }
-        (self.config.clone(), self._dir.take())
+        Stopped {
+            config: self.config.clone(),
+            admin_token: self.admin_token.clone(),
+            dir: self._dir.take(),
+        }
+    }
+
+    /// A client that sends `token` (or none) instead of the admin's.
+    pub fn client(&self, token: Option<&str>) -> reqwest::Client {
+        client_with_token(token)
+    }
+
+    /// A new token for `user` in `groups` and `teams`, made by the admin.
+    pub async fn token_for(&self, user: &str, groups: &[&str], teams: &[&str]) -> String {
+        let (status, body) = self
+            .post_json(
+                "/api/v1/tokens",
+                &serde_json::json!({"user": user, "groups": groups, "teams": teams}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_string()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -151,15 +190,17 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        post_json_with(&self.http, &self.url, path, body).await
+    }
+
+    /// `post_json` with `token` (or none) instead of the admin's.
+    pub async fn post_json_as(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        post_json_with(&self.client(token), &self.url, path, body).await
     }
 
     /// Applies a folder given as (file name, content) pairs.
@@ -219,6 +260,53 @@ impl TestServer {
             .cloned()
             .unwrap()
     }
+}
+
+/// A stopped server: its configuration, admin token and data directory.
+pub struct Stopped {
+    pub config: ServerConfig,
+    admin_token: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Stopped {
+    /// Starts the server again on the same metadata and tables.
+    pub async fn restart(self) -> TestServer {
+        let mut server = TestServer::run_with_token(self.config, Some(self.admin_token)).await;
+        server._dir = self.dir;
+        server
+    }
+}
+
+async fn post_json_with(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let r = http
+        .post(format!("{url}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A client that sends `Authorization: Bearer TOKEN` with every request (or nothing).
+pub fn client_with_token(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 impl Drop for TestServer {

@@ -8,13 +8,13 @@ use tessera_server::views::*;
 use crate::cli::{ContractsAction, DatasetsAction, DomainsAction, ProductsAction};
 use crate::client::Client;
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING).set_header(header.to_vec());
     t
 }
 
-fn or_dash(v: &Option<String>) -> String {
+pub(crate) fn or_dash(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
 

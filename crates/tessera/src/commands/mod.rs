@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod check;

@@ -1,9 +1,11 @@
-//! `tessera serve`: the platform on the configured stores, until Ctrl-C or SIGTERM.
+//! `tessera serve`: the platform on the configured stores, until Ctrl-C or SIGTERM. The first
+//! start of a new mesh prints its admin token and keeps it in the credentials file.
 
 use anyhow::Result;
-use tessera_server::{Application, FileLimits, QueryConfig, ServerConfig};
+use tessera_server::{ADMIN_GROUP, ADMIN_USER, Application, FileLimits, QueryConfig, ServerConfig};
 
 use crate::cli::ServeArgs;
+use crate::credentials::{self, Credentials};
 
 pub fn config(args: &ServeArgs) -> ServerConfig {
     let mut config = ServerConfig::new(&args.data_dir, args.http);
@@ -36,8 +38,40 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
 pub async fn run(args: &ServeArgs) -> Result<()> {
     let config = config(args);
     let app = Application::build(&config).await?;
+    if let Some(token) = app.first_admin_token() {
+        let path = keep_admin_token(args, &app, token)?;
+        println!(
+            "This is a new mesh: its admin token (user {ADMIN_USER}, group {ADMIN_GROUP}) is shown this once and written to {path}:"
+        );
+        println!("  {token}");
+    }
     announce(&app);
     serve(app).await
+}
+
+/// The URL a client on this machine reaches the server at.
+pub fn local_url(app: &Application) -> String {
+    let mut address = app.address();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{address}")
+}
+
+/// Writes an admin token and the server's address to the credentials file, so the CLI on this
+/// machine uses it; returns the file's path as shown.
+pub fn keep_admin_token(args: &ServeArgs, app: &Application, token: &str) -> Result<String> {
+    let Some(path) = credentials::path(args.credentials.as_deref()) else {
+        return Ok("no credentials file (set --credentials or HOME)".into());
+    };
+    credentials::write(
+        &path,
+        &Credentials {
+            server: local_url(app),
+            token: token.to_string(),
+        },
+    )?;
+    Ok(path.display().to_string())
 }
 
 /// The line scripts and tests wait for: the address actually bound.

@@ -16,10 +16,10 @@ use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
-use tessera_server::views::{ApplyRequest, IngestReport, SourceFile};
+use tessera_server::views::{ApplyRequest, IngestReport, SourceFile, TokenRequest};
 use tessera_server::{
-    Application, BatchData, FrontEnd, IngestService, Mesh, PublishService, QualityService,
-    REFUSED_COMMIT, RequestContext,
+    ADMIN_GROUP, AccessService, Application, BatchData, FrontEnd, IngestService, Mesh,
+    PublishService, QualityService, REFUSED_COMMIT, RequestContext,
 };
 
 use crate::cli::DemoArgs;
@@ -267,8 +267,21 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         mesh.close().await;
         return Ok(());
     }
+    let tokens = mint_persona_tokens(&mesh).await?;
     let app = Application::with_mesh(mesh, &config).await?;
-    let url = format!("http://{}", app.address());
+    let url = serve::local_url(&app);
+    let admin_token = &tokens[0].1;
+    let kept = serve::keep_admin_token(&args.serve, &app, admin_token)?;
+    println!();
+    println!(
+        "Tokens of the demo's personas (new on every run; the admin's is in {kept}, so the CLI on this machine uses it):"
+    );
+    for ((persona, token), (_, _, _, role)) in tokens.iter().zip(PERSONAS) {
+        println!("  {persona:<10} {role:<58} {token}");
+    }
+    println!(
+        "Act as one with `tessera --token TOKEN ...`, TESSERA_TOKEN=TOKEN, or `tessera login TOKEN`; `tessera whoami` says who you are."
+    );
     println!();
     serve::announce(&app);
     println!("Try (with TESSERA_URL={url}, or --server {url}):");
@@ -278,9 +291,77 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("Or over HTTP:");
     println!(
-        "  curl -s {url}/api/v1/query -H 'content-type: application/json' -d '{{\"sql\": \"SELECT count(*) FROM marketplace.provenance.sales\"}}'"
+        "  curl -s {url}/api/v1/query -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"sql\": \"SELECT count(*) FROM marketplace.provenance.sales\"}}'"
     );
     serve::serve(app).await
+}
+
+/// The demo's people: (user, groups, teams, who they are). The first is the platform admin; the
+/// owner teams are those of the artgo product files.
+const PERSONAS: &[(&str, &[&str], &[&str], &str)] = &[
+    (
+        "admin",
+        &[ADMIN_GROUP],
+        &[],
+        "platform admin (group admins)",
+    ),
+    (
+        "mkowalski",
+        &[],
+        &["asset platform engineering"],
+        "owner team of digital_assets (asset platform engineering)",
+    ),
+    (
+        "asato",
+        &[],
+        &["community & UX"],
+        "owner team of artwork_engagement (community & UX)",
+    ),
+    (
+        "obanjo",
+        &[],
+        &["marketplace & payments"],
+        "owner team of marketplace (marketplace & payments)",
+    ),
+    (
+        "lferreira",
+        &[],
+        &["growth"],
+        "owner team of marketing (growth)",
+    ),
+    (
+        "dpatel",
+        &["marketing analysts"],
+        &[],
+        "marketing analyst, not in the growth team",
+    ),
+    (
+        "hmueller",
+        &["governance council"],
+        &[],
+        "governance council member",
+    ),
+];
+
+/// A fresh token for every persona, in the order of [`PERSONAS`]: (user, token).
+async fn mint_persona_tokens(mesh: &Mesh) -> Result<Vec<(String, String)>> {
+    let mut tokens = Vec::new();
+    for (user, groups, teams, _) in PERSONAS {
+        let created = mesh
+            .create_token(
+                &demo(),
+                &TokenRequest {
+                    user: user.to_string(),
+                    groups: groups.iter().map(|g| g.to_string()).collect(),
+                    teams: teams.iter().map(|t| t.to_string()).collect(),
+                    description: Some("tessera demo".into()),
+                },
+            )
+            .await
+            .with_context(|| format!("making a token for the demo persona {user}"))?;
+        tokens.push((created.user, created.token));
+    }
+    Ok(tokens)
 }
 
 /// Runs every product's contract checks and says what did not pass: the demo data breaks some

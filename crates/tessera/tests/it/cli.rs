@@ -489,3 +489,135 @@ fn diff_marks_breaking_changes_in_the_changelog_pair() {
         refused.stderr
     );
 }
+
+/// Tokens from the CLI (issue 8): the first start's admin token is in the credentials file,
+/// `token create` makes one for a user, `login` keeps one, `whoami` says who it is, and a
+/// revoked token or none gets a message that says what to do.
+#[test]
+fn tokens_are_made_kept_and_revoked_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", data.path(), &[]);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("its admin token (user admin, group admins) is shown this once")),
+        "{:?}",
+        server.banner
+    );
+    // The server wrote its admin token and address for the CLI, readable by its owner only.
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&server.credentials).unwrap()).unwrap();
+    assert_eq!(kept["server"], server.url.as_str());
+    assert_eq!(kept["token"], server.admin_token.as_str());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.credentials)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    let me = server.cli(&["whoami"]).ok();
+    assert!(me.stdout.starts_with("admin (user)"), "{}", me.stdout);
+    assert!(me.stdout.contains("groups: admins"), "{}", me.stdout);
+
+    // Without a token the CLI says how to get one.
+    let anonymous = tessera()
+        .args(["domains", "--server", &server.url])
+        .output()
+        .unwrap();
+    let anonymous = Run::from(anonymous).failed();
+    assert!(
+        anonymous.stderr.contains("tessera login"),
+        "{}",
+        anonymous.stderr
+    );
+
+    let created = server
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "ada",
+            "--team",
+            "shop team",
+            "--description",
+            "laptop",
+        ])
+        .ok();
+    let ada = created.stdout.trim().to_string();
+    assert!(ada.starts_with("tsr_"), "{}", created.stdout);
+    assert!(
+        created.stderr.contains("shown this once"),
+        "{}",
+        created.stderr
+    );
+    let me = server.cli_as(&ada, &["whoami"]).ok();
+    assert!(me.stdout.starts_with("ada (user)"), "{}", me.stdout);
+    assert!(me.stdout.contains("teams: shop team"), "{}", me.stdout);
+
+    // Only admins make tokens.
+    let refused = server
+        .cli_as(&ada, &["token", "create", "--user", "mallory"])
+        .failed();
+    assert!(
+        refused
+            .stderr
+            .contains("making tokens needs membership of the group \"admins\""),
+        "{}",
+        refused.stderr
+    );
+
+    // `login` checks a token, then keeps it with the server: later commands need neither.
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("tessera/credentials");
+    let file = file.to_str().unwrap();
+    let bad = run(&[
+        "login",
+        "tsr_0_0",
+        "--server",
+        &server.url,
+        "--credentials",
+        file,
+    ])
+    .failed();
+    assert!(
+        bad.stderr.contains("a valid API token is needed"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!Path::new(file).exists(), "a refused token is not kept");
+    let login = run(&[
+        "login",
+        &ada,
+        "--server",
+        &server.url,
+        "--credentials",
+        file,
+    ])
+    .ok();
+    assert!(login.stdout.contains("as ada"), "{}", login.stdout);
+    let me = run(&["whoami", "--credentials", file]).ok();
+    assert!(me.stdout.starts_with("ada (user)"), "{}", me.stdout);
+
+    // The admin lists and revokes; the revoked token is refused, and the CLI says whose it was.
+    let listed = server.cli(&["token", "list"]).ok();
+    assert!(listed.stdout.contains("laptop"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains("tsr_"), "{}", listed.stdout);
+    let ada_id = ada.strip_prefix("tsr_").unwrap().split('_').next().unwrap();
+    let revoked = server.cli(&["token", "revoke", ada_id]).ok();
+    assert!(
+        revoked
+            .stdout
+            .contains(&format!("Revoked token {ada_id} of ada")),
+        "{}",
+        revoked.stdout
+    );
+    let refused = run(&["whoami", "--credentials", file]).failed();
+    assert!(
+        refused.stderr.contains("a valid API token is needed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains(file), "{}", refused.stderr);
+}

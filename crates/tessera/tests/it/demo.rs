@@ -168,10 +168,11 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for file in slt_files() {
         let url = server.url.clone();
+        let http = server.http();
         let mut runner = sqllogictest::Runner::new(move || {
             let db = HttpDb {
                 url: url.clone(),
-                http: reqwest::Client::new(),
+                http: http.clone(),
             };
             async move { Ok(db) }
         });
@@ -212,4 +213,50 @@ print(con.execute(f"SELECT count(*), sum(price) FROM delta_scan('{sys.argv[1]}')
         .ok();
     let ours: Vec<&str> = ours.stdout.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(duckdb, format!("({}, Decimal('{}'))", ours[0], ours[1]));
+}
+
+/// `tessera demo` serving: a fresh token for each persona on every run, printed with who it is,
+/// and the admin's kept for the CLI.
+#[test]
+fn the_demo_mints_a_token_for_each_persona_on_every_run() {
+    let data = tempfile::tempdir().unwrap();
+    let personas = [
+        ("admin", "groups: admins", "teams: -"),
+        (
+            "mkowalski",
+            "groups: -",
+            "teams: asset platform engineering",
+        ),
+        ("asato", "groups: -", "teams: community & UX"),
+        ("obanjo", "groups: -", "teams: marketplace & payments"),
+        ("lferreira", "groups: -", "teams: growth"),
+        ("dpatel", "groups: marketing analysts", "teams: -"),
+        ("hmueller", "groups: governance council", "teams: -"),
+    ];
+    let mut earlier = Vec::new();
+    for _ in 0..2 {
+        let server = Server::start("demo", data.path(), &["--scale", "0.01"]);
+        let me = server.cli(&["whoami"]).ok();
+        assert!(me.stdout.starts_with("admin (user)"), "{}", me.stdout);
+        for (persona, groups, teams) in personas {
+            let token = token_printed_for(&server.banner, persona)
+                .unwrap_or_else(|| panic!("no token for {persona}: {:?}", server.banner));
+            let me = server.cli_as(&token, &["whoami"]).ok();
+            assert!(
+                me.stdout.starts_with(&format!("{persona} (user)")),
+                "{}",
+                me.stdout
+            );
+            assert!(
+                me.stdout.contains(groups) && me.stdout.contains(teams),
+                "{persona}: {}",
+                me.stdout
+            );
+            assert!(
+                !earlier.contains(&token),
+                "{persona}'s token is new on every run"
+            );
+            earlier.push(token);
+        }
+    }
 }

@@ -27,7 +27,8 @@ async fn post_query(http: &reqwest::Client, url: &str, sql: &str) -> (u16, Value
 async fn heavy_queries_past_their_time_limit_are_cancelled_while_the_server_keeps_answering() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start("serve", dir.path(), &["--query-timeout-seconds", "3"]);
-    let http = reqwest::Client::builder()
+    let http = server
+        .http_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -86,7 +87,7 @@ async fn heavy_queries_past_their_time_limit_are_cancelled_while_the_server_keep
 async fn sigterm_stops_the_server_while_a_heavy_query_runs() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start("serve", dir.path(), &["--shutdown-timeout-seconds", "5"]);
-    let http = reqwest::Client::new();
+    let http = server.http();
     let heavy = {
         let (http, url) = (http.clone(), server.url.clone());
         tokio::spawn(async move { post_query(&http, &url, HEAVY).await })
@@ -126,7 +127,7 @@ async fn a_result_far_over_the_limits_is_cut_short_without_the_server_growing() 
             "67108864",
         ],
     );
-    let http = reqwest::Client::new();
+    let http = server.http();
     // Ten billion rows of about 120 bytes: a result of a terabyte.
     let response = http
         .post(format!("{}/api/v1/query", server.url))

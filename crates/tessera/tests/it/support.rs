@@ -7,7 +7,11 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub fn tessera() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_URL").env("TESSERA_LOG", "warn");
+    // Nothing of the machine's own Tessera setup: no server, no token, no credentials file.
+    c.env_remove("TESSERA_URL")
+        .env_remove("TESSERA_TOKEN")
+        .env("TESSERA_CREDENTIALS", "/nonexistent/tessera/credentials")
+        .env("TESSERA_LOG", "warn");
     c
 }
 
@@ -64,6 +68,13 @@ pub fn run(args: &[&str]) -> Run {
 /// A `tessera serve` process on a free port; killed when dropped.
 pub struct Server {
     pub url: String,
+    /// The admin token a new mesh's first start printed (the demo's admin persona's).
+    pub admin_token: String,
+    /// Every line the server printed up to the one that says where it listens.
+    pub banner: Vec<String>,
+    /// The credentials file the server wrote; the CLI commands of [`Server::cli`] read it.
+    pub credentials: PathBuf,
+    _credentials_dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -71,7 +82,10 @@ impl Server {
     /// Starts `tessera serve` (or `tessera demo`) with `args` plus `--http 127.0.0.1:0`, and
     /// waits for the line that says where it listens.
     pub fn start(command: &str, data_dir: &Path, args: &[&str]) -> Server {
+        let credentials_dir = tempfile::tempdir().unwrap();
+        let credentials = credentials_dir.path().join("credentials");
         let mut child = tessera()
+            .env("TESSERA_CREDENTIALS", &credentials)
             .arg(command)
             .args(["--http", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -99,12 +113,45 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { url, child }
+        let admin_token = token_printed_for(&seen, "admin")
+            .or_else(|| {
+                seen.iter()
+                    .map(|l| l.trim())
+                    .find(|l| l.starts_with("tsr_"))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "tessera {command} printed no admin token (is the data directory new?):\n{}",
+                    seen.join("\n")
+                )
+            });
+        Server {
+            url,
+            admin_token,
+            banner: seen,
+            credentials,
+            _credentials_dir: credentials_dir,
+            child,
+        }
     }
 
-    /// Runs a client command against this server.
+    /// Runs a client command against this server, with the credentials file the server wrote
+    /// (the admin's token), as a user on the server's machine does.
     pub fn cli(&self, args: &[&str]) -> Run {
-        tessera()
+        self.client_run(
+            tessera().env("TESSERA_CREDENTIALS", &self.credentials),
+            args,
+        )
+    }
+
+    /// Runs a client command with `token` instead of the admin's.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Run {
+        self.client_run(tessera().env("TESSERA_TOKEN", token), args)
+    }
+
+    fn client_run(&self, command: &mut Command, args: &[&str]) -> Run {
+        command
             .args(args)
             .arg("--server")
             .arg(&self.url)
@@ -112,6 +159,34 @@ impl Server {
             .expect("run tessera")
             .into()
     }
+
+    /// An HTTP client that sends the admin token.
+    pub fn http(&self) -> reqwest::Client {
+        self.http_builder().build().unwrap()
+    }
+
+    /// An HTTP client builder that sends the admin token, for clients with more settings.
+    pub fn http_builder(&self) -> reqwest::ClientBuilder {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.admin_token).parse().unwrap(),
+        );
+        reqwest::Client::builder().default_headers(headers)
+    }
+}
+
+/// The token on the line of a persona's listing (`  NAME  ROLE...  tsr_...`) that the demo
+/// prints.
+pub fn token_printed_for(lines: &[String], persona: &str) -> Option<String> {
+    lines.iter().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(persona))
+            .then(|| line.split_whitespace().last())
+            .flatten()
+            .filter(|w| w.starts_with("tsr_"))
+            .map(str::to_string)
+    })
 }
 
 impl Server {
