@@ -488,15 +488,15 @@ impl Catalog {
         Ok(n > 0)
     }
 
-    /// Stores a token for `user`, creating the user if new and adding `groups` and `teams` to
-    /// its memberships, in one transaction.
+    /// Stores a token (made now, whatever its `created_at`), creating its user if new and
+    /// adding `groups` and `teams` to the user's memberships, in one transaction.
     pub async fn create_token(
         &self,
-        user: &str,
+        token: &TokenRecord,
         groups: &[String],
         teams: &[String],
-        token: &TokenRecord,
     ) -> Result<()> {
+        let user = token.user_name.as_str();
         let mut tx = self.pool.begin().await?;
         let now = now();
         sqlx::query(
@@ -542,23 +542,18 @@ impl Catalog {
 
     /// Every token, or those of one user, oldest first.
     pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
-        let rows = match user {
-            Some(u) => {
-                sqlx::query(constant_sql(format!(
-                    "{TOKEN_SELECT} WHERE user_name = $1 ORDER BY created_at, token_id"
-                )))
-                .bind(u.to_string())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(constant_sql(format!(
-                    "{TOKEN_SELECT} ORDER BY created_at, token_id"
-                )))
-                .fetch_all(&self.pool)
-                .await?
-            }
+        let only_user = if user.is_some() {
+            " WHERE user_name = $1"
+        } else {
+            ""
         };
+        let mut query = sqlx::query(constant_sql(format!(
+            "{TOKEN_SELECT}{only_user} ORDER BY created_at, token_id"
+        )));
+        if let Some(u) = user {
+            query = query.bind(u.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(token_row).collect()
     }
 

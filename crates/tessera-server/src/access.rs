@@ -29,8 +29,8 @@ fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// A new token: its record (id and hash) and the token text.
-fn new_token(description: Option<String>) -> (TokenRecord, String) {
+/// A new token for `user`: its record (id and hash; the store sets its time) and the token text.
+fn new_token(user: &str, description: Option<String>) -> (TokenRecord, String) {
     let token_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     // Two version-4 UUIDs: 244 random bits.
     let secret = format!(
@@ -40,7 +40,7 @@ fn new_token(description: Option<String>) -> (TokenRecord, String) {
     );
     let record = TokenRecord {
         token_id: token_id.clone(),
-        user_name: String::new(),
+        user_name: user.to_string(),
         secret_sha256: secret_hash(&secret),
         description,
         created_at: String::new(),
@@ -76,10 +76,9 @@ impl Mesh {
         if self.catalog.has_users().await? {
             return Ok(None);
         }
-        let (mut record, token) = new_token(Some("made at the first start".into()));
-        record.user_name = ADMIN_USER.into();
+        let (record, token) = new_token(ADMIN_USER, Some("made at the first start".into()));
         self.catalog
-            .create_token(ADMIN_USER, &[ADMIN_GROUP.to_string()], &[], &record)
+            .create_token(&record, &[ADMIN_GROUP.to_string()], &[])
             .await?;
         Ok(Some(token))
     }
@@ -138,10 +137,9 @@ impl AccessService for Mesh {
                 "invalid group or team name {bad:?}: 1 to 128 characters, without control characters or surrounding spaces"
             )));
         }
-        let (mut record, token) = new_token(request.description.clone());
-        record.user_name = user.to_string();
+        let (record, token) = new_token(user, request.description.clone());
         self.catalog
-            .create_token(user, &request.groups, &request.teams, &record)
+            .create_token(&record, &request.groups, &request.teams)
             .await?;
         let stored = self
             .catalog
@@ -169,19 +167,19 @@ impl AccessService for Mesh {
     }
 
     async fn revoke_token(&self, cx: &RequestContext, token_id: &str) -> Result<TokenView> {
-        let token = self
-            .catalog
+        self.catalog
             .token(token_id)
             .await?
             .filter(|t| is_admin(&cx.principal) || t.user_name == cx.principal.name)
             // Another user's token is not named to a caller who may not see it.
             .ok_or_else(|| ServiceError::NotFound(format!("no token {token_id:?}")))?;
-        if token.revoked_at.is_some() {
+        // The store says whether this call revoked it: of two at once, one is told it was done
+        // before.
+        if !self.catalog.revoke_token(token_id).await? {
             return Err(ServiceError::Conflict(format!(
                 "token {token_id:?} was revoked before"
             )));
         }
-        self.catalog.revoke_token(token_id).await?;
         let revoked = self
             .catalog
             .token(token_id)

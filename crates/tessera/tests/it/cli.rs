@@ -599,6 +599,34 @@ fn tokens_are_made_kept_and_revoked_from_the_cli() {
     assert!(login.stdout.contains("as ada"), "{}", login.stdout);
     let me = run(&["whoami", "--credentials", file]).ok();
     assert!(me.stdout.starts_with("ada (user)"), "{}", me.stdout);
+    // The file's token goes only to the file's server: another URL gets no token, and is told why.
+    let elsewhere = server.url.replace("127.0.0.1", "localhost");
+    let refused = run(&["whoami", "--credentials", file, "--server", &elsewhere]).failed();
+    assert!(
+        refused.stderr.contains(&format!(
+            "no token was sent: the one in {file} is for {}",
+            server.url
+        )),
+        "{}",
+        refused.stderr
+    );
+    // Without a token on the command line, `login` reads it from standard input.
+    let piped = home.path().join("piped");
+    let mut login = tessera()
+        .args(["login", "--server", &server.url, "--credentials"])
+        .arg(&piped)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(login.stdin.take().unwrap(), "{ada}").unwrap();
+    let login = Run::from(login.wait_with_output().unwrap()).ok();
+    assert!(login.stdout.contains("as ada"), "{}", login.stdout);
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&piped).unwrap()).unwrap();
+    assert_eq!(kept["token"], ada.as_str());
 
     // The admin lists and revokes; the revoked token is refused, and the CLI says whose it was.
     let listed = server.cli(&["token", "list"]).ok();
