@@ -1,11 +1,12 @@
 //! Tessera's metadata store: domains, products, contract versions, datasets and ingested
-//! batches, in SQLite (the embedded default) or PostgreSQL (several server instances), through
+//! batches, users and their tokens, grants, access requests and policies, in SQLite (the embedded default) or PostgreSQL (several server instances), through
 //! sqlx's `Any` driver so that one set of SQL and one test suite serve both.
 //!
 //! The store keeps the standard files' text as the source of truth plus the few columns it is
 //! searched by; turning a file into the model is `tessera-spec`'s job, not this crate's. It knows
 //! nothing of Delta tables or queries.
 
+mod access;
 mod error;
 mod migrate;
 mod records;
@@ -13,7 +14,8 @@ mod store;
 
 pub use error::{CatalogError, Result};
 pub use records::{
-    BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord, DatasetRecord, DomainRecord,
-    MetadataChange, ProductRecord, RunFilter, TokenRecord, Triggers, UserRecord,
+    AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
+    DatasetRecord, DomainRecord, GrantRecord, MetadataChange, PolicyRecord, ProductRecord,
+    RunFilter, TokenRecord, Triggers, UserRecord,
 };
 pub use store::Catalog;

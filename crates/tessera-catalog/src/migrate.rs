@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0003_contracts_per_domain.sql"),
     ),
     (4, include_str!("../migrations/0004_principals.sql")),
+    (5, include_str!("../migrations/0005_access.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -187,3 +187,49 @@ pub struct TokenRecord {
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
+
+/// A grant of read access to a product: for a user, a group or a team (`grantee_kind` is
+/// `user`, `group` or `team`), until `expires_at` or for good, restricted to the rows
+/// `row_filter` (a SQL predicate over the product's datasets) keeps when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub grant_id: String,
+    pub domain: String,
+    pub product: String,
+    pub grantee_kind: String,
+    pub grantee: String,
+    pub row_filter: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+    /// The access request it was approved from, if any.
+    pub access_request: Option<String>,
+}
+
+/// An admin's Cedar policy text, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub policy_id: String,
+    pub source: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// A request for read access to a product, and its decision once made. `state` is
+/// `pending`, `approved` or `denied`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequestRecord {
+    pub request_id: String,
+    pub domain: String,
+    pub product: String,
+    pub requester: String,
+    pub purpose: String,
+    pub days: i64,
+    pub state: String,
+    pub created_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub reason: Option<String>,
+    pub grant_id: Option<String>,
+}

@@ -10,7 +10,7 @@ use crate::records::*;
 /// The metadata store. Cheap to clone; every clone shares one connection pool.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     url_for_display: String,
 }
 
@@ -229,6 +229,8 @@ impl Catalog {
             .bind(now.clone())
             .execute(&mut *tx)
             .await?;
+            // The product's owner team may have changed.
+            crate::access::bump_access_generation(&mut tx).await?;
         }
         for c in &change.contracts {
             sqlx::query(
@@ -528,6 +530,7 @@ impl Catalog {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        crate::access::bump_access_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -559,13 +562,17 @@ impl Catalog {
 
     /// Marks a token revoked; `false` when there is no such token or it was revoked before.
     pub async fn revoke_token(&self, token_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL",
         )
         .bind(now())
         .bind(token_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Instances forget the principals they cached by token.
+        crate::access::bump_access_generation(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -665,7 +672,7 @@ fn dataset_row(r: &AnyRow) -> Result<DatasetRecord> {
 }
 
 /// SQL assembled from this file's constants only, never from input (sqlx 0.9 wants it said).
-fn constant_sql(sql: String) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn constant_sql(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
 

@@ -8,9 +8,10 @@
 //! allow or deny and names the policies that decided.
 //!
 //! Entity types: `User` (parents: its `Group`s and `Team`s), `Group`, `Team`, `System`,
-//! `Domain`, `Product` (parent: its domain; attributes `owner`, a team, and `readers`, a set of
-//! users, groups and teams), `Dataset` (parent: its product; the product's attributes). Actions:
-//! see [`Action`].
+//! `Platform` (the one `Platform::"tessera"`), `Domain` (attribute `owners`: the owner teams of
+//! its products), `Product` (parent: its domain; attributes `owner`, a team, and `readers`, a
+//! set of users, groups and teams), `Dataset` (parent: its product; the product's attributes).
+//! Actions: see [`Action`].
 //!
 //! This crate does no IO and is not async: the service layer loads the facts, builds the model
 //! when they change, and asks it.
@@ -92,6 +93,8 @@ impl FromStr for Action {
 /// What an action is done to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Resource {
+    /// The platform itself: `manage` on it is administering tokens and policies.
+    Platform,
     Domain(String),
     Product {
         domain: String,
@@ -107,6 +110,7 @@ pub enum Resource {
 impl std::fmt::Display for Resource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Resource::Platform => f.write_str("the platform"),
             Resource::Domain(d) => write!(f, "domain {d}"),
             Resource::Product { domain, product } => write!(f, "product {domain}.{product}"),
             Resource::Dataset {
@@ -115,6 +119,38 @@ impl std::fmt::Display for Resource {
                 dataset,
             } => write!(f, "dataset {domain}.{product}.{dataset}"),
         }
+    }
+}
+
+impl FromStr for Resource {
+    type Err = GovernanceError;
+
+    /// `platform`, `DOMAIN`, `DOMAIN.PRODUCT` or `DOMAIN.PRODUCT.DATASET`.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.iter().any(|p| p.trim().is_empty()) {
+            return Err(GovernanceError::Invalid(format!(
+                "{s:?} is not a resource: write platform, DOMAIN, DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET"
+            )));
+        }
+        Ok(match parts.as_slice() {
+            ["platform"] => Resource::Platform,
+            [d] => Resource::Domain(d.to_string()),
+            [d, p] => Resource::Product {
+                domain: d.to_string(),
+                product: p.to_string(),
+            },
+            [d, p, ds] => Resource::Dataset {
+                domain: d.to_string(),
+                product: p.to_string(),
+                dataset: ds.to_string(),
+            },
+            _ => {
+                return Err(GovernanceError::Invalid(format!(
+                    "{s:?} is not a resource: write platform, DOMAIN, DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET"
+                )));
+            }
+        })
     }
 }
 
@@ -177,6 +213,9 @@ pub struct AccessModel {
     entities: Entities,
     authorizer: Authorizer,
 }
+
+/// The id of the one `Platform` entity.
+const PLATFORM: &str = "tessera";
 
 fn uid(kind: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(
@@ -244,7 +283,8 @@ impl AccessModel {
             containers.extend(parents.iter().cloned());
             entities.push(Entity::new_no_attrs(uid("User", &user.name), parents));
         }
-        let mut domains: HashSet<String> = HashSet::new();
+        // Each domain's owner teams: those of its products.
+        let mut domains: HashMap<String, HashSet<EntityUid>> = HashMap::new();
         for p in products {
             let attrs = |p: &ProductFacts| {
                 let mut attrs = HashMap::from([(
@@ -264,7 +304,10 @@ impl AccessModel {
                 attrs
             };
             let product = uid("Product", &product_id(&p.domain, &p.product));
-            domains.insert(p.domain.clone());
+            let owners = domains.entry(p.domain.clone()).or_default();
+            if let Some(owner) = &p.owner_team {
+                owners.insert(uid("Team", owner));
+            }
             let entity = Entity::new(
                 product.clone(),
                 attrs(p),
@@ -283,9 +326,22 @@ impl AccessModel {
                 entities.push(entity);
             }
         }
-        for domain in domains {
-            entities.push(Entity::new_no_attrs(uid("Domain", &domain), HashSet::new()));
+        for (domain, owners) in domains {
+            let owners = RestrictedExpression::new_set(
+                owners.into_iter().map(RestrictedExpression::new_entity_uid),
+            );
+            let entity = Entity::new(
+                uid("Domain", &domain),
+                HashMap::from([("owners".to_string(), owners)]),
+                HashSet::new(),
+            )
+            .map_err(|e| GovernanceError::Internal(e.to_string()))?;
+            entities.push(entity);
         }
+        entities.push(Entity::new_no_attrs(
+            uid("Platform", PLATFORM),
+            HashSet::new(),
+        ));
         for container in containers {
             entities.push(Entity::new_no_attrs(container, HashSet::new()));
         }
@@ -311,6 +367,7 @@ impl AccessModel {
             PrincipalKind::System => uid("System", &principal.name),
         };
         let resource = match resource {
+            Resource::Platform => uid("Platform", PLATFORM),
             Resource::Domain(d) => uid("Domain", d),
             Resource::Product { domain, product } => uid("Product", &product_id(domain, product)),
             Resource::Dataset {
@@ -446,6 +503,38 @@ mod tests {
         };
         assert!(allowed(&m, &user("bob"), Action::Read, &product));
         assert!(!allowed(&m, &user("eve"), Action::Read, &product));
+    }
+
+    #[test]
+    fn owner_teams_publish_in_their_domain_and_only_admins_run_the_platform() {
+        let m = model(&[]);
+        let shop: Resource = "shop".parse().unwrap();
+        assert!(allowed(&m, &user("ada"), Action::Publish, &shop));
+        assert!(!allowed(&m, &user("bob"), Action::Publish, &shop));
+        // Nobody but admins publishes into a domain that does not exist yet.
+        let new: Resource = "garden".parse().unwrap();
+        assert!(!allowed(&m, &user("ada"), Action::Publish, &new));
+        assert!(allowed(&m, &user("root"), Action::Publish, &new));
+        for who in ["ada", "bob", "eve"] {
+            assert!(!allowed(
+                &m,
+                &user(who),
+                Action::Manage,
+                &Resource::Platform
+            ));
+        }
+        assert!(allowed(
+            &m,
+            &user("root"),
+            Action::Manage,
+            &Resource::Platform
+        ));
+        assert_eq!(
+            "shop.orders.orders".parse::<Resource>().unwrap(),
+            dataset("shop", "orders", "orders")
+        );
+        assert!("shop..orders".parse::<Resource>().is_err());
+        assert!("a.b.c.d".parse::<Resource>().is_err());
     }
 
     #[test]

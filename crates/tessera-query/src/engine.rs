@@ -9,9 +9,12 @@ use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::config::Dialect;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::{StreamExt, TryStreamExt};
@@ -76,16 +79,29 @@ impl Default for QueryConfig {
     }
 }
 
-/// A table the snapshot knows: where it is and what it looks like.
+/// A table the snapshot knows: where it is, what it looks like, and what the session's
+/// principal may do with it.
 #[derive(Debug, Clone)]
 pub struct DatasetEntry {
     pub reference: DatasetRef,
     /// Location relative to the storage root.
     pub location: String,
     pub schema: SchemaRef,
+    pub access: TableAccess,
 }
 
-/// The mesh's metadata as of one moment: every queryable table.
+/// What a session's principal may do with a table, as the service layer's policies decided. A
+/// table the principal may not even discover is not in its snapshot at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableAccess {
+    /// Listed (`information_schema`, SHOW, DESCRIBE) but not read: a statement whose plan
+    /// scans it is refused before it runs.
+    DiscoverOnly,
+    Read,
+}
+
+/// The mesh's metadata as of one moment, as one principal may see it: every table it may
+/// discover, each with what it may do.
 #[derive(Debug, Clone, Default)]
 pub struct MeshSnapshot {
     pub tables: Vec<DatasetEntry>,
@@ -227,8 +243,10 @@ impl QueryEngine {
                 for entry in tables {
                     let table = DatasetTable {
                         storage: self.storage.clone(),
+                        reference: entry.reference.clone(),
                         location: entry.location.clone(),
                         schema: entry.schema.clone(),
+                        access: entry.access,
                     };
                     schema
                         .register_table(entry.reference.dataset.to_string(), Arc::new(table))
@@ -439,7 +457,46 @@ pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+    refuse_unreadable(
+        &plan,
+        state.config().get_extension::<SessionControl>().as_deref(),
+    )?;
     Ok(DataFrame::new(state, plan))
+}
+
+/// Refuses a plan that scans a table its session may only discover, subqueries and EXPLAIN
+/// included, naming the first such table (which the principal may discover, so naming it leaks
+/// nothing).
+fn refuse_unreadable(plan: &LogicalPlan, control: Option<&SessionControl>) -> Result<()> {
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<DatasetTable>()
+            && table.access == TableAccess::DiscoverOnly
+        {
+            refused = Some(table.reference.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(QueryError::from_datafusion)?;
+    match refused {
+        None => Ok(()),
+        Some(table) => Err(QueryError::Forbidden(refusal(
+            control.map(|c| &c.request.principal),
+            &table,
+        ))),
+    }
+}
+
+/// Why reading `table` is refused: who may not read what, and how to ask.
+pub(crate) fn refusal(principal: Option<&tessera_core::Principal>, table: &DatasetRef) -> String {
+    let who = principal.map_or_else(|| "this session".to_string(), |p| p.to_string());
+    format!(
+        "{who} may not read dataset {table}: reading another team's product needs a grant (ask for one with `tessera access request {}.{}`)",
+        table.domain, table.product
+    )
 }
 
 /// Accepts exactly what only reads, nested no deeper than [`MAX_NESTING`].

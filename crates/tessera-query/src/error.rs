@@ -11,6 +11,9 @@ pub enum QueryError {
     /// too long or too deeply nested to plan.
     #[error("{0}")]
     Invalid(String),
+    /// The statement reads a table its principal may discover but not read.
+    #[error("{0}")]
+    Forbidden(String),
     /// DDL, DML or another statement that would change something.
     #[error(
         "Tessera's query interface is read-only: {0}. Change datasets with `tessera apply` and `tessera ingest`."

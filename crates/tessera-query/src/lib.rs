@@ -27,7 +27,8 @@ mod stream;
 mod table;
 
 pub use engine::{
-    DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, plan_sql, request_of,
+    DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, TableAccess, plan_sql,
+    request_of,
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};

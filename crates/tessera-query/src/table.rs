@@ -11,13 +11,18 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use tessera_core::DatasetRef;
 use tessera_storage::Storage;
+
+use crate::engine::TableAccess;
 
 #[derive(Debug)]
 pub(crate) struct DatasetTable {
     pub(crate) storage: Arc<Storage>,
+    pub(crate) reference: DatasetRef,
     pub(crate) location: String,
     pub(crate) schema: SchemaRef,
+    pub(crate) access: TableAccess,
 }
 
 #[async_trait]
@@ -45,6 +50,13 @@ impl TableProvider for DatasetTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // `plan_sql` refuses such plans with a clear message; this is the second lock.
+        if self.access != TableAccess::Read {
+            return Err(DataFusionError::Plan(crate::engine::refusal(
+                None,
+                &self.reference,
+            )));
+        }
         let provider = self
             .storage
             .table_provider(&self.location, state)

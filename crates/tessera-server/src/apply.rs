@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 use tessera_catalog::{ContractRecord, DatasetRecord, MetadataChange, ProductRecord};
 use tessera_core::{Contract, DatasetRef, DatasetSchema, Product, RequestContext};
+use tessera_governance::Resource;
 use tessera_spec::{Diagnostic, Loaded, SpecDocument, diff_contracts, major_version};
 
 use crate::error::{Result, ServiceError};
@@ -28,6 +29,23 @@ struct PlannedDataset {
     contract_id: String,
     contract_version: String,
     description: Option<String>,
+}
+
+impl Mesh {
+    /// Publishing a product needs `publish` on it when it exists, on its domain when it is new
+    /// (the domain's owner teams and admins; a new domain, admins only).
+    async fn authorize_publish(&self, cx: &RequestContext, product: &Product) -> Result<()> {
+        let (domain, name) = (product.domain.as_str(), product.name.as_str());
+        let resource = match self.catalog.product(domain, name).await? {
+            Some(_) => Resource::Product {
+                domain: domain.to_string(),
+                product: name.to_string(),
+            },
+            None => Resource::Domain(domain.to_string()),
+        };
+        self.authorize(cx, tessera_governance::Action::Publish, &resource)
+            .await
+    }
 }
 
 #[async_trait]
@@ -52,6 +70,7 @@ impl PublishService for Mesh {
             })
             .collect();
         own_domain(&product, &contracts)?;
+        self.authorize_publish(cx, &product).await?;
         let datasets = self
             .planned_datasets(product_file, &product, &contracts)
             .await?;
@@ -314,7 +333,8 @@ impl Mesh {
         if rules.is_empty() {
             return Ok(());
         }
-        let mut snapshot = (*self.snapshot().await?).clone();
+        // The mesh as the owner team sees it, plus the folder's own datasets.
+        let mut snapshot = (*self.snapshot_for(cx).await?).clone();
         for d in datasets {
             let schema = d
                 .schema
@@ -325,6 +345,7 @@ impl Mesh {
                 reference: d.reference.clone(),
                 location: d.reference.relative_path(),
                 schema,
+                access: tessera_query::TableAccess::Read,
             });
         }
         let ctx = self.engine().session(&snapshot, cx)?;

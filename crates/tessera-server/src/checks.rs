@@ -12,11 +12,13 @@ use async_trait::async_trait;
 use tessera_core::RequestContext;
 
 use crate::error::{Result, ServiceError};
+use crate::governance::product_resource;
 use crate::mesh::Mesh;
 use crate::service::QualityService;
 use crate::views::{
     CheckReport, CheckResultView, CheckRunView, DatasetQuality, ProductQualityPoint, QualitySummary,
 };
+use tessera_governance::{Action, Resource};
 
 /// The trigger of the run that made a batch be refused (its results describe data that was
 /// never committed).
@@ -44,11 +46,16 @@ impl QualityService for Mesh {
         dataset: Option<&str>,
         trigger: &str,
     ) -> Result<CheckReport> {
+        let resource = product_resource(domain, product);
         if self.catalog.product(domain, product).await?.is_none() {
             return Err(ServiceError::NotFound(format!(
                 "no product {domain}.{product}"
             )));
         }
+        self.discoverable(cx, &resource, || format!("no product {domain}.{product}"))
+            .await?;
+        // Results carry failed-row samples: running and seeing checks is reading.
+        self.authorize(cx, Action::Read, &resource).await?;
         let mut records = self.catalog.datasets(Some((domain, product))).await?;
         if let Some(name) = dataset {
             records.retain(|d| d.name == name);
@@ -74,12 +81,22 @@ impl QualityService for Mesh {
     /// The stored runs of a dataset, newest first, with their results.
     async fn check_history(
         &self,
-        _cx: &RequestContext,
+        cx: &RequestContext,
         domain: &str,
         product: &str,
         dataset: &str,
         limit: i64,
     ) -> Result<Vec<CheckRunView>> {
+        let resource = Resource::Dataset {
+            domain: domain.to_string(),
+            product: product.to_string(),
+            dataset: dataset.to_string(),
+        };
+        self.discoverable(cx, &resource, || {
+            format!("no dataset {domain}.{product}.{dataset}")
+        })
+        .await?;
+        self.authorize(cx, Action::Read, &resource).await?;
         self.runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
             .await
     }
@@ -89,12 +106,19 @@ impl QualityService for Mesh {
     /// of each dataset then).
     async fn product_quality_history(
         &self,
-        _cx: &RequestContext,
+        cx: &RequestContext,
         domain: &str,
         product: &str,
         limit: i64,
     ) -> Result<Vec<ProductQualityPoint>> {
-        if self.catalog.product(domain, product).await?.is_none() {
+        // Scores are what consumers judge a product by: whoever discovers it sees them.
+        if self.catalog.product(domain, product).await?.is_none()
+            || !self.access().await?.allowed(
+                &cx.principal,
+                Action::Discover,
+                &product_resource(domain, product),
+            )
+        {
             return Err(ServiceError::NotFound(format!(
                 "no product {domain}.{product}"
             )));

@@ -123,6 +123,7 @@ impl From<tessera_query::QueryError> for ServiceError {
             }
             Q::Busy => ServiceError::Busy(e.to_string()),
             Q::ShuttingDown | Q::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
+            Q::Forbidden(_) => ServiceError::Forbidden(e.to_string()),
             Q::Internal(_) => ServiceError::Internal(e.to_string()),
         }
     }

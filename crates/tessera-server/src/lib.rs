@@ -18,6 +18,7 @@ mod checks;
 mod config;
 mod error;
 mod gate;
+mod governance;
 mod local_test;
 mod mesh;
 mod scheduler;

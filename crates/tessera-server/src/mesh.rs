@@ -18,14 +18,16 @@ use tessera_core::{
 use tessera_core::{Principal, RequestContext};
 use tessera_ingest::{Format, Prepared};
 use tessera_quality::RowValidator;
-use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine, QueryStream, Task};
+use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine, QueryStream, TableAccess, Task};
 
 use crate::service::{CatalogService, IngestService, OperationsService, QueryService};
 use tessera_storage::Storage;
 
 use crate::config::ServerConfig;
 use crate::error::{Result, ServiceError};
+use crate::governance::{dataset_resource, product_resource};
 use crate::views::*;
+use tessera_governance::{Action, Resource};
 
 /// How many refused rows an ingest answer lists (all of them are in the quarantine table).
 const REJECTIONS_SHOWN: usize = 10;
@@ -52,6 +54,8 @@ pub struct Mesh {
     contracts: Mutex<HashMap<(String, String, String), Arc<Contract>>>,
     /// The mesh as the query engine sees it, with the catalog generation it was built from.
     snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
+    /// Who may do what, as of the store's access generation (see `governance.rs`).
+    pub(crate) access_state: tokio::sync::Mutex<Option<Arc<crate::governance::AccessState>>>,
     /// One apply at a time, so plans are computed against what is really there.
     pub(crate) apply_lock: tokio::sync::Mutex<()>,
     /// One ingest at a time per dataset (by table location), from the gate to the commit.
@@ -83,6 +87,7 @@ impl Mesh {
             engine,
             contracts: Mutex::new(HashMap::new()),
             snapshot: tokio::sync::Mutex::new(None),
+            access_state: tokio::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
             gate_states: Mutex::new(HashMap::new()),
@@ -174,8 +179,9 @@ impl Mesh {
             .clone()
     }
 
-    /// The mesh as of now, rebuilt only when datasets were added or changed contract (by this
-    /// instance or another one sharing the metadata store).
+    /// The whole mesh as of now, rebuilt only when datasets were added or changed contract (by
+    /// this instance or another one sharing the metadata store). Sessions are made over a
+    /// principal's view of it ([`Mesh::snapshot_for`]), never over it.
     pub(crate) async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
         let generation = self.catalog.datasets_generation().await?;
         let mut cached = self.snapshot.lock().await;
@@ -196,11 +202,13 @@ impl Mesh {
                 reference: reference.clone(),
                 location: record.location.clone(),
                 schema: schema.arrow_schema().map_err(internal)?,
+                access: TableAccess::Read,
             });
             tables.push(DatasetEntry {
                 location: reference.quarantine().relative_path(),
                 reference: reference.quarantine(),
                 schema: schema.quarantine_arrow_schema(),
+                access: TableAccess::Read,
             });
         }
         let snapshot = Arc::new(MeshSnapshot { tables });
@@ -208,13 +216,13 @@ impl Mesh {
         Ok(snapshot)
     }
 
-    /// A query session over the mesh as of now, for `cx` (the one session factory every reader
-    /// uses).
+    /// A query session over the mesh as of now, as `cx`'s principal may see it (the one session
+    /// factory every reader uses).
     pub(crate) async fn session(
         &self,
         cx: &RequestContext,
     ) -> Result<datafusion::prelude::SessionContext> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.snapshot_for(cx).await?;
         Ok(self.engine.session(&snapshot, cx)?)
     }
 
@@ -228,7 +236,7 @@ impl Mesh {
         cx: &RequestContext,
         sql: &str,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.snapshot_for(cx).await?;
         Ok(self.engine.collect(&snapshot, sql, cx).await?)
     }
 
@@ -259,6 +267,39 @@ impl Mesh {
         Ok(cx.acting_as(owner_principal(owner)))
     }
 
+    /// Whether a contract may be discovered, as a function of its domain and id: when a dataset
+    /// it governs may be, or (a contract that governs none yet) when its domain may be.
+    async fn discoverable_contracts(
+        &self,
+        cx: &RequestContext,
+    ) -> Result<impl Fn(&str, &str) -> bool + use<>> {
+        let access = self.access().await?;
+        let mut governed: HashMap<(String, String), bool> = HashMap::new();
+        for d in self.catalog.datasets(None).await? {
+            let seen = access.allowed(
+                &cx.principal,
+                Action::Discover,
+                &Resource::Dataset {
+                    domain: d.domain.clone(),
+                    product: d.product.clone(),
+                    dataset: d.name.clone(),
+                },
+            );
+            *governed.entry((d.domain, d.contract_id)).or_default() |= seen;
+        }
+        let principal = cx.principal.clone();
+        Ok(move |domain: &str, id: &str| {
+            match governed.get(&(domain.to_string(), id.to_string())) {
+                Some(seen) => *seen,
+                None => access.allowed(
+                    &principal,
+                    Action::Discover,
+                    &Resource::Domain(domain.to_string()),
+                ),
+            }
+        })
+    }
+
     /// Cancels running queries and refuses new ones: the first step of a graceful shutdown.
     pub fn stop_queries(&self) {
         self.engine.shut_down();
@@ -278,15 +319,35 @@ impl OperationsService for Mesh {
 
 #[async_trait]
 impl CatalogService for Mesh {
-    async fn domains(&self, _cx: &RequestContext) -> Result<Vec<DomainView>> {
+    async fn domains(&self, cx: &RequestContext) -> Result<Vec<DomainView>> {
+        let access = self.access().await?;
+        let products = self.catalog.products(None).await?;
         Ok(self
             .catalog
             .domains()
             .await?
             .into_iter()
+            .filter(|d| {
+                access.allowed(
+                    &cx.principal,
+                    Action::Discover,
+                    &Resource::Domain(d.name.clone()),
+                )
+            })
             .map(|d| DomainView {
+                // Products the caller may not discover are not counted either.
+                product_count: products
+                    .iter()
+                    .filter(|p| {
+                        p.domain == d.name
+                            && access.allowed(
+                                &cx.principal,
+                                Action::Discover,
+                                &product_resource(&p.domain, &p.name),
+                            )
+                    })
+                    .count() as i64,
                 name: d.name,
-                product_count: d.product_count,
                 created_at: d.created_at,
             })
             .collect())
@@ -308,16 +369,28 @@ impl CatalogService for Mesh {
         if let Some(d) = domain {
             self.domain(cx, d).await?;
         }
+        let access = self.access().await?;
         Ok(self
             .catalog
             .products(domain)
             .await?
             .into_iter()
+            .filter(|p| {
+                access.allowed(
+                    &cx.principal,
+                    Action::Discover,
+                    &product_resource(&p.domain, &p.name),
+                )
+            })
             .map(product_summary)
             .collect())
     }
 
     async fn product(&self, cx: &RequestContext, domain: &str, name: &str) -> Result<ProductView> {
+        self.discoverable(cx, &product_resource(domain, name), || {
+            format!("no product {domain}.{name}")
+        })
+        .await?;
         let record = self
             .catalog
             .product(domain, name)
@@ -366,11 +439,17 @@ impl CatalogService for Mesh {
 
     async fn datasets(
         &self,
-        _cx: &RequestContext,
+        cx: &RequestContext,
         product: Option<(&str, &str)>,
     ) -> Result<Vec<DatasetSummary>> {
+        let access = self.access().await?;
         if let Some((domain, name)) = product
-            && self.catalog.product(domain, name).await?.is_none()
+            && (self.catalog.product(domain, name).await?.is_none()
+                || !access.allowed(
+                    &cx.principal,
+                    Action::Discover,
+                    &product_resource(domain, name),
+                ))
         {
             return Err(ServiceError::NotFound(format!(
                 "no product {domain}.{name}"
@@ -378,13 +457,25 @@ impl CatalogService for Mesh {
         }
         let mut out = Vec::new();
         for record in self.catalog.datasets(product).await? {
+            let resource = Resource::Dataset {
+                domain: record.domain.clone(),
+                product: record.product.clone(),
+                dataset: record.name.clone(),
+            };
+            if !access.allowed(&cx.principal, Action::Discover, &resource) {
+                continue;
+            }
             let schema = self.dataset_schema(&record).await?;
             out.push(dataset_summary(&record, &schema));
         }
         Ok(out)
     }
 
-    async fn dataset(&self, _cx: &RequestContext, reference: &DatasetRef) -> Result<DatasetView> {
+    async fn dataset(&self, cx: &RequestContext, reference: &DatasetRef) -> Result<DatasetView> {
+        self.discoverable(cx, &dataset_resource(reference), || {
+            format!("no dataset {reference}")
+        })
+        .await?;
         let record = self.dataset_record(reference).await?;
         let schema = self.dataset_schema(&record).await?;
         let table = self.storage.table_info(&record.location).await?;
@@ -414,10 +505,14 @@ impl CatalogService for Mesh {
         })
     }
 
-    async fn contracts(&self, _cx: &RequestContext) -> Result<Vec<ContractSummary>> {
+    async fn contracts(&self, cx: &RequestContext) -> Result<Vec<ContractSummary>> {
+        let visible = self.discoverable_contracts(cx).await?;
         let mut by_id: Vec<ContractSummary> = Vec::new();
         // Ordered by domain and id, then by the time each version was applied.
         for c in self.catalog.contracts().await? {
+            if !visible(&c.domain, &c.contract_id) {
+                continue;
+            }
             match by_id.last_mut() {
                 Some(last) if last.domain == c.domain && last.id == c.contract_id => {
                     last.versions.push(c.version.clone());
@@ -438,12 +533,12 @@ impl CatalogService for Mesh {
 
     async fn contract_versions(
         &self,
-        _cx: &RequestContext,
+        cx: &RequestContext,
         domain: &str,
         id: &str,
     ) -> Result<Vec<ContractView>> {
         let versions = self.catalog.contract_versions(domain, id).await?;
-        if versions.is_empty() {
+        if versions.is_empty() || !self.discoverable_contracts(cx).await?(domain, id) {
             return Err(ServiceError::NotFound(format!(
                 "no contract {id:?} in domain {domain}"
             )));
@@ -453,14 +548,16 @@ impl CatalogService for Mesh {
 
     async fn contract(
         &self,
-        _cx: &RequestContext,
+        cx: &RequestContext,
         domain: &str,
         id: &str,
         version: &str,
     ) -> Result<ContractView> {
+        let visible = self.discoverable_contracts(cx).await?;
         self.catalog
             .contract(domain, id, version)
             .await?
+            .filter(|_| visible(domain, id))
             .map(contract_view)
             .ok_or_else(|| {
                 ServiceError::NotFound(format!(
@@ -482,6 +579,10 @@ impl IngestService for Mesh {
         data: BatchData,
         batch_id: Option<String>,
     ) -> Result<IngestReport> {
+        let resource = dataset_resource(reference);
+        self.discoverable(cx, &resource, || format!("no dataset {reference}"))
+            .await?;
+        self.authorize(cx, Action::Ingest, &resource).await?;
         let record = self.dataset_record(reference).await?;
         let batch_id = match (batch_id, &data) {
             (Some(id), _) if id.trim().is_empty() => {
@@ -655,7 +756,7 @@ impl QueryService for Mesh {
     /// comes back once its first rows are ready, and ends with an error item if the query
     /// fails or passes a limit after that.
     async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.snapshot_for(cx).await?;
         Ok(self.engine.execute(&snapshot, sql, cx).await?)
     }
 

@@ -120,7 +120,8 @@ pub trait QualityService: Send + Sync {
     ) -> Result<Vec<ProductQualityPoint>>;
 }
 
-/// Who calls: API tokens, and the principal a token stands for.
+/// Who calls and what they may do: API tokens, the principal a token stands for, grants,
+/// policies and explanations of decisions.
 #[async_trait]
 pub trait AccessService: Send + Sync {
     /// The principal an API token stands for; `Unauthenticated` for an unknown, malformed or
@@ -138,6 +139,42 @@ pub trait AccessService: Send + Sync {
     async fn revoke_token(&self, cx: &RequestContext, token_id: &str) -> Result<TokenView>;
     /// The principal the request runs as.
     async fn whoami(&self, cx: &RequestContext) -> Result<PrincipalView>;
+    /// Read access to a product for a user, group or team (needs `manage` on the product).
+    async fn grant(&self, cx: &RequestContext, request: &GrantRequest) -> Result<GrantView>;
+    /// Active grants, of one product (`domain.product`) or of every product the caller may
+    /// discover: the products' declared consumers.
+    async fn grants(&self, cx: &RequestContext, product: Option<&str>) -> Result<Vec<GrantView>>;
+    async fn revoke_grant(&self, cx: &RequestContext, grant_id: &str) -> Result<GrantView>;
+    /// Stores an admin's Cedar policies under `id` (replacing those of the same id) once they
+    /// load with every other policy.
+    async fn put_policy(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+        request: &PolicyRequest,
+    ) -> Result<PolicyView>;
+    async fn policies(&self, cx: &RequestContext) -> Result<Vec<PolicyView>>;
+    /// Removes a policy; the answer is the policy as it was.
+    async fn delete_policy(&self, cx: &RequestContext, id: &str) -> Result<PolicyView>;
+    /// The caller asks for read access to a product; the request waits for its owner team.
+    async fn request_access(
+        &self,
+        cx: &RequestContext,
+        request: &AccessRequestBody,
+    ) -> Result<AccessRequestView>;
+    /// The caller's own requests and those it may decide (`approve` on the product), oldest
+    /// first.
+    async fn access_requests(&self, cx: &RequestContext) -> Result<Vec<AccessRequestView>>;
+    /// Approves a pending request: a grant for the requester that ends after the requested days.
+    async fn approve_access(&self, cx: &RequestContext, id: &str) -> Result<AccessRequestView>;
+    async fn deny_access(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+        reason: &str,
+    ) -> Result<AccessRequestView>;
+    /// Whether a user may do an action to a resource, and which policies decided.
+    async fn explain(&self, cx: &RequestContext, request: &ExplainRequest) -> Result<ExplainView>;
 }
 
 /// Everything a front end may call.

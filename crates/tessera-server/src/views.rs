@@ -404,6 +404,119 @@ pub struct TokenView {
     pub revoked_at: Option<String>,
 }
 
+/// `POST /api/v1/grants`: read access to a product for a user, a group or a team, made by
+/// whoever may manage the product.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantRequest {
+    /// `domain.product`.
+    pub product: String,
+    /// `user:NAME`, `group:NAME` or `team:NAME`.
+    pub grantee: String,
+    /// Days until the grant expires by itself (1 to 3650); for good when absent.
+    #[serde(default)]
+    pub days: Option<i64>,
+}
+
+/// A grant of read access: who holds it on which product, until when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    pub grant_id: String,
+    /// `domain.product`.
+    pub product: String,
+    /// `user:NAME`, `group:NAME` or `team:NAME`.
+    pub grantee: String,
+    /// When it ends by itself; never when absent.
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    /// Who made it (or approved the request it came from).
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+    /// The access request it was approved from.
+    pub access_request: Option<String>,
+}
+
+/// `POST /api/v1/access-requests`: the caller asks to read a product, for a purpose and a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessRequestBody {
+    /// `domain.product`.
+    pub product: String,
+    /// Why: shown to the owner team that decides.
+    pub purpose: String,
+    /// How long the grant lasts once approved, 1 to 3650 days (default 30).
+    #[serde(default)]
+    pub days: Option<i64>,
+}
+
+/// A request for read access and what became of it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessRequestView {
+    pub request_id: String,
+    /// `domain.product`.
+    pub product: String,
+    pub requester: String,
+    pub purpose: String,
+    pub days: i64,
+    /// `pending`, `approved` or `denied`.
+    pub state: String,
+    pub created_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    /// Why it was denied.
+    pub reason: Option<String>,
+    /// The grant an approval made.
+    pub grant_id: Option<String>,
+    /// When that grant ends.
+    pub expires_at: Option<String>,
+}
+
+/// `POST /api/v1/access-requests/{id}/deny`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DenyBody {
+    /// Why, for the requester.
+    pub reason: String,
+}
+
+/// `PUT /api/v1/policies/{id}`: an admin's Cedar policies, stored under an id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyRequest {
+    /// Cedar text: one or more `permit`/`forbid` policies over Tessera's entity types.
+    pub source: String,
+}
+
+/// An admin's policy as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    pub id: String,
+    pub source: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// `GET /api/v1/access/explain`: would this user be allowed this action on this resource?
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainRequest {
+    pub user: String,
+    /// `discover`, `read`, `read_pii`, `ingest`, `publish`, `manage` or `approve`.
+    pub action: String,
+    /// `platform`, `DOMAIN`, `DOMAIN.PRODUCT` or `DOMAIN.PRODUCT.DATASET`.
+    pub resource: String,
+}
+
+/// The decision, and the policies that made it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExplainView {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub teams: Vec<String>,
+    pub action: String,
+    pub resource: String,
+    pub allowed: bool,
+    /// The permits that allowed it, or the forbids that denied it; empty when nothing
+    /// permitted it.
+    pub policies: Vec<String>,
+}
+
 /// Who a request runs as (`GET /api/v1/whoami`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PrincipalView {

@@ -155,6 +155,89 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Who may do what: grants of read access, admins' Cedar policies, explanations.
+    Access {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: AccessAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessAction {
+    /// Let a user, group or team read a product (needs `manage` on it: its owner team, admins).
+    Grant {
+        /// DOMAIN.PRODUCT
+        product: String,
+        #[arg(long, conflicts_with_all = ["group", "team"], required_unless_present_any = ["group", "team"])]
+        user: Option<String>,
+        #[arg(long, conflicts_with = "team")]
+        group: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        /// Days until the grant ends by itself; for good when not given.
+        #[arg(long)]
+        days: Option<i64>,
+    },
+    /// Active grants — each product's declared consumers — of one product or of all.
+    Grants {
+        /// DOMAIN.PRODUCT
+        product: Option<String>,
+    },
+    /// End a grant now.
+    Revoke { grant_id: String },
+    /// Ask the owner team of a product for read access; prints the request's id.
+    Request {
+        /// DOMAIN.PRODUCT
+        product: String,
+        /// What the access is for, shown to whoever decides.
+        #[arg(long)]
+        purpose: String,
+        /// How long the grant lasts once approved.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+    /// Your own requests and those you may decide (pending first in mind: the STATE column).
+    Requests,
+    /// Approve a pending request (owner team or admin): the requester reads the product until
+    /// the grant ends by itself.
+    Approve { request_id: String },
+    /// Deny a pending request, saying why.
+    Deny {
+        request_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Admins' Cedar policies, which apply on top of the defaults that ship with Tessera.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Whether USER may do ACTION to RESOURCE, and which policy decided (admins: anybody;
+    /// others: themselves).
+    Explain {
+        user: String,
+        /// discover, read, read_pii, ingest, publish, manage or approve.
+        action: String,
+        /// platform, DOMAIN, DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET.
+        resource: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Store the Cedar policies of FILE (under --id, by default the file's name without its
+    /// extension), replacing those of the same id; refused unless they load with all others.
+    Apply {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Every admin policy, with its text.
+    List,
+    /// Remove a policy by id.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]

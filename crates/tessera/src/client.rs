@@ -166,10 +166,26 @@ impl Client {
         segments: &[&str],
         body: &B,
     ) -> Result<T> {
-        let response = self
-            .send(self.http.post(self.url(segments)).json(body))
-            .await?;
-        response
+        self.send_json(reqwest::Method::POST, segments, body).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.send_json(reqwest::Method::PUT, segments, body).await
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        let request = self.http.request(method, self.url(segments)).json(body);
+        self.send(request)
+            .await?
             .json()
             .await
             .context("the server's answer is not what this client expects")

@@ -8,7 +8,9 @@ use arrow::array::{Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use tessera_core::{FrontEnd, Principal, RequestContext};
-use tessera_query::{DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, QueryError};
+use tessera_query::{
+    DatasetEntry, MeshSnapshot, QueryConfig, QueryEngine, QueryError, TableAccess,
+};
 use tessera_storage::Storage;
 
 fn schema() -> Arc<Schema> {
@@ -37,11 +39,13 @@ fn snapshot() -> MeshSnapshot {
                 reference: "shop.orders.items".parse().unwrap(),
                 location: "shop/orders/items".into(),
                 schema: schema(),
+                access: TableAccess::Read,
             },
             DatasetEntry {
                 reference: "crm.people.names".parse().unwrap(),
                 location: "crm/people/names".into(),
                 schema: schema(),
+                access: TableAccess::Read,
             },
         ],
     }
@@ -171,4 +175,72 @@ async fn the_query_interface_is_read_only_and_says_why() {
         .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     let _ = batches.first().map(|b| b.column(0).len());
+}
+
+#[tokio::test]
+async fn a_table_the_principal_may_only_discover_is_listed_but_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap());
+    let mut governed = snapshot();
+    governed.tables[1].access = TableAccess::DiscoverOnly;
+    for entry in &governed.tables {
+        storage
+            .ensure_table(&entry.location, &schema(), "t", None)
+            .await
+            .unwrap();
+    }
+    storage
+        .append("crm/people/names", vec![batch(&[1, 4])], None)
+        .await
+        .unwrap();
+    let engine = QueryEngine::new(storage, QueryConfig::default()).unwrap();
+    // Every way of reading it is refused before it runs, naming who and what.
+    for sql in [
+        "SELECT * FROM crm.people.names",
+        "SELECT count(*) FROM crm.people.names",
+        "SELECT id FROM shop.orders.items WHERE id IN (SELECT id FROM crm.people.names)",
+        "SELECT * FROM shop.orders.items i JOIN crm.people.names n ON i.id = n.id",
+        "WITH n AS (SELECT * FROM crm.people.names) SELECT max(id) FROM n",
+        "SELECT id FROM shop.orders.items UNION ALL SELECT id FROM crm.people.names",
+        "EXPLAIN SELECT * FROM crm.people.names",
+        "SELECT (SELECT max(id) FROM crm.people.names) AS m",
+    ] {
+        match engine.execute(&governed, sql, &cx()).await {
+            Err(QueryError::Forbidden(m)) => assert!(
+                m.contains("user tester may not read dataset crm.people.names"),
+                "{sql}: {m}"
+            ),
+            other => panic!("{sql}: expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+    // It is listed and described; the readable table is read as before.
+    let (_, described) = engine
+        .collect(&governed, "DESCRIBE crm.people.names", &cx())
+        .await
+        .unwrap();
+    assert_eq!(described.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    let listed = engine
+        .collect(
+            &governed,
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'crm' AND table_schema <> 'information_schema'",
+            &cx(),
+        )
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        listed[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0),
+        1
+    );
+    assert!(
+        engine
+            .collect(&governed, "SELECT * FROM shop.orders.items", &cx())
+            .await
+            .is_ok()
+    );
 }

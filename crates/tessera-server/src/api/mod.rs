@@ -111,7 +111,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "query", description = "Read-only SQL over every dataset"),
         (name = "quality", description = "Contract checks, their history and quality scores"),
         (name = "operations", description = "Health and API description"),
-        (name = "access", description = "API tokens and who a request runs as"),
+        (name = "access", description = "API tokens, who a request runs as, grants, policies and decisions"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -140,6 +140,14 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(whoami))
+        .routes(routes!(create_grant, list_grants))
+        .routes(routes!(revoke_grant))
+        .routes(routes!(list_policies))
+        .routes(routes!(put_policy, delete_policy))
+        .routes(routes!(explain))
+        .routes(routes!(request_access, list_access_requests))
+        .routes(routes!(approve_access))
+        .routes(routes!(deny_access))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -685,6 +693,167 @@ async fn revoke_token(
     responses((status = 200, description = "The principal the request runs as", body = PrincipalView)))]
 async fn whoami(State(s): State<AppState>, Caller(cx): Caller) -> ApiResult<Json<PrincipalView>> {
     Ok(Json(s.services.whoami(&cx).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/grants", tag = "access",
+    request_body = GrantRequest,
+    responses((status = 201, description = "The grant: its grantee may read the product from now on", body = GrantView),
+              (status = 400, description = "Not DOMAIN.PRODUCT, not a grantee, or days out of range", body = ErrorBody),
+              (status = 404, description = "No such product", body = ErrorBody)))]
+async fn create_grant(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<GrantRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    let grant = s.services.grant(&cx, &request).await?;
+    Ok((StatusCode::CREATED, Json(grant)).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GrantParams {
+    /// Only the grants of this product (`domain.product`).
+    product: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/grants", tag = "access",
+    params(GrantParams),
+    responses((status = 200, description = "Active grants: each product's declared consumers", body = [GrantView]),
+              (status = 400, description = "Not DOMAIN.PRODUCT", body = ErrorBody),
+              (status = 404, description = "No such product", body = ErrorBody)))]
+async fn list_grants(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<GrantParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    Ok(Json(
+        s.services.grants(&cx, params.product.as_deref()).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/grants/{grant_id}", tag = "access",
+    params(("grant_id" = String, Path)),
+    responses((status = 200, description = "The grant, revoked", body = GrantView),
+              (status = 404, description = "No such grant", body = ErrorBody),
+              (status = 409, description = "The grant was revoked before", body = ErrorBody)))]
+async fn revoke_grant(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(grant_id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    Ok(Json(s.services.revoke_grant(&cx, &grant_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/policies", tag = "access",
+    responses((status = 200, description = "Admins' Cedar policies (the defaults that ship with Tessera apply under them)", body = [PolicyView])))]
+async fn list_policies(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<PolicyView>>> {
+    Ok(Json(s.services.policies(&cx).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/policies/{policy_id}", tag = "access",
+    params(("policy_id" = String, Path)),
+    request_body = PolicyRequest,
+    responses((status = 200, description = "The policy, stored and in force", body = PolicyView),
+              (status = 400, description = "The text is not valid Cedar, or the id is not a name", body = ErrorBody)))]
+async fn put_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+    request: Result<Json<PolicyRequest>, JsonRejection>,
+) -> ApiResult<Json<PolicyView>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(
+        s.services.put_policy(&cx, &policy_id, &request).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/policies/{policy_id}", tag = "access",
+    params(("policy_id" = String, Path)),
+    responses((status = 200, description = "The policy as it was; it no longer applies", body = PolicyView),
+              (status = 404, description = "No such policy", body = ErrorBody)))]
+async fn delete_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+) -> ApiResult<Json<PolicyView>> {
+    Ok(Json(s.services.delete_policy(&cx, &policy_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/access/explain", tag = "access",
+    params(ExplainRequest),
+    responses((status = 200, description = "Allow or deny, and the policies that decided", body = ExplainView),
+              (status = 400, description = "Unknown action or malformed resource", body = ErrorBody),
+              (status = 404, description = "No such user", body = ErrorBody)))]
+async fn explain(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<ExplainRequest>, QueryRejection>,
+) -> ApiResult<Json<ExplainView>> {
+    let Query(request) = params.map_err(ApiError::from_query_rejection)?;
+    Ok(Json(s.services.explain(&cx, &request).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests", tag = "access",
+    request_body = AccessRequestBody,
+    responses((status = 201, description = "The request, pending until the product's owner team decides", body = AccessRequestView),
+              (status = 400, description = "Not DOMAIN.PRODUCT, no purpose, or days out of range", body = ErrorBody),
+              (status = 404, description = "No such product", body = ErrorBody)))]
+async fn request_access(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<AccessRequestBody>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    let made = s.services.request_access(&cx, &request).await?;
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/access-requests", tag = "access",
+    responses((status = 200, description = "The caller's own requests and those it may decide, oldest first", body = [AccessRequestView])))]
+async fn list_access_requests(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<AccessRequestView>>> {
+    Ok(Json(s.services.access_requests(&cx).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests/{request_id}/approve", tag = "access",
+    params(("request_id" = String, Path)),
+    responses((status = 200, description = "Approved: the requester reads the product until the grant ends", body = AccessRequestView),
+              (status = 404, description = "No such request among those the caller may see", body = ErrorBody),
+              (status = 409, description = "The request was decided before", body = ErrorBody)))]
+async fn approve_access(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(request_id): Path<String>,
+) -> ApiResult<Json<AccessRequestView>> {
+    Ok(Json(s.services.approve_access(&cx, &request_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/access-requests/{request_id}/deny", tag = "access",
+    params(("request_id" = String, Path)),
+    request_body = DenyBody,
+    responses((status = 200, description = "Denied, with the reason for the requester", body = AccessRequestView),
+              (status = 400, description = "No reason given", body = ErrorBody),
+              (status = 404, description = "No such request among those the caller may see", body = ErrorBody),
+              (status = 409, description = "The request was decided before", body = ErrorBody)))]
+async fn deny_access(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(request_id): Path<String>,
+    body: Result<Json<DenyBody>, JsonRejection>,
+) -> ApiResult<Json<AccessRequestView>> {
+    let Json(body) = body.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(
+        s.services
+            .deny_access(&cx, &request_id, &body.reason)
+            .await?,
+    ))
 }
 
 /// The bearer token scheme every operation but `/health` requires.

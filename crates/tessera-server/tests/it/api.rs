@@ -840,7 +840,11 @@ async fn the_openapi_document_is_true_to_the_server() {
     assert_eq!(
         documented,
         vec![
+            "DELETE /api/v1/grants/{grant_id}",
+            "DELETE /api/v1/policies/{policy_id}",
             "DELETE /api/v1/tokens/{token_id}",
+            "GET /api/v1/access-requests",
+            "GET /api/v1/access/explain",
             "GET /api/v1/contracts",
             "GET /api/v1/contracts/{domain}/{id}",
             "GET /api/v1/contracts/{domain}/{id}/versions/{version}",
@@ -849,18 +853,25 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/datasets/{domain}/{product}/{dataset}/checks",
             "GET /api/v1/domains",
             "GET /api/v1/domains/{domain}",
+            "GET /api/v1/grants",
+            "GET /api/v1/policies",
             "GET /api/v1/products",
             "GET /api/v1/products/{domain}/{product}",
             "GET /api/v1/products/{domain}/{product}/checks",
             "GET /api/v1/tokens",
             "GET /api/v1/whoami",
             "GET /health",
+            "POST /api/v1/access-requests",
+            "POST /api/v1/access-requests/{request_id}/approve",
+            "POST /api/v1/access-requests/{request_id}/deny",
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/checks",
+            "POST /api/v1/grants",
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
             "POST /api/v1/tokens",
+            "PUT /api/v1/policies/{policy_id}",
         ]
     );
     // Every operation but /health needs the bearer token, and says what an answer without one is.
@@ -890,7 +901,11 @@ async fn the_openapi_document_is_true_to_the_server() {
             .replace("{product}", "orders")
             .replace("{dataset}", "orders")
             .replace("{id}", "shop-orders-contract")
-            .replace("{version}", "1.0.0");
+            .replace("{version}", "1.0.0")
+            .replace(
+                "explain",
+                "explain?user=admin&action=read&resource=shop.orders",
+            );
         let (status, body) = server.get(&path).await;
         assert_eq!(status, 200, "{path}: {body}");
     }

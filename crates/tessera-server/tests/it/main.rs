@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod authorization;
 mod hardening;
 mod openapi;
 mod s3;

@@ -396,3 +396,30 @@ pub const ORDERS_CSV: &str = "order_id,customer_id,amount,status,placed_at
 6,U00000004,-1,open,2026-01-06T15:00:00Z
 seven,U00000005,3,lost,2026-01-07T16:00:00Z
 ";
+
+/// Two text columns of every row of `sql`, read straight from the metadata store.
+pub async fn stored_rows(url: &str, sql: &str) -> Vec<(String, String)> {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+    }
+}
+
+/// Runs `sql` straight on the metadata store, past Tessera (what another instance, or the
+/// passing of time, would have done).
+pub async fn execute_in_store(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+}

@@ -16,10 +16,10 @@ use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
-use tessera_server::views::{ApplyRequest, IngestReport, SourceFile, TokenRequest};
+use tessera_server::views::{ApplyRequest, GrantRequest, IngestReport, SourceFile, TokenRequest};
 use tessera_server::{
-    ADMIN_GROUP, AccessService, Application, BatchData, FrontEnd, IngestService, Mesh,
-    PublishService, QualityService, REFUSED_COMMIT, RequestContext,
+    ADMIN_GROUP, AccessService, Application, BatchData, CatalogService, FrontEnd, IngestService,
+    Mesh, PublishService, QualityService, REFUSED_COMMIT, RequestContext,
 };
 
 use crate::cli::DemoArgs;
@@ -229,6 +229,8 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         println!("  applied {} ({} change(s))", plan.product, created);
     }
 
+    grant_standing_access(&mesh).await?;
+
     let sizes = Sizes::at(args.scale);
     let seed = args.seed;
     let data = tokio::task::spawn_blocking(move || generate(seed, sizes));
@@ -331,7 +333,7 @@ const PERSONAS: &[(&str, &[&str], &[&str], &str)] = &[
     ),
     (
         "dpatel",
-        &["marketing analysts"],
+        &[ANALYSTS],
         &[],
         "marketing analyst, not in the growth team",
     ),
@@ -342,6 +344,60 @@ const PERSONAS: &[(&str, &[&str], &[&str], &str)] = &[
         "governance council member",
     ),
 ];
+
+/// The group of the marketing analyst persona, granted read on the engagement product.
+const ANALYSTS: &str = "marketing analysts";
+
+/// The grants the demo mesh starts with: each product's owner team reads the products its input
+/// ports name (so what it derives from them, and its `sql` rules, can read them), and the
+/// marketing analysts read the engagement product. Made once; a later run finds them.
+async fn grant_standing_access(mesh: &Mesh) -> Result<()> {
+    let products = mesh.products(&demo(), None).await?;
+    let datasets = mesh.datasets(&demo(), None).await?;
+    let existing = mesh.grants(&demo(), None).await?;
+    let mut wanted: Vec<(String, String)> = vec![(
+        "artwork_engagement.engagement".to_string(),
+        format!("group:{ANALYSTS}"),
+    )];
+    for p in &products {
+        let Some(owner) = &p.owner else { continue };
+        let view = mesh.product(&demo(), &p.domain, &p.name).await?;
+        for contract in view
+            .input_ports
+            .iter()
+            .filter_map(|i| i.contract_id.as_ref())
+        {
+            for d in datasets.iter().filter(|d| &d.contract_id == contract) {
+                let source = format!("{}.{}", d.domain, d.product);
+                let pair = (source, format!("team:{owner}"));
+                if (d.domain != p.domain || d.product != p.name) && !wanted.contains(&pair) {
+                    wanted.push(pair);
+                }
+            }
+        }
+    }
+    for (product, grantee) in wanted {
+        if existing
+            .iter()
+            .any(|g| g.product == product && g.grantee == grantee)
+        {
+            continue;
+        }
+        let grant = mesh
+            .grant(
+                &demo(),
+                &GrantRequest {
+                    product: product.clone(),
+                    grantee: grantee.clone(),
+                    days: None,
+                },
+            )
+            .await
+            .with_context(|| format!("granting {grantee} read on {product}"))?;
+        println!("  granted {} read on {}", grant.grantee, grant.product);
+    }
+    Ok(())
+}
 
 /// A fresh token for every persona, in the order of [`PERSONAS`]: (user, token).
 async fn mint_persona_tokens(mesh: &Mesh) -> Result<Vec<(String, String)>> {

@@ -189,7 +189,9 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
     let script = r#"
 import sys, pathlib, duckdb, duckdb_extension_delta
 ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+# A slow scan would otherwise draw a progress bar on standard output.
 con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+con.execute("PRAGMA disable_progress_bar")
 con.execute(f"LOAD '{ext}'")
 print(con.execute(f"SELECT count(*), sum(price) FROM delta_scan('{sys.argv[1]}')").fetchone())
 "#;
@@ -202,7 +204,13 @@ print(con.execute(f"SELECT count(*), sum(price) FROM delta_scan('{sys.argv[1]}')
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let duckdb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // The answer is the last line (whatever DuckDB may draw before it).
+    let duckdb = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let ours = server
         .cli(&[
             "query",
@@ -258,5 +266,37 @@ fn the_demo_mints_a_token_for_each_persona_on_every_run() {
             );
             earlier.push(token);
         }
+        // The demo's standing grants, made once: each owner team reads the products its input
+        // ports name; the marketing analysts read the engagement product and nothing else.
+        let grants = server
+            .cli(&["access", "grants", "marketplace.provenance"])
+            .ok();
+        let growth_rows = grants
+            .stdout
+            .lines()
+            .filter(|l| l.contains("team:growth"))
+            .count();
+        assert_eq!(growth_rows, 1, "{}", grants.stdout);
+        let growth = token_printed_for(&server.banner, "lferreira").unwrap();
+        let analyst = token_printed_for(&server.banner, "dpatel").unwrap();
+        let sales = "SELECT count(*) FROM marketplace.provenance.sales";
+        server.cli_as(&growth, &["query", sales]).ok();
+        let refused = server.cli_as(&analyst, &["query", sales]).failed();
+        assert!(
+            refused
+                .stderr
+                .contains("user dpatel may not read dataset marketplace.provenance.sales"),
+            "{}",
+            refused.stderr
+        );
+        server
+            .cli_as(
+                &analyst,
+                &[
+                    "query",
+                    "SELECT count(*) FROM artwork_engagement.engagement.virality_daily",
+                ],
+            )
+            .ok();
     }
 }

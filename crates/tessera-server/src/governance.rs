@@ -1,0 +1,301 @@
+//! Who may do what, decided: the Cedar model of `tessera-governance` over what the metadata
+//! store knows (users, products and their datasets, active grants, admins' policies), kept as
+//! an [`AccessState`] that is rebuilt when the store's access generation moves (any instance
+//! changed who may do what) or when a grant expires. Every check of the service layer asks it:
+//! [`Mesh::authorize`] for one action, [`Mesh::snapshot_for`] for what a principal's query
+//! session holds, and listings through [`AccessState::allowed`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tessera_catalog::GrantRecord;
+use tessera_core::{DatasetRef, Principal, QUARANTINE_SUFFIX, RequestContext};
+use tessera_governance::{
+    AccessModel, Action, Decision, Grantee, PolicyText, ProductFacts, Resource, UserFacts,
+};
+use tessera_query::{DatasetEntry, MeshSnapshot, TableAccess};
+
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+
+/// The access model as of one access generation, with what was derived from it.
+pub(crate) struct AccessState {
+    generation: i64,
+    /// When the first active grant expires (RFC 3339, as the store writes times): the state is
+    /// rebuilt then.
+    next_expiry: Option<String>,
+    model: AccessModel,
+    /// Principals by token id, with the secret hash a token must match: authentication without
+    /// the store while nothing changed.
+    principals: Mutex<HashMap<String, (String, Principal)>>,
+    /// Each principal's view of the mesh snapshot it was made from.
+    views: Mutex<HashMap<Principal, View>>,
+}
+
+/// A principal's view, and the whole-mesh snapshot it was made from.
+type View = (Arc<MeshSnapshot>, Arc<MeshSnapshot>);
+
+/// Now as the metadata store writes times, so that they compare as text.
+pub(crate) fn store_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The resource that governs a table: a quarantine table is governed as its dataset.
+pub(crate) fn dataset_resource(reference: &DatasetRef) -> Resource {
+    let dataset = reference.dataset.as_str();
+    Resource::Dataset {
+        domain: reference.domain.to_string(),
+        product: reference.product.to_string(),
+        dataset: dataset
+            .strip_suffix(QUARANTINE_SUFFIX)
+            .unwrap_or(dataset)
+            .to_string(),
+    }
+}
+
+pub(crate) fn product_resource(domain: &str, product: &str) -> Resource {
+    Resource::Product {
+        domain: domain.to_string(),
+        product: product.to_string(),
+    }
+}
+
+impl AccessState {
+    /// Whether `principal` may do `action` to `resource`, and which policies decided.
+    pub(crate) fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<Decision> {
+        self.model
+            .decide(principal, action, resource)
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Whether `principal` may do `action` to `resource`; a model error counts as a denial (and
+    /// is logged), never as a permission.
+    pub(crate) fn allowed(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+    ) -> bool {
+        match self.decide(principal, action, resource) {
+            Ok(d) => d.allowed,
+            Err(e) => {
+                tracing::error!(error = %e, %principal, action = action.as_str(), %resource, "access decision failed");
+                false
+            }
+        }
+    }
+
+    pub(crate) fn cached_principal(
+        &self,
+        token_id: &str,
+        secret_sha256: &str,
+    ) -> Option<Principal> {
+        let principals = self.principals.lock().expect("principal cache");
+        principals
+            .get(token_id)
+            .filter(|(hash, _)| hash == secret_sha256)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub(crate) fn remember_principal(&self, token_id: &str, secret_sha256: &str, p: &Principal) {
+        self.principals
+            .lock()
+            .expect("principal cache")
+            .insert(token_id.to_string(), (secret_sha256.to_string(), p.clone()));
+    }
+
+    /// The tables of `mesh` that `principal` may discover, each marked readable or not.
+    fn view(&self, principal: &Principal, mesh: &Arc<MeshSnapshot>) -> Arc<MeshSnapshot> {
+        if let Some((of, view)) = self.views.lock().expect("view cache").get(principal)
+            && Arc::ptr_eq(of, mesh)
+        {
+            return view.clone();
+        }
+        let tables = mesh
+            .tables
+            .iter()
+            .filter_map(|entry| {
+                let resource = dataset_resource(&entry.reference);
+                if !self.allowed(principal, Action::Discover, &resource) {
+                    return None;
+                }
+                let access = if self.allowed(principal, Action::Read, &resource) {
+                    TableAccess::Read
+                } else {
+                    TableAccess::DiscoverOnly
+                };
+                Some(DatasetEntry {
+                    access,
+                    ..entry.clone()
+                })
+            })
+            .collect();
+        let view = Arc::new(MeshSnapshot { tables });
+        self.views
+            .lock()
+            .expect("view cache")
+            .insert(principal.clone(), (mesh.clone(), view.clone()));
+        view
+    }
+}
+
+fn grantee(g: &GrantRecord) -> Grantee {
+    match g.grantee_kind.as_str() {
+        "group" => Grantee::Group(g.grantee.clone()),
+        "team" => Grantee::Team(g.grantee.clone()),
+        _ => Grantee::User(g.grantee.clone()),
+    }
+}
+
+impl Mesh {
+    /// The access state as of now: the cached one unless the store's access generation moved
+    /// or a grant expired since it was built.
+    pub(crate) async fn access(&self) -> Result<Arc<AccessState>> {
+        let generation = self.catalog.access_generation().await?;
+        let now = store_time(chrono::Utc::now());
+        let mut cached = self.access_state.lock().await;
+        if let Some(state) = cached.as_ref()
+            && state.generation == generation
+            && state.next_expiry.as_ref().is_none_or(|e| *e > now)
+        {
+            return Ok(state.clone());
+        }
+        let state = Arc::new(self.load_access(generation, &now).await?);
+        *cached = Some(state.clone());
+        Ok(state)
+    }
+
+    async fn load_access(&self, generation: i64, now: &str) -> Result<AccessState> {
+        let users: Vec<UserFacts> = self
+            .catalog
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| UserFacts {
+                name: u.name,
+                groups: u.groups,
+                teams: u.teams,
+            })
+            .collect();
+        let mut grants: HashMap<(String, String), Vec<GrantRecord>> = HashMap::new();
+        let mut next_expiry: Option<String> = None;
+        for g in self.catalog.active_grants(now, None).await? {
+            if let Some(e) = &g.expires_at
+                && next_expiry.as_ref().is_none_or(|n| e < n)
+            {
+                next_expiry = Some(e.clone());
+            }
+            grants
+                .entry((g.domain.clone(), g.product.clone()))
+                .or_default()
+                .push(g);
+        }
+        let mut datasets: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for d in self.catalog.datasets(None).await? {
+            datasets
+                .entry((d.domain, d.product))
+                .or_default()
+                .push(d.name);
+        }
+        let products: Vec<ProductFacts> = self
+            .catalog
+            .products(None)
+            .await?
+            .into_iter()
+            .map(|p| {
+                let key = (p.domain.clone(), p.name.clone());
+                ProductFacts {
+                    readers: grants
+                        .get(&key)
+                        .into_iter()
+                        .flatten()
+                        .map(grantee)
+                        .collect(),
+                    datasets: datasets.remove(&key).unwrap_or_default(),
+                    domain: p.domain,
+                    product: p.name,
+                    owner_team: p.owner,
+                }
+            })
+            .collect();
+        let policies: Vec<PolicyText> = self
+            .catalog
+            .policies()
+            .await?
+            .into_iter()
+            .map(|p| PolicyText {
+                id: p.policy_id,
+                text: p.source,
+            })
+            .collect();
+        let model = AccessModel::new(&users, &products, &policies).map_err(|e| {
+            ServiceError::Internal(format!("the stored access policies do not load: {e}"))
+        })?;
+        Ok(AccessState {
+            generation,
+            next_expiry,
+            model,
+            principals: Mutex::new(HashMap::new()),
+            views: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `Ok` when the request's principal may do `action` to `resource`; otherwise 403 with a
+    /// reason that names the action and the resource (and a forbidding policy, if one decided),
+    /// nothing else.
+    pub(crate) async fn authorize(
+        &self,
+        cx: &RequestContext,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<()> {
+        let decision = self
+            .access()
+            .await?
+            .decide(&cx.principal, action, resource)?;
+        if decision.allowed {
+            return Ok(());
+        }
+        let why = if decision.policies.is_empty() {
+            "no policy permits it".to_string()
+        } else {
+            format!("forbidden by policy {}", decision.policies.join(", "))
+        };
+        Err(ServiceError::Forbidden(format!(
+            "{} may not {} {resource}: {why}",
+            cx.principal,
+            action.as_str()
+        )))
+    }
+
+    /// `Ok` when the principal may discover `resource`; `NotFound` (with `missing`, the same
+    /// answer as for something that does not exist) otherwise.
+    pub(crate) async fn discoverable(
+        &self,
+        cx: &RequestContext,
+        resource: &Resource,
+        missing: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self
+            .access()
+            .await?
+            .allowed(&cx.principal, Action::Discover, resource)
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(missing()))
+        }
+    }
+
+    /// The mesh as the request's principal may see it: the datasets (and quarantine tables) it
+    /// may discover, each marked readable or not. Every query session is made over it.
+    pub(crate) async fn snapshot_for(&self, cx: &RequestContext) -> Result<Arc<MeshSnapshot>> {
+        let mesh = self.snapshot().await?;
+        Ok(self.access().await?.view(&cx.principal, &mesh))
+    }
+}

@@ -1,0 +1,554 @@
+//! Who may do what (issue 8): Cedar decides discover, read, ingest, publish and manage on
+//! products and datasets; grants let others read; admins add policies; `explain` says which
+//! policy decided; a product's `sql` rules read other domains only with a grant.
+
+use serde_json::{Value, json};
+
+use crate::on_both_stores;
+use crate::support::*;
+
+on_both_stores!(
+    owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name,
+    publishing_needs_the_owner_team_or_an_admin,
+    admins_policies_decide_on_top_of_the_defaults_and_explain_names_them,
+    a_sql_rule_reads_another_domain_only_with_a_grant,
+    access_is_requested_decided_by_the_owner_team_and_ends_by_itself,
+);
+
+/// Status and body of `GET path` as `token`.
+async fn get_as(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    let r = server
+        .client(Some(token))
+        .get(format!("{}{path}", server.url))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn query_as(server: &TestServer, token: &str, sql: &str) -> (u16, Value) {
+    server
+        .post_json_as(Some(token), "/api/v1/query", &json!({ "sql": sql }))
+        .await
+}
+
+async fn apply_as(
+    server: &TestServer,
+    token: &str,
+    files: &[(&str, &str)],
+    dry_run: bool,
+) -> (u16, Value) {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|(name, content)| json!({"name": name, "content": content}))
+        .collect();
+    server
+        .post_json_as(
+            Some(token),
+            "/api/v1/apply",
+            &json!({"files": files, "dry_run": dry_run}),
+        )
+        .await
+}
+
+fn forbidden(status: u16, body: &Value, says: &str) {
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(says), "expected {says:?} in {message:?}");
+}
+
+async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    server.apply(&shop_folder(), false).await;
+    let ada = server.token_for("ada", &[], &["shop team"]).await;
+    let bob = server.token_for("bob", &["analysts"], &[]).await;
+    let eve = server.token_for("eve", &[], &[]).await;
+
+    // The owner team ingests; nobody else does.
+    let ingest = |token: &str| {
+        server
+            .client(Some(token))
+            .post(format!(
+                "{}/api/v1/datasets/shop/orders/orders/batches",
+                server.url
+            ))
+            .header("content-type", "text/csv")
+            .body(ORDERS_CSV)
+            .send()
+    };
+    let refused = ingest(&eve).await.unwrap();
+    let status = refused.status().as_u16();
+    forbidden(
+        status,
+        &refused.json().await.unwrap(),
+        "user eve may not ingest dataset shop.orders.orders",
+    );
+    assert_eq!(ingest(&ada).await.unwrap().status().as_u16(), 201);
+
+    // Everyone discovers the product and its datasets.
+    let (status, products) = get_as(&server, &eve, "/api/v1/products").await;
+    assert_eq!(status, 200);
+    assert_eq!(products.as_array().unwrap().len(), 1, "{products}");
+    let (status, described) = query_as(&server, &eve, "DESCRIBE shop.orders.orders").await;
+    assert_eq!(status, 200, "{described}");
+
+    // Reading needs the owner team or a grant; the refusal names who, what and how to ask.
+    let count = "SELECT count(*) AS n FROM shop.orders.orders";
+    let (status, body) = query_as(&server, &ada, count).await;
+    assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
+    for sql in [
+        count,
+        "SELECT * FROM shop.orders.customers",
+        "SELECT o.* FROM shop.orders.orders o JOIN shop.orders.customers c USING (customer_id)",
+        "SELECT count(*) FROM shop.orders.orders_quarantine",
+        "EXPLAIN SELECT * FROM shop.orders.orders",
+    ] {
+        let (status, body) = query_as(&server, &bob, sql).await;
+        forbidden(status, &body, "user bob may not read dataset shop.orders.");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("tessera access request shop.orders"),
+            "{body}"
+        );
+    }
+    let (status, body) = server
+        .post_json_as(
+            Some(&eve),
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "group:analysts"}),
+        )
+        .await;
+    forbidden(status, &body, "user eve may not manage product shop.orders");
+
+    // The owner team grants the analysts read: bob reads, eve still does not.
+    let (status, grant) = server
+        .post_json_as(
+            Some(&ada),
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "group:analysts", "days": 30}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert!(grant["expires_at"].is_string(), "{grant}");
+    assert_eq!(grant["created_by"], "user ada");
+    let (status, body) = query_as(&server, &bob, count).await;
+    assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
+    let (status, body) = query_as(&server, &eve, count).await;
+    forbidden(
+        status,
+        &body,
+        "user eve may not read dataset shop.orders.orders",
+    );
+    // A grant lets its holder read, not ingest.
+    let refused = ingest(&bob).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+
+    // Grants are listed per product: its declared consumers.
+    let (status, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    assert_eq!(status, 200);
+    let grantees: Vec<&str> = grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["grantee"].as_str().unwrap())
+        .collect();
+    assert_eq!(grantees, ["group:analysts"]);
+    let (status, body) = get_as(&server, &eve, "/api/v1/grants?product=shop.nothing").await;
+    assert_eq!(status, 404, "{body}");
+    for bad in [
+        json!({"product": "shop.orders", "grantee": "analysts"}),
+        json!({"product": "shop", "grantee": "user:x"}),
+        json!({"product": "shop.orders", "grantee": "user:x", "days": 0}),
+    ] {
+        let (status, body) = server
+            .post_json_as(Some(&ada), "/api/v1/grants", &bad)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Revoked, it no longer lets bob read.
+    let id = grant["grant_id"].as_str().unwrap();
+    let r = server
+        .client(Some(&ada))
+        .delete(format!("{}/api/v1/grants/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, body) = query_as(&server, &bob, count).await;
+    forbidden(
+        status,
+        &body,
+        "user bob may not read dataset shop.orders.orders",
+    );
+}
+
+/// A second product of the shop domain, owned by `team`.
+fn returns_folder(team: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "returns/product.odps.yaml",
+            format!(
+                "apiVersion: v1.0.0\nkind: DataProduct\nid: shop-returns\nname: returns\ndomain: shop\nstatus: active\nversion: 1.0.0\nteam:\n  name: {team}\noutputPorts:\n  - name: returns\n    version: 1.0.0\n    contractId: shop-returns-contract\n"
+            ),
+        ),
+        (
+            "returns/returns.odcs.yaml",
+            "apiVersion: v3.1.0\nkind: DataContract\nid: shop-returns-contract\nversion: 1.0.0\nstatus: active\nschema:\n  - name: returns\n    properties:\n      - name: order_id\n        logicalType: integer\n".to_string(),
+        ),
+    ]
+}
+
+fn borrowed<'a>(files: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    files.iter().map(|(n, c)| (*n, c.as_str())).collect()
+}
+
+async fn publishing_needs_the_owner_team_or_an_admin(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    let ada = server.token_for("ada", &[], &["shop team"]).await;
+    let eve = server.token_for("eve", &[], &[]).await;
+    // A new domain is made by admins only.
+    let (status, body) = apply_as(&server, &ada, &shop_folder(), false).await;
+    forbidden(status, &body, "user ada may not publish domain shop");
+    let (status, body) = server.apply(&shop_folder(), false).await;
+    assert_eq!(status, 200, "{body}");
+    // The owner team publishes its product again (a plan, or for real); others may not even
+    // ask for the plan.
+    let (status, body) = apply_as(&server, &ada, &shop_folder(), true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = apply_as(&server, &eve, &shop_folder(), true).await;
+    forbidden(
+        status,
+        &body,
+        "user eve may not publish product shop.orders",
+    );
+    // A team that owns a product in a domain publishes new products there.
+    let returns = returns_folder("shop team");
+    let (status, body) = apply_as(&server, &eve, &borrowed(&returns), false).await;
+    forbidden(status, &body, "user eve may not publish domain shop");
+    let (status, body) = apply_as(&server, &ada, &borrowed(&returns), false).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, products) = get_as(&server, &eve, "/api/v1/products?domain=shop").await;
+    assert_eq!(products.as_array().unwrap().len(), 2, "{products}");
+}
+
+async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    server.apply(&shop_folder(), false).await;
+    let ada = server.token_for("ada", &[], &["shop team"]).await;
+    let bob = server.token_for("bob", &["analysts"], &[]).await;
+    let put_policy = |token: &str, id: &str, source: &str| {
+        server
+            .client(Some(token))
+            .put(format!("{}/api/v1/policies/{id}", server.url))
+            .json(&json!({ "source": source }))
+            .send()
+    };
+    let explain = |token: &str, user: &str, action: &str, resource: &str| {
+        let path =
+            format!("/api/v1/access/explain?user={user}&action={action}&resource={resource}");
+        let token = token.to_string();
+        let server = &server;
+        async move { get_as(server, &token, &path).await }
+    };
+
+    // By default bob discovers shop but may not read it; ada reads as the owner team.
+    let (status, d) = explain(&server.admin_token, "bob", "read", "shop.orders.orders").await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["allowed"].clone(), d["policies"].clone()),
+        (json!(false), json!([]))
+    );
+    let (_, d) = explain(
+        &server.admin_token,
+        "ada",
+        "read_pii",
+        "shop.orders.customers",
+    )
+    .await;
+    assert_eq!(
+        (d["allowed"].clone(), d["policies"].clone()),
+        (json!(true), json!(["owner-team-owns"]))
+    );
+    let (_, d) = explain(&bob, "bob", "discover", "shop.orders").await;
+    assert_eq!(d["policies"], json!(["everyone-discovers"]));
+    // Only admins explain somebody else's rights, or set policies.
+    let (status, body) = explain(&bob, "ada", "read", "shop.orders").await;
+    forbidden(status, &body, "user bob may not manage the platform");
+    let forbid = r#"forbid(principal in Group::"analysts", action, resource in Domain::"shop");"#;
+    let r = put_policy(&ada, "no-analysts-in-shop", forbid)
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    // An admin's forbid hides the domain from analysts altogether.
+    let r = put_policy(&server.admin_token, "no-analysts-in-shop", forbid)
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, products) = get_as(&server, &bob, "/api/v1/products").await;
+    assert_eq!(products, json!([]));
+    let (status, _) = get_as(&server, &bob, "/api/v1/products/shop/orders").await;
+    assert_eq!(status, 404);
+    let (status, body) = query_as(&server, &bob, "SELECT * FROM shop.orders.orders").await;
+    assert_eq!(
+        status, 400,
+        "an undiscoverable dataset is not there: {body}"
+    );
+    let (_, tables) = query_as(
+        &server,
+        &bob,
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_catalog = 'shop'",
+    )
+    .await;
+    assert_eq!(tables["rows"][0]["n"], 0, "{tables}");
+    let (_, d) = explain(&server.admin_token, "bob", "discover", "shop.orders").await;
+    assert_eq!(
+        (d["allowed"].clone(), d["policies"].clone()),
+        (json!(false), json!(["no-analysts-in-shop:0"]))
+    );
+    // Even a grant does not outweigh a forbid.
+    let (status, _) = server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "user:bob"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = query_as(&server, &bob, "SELECT * FROM shop.orders.orders").await;
+    assert_eq!(status, 400, "{body}");
+
+    // Text that is not Cedar is refused and changes nothing; bad questions are 400s.
+    let r = put_policy(&server.admin_token, "broken", "permit(")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid Cedar"),
+        "{body}"
+    );
+    let (status, _) = explain(&server.admin_token, "bob", "fly", "shop").await;
+    assert_eq!(status, 400);
+    let (status, _) = explain(&server.admin_token, "nobody", "read", "shop").await;
+    assert_eq!(status, 404);
+    let (_, policies) = get_as(&server, &server.admin_token, "/api/v1/policies").await;
+    assert_eq!(policies.as_array().unwrap().len(), 1, "{policies}");
+
+    // Removed, the defaults decide again: bob's grant lets him read.
+    let r = server
+        .client(Some(&server.admin_token))
+        .delete(format!(
+            "{}/api/v1/policies/no-analysts-in-shop",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, body) = query_as(&server, &bob, "SELECT count(*) FROM shop.orders.orders").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A product of the domain `audit` whose `sql` rule reads the shop's orders.
+fn audit_folder() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "audit/product.odps.yaml",
+            "apiVersion: v1.0.0\nkind: DataProduct\nid: audit-findings\nname: findings\ndomain: audit\nstatus: active\nversion: 1.0.0\nteam:\n  name: audit team\noutputPorts:\n  - name: findings\n    version: 1.0.0\n    contractId: audit-findings-contract\n",
+        ),
+        (
+            "audit/findings.odcs.yaml",
+            "apiVersion: v3.1.0\nkind: DataContract\nid: audit-findings-contract\nversion: 1.0.0\nstatus: active\nschema:\n  - name: findings\n    quality:\n      - id: no_negative_orders\n        type: sql\n        query: SELECT count(*) FROM shop.orders.orders WHERE amount < 0\n        mustBe: 0\n    properties:\n      - name: finding\n        logicalType: string\n",
+        ),
+    ]
+}
+
+async fn a_sql_rule_reads_another_domain_only_with_a_grant(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    server.apply(&shop_folder(), false).await;
+    server
+        .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
+        .await;
+    // Planned at apply with the owner team's rights: without a grant it cannot read the shop.
+    let (status, body) = server.apply(&audit_folder(), false).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("team audit team may not read dataset shop.orders.orders"),
+        "{message}"
+    );
+    // With a grant to the team, it is published and its check runs.
+    let (status, grant) = server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "team:audit team"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let (status, body) = server.apply(&audit_folder(), false).await;
+    assert_eq!(status, 200, "{body}");
+    let rule = |report: &Value| {
+        report["runs"][0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["quality_id"] == "no_negative_orders")
+            .cloned()
+            .unwrap()
+    };
+    let (status, report) = server
+        .post_json("/api/v1/products/audit/findings/checks", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(rule(&report)["result"], "passed", "{report}");
+    // The grant revoked, the rule fails to run, saying why, whoever asked for the check.
+    let id = grant["grant_id"].as_str().unwrap();
+    server
+        .client(Some(&server.admin_token))
+        .delete(format!("{}/api/v1/grants/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    let (_, report) = server
+        .post_json("/api/v1/products/audit/findings/checks", &json!({}))
+        .await;
+    let check = rule(&report);
+    assert_eq!(check["result"], "error", "{report}");
+    assert!(
+        check["reason"]
+            .as_str()
+            .unwrap()
+            .contains("team audit team may not read dataset shop.orders.orders"),
+        "{check}"
+    );
+}
+
+async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    server.apply(&shop_folder(), false).await;
+    server
+        .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
+        .await;
+    let ada = server.token_for("ada", &[], &["shop team"]).await;
+    let bob = server.token_for("bob", &["analysts"], &[]).await;
+    let eve = server.token_for("eve", &[], &[]).await;
+    let count = "SELECT count(*) AS n FROM shop.orders.orders";
+    let post_as = |token: &str, path: String, body: Value| {
+        let token = token.to_string();
+        let server = &server;
+        async move { server.post_json_as(Some(&token), &path, &body).await }
+    };
+
+    let (status, request) = post_as(
+        &bob,
+        "/api/v1/access-requests".into(),
+        json!({"product": "shop.orders", "purpose": "churn analysis", "days": 7}),
+    )
+    .await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(
+        (&request["state"], &request["requester"], &request["days"]),
+        (&json!("pending"), &json!("bob"), &json!(7))
+    );
+    let id = request["request_id"].as_str().unwrap().to_string();
+    // The requester and the owner team see it; nobody else does.
+    for (token, seen) in [(&bob, 1), (&ada, 1), (&eve, 0)] {
+        let (_, listed) = get_as(&server, token, "/api/v1/access-requests").await;
+        assert_eq!(listed.as_array().unwrap().len(), seen, "{listed}");
+    }
+    let approve = format!("/api/v1/access-requests/{id}/approve");
+    let (status, _) = post_as(&eve, approve.clone(), json!({})).await;
+    assert_eq!(status, 404);
+    let (status, body) = post_as(&bob, approve.clone(), json!({})).await;
+    forbidden(
+        status,
+        &body,
+        "user bob may not approve product shop.orders",
+    );
+    let (status, body) = query_as(&server, &bob, count).await;
+    assert_eq!(status, 403, "pending is not granted: {body}");
+
+    // Approved by the owner team: a grant for bob that ends after the days asked for.
+    let (status, approved) = post_as(&ada, approve.clone(), json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["decided_by"], "user ada");
+    let until =
+        chrono::DateTime::parse_from_rfc3339(approved["expires_at"].as_str().unwrap()).unwrap();
+    let days = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    assert!((7 * 24 - 1..=7 * 24).contains(&days), "{approved}");
+    let (status, body) = query_as(&server, &bob, count).await;
+    assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
+    let (status, _) = post_as(&ada, approve, json!({})).await;
+    assert_eq!(status, 409, "decided once");
+    // The grant is one of the product's declared consumers, tied to the request.
+    let (_, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    assert_eq!(grants[0]["grantee"], "user:bob", "{grants}");
+    assert_eq!(grants[0]["access_request"], id.as_str());
+
+    // A denial says why; it needs a reason.
+    let (_, second) = post_as(
+        &eve,
+        "/api/v1/access-requests".into(),
+        json!({"product": "shop.orders", "purpose": "curiosity"}),
+    )
+    .await;
+    assert_eq!(second["days"], 30, "the default period: {second}");
+    let deny = format!(
+        "/api/v1/access-requests/{}/deny",
+        second["request_id"].as_str().unwrap()
+    );
+    let (status, _) = post_as(&ada, deny.clone(), json!({"reason": " "})).await;
+    assert_eq!(status, 400);
+    let (status, denied) = post_as(&ada, deny, json!({"reason": "no purpose given"})).await;
+    assert_eq!(status, 200, "{denied}");
+    let (_, mine) = get_as(&server, &eve, "/api/v1/access-requests").await;
+    assert_eq!(
+        (&mine[0]["state"], &mine[0]["reason"]),
+        (&json!("denied"), &json!("no purpose given"))
+    );
+    let (status, _) = query_as(&server, &eve, count).await;
+    assert_eq!(status, 403);
+    for bad in [
+        json!({"product": "shop.orders", "purpose": ""}),
+        json!({"product": "shop.orders", "purpose": "x", "days": 4000}),
+        json!({"product": "shop", "purpose": "x"}),
+    ] {
+        let (status, body) = post_as(&bob, "/api/v1/access-requests".into(), bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // The grant ends by itself: brought forward to two seconds from now (as if the days had
+    // passed), bob reads until then and not after, with nothing else changing.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let url = server.config.metadata_url();
+    execute_in_store(
+        &url,
+        &format!("UPDATE grants SET expires_at = '{soon}' WHERE access_request = '{id}'"),
+    )
+    .await;
+    execute_in_store(
+        &url,
+        "UPDATE generations SET value = value + 1 WHERE name = 'access'",
+    )
+    .await;
+    get_as(&server, &bob, "/api/v1/whoami").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, body) = query_as(&server, &bob, count).await;
+    forbidden(
+        status,
+        &body,
+        "user bob may not read dataset shop.orders.orders",
+    );
+    let (_, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    assert_eq!(grants, json!([]), "an ended grant is no consumer");
+}
