@@ -33,6 +33,25 @@ impl Catalog {
         )
     }
 
+    /// The mesh's secret `name`: the one stored, or `fresh` stored now if there is none yet
+    /// (of two instances asking at once, both get the one stored first).
+    pub async fn secret(&self, name: &str, fresh: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO mesh_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.to_string())
+        .bind(fresh.to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM mesh_secrets WHERE name = $1")
+                .bind(name.to_string())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Every user with its groups and teams, by name.
     pub async fn users(&self) -> Result<Vec<UserRecord>> {
         let users = sqlx::query("SELECT name, created_at FROM users ORDER BY name")

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../migrations/0004_principals.sql")),
     (5, include_str!("../migrations/0005_access.sql")),
+    (6, include_str!("../migrations/0006_secrets.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -18,9 +18,9 @@ mod types;
 pub use context::{FrontEnd, Principal, PrincipalKind, RequestContext};
 pub use error::{CoreError, Result};
 pub use model::{
-    Column, Constraints, Contract, DatasetSchema, InputPort, OutputPort, Product, QUARANTINE_AT,
-    QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON, QUARANTINE_ROW_NUMBER,
-    QUARANTINE_RULE, SlaProperty, duration_seconds, sla_duration_seconds,
+    Column, Constraints, Contract, DatasetSchema, InputPort, MaskKind, OutputPort, Product,
+    QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
+    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty, duration_seconds, sla_duration_seconds,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
 pub use quality::{

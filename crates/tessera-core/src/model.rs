@@ -473,6 +473,9 @@ pub struct Column {
     pub primary_key: bool,
     pub description: Option<String>,
     pub classification: Option<String>,
+    /// The ODCS property's `tags`: `pii` marks personal data, `mask:null`, `mask:partial` or
+    /// `mask:hash` how it is masked (see [`Column::mask`]).
+    pub tags: Vec<String>,
     pub constraints: Constraints,
     /// Element type of an array.
     pub items: Option<Box<Column>>,
@@ -480,7 +483,66 @@ pub struct Column {
     pub properties: Vec<Column>,
 }
 
+/// How a personal-data column is shown to a reader without `read_pii`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MaskKind {
+    /// A keyed hash (HMAC-SHA-256, hex) of the value as text: equal values mask alike, so joins
+    /// and counts of distinct values still work, and the value cannot be recovered.
+    #[default]
+    Hash,
+    /// NULL.
+    Null,
+    /// Most of the value starred out: an e-mail keeps its first character and its domain,
+    /// anything else its last four characters.
+    Partial,
+}
+
+impl MaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskKind::Hash => "hash",
+            MaskKind::Null => "null",
+            MaskKind::Partial => "partial",
+        }
+    }
+}
+
 impl Column {
+    /// Whether the contract says this column holds personal data: its `classification` is one
+    /// of `pii`, `personal`, `personal_data`, `sensitive`, `restricted`, `confidential` (any
+    /// case), or it carries the tag `pii`. The one test of personal data: masks, failed-row
+    /// samples and quarantine all ask it.
+    pub fn is_personal_data(&self) -> bool {
+        let classified = matches!(
+            self.classification
+                .as_deref()
+                .map(|c| c.trim().to_ascii_lowercase())
+                .as_deref(),
+            Some(
+                "pii" | "personal" | "personal_data" | "sensitive" | "restricted" | "confidential"
+            )
+        );
+        classified
+            || self
+                .tags
+                .iter()
+                .any(|t| t.trim().eq_ignore_ascii_case("pii"))
+    }
+
+    /// How the column is masked when it holds personal data: the tag `mask:null`,
+    /// `mask:partial` or `mask:hash`, a keyed hash when it has none.
+    pub fn mask(&self) -> MaskKind {
+        self.tags
+            .iter()
+            .find_map(|t| match t.trim().to_ascii_lowercase().as_str() {
+                "mask:null" => Some(MaskKind::Null),
+                "mask:partial" => Some(MaskKind::Partial),
+                "mask:hash" => Some(MaskKind::Hash),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// A column with no type, no rules: a starting point for builders and tests.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
@@ -492,6 +554,7 @@ impl Column {
             primary_key: false,
             description: None,
             classification: None,
+            tags: Vec::new(),
             constraints: Constraints::default(),
             items: None,
             properties: Vec::new(),

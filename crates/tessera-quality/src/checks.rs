@@ -109,7 +109,7 @@ pub async fn run_checks(
     let pii: Vec<&str> = schema
         .columns
         .iter()
-        .filter(|c| is_pii(c.classification.as_deref()))
+        .filter(|c| c.is_personal_data())
         .map(|c| c.name.as_str())
         .collect();
     let shown_columns: Vec<String> = data_schema
@@ -180,17 +180,6 @@ pub async fn run_checks(
         results.push(result);
     }
     Ok(results)
-}
-
-/// PII per the ODCS `classification` conventions Tessera reads: `pii`, `personal`,
-/// `sensitive`, `restricted`, `confidential` (any case).
-pub fn is_pii(classification: Option<&str>) -> bool {
-    matches!(
-        classification
-            .map(|c| c.trim().to_ascii_lowercase())
-            .as_deref(),
-        Some("pii" | "personal" | "personal_data" | "sensitive" | "restricted" | "confidential")
-    )
 }
 
 /// The columns a check reads besides its field.

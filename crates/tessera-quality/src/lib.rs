@@ -14,8 +14,8 @@ mod error;
 mod row_rules;
 
 pub use checks::{
-    CheckResult, Outcome, SAMPLES, TableFacts, compatible, count_measures, ident, is_pii,
-    key_counts, literal, run_checks, shared_keys, sql_measure, substitute, verdict,
+    CheckResult, Outcome, SAMPLES, TableFacts, compatible, count_measures, ident, key_counts,
+    literal, run_checks, shared_keys, sql_measure, substitute, verdict,
 };
 pub use error::{QualityError, Result};
 pub use row_rules::{RowValidator, RowVerdicts, Violation};

@@ -5,21 +5,22 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::config::Dialect;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::datasource::source_as_provider;
+use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::{StreamExt, TryStreamExt};
 use tessera_core::sql::{MAX_NESTING, nesting, read_only, too_deep_message};
-use tessera_core::{DatasetRef, RequestContext};
+use tessera_core::{DatasetRef, QUARANTINE_REASON, QUARANTINE_SUFFIX, RequestContext};
 use tessera_storage::Storage;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{QueryError, Result};
 use crate::executor::{Executor, Task};
+use crate::masks::PersonalColumn;
 use crate::stream::{QueryStream, ResultLimits};
 use crate::table::DatasetTable;
 
@@ -88,6 +90,11 @@ pub struct DatasetEntry {
     pub location: String,
     pub schema: SchemaRef,
     pub access: TableAccess,
+    /// The columns the contract classifies as personal data (masked under `ReadMasked`).
+    pub personal: Vec<PersonalColumn>,
+    /// A predicate (SQL over the table's columns) the rows the principal sees must pass: the
+    /// row filter of its grant.
+    pub row_filter: Option<String>,
 }
 
 /// What a session's principal may do with a table, as the service layer's policies decided. A
@@ -97,7 +104,10 @@ pub enum TableAccess {
     /// Listed (`information_schema`, SHOW, DESCRIBE) but not read: a statement whose plan
     /// scans it is refused before it runs.
     DiscoverOnly,
+    /// Read, personal data included.
     Read,
+    /// Read with its personal-data columns masked.
+    ReadMasked,
 }
 
 /// The mesh's metadata as of one moment, as one principal may see it: every table it may
@@ -105,6 +115,9 @@ pub enum TableAccess {
 #[derive(Debug, Clone, Default)]
 pub struct MeshSnapshot {
     pub tables: Vec<DatasetEntry>,
+    /// The mesh's key for hashing masked values (kept in the metadata store, so every
+    /// instance masks alike).
+    pub mask_key: Arc<[u8]>,
 }
 
 /// How a session reads identifiers.
@@ -241,15 +254,9 @@ impl QueryEngine {
             for (product, tables) in products {
                 let schema = MemorySchemaProvider::new();
                 for entry in tables {
-                    let table = DatasetTable {
-                        storage: self.storage.clone(),
-                        reference: entry.reference.clone(),
-                        location: entry.location.clone(),
-                        schema: entry.schema.clone(),
-                        access: entry.access,
-                    };
+                    let table = self.table(&ctx, entry, &snapshot.mask_key)?;
                     schema
-                        .register_table(entry.reference.dataset.to_string(), Arc::new(table))
+                        .register_table(entry.reference.dataset.to_string(), table)
                         .map_err(QueryError::from_datafusion)?;
                 }
                 catalog
@@ -259,6 +266,73 @@ impl QueryEngine {
             ctx.register_catalog(domain, Arc::new(catalog));
         }
         Ok(ctx)
+    }
+
+    /// The table a session registers for `entry`: the dataset itself, or, when the principal
+    /// sees it masked or row-filtered, the governed plan over it (see `masks.rs`).
+    fn table(
+        &self,
+        ctx: &SessionContext,
+        entry: &DatasetEntry,
+        mask_key: &Arc<[u8]>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let masked = entry.access == TableAccess::ReadMasked && !entry.personal.is_empty();
+        let governed =
+            entry.access != TableAccess::DiscoverOnly && (masked || entry.row_filter.is_some());
+        let dataset = Arc::new(DatasetTable {
+            storage: self.storage.clone(),
+            reference: entry.reference.clone(),
+            location: entry.location.clone(),
+            schema: entry.schema.clone(),
+            access: match entry.access {
+                TableAccess::DiscoverOnly => TableAccess::DiscoverOnly,
+                _ => TableAccess::Read,
+            },
+            governed,
+        });
+        if !governed {
+            return Ok(dataset);
+        }
+        let plan = (|| -> datafusion::common::Result<LogicalPlan> {
+            let mut builder = LogicalPlanBuilder::scan(
+                entry.reference.dataset.as_str(),
+                provider_as_source(dataset),
+                None,
+            )?;
+            if let Some(filter) = &entry.row_filter {
+                let predicate = ctx.parse_sql_expr(filter, builder.schema())?;
+                builder = builder.filter(predicate)?;
+            }
+            let quarantine = entry
+                .reference
+                .dataset
+                .as_str()
+                .ends_with(QUARANTINE_SUFFIX);
+            let mut columns = Vec::new();
+            for field in entry.schema.fields() {
+                let name = field.name();
+                let personal = entry.personal.iter().find(|p| &p.name == name);
+                columns.push(match personal {
+                    Some(p) if masked => {
+                        crate::masks::mask_expr(name, field.data_type(), p.mask, mask_key)
+                    }
+                    _ if masked && quarantine && name == QUARANTINE_REASON => {
+                        crate::masks::masked_reason(&entry.personal)?
+                    }
+                    _ => datafusion::logical_expr::col(name),
+                });
+            }
+            builder.project(columns)?.build()
+        })()
+        .map_err(|e| {
+            QueryError::Internal(format!(
+                "the access policy of {} does not plan: {}",
+                entry.reference,
+                e.strip_backtrace()
+            ))
+        })?;
+        // DataFusion inlines a view's plan where a query names it.
+        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 
     /// Runs one read-only statement for a user: admitted (or refused as busy), planned and
@@ -469,25 +543,35 @@ pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
 /// nothing).
 fn refuse_unreadable(plan: &LogicalPlan, control: Option<&SessionControl>) -> Result<()> {
     let mut refused = None;
+    let mut governed = None;
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(table) = provider.downcast_ref::<DatasetTable>()
-            && table.access == TableAccess::DiscoverOnly
         {
-            refused = Some(table.reference.clone());
-            return Ok(TreeNodeRecursion::Stop);
+            if table.access == TableAccess::DiscoverOnly {
+                refused = Some(table.reference.clone());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            if table.governed {
+                governed = Some(table.reference.clone());
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     })
     .map_err(QueryError::from_datafusion)?;
-    match refused {
-        None => Ok(()),
-        Some(table) => Err(QueryError::Forbidden(refusal(
-            control.map(|c| &c.request.principal),
-            &table,
-        ))),
+    let who = control.map(|c| &c.request.principal);
+    if let Some(table) = refused {
+        return Err(QueryError::Forbidden(refusal(who, &table)));
     }
+    // The plan of a governed table is a policy's internals: its masks and row filter.
+    if let (LogicalPlan::Explain(_) | LogicalPlan::Analyze(_), Some(table)) = (plan, governed) {
+        let who = who.map_or_else(|| "this session".to_string(), |p| p.to_string());
+        return Err(QueryError::Forbidden(format!(
+            "{who} reads dataset {table} masked or row-filtered, and EXPLAIN would show how: EXPLAIN is for plans over datasets read in full"
+        )));
+    }
+    Ok(())
 }
 
 /// Why reading `table` is refused: who may not read what, and how to ask.

@@ -20,6 +20,7 @@ mod error;
 mod executor;
 mod functions;
 mod interrupt;
+mod masks;
 mod memory;
 mod overflow;
 mod sources;
@@ -32,5 +33,6 @@ pub use engine::{
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
+pub use masks::{PersonalColumn, hash_mask, partial_mask};
 pub use sources::{SourceFormat, register_source};
 pub use stream::QueryStream;

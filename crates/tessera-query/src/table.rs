@@ -23,6 +23,9 @@ pub(crate) struct DatasetTable {
     pub(crate) location: String,
     pub(crate) schema: SchemaRef,
     pub(crate) access: TableAccess,
+    /// Read only through the governed plan of a masked or row-filtered principal (so EXPLAIN,
+    /// which would show that plan, is refused).
+    pub(crate) governed: bool,
 }
 
 #[async_trait]

@@ -345,7 +345,10 @@ impl Mesh {
                 reference: d.reference.clone(),
                 location: d.reference.relative_path(),
                 schema,
+                // The owner team's own datasets: read in full, as the rules will.
                 access: tessera_query::TableAccess::Read,
+                personal: Vec::new(),
+                row_filter: None,
             });
         }
         let ctx = self.engine().session(&snapshot, cx)?;

@@ -124,10 +124,14 @@ impl AccessState {
                 if !self.allowed(principal, Action::Discover, &resource) {
                     return None;
                 }
-                let access = if self.allowed(principal, Action::Read, &resource) {
+                let access = if !self.allowed(principal, Action::Read, &resource) {
+                    TableAccess::DiscoverOnly
+                } else if entry.personal.is_empty()
+                    || self.allowed(principal, Action::ReadPii, &resource)
+                {
                     TableAccess::Read
                 } else {
-                    TableAccess::DiscoverOnly
+                    TableAccess::ReadMasked
                 };
                 Some(DatasetEntry {
                     access,
@@ -135,7 +139,10 @@ impl AccessState {
                 })
             })
             .collect();
-        let view = Arc::new(MeshSnapshot { tables });
+        let view = Arc::new(MeshSnapshot {
+            tables,
+            mask_key: mesh.mask_key.clone(),
+        });
         self.views
             .lock()
             .expect("view cache")

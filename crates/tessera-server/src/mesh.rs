@@ -18,7 +18,9 @@ use tessera_core::{
 use tessera_core::{Principal, RequestContext};
 use tessera_ingest::{Format, Prepared};
 use tessera_quality::RowValidator;
-use tessera_query::{DatasetEntry, MeshSnapshot, QueryEngine, QueryStream, TableAccess, Task};
+use tessera_query::{
+    DatasetEntry, MeshSnapshot, PersonalColumn, QueryEngine, QueryStream, TableAccess, Task,
+};
 
 use crate::service::{CatalogService, IngestService, OperationsService, QueryService};
 use tessera_storage::Storage;
@@ -28,6 +30,9 @@ use crate::error::{Result, ServiceError};
 use crate::governance::{dataset_resource, product_resource};
 use crate::views::*;
 use tessera_governance::{Action, Resource};
+
+/// The name of the mesh secret that keys masked values.
+const MASK_KEY: &str = "mask_key";
 
 /// How many refused rows an ingest answer lists (all of them are in the quarantine table).
 const REJECTIONS_SHOWN: usize = 10;
@@ -64,6 +69,8 @@ pub struct Mesh {
     pub(crate) gate_states: Mutex<HashMap<String, crate::gate::GateState>>,
     /// How large a contract `apply` accepts.
     pub(crate) contract_limits: tessera_spec::FileLimits,
+    /// The key masked values are hashed with, shared by every instance through the store.
+    mask_key: Arc<[u8]>,
 }
 
 impl Mesh {
@@ -81,7 +88,15 @@ impl Mesh {
             config.storage_options.clone(),
         )?);
         let engine = QueryEngine::new(storage.clone(), config.query.clone())?;
+        let fresh = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mask_key = hex::decode(catalog.secret(MASK_KEY, &fresh).await?)
+            .map_err(|e| ServiceError::Internal(format!("the stored mask key is not hex: {e}")))?;
         Ok(Self {
+            mask_key: mask_key.into(),
             catalog,
             storage,
             engine,
@@ -193,6 +208,15 @@ impl Mesh {
         let mut tables = Vec::new();
         for record in self.catalog.datasets(None).await? {
             let schema = self.dataset_schema(&record).await?;
+            let personal: Vec<PersonalColumn> = schema
+                .columns
+                .iter()
+                .filter(|c| c.is_personal_data())
+                .map(|c| PersonalColumn {
+                    name: c.name.clone(),
+                    mask: c.mask(),
+                })
+                .collect();
             let reference = DatasetRef::new(
                 tessera_core::Name::parse(&record.domain).map_err(internal)?,
                 tessera_core::Name::parse(&record.product).map_err(internal)?,
@@ -203,15 +227,22 @@ impl Mesh {
                 location: record.location.clone(),
                 schema: schema.arrow_schema().map_err(internal)?,
                 access: TableAccess::Read,
+                personal: personal.clone(),
+                row_filter: None,
             });
             tables.push(DatasetEntry {
                 location: reference.quarantine().relative_path(),
                 reference: reference.quarantine(),
                 schema: schema.quarantine_arrow_schema(),
                 access: TableAccess::Read,
+                personal,
+                row_filter: None,
             });
         }
-        let snapshot = Arc::new(MeshSnapshot { tables });
+        let snapshot = Arc::new(MeshSnapshot {
+            tables,
+            mask_key: self.mask_key.clone(),
+        });
         *cached = Some((generation, snapshot.clone()));
         Ok(snapshot)
     }

@@ -399,6 +399,10 @@ fn column(
             .unwrap_or(false),
         description: text(p, "description"),
         classification: text(p, "classification"),
+        tags: array(p, "tags")
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
         constraints,
         items: p.get("items").and_then(|items| {
             column(

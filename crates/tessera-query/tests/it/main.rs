@@ -40,14 +40,19 @@ fn snapshot() -> MeshSnapshot {
                 location: "shop/orders/items".into(),
                 schema: schema(),
                 access: TableAccess::Read,
+                personal: vec![],
+                row_filter: None,
             },
             DatasetEntry {
                 reference: "crm.people.names".parse().unwrap(),
                 location: "crm/people/names".into(),
                 schema: schema(),
                 access: TableAccess::Read,
+                personal: vec![],
+                row_filter: None,
             },
         ],
+        ..Default::default()
     }
 }
 

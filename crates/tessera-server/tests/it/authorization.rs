@@ -13,6 +13,7 @@ on_both_stores!(
     admins_policies_decide_on_top_of_the_defaults_and_explain_names_them,
     a_sql_rule_reads_another_domain_only_with_a_grant,
     access_is_requested_decided_by_the_owner_team_and_ends_by_itself,
+    personal_data_is_masked_for_readers_without_read_pii,
 );
 
 /// Status and body of `GET path` as `token`.
@@ -551,4 +552,194 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
     );
     let (_, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
     assert_eq!(grants, json!([]), "an ended grant is no consumer");
+}
+
+const CONTACTS_PRODUCT: &str = "apiVersion: v1.0.0
+kind: DataProduct
+id: crm-people
+name: people
+domain: crm
+status: active
+version: 1.0.0
+team:
+  name: crm team
+outputPorts:
+  - name: contacts
+    version: 1.0.0
+    contractId: crm-contacts
+";
+
+const CONTACTS_CONTRACT: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: crm-contacts
+version: 1.0.0
+status: active
+schema:
+  - name: contacts
+    properties:
+      - name: contact_id
+        logicalType: integer
+        required: true
+      - name: email
+        logicalType: string
+        classification: pii
+        logicalTypeOptions:
+          pattern: "^[^@]+@[^@]+$"
+      - name: phone
+        logicalType: string
+        tags: [pii, "mask:partial"]
+      - name: note
+        logicalType: string
+        tags: [pii, "mask:null"]
+      - name: city
+        logicalType: string
+"#;
+
+const CONTACTS_CSV: &str = "contact_id,email,phone,note,city
+1,ada@example.com,+44 20 7946 0001,likes tea,London
+2,bob@example.com,+44 20 7946 0002,,Leeds
+3,ada@example.com,+44 20 7946 0003,twin account,London
+4,not-an-email,+44 20 7946 0004,,York
+";
+
+async fn personal_data_is_masked_for_readers_without_read_pii(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    let (status, body) = server
+        .apply(
+            &[
+                ("crm/product.odps.yaml", CONTACTS_PRODUCT),
+                ("crm/contacts.odcs.yaml", CONTACTS_CONTRACT),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .ingest("crm.people.contacts", "", "text/csv", CONTACTS_CSV)
+        .await;
+    assert_eq!((status, &body["quarantined"]), (201, &json!(1)), "{body}");
+    let owner = server.token_for("cora", &[], &["crm team"]).await;
+    let bob = server.token_for("bob", &[], &[]).await;
+    server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "crm.people", "grantee": "user:bob"}),
+        )
+        .await;
+    let rows = |token: String, sql: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = query_as(server, &token, sql).await;
+            assert_eq!(status, 200, "{sql}: {body}");
+            body["rows"].as_array().unwrap().clone()
+        }
+    };
+    let all =
+        "SELECT contact_id, email, phone, note, city FROM crm.people.contacts ORDER BY contact_id";
+
+    // The owner team reads everything as it is.
+    let raw = rows(owner.clone(), all).await;
+    assert_eq!(raw[0]["email"], "ada@example.com");
+    // A granted reader without read_pii: a keyed hash by default, partial or NULL where the
+    // contract's tags say, everything else as it is.
+    let key: Vec<(String, String)> = stored_rows(
+        &server.config.metadata_url(),
+        "SELECT name, value FROM mesh_secrets",
+    )
+    .await;
+    let key = hex::decode(&key[0].1).unwrap();
+    let masked = rows(bob.clone(), all).await;
+    assert_eq!(
+        masked[0],
+        json!({
+            "contact_id": 1,
+            "email": tessera_query::hash_mask(&key, "ada@example.com"),
+            "phone": "************0001",
+            "note": null,
+            "city": "London",
+        })
+    );
+    // Equal values mask alike: counts of distinct values and joins on a masked key still work.
+    let distinct = rows(
+        bob.clone(),
+        "SELECT count(DISTINCT email) AS n FROM crm.people.contacts",
+    )
+    .await;
+    assert_eq!(distinct[0]["n"], 2);
+    let pairs = rows(
+        bob.clone(),
+        "SELECT count(*) AS n FROM crm.people.contacts a JOIN crm.people.contacts b ON a.email = b.email AND a.contact_id < b.contact_id",
+    )
+    .await;
+    assert_eq!(pairs[0]["n"], 1);
+    // Nothing a query does brings the value back: filters on it, min and max, errors.
+    let found = rows(
+        bob.clone(),
+        "SELECT count(*) AS n FROM crm.people.contacts WHERE email = 'ada@example.com' OR email LIKE '%example%'",
+    )
+    .await;
+    assert_eq!(found[0]["n"], 0);
+    let extremes = rows(
+        bob.clone(),
+        "SELECT min(email) AS lo, max(email) AS hi, min(note) AS n FROM crm.people.contacts",
+    )
+    .await;
+    assert!(
+        !extremes[0].to_string().contains("example.com"),
+        "{extremes:?}"
+    );
+    let (status, body) = query_as(
+        &server,
+        &bob,
+        "SELECT CAST(email AS INT) FROM crm.people.contacts",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.to_string().contains("example.com"), "{body}");
+    // The quarantine masks the refused value and the reason that quotes it.
+    let refused = rows(
+        bob.clone(),
+        "SELECT email, _reason FROM crm.people.contacts_quarantine",
+    )
+    .await;
+    assert_eq!(refused.len(), 1);
+    assert!(
+        !refused[0].to_string().contains("not-an-email"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[0]["_reason"].as_str().unwrap().contains("masked"),
+        "{refused:?}"
+    );
+    let owner_sees = rows(
+        owner.clone(),
+        "SELECT _reason FROM crm.people.contacts_quarantine",
+    )
+    .await;
+    assert!(
+        owner_sees[0]["_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not-an-email"),
+        "{owner_sees:?}"
+    );
+    // EXPLAIN would show the masks: refused for whoever reads the dataset masked.
+    let (status, body) = query_as(
+        &server,
+        &bob,
+        "EXPLAIN SELECT email FROM crm.people.contacts",
+    )
+    .await;
+    forbidden(
+        status,
+        &body,
+        "user bob reads dataset crm.people.contacts masked",
+    );
+    let (status, _) = query_as(
+        &server,
+        &owner,
+        "EXPLAIN SELECT email FROM crm.people.contacts",
+    )
+    .await;
+    assert_eq!(status, 200);
 }

@@ -1,6 +1,6 @@
 //! `tessera demo`: the artgo reference mesh (PRODUCT.md section 4) on the embedded default.
 //!
-//! It applies the four product folders under `examples/artgo/` (embedded in the binary, so the
+//! It applies the five product folders under `examples/artgo/` (embedded in the binary, so the
 //! demo runs from anywhere), generates deterministic synthetic source data, ingests it through
 //! the same service calls the API uses, derives the other datasets with SQL over the loaded ones
 //! (until SQL transforms run them, C7), then serves the mesh and prints example queries.
@@ -69,6 +69,16 @@ const FOLDERS: &[&[(&str, &str)]] = &[
     ],
     &[
         (
+            "examples/artgo/marketplace_collectors/product.odps.yaml",
+            include_str!("../../../../examples/artgo/marketplace_collectors/product.odps.yaml"),
+        ),
+        (
+            "examples/artgo/marketplace_collectors/collectors.odcs.yaml",
+            include_str!("../../../../examples/artgo/marketplace_collectors/collectors.odcs.yaml"),
+        ),
+    ],
+    &[
+        (
             "examples/artgo/marketing/product.odps.yaml",
             include_str!("../../../../examples/artgo/marketing/product.odps.yaml"),
         ),
@@ -132,6 +142,16 @@ const DERIVED: &[(&str, &str)] = &[
          SELECT artist_id, artworks, views, trend_score,
                 ROW_NUMBER() OVER (ORDER BY trend_score DESC, artist_id) AS rank
          FROM per_artist",
+    ),
+    (
+        "marketplace.collectors.collectors",
+        "SELECT buyer_id AS collector_id,
+                concat('Collector ', substr(buyer_id, 2)) AS display_name,
+                concat('collector.', lower(buyer_id), '@mail.artgo.example') AS contact_email,
+                CASE CAST(right(buyer_id, 1) AS INT) % 4
+                  WHEN 0 THEN 'DE' WHEN 1 THEN 'FR' WHEN 2 THEN 'GB' ELSE 'US' END AS country,
+                min(sold_at) AS first_purchase_at, count(*) AS purchases
+         FROM marketplace.provenance.sales GROUP BY buyer_id ORDER BY buyer_id",
     ),
     (
         "marketplace.provenance.ownership_history",
@@ -350,15 +370,17 @@ const ANALYSTS: &str = "marketing analysts";
 
 /// The grants the demo mesh starts with: each product's owner team reads the products its input
 /// ports name (so what it derives from them, and its `sql` rules, can read them), and the
-/// marketing analysts read the engagement product. Made once; a later run finds them.
+/// marketing analysts read the engagement and collectors products (their personal data masked).
+/// Made once; a later run finds them.
 async fn grant_standing_access(mesh: &Mesh) -> Result<()> {
     let products = mesh.products(&demo(), None).await?;
     let datasets = mesh.datasets(&demo(), None).await?;
     let existing = mesh.grants(&demo(), None).await?;
-    let mut wanted: Vec<(String, String)> = vec![(
-        "artwork_engagement.engagement".to_string(),
-        format!("group:{ANALYSTS}"),
-    )];
+    let mut wanted: Vec<(String, String)> =
+        ["artwork_engagement.engagement", "marketplace.collectors"]
+            .iter()
+            .map(|p| (p.to_string(), format!("group:{ANALYSTS}")))
+            .collect();
     for p in &products {
         let Some(owner) = &p.owner else { continue };
         let view = mesh.product(&demo(), &p.domain, &p.name).await?;

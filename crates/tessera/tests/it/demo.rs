@@ -298,5 +298,26 @@ fn the_demo_mints_a_token_for_each_persona_on_every_run() {
                 ],
             )
             .ok();
+        // The analyst reads events and collectors with their personal data masked; the owner
+        // teams read them as they are.
+        let masked = |token: &str, sql: &str| {
+            let out = server
+                .cli_as(token, &["query", sql, "--format", "csv"])
+                .ok();
+            out.stdout.lines().nth(1).unwrap_or_default().to_string()
+        };
+        let emails = "SELECT min(contact_email) FROM marketplace.collectors.collectors";
+        let owner = token_printed_for(&server.banner, "obanjo").unwrap();
+        assert!(masked(&owner, emails).ends_with("@mail.artgo.example"));
+        let hashed = masked(&analyst, emails);
+        assert!(
+            hashed.len() == 64 && hashed.chars().all(|c| c.is_ascii_hexdigit()),
+            "{hashed}"
+        );
+        let ips = "SELECT min(ip) FROM artwork_engagement.engagement.events_raw";
+        let engagement = token_printed_for(&server.banner, "asato").unwrap();
+        assert!(masked(&engagement, ips).contains('.'));
+        let hashed = masked(&analyst, ips);
+        assert!(hashed.len() == 64 && !hashed.contains('.'), "{hashed}");
     }
 }
