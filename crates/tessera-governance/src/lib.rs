@@ -170,7 +170,8 @@ pub struct UserFacts {
     pub teams: Vec<String>,
 }
 
-/// A published product: its owner team, its datasets, and who holds an active read grant.
+/// A published product: its owner team, its datasets, and who holds an active read grant —
+/// for every row (`readers`) or only the rows a row filter keeps (`filtered_readers`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductFacts {
     pub domain: String,
@@ -178,7 +179,12 @@ pub struct ProductFacts {
     pub owner_team: Option<String>,
     pub datasets: Vec<String>,
     pub readers: Vec<Grantee>,
+    pub filtered_readers: Vec<Grantee>,
 }
+
+/// The policy that lets the holder of a row-filtered grant read: a decision that only it
+/// allowed is a read of the filtered rows.
+pub const FILTERED_READ_POLICY: &str = "granted-read-filtered";
 
 /// An admin's policy: an id and its Cedar text (one or more policies).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,14 +293,17 @@ impl AccessModel {
         let mut domains: HashMap<String, HashSet<EntityUid>> = HashMap::new();
         for p in products {
             let attrs = |p: &ProductFacts| {
-                let mut attrs = HashMap::from([(
-                    "readers".to_string(),
+                let set = |grantees: &[Grantee]| {
                     RestrictedExpression::new_set(
-                        p.readers
+                        grantees
                             .iter()
                             .map(|g| RestrictedExpression::new_entity_uid(grantee_uid(g))),
-                    ),
-                )]);
+                    )
+                };
+                let mut attrs = HashMap::from([
+                    ("readers".to_string(), set(&p.readers)),
+                    ("filtered_readers".to_string(), set(&p.filtered_readers)),
+                ]);
                 if let Some(owner) = &p.owner_team {
                     attrs.insert(
                         "owner".to_string(),
@@ -437,6 +446,7 @@ mod tests {
                 owner_team: Some("shop team".into()),
                 datasets: vec!["orders".into()],
                 readers: vec![Grantee::Group("analysts".into())],
+                filtered_readers: vec![Grantee::User("fay".into())],
             },
             ProductFacts {
                 domain: "hr".into(),
@@ -444,6 +454,7 @@ mod tests {
                 owner_team: Some("hr team".into()),
                 datasets: vec!["staff".into()],
                 readers: vec![],
+                filtered_readers: vec![],
             },
         ];
         AccessModel::new(&users, &products, extra).unwrap()
@@ -490,6 +501,10 @@ mod tests {
             assert!(!allowed(&m, &user("bob"), action, &orders), "{action:?}");
         }
         assert!(!allowed(&m, &user("eve"), Action::Read, &orders));
+        // A row-filtered grant lets its holder read through its own policy.
+        let d = m.decide(&user("fay"), Action::Read, &orders).unwrap();
+        assert_eq!(d.policies, vec![FILTERED_READ_POLICY.to_string()]);
+        assert!(!allowed(&m, &user("fay"), Action::ReadPii, &orders));
         // Admins and system principals do everything; a team acts as its own owner.
         for action in Action::ALL {
             assert!(allowed(&m, &user("root"), action, &staff));

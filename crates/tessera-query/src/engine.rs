@@ -10,12 +10,12 @@ use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::config::Dialect;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::{StreamExt, TryStreamExt};
@@ -333,6 +333,48 @@ impl QueryEngine {
         })?;
         // DataFusion inlines a view's plan where a query names it.
         Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+
+    /// `Ok` when `filter` is a row filter for a table of `schema`: one boolean SQL expression
+    /// over the row's own columns (no subquery), as the governed plan will use it.
+    pub fn check_row_filter(&self, filter: &str, schema: &SchemaRef) -> Result<()> {
+        const MAX_FILTER_BYTES: usize = 4096;
+        if filter.trim().is_empty() || filter.len() > MAX_FILTER_BYTES {
+            return Err(QueryError::Invalid(format!(
+                "a row filter is a SQL predicate of 1 to {MAX_FILTER_BYTES} bytes"
+            )));
+        }
+        let cx = RequestContext::system("row-filter", "check", tessera_core::FrontEnd::System);
+        let ctx = self.session(&MeshSnapshot::default(), &cx)?;
+        let columns = datafusion::common::DFSchema::try_from(schema.as_ref().clone())
+            .map_err(QueryError::from_datafusion)?;
+        let expr = ctx
+            .parse_sql_expr(filter, &columns)
+            .map_err(QueryError::from_datafusion)?;
+        let reads_more = expr
+            .exists(|e| {
+                Ok(matches!(
+                    e,
+                    datafusion::logical_expr::Expr::ScalarSubquery(_)
+                        | datafusion::logical_expr::Expr::Exists(_)
+                        | datafusion::logical_expr::Expr::InSubquery(_)
+                ))
+            })
+            .map_err(QueryError::from_datafusion)?;
+        if reads_more {
+            return Err(QueryError::Invalid(
+                "a row filter reads only the row's own columns: no subqueries".into(),
+            ));
+        }
+        let data_type = expr
+            .get_type(&columns)
+            .map_err(QueryError::from_datafusion)?;
+        if data_type != arrow::datatypes::DataType::Boolean {
+            return Err(QueryError::Invalid(format!(
+                "a row filter is true or false for a row, not a {data_type} value"
+            )));
+        }
+        Ok(())
     }
 
     /// Runs one read-only statement for a user: admitted (or refused as busy), planned and

@@ -20,8 +20,8 @@ use crate::governance::{product_resource, store_time};
 use crate::mesh::Mesh;
 use crate::service::AccessService;
 use crate::views::{
-    AccessRequestBody, AccessRequestView, ExplainRequest, ExplainView, GrantRequest, GrantView,
-    PolicyRequest, PolicyView, PrincipalView, TokenCreated, TokenRequest, TokenView,
+    AccessRequestBody, AccessRequestView, ApproveBody, ExplainRequest, ExplainView, GrantRequest,
+    GrantView, PolicyRequest, PolicyView, PrincipalView, TokenCreated, TokenRequest, TokenView,
 };
 
 /// The group whose members administer the platform.
@@ -78,7 +78,11 @@ fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-fn request_view(r: AccessRequestRecord, expires_at: Option<String>) -> AccessRequestView {
+fn request_view(r: AccessRequestRecord, grant: Option<GrantRecord>) -> AccessRequestView {
+    let (expires_at, row_filter) = match grant {
+        Some(g) => (g.expires_at, g.row_filter),
+        None => (None, None),
+    };
     AccessRequestView {
         request_id: r.request_id,
         product: format!("{}.{}", r.domain, r.product),
@@ -92,6 +96,7 @@ fn request_view(r: AccessRequestRecord, expires_at: Option<String>) -> AccessReq
         reason: r.reason,
         grant_id: r.grant_id,
         expires_at,
+        row_filter,
     }
 }
 
@@ -101,6 +106,7 @@ fn grant_view(g: &GrantRecord) -> GrantView {
         product: format!("{}.{}", g.domain, g.product),
         grantee: format!("{}:{}", g.grantee_kind, g.grantee),
         expires_at: g.expires_at.clone(),
+        row_filter: g.row_filter.clone(),
         created_at: g.created_at.clone(),
         created_by: g.created_by.clone(),
         revoked_at: g.revoked_at.clone(),
@@ -213,20 +219,46 @@ impl Mesh {
             .access_request(id)
             .await?
             .ok_or_else(|| ServiceError::Internal(format!("access request {id} vanished")))?;
-        let expires_at = match &request.grant_id {
-            Some(g) => self.catalog.grant(g).await?.and_then(|g| g.expires_at),
+        let grant = match &request.grant_id {
+            Some(g) => self.catalog.grant(g).await?,
             None => None,
         };
-        Ok(request_view(request, expires_at))
+        Ok(request_view(request, grant))
     }
 
-    /// Decides a pending request the caller may decide: approved with `grant`, or denied.
+    /// `Ok` when `filter` applies to at least one dataset of `domain.product`; a 400 with why
+    /// not otherwise.
+    async fn check_row_filter(&self, domain: &str, product: &str, filter: &str) -> Result<()> {
+        let mesh = self.snapshot().await?;
+        let mut why = None;
+        for entry in mesh.tables.iter().filter(|t| {
+            t.reference.domain.as_str() == domain
+                && t.reference.product.as_str() == product
+                && !t
+                    .reference
+                    .dataset
+                    .as_str()
+                    .ends_with(tessera_core::QUARANTINE_SUFFIX)
+        }) {
+            match self.engine().check_row_filter(filter, &entry.schema) {
+                Ok(()) => return Ok(()),
+                Err(e) => why = why.or(Some(format!("{}: {e}", entry.reference))),
+            }
+        }
+        Err(ServiceError::BadRequest(format!(
+            "the row filter {filter:?} applies to no dataset of {domain}.{product} ({})",
+            why.unwrap_or_else(|| "it has none".into())
+        )))
+    }
+
+    /// Decides a pending request the caller may decide: approved (with a grant restricted to
+    /// `row_filter` when given), or denied.
     async fn decide_request(
         &self,
         cx: &RequestContext,
         id: &str,
         reason: Option<&str>,
-        approve: bool,
+        approve: Option<Option<&str>>,
     ) -> Result<AccessRequestView> {
         let (request, decides) = self.visible_request(cx, id).await?;
         if !decides {
@@ -237,14 +269,18 @@ impl Mesh {
             )
             .await?;
         }
-        let grant = if approve {
+        if let Some(Some(filter)) = approve {
+            self.check_row_filter(&request.domain, &request.product, filter)
+                .await?;
+        }
+        let grant = if let Some(row_filter) = approve {
             Some(GrantRecord {
                 grant_id: short_id(),
                 domain: request.domain.clone(),
                 product: request.product.clone(),
                 grantee_kind: "user".into(),
                 grantee: request.requester.clone(),
-                row_filter: None,
+                row_filter: row_filter.map(str::to_string),
                 expires_at: Some(expiry_after(request.days)?),
                 created_at: String::new(),
                 created_by: cx.principal.to_string(),
@@ -393,13 +429,17 @@ impl AccessService for Mesh {
             .await?;
         let (grantee_kind, grantee) = parse_grantee(&request.grantee)?;
         let expires_at = request.days.map(expiry_after).transpose()?;
+        let row_filter = request.row_filter.as_deref().map(str::trim);
+        if let Some(filter) = row_filter {
+            self.check_row_filter(&domain, &product, filter).await?;
+        }
         let record = GrantRecord {
             grant_id: short_id(),
             domain,
             product,
             grantee_kind,
             grantee,
-            row_filter: None,
+            row_filter: row_filter.map(str::to_string),
             expires_at,
             created_at: String::new(),
             created_by: cx.principal.to_string(),
@@ -612,8 +652,14 @@ impl AccessService for Mesh {
         Ok(out)
     }
 
-    async fn approve_access(&self, cx: &RequestContext, id: &str) -> Result<AccessRequestView> {
-        self.decide_request(cx, id, None, true).await
+    async fn approve_access(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+        approval: &ApproveBody,
+    ) -> Result<AccessRequestView> {
+        let filter = approval.row_filter.as_deref().map(str::trim);
+        self.decide_request(cx, id, None, Some(filter)).await
     }
 
     async fn deny_access(
@@ -628,7 +674,7 @@ impl AccessService for Mesh {
                 "say why the request is denied: a reason of 1 to 2000 characters".into(),
             ));
         }
-        self.decide_request(cx, id, Some(reason), false).await
+        self.decide_request(cx, id, Some(reason), None).await
     }
 
     async fn whoami(&self, cx: &RequestContext) -> Result<PrincipalView> {

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use tessera_catalog::GrantRecord;
 use tessera_core::{DatasetRef, Principal, QUARANTINE_SUFFIX, RequestContext};
 use tessera_governance::{
-    AccessModel, Action, Decision, Grantee, PolicyText, ProductFacts, Resource, UserFacts,
+    AccessModel, Action, Decision, FILTERED_READ_POLICY, Grantee, PolicyText, ProductFacts,
+    Resource, UserFacts,
 };
 use tessera_query::{DatasetEntry, MeshSnapshot, TableAccess};
 
@@ -25,6 +26,8 @@ pub(crate) struct AccessState {
     /// rebuilt then.
     next_expiry: Option<String>,
     model: AccessModel,
+    /// The active grants with a row filter, by product.
+    filtered_grants: HashMap<(String, String), Vec<GrantRecord>>,
     /// Principals by token id, with the secret hash a token must match: authentication without
     /// the store while nothing changed.
     principals: Mutex<HashMap<String, (String, Principal)>>,
@@ -109,8 +112,29 @@ impl AccessState {
             .insert(token_id.to_string(), (secret_sha256.to_string(), p.clone()));
     }
 
-    /// The tables of `mesh` that `principal` may discover, each marked readable or not.
-    fn view(&self, principal: &Principal, mesh: &Arc<MeshSnapshot>) -> Arc<MeshSnapshot> {
+    /// The row filter `principal` reads `domain.product` through when only row-filtered grants
+    /// let it read: the filters of its grants, any of which lets a row through.
+    fn row_filter(&self, principal: &Principal, domain: &str, product: &str) -> Option<String> {
+        let filters: Vec<String> = self
+            .filtered_grants
+            .get(&(domain.to_string(), product.to_string()))?
+            .iter()
+            .filter(|g| holds(principal, g))
+            .filter_map(|g| g.row_filter.as_ref().map(|f| format!("({f})")))
+            .collect();
+        (!filters.is_empty()).then(|| filters.join(" OR "))
+    }
+
+    /// The tables of `mesh` that `principal` may discover, each marked readable or not, with
+    /// masks and row filters. `filter_plans` says whether a row filter applies to a table's
+    /// columns; a table a row-filtered grant cannot filter (and every quarantine table) is not
+    /// read through it.
+    fn view(
+        &self,
+        principal: &Principal,
+        mesh: &Arc<MeshSnapshot>,
+        filter_plans: &dyn Fn(&str, &DatasetEntry) -> bool,
+    ) -> Arc<MeshSnapshot> {
         if let Some((of, view)) = self.views.lock().expect("view cache").get(principal)
             && Arc::ptr_eq(of, mesh)
         {
@@ -124,7 +148,33 @@ impl AccessState {
                 if !self.allowed(principal, Action::Discover, &resource) {
                     return None;
                 }
-                let access = if !self.allowed(principal, Action::Read, &resource) {
+                let read = self
+                    .decide(principal, Action::Read, &resource)
+                    .unwrap_or(Decision {
+                        allowed: false,
+                        policies: Vec::new(),
+                    });
+                let mut row_filter = None;
+                if read.allowed && read.policies == [FILTERED_READ_POLICY] {
+                    let reference = &entry.reference;
+                    row_filter = self
+                        .row_filter(
+                            principal,
+                            reference.domain.as_str(),
+                            reference.product.as_str(),
+                        )
+                        .filter(|f| {
+                            !reference.dataset.as_str().ends_with(QUARANTINE_SUFFIX)
+                                && filter_plans(f, entry)
+                        });
+                    if row_filter.is_none() {
+                        return Some(DatasetEntry {
+                            access: TableAccess::DiscoverOnly,
+                            ..entry.clone()
+                        });
+                    }
+                }
+                let access = if !read.allowed {
                     TableAccess::DiscoverOnly
                 } else if entry.personal.is_empty()
                     || self.allowed(principal, Action::ReadPii, &resource)
@@ -135,6 +185,7 @@ impl AccessState {
                 };
                 Some(DatasetEntry {
                     access,
+                    row_filter,
                     ..entry.clone()
                 })
             })
@@ -148,6 +199,18 @@ impl AccessState {
             .expect("view cache")
             .insert(principal.clone(), (mesh.clone(), view.clone()));
         view
+    }
+}
+
+/// Whether `principal` holds grant `g`: it is for the principal, one of its groups or teams.
+fn holds(principal: &Principal, g: &GrantRecord) -> bool {
+    match g.grantee_kind.as_str() {
+        "user" => {
+            principal.kind == tessera_core::PrincipalKind::User && principal.name == g.grantee
+        }
+        "group" => principal.groups.contains(&g.grantee),
+        "team" => principal.teams.contains(&g.grantee),
+        _ => false,
     }
 }
 
@@ -190,6 +253,7 @@ impl Mesh {
             })
             .collect();
         let mut grants: HashMap<(String, String), Vec<GrantRecord>> = HashMap::new();
+        let mut filtered_grants: HashMap<(String, String), Vec<GrantRecord>> = HashMap::new();
         let mut next_expiry: Option<String> = None;
         for g in self.catalog.active_grants(now, None).await? {
             if let Some(e) = &g.expires_at
@@ -197,7 +261,11 @@ impl Mesh {
             {
                 next_expiry = Some(e.clone());
             }
-            grants
+            let by_product = match g.row_filter {
+                Some(_) => &mut filtered_grants,
+                None => &mut grants,
+            };
+            by_product
                 .entry((g.domain.clone(), g.product.clone()))
                 .or_default()
                 .push(g);
@@ -218,6 +286,12 @@ impl Mesh {
                 let key = (p.domain.clone(), p.name.clone());
                 ProductFacts {
                     readers: grants
+                        .get(&key)
+                        .into_iter()
+                        .flatten()
+                        .map(grantee)
+                        .collect(),
+                    filtered_readers: filtered_grants
                         .get(&key)
                         .into_iter()
                         .flatten()
@@ -247,6 +321,7 @@ impl Mesh {
             generation,
             next_expiry,
             model,
+            filtered_grants,
             principals: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
         })
@@ -303,6 +378,14 @@ impl Mesh {
     /// may discover, each marked readable or not. Every query session is made over it.
     pub(crate) async fn snapshot_for(&self, cx: &RequestContext) -> Result<Arc<MeshSnapshot>> {
         let mesh = self.snapshot().await?;
-        Ok(self.access().await?.view(&cx.principal, &mesh))
+        let filter_plans = |filter: &str, entry: &DatasetEntry| {
+            self.engine()
+                .check_row_filter(filter, &entry.schema)
+                .is_ok()
+        };
+        Ok(self
+            .access()
+            .await?
+            .view(&cx.principal, &mesh, &filter_plans))
     }
 }

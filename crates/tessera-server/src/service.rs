@@ -166,7 +166,12 @@ pub trait AccessService: Send + Sync {
     /// first.
     async fn access_requests(&self, cx: &RequestContext) -> Result<Vec<AccessRequestView>>;
     /// Approves a pending request: a grant for the requester that ends after the requested days.
-    async fn approve_access(&self, cx: &RequestContext, id: &str) -> Result<AccessRequestView>;
+    async fn approve_access(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+        approval: &ApproveBody,
+    ) -> Result<AccessRequestView>;
     async fn deny_access(
         &self,
         cx: &RequestContext,

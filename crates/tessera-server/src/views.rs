@@ -415,6 +415,10 @@ pub struct GrantRequest {
     /// Days until the grant expires by itself (1 to 3650); for good when absent.
     #[serde(default)]
     pub days: Option<i64>,
+    /// A SQL predicate over the product's datasets: the grantee reads only the rows it keeps,
+    /// of the datasets that have the columns it names.
+    #[serde(default)]
+    pub row_filter: Option<String>,
 }
 
 /// A grant of read access: who holds it on which product, until when.
@@ -427,6 +431,8 @@ pub struct GrantView {
     pub grantee: String,
     /// When it ends by itself; never when absent.
     pub expires_at: Option<String>,
+    /// The rows it lets its grantee read; all when absent.
+    pub row_filter: Option<String>,
     pub created_at: String,
     /// Who made it (or approved the request it came from).
     pub created_by: String,
@@ -467,6 +473,16 @@ pub struct AccessRequestView {
     pub grant_id: Option<String>,
     /// When that grant ends.
     pub expires_at: Option<String>,
+    /// The rows that grant lets the requester read; all when absent.
+    pub row_filter: Option<String>,
+}
+
+/// `POST /api/v1/access-requests/{id}/approve`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ApproveBody {
+    /// Restrict the grant to the rows this SQL predicate keeps (see `GrantRequest`).
+    #[serde(default)]
+    pub row_filter: Option<String>,
 }
 
 /// `POST /api/v1/access-requests/{id}/deny`.

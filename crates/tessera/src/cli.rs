@@ -179,6 +179,9 @@ pub enum AccessAction {
         /// Days until the grant ends by itself; for good when not given.
         #[arg(long)]
         days: Option<i64>,
+        /// Only the rows this SQL predicate keeps, e.g. "country = 'DE'".
+        #[arg(long)]
+        row_filter: Option<String>,
     },
     /// Active grants — each product's declared consumers — of one product or of all.
     Grants {
@@ -202,7 +205,12 @@ pub enum AccessAction {
     Requests,
     /// Approve a pending request (owner team or admin): the requester reads the product until
     /// the grant ends by itself.
-    Approve { request_id: String },
+    Approve {
+        request_id: String,
+        /// Only the rows this SQL predicate over the product's datasets keeps.
+        #[arg(long)]
+        row_filter: Option<String>,
+    },
     /// Deny a pending request, saying why.
     Deny {
         request_id: String,

@@ -824,15 +824,21 @@ async fn list_access_requests(
 
 #[utoipa::path(post, path = "/api/v1/access-requests/{request_id}/approve", tag = "access",
     params(("request_id" = String, Path)),
-    responses((status = 200, description = "Approved: the requester reads the product until the grant ends", body = AccessRequestView),
+    request_body = ApproveBody,
+    responses((status = 200, description = "Approved: the requester reads the product (the rows the row filter keeps) until the grant ends", body = AccessRequestView),
+              (status = 400, description = "The row filter does not apply to any of the product's datasets", body = ErrorBody),
               (status = 404, description = "No such request among those the caller may see", body = ErrorBody),
               (status = 409, description = "The request was decided before", body = ErrorBody)))]
 async fn approve_access(
     State(s): State<AppState>,
     Caller(cx): Caller,
     Path(request_id): Path<String>,
+    body: Result<Json<ApproveBody>, JsonRejection>,
 ) -> ApiResult<Json<AccessRequestView>> {
-    Ok(Json(s.services.approve_access(&cx, &request_id).await?))
+    let Json(body) = body.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(
+        s.services.approve_access(&cx, &request_id, &body).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/access-requests/{request_id}/deny", tag = "access",

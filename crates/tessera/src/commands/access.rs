@@ -6,8 +6,8 @@ use std::io::BufRead;
 use anyhow::Context;
 use anyhow::{Result, bail};
 use tessera_server::views::{
-    AccessRequestBody, AccessRequestView, DenyBody, ExplainView, GrantRequest, GrantView,
-    PolicyRequest, PolicyView, PrincipalView, TokenCreated, TokenRequest, TokenView,
+    AccessRequestBody, AccessRequestView, ApproveBody, DenyBody, ExplainView, GrantRequest,
+    GrantView, PolicyRequest, PolicyView, PrincipalView, TokenCreated, TokenRequest, TokenView,
 };
 
 use crate::cli::{AccessAction, ClientArgs, PolicyAction, TokenAction};
@@ -102,6 +102,7 @@ pub async fn access(client: &Client, action: AccessAction) -> Result<()> {
             group,
             team,
             days,
+            row_filter,
         } => {
             let grantee = match (user, group, team) {
                 (Some(u), _, _) => format!("user:{u}"),
@@ -116,14 +117,19 @@ pub async fn access(client: &Client, action: AccessAction) -> Result<()> {
                         product,
                         grantee,
                         days,
+                        row_filter,
                     },
                 )
                 .await?;
             println!(
-                "Grant {}: {} may read {} {}.",
+                "Grant {}: {} may read {}{} {}.",
                 grant.grant_id,
                 grant.grantee,
                 grant.product,
+                match &grant.row_filter {
+                    Some(f) => format!(" (rows where {f})"),
+                    None => String::new(),
+                },
                 match &grant.expires_at {
                     Some(t) => format!("until {t}"),
                     None => "until the grant is revoked".into(),
@@ -196,18 +202,25 @@ pub async fn access(client: &Client, action: AccessAction) -> Result<()> {
             }
             println!("{t}");
         }
-        AccessAction::Approve { request_id } => {
+        AccessAction::Approve {
+            request_id,
+            row_filter,
+        } => {
             let r: AccessRequestView = client
                 .post(
                     &["api", "v1", "access-requests", &request_id, "approve"],
-                    &serde_json::json!({}),
+                    &ApproveBody { row_filter },
                 )
                 .await?;
             println!(
-                "Approved request {}: {} may read {} until {} (grant {}).",
+                "Approved request {}: {} may read {}{} until {} (grant {}).",
                 r.request_id,
                 r.requester,
                 r.product,
+                match &r.row_filter {
+                    Some(f) => format!(" (rows where {f})"),
+                    None => String::new(),
+                },
                 r.expires_at.as_deref().unwrap_or("-"),
                 r.grant_id.as_deref().unwrap_or("-")
             );

@@ -412,6 +412,7 @@ async fn grant_standing_access(mesh: &Mesh) -> Result<()> {
                     product: product.clone(),
                     grantee: grantee.clone(),
                     days: None,
+                    row_filter: None,
                 },
             )
             .await
