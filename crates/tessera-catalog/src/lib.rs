@@ -9,6 +9,7 @@
 mod access;
 mod error;
 mod migrate;
+mod query_log;
 mod records;
 mod store;
 
@@ -16,6 +17,6 @@ pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
     DatasetRecord, DomainRecord, GrantRecord, MetadataChange, PolicyRecord, ProductRecord,
-    RunFilter, TokenRecord, Triggers, UserRecord,
+    QueryRecord, RunFilter, TokenRecord, Triggers, UserRecord,
 };
 pub use store::Catalog;

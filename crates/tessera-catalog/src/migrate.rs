@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_principals.sql")),
     (5, include_str!("../migrations/0005_access.sql")),
     (6, include_str!("../migrations/0006_secrets.sql")),
+    (7, include_str!("../migrations/0007_query_log.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

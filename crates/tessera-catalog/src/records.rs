@@ -233,3 +233,27 @@ pub struct AccessRequestRecord {
     pub reason: Option<String>,
     pub grant_id: Option<String>,
 }
+
+/// One query as the query log keeps it. `principal` is as shown (`user ada`, `team shop team`,
+/// `system:scheduler`); `datasets` and `products` are `domain.product[.dataset]` names;
+/// `status` is `finished`, `failed`, `denied` or `abandoned`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRecord {
+    pub query_id: String,
+    pub request_id: String,
+    pub principal: String,
+    pub front_end: String,
+    pub sql: String,
+    pub datasets: Vec<String>,
+    pub products: Vec<String>,
+    pub started_at: String,
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    pub rows_returned: i64,
+    pub bytes_returned: i64,
+    pub rows_scanned: i64,
+    pub bytes_scanned: i64,
+    pub status: String,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+}

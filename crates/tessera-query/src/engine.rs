@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{QueryError, Result};
 use crate::executor::{Executor, Task};
 use crate::masks::PersonalColumn;
+use crate::report::{QueryObserver, QueryOutcome, Reporter, datasets_read};
 use crate::stream::{QueryStream, ResultLimits};
 use crate::table::DatasetTable;
 
@@ -387,6 +388,35 @@ impl QueryEngine {
         sql: &str,
         cx: &RequestContext,
     ) -> Result<QueryStream> {
+        self.execute_observed(snapshot, sql, cx, Box::new(|_| {}))
+            .await
+    }
+
+    /// [`execute`](Self::execute), telling `observer` what the query did once it ends, however
+    /// it ends: refused, failed, finished, or abandoned by its reader (see [`QueryReport`]).
+    pub async fn execute_observed(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+        cx: &RequestContext,
+        observer: QueryObserver,
+    ) -> Result<QueryStream> {
+        let observer = Arc::new(std::sync::Mutex::new(Some(observer)));
+        let result = self.start_query(snapshot, sql, cx, observer.clone()).await;
+        if let Err(e) = &result {
+            // Unless the query's own task told it already.
+            crate::report::report_early(&observer, e);
+        }
+        result
+    }
+
+    async fn start_query(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+        cx: &RequestContext,
+        observer: Arc<std::sync::Mutex<Option<QueryObserver>>>,
+    ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         // A query waits for its turn at most as long as it may run; its time starts then.
         let admission = self.executor.admit(timeout).await?;
@@ -407,23 +437,41 @@ impl QueryEngine {
         let (ready_tx, ready_rx) = oneshot::channel::<Result<SchemaRef>>();
         let (batches_tx, batches_rx) = mpsc::channel::<Result<RecordBatch>>(2);
         let task = self.executor.spawn(async move {
+            // Dropped unfinished (the task aborted), it reports the query abandoned.
+            let mut reporter = Reporter::new(observer);
+            let df = match why.guard(plan_sql(&ctx, &sql)).await {
+                Ok(df) => df,
+                Err(e) => {
+                    reporter.finish(QueryOutcome::Failed(e.clone()));
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            // Known before it runs, so a query that fails on its data still names them.
+            reporter.datasets = datasets_read(df.logical_plan());
             let start = async {
-                let df = plan_sql(&ctx, &sql).await?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let mut stream = df
-                    .execute_stream()
+                let task_ctx = Arc::new(df.task_ctx());
+                let plan = df
+                    .create_physical_plan()
                     .await
+                    .map_err(QueryError::from_datafusion)?;
+                let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task_ctx)
                     .map_err(QueryError::from_datafusion)?;
                 let first = stream
                     .next()
                     .await
                     .transpose()
                     .map_err(QueryError::from_datafusion)?;
-                Ok::<_, QueryError>((schema, stream, first))
+                Ok::<_, QueryError>((schema, stream, first, plan))
             };
             let (schema, mut stream, first) = match why.guard(start).await {
-                Ok(started) => started,
+                Ok((schema, stream, first, plan)) => {
+                    reporter.plan = Some(plan);
+                    (schema, stream, first)
+                }
                 Err(e) => {
+                    reporter.finish(QueryOutcome::Failed(e.clone()));
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
@@ -431,14 +479,14 @@ impl QueryEngine {
             if ready_tx.send(Ok(schema)).is_err() {
                 return;
             }
+            let mut counted = limits.counter();
             let forward = async {
-                let mut counted = limits.counter();
                 let mut next = first;
                 while let Some(batch) = next {
                     counted.add(&batch)?;
                     if batches_tx.send(Ok(batch)).await.is_err() {
                         // Nobody reads the result any more: the query stops here.
-                        return Ok(());
+                        return Ok(false);
                     }
                     next = stream
                         .next()
@@ -446,10 +494,17 @@ impl QueryEngine {
                         .transpose()
                         .map_err(QueryError::from_datafusion)?;
                 }
-                Ok::<_, QueryError>(())
+                Ok::<_, QueryError>(true)
             };
-            if let Err(e) = why.guard(forward).await {
-                let _ = batches_tx.send(Err(e)).await;
+            let ended = why.guard(forward).await;
+            (reporter.rows_returned, reporter.bytes_returned) = (counted.rows(), counted.bytes());
+            match ended {
+                Ok(true) => reporter.finish(QueryOutcome::Finished),
+                Ok(false) => reporter.finish(QueryOutcome::Abandoned),
+                Err(e) => {
+                    reporter.finish(QueryOutcome::Failed(e.clone()));
+                    let _ = batches_tx.send(Err(e)).await;
+                }
             }
         });
         let schema = match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {

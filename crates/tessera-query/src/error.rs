@@ -50,6 +50,23 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// The error's class, as logs and the query log name it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            QueryError::Invalid(_) => "invalid",
+            QueryError::Forbidden(_) => "forbidden",
+            QueryError::ReadOnly(_) => "read_only",
+            QueryError::Failed(_) => "failed",
+            QueryError::ResourcesExhausted(_) => "resources_exhausted",
+            QueryError::ResultTooLarge(_) => "result_too_large",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Busy => "busy",
+            QueryError::ShuttingDown => "shutting_down",
+            QueryError::Unavailable(_) => "unavailable",
+            QueryError::Internal(_) => "internal",
+        }
+    }
+
     /// Classifies an error DataFusion returned.
     pub fn from_datafusion(error: DataFusionError) -> Self {
         let message = error.strip_backtrace();

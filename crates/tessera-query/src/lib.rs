@@ -23,6 +23,7 @@ mod interrupt;
 mod masks;
 mod memory;
 mod overflow;
+mod report;
 mod sources;
 mod stream;
 mod table;
@@ -34,5 +35,6 @@ pub use engine::{
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
 pub use masks::{PersonalColumn, hash_mask, partial_mask};
+pub use report::{QueryObserver, QueryOutcome, QueryReport};
 pub use sources::{SourceFormat, register_source};
 pub use stream::QueryStream;

@@ -21,6 +21,7 @@ mod gate;
 mod governance;
 mod local_test;
 mod mesh;
+mod query_log;
 mod scheduler;
 pub mod service;
 pub mod views;

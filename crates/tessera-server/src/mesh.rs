@@ -71,6 +71,8 @@ pub struct Mesh {
     pub(crate) contract_limits: tessera_spec::FileLimits,
     /// The key masked values are hashed with, shared by every instance through the store.
     mask_key: Arc<[u8]>,
+    /// Every query, written in groups off the response path (see `query_log.rs`).
+    query_log: Arc<crate::query_log::QueryLog>,
 }
 
 impl Mesh {
@@ -97,6 +99,7 @@ impl Mesh {
             .map_err(|e| ServiceError::Internal(format!("the stored mask key is not hex: {e}")))?;
         Ok(Self {
             mask_key: mask_key.into(),
+            query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),
             catalog,
             storage,
             engine,
@@ -119,8 +122,10 @@ impl Mesh {
         )
     }
 
+    /// Stops queries, writes what the query log still holds, and closes the store.
     pub async fn close(&self) {
         self.engine.shut_down();
+        self.query_log.close().await;
         self.catalog.close().await;
     }
 
@@ -267,8 +272,11 @@ impl Mesh {
         cx: &RequestContext,
         sql: &str,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let snapshot = self.snapshot_for(cx).await?;
-        Ok(self.engine.collect(&snapshot, sql, cx).await?)
+        use futures::TryStreamExt;
+        let stream = self.query(cx, sql).await?;
+        let schema = stream.schema();
+        let batches = stream.try_collect().await?;
+        Ok((schema, batches))
     }
 
     /// Runs CPU-heavy work on the query runtime, off the threads that answer requests (and on
@@ -788,7 +796,40 @@ impl QueryService for Mesh {
     /// fails or passes a limit after that.
     async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream> {
         let snapshot = self.snapshot_for(cx).await?;
-        Ok(self.engine.execute(&snapshot, sql, cx).await?)
+        let log = self.query_log.clone();
+        let entry = crate::query_log::entry_for(cx, sql);
+        let observer = Box::new(move |report| log.record(entry.with(report)));
+        Ok(self
+            .engine
+            .execute_observed(&snapshot, sql, cx, observer)
+            .await?)
+    }
+
+    async fn queries(&self, cx: &RequestContext, limit: i64) -> Result<Vec<QueryLogView>> {
+        let access = self.access().await?;
+        let limit = limit.clamp(1, 1000);
+        let records = if access.allowed(&cx.principal, Action::Manage, &Resource::Platform) {
+            self.catalog.queries(None, limit).await?
+        } else {
+            let managed: Vec<String> = self
+                .catalog
+                .products(None)
+                .await?
+                .into_iter()
+                .filter(|p| {
+                    access.allowed(
+                        &cx.principal,
+                        Action::Manage,
+                        &product_resource(&p.domain, &p.name),
+                    )
+                })
+                .map(|p| format!("{}.{}", p.domain, p.name))
+                .collect();
+            self.catalog
+                .queries(Some((&cx.principal.to_string(), &managed)), limit)
+                .await?
+        };
+        Ok(records.into_iter().map(crate::query_log::view).collect())
     }
 
     fn offload(&self, work: BoxFuture<'static, ()>) -> Task<()> {

@@ -86,6 +86,9 @@ pub trait QueryService: Send + Sync {
     /// Runs CPU-heavy work of a front end (encoding a result) on the query runtime, off the
     /// threads that answer requests. Dropping the handle cancels it.
     fn offload(&self, work: BoxFuture<'static, ()>) -> Task<()>;
+    /// The newest queries of the query log the caller may see: admins all of them; others
+    /// their own and those that read a product they manage.
+    async fn queries(&self, cx: &RequestContext, limit: i64) -> Result<Vec<QueryLogView>>;
 }
 
 /// Contract checks, their history and quality scores.

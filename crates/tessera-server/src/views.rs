@@ -542,3 +542,35 @@ pub struct PrincipalView {
     pub groups: Vec<String>,
     pub teams: Vec<String>,
 }
+
+/// One query of the query log (`GET /api/v1/queries`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueryLogView {
+    pub query_id: String,
+    /// The request it came with (`X-Request-Id`).
+    pub request_id: String,
+    /// Who ran it: `user ada`, `team growth`, `system:demo`.
+    pub principal: String,
+    /// `http`, `scheduler`, `demo`...
+    pub front_end: String,
+    pub sql: String,
+    /// The datasets its plan read, `domain.product.dataset`.
+    pub datasets: Vec<String>,
+    /// Their products, `domain.product`.
+    pub products: Vec<String>,
+    pub started_at: String,
+    pub wall_ms: f64,
+    /// Operator compute time, summed over threads.
+    pub cpu_ms: f64,
+    pub rows_returned: i64,
+    pub bytes_returned: i64,
+    pub rows_scanned: i64,
+    pub bytes_scanned: i64,
+    /// `finished`, `failed`, `denied` (an access policy refused it) or `abandoned` (its reader
+    /// went away).
+    pub status: String,
+    /// `invalid`, `forbidden`, `read_only`, `failed`, `timeout`, `resources_exhausted`,
+    /// `result_too_large`, `busy`, `shutting_down`, `unavailable` or `internal`.
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+}

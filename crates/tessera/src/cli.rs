@@ -155,6 +155,17 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The query log, newest first: admins see every query; others their own and those on the
+    /// products they manage.
+    Queries {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// How many queries (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
     /// Who may do what: grants of read access, admins' Cedar policies, explanations.
     Access {
         #[command(flatten)]
@@ -353,6 +364,13 @@ pub enum CheckFormat {
     Json,
     /// JUnit XML, for CI.
     Junit,
+}
+
+/// How a listing is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

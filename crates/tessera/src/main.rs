@@ -124,6 +124,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Login { given, client } => commands::access::login(&client, given).await,
         Command::Whoami { client } => commands::access::whoami(&Client::connect(&client)?).await,
+        Command::Queries {
+            client,
+            limit,
+            format,
+        } => commands::query::log(&Client::connect(&client)?, limit, format).await,
         Command::Access { action, client } => {
             commands::access::access(&Client::connect(&client)?, action).await
         }

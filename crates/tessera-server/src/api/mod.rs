@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(check_history))
         .routes(routes!(apply))
         .routes(routes!(query))
+        .routes(routes!(list_queries))
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(whoami))
@@ -860,6 +861,18 @@ async fn deny_access(
             .deny_access(&cx, &request_id, &body.reason)
             .await?,
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/queries", tag = "query",
+    params(HistoryParams),
+    responses((status = 200, description = "The query log, newest first: admins see every query; others their own and those on products they manage", body = [QueryLogView])))]
+async fn list_queries(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<QueryLogView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    Ok(Json(s.services.queries(&cx, params.limit()).await?))
 }
 
 /// The bearer token scheme every operation but `/health` requires.

@@ -858,6 +858,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/products",
             "GET /api/v1/products/{domain}/{product}",
             "GET /api/v1/products/{domain}/{product}/checks",
+            "GET /api/v1/queries",
             "GET /api/v1/tokens",
             "GET /api/v1/whoami",
             "GET /health",

@@ -7,6 +7,7 @@ mod api;
 mod authorization;
 mod hardening;
 mod openapi;
+mod query_log;
 mod s3;
 mod support;
 

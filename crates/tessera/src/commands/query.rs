@@ -8,8 +8,47 @@ use arrow::record_batch::RecordBatch;
 use tessera_server::api::{ARROW_STREAM, NDJSON, ResultFormat, error_marker};
 use tessera_server::views::QueryResult;
 
-use crate::cli::OutputFormat;
+use crate::cli::{ListFormat, OutputFormat};
 use crate::client::Client;
+
+/// `tessera queries`: the query log, newest first.
+pub async fn log(client: &Client, limit: i64, format: ListFormat) -> Result<()> {
+    let limit = limit.to_string();
+    let queries: Vec<tessera_server::views::QueryLogView> = client
+        .get(&["api", "v1", "queries"], &[("limit", &limit)])
+        .await?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&queries)?);
+        return Ok(());
+    }
+    let mut t = crate::commands::catalog::table(&[
+        "STARTED", "WHO", "VIA", "STATUS", "WALL MS", "ROWS", "SCANNED", "DATASETS", "SQL",
+    ]);
+    for q in queries {
+        let sql: String = q.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sql = match sql.char_indices().nth(60) {
+            Some((at, _)) => format!("{}…", &sql[..at]),
+            None => sql,
+        };
+        let status = match &q.error_class {
+            Some(class) => format!("{} ({class})", q.status),
+            None => q.status.clone(),
+        };
+        t.add_row(vec![
+            q.started_at,
+            q.principal,
+            q.front_end,
+            status,
+            format!("{:.1}", q.wall_ms),
+            q.rows_returned.to_string(),
+            format!("{} rows, {} B", q.rows_scanned, q.bytes_scanned),
+            q.datasets.join(", "),
+            sql,
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
 
 pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()> {
     match format {

@@ -1,0 +1,169 @@
+//! The query log: every query from every front end, kept off the response path. A finished
+//! query's entry goes into a bounded channel; a background task writes what has gathered in
+//! one transaction every [`FLUSH_EVERY`] (or sooner when [`GROUP`] entries wait), and writes
+//! the rest when the mesh closes (graceful shutdown). A crash loses at most the last
+//! [`FLUSH_EVERY`] of entries; if the store is down or the channel full, entries are dropped
+//! and counted in the log (`tracing` warnings), never waited for.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tessera_catalog::{Catalog, QueryRecord};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long an entry waits, at most, before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// How many entries one write takes at most.
+const GROUP: usize = 500;
+
+/// How many entries may wait to be written before new ones are dropped.
+const CAPACITY: usize = 20_000;
+
+pub(crate) struct QueryLog {
+    sender: Mutex<Option<mpsc::Sender<QueryRecord>>>,
+    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl QueryLog {
+    /// Starts the writer over `catalog` (on the current runtime).
+    pub(crate) fn start(catalog: Catalog) -> Self {
+        let (sender, receiver) = mpsc::channel(CAPACITY);
+        let writer = tokio::spawn(write_groups(catalog, receiver));
+        Self {
+            sender: Mutex::new(Some(sender)),
+            writer: tokio::sync::Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Queues an entry; never waits.
+    pub(crate) fn record(&self, entry: QueryRecord) {
+        let sender = self.sender.lock().expect("query log sender").clone();
+        match sender {
+            Some(sender) => {
+                if let Err(e) = sender.try_send(entry) {
+                    tracing::warn!(error = %e, "query log entry dropped: the writer is behind or stopped");
+                }
+            }
+            None => tracing::warn!("query log entry dropped: the log is closed"),
+        }
+    }
+
+    /// Writes every queued entry and stops the writer.
+    pub(crate) async fn close(&self) {
+        self.sender.lock().expect("query log sender").take();
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.await;
+        }
+    }
+}
+
+async fn write_groups(catalog: Catalog, mut receiver: mpsc::Receiver<QueryRecord>) {
+    let mut group = Vec::with_capacity(GROUP);
+    loop {
+        // Wait for the first entry, then gather what comes within FLUSH_EVERY.
+        match receiver.recv().await {
+            Some(entry) => group.push(entry),
+            None => break,
+        }
+        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+        while group.len() < GROUP {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(entry)) => group.push(entry),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        write(&catalog, &mut group).await;
+    }
+    write(&catalog, &mut group).await;
+}
+
+async fn write(catalog: &Catalog, group: &mut Vec<QueryRecord>) {
+    if group.is_empty() {
+        return;
+    }
+    if let Err(e) = catalog.record_queries(group).await {
+        tracing::warn!(error = %e, entries = group.len(), "query log entries lost: the metadata store refused them");
+    }
+    group.clear();
+}
+
+/// A query's entry as known before it runs; [`Pending::with`] completes it with its report.
+pub(crate) struct Pending(QueryRecord);
+
+/// The entry of a query `cx` runs now.
+pub(crate) fn entry_for(cx: &tessera_core::RequestContext, sql: &str) -> Pending {
+    Pending(QueryRecord {
+        query_id: uuid::Uuid::new_v4().to_string(),
+        request_id: cx.request_id.clone(),
+        principal: cx.principal.to_string(),
+        front_end: cx.front_end.as_str().to_string(),
+        sql: sql.to_string(),
+        datasets: Vec::new(),
+        products: Vec::new(),
+        started_at: crate::governance::store_time(chrono::Utc::now()),
+        wall_ms: 0.0,
+        cpu_ms: 0.0,
+        rows_returned: 0,
+        bytes_returned: 0,
+        rows_scanned: 0,
+        bytes_scanned: 0,
+        status: String::new(),
+        error_class: None,
+        error: None,
+    })
+}
+
+impl Pending {
+    pub(crate) fn with(self, report: tessera_query::QueryReport) -> QueryRecord {
+        use tessera_query::{QueryError, QueryOutcome};
+        let mut q = self.0;
+        q.datasets = report.datasets.iter().map(|d| d.to_string()).collect();
+        q.products = report
+            .datasets
+            .iter()
+            .map(|d| format!("{}.{}", d.domain, d.product))
+            .collect();
+        q.products.dedup();
+        q.wall_ms = report.wall_time.as_secs_f64() * 1000.0;
+        q.cpu_ms = report.cpu_time.as_secs_f64() * 1000.0;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        q.rows_returned = count(report.rows_returned);
+        q.bytes_returned = count(report.bytes_returned);
+        q.rows_scanned = count(report.rows_scanned);
+        q.bytes_scanned = count(report.bytes_scanned);
+        let (status, error) = match report.outcome {
+            QueryOutcome::Finished => ("finished", None),
+            QueryOutcome::Abandoned => ("abandoned", None),
+            QueryOutcome::Failed(e @ QueryError::Forbidden(_)) => ("denied", Some(e)),
+            QueryOutcome::Failed(e) => ("failed", Some(e)),
+        };
+        q.status = status.to_string();
+        q.error_class = error.as_ref().map(|e| e.class().to_string());
+        q.error = error.map(|e| e.to_string());
+        q
+    }
+}
+
+pub(crate) fn view(q: QueryRecord) -> crate::views::QueryLogView {
+    crate::views::QueryLogView {
+        query_id: q.query_id,
+        request_id: q.request_id,
+        principal: q.principal,
+        front_end: q.front_end,
+        sql: q.sql,
+        datasets: q.datasets,
+        products: q.products,
+        started_at: q.started_at,
+        wall_ms: q.wall_ms,
+        cpu_ms: q.cpu_ms,
+        rows_returned: q.rows_returned,
+        bytes_returned: q.bytes_returned,
+        rows_scanned: q.rows_scanned,
+        bytes_scanned: q.bytes_scanned,
+        status: q.status,
+        error_class: q.error_class,
+        error: q.error,
+    }
+}
