@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod differential;
 mod fixtures;
 mod limits;
 mod support;
