@@ -6,4 +6,5 @@ mod demo;
 mod differential;
 mod fixtures;
 mod limits;
+mod matrix;
 mod support;
