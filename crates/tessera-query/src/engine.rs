@@ -439,7 +439,12 @@ impl QueryEngine {
         let task = self.executor.spawn(async move {
             // Dropped unfinished (the task aborted), it reports the query abandoned.
             let mut reporter = Reporter::new(observer);
-            let df = match why.guard(plan_sql(&ctx, &sql)).await {
+            // The datasets are known once it is planned, so a query refused by a policy or one
+            // that fails on its data still names them.
+            let planned = why
+                .guard(plan_sql_reading(&ctx, &sql, &mut reporter.datasets))
+                .await;
+            let df = match planned {
                 Ok(df) => df,
                 Err(e) => {
                     reporter.finish(QueryOutcome::Failed(e.clone()));
@@ -447,8 +452,6 @@ impl QueryEngine {
                     return;
                 }
             };
-            // Known before it runs, so a query that fails on its data still names them.
-            reporter.datasets = datasets_read(df.logical_plan());
             let start = async {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let task_ctx = Arc::new(df.task_ctx());
@@ -595,6 +598,16 @@ impl QueryEngine {
 /// statement, anything that writes (DDL, DML, SET), and statements nested deeper than
 /// [`MAX_NESTING`]; DataFusion's SQL options refuse the same statements again.
 pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    plan_sql_reading(ctx, sql, &mut Vec::new()).await
+}
+
+/// [`plan_sql`], telling `read` which datasets the plan reads once it is planned — also when
+/// it is then refused, so the query log names what a denied query tried to read.
+async fn plan_sql_reading(
+    ctx: &SessionContext,
+    sql: &str,
+    read: &mut Vec<DatasetRef>,
+) -> Result<DataFrame> {
     if sql.trim().is_empty() {
         return Err(QueryError::Invalid("the query is empty".into()));
     }
@@ -628,6 +641,7 @@ pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+    *read = datasets_read(&plan);
     refuse_unreadable(
         &plan,
         state.config().get_extension::<SessionControl>().as_deref(),

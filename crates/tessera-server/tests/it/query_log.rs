@@ -110,6 +110,8 @@ async fn every_query_is_logged_with_who_what_and_how_it_ended(store: Store) {
             .unwrap()
             .contains("may not read dataset shop.orders.orders")
     );
+    // A refused query names what it tried to read.
+    assert_eq!(all[1]["datasets"], json!(["shop.orders.orders"]));
 
     // Everybody else sees their own queries, and those on the products they manage.
     let own: Vec<String> = log_as(&server, &bob)
@@ -127,6 +129,7 @@ async fn every_query_is_logged_with_who_what_and_how_it_ended(store: Store) {
     assert_eq!(
         on_shop,
         [
+            "SELECT * FROM shop.orders.orders",
             "SELECT order_id / 0 FROM shop.orders.orders",
             "SELECT sum(amount) FROM shop.orders.orders"
         ]
