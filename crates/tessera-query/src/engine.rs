@@ -332,7 +332,15 @@ impl QueryEngine {
                 e.strip_backtrace()
             ))
         })?;
-        // DataFusion inlines a view's plan where a query names it.
+        if entry.row_filter.is_some() {
+            // Opaque, so no predicate of the query is evaluated before the row filter.
+            return Ok(Arc::new(crate::governed::RowFilteredTable::new(
+                entry.reference.clone(),
+                plan,
+            )));
+        }
+        // Masks only: DataFusion inlines a view's plan where a query names it, so the query's
+        // filters reach the scan (they see masked values only).
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 
@@ -667,6 +675,12 @@ fn refuse_unreadable(plan: &LogicalPlan, control: Option<&SessionControl>) -> Re
             if table.governed {
                 governed = Some(table.reference.clone());
             }
+        }
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<crate::governed::RowFilteredTable>()
+        {
+            governed = Some(table.reference.clone());
         }
         Ok(TreeNodeRecursion::Continue)
     })

@@ -19,6 +19,7 @@ mod engine;
 mod error;
 mod executor;
 mod functions;
+mod governed;
 mod interrupt;
 mod masks;
 mod memory;

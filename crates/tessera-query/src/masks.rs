@@ -43,12 +43,18 @@ pub(crate) fn mask_expr(
     masked.alias(column)
 }
 
-/// A quarantine table's `_reason`, masked where the refused value sat in a personal-data
-/// column.
+/// A quarantine table's `_reason`, masked where a refused value sat in a personal-data column:
+/// the row's first violation (`_column`) or any other its reason lists (`COLUMN: …`, joined by
+/// `; `). Masking a reason too many is safe; one too few is not.
 pub(crate) fn masked_reason(personal: &[PersonalColumn]) -> Result<Expr> {
     let names: Vec<Expr> = personal.iter().map(|p| lit(p.name.clone())).collect();
+    let mut quotes_personal = col(QUARANTINE_COLUMN).in_list(names, false);
+    for p in personal {
+        quotes_personal =
+            quotes_personal.or(col(QUARANTINE_REASON).like(lit(format!("%{}: %", p.name))));
+    }
     Ok(when(
-        col(QUARANTINE_COLUMN).in_list(names, false),
+        quotes_personal,
         datafusion::functions::string::expr_fn::concat(vec![
             lit("the value is personal data and masked; rule: "),
             col(QUARANTINE_RULE),

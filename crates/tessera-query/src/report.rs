@@ -124,6 +124,12 @@ pub(crate) fn datasets_read(plan: &LogicalPlan) -> Vec<DatasetRef> {
         {
             found.push(table.reference.clone());
         }
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<crate::governed::RowFilteredTable>()
+        {
+            found.push(table.reference.clone());
+        }
         Ok(TreeNodeRecursion::Continue)
     });
     found.sort_by_key(|r| r.to_string());

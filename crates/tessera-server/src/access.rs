@@ -172,7 +172,7 @@ fn unauthenticated() -> ServiceError {
 
 impl Mesh {
     /// Whether the request's principal may manage the platform (admins, by the defaults).
-    async fn administers(&self, cx: &RequestContext) -> Result<bool> {
+    pub(crate) async fn administers(&self, cx: &RequestContext) -> Result<bool> {
         Ok(self
             .access()
             .await?

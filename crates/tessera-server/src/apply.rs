@@ -34,9 +34,14 @@ struct PlannedDataset {
 impl Mesh {
     /// Publishing a product needs `publish` on it when it exists, on its domain when it is new
     /// (the domain's owner teams and admins; a new domain, admins only).
+    ///
+    /// A product's `sql` rules and checks run with its owner team's rights, so the owner it
+    /// declares must be the publisher's to give: naming a team (new, or changed) needs
+    /// membership of it, and a product without an owner team needs an admin.
     async fn authorize_publish(&self, cx: &RequestContext, product: &Product) -> Result<()> {
         let (domain, name) = (product.domain.as_str(), product.name.as_str());
-        let resource = match self.catalog.product(domain, name).await? {
+        let stored = self.catalog.product(domain, name).await?;
+        let resource = match &stored {
             Some(_) => Resource::Product {
                 domain: domain.to_string(),
                 product: name.to_string(),
@@ -44,7 +49,25 @@ impl Mesh {
             None => Resource::Domain(domain.to_string()),
         };
         self.authorize(cx, tessera_governance::Action::Publish, &resource)
-            .await
+            .await?;
+        let owner_changes = stored.as_ref().is_none_or(|s| s.owner != product.owner);
+        let own_team = match &product.owner {
+            Some(team) => cx.principal.teams.contains(team),
+            None => false,
+        };
+        if owner_changes && !own_team && !self.administers(cx).await? {
+            return Err(ServiceError::Forbidden(match &product.owner {
+                Some(team) => format!(
+                    "{} may not make team {team:?} the owner of product {domain}.{name}: its rules and checks run with the owner team's rights, so only its members (or an admin) name it",
+                    cx.principal
+                ),
+                None => format!(
+                    "{} may not publish product {domain}.{name} without an owner team (team.name): only an admin may",
+                    cx.principal
+                ),
+            }));
+        }
+        Ok(())
     }
 }
 

@@ -75,6 +75,9 @@ impl QualityService for Mesh {
             Some(d) => format!("{domain}.{product}.{d}"),
             None => format!("{domain}.{product}"),
         };
+        if !self.reads_every_row(cx, domain, product).await? {
+            runs.iter_mut().for_each(without_samples);
+        }
         Ok(report_of(target, runs))
     }
 
@@ -97,8 +100,13 @@ impl QualityService for Mesh {
         })
         .await?;
         self.authorize(cx, Action::Read, &resource).await?;
-        self.runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
-            .await
+        let mut runs = self
+            .runs_with_results(RunFilter::dataset(domain, product, dataset, limit))
+            .await?;
+        if !self.reads_every_row(cx, domain, product).await? {
+            runs.iter_mut().for_each(without_samples);
+        }
+        Ok(runs)
     }
 
     /// A product's quality over time, newest first: one point per full run of one of its
@@ -362,6 +370,42 @@ fn run_view(run: CheckRunRecord, results: Vec<CheckResultRecord>) -> CheckRunVie
         score: run.score,
         table_version: run.table_version,
         checks: results.into_iter().map(result_view).collect(),
+    }
+}
+
+/// A run as shown to a reader whose row filter would not show the failing rows: without them.
+fn without_samples(run: &mut CheckRunView) {
+    for check in &mut run.checks {
+        check.samples.clear();
+    }
+}
+
+impl Mesh {
+    /// Whether the request's principal reads every row of every dataset of the product (no row
+    /// filter): only then may it see failed-row samples, which the checks take as the owner
+    /// team (they never hold personal-data columns).
+    async fn reads_every_row(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+    ) -> Result<bool> {
+        let view = self.snapshot_for(cx).await?;
+        Ok(view
+            .tables
+            .iter()
+            .filter(|t| {
+                t.reference.domain.as_str() == domain && t.reference.product.as_str() == product
+            })
+            .filter(|t| {
+                !t.reference
+                    .dataset
+                    .as_str()
+                    .ends_with(tessera_core::QUARANTINE_SUFFIX)
+            })
+            .all(|t| {
+                t.access != tessera_query::TableAccess::DiscoverOnly && t.row_filter.is_none()
+            }))
     }
 }
 

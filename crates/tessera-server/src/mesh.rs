@@ -825,9 +825,22 @@ impl QueryService for Mesh {
                 })
                 .map(|p| format!("{}.{}", p.domain, p.name))
                 .collect();
-            self.catalog
-                .queries(Some((&cx.principal.to_string(), &managed)), limit)
-                .await?
+            let me = cx.principal.to_string();
+            let mut records = self.catalog.queries(Some((&me, &managed)), limit).await?;
+            // Another principal's query on a product the caller manages: who, when, what it
+            // cost and how it ended, not its text or error (they may quote what the caller may
+            // not read), and only the datasets the caller may discover.
+            for q in records.iter_mut().filter(|q| q.principal != me) {
+                q.sql = "(run by another principal: its text is shown to it and to admins)".into();
+                q.error = None;
+                q.datasets.retain(|d| {
+                    d.parse::<DatasetRef>().is_ok_and(|r| {
+                        access.allowed(&cx.principal, Action::Discover, &dataset_resource(&r))
+                    })
+                });
+                q.products.retain(|p| managed.contains(p));
+            }
+            records
         };
         Ok(records.into_iter().map(crate::query_log::view).collect())
     }

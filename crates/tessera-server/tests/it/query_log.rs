@@ -121,19 +121,37 @@ async fn every_query_is_logged_with_who_what_and_how_it_ended(store: Store) {
         .collect();
     assert_eq!(own, ["SELECT 42", "SELECT * FROM shop.orders.orders"]);
     let eve = server.token_for("eve", &[], &["shop team"]).await;
-    let on_shop: Vec<String> = log_as(&server, &eve)
-        .await
+    let on_shop = log_as(&server, &eve).await;
+    let seen: Vec<(&str, &str, &Value)> = on_shop
         .iter()
-        .map(|q| q["sql"].as_str().unwrap().to_string())
+        .map(|q| {
+            (
+                q["principal"].as_str().unwrap(),
+                q["status"].as_str().unwrap(),
+                &q["datasets"],
+            )
+        })
         .collect();
+    let shop = json!(["shop.orders.orders"]);
     assert_eq!(
-        on_shop,
+        seen,
         [
-            "SELECT * FROM shop.orders.orders",
-            "SELECT order_id / 0 FROM shop.orders.orders",
-            "SELECT sum(amount) FROM shop.orders.orders"
+            ("user bob", "denied", &shop),
+            ("user ada", "failed", &shop),
+            ("user ada", "finished", &shop),
         ]
     );
+    // Their text and errors are for who ran them (and admins).
+    for q in &on_shop {
+        assert!(
+            q["sql"]
+                .as_str()
+                .unwrap()
+                .starts_with("(run by another principal"),
+            "{q}"
+        );
+        assert!(q["error"].is_null(), "{q}");
+    }
 }
 
 async fn the_log_is_written_when_the_server_stops(store: Store) {
