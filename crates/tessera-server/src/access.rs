@@ -467,7 +467,8 @@ impl AccessService for Mesh {
             }
             None => self.catalog.active_grants(&now, None).await?,
         };
-        // A product's grants are its declared consumers: whoever discovers it sees them.
+        // A product's grants are its declared consumers: whoever discovers it sees them; a row
+        // filter (which may name customers, regions…) only its grantee and the managers.
         Ok(grants
             .iter()
             .filter(|g| {
@@ -477,7 +478,22 @@ impl AccessService for Mesh {
                     &product_resource(&g.domain, &g.product),
                 )
             })
-            .map(grant_view)
+            .map(|g| {
+                let mut view = grant_view(g);
+                let manages = access.allowed(
+                    &cx.principal,
+                    Action::Manage,
+                    &product_resource(&g.domain, &g.product),
+                );
+                if view.row_filter.is_some()
+                    && !manages
+                    && !crate::governance::holds(&cx.principal, g)
+                {
+                    view.row_filter =
+                        Some("(shown to its grantee and the product's managers)".into());
+                }
+                view
+            })
             .collect())
     }
 

@@ -112,15 +112,24 @@ impl AccessState {
             .insert(token_id.to_string(), (secret_sha256.to_string(), p.clone()));
     }
 
-    /// The row filter `principal` reads `domain.product` through when only row-filtered grants
-    /// let it read: the filters of its grants, any of which lets a row through.
-    fn row_filter(&self, principal: &Principal, domain: &str, product: &str) -> Option<String> {
+    /// The row filter `principal` reads a table of `domain.product` through when only
+    /// row-filtered grants let it read: the filters of its grants that apply to the table
+    /// (`applies`), any of which lets a row through; none when no filter applies.
+    fn row_filter(
+        &self,
+        principal: &Principal,
+        domain: &str,
+        product: &str,
+        applies: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let filters: Vec<String> = self
             .filtered_grants
             .get(&(domain.to_string(), product.to_string()))?
             .iter()
             .filter(|g| holds(principal, g))
-            .filter_map(|g| g.row_filter.as_ref().map(|f| format!("({f})")))
+            .filter_map(|g| g.row_filter.as_deref())
+            .filter(|f| applies(f))
+            .map(|f| format!("({f})"))
             .collect();
         (!filters.is_empty()).then(|| filters.join(" OR "))
     }
@@ -162,11 +171,9 @@ impl AccessState {
                             principal,
                             reference.domain.as_str(),
                             reference.product.as_str(),
+                            |f| filter_plans(f, entry),
                         )
-                        .filter(|f| {
-                            !reference.dataset.as_str().ends_with(QUARANTINE_SUFFIX)
-                                && filter_plans(f, entry)
-                        });
+                        .filter(|_| !reference.dataset.as_str().ends_with(QUARANTINE_SUFFIX));
                     if row_filter.is_none() {
                         return Some(DatasetEntry {
                             access: TableAccess::DiscoverOnly,
@@ -203,7 +210,7 @@ impl AccessState {
 }
 
 /// Whether `principal` holds grant `g`: it is for the principal, one of its groups or teams.
-fn holds(principal: &Principal, g: &GrantRecord) -> bool {
+pub(crate) fn holds(principal: &Principal, g: &GrantRecord) -> bool {
     match g.grantee_kind.as_str() {
         "user" => {
             principal.kind == tessera_core::PrincipalKind::User && principal.name == g.grantee

@@ -534,13 +534,27 @@ impl CatalogService for Mesh {
                 description: c.description.clone(),
             })
             .collect();
+        // Where the files are is for who may read them whole: the files hold no masks.
+        let whole = |r: &DatasetRef, view: &MeshSnapshot| {
+            view.tables.iter().any(|t| {
+                &t.reference == r && t.access == TableAccess::Read && t.row_filter.is_none()
+            })
+        };
+        let view = self.snapshot_for(cx).await?;
+        let url = |r: &DatasetRef, location: &str| -> Result<String> {
+            Ok(if whole(r, &view) {
+                self.storage.table_url(location)?.to_string()
+            } else {
+                "(shown to readers of every row and column)".to_string()
+            })
+        };
         Ok(DatasetView {
             summary: dataset_summary(&record, &schema),
             columns,
-            table_url: self.storage.table_url(&record.location)?.to_string(),
+            table_url: url(reference, &record.location)?,
             table_version: table.and_then(|t| t.version),
             quarantine: reference.quarantine().to_string(),
-            quarantine_table_url: self.storage.table_url(&quarantine_location)?.to_string(),
+            quarantine_table_url: url(&reference.quarantine(), &quarantine_location)?,
         })
     }
 

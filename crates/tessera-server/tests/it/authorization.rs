@@ -870,6 +870,35 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
     )
     .await;
     assert_eq!(d["policies"], json!(["granted-read-filtered"]), "{d}");
+    // A filter is for its grantee and the managers to see; the files' address for readers of
+    // every row.
+    let zed = server.token_for("zed", &[], &[]).await;
+    let (_, theirs) = get_as(&server, &zed, "/api/v1/grants?product=crm.people").await;
+    assert!(
+        theirs[0]["row_filter"]
+            .as_str()
+            .unwrap()
+            .starts_with("(shown to"),
+        "{theirs}"
+    );
+    let (_, mine) = get_as(&server, &bob, "/api/v1/grants?product=crm.people").await;
+    assert_eq!(mine[0]["row_filter"], "city = 'London'");
+    let (_, dataset) = get_as(&server, &bob, "/api/v1/datasets/crm/people/contacts").await;
+    assert!(
+        dataset["table_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("(shown to"),
+        "{dataset}"
+    );
+    let (_, dataset) = get_as(&server, &owner, "/api/v1/datasets/crm/people/contacts").await;
+    assert!(
+        dataset["table_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("file://"),
+        "{dataset}"
+    );
 
     // A second filtered grant, to bob's group, adds its rows; an unfiltered one lifts both.
     let (status, grant) = server
