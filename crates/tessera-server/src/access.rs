@@ -303,6 +303,32 @@ impl Mesh {
         self.answered_request(id).await
     }
 
+    /// Whether `resource` exists and the caller may discover it.
+    async fn visible(&self, cx: &RequestContext, resource: &Resource) -> Result<bool> {
+        let exists = match resource {
+            Resource::Platform => true,
+            Resource::Domain(d) => self.catalog.domains().await?.iter().any(|x| &x.name == d),
+            Resource::Product { domain, product } => {
+                self.catalog.product(domain, product).await?.is_some()
+            }
+            Resource::Dataset {
+                domain,
+                product,
+                dataset,
+            } => self
+                .catalog
+                .datasets(Some((domain, product)))
+                .await?
+                .iter()
+                .any(|d| &d.name == dataset),
+        };
+        Ok(exists
+            && self
+                .access()
+                .await?
+                .allowed(&cx.principal, Action::Discover, resource))
+    }
+
     /// On the first start of a new mesh (no user yet), makes a token for `admin` in the group
     /// `admins` and returns it, to be shown once.
     pub async fn bootstrap_admin(&self) -> Result<Option<String>> {
@@ -597,6 +623,11 @@ impl AccessService for Mesh {
         }
         let action: Action = request.action.parse().map_err(governance_error)?;
         let resource: Resource = request.resource.parse().map_err(governance_error)?;
+        // A non-admin learns nothing of what it may not discover: such a resource, like one
+        // that does not exist, is not there.
+        if !self.administers(cx).await? && !self.visible(cx, &resource).await? {
+            return Err(ServiceError::NotFound(format!("no {resource}")));
+        }
         let user = self
             .catalog
             .user(&request.user)

@@ -286,6 +286,9 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
     );
     let (_, d) = explain(&bob, "bob", "discover", "shop.orders").await;
     assert_eq!(d["policies"], json!(["everyone-discovers"]));
+    // Only what exists and may be discovered is explained to a non-admin.
+    let (status, _) = explain(&bob, "bob", "read", "shop.nothing").await;
+    assert_eq!(status, 404);
     // Only admins explain somebody else's rights, or set policies.
     let (status, body) = explain(&bob, "ada", "read", "shop.orders").await;
     forbidden(status, &body, "user bob may not manage the platform");
@@ -316,6 +319,8 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
     )
     .await;
     assert_eq!(tables["rows"][0]["n"], 0, "{tables}");
+    let (status, _) = explain(&bob, "bob", "discover", "shop.orders").await;
+    assert_eq!(status, 404, "hidden from bob, as if it did not exist");
     let (_, d) = explain(&server.admin_token, "bob", "discover", "shop.orders").await;
     assert_eq!(
         (d["allowed"].clone(), d["policies"].clone()),
