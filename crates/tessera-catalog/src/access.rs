@@ -7,6 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::{AccessRequestRecord, GrantRecord, PolicyRecord, UserRecord};
 use crate::store::{Catalog, constant_sql, now};
@@ -87,13 +88,12 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Stores a grant (made now, whatever its `created_at`).
+    /// Stores a grant (made now, whatever its `created_at`, by its `created_by`).
     pub async fn create_grant(&self, grant: &GrantRecord) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_grant(&mut tx, grant).await?;
         bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.commit_audited(tx, &[grant_event(grant)]).await
     }
 
     /// Grants not revoked and not expired at `at` (an RFC 3339 time in the store's format),
@@ -135,7 +135,7 @@ impl Catalog {
     }
 
     /// Marks a grant revoked; `false` when there is none or it was revoked before.
-    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool> {
+    pub async fn revoke_grant(&self, grant_id: &str, actor: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
@@ -144,9 +144,13 @@ impl Catalog {
         .bind(grant_id.to_string())
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let event = AuditEvent::new(actor, "grant.revoke", grant_id, serde_json::json!({}));
+        self.commit_audited(tx, &[event]).await?;
+        Ok(true)
     }
 
     /// Admins' policies, by id.
@@ -183,24 +187,34 @@ impl Catalog {
         .execute(&mut *tx)
         .await?;
         bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let event = AuditEvent::new(
+            by,
+            "policy.put",
+            policy_id,
+            serde_json::json!({"source": source}),
+        );
+        self.commit_audited(tx, &[event]).await
     }
 
     /// Removes a policy; `false` when there was none.
-    pub async fn delete_policy(&self, policy_id: &str) -> Result<bool> {
+    pub async fn delete_policy(&self, policy_id: &str, actor: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM policies WHERE policy_id = $1")
             .bind(policy_id.to_string())
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let event = AuditEvent::new(actor, "policy.delete", policy_id, serde_json::json!({}));
+        self.commit_audited(tx, &[event]).await?;
+        Ok(true)
     }
 
     /// Stores a new, pending access request (made now, whatever its `created_at`).
     pub async fn create_access_request(&self, r: &AccessRequestRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO access_requests (request_id, domain, product, requester, purpose, days, state, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
@@ -212,9 +226,15 @@ impl Catalog {
         .bind(r.purpose.clone())
         .bind(r.days)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let event = AuditEvent::new(
+            format!("user {}", r.requester),
+            "access_request.create",
+            r.request_id.clone(),
+            serde_json::json!({"product": format!("{}.{}", r.domain, r.product), "purpose": r.purpose, "days": r.days}),
+        );
+        self.commit_audited(tx, &[event]).await
     }
 
     pub async fn access_request(&self, request_id: &str) -> Result<Option<AccessRequestRecord>> {
@@ -269,13 +289,39 @@ impl Catalog {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        let mut events = vec![AuditEvent::new(
+            by,
+            if grant.is_some() {
+                "access_request.approve"
+            } else {
+                "access_request.deny"
+            },
+            request_id,
+            serde_json::json!({"reason": reason, "grant": grant.map(|g| &g.grant_id)}),
+        )];
         if let Some(g) = grant {
             insert_grant(&mut tx, g).await?;
+            events.push(grant_event(g));
         }
         bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, &events).await?;
         Ok(true)
     }
+}
+
+fn grant_event(g: &GrantRecord) -> AuditEvent {
+    AuditEvent::new(
+        g.created_by.clone(),
+        "grant.create",
+        g.grant_id.clone(),
+        serde_json::json!({
+            "product": format!("{}.{}", g.domain, g.product),
+            "grantee": format!("{} {}", g.grantee_kind, g.grantee),
+            "row_filter": g.row_filter,
+            "expires_at": g.expires_at,
+            "access_request": g.access_request,
+        }),
+    )
 }
 
 async fn insert_grant(conn: &mut AnyConnection, g: &GrantRecord) -> Result<()> {

@@ -12,6 +12,12 @@ pub enum CatalogError {
         "metadata store is at schema version {found}, newer than this Tessera ({known}); upgrade Tessera"
     )]
     TooNew { found: i64, known: i64 },
+    /// The audit key or chain head file cannot be used.
+    #[error("audit log: {}: {message}", path.display())]
+    AuditFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 /// Result with [`CatalogError`].

@@ -1,5 +1,6 @@
 //! Tessera's metadata store: domains, products, contract versions, datasets and ingested
-//! batches, users and their tokens, grants, access requests and policies, in SQLite (the embedded default) or PostgreSQL (several server instances), through
+//! batches, users and their tokens, grants, access requests and policies, the query log and the
+//! hash-chained audit log (its key and head kept in files outside the store), in SQLite (the embedded default) or PostgreSQL (several server instances), through
 //! sqlx's `Any` driver so that one set of SQL and one test suite serve both.
 //!
 //! The store keeps the standard files' text as the source of truth plus the few columns it is
@@ -7,16 +8,21 @@
 //! nothing of Delta tables or queries.
 
 mod access;
+mod audit;
 mod error;
 mod migrate;
 mod query_log;
 mod records;
 mod store;
 
+pub use audit::{
+    AuditEntryRecord, AuditEvent, AuditFiles, AuditProblem, AuditVerification, GENESIS_HASH,
+    entry_hash,
+};
 pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
     DatasetRecord, DomainRecord, GrantRecord, MetadataChange, PolicyRecord, ProductRecord,
     QueryRecord, RunFilter, TokenRecord, Triggers, UserRecord,
 };
-pub use store::Catalog;
+pub use store::{Catalog, store_time};

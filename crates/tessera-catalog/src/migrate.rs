@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_access.sql")),
     (6, include_str!("../migrations/0006_secrets.sql")),
     (7, include_str!("../migrations/0007_query_log.sql")),
+    (8, include_str!("../migrations/0008_audit.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -1,9 +1,11 @@
-//! The query log as stored: written in groups (one transaction per group), read newest first,
-//! all of it or what one principal ran and what read some products.
+//! The query log as stored: written in groups (one transaction per group, with the queries'
+//! audit entries and the denied decisions gathered with them), read newest first, all of it or
+//! what one principal ran and what read some products.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::QueryRecord;
 use crate::store::{Catalog, constant_sql};
@@ -11,11 +13,17 @@ use crate::store::{Catalog, constant_sql};
 const QUERY_SELECT: &str = "SELECT query_id, request_id, principal, front_end, sql_text, datasets, started_at, wall_ms, cpu_ms, rows_returned, bytes_returned, rows_scanned, bytes_scanned, status, error_class, error FROM query_log";
 
 impl Catalog {
-    /// Stores a group of queries in one transaction; a query id stored before is kept as it was.
-    pub async fn record_queries(&self, queries: &[QueryRecord]) -> Result<()> {
+    /// Stores a group of queries and denied access decisions, with their audit entries, in one
+    /// transaction; a query id stored before is kept as it was (and not audited again).
+    pub async fn record_activity(
+        &self,
+        queries: &[QueryRecord],
+        denials: &[AuditEvent],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let mut events = Vec::with_capacity(queries.len() + denials.len());
         for q in queries {
-            sqlx::query(
+            let stored = sqlx::query(
                 "INSERT INTO query_log (query_id, request_id, principal, front_end, sql_text, datasets, started_at, wall_ms, cpu_ms, rows_returned, bytes_returned, rows_scanned, bytes_scanned, status, error_class, error)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (query_id) DO NOTHING",
@@ -38,6 +46,10 @@ impl Catalog {
             .bind(q.error.clone())
             .execute(&mut *tx)
             .await?;
+            if stored.rows_affected() == 0 {
+                continue;
+            }
+            events.push(query_event(q));
             for product in &q.products {
                 sqlx::query(
                     "INSERT INTO query_log_products (query_id, product) VALUES ($1, $2) ON CONFLICT (query_id, product) DO NOTHING",
@@ -48,8 +60,8 @@ impl Catalog {
                 .await?;
             }
         }
-        tx.commit().await?;
-        Ok(())
+        events.extend_from_slice(denials);
+        self.commit_audited(tx, &events).await
     }
 
     /// The newest `limit` queries: all of them (`who` is `None`), or those `principal` ran and
@@ -101,6 +113,25 @@ impl Catalog {
         }
         Ok(out)
     }
+}
+
+/// A query's audit entry: who ran what (the SQL by its digest, the text is in the query log),
+/// what it read, and how it ended.
+fn query_event(q: &QueryRecord) -> AuditEvent {
+    AuditEvent::new(
+        q.principal.clone(),
+        "query",
+        q.query_id.clone(),
+        serde_json::json!({
+            "front_end": q.front_end,
+            "request_id": q.request_id,
+            "sql_sha256": crate::store::sha256_hex(&q.sql),
+            "datasets": q.datasets,
+            "started_at": q.started_at,
+            "status": q.status,
+            "error_class": q.error_class,
+        }),
+    )
 }
 
 fn query_row(r: &AnyRow) -> Result<QueryRecord> {

@@ -3,6 +3,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::audit::{AuditEvent, AuditFiles, AuditSeal};
 use crate::error::{CatalogError, Result};
 use crate::migrate::migrate;
 use crate::records::*;
@@ -12,16 +13,25 @@ use crate::records::*;
 pub struct Catalog {
     pub(crate) pool: AnyPool,
     url_for_display: String,
+    /// The audit key and chain head, kept outside the store.
+    pub(crate) audit: std::sync::Arc<crate::audit::AuditSeal>,
+}
+
+/// A time as the store keeps it: RFC 3339 in UTC with microseconds, so that the text sorts
+/// as the time does. Every time written to the store, and compared with one there, is this.
+pub fn store_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    store_time(chrono::Utc::now())
 }
 
 impl Catalog {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://...`, and migrates the
-    /// schema to this binary's version.
-    pub async fn connect(url: &str) -> Result<Self> {
+    /// schema to this binary's version. `audit` names the audit key (made if the store's
+    /// chain is empty) and the chain head, outside the store.
+    pub async fn connect(url: &str, audit: &AuditFiles) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let (url, max_connections) = if let Some(path) = url.strip_prefix("sqlite://") {
             // `mode=rwc` creates the file; SQLite serialises writers anyway, so a small pool.
@@ -45,9 +55,11 @@ impl Catalog {
                 .await?;
         }
         migrate(&pool).await?;
+        let seal = AuditSeal::open(&mut *pool.acquire().await?, audit).await?;
         Ok(Self {
             pool,
             url_for_display: redact(&url),
+            audit: std::sync::Arc::new(seal),
         })
     }
 
@@ -199,8 +211,9 @@ impl Catalog {
         Ok(format!("{n}@{}", latest.unwrap_or_default()))
     }
 
-    /// Writes everything one apply changes, in one transaction: all of it or none of it.
-    pub async fn apply(&self, change: &MetadataChange) -> Result<()> {
+    /// Writes everything one apply changes, and its audit entries (the apply, each new
+    /// contract version), in one transaction: all of it or none of it.
+    pub async fn apply(&self, change: &MetadataChange, actor: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = now();
         if let Some(p) = &change.product {
@@ -265,13 +278,14 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        self.commit_audited(tx, &apply_events(change, actor)).await
     }
 
-    /// Records an ingested batch; a batch id seen before keeps its first record.
-    pub async fn record_batch(&self, b: &BatchRecord) -> Result<()> {
-        sqlx::query(
+    /// Records an ingested batch, and `actor`'s ingest in the audit log; a batch id seen before
+    /// keeps its first record.
+    pub async fn record_batch(&self, b: &BatchRecord, actor: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let stored = sqlx::query(
             "INSERT INTO batches (domain, product, dataset, batch_id, accepted, quarantined, table_version, committed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (domain, product, dataset, batch_id) DO NOTHING",
@@ -284,9 +298,22 @@ impl Catalog {
         .bind(b.quarantined)
         .bind(b.table_version)
         .bind(b.committed_at.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let events = if stored.rows_affected() > 0 {
+            vec![AuditEvent::new(
+                actor,
+                "ingest",
+                format!("{}.{}.{}", b.domain, b.product, b.dataset),
+                serde_json::json!({
+                    "batch_id": b.batch_id, "accepted": b.accepted,
+                    "quarantined": b.quarantined, "table_version": b.table_version,
+                }),
+            )]
+        } else {
+            Vec::new()
+        };
+        self.commit_audited(tx, &events).await
     }
 
     pub async fn batch(
@@ -497,6 +524,7 @@ impl Catalog {
         token: &TokenRecord,
         groups: &[String],
         teams: &[String],
+        actor: &str,
     ) -> Result<()> {
         let user = token.user_name.as_str();
         let mut tx = self.pool.begin().await?;
@@ -531,8 +559,13 @@ impl Catalog {
         .execute(&mut *tx)
         .await?;
         crate::access::bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let event = AuditEvent::new(
+            actor,
+            "token.create",
+            token.token_id.clone(),
+            serde_json::json!({"user": user, "groups": groups, "teams": teams, "description": token.description}),
+        );
+        self.commit_audited(tx, &[event]).await
     }
 
     pub async fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
@@ -561,7 +594,7 @@ impl Catalog {
     }
 
     /// Marks a token revoked; `false` when there is no such token or it was revoked before.
-    pub async fn revoke_token(&self, token_id: &str) -> Result<bool> {
+    pub async fn revoke_token(&self, token_id: &str, actor: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL",
@@ -570,10 +603,14 @@ impl Catalog {
         .bind(token_id.to_string())
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         // Instances forget the principals they cached by token.
         crate::access::bump_access_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let event = AuditEvent::new(actor, "token.revoke", token_id, serde_json::json!({}));
+        self.commit_audited(tx, &[event]).await?;
+        Ok(true)
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
@@ -611,6 +648,55 @@ impl Catalog {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The audit entries of an apply: the apply itself, then each new contract version.
+fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
+    let subject = change
+        .product
+        .as_ref()
+        .map(|p| format!("{}.{}", p.domain, p.name))
+        .or_else(|| {
+            change
+                .datasets
+                .first()
+                .map(|d| format!("{}.{}", d.domain, d.product))
+        })
+        .or_else(|| change.contracts.first().map(|c| c.domain.clone()));
+    let Some(subject) = subject else {
+        return Vec::new();
+    };
+    let mut events = vec![AuditEvent::new(
+        actor,
+        "apply",
+        subject,
+        serde_json::json!({
+            "product": change.product.as_ref().map(|p| serde_json::json!({
+                "version": p.version, "status": p.status, "owner": p.owner,
+                "source_sha256": sha256_hex(&p.source),
+            })),
+            "contracts": change.contracts.iter().map(|c| format!("{}@{}", c.contract_id, c.version)).collect::<Vec<_>>(),
+            "datasets": change.datasets.iter().map(|d| serde_json::json!({
+                "dataset": format!("{}.{}.{}", d.domain, d.product, d.name),
+                "contract": format!("{}@{}", d.contract_id, d.contract_version),
+            })).collect::<Vec<_>>(),
+        }),
+    )];
+    events.extend(change.contracts.iter().map(|c| {
+        AuditEvent::new(
+            actor,
+            "contract.version",
+            format!("{}/{}@{}", c.domain, c.contract_id, c.version),
+            serde_json::json!({"status": c.status, "file": c.file_name, "source_sha256": sha256_hex(&c.source)}),
+        )
+    }));
+    events
+}
+
+/// A stored text's digest, so an audit entry pins the exact file without repeating it.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 const PRODUCT_SELECT: &str = "SELECT domain, name, product_id, version, status, description, owner, file_name, source, created_at, updated_at FROM products";

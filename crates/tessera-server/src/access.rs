@@ -16,13 +16,14 @@ use tessera_core::{Principal, PrincipalKind, RequestContext};
 use tessera_governance::{Action, Resource};
 
 use crate::error::{Result, ServiceError};
-use crate::governance::{product_resource, store_time};
+use crate::governance::product_resource;
 use crate::mesh::Mesh;
 use crate::service::AccessService;
 use crate::views::{
     AccessRequestBody, AccessRequestView, ApproveBody, ExplainRequest, ExplainView, GrantRequest,
     GrantView, PolicyRequest, PolicyView, PrincipalView, TokenCreated, TokenRequest, TokenView,
 };
+use tessera_catalog::store_time;
 
 /// The group whose members administer the platform.
 pub const ADMIN_GROUP: &str = "admins";
@@ -337,7 +338,12 @@ impl Mesh {
         }
         let (record, token) = new_token(ADMIN_USER, Some("made at the first start".into()));
         self.catalog
-            .create_token(&record, &[ADMIN_GROUP.to_string()], &[])
+            .create_token(
+                &record,
+                &[ADMIN_GROUP.to_string()],
+                &[],
+                &tessera_core::Principal::system("bootstrap").to_string(),
+            )
             .await?;
         Ok(Some(token))
     }
@@ -399,7 +405,12 @@ impl AccessService for Mesh {
         }
         let (record, token) = new_token(user, request.description.clone());
         self.catalog
-            .create_token(&record, &request.groups, &request.teams)
+            .create_token(
+                &record,
+                &request.groups,
+                &request.teams,
+                &cx.principal.to_string(),
+            )
             .await?;
         let stored = self
             .catalog
@@ -436,7 +447,11 @@ impl AccessService for Mesh {
             .ok_or_else(|| ServiceError::NotFound(format!("no token {token_id:?}")))?;
         // The store says whether this call revoked it: of two at once, one is told it was done
         // before.
-        if !self.catalog.revoke_token(token_id).await? {
+        if !self
+            .catalog
+            .revoke_token(token_id, &cx.principal.to_string())
+            .await?
+        {
             return Err(ServiceError::Conflict(format!(
                 "token {token_id:?} was revoked before"
             )));
@@ -535,7 +550,11 @@ impl AccessService for Mesh {
             return Err(missing());
         }
         self.authorize(cx, Action::Manage, &product).await?;
-        if !self.catalog.revoke_grant(grant_id).await? {
+        if !self
+            .catalog
+            .revoke_grant(grant_id, &cx.principal.to_string())
+            .await?
+        {
             return Err(ServiceError::Conflict(format!(
                 "grant {grant_id:?} was revoked before"
             )));
@@ -609,7 +628,11 @@ impl AccessService for Mesh {
             .into_iter()
             .find(|p| p.id == id)
             .ok_or_else(missing)?;
-        if !self.catalog.delete_policy(id).await? {
+        if !self
+            .catalog
+            .delete_policy(id, &cx.principal.to_string())
+            .await?
+        {
             return Err(missing());
         }
         Ok(policy)

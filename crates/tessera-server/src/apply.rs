@@ -320,7 +320,9 @@ impl PublishService for Mesh {
                 )
                 .await?;
         }
-        self.catalog.apply(&metadata).await?;
+        self.catalog
+            .apply(&metadata, &cx.principal.to_string())
+            .await?;
         Ok(plan)
     }
 }

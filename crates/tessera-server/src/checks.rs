@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use tessera_catalog::{CheckResultRecord, CheckRunRecord, DatasetRecord, RunFilter, Triggers};
+use tessera_catalog::{
+    CheckResultRecord, CheckRunRecord, DatasetRecord, RunFilter, Triggers, store_time,
+};
 use tessera_core::{Severity, quality_score};
 use tessera_quality::{CheckResult, Outcome, TableFacts, run_checks};
 
@@ -262,8 +264,8 @@ impl Mesh {
             contract_id: record.contract_id.clone(),
             contract_version: record.contract_version.clone(),
             trigger: trigger.to_string(),
-            started_at: timestamp(started),
-            finished_at: timestamp(chrono::Utc::now()),
+            started_at: store_time(started),
+            finished_at: store_time(chrono::Utc::now()),
             result: worst(results).as_str().to_string(),
             score: score(results),
             table_version,
@@ -335,10 +337,6 @@ impl Mesh {
                 .collect(),
         })
     }
-}
-
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn worst(results: &[CheckResult]) -> Outcome {
@@ -490,8 +488,8 @@ pub(crate) fn unstored_run(
         contract_id: contract.id.clone(),
         contract_version: contract.version.clone(),
         trigger: "test".into(),
-        started_at: timestamp(started),
-        finished_at: timestamp(chrono::Utc::now()),
+        started_at: store_time(started),
+        finished_at: store_time(chrono::Utc::now()),
         result: worst(results).as_str().to_string(),
         score: score(results),
         table_version: None,

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_seconds: u64,
     /// How large a contract `apply` accepts.
     pub contract_limits: FileLimits,
+    /// The audit log's MAC key, outside the metadata store; default `data_dir/audit.key`
+    /// (made on the first start of a mesh). Instances sharing one store share this key.
+    pub audit_key_file: Option<PathBuf>,
     pub query: QueryConfig,
 }
 
@@ -46,6 +49,7 @@ impl ServerConfig {
             check_tick_seconds: 30,
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
+            audit_key_file: None,
             query: QueryConfig::default(),
         }
     }
@@ -54,6 +58,15 @@ impl ServerConfig {
         self.metadata_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
+    }
+
+    /// The audit key (see `audit_key_file`) and this instance's chain head, `data_dir/audit.head`.
+    pub fn audit_files(&self) -> tessera_catalog::AuditFiles {
+        let mut files = tessera_catalog::AuditFiles::in_dir(&self.data_dir);
+        if let Some(key) = &self.audit_key_file {
+            files.key_file = key.clone();
+        }
+        files
     }
 
     pub fn storage_url(&self) -> String {

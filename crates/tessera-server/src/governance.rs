@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tessera_catalog::GrantRecord;
+use tessera_catalog::{GrantRecord, store_time};
 use tessera_core::{DatasetRef, Principal, QUARANTINE_SUFFIX, RequestContext};
 use tessera_governance::{
     AccessModel, Action, Decision, FILTERED_READ_POLICY, Grantee, PolicyText, ProductFacts,
@@ -39,10 +39,6 @@ pub(crate) struct AccessState {
 type View = (Arc<MeshSnapshot>, Arc<MeshSnapshot>);
 
 /// Now as the metadata store writes times, so that they compare as text.
-pub(crate) fn store_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 /// The resource that governs a table: a quarantine table is governed as its dataset.
 pub(crate) fn dataset_resource(reference: &DatasetRef) -> Resource {
     let dataset = reference.dataset.as_str();
@@ -350,6 +346,8 @@ impl Mesh {
         if decision.allowed {
             return Ok(());
         }
+        self.query_log
+            .record_denial(crate::audit::denial(cx, action, resource));
         let why = if decision.policies.is_empty() {
             "no policy permits it".to_string()
         } else {
@@ -377,6 +375,8 @@ impl Mesh {
         {
             Ok(())
         } else {
+            self.query_log
+                .record_denial(crate::audit::denial(cx, Action::Discover, resource));
             Err(ServiceError::NotFound(missing()))
         }
     }

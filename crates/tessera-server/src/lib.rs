@@ -14,6 +14,7 @@ mod access;
 pub mod api;
 mod app;
 mod apply;
+mod audit;
 mod checks;
 mod config;
 mod error;
@@ -34,7 +35,7 @@ pub use error::{Result, ServiceError};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
-    AccessService, CatalogService, IngestService, OperationsService, PublishService,
+    AccessService, AuditService, CatalogService, IngestService, OperationsService, PublishService,
     QualityService, QueryService, Services,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};

@@ -72,7 +72,7 @@ pub struct Mesh {
     /// The key masked values are hashed with, shared by every instance through the store.
     mask_key: Arc<[u8]>,
     /// Every query, written in groups off the response path (see `query_log.rs`).
-    query_log: Arc<crate::query_log::QueryLog>,
+    pub(crate) query_log: Arc<crate::query_log::QueryLog>,
 }
 
 impl Mesh {
@@ -84,7 +84,7 @@ impl Mesh {
                 config.data_dir.display()
             ))
         })?;
-        let catalog = Catalog::connect(&config.metadata_url()).await?;
+        let catalog = Catalog::connect(&config.metadata_url(), &config.audit_files()).await?;
         let storage = Arc::new(Storage::new(
             &config.storage_url(),
             config.storage_options.clone(),
@@ -788,16 +788,19 @@ impl IngestService for Mesh {
             check_run,
         };
         self.catalog
-            .record_batch(&BatchRecord {
-                domain: record.domain.clone(),
-                product: record.product.clone(),
-                dataset: record.name.clone(),
-                batch_id,
-                accepted: report.accepted,
-                quarantined: report.quarantined,
-                table_version,
-                committed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            })
+            .record_batch(
+                &BatchRecord {
+                    domain: record.domain.clone(),
+                    product: record.product.clone(),
+                    dataset: record.name.clone(),
+                    batch_id,
+                    accepted: report.accepted,
+                    quarantined: report.quarantined,
+                    table_version,
+                    committed_at: tessera_catalog::store_time(now),
+                },
+                &cx.principal.to_string(),
+            )
             .await?;
         Ok(report)
     }

@@ -1,14 +1,15 @@
-//! The query log: every query from every front end, kept off the response path. A finished
-//! query's entry goes into a bounded channel; a background task writes what has gathered in
-//! one transaction every [`FLUSH_EVERY`] (or sooner when [`GROUP`] entries wait), and writes
-//! the rest when the mesh closes (graceful shutdown). A crash loses at most the last
+//! The query log: every query from every front end, kept off the response path, and with it the
+//! audit entries of queries and of denied access decisions. A finished query's entry (or a
+//! denial) goes into a bounded channel; a background task writes what has gathered in one
+//! transaction every [`FLUSH_EVERY`] (or sooner when [`GROUP`] entries wait), and writes the
+//! rest when the mesh closes (graceful shutdown). A crash loses at most the last
 //! [`FLUSH_EVERY`] of entries; if the store is down or the channel full, entries are dropped
 //! and counted in the log (`tracing` warnings), never waited for.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tessera_catalog::{Catalog, QueryRecord};
+use tessera_catalog::{AuditEvent, Catalog, QueryRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -21,8 +22,14 @@ const GROUP: usize = 500;
 /// How many entries may wait to be written before new ones are dropped.
 const CAPACITY: usize = 20_000;
 
+/// What the writer stores: a query (with its audit entry), or a denied decision's audit entry.
+enum Activity {
+    Query(QueryRecord),
+    Denied(AuditEvent),
+}
+
 pub(crate) struct QueryLog {
-    sender: Mutex<Option<mpsc::Sender<QueryRecord>>>,
+    sender: Mutex<Option<mpsc::Sender<Activity>>>,
     writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -37,8 +44,31 @@ impl QueryLog {
         }
     }
 
-    /// Queues an entry; never waits.
+    /// Queues a query's entry; never waits. A query an access policy refused is also the
+    /// audit entry of that denied decision (reading the datasets it named).
     pub(crate) fn record(&self, entry: QueryRecord) {
+        if entry.status == "denied" {
+            self.queue(Activity::Denied(AuditEvent::new(
+                entry.principal.clone(),
+                "access.denied",
+                entry.datasets.join(","),
+                serde_json::json!({
+                    "action": "read",
+                    "query_id": entry.query_id,
+                    "request_id": entry.request_id,
+                    "front_end": entry.front_end,
+                }),
+            )));
+        }
+        self.queue(Activity::Query(entry));
+    }
+
+    /// Queues the audit entry of a denied access decision; never waits.
+    pub(crate) fn record_denial(&self, event: AuditEvent) {
+        self.queue(Activity::Denied(event));
+    }
+
+    fn queue(&self, entry: Activity) {
         let sender = self.sender.lock().expect("query log sender").clone();
         match sender {
             Some(sender) => {
@@ -59,7 +89,7 @@ impl QueryLog {
     }
 }
 
-async fn write_groups(catalog: Catalog, mut receiver: mpsc::Receiver<QueryRecord>) {
+async fn write_groups(catalog: Catalog, mut receiver: mpsc::Receiver<Activity>) {
     let mut group = Vec::with_capacity(GROUP);
     loop {
         // Wait for the first entry, then gather what comes within FLUSH_EVERY.
@@ -79,14 +109,20 @@ async fn write_groups(catalog: Catalog, mut receiver: mpsc::Receiver<QueryRecord
     write(&catalog, &mut group).await;
 }
 
-async fn write(catalog: &Catalog, group: &mut Vec<QueryRecord>) {
+async fn write(catalog: &Catalog, group: &mut Vec<Activity>) {
     if group.is_empty() {
         return;
     }
-    if let Err(e) = catalog.record_queries(group).await {
-        tracing::warn!(error = %e, entries = group.len(), "query log entries lost: the metadata store refused them");
+    let (mut queries, mut denials) = (Vec::new(), Vec::new());
+    for entry in group.drain(..) {
+        match entry {
+            Activity::Query(q) => queries.push(q),
+            Activity::Denied(d) => denials.push(d),
+        }
     }
-    group.clear();
+    if let Err(e) = catalog.record_activity(&queries, &denials).await {
+        tracing::warn!(error = %e, queries = queries.len(), denials = denials.len(), "query log and audit entries lost: the metadata store refused them");
+    }
 }
 
 /// A query's entry as known before it runs; [`Pending::with`] completes it with its report.
@@ -102,7 +138,7 @@ pub(crate) fn entry_for(cx: &tessera_core::RequestContext, sql: &str) -> Pending
         sql: sql.to_string(),
         datasets: Vec::new(),
         products: Vec::new(),
-        started_at: crate::governance::store_time(chrono::Utc::now()),
+        started_at: tessera_catalog::store_time(chrono::Utc::now()),
         wall_ms: 0.0,
         cpu_ms: 0.0,
         rows_returned: 0,

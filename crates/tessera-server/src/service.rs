@@ -185,6 +185,20 @@ pub trait AccessService: Send + Sync {
     async fn explain(&self, cx: &RequestContext, request: &ExplainRequest) -> Result<ExplainView>;
 }
 
+/// The hash-chained audit log (admins only).
+#[async_trait]
+pub trait AuditService: Send + Sync {
+    /// Entries after `after`, oldest first, at most `limit`; without `after`, the newest.
+    async fn audit_entries(
+        &self,
+        cx: &RequestContext,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<AuditPage>;
+    /// Walks the whole chain: the first edited, forged, removed or cut-off entry, or OK.
+    async fn verify_audit(&self, cx: &RequestContext) -> Result<AuditVerificationView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -194,6 +208,7 @@ pub trait Services:
     + QueryService
     + QualityService
     + AccessService
+    + AuditService
 {
 }
 
@@ -205,5 +220,6 @@ impl<T> Services for T where
         + QueryService
         + QualityService
         + AccessService
+        + AuditService
 {
 }

@@ -574,3 +574,51 @@ pub struct QueryLogView {
     pub error_class: Option<String>,
     pub error: Option<String>,
 }
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryView {
+    pub seq: i64,
+    pub at: String,
+    /// Who did it: `user ada`, `system:demo`.
+    pub actor: String,
+    /// `apply`, `contract.version`, `ingest`, `token.create`, `token.revoke`, `grant.create`,
+    /// `grant.revoke`, `policy.put`, `policy.delete`, `access_request.create`,
+    /// `access_request.approve`, `access_request.deny`, `access.denied` or `query`.
+    pub action: String,
+    /// What it was done to: a product, a dataset, a token, grant, request or query id.
+    pub subject: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// The SHA-256 of the entry (over the previous entry's hash too).
+    pub hash: String,
+}
+
+/// A page of the audit log (`GET /api/v1/audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// What `GET /api/v1/audit/verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerificationView {
+    /// The chain is whole and every entry authentic.
+    pub ok: bool,
+    /// Entries verified (up to the first problem).
+    pub entries: i64,
+    /// The newest entry the chain head kept outside the store names.
+    pub head_seq: Option<i64>,
+    pub problem: Option<AuditProblemView>,
+}
+
+/// The first entry found edited, forged, removed or cut off.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditProblemView {
+    pub seq: i64,
+    /// `edited`, `forged`, `removed`, `truncated`, `head_mismatch` or `head_missing`.
+    pub kind: String,
+    pub message: String,
+}

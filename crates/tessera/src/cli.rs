@@ -173,6 +173,31 @@ pub enum Command {
         #[command(subcommand)]
         action: AccessAction,
     },
+    /// The hash-chained audit log of every change, denied decision and query (admins).
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk the whole chain: OK with the count, or the first edited, forged, removed or cut-off
+    /// entry (and exit status 1).
+    Verify,
+    /// Page through the log, oldest first: the newest entries, or those after --after.
+    Show {
+        /// Entries after this sequence number (the next page's is printed at the end).
+        #[arg(long)]
+        after: Option<i64>,
+        /// How many entries (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -397,6 +422,9 @@ pub struct ServeArgs {
     /// Metadata store: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB. Default: SQLite in --data-dir.
     #[arg(long, env = "TESSERA_METADATA")]
     pub metadata: Option<String>,
+    /// The audit log's key, kept outside the metadata store (made on a new mesh's first start). Instances sharing one store need the same key. Default: --data-dir/audit.key.
+    #[arg(long, env = "TESSERA_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
     /// Root of the Delta tables: a directory or an object store URL (s3://bucket/prefix). Default: --data-dir/tables.
     #[arg(long, env = "TESSERA_STORAGE")]
     pub storage: Option<String>,

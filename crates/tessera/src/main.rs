@@ -132,5 +132,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Access { action, client } => {
             commands::access::access(&Client::connect(&client)?, action).await
         }
+        Command::Audit { action, client } => {
+            commands::audit::audit(&Client::connect(&client)?, action).await
+        }
     }
 }

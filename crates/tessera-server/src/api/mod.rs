@@ -112,6 +112,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "quality", description = "Contract checks, their history and quality scores"),
         (name = "operations", description = "Health and API description"),
         (name = "access", description = "API tokens, who a request runs as, grants, policies and decisions"),
+        (name = "audit", description = "The hash-chained audit log of every change, denied decision and query"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -138,6 +139,8 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(apply))
         .routes(routes!(query))
         .routes(routes!(list_queries))
+        .routes(routes!(list_audit))
+        .routes(routes!(verify_audit))
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(whoami))
@@ -873,6 +876,41 @@ async fn list_queries(
 ) -> ApiResult<Json<Vec<QueryLogView>>> {
     let Query(params) = params.map_err(ApiError::from_query_rejection)?;
     Ok(Json(s.services.queries(&cx, params.limit()).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditParams {
+    /// Entries after this sequence number, oldest first; without it, the newest entries.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// How many entries (default 50, at most 1000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "A page of the audit log, oldest first", body = AuditPage),
+              (status = 400, description = "A negative `after`", body = ErrorBody)))]
+async fn list_audit(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<AuditPage>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let limit = params.limit.unwrap_or(50);
+    Ok(Json(
+        s.services.audit_entries(&cx, params.after, limit).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, description = "Whether the chain is whole and authentic, or the first entry found edited, forged, removed or cut off", body = AuditVerificationView)))]
+async fn verify_audit(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<AuditVerificationView>> {
+    Ok(Json(s.services.verify_audit(&cx).await?))
 }
 
 /// The bearer token scheme every operation but `/health` requires.

@@ -230,7 +230,7 @@ async fn a_revoked_token_is_refused_from_then_on(store: Store) {
 async fn tokens_are_stored_as_hashes_only(store: Store) {
     let server = TestServer::start(store, Tables::Local).await;
     let ada = server.token_for("ada", &[], &[]).await;
-    let stored = stored_rows(
+    let stored: Vec<(String, String)> = stored_rows(
         &server.config.metadata_url(),
         "SELECT token_id, secret_sha256 FROM api_tokens ORDER BY created_at, token_id",
     )

@@ -845,6 +845,8 @@ async fn the_openapi_document_is_true_to_the_server() {
             "DELETE /api/v1/tokens/{token_id}",
             "GET /api/v1/access-requests",
             "GET /api/v1/access/explain",
+            "GET /api/v1/audit",
+            "GET /api/v1/audit/verify",
             "GET /api/v1/contracts",
             "GET /api/v1/contracts/{domain}/{id}",
             "GET /api/v1/contracts/{domain}/{id}/versions/{version}",

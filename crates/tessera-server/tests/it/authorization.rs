@@ -15,44 +15,8 @@ on_both_stores!(
     access_is_requested_decided_by_the_owner_team_and_ends_by_itself,
     personal_data_is_masked_for_readers_without_read_pii,
     a_row_filtered_grant_shows_only_the_rows_it_keeps,
+    a_row_filtered_reader_sees_check_results_without_failed_rows,
 );
-
-/// Status and body of `GET path` as `token`.
-async fn get_as(server: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    let r = server
-        .client(Some(token))
-        .get(format!("{}{path}", server.url))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn query_as(server: &TestServer, token: &str, sql: &str) -> (u16, Value) {
-    server
-        .post_json_as(Some(token), "/api/v1/query", &json!({ "sql": sql }))
-        .await
-}
-
-async fn apply_as(
-    server: &TestServer,
-    token: &str,
-    files: &[(&str, &str)],
-    dry_run: bool,
-) -> (u16, Value) {
-    let files: Vec<Value> = files
-        .iter()
-        .map(|(name, content)| json!({"name": name, "content": content}))
-        .collect();
-    server
-        .post_json_as(
-            Some(token),
-            "/api/v1/apply",
-            &json!({"files": files, "dry_run": dry_run}),
-        )
-        .await
-}
 
 fn forbidden(status: u16, body: &Value, says: &str) {
     assert_eq!(status, 403, "{body}");
@@ -90,15 +54,15 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
     assert_eq!(ingest(&ada).await.unwrap().status().as_u16(), 201);
 
     // Everyone discovers the product and its datasets.
-    let (status, products) = get_as(&server, &eve, "/api/v1/products").await;
+    let (status, products) = server.get_as(&eve, "/api/v1/products").await;
     assert_eq!(status, 200);
     assert_eq!(products.as_array().unwrap().len(), 1, "{products}");
-    let (status, described) = query_as(&server, &eve, "DESCRIBE shop.orders.orders").await;
+    let (status, described) = server.query_as(&eve, "DESCRIBE shop.orders.orders").await;
     assert_eq!(status, 200, "{described}");
 
     // Reading needs the owner team or a grant; the refusal names who, what and how to ask.
     let count = "SELECT count(*) AS n FROM shop.orders.orders";
-    let (status, body) = query_as(&server, &ada, count).await;
+    let (status, body) = server.query_as(&ada, count).await;
     assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
     for sql in [
         count,
@@ -107,7 +71,7 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
         "SELECT count(*) FROM shop.orders.orders_quarantine",
         "EXPLAIN SELECT * FROM shop.orders.orders",
     ] {
-        let (status, body) = query_as(&server, &bob, sql).await;
+        let (status, body) = server.query_as(&bob, sql).await;
         forbidden(status, &body, "user bob may not read dataset shop.orders.");
         assert!(
             body["error"]["message"]
@@ -137,9 +101,9 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
     assert_eq!(status, 201, "{grant}");
     assert!(grant["expires_at"].is_string(), "{grant}");
     assert_eq!(grant["created_by"], "user ada");
-    let (status, body) = query_as(&server, &bob, count).await;
+    let (status, body) = server.query_as(&bob, count).await;
     assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
-    let (status, body) = query_as(&server, &eve, count).await;
+    let (status, body) = server.query_as(&eve, count).await;
     forbidden(
         status,
         &body,
@@ -150,7 +114,9 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
     assert_eq!(refused.status().as_u16(), 403);
 
     // Grants are listed per product: its declared consumers.
-    let (status, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    let (status, grants) = server
+        .get_as(&eve, "/api/v1/grants?product=shop.orders")
+        .await;
     assert_eq!(status, 200);
     let grantees: Vec<&str> = grants
         .as_array()
@@ -159,7 +125,9 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
         .map(|g| g["grantee"].as_str().unwrap())
         .collect();
     assert_eq!(grantees, ["group:analysts"]);
-    let (status, body) = get_as(&server, &eve, "/api/v1/grants?product=shop.nothing").await;
+    let (status, body) = server
+        .get_as(&eve, "/api/v1/grants?product=shop.nothing")
+        .await;
     assert_eq!(status, 404, "{body}");
     for bad in [
         json!({"product": "shop.orders", "grantee": "analysts"}),
@@ -181,7 +149,7 @@ async fn owners_read_and_ingest_grantees_read_everyone_else_is_refused_by_name(s
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let (status, body) = query_as(&server, &bob, count).await;
+    let (status, body) = server.query_as(&bob, count).await;
     forbidden(
         status,
         &body,
@@ -214,15 +182,15 @@ async fn publishing_needs_the_owner_team_or_an_admin(store: Store) {
     let ada = server.token_for("ada", &[], &["shop team"]).await;
     let eve = server.token_for("eve", &[], &[]).await;
     // A new domain is made by admins only.
-    let (status, body) = apply_as(&server, &ada, &shop_folder(), false).await;
+    let (status, body) = server.apply_as(&ada, &shop_folder(), false).await;
     forbidden(status, &body, "user ada may not publish domain shop");
     let (status, body) = server.apply(&shop_folder(), false).await;
     assert_eq!(status, 200, "{body}");
     // The owner team publishes its product again (a plan, or for real); others may not even
     // ask for the plan.
-    let (status, body) = apply_as(&server, &ada, &shop_folder(), true).await;
+    let (status, body) = server.apply_as(&ada, &shop_folder(), true).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = apply_as(&server, &eve, &shop_folder(), true).await;
+    let (status, body) = server.apply_as(&eve, &shop_folder(), true).await;
     forbidden(
         status,
         &body,
@@ -230,19 +198,19 @@ async fn publishing_needs_the_owner_team_or_an_admin(store: Store) {
     );
     // A team that owns a product in a domain publishes new products there.
     let returns = returns_folder("shop team");
-    let (status, body) = apply_as(&server, &eve, &borrowed(&returns), false).await;
+    let (status, body) = server.apply_as(&eve, &borrowed(&returns), false).await;
     forbidden(status, &body, "user eve may not publish domain shop");
     // The owner it names must be the publisher's: its rules run with that team's rights.
     let theirs = returns_folder("finance team");
-    let (status, body) = apply_as(&server, &ada, &borrowed(&theirs), false).await;
+    let (status, body) = server.apply_as(&ada, &borrowed(&theirs), false).await;
     forbidden(
         status,
         &body,
         "user ada may not make team \"finance team\" the owner of product shop.returns",
     );
-    let (status, body) = apply_as(&server, &ada, &borrowed(&returns), false).await;
+    let (status, body) = server.apply_as(&ada, &borrowed(&returns), false).await;
     assert_eq!(status, 200, "{body}");
-    let (_, products) = get_as(&server, &eve, "/api/v1/products?domain=shop").await;
+    let (_, products) = server.get_as(&eve, "/api/v1/products?domain=shop").await;
     assert_eq!(products.as_array().unwrap().len(), 2, "{products}");
 }
 
@@ -263,7 +231,7 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
             format!("/api/v1/access/explain?user={user}&action={action}&resource={resource}");
         let token = token.to_string();
         let server = &server;
-        async move { get_as(server, &token, &path).await }
+        async move { server.get_as(&token, &path).await }
     };
 
     // By default bob discovers shop but may not read it; ada reads as the owner team.
@@ -303,21 +271,23 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let (_, products) = get_as(&server, &bob, "/api/v1/products").await;
+    let (_, products) = server.get_as(&bob, "/api/v1/products").await;
     assert_eq!(products, json!([]));
-    let (status, _) = get_as(&server, &bob, "/api/v1/products/shop/orders").await;
+    let (status, _) = server.get_as(&bob, "/api/v1/products/shop/orders").await;
     assert_eq!(status, 404);
-    let (status, body) = query_as(&server, &bob, "SELECT * FROM shop.orders.orders").await;
+    let (status, body) = server
+        .query_as(&bob, "SELECT * FROM shop.orders.orders")
+        .await;
     assert_eq!(
         status, 400,
         "an undiscoverable dataset is not there: {body}"
     );
-    let (_, tables) = query_as(
-        &server,
-        &bob,
-        "SELECT count(*) AS n FROM information_schema.tables WHERE table_catalog = 'shop'",
-    )
-    .await;
+    let (_, tables) = server
+        .query_as(
+            &bob,
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_catalog = 'shop'",
+        )
+        .await;
     assert_eq!(tables["rows"][0]["n"], 0, "{tables}");
     let (status, _) = explain(&bob, "bob", "discover", "shop.orders").await;
     assert_eq!(status, 404, "hidden from bob, as if it did not exist");
@@ -334,7 +304,9 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
         )
         .await;
     assert_eq!(status, 201);
-    let (status, body) = query_as(&server, &bob, "SELECT * FROM shop.orders.orders").await;
+    let (status, body) = server
+        .query_as(&bob, "SELECT * FROM shop.orders.orders")
+        .await;
     assert_eq!(status, 400, "{body}");
 
     // Text that is not Cedar is refused and changes nothing; bad questions are 400s.
@@ -354,7 +326,7 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
     assert_eq!(status, 400);
     let (status, _) = explain(&server.admin_token, "nobody", "read", "shop").await;
     assert_eq!(status, 404);
-    let (_, policies) = get_as(&server, &server.admin_token, "/api/v1/policies").await;
+    let (_, policies) = server.get_as(&server.admin_token, "/api/v1/policies").await;
     assert_eq!(policies.as_array().unwrap().len(), 1, "{policies}");
 
     // Removed, the defaults decide again: bob's grant lets him read.
@@ -368,7 +340,9 @@ async fn admins_policies_decide_on_top_of_the_defaults_and_explain_names_them(st
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let (status, body) = query_as(&server, &bob, "SELECT count(*) FROM shop.orders.orders").await;
+    let (status, body) = server
+        .query_as(&bob, "SELECT count(*) FROM shop.orders.orders")
+        .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -476,7 +450,7 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
     let id = request["request_id"].as_str().unwrap().to_string();
     // The requester and the owner team see it; nobody else does.
     for (token, seen) in [(&bob, 1), (&ada, 1), (&eve, 0)] {
-        let (_, listed) = get_as(&server, token, "/api/v1/access-requests").await;
+        let (_, listed) = server.get_as(token, "/api/v1/access-requests").await;
         assert_eq!(listed.as_array().unwrap().len(), seen, "{listed}");
     }
     let approve = format!("/api/v1/access-requests/{id}/approve");
@@ -488,7 +462,7 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
         &body,
         "user bob may not approve product shop.orders",
     );
-    let (status, body) = query_as(&server, &bob, count).await;
+    let (status, body) = server.query_as(&bob, count).await;
     assert_eq!(status, 403, "pending is not granted: {body}");
 
     // Approved by the owner team: a grant for bob that ends after the days asked for.
@@ -500,12 +474,14 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
         chrono::DateTime::parse_from_rfc3339(approved["expires_at"].as_str().unwrap()).unwrap();
     let days = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((7 * 24 - 1..=7 * 24).contains(&days), "{approved}");
-    let (status, body) = query_as(&server, &bob, count).await;
+    let (status, body) = server.query_as(&bob, count).await;
     assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(4)), "{body}");
     let (status, _) = post_as(&ada, approve, json!({})).await;
     assert_eq!(status, 409, "decided once");
     // The grant is one of the product's declared consumers, tied to the request.
-    let (_, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    let (_, grants) = server
+        .get_as(&eve, "/api/v1/grants?product=shop.orders")
+        .await;
     assert_eq!(grants[0]["grantee"], "user:bob", "{grants}");
     assert_eq!(grants[0]["access_request"], id.as_str());
 
@@ -525,12 +501,12 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
     assert_eq!(status, 400);
     let (status, denied) = post_as(&ada, deny, json!({"reason": "no purpose given"})).await;
     assert_eq!(status, 200, "{denied}");
-    let (_, mine) = get_as(&server, &eve, "/api/v1/access-requests").await;
+    let (_, mine) = server.get_as(&eve, "/api/v1/access-requests").await;
     assert_eq!(
         (&mine[0]["state"], &mine[0]["reason"]),
         (&json!("denied"), &json!("no purpose given"))
     );
-    let (status, _) = query_as(&server, &eve, count).await;
+    let (status, _) = server.query_as(&eve, count).await;
     assert_eq!(status, 403);
     for bad in [
         json!({"product": "shop.orders", "purpose": ""}),
@@ -556,15 +532,17 @@ async fn access_is_requested_decided_by_the_owner_team_and_ends_by_itself(store:
         "UPDATE generations SET value = value + 1 WHERE name = 'access'",
     )
     .await;
-    get_as(&server, &bob, "/api/v1/whoami").await;
+    server.get_as(&bob, "/api/v1/whoami").await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let (status, body) = query_as(&server, &bob, count).await;
+    let (status, body) = server.query_as(&bob, count).await;
     forbidden(
         status,
         &body,
         "user bob may not read dataset shop.orders.orders",
     );
-    let (_, grants) = get_as(&server, &eve, "/api/v1/grants?product=shop.orders").await;
+    let (_, grants) = server
+        .get_as(&eve, "/api/v1/grants?product=shop.orders")
+        .await;
     assert_eq!(grants, json!([]), "an ended grant is no consumer");
 }
 
@@ -644,7 +622,7 @@ async fn personal_data_is_masked_for_readers_without_read_pii(store: Store) {
     let rows = |token: String, sql: &'static str| {
         let server = &server;
         async move {
-            let (status, body) = query_as(server, &token, sql).await;
+            let (status, body) = server.query_as(&token, sql).await;
             assert_eq!(status, 200, "{sql}: {body}");
             body["rows"].as_array().unwrap().clone()
         }
@@ -703,12 +681,9 @@ async fn personal_data_is_masked_for_readers_without_read_pii(store: Store) {
         !extremes[0].to_string().contains("example.com"),
         "{extremes:?}"
     );
-    let (status, body) = query_as(
-        &server,
-        &bob,
-        "SELECT CAST(email AS INT) FROM crm.people.contacts",
-    )
-    .await;
+    let (status, body) = server
+        .query_as(&bob, "SELECT CAST(email AS INT) FROM crm.people.contacts")
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(!body.to_string().contains("example.com"), "{body}");
     // The quarantine masks the refused value and the reason that quotes it.
@@ -743,23 +718,17 @@ async fn personal_data_is_masked_for_readers_without_read_pii(store: Store) {
         "{owner_sees:?}"
     );
     // EXPLAIN would show the masks: refused for whoever reads the dataset masked.
-    let (status, body) = query_as(
-        &server,
-        &bob,
-        "EXPLAIN SELECT email FROM crm.people.contacts",
-    )
-    .await;
+    let (status, body) = server
+        .query_as(&bob, "EXPLAIN SELECT email FROM crm.people.contacts")
+        .await;
     forbidden(
         status,
         &body,
         "user bob reads dataset crm.people.contacts masked",
     );
-    let (status, _) = query_as(
-        &server,
-        &owner,
-        "EXPLAIN SELECT email FROM crm.people.contacts",
-    )
-    .await;
+    let (status, _) = server
+        .query_as(&owner, "EXPLAIN SELECT email FROM crm.people.contacts")
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -814,12 +783,12 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
     let ids = |token: String| {
         let server = &server;
         async move {
-            let (status, body) = query_as(
-                server,
-                &token,
-                "SELECT contact_id, email FROM crm.people.contacts ORDER BY contact_id",
-            )
-            .await;
+            let (status, body) = server
+                .query_as(
+                    &token,
+                    "SELECT contact_id, email FROM crm.people.contacts ORDER BY contact_id",
+                )
+                .await;
             assert_eq!(status, 200, "{body}");
             body["rows"]
                 .as_array()
@@ -833,52 +802,53 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
     assert_eq!(ids(owner.clone()).await, [1, 2, 3]);
     // Aggregates see the same rows; the quarantine is not read through a filtered grant;
     // EXPLAIN would show the filter.
-    let (_, body) = query_as(
-        &server,
-        &bob,
-        "SELECT count(*) AS n, count(DISTINCT email) AS d FROM crm.people.contacts",
-    )
-    .await;
+    let (_, body) = server
+        .query_as(
+            &bob,
+            "SELECT count(*) AS n, count(DISTINCT email) AS d FROM crm.people.contacts",
+        )
+        .await;
     assert_eq!(
         (&body["rows"][0]["n"], &body["rows"][0]["d"]),
         (&json!(2), &json!(1)),
         "{body}"
     );
-    let (status, body) = query_as(
-        &server,
-        &bob,
-        "SELECT * FROM crm.people.contacts_quarantine",
-    )
-    .await;
+    let (status, body) = server
+        .query_as(&bob, "SELECT * FROM crm.people.contacts_quarantine")
+        .await;
     forbidden(
         status,
         &body,
         "user bob may not read dataset crm.people.contacts_quarantine",
     );
-    let (status, body) = query_as(&server, &bob, "EXPLAIN SELECT * FROM crm.people.contacts").await;
+    let (status, body) = server
+        .query_as(&bob, "EXPLAIN SELECT * FROM crm.people.contacts")
+        .await;
     forbidden(status, &body, "masked or row-filtered");
     // The query's own predicates see only the rows the filter keeps: an error never quotes a
     // hidden row.
-    let (status, body) = query_as(
-        &server,
-        &bob,
-        "SELECT count(*) FROM crm.people.contacts WHERE CAST(city AS INT) = 1",
-    )
-    .await;
+    let (status, body) = server
+        .query_as(
+            &bob,
+            "SELECT count(*) FROM crm.people.contacts WHERE CAST(city AS INT) = 1",
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     let text = body.to_string();
     assert!(!text.contains("Leeds") && !text.contains("York"), "{text}");
-    let (_, d) = get_as(
-        &server,
-        &bob,
-        "/api/v1/access/explain?user=bob&action=read&resource=crm.people.contacts",
-    )
-    .await;
+    let (_, d) = server
+        .get_as(
+            &bob,
+            "/api/v1/access/explain?user=bob&action=read&resource=crm.people.contacts",
+        )
+        .await;
     assert_eq!(d["policies"], json!(["granted-read-filtered"]), "{d}");
     // A filter is for its grantee and the managers to see; the files' address for readers of
     // every row.
     let zed = server.token_for("zed", &[], &[]).await;
-    let (_, theirs) = get_as(&server, &zed, "/api/v1/grants?product=crm.people").await;
+    let (_, theirs) = server
+        .get_as(&zed, "/api/v1/grants?product=crm.people")
+        .await;
     assert!(
         theirs[0]["row_filter"]
             .as_str()
@@ -886,9 +856,13 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
             .starts_with("(shown to"),
         "{theirs}"
     );
-    let (_, mine) = get_as(&server, &bob, "/api/v1/grants?product=crm.people").await;
+    let (_, mine) = server
+        .get_as(&bob, "/api/v1/grants?product=crm.people")
+        .await;
     assert_eq!(mine[0]["row_filter"], "city = 'London'");
-    let (_, dataset) = get_as(&server, &bob, "/api/v1/datasets/crm/people/contacts").await;
+    let (_, dataset) = server
+        .get_as(&bob, "/api/v1/datasets/crm/people/contacts")
+        .await;
     assert!(
         dataset["table_url"]
             .as_str()
@@ -896,7 +870,9 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
             .starts_with("(shown to"),
         "{dataset}"
     );
-    let (_, dataset) = get_as(&server, &owner, "/api/v1/datasets/crm/people/contacts").await;
+    let (_, dataset) = server
+        .get_as(&owner, "/api/v1/datasets/crm/people/contacts")
+        .await;
     assert!(
         dataset["table_url"]
             .as_str()
@@ -915,12 +891,12 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
         .await;
     assert_eq!(status, 201, "{grant}");
     assert_eq!(ids(bob.clone()).await, [1, 2, 3]);
-    let (status, body) = query_as(
-        &server,
-        &bob,
-        "SELECT count(*) AS n FROM crm.people.contacts WHERE city = 'Leeds'",
-    )
-    .await;
+    let (status, body) = server
+        .query_as(
+            &bob,
+            "SELECT count(*) AS n FROM crm.people.contacts WHERE city = 'Leeds'",
+        )
+        .await;
     assert_eq!((status, &body["rows"][0]["n"]), (200, &json!(1)));
     let id = grant["grant_id"].as_str().unwrap();
     server
@@ -936,18 +912,74 @@ async fn a_row_filtered_grant_shows_only_the_rows_it_keeps(store: Store) {
             &json!({"product": "crm.people", "grantee": "user:bob"}),
         )
         .await;
-    let (status, _) = query_as(
-        &server,
-        &bob,
-        "SELECT * FROM crm.people.contacts_quarantine",
-    )
-    .await;
+    let (status, _) = server
+        .query_as(&bob, "SELECT * FROM crm.people.contacts_quarantine")
+        .await;
     assert_eq!(status, 200);
-    let (_, body) = query_as(
-        &server,
-        &bob,
-        "SELECT count(*) AS n FROM crm.people.contacts",
-    )
-    .await;
+    let (_, body) = server
+        .query_as(&bob, "SELECT count(*) AS n FROM crm.people.contacts")
+        .await;
     assert_eq!(body["rows"][0]["n"], 3, "{body}");
+}
+
+/// Failed-row samples are taken as the owner team, so a reader whose grant hides rows gets the
+/// checks' results without them (they could show the hidden rows).
+async fn a_row_filtered_reader_sees_check_results_without_failed_rows(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    let contract = CONTACTS_CONTRACT.replace(
+        "      - name: city\n        logicalType: string\n",
+        "      - name: city\n        logicalType: string\n        quality:\n          - metric: invalidValues\n            arguments:\n              validValues: [London]\n            mustBe: 0\n            severity: warning\n",
+    );
+    assert_ne!(contract, CONTACTS_CONTRACT);
+    let (status, body) = server
+        .apply(
+            &[
+                ("crm/product.odps.yaml", CONTACTS_PRODUCT),
+                ("crm/contacts.odcs.yaml", &contract),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .ingest("crm.people.contacts", "", "text/csv", CONTACTS_CSV)
+        .await;
+    let owner = server.token_for("cora", &[], &["crm team"]).await;
+    let bob = server.token_for("bob", &[], &[]).await;
+    let (status, grant) = server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "crm.people", "grantee": "user:bob", "row_filter": "city = 'London'"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let path = "/api/v1/datasets/crm/people/contacts/checks";
+    let (status, _) = server.post_json_as(Some(&owner), path, &json!({})).await;
+    assert_eq!(status, 200);
+    // The failing rows of the invalid-values check, as each reader is shown them.
+    let samples = |token: String| {
+        let server = &server;
+        async move {
+            let (status, runs) = server.get_as(&token, path).await;
+            assert_eq!(status, 200, "{runs}");
+            let check = runs[0]["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["field"] == "city" && c["result"] == "warning")
+                .unwrap_or_else(|| panic!("no warning on city: {runs}"))
+                .clone();
+            check["samples"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let owners = samples(owner.clone()).await;
+    assert!(
+        owners.iter().any(|row| row.to_string().contains("Leeds")),
+        "{owners:?}"
+    );
+    assert_eq!(samples(bob.clone()).await, Vec::<Value>::new());
+    // The same when bob runs the checks himself.
+    let (status, report) = server.post_json_as(Some(&bob), path, &json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(!report.to_string().contains("Leeds"), "{report}");
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod audit;
 mod authorization;
 mod hardening;
 mod openapi;

@@ -178,15 +178,9 @@ impl TestServer {
         body["token"].as_str().unwrap().to_string()
     }
 
+    /// Status and body of `GET path` as the admin.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.get_as(&self.admin_token, path).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -203,15 +197,49 @@ impl TestServer {
         post_json_with(&self.client(token), &self.url, path, body).await
     }
 
-    /// Applies a folder given as (file name, content) pairs.
+    /// Applies a folder given as (file name, content) pairs, as the admin.
     pub async fn apply(&self, files: &[(&str, &str)], dry_run: bool) -> (u16, Value) {
+        let admin = self.admin_token.clone();
+        self.apply_as(&admin, files, dry_run).await
+    }
+
+    /// Applies a folder as `token`.
+    pub async fn apply_as(
+        &self,
+        token: &str,
+        files: &[(&str, &str)],
+        dry_run: bool,
+    ) -> (u16, Value) {
         let files: Vec<Value> = files
             .iter()
             .map(|(name, content)| serde_json::json!({"name": name, "content": content}))
             .collect();
-        self.post_json(
+        self.post_json_as(
+            Some(token),
             "/api/v1/apply",
             &serde_json::json!({"files": files, "dry_run": dry_run}),
+        )
+        .await
+    }
+
+    /// Status and body of `GET path` as `token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .client(Some(token))
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Status and body of one query as `token`.
+    pub async fn query_as(&self, token: &str, sql: &str) -> (u16, Value) {
+        self.post_json_as(
+            Some(token),
+            "/api/v1/query",
+            &serde_json::json!({ "sql": sql }),
         )
         .await
     }
@@ -397,8 +425,15 @@ pub const ORDERS_CSV: &str = "order_id,customer_id,amount,status,placed_at
 seven,U00000005,3,lost,2026-01-07T16:00:00Z
 ";
 
-/// Two text columns of every row of `sql`, read straight from the metadata store.
-pub async fn stored_rows(url: &str, sql: &str) -> Vec<(String, String)> {
+/// Every row of `sql` (two text columns unless asked otherwise), read straight from the
+/// metadata store.
+pub async fn stored_rows<T>(url: &str, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
     use sqlx::Connection;
     let sql = sqlx::AssertSqlSafe(sql.to_string());
     if url.starts_with("postgres") {

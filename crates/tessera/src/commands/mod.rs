@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod audit;
 pub mod catalog;
 pub mod check;
 pub mod diff;

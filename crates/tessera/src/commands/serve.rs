@@ -11,6 +11,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     let mut config = ServerConfig::new(&args.data_dir, args.http);
     config.metadata_url = args.metadata.clone();
     config.storage_url = args.storage.clone();
+    config.audit_key_file = args.audit_key_file.clone();
     config.storage_options = args.storage_options.iter().cloned().collect();
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
