@@ -4,6 +4,7 @@ bench/RESULTS.md (newest first)."""
 import atexit
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,3 +62,23 @@ def scratch_dir(prefix):
     path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+def start_server(binary, data_dir, *extra):
+    """`tessera serve` on a free port over `data_dir` (a new mesh): returns the process, its URL
+    and the admin token its first start prints (kept in `data_dir/credentials`, not the user's)."""
+    server = subprocess.Popen(
+        [binary, "serve", "--data-dir", str(data_dir), "--http", "127.0.0.1:0",
+         "--credentials", str(pathlib.Path(data_dir) / "credentials"), *extra],
+        stdout=subprocess.PIPE, text=True,
+    )
+    token = None
+    for line in server.stdout:
+        if m := re.search(r"(tsr_\S+)", line):
+            token = m.group(1)
+        if m := re.search(r"listening on (\S+)", line):
+            if token is None:
+                server.terminate()
+                raise SystemExit(f"{data_dir} is not a new mesh: its admin token is not printed again")
+            return server, m.group(1), token
+    raise SystemExit("the server stopped before it listened")

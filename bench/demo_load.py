@@ -25,7 +25,7 @@ import urllib.request
 import duckdb
 import duckdb_extension_delta
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, write_section
+from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, start_server, write_section
 
 
 
@@ -79,19 +79,15 @@ def main():
     rows = int(re.search(r"Loaded (\d+) rows", load.stdout).group(1))
     print(load.stdout)
 
-    server = subprocess.Popen(
-        [args.binary, "serve", "--data-dir", data, "--http", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, text=True,
-    )
+    server, url, token = start_server(args.binary, data)
     try:
-        line = server.stdout.readline()
-        url = re.search(r"listening on (\S+)", line).group(1)
 
         def tessera(sql):
             request = urllib.request.Request(
                 f"{url}/api/v1/query",
                 data=('{"sql": %s}' % __import__("json").dumps(sql)).encode(),
-                headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream"},
+                headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream",
+                         "authorization": f"Bearer {token}"},
             )
             with urllib.request.urlopen(request) as r:
                 return r.read()

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import pathlib
-import re
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import urllib.request
 
 import duckdb
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, write_section
+from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, start_server, write_section
 
 
 PRODUCT = """apiVersion: v1.0.0
@@ -96,8 +95,9 @@ def write_parquet(con, path, first, rows, id_of="2 * i"):
         TO '{path}' (FORMAT PARQUET)""")
 
 
-def post(url, path, body, content_type):
-    request = urllib.request.Request(url + path, data=body, headers={"content-type": content_type})
+def post(url, token, path, body, content_type):
+    request = urllib.request.Request(url + path, data=body, headers={
+        "content-type": content_type, "authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request) as r:
         return json.loads(r.read())
 
@@ -136,18 +136,15 @@ def main():
     folder.mkdir()
     (folder / "product.odps.yaml").write_text(PRODUCT)
     (folder / "orders.odcs.yaml").write_text(CONTRACT)
-    server = subprocess.Popen(
-        [args.binary, "serve", "--data-dir", str(work / "data"), "--http", "127.0.0.1:0", "--check-tick-seconds", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )
+    server, url, token = start_server(args.binary, work / "data", "--check-tick-seconds", "0")
     try:
-        url = re.search(r"listening on (\S+)", server.stdout.readline()).group(1)
-        subprocess.run([args.binary, "apply", str(folder), "--server", url], check=True, capture_output=True)
+        subprocess.run([args.binary, "apply", str(folder), "--server", url, "--token", token],
+                       check=True, capture_output=True)
         ingest = "/api/v1/datasets/bench/orders/orders/batches?batch_id="
 
         def send(path, batch_id):
             start = time.perf_counter()
-            report = post(url, ingest + batch_id, path.read_bytes(), "application/vnd.apache.parquet")
+            report = post(url, token, ingest + batch_id, path.read_bytes(), "application/vnd.apache.parquet")
             elapsed = (time.perf_counter() - start) * 1000
             assert report["accepted"] == report["rows"], report
             return elapsed
@@ -165,7 +162,7 @@ def main():
         scattered_ms = send(scattered, "scattered")
         print(f"{args.batch:,} rows with keys between existing ones: {scattered_ms:.0f} ms", flush=True)
         # The gate does refuse: a batch that repeats a key is quarantined whole.
-        clash = post(url, ingest + "clash", batches[1].read_bytes(), "application/vnd.apache.parquet")
+        clash = post(url, token, ingest + "clash", batches[1].read_bytes(), "application/vnd.apache.parquet")
         assert clash["accepted"] == 0 and clash["refused"], clash
     finally:
         server.terminate()

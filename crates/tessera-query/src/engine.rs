@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +119,28 @@ pub struct MeshSnapshot {
     /// The mesh's key for hashing masked values (kept in the metadata store, so every
     /// instance masks alike).
     pub mask_key: Arc<[u8]>,
+    /// The governed tables of this snapshot, planned once and shared by its sessions.
+    pub governed: GovernedTables,
+}
+
+/// The masked or row-filtered tables a snapshot's sessions register, by dataset: planning
+/// them (masks, the row filter parsed) is done once per snapshot, not once per query. A
+/// snapshot's plans hold nothing of the session they were planned in. A clone starts empty,
+/// so a snapshot changed after cloning never sees another's tables.
+#[derive(Default)]
+pub struct GovernedTables(std::sync::Mutex<HashMap<DatasetRef, Arc<dyn TableProvider>>>);
+
+impl Clone for GovernedTables {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for GovernedTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let planned = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "GovernedTables({planned} planned)")
+    }
 }
 
 /// How a session reads identifiers.
@@ -255,7 +277,7 @@ impl QueryEngine {
             for (product, tables) in products {
                 let schema = MemorySchemaProvider::new();
                 for entry in tables {
-                    let table = self.table(&ctx, entry, &snapshot.mask_key)?;
+                    let table = self.table(&ctx, entry, snapshot)?;
                     schema
                         .register_table(entry.reference.dataset.to_string(), table)
                         .map_err(QueryError::from_datafusion)?;
@@ -275,8 +297,9 @@ impl QueryEngine {
         &self,
         ctx: &SessionContext,
         entry: &DatasetEntry,
-        mask_key: &Arc<[u8]>,
+        snapshot: &MeshSnapshot,
     ) -> Result<Arc<dyn TableProvider>> {
+        let mask_key = &snapshot.mask_key;
         let masked = entry.access == TableAccess::ReadMasked && !entry.personal.is_empty();
         let governed =
             entry.access != TableAccess::DiscoverOnly && (masked || entry.row_filter.is_some());
@@ -293,6 +316,15 @@ impl QueryEngine {
         });
         if !governed {
             return Ok(dataset);
+        }
+        if let Some(table) = snapshot
+            .governed
+            .0
+            .lock()
+            .expect("governed tables")
+            .get(&entry.reference)
+        {
+            return Ok(table.clone());
         }
         let plan = (|| -> datafusion::common::Result<LogicalPlan> {
             let mut builder = LogicalPlanBuilder::scan(
@@ -332,16 +364,24 @@ impl QueryEngine {
                 e.strip_backtrace()
             ))
         })?;
-        if entry.row_filter.is_some() {
+        let table: Arc<dyn TableProvider> = if entry.row_filter.is_some() {
             // Opaque, so no predicate of the query is evaluated before the row filter.
-            return Ok(Arc::new(crate::governed::RowFilteredTable::new(
+            Arc::new(crate::governed::RowFilteredTable::new(
                 entry.reference.clone(),
                 plan,
-            )));
-        }
-        // Masks only: DataFusion inlines a view's plan where a query names it, so the query's
-        // filters reach the scan (they see masked values only).
-        Ok(Arc::new(ViewTable::new(plan, None)))
+            ))
+        } else {
+            // Masks only: DataFusion inlines a view's plan where a query names it, so the
+            // query's filters reach the scan (they see masked values only).
+            Arc::new(ViewTable::new(plan, None))
+        };
+        snapshot
+            .governed
+            .0
+            .lock()
+            .expect("governed tables")
+            .insert(entry.reference.clone(), table.clone());
+        Ok(table)
     }
 
     /// `Ok` when `filter` is a row filter for a table of `schema`: one boolean SQL expression

@@ -196,6 +196,7 @@ impl AccessState {
         let view = Arc::new(MeshSnapshot {
             tables,
             mask_key: mesh.mask_key.clone(),
+            governed: Default::default(),
         });
         self.views
             .lock()

@@ -247,6 +247,7 @@ impl Mesh {
         let snapshot = Arc::new(MeshSnapshot {
             tables,
             mask_key: self.mask_key.clone(),
+            governed: Default::default(),
         });
         *cached = Some((generation, snapshot.clone()));
         Ok(snapshot)
