@@ -1,13 +1,19 @@
-"""What every benchmark script shares: the machine and version lines, and writing a section into
-bench/RESULTS.md (newest first)."""
+"""What every benchmark script shares: the machine and version lines, a server over a fresh mesh,
+queries over HTTP, interleaved timings, and writing a section into bench/RESULTS.md (newest
+first)."""
 
 import atexit
+import json
 import os
 import pathlib
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -82,3 +88,34 @@ def start_server(binary, data_dir, *extra):
                 raise SystemExit(f"{data_dir} is not a new mesh: its admin token is not printed again")
             return server, m.group(1), token
     raise SystemExit("the server stopped before it listened")
+
+
+def query_arrow(url, token, sql):
+    """Runs `sql` on the server as `token`'s principal with an Arrow answer; returns its bytes.
+    A refused query ends the script with the server's message."""
+    request = urllib.request.Request(
+        f"{url}/api/v1/query",
+        data=json.dumps({"sql": sql}).encode(),
+        headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream",
+                 "authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"{sql}: {e.code} {e.read().decode()}")
+
+
+def interleaved_medians_ms(fns, runs):
+    """The median wall time in ms of each of `fns` over `runs` runs, after one warm-up each
+    (caches, the first open of the tables). The functions take turns within every run, so a
+    machine that slows down or speeds up during the run weighs on all of them alike."""
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(t) for t in times]

@@ -16,16 +16,15 @@ import datetime
 import pathlib
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
 import duckdb
 import duckdb_extension_delta
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, start_server, write_section
+from common import (ROOT, git_rev, interleaved_medians_ms, machine, query_arrow, release_binary, require_binary,
+                    scratch_dir, start_server, write_section)
 
 
 
@@ -44,16 +43,6 @@ def example_queries():
         if sql:
             out.append((title, " ".join(sql)))
     return out
-
-
-def median_ms(fn, runs):
-    fn()  # warm-up: caches, first-open of the tables
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main():
@@ -82,16 +71,6 @@ def main():
     server, url, token = start_server(args.binary, data)
     try:
 
-        def tessera(sql):
-            request = urllib.request.Request(
-                f"{url}/api/v1/query",
-                data=('{"sql": %s}' % __import__("json").dumps(sql)).encode(),
-                headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream",
-                         "authorization": f"Bearer {token}"},
-            )
-            with urllib.request.urlopen(request) as r:
-                return r.read()
-
         ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
         con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
         con.execute(f"LOAD '{ext}'")
@@ -105,9 +84,9 @@ def main():
 
         results = []
         for title, sql in example_queries():
-            ours = median_ms(lambda: tessera(sql), args.runs)
             duck_sql = for_duckdb(sql)
-            theirs = median_ms(lambda: con.execute(duck_sql).fetchall(), args.runs)
+            ours, theirs = interleaved_medians_ms(
+                [lambda: query_arrow(url, token, sql), lambda: con.execute(duck_sql).fetchall()], args.runs)
             results.append((title, ours, theirs))
             print(f"{title}: tessera {ours:.1f} ms, duckdb {theirs:.1f} ms", flush=True)
     finally:
@@ -122,7 +101,7 @@ def main():
         f"- versions: tessera {git_rev()} (release build), DuckDB {duckdb.__version__} with the delta extension",
         f"- load (`tessera demo --no-serve`: generate, ingest with contract checks, derive, commit): "
         f"{rows:,} rows in {load_seconds:.1f} s = **{rows / load_seconds:,.0f} rows/s**, peak RSS {peak_rss_mib:.0f} MiB",
-        f"- queries: median of {args.runs} runs after one warm-up; Tessera over HTTP on loopback with an Arrow "
+        f"- queries: median of {args.runs} runs after one warm-up, the two interleaved; Tessera over HTTP on loopback with an Arrow "
         "answer (client and server share the 2 cores), DuckDB in process with `delta_scan` on the same tables (results fetched as Python rows; all three are small)",
         "",
         "| query | Tessera (ms) | DuckDB (ms) | Tessera / DuckDB |",

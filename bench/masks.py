@@ -16,14 +16,12 @@ import argparse
 import datetime
 import json
 import re
-import statistics
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
-from common import ROOT, git_rev, machine, release_binary, require_binary, scratch_dir, start_server, write_section
+from common import (ROOT, git_rev, interleaved_medians_ms, machine, query_arrow, release_binary, require_binary,
+                    scratch_dir, start_server, write_section)
 from demo_load import example_queries
 
 # What the consumer is granted: row filters that keep every row, so both principals' queries do
@@ -48,20 +46,6 @@ def call(url, token, path, body=None):
     )
     with urllib.request.urlopen(request) as r:
         return json.loads(r.read())
-
-
-def query(url, token, sql):
-    request = urllib.request.Request(
-        f"{url}/api/v1/query",
-        data=json.dumps({"sql": sql}).encode(),
-        headers={"content-type": "application/json", "accept": "application/vnd.apache.arrow.stream",
-                 "authorization": f"Bearer {token}"},
-    )
-    try:
-        with urllib.request.urlopen(request) as r:
-            return r.read()
-    except urllib.error.HTTPError as e:
-        sys.exit(f"{sql}: {e.code} {e.read().decode()}")
 
 
 def main():
@@ -94,15 +78,8 @@ def main():
 
         results = []
         for title, sql in example_queries() + [MASKED_WHOLE]:
-            for token in (admin, consumer):
-                query(url, token, sql)  # warm-up: caches, first open of the tables
-            times = {admin: [], consumer: []}
-            for _ in range(args.runs):
-                for token in (admin, consumer):
-                    start = time.perf_counter()
-                    query(url, token, sql)
-                    times[token].append((time.perf_counter() - start) * 1000)
-            ours, theirs = statistics.median(times[consumer]), statistics.median(times[admin])
+            theirs, ours = interleaved_medians_ms(
+                [lambda: query_arrow(url, admin, sql), lambda: query_arrow(url, consumer, sql)], args.runs)
             results.append((title, theirs, ours))
             print(f"{title}: admin {theirs:.1f} ms, consumer {ours:.1f} ms ({ours / theirs:.2f}x)", flush=True)
     finally:

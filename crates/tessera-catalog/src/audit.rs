@@ -200,10 +200,19 @@ impl AuditSeal {
         })
     }
 
-    fn mac(&self, hash: &[u8; 32]) -> [u8; 32] {
+    fn keyed(&self, hash: &[u8; 32]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
         mac.update(hash);
-        mac.finalize().into_bytes().into()
+        mac
+    }
+
+    fn mac(&self, hash: &[u8; 32]) -> [u8; 32] {
+        self.keyed(hash).finalize().into_bytes().into()
+    }
+
+    /// Whether `mac_hex` is this mesh's MAC of `hash` (compared in constant time).
+    fn verify_mac(&self, hash: &[u8; 32], mac_hex: &str) -> bool {
+        hex::decode(mac_hex).is_ok_and(|mac| self.keyed(hash).verify_slice(&mac).is_ok())
     }
 
     /// Keeps `head` in the head file, unless a newer head is kept there already.
@@ -269,6 +278,19 @@ impl Catalog {
             .await?;
         let mut seq: i64 = row.try_get("seq")?;
         let mut prev_hash: String = row.try_get("hash")?;
+        // The store's head never moves back by itself: behind the head this instance wrote,
+        // it was reset or restored, and appending would overwrite the head file's evidence of
+        // the entries that are gone.
+        let written = *self.audit.written.lock().expect("audit head");
+        if let Some(written) = written.filter(|w| w.seq > seq) {
+            return Err(CatalogError::AuditFile {
+                path: self.audit.head_file.clone(),
+                message: format!(
+                    "the metadata store's audit chain ends at entry {seq}, behind entry {} that this chain head names: the store was rolled back or its audit log edited, so changes are refused until an admin looks (`tessera audit verify`; after a deliberate restore, move the head file away)",
+                    written.seq
+                ),
+            });
+        }
         let at = now();
         let mut hash = [0u8; 32];
         for event in events {
@@ -397,13 +419,7 @@ impl Catalog {
                         ),
                     ));
                 }
-                let mac_ok = hex::decode(&e.mac).is_ok_and(|mac| {
-                    let mut check =
-                        Hmac::<Sha256>::new_from_slice(&self.audit.key).expect("any key");
-                    check.update(&hash);
-                    check.verify_slice(&mac).is_ok()
-                });
-                if !mac_ok {
+                if !self.audit.verify_mac(&hash, &e.mac) {
                     break 'walk Some(problem(
                         e.seq,
                         "forged",

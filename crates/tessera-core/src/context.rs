@@ -114,6 +114,10 @@ pub struct RequestContext {
     /// Unique per request; front ends take it from the client (`X-Request-Id`) or make one.
     pub request_id: String,
     pub front_end: FrontEnd,
+    /// The access generation the principal was authenticated at, when a front end
+    /// authenticated it: the request's decisions are then all made as of that one access
+    /// state, without asking the metadata store again (`None`: as of the newest).
+    pub access_generation: Option<i64>,
 }
 
 impl RequestContext {
@@ -122,6 +126,15 @@ impl RequestContext {
             principal,
             request_id: request_id.into(),
             front_end,
+            access_generation: None,
+        }
+    }
+
+    /// The same request, decided as of access generation `generation`.
+    pub fn as_of(self, generation: i64) -> Self {
+        Self {
+            access_generation: Some(generation),
+            ..self
         }
     }
 
@@ -137,6 +150,7 @@ impl RequestContext {
             principal,
             request_id: self.request_id.clone(),
             front_end: self.front_end,
+            access_generation: self.access_generation,
         }
     }
 }

@@ -22,7 +22,7 @@ pub use model::{
     QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
     QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty, duration_seconds, sla_duration_seconds,
 };
-pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX};
+pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX, RESERVED_NAMES};
 pub use quality::{
     COLUMN_PLACEHOLDERS, Check, CheckKind, Operator, QualityRule, RuleKind, Severity,
     TABLE_PLACEHOLDERS, Unit, quality_score, substitute_placeholders,

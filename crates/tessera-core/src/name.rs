@@ -8,6 +8,18 @@ pub const QUARANTINE_SUFFIX: &str = "_quarantine";
 
 const MAX_NAME_LEN: usize = 63;
 
+/// Names a domain or product may not have: SQL resolves `tessera_meta.products`, say, as the
+/// schema of that name in the default catalog `tessera`, and PostgreSQL clients look for
+/// `pg_catalog`, `information_schema` and `public`; a domain or product of such a name would
+/// shadow them, or be shadowed.
+pub const RESERVED_NAMES: [&str; 5] = [
+    "tessera",
+    "tessera_meta",
+    "pg_catalog",
+    "information_schema",
+    "public",
+];
+
 /// A name in the mesh (domain, product, dataset): a lowercase snake_case SQL identifier that
 /// starts with a letter, at most 63 bytes (PostgreSQL's identifier limit), so it can be used
 /// unquoted in SQL from every front end.
@@ -37,6 +49,22 @@ impl Name {
             return Err(invalid("longer than 63 characters"));
         }
         Ok(Self(name.to_string()))
+    }
+
+    /// Checks `name` as the name of a domain or product: [`Name::parse`], and not one of the
+    /// [`RESERVED_NAMES`].
+    pub fn parse_namespace(name: &str) -> Result<Self> {
+        let parsed = Self::parse(name)?;
+        if RESERVED_NAMES.contains(&name) {
+            return Err(CoreError::InvalidName {
+                name: name.to_string(),
+                reason: format!(
+                    "is reserved (the names {} are Tessera's and SQL's own)",
+                    RESERVED_NAMES.join(", ")
+                ),
+            });
+        }
+        Ok(parsed)
     }
 
     pub fn as_str(&self) -> &str {

@@ -456,6 +456,14 @@ mod tests {
                 readers: vec![],
                 filtered_readers: vec![],
             },
+            ProductFacts {
+                domain: "lab".into(),
+                product: "scratch".into(),
+                owner_team: None,
+                datasets: vec!["notes".into()],
+                readers: vec![],
+                filtered_readers: vec![],
+            },
         ];
         AccessModel::new(&users, &products, extra).unwrap()
     }
@@ -511,6 +519,16 @@ mod tests {
             assert!(allowed(&m, &Principal::system("scheduler"), action, &staff));
             assert!(allowed(&m, &Principal::team("hr team"), action, &staff));
         }
+        // An unowned product's rules run as `system:unowned`, which reads unowned products
+        // and nothing of a team's.
+        let unowned = Principal::system("unowned");
+        let notes = dataset("lab", "scratch", "notes");
+        for action in [Action::Discover, Action::Read, Action::ReadPii] {
+            assert!(allowed(&m, &unowned, action, &notes), "{action:?}");
+        }
+        assert!(!allowed(&m, &unowned, Action::Ingest, &notes));
+        assert!(!allowed(&m, &unowned, Action::Read, &staff));
+        assert!(!allowed(&m, &unowned, Action::Manage, &Resource::Platform));
         // A product is decided like its datasets.
         let product = Resource::Product {
             domain: "shop".into(),

@@ -121,6 +121,30 @@ pub struct MeshSnapshot {
     pub mask_key: Arc<[u8]>,
     /// The governed tables of this snapshot, planned once and shared by its sessions.
     pub governed: GovernedTables,
+    /// The tables of the `tessera_meta` schema: the mesh's metadata as the principal may
+    /// discover it.
+    pub meta: Vec<MetaTable>,
+}
+
+/// The schema, in the default catalog, that holds the mesh's metadata as tables.
+pub const META_SCHEMA: &str = "tessera_meta";
+
+/// A table of [`META_SCHEMA`]: rows in memory, made once per principal's view.
+#[derive(Debug, Clone)]
+pub struct MetaTable {
+    pub name: &'static str,
+    table: Arc<datafusion::datasource::MemTable>,
+}
+
+impl MetaTable {
+    pub fn new(name: &'static str, batch: RecordBatch) -> Result<Self> {
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])
+            .map_err(QueryError::from_datafusion)?;
+        Ok(Self {
+            name,
+            table: Arc::new(table),
+        })
+    }
 }
 
 /// The masked or row-filtered tables a snapshot's sessions register, by dataset: planning
@@ -191,6 +215,8 @@ pub struct QueryEngine {
     /// shares; each session gets its own memory limit inside the pool.
     shared: Arc<RuntimeEnv>,
     config: QueryConfig,
+    /// A session over no tables, made once, in which row filters are parsed and typed.
+    expressions: Arc<std::sync::OnceLock<SessionContext>>,
 }
 
 const DEFAULT_CATALOG: &str = "tessera";
@@ -203,12 +229,17 @@ impl QueryEngine {
             .build_arc()
             .map_err(QueryError::from_datafusion)?;
         let executor = Executor::new(config.threads, config.concurrency, config.queue_length)?;
-        Ok(Self {
+        let engine = Self {
             storage,
             executor: Arc::new(executor),
             shared,
             config,
-        })
+            expressions: Default::default(),
+        };
+        let cx = RequestContext::system("row-filter", "check", tessera_core::FrontEnd::System);
+        let expressions = engine.session(&MeshSnapshot::default(), &cx)?;
+        engine.expressions.get_or_init(|| expressions);
+        Ok(engine)
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -287,6 +318,18 @@ impl QueryEngine {
                     .map_err(QueryError::from_datafusion)?;
             }
             ctx.register_catalog(domain, Arc::new(catalog));
+        }
+        if !snapshot.meta.is_empty() {
+            let schema = MemorySchemaProvider::new();
+            for meta in &snapshot.meta {
+                schema
+                    .register_table(meta.name.to_string(), meta.table.clone())
+                    .map_err(QueryError::from_datafusion)?;
+            }
+            ctx.catalog(DEFAULT_CATALOG)
+                .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?
+                .register_schema(META_SCHEMA, Arc::new(schema))
+                .map_err(QueryError::from_datafusion)?;
         }
         Ok(ctx)
     }
@@ -393,8 +436,7 @@ impl QueryEngine {
                 "a row filter is a SQL predicate of 1 to {MAX_FILTER_BYTES} bytes"
             )));
         }
-        let cx = RequestContext::system("row-filter", "check", tessera_core::FrontEnd::System);
-        let ctx = self.session(&MeshSnapshot::default(), &cx)?;
+        let ctx = self.expressions.get().expect("made in QueryEngine::new");
         let columns = datafusion::common::DFSchema::try_from(schema.as_ref().clone())
             .map_err(QueryError::from_datafusion)?;
         let expr = ctx

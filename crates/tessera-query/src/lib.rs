@@ -30,8 +30,8 @@ mod stream;
 mod table;
 
 pub use engine::{
-    DatasetEntry, Identifiers, MeshSnapshot, QueryConfig, QueryEngine, TableAccess, plan_sql,
-    request_of,
+    DatasetEntry, Identifiers, META_SCHEMA, MeshSnapshot, MetaTable, QueryConfig, QueryEngine,
+    TableAccess, plan_sql, request_of,
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};

@@ -138,8 +138,21 @@ pub(crate) fn datasets_read(plan: &LogicalPlan) -> Vec<DatasetRef> {
 }
 
 /// Adds up the plan's metrics: rows out of its leaves (the scans), bytes they read, and the
-/// compute time of every operator.
+/// compute time of every operator. A scan through a row filter counts the rows the filter
+/// kept and no bytes: its reader is not told how much the filter hides.
 fn measure(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64, cpu: &mut u64) {
+    if let Some(barrier) = plan.downcast_ref::<crate::governed::RowFilterBarrier>() {
+        let kept = barrier.input().metrics().and_then(|m| m.output_rows());
+        *rows += kept.unwrap_or(0) as u64;
+        let (mut hidden_rows, mut hidden_bytes) = (0, 0);
+        measure(
+            barrier.input().as_ref(),
+            &mut hidden_rows,
+            &mut hidden_bytes,
+            cpu,
+        );
+        return;
+    }
     if let Some(metrics) = plan.metrics() {
         for metric in metrics.iter() {
             match metric.value() {

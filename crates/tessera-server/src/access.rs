@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tessera_catalog::{AccessRequestRecord, GrantRecord, TokenRecord};
-use tessera_core::{Principal, PrincipalKind, RequestContext};
+use tessera_core::{FrontEnd, Principal, PrincipalKind, RequestContext};
 use tessera_governance::{Action, Resource};
 
 use crate::error::{Result, ServiceError};
@@ -175,7 +175,7 @@ impl Mesh {
     /// Whether the request's principal may manage the platform (admins, by the defaults).
     pub(crate) async fn administers(&self, cx: &RequestContext) -> Result<bool> {
         Ok(self
-            .access()
+            .access_for(cx)
             .await?
             .allowed(&cx.principal, Action::Manage, &Resource::Platform))
     }
@@ -202,7 +202,7 @@ impl Mesh {
     ) -> Result<(AccessRequestRecord, bool)> {
         let missing = || ServiceError::NotFound(format!("no access request {id:?}"));
         let request = self.catalog.access_request(id).await?.ok_or_else(missing)?;
-        let decides = self.access().await?.allowed(
+        let decides = self.access_for(cx).await?.allowed(
             &cx.principal,
             Action::Approve,
             &product_resource(&request.domain, &request.product),
@@ -325,7 +325,7 @@ impl Mesh {
         };
         Ok(exists
             && self
-                .access()
+                .access_for(cx)
                 .await?
                 .allowed(&cx.principal, Action::Discover, resource))
     }
@@ -351,7 +351,12 @@ impl Mesh {
 
 #[async_trait]
 impl AccessService for Mesh {
-    async fn authenticate(&self, token: &str) -> Result<Principal> {
+    async fn authenticate(
+        &self,
+        token: &str,
+        request_id: String,
+        front_end: FrontEnd,
+    ) -> Result<RequestContext> {
         let (token_id, secret) = token
             .strip_prefix(TOKEN_PREFIX)
             .and_then(|rest| rest.split_once('_'))
@@ -360,8 +365,11 @@ impl AccessService for Mesh {
         // Revoking a token or changing memberships moves the access generation on, which
         // empties this cache.
         let access = self.access().await?;
+        let request = |principal| {
+            RequestContext::new(principal, request_id, front_end).as_of(access.generation())
+        };
         if let Some(principal) = access.cached_principal(token_id, &hash) {
-            return Ok(principal);
+            return Ok(request(principal));
         }
         let record = self
             .catalog
@@ -376,7 +384,7 @@ impl AccessService for Mesh {
             .ok_or_else(unauthenticated)?;
         let principal = Principal::user(user.name, user.groups, user.teams);
         access.remember_principal(token_id, &hash, &principal);
-        Ok(principal)
+        Ok(request(principal))
     }
 
     async fn create_token(
@@ -497,7 +505,7 @@ impl AccessService for Mesh {
     }
 
     async fn grants(&self, cx: &RequestContext, product: Option<&str>) -> Result<Vec<GrantView>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         let now = store_time(chrono::Utc::now());
         let grants = match product {
             Some(text) => {
@@ -543,7 +551,7 @@ impl AccessService for Mesh {
         let grant = self.catalog.grant(grant_id).await?.ok_or_else(missing)?;
         let product = product_resource(&grant.domain, &grant.product);
         if !self
-            .access()
+            .access_for(cx)
             .await?
             .allowed(&cx.principal, Action::Discover, &product)
         {
@@ -657,7 +665,10 @@ impl AccessService for Mesh {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no user {:?}", request.user)))?;
         let principal = Principal::user(user.name.clone(), user.groups.clone(), user.teams.clone());
-        let decision = self.access().await?.decide(&principal, action, &resource)?;
+        let decision = self
+            .access_for(cx)
+            .await?
+            .decide(&principal, action, &resource)?;
         Ok(ExplainView {
             user: user.name,
             groups: user.groups,
@@ -707,7 +718,7 @@ impl AccessService for Mesh {
     }
 
     async fn access_requests(&self, cx: &RequestContext) -> Result<Vec<AccessRequestView>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         let mut out = Vec::new();
         for r in self.catalog.access_requests().await? {
             let decides = access.allowed(

@@ -31,15 +31,17 @@ impl AuditService for Mesh {
             ));
         }
         let limit = limit.clamp(1, PAGE_MAX);
-        let records = self.catalog.audit_entries(after, limit).await?;
-        let last = records.last().map(|e| e.seq);
-        // Another page follows when this one is full and something comes after it.
-        let next_after = match last {
-            Some(seq) if records.len() as i64 == limit => {
-                let more = self.catalog.audit_entries(Some(seq), 1).await?;
-                (!more.is_empty()).then_some(seq)
+        let (records, next_after) = match after {
+            // One entry more than the page tells whether another page follows.
+            Some(after) => {
+                let mut records = self.catalog.audit_entries(Some(after), limit + 1).await?;
+                let more = records.len() as i64 > limit;
+                records.truncate(limit as usize);
+                let next_after = more.then(|| records.last().map(|e| e.seq)).flatten();
+                (records, next_after)
             }
-            _ => None,
+            // The newest entries: nothing follows them yet.
+            None => (self.catalog.audit_entries(None, limit).await?, None),
         };
         let entries = records
             .into_iter()
@@ -80,14 +82,33 @@ impl AuditService for Mesh {
 /// The audit entry of an access decision that denied `action` on `resource` to the request's
 /// principal.
 pub(crate) fn denial(cx: &RequestContext, action: Action, resource: &Resource) -> AuditEvent {
-    AuditEvent::new(
+    denial_event(
         cx.principal.to_string(),
-        "access.denied",
+        action,
         resource.to_string(),
-        serde_json::json!({
-            "action": action.as_str(),
-            "request_id": cx.request_id,
-            "front_end": cx.front_end.as_str(),
-        }),
+        &cx.request_id,
+        cx.front_end.as_str(),
+        None,
     )
+}
+
+/// The audit entry of a denied decision: `actor` may not `action` `subject`. Every denial,
+/// from a request's check or a query an access policy refused, is written in this one shape.
+pub(crate) fn denial_event(
+    actor: String,
+    action: Action,
+    subject: String,
+    request_id: &str,
+    front_end: &str,
+    query_id: Option<&str>,
+) -> AuditEvent {
+    let mut detail = serde_json::json!({
+        "action": action.as_str(),
+        "request_id": request_id,
+        "front_end": front_end,
+    });
+    if let Some(query_id) = query_id {
+        detail["query_id"] = query_id.into();
+    }
+    AuditEvent::new(actor, "access.denied", subject, detail)
 }

@@ -123,7 +123,7 @@ impl QualityService for Mesh {
     ) -> Result<Vec<ProductQualityPoint>> {
         // Scores are what consumers judge a product by: whoever discovers it sees them.
         if self.catalog.product(domain, product).await?.is_none()
-            || !self.access().await?.allowed(
+            || !self.access_for(cx).await?.allowed(
                 &cx.principal,
                 Action::Discover,
                 &product_resource(domain, product),

@@ -35,8 +35,12 @@ pub(crate) struct AccessState {
     views: Mutex<HashMap<Principal, View>>,
 }
 
-/// A principal's view, and the whole-mesh snapshot it was made from.
-type View = (Arc<MeshSnapshot>, Arc<MeshSnapshot>);
+/// A principal's view, and the whole-mesh snapshot and metadata rows it was made from.
+type View = (
+    Arc<MeshSnapshot>,
+    Arc<crate::meta::MetaSource>,
+    Arc<MeshSnapshot>,
+);
 
 /// Now as the metadata store writes times, so that they compare as text.
 /// The resource that governs a table: a quarantine table is governed as its dataset.
@@ -60,6 +64,11 @@ pub(crate) fn product_resource(domain: &str, product: &str) -> Resource {
 }
 
 impl AccessState {
+    /// The access generation this state was built at.
+    pub(crate) fn generation(&self) -> i64 {
+        self.generation
+    }
+
     /// Whether `principal` may do `action` to `resource`, and which policies decided.
     pub(crate) fn decide(
         &self,
@@ -138,12 +147,14 @@ impl AccessState {
         &self,
         principal: &Principal,
         mesh: &Arc<MeshSnapshot>,
+        meta: &Arc<crate::meta::MetaSource>,
         filter_plans: &dyn Fn(&str, &DatasetEntry) -> bool,
-    ) -> Arc<MeshSnapshot> {
-        if let Some((of, view)) = self.views.lock().expect("view cache").get(principal)
+    ) -> Result<Arc<MeshSnapshot>> {
+        if let Some((of, of_meta, view)) = self.views.lock().expect("view cache").get(principal)
             && Arc::ptr_eq(of, mesh)
+            && Arc::ptr_eq(of_meta, meta)
         {
-            return view.clone();
+            return Ok(view.clone());
         }
         let tables = mesh
             .tables
@@ -193,16 +204,19 @@ impl AccessState {
                 })
             })
             .collect();
+        let meta_tables =
+            meta.visible(&|resource| self.allowed(principal, Action::Discover, resource))?;
         let view = Arc::new(MeshSnapshot {
             tables,
             mask_key: mesh.mask_key.clone(),
             governed: Default::default(),
+            meta: meta_tables,
         });
-        self.views
-            .lock()
-            .expect("view cache")
-            .insert(principal.clone(), (mesh.clone(), view.clone()));
-        view
+        self.views.lock().expect("view cache").insert(
+            principal.clone(),
+            (mesh.clone(), meta.clone(), view.clone()),
+        );
+        Ok(view)
     }
 }
 
@@ -231,6 +245,21 @@ impl Mesh {
     /// or a grant expired since it was built.
     pub(crate) async fn access(&self) -> Result<Arc<AccessState>> {
         let generation = self.catalog.access_generation().await?;
+        self.access_at(generation).await
+    }
+
+    /// The access state a request is decided by: as of the generation its principal was
+    /// authenticated at while that is the cached one (no store read), else as of now.
+    pub(crate) async fn access_for(&self, cx: &RequestContext) -> Result<Arc<AccessState>> {
+        match cx.access_generation {
+            Some(generation) => self.access_at(generation).await,
+            None => self.access().await,
+        }
+    }
+
+    /// The cached state if it is of `generation` and no grant expired since; otherwise the
+    /// state loaded now.
+    async fn access_at(&self, generation: i64) -> Result<Arc<AccessState>> {
         let now = store_time(chrono::Utc::now());
         let mut cached = self.access_state.lock().await;
         if let Some(state) = cached.as_ref()
@@ -239,6 +268,7 @@ impl Mesh {
         {
             return Ok(state.clone());
         }
+        let generation = self.catalog.access_generation().await?;
         let state = Arc::new(self.load_access(generation, &now).await?);
         *cached = Some(state.clone());
         Ok(state)
@@ -341,7 +371,7 @@ impl Mesh {
         resource: &Resource,
     ) -> Result<()> {
         let decision = self
-            .access()
+            .access_for(cx)
             .await?
             .decide(&cx.principal, action, resource)?;
         if decision.allowed {
@@ -370,7 +400,7 @@ impl Mesh {
         missing: impl FnOnce() -> String,
     ) -> Result<()> {
         if self
-            .access()
+            .access_for(cx)
             .await?
             .allowed(&cx.principal, Action::Discover, resource)
         {
@@ -391,9 +421,8 @@ impl Mesh {
                 .check_row_filter(filter, &entry.schema)
                 .is_ok()
         };
-        Ok(self
-            .access()
-            .await?
-            .view(&cx.principal, &mesh, &filter_plans))
+        let access = self.access_for(cx).await?;
+        let meta = self.meta_source(&mesh, access.generation()).await?;
+        access.view(&cx.principal, &mesh, &meta, &filter_plans)
     }
 }

@@ -22,6 +22,7 @@ mod gate;
 mod governance;
 mod local_test;
 mod mesh;
+mod meta;
 mod query_log;
 mod scheduler;
 pub mod service;

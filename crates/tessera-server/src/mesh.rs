@@ -59,6 +59,9 @@ pub struct Mesh {
     contracts: Mutex<HashMap<(String, String, String), Arc<Contract>>>,
     /// The mesh as the query engine sees it, with the catalog generation it was built from.
     snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
+    /// The `tessera_meta` rows of the whole mesh, with the snapshot and access generation
+    /// they were built at (see `meta.rs`).
+    meta: tokio::sync::Mutex<Option<MetaCache>>,
     /// Who may do what, as of the store's access generation (see `governance.rs`).
     pub(crate) access_state: tokio::sync::Mutex<Option<Arc<crate::governance::AccessState>>>,
     /// One apply at a time, so plans are computed against what is really there.
@@ -74,6 +77,9 @@ pub struct Mesh {
     /// Every query, written in groups off the response path (see `query_log.rs`).
     pub(crate) query_log: Arc<crate::query_log::QueryLog>,
 }
+
+/// The `tessera_meta` rows, and the mesh snapshot and access generation they were built at.
+type MetaCache = (Arc<MeshSnapshot>, i64, Arc<crate::meta::MetaSource>);
 
 impl Mesh {
     /// Opens (and migrates) the metadata store and the table storage named by `config`.
@@ -105,6 +111,7 @@ impl Mesh {
             engine,
             contracts: Mutex::new(HashMap::new()),
             snapshot: tokio::sync::Mutex::new(None),
+            meta: tokio::sync::Mutex::new(None),
             access_state: tokio::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
@@ -158,6 +165,24 @@ impl Mesh {
             .expect("contract cache")
             .insert(key, contract.clone());
         Ok(contract)
+    }
+
+    /// A stored product's descriptor, as the model.
+    pub(crate) fn product_model(
+        &self,
+        record: &tessera_catalog::ProductRecord,
+    ) -> Result<tessera_core::Product> {
+        match tessera_spec::load_with(
+            &record.file_name,
+            &record.source,
+            &tessera_spec::FileLimits::NONE,
+        )? {
+            tessera_spec::Loaded::Product(p) => Ok(p),
+            tessera_spec::Loaded::Contract(_) => Err(ServiceError::Internal(format!(
+                "product {}.{} is stored with a contract as its descriptor",
+                record.domain, record.name
+            ))),
+        }
     }
 
     async fn dataset_record(&self, reference: &DatasetRef) -> Result<DatasetRecord> {
@@ -248,9 +273,30 @@ impl Mesh {
             tables,
             mask_key: self.mask_key.clone(),
             governed: Default::default(),
+            meta: Vec::new(),
         });
         *cached = Some((generation, snapshot.clone()));
         Ok(snapshot)
+    }
+
+    /// The `tessera_meta` rows of the whole mesh as of `mesh` and access generation
+    /// `generation`: rebuilt when either moved (a product's descriptor changing moves the
+    /// access generation).
+    pub(crate) async fn meta_source(
+        &self,
+        mesh: &Arc<MeshSnapshot>,
+        generation: i64,
+    ) -> Result<Arc<crate::meta::MetaSource>> {
+        let mut cached = self.meta.lock().await;
+        if let Some((of, g, meta)) = cached.as_ref()
+            && Arc::ptr_eq(of, mesh)
+            && *g == generation
+        {
+            return Ok(meta.clone());
+        }
+        let meta = Arc::new(self.build_meta().await?);
+        *cached = Some((mesh.clone(), generation, meta.clone()));
+        Ok(meta)
     }
 
     /// A query session over the mesh as of now, as `cx`'s principal may see it (the one session
@@ -313,7 +359,7 @@ impl Mesh {
         &self,
         cx: &RequestContext,
     ) -> Result<impl Fn(&str, &str) -> bool + use<>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         let mut governed: HashMap<(String, String), bool> = HashMap::new();
         for d in self.catalog.datasets(None).await? {
             let seen = access.allowed(
@@ -360,7 +406,7 @@ impl OperationsService for Mesh {
 #[async_trait]
 impl CatalogService for Mesh {
     async fn domains(&self, cx: &RequestContext) -> Result<Vec<DomainView>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         let products = self.catalog.products(None).await?;
         Ok(self
             .catalog
@@ -409,7 +455,7 @@ impl CatalogService for Mesh {
         if let Some(d) = domain {
             self.domain(cx, d).await?;
         }
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         Ok(self
             .catalog
             .products(domain)
@@ -436,18 +482,7 @@ impl CatalogService for Mesh {
             .product(domain, name)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no product {domain}.{name}")))?;
-        let product = match tessera_spec::load_with(
-            &record.file_name,
-            &record.source,
-            &tessera_spec::FileLimits::NONE,
-        )? {
-            tessera_spec::Loaded::Product(p) => p,
-            tessera_spec::Loaded::Contract(_) => {
-                return Err(ServiceError::Internal(format!(
-                    "product {domain}.{name} is stored with a contract as its descriptor"
-                )));
-            }
-        };
+        let product = self.product_model(&record)?;
         let datasets = self.datasets(cx, Some((domain, name))).await?;
         let quality = self.quality_summary(domain, name).await?;
         Ok(ProductView {
@@ -482,7 +517,7 @@ impl CatalogService for Mesh {
         cx: &RequestContext,
         product: Option<(&str, &str)>,
     ) -> Result<Vec<DatasetSummary>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         if let Some((domain, name)) = product
             && (self.catalog.product(domain, name).await?.is_none()
                 || !access.allowed(
@@ -824,7 +859,7 @@ impl QueryService for Mesh {
     }
 
     async fn queries(&self, cx: &RequestContext, limit: i64) -> Result<Vec<QueryLogView>> {
-        let access = self.access().await?;
+        let access = self.access_for(cx).await?;
         let limit = limit.clamp(1, 1000);
         let records = if access.allowed(&cx.principal, Action::Manage, &Resource::Platform) {
             self.catalog.queries(None, limit).await?

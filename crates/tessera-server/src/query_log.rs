@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tessera_catalog::{AuditEvent, Catalog, QueryRecord};
+use tessera_governance::Action;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -48,16 +49,13 @@ impl QueryLog {
     /// audit entry of that denied decision (reading the datasets it named).
     pub(crate) fn record(&self, entry: QueryRecord) {
         if entry.status == "denied" {
-            self.queue(Activity::Denied(AuditEvent::new(
+            self.queue(Activity::Denied(crate::audit::denial_event(
                 entry.principal.clone(),
-                "access.denied",
+                Action::Read,
                 entry.datasets.join(","),
-                serde_json::json!({
-                    "action": "read",
-                    "query_id": entry.query_id,
-                    "request_id": entry.request_id,
-                    "front_end": entry.front_end,
-                }),
+                &entry.request_id,
+                &entry.front_end,
+                Some(&entry.query_id),
             )));
         }
         self.queue(Activity::Query(entry));

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use tessera_core::{DatasetRef, Principal, RequestContext};
+use tessera_core::{DatasetRef, FrontEnd, RequestContext};
 use tessera_query::{QueryStream, Task};
 
 use crate::error::Result;
@@ -127,9 +127,15 @@ pub trait QualityService: Send + Sync {
 /// policies and explanations of decisions.
 #[async_trait]
 pub trait AccessService: Send + Sync {
-    /// The principal an API token stands for; `Unauthenticated` for an unknown, malformed or
-    /// revoked token. Front ends call it before anything else.
-    async fn authenticate(&self, token: &str) -> Result<Principal>;
+    /// The request of the principal an API token stands for (decided as of the access state
+    /// it was authenticated by); `Unauthenticated` for an unknown, malformed or revoked token.
+    /// Front ends call it before anything else.
+    async fn authenticate(
+        &self,
+        token: &str,
+        request_id: String,
+        front_end: FrontEnd,
+    ) -> Result<RequestContext>;
     /// A new token for a user (created if new, given the groups and teams asked for); the
     /// token text is in the answer and nowhere else.
     async fn create_token(

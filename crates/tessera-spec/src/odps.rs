@@ -19,7 +19,7 @@ pub fn product_from_document(doc: &SpecDocument) -> Result<Product> {
             ));
             None
         }
-        Some(s) => match Name::parse(&s) {
+        Some(s) => match Name::parse_namespace(&s) {
             Ok(n) => Some(n),
             Err(e) => {
                 problems.push(doc.diagnostic(&format!("/{key}"), e.to_string()));
@@ -80,6 +80,26 @@ mod tests {
             err.contains("p.yaml:5: name: invalid name \"Customer Data Product\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reserved_names_are_refused_as_domain_or_product() {
+        for reserved in tessera_core::RESERVED_NAMES {
+            let text = format!(
+                "apiVersion: v1.0.0\nkind: DataProduct\nid: p1\nstatus: active\nname: {reserved}\ndomain: {reserved}\n"
+            );
+            let doc = SpecDocument::parse("p.yaml", &text).unwrap();
+            crate::validate(&doc).unwrap();
+            let err = product_from_document(&doc).unwrap_err().to_string();
+            for (line, key) in [(5, "name"), (6, "domain")] {
+                assert!(
+                    err.contains(&format!(
+                        "p.yaml:{line}: {key}: invalid name \"{reserved}\": is reserved"
+                    )),
+                    "{err}"
+                );
+            }
+        }
     }
 
     #[test]

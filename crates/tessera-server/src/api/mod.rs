@@ -74,12 +74,11 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         // No token is refused like a bad one, with the one message that says how to send it.
         let token = bearer_token(parts).unwrap_or_default();
-        let principal = state.services.authenticate(token).await?;
-        Ok(Caller(RequestContext::new(
-            principal,
-            request_id(parts),
-            FrontEnd::Http,
-        )))
+        let cx = state
+            .services
+            .authenticate(token, request_id(parts), FrontEnd::Http)
+            .await?;
+        Ok(Caller(cx))
     }
 }
 

@@ -209,6 +209,10 @@ async fn every_change_denial_and_query_is_chained(store: Store) {
     let (_, first) = server.get("/api/v1/audit?after=0&limit=2").await;
     assert_eq!(first["entries"].as_array().unwrap().len(), 2);
     assert_eq!(first["next_after"], 2);
+    let last_two = format!("/api/v1/audit?after={}&limit=2", all.len() - 2);
+    let (_, last) = server.get(&last_two).await;
+    assert_eq!(last["entries"].as_array().unwrap().len(), 2);
+    assert!(last["next_after"].is_null(), "{last}");
     let (_, newest) = server.get("/api/v1/audit?limit=1").await;
     assert_eq!(newest["entries"][0]["seq"], all.len() as i64);
     assert!(newest["next_after"].is_null());
@@ -307,6 +311,37 @@ async fn verify_names_the_entry_of_each_kind_of_tampering(store: Store) {
         message.contains(&format!("ends at entry {}", n - 2)) && message.contains(&n.to_string()),
         "{message}"
     );
+
+    // Cut off with the store's own head moved back to match: verification still finds it,
+    // and no change is appended over the evidence until an admin looks.
+    execute_in_store(
+        &url,
+        &format!(
+            "UPDATE audit_head SET seq = {}, hash = '{}' WHERE id = 1",
+            n - 2,
+            rows[(n - 3) as usize].7
+        ),
+    )
+    .await;
+    found(&server, "truncated", n - 1).await;
+    let (status, body) = server
+        .post_json("/api/v1/tokens", &serde_json::json!({"user": "mallory"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|e| e.contains("rolled back")),
+        "{body}"
+    );
+    execute_in_store(
+        &url,
+        &format!(
+            "UPDATE audit_head SET seq = {n}, hash = '{}' WHERE id = 1",
+            rows[(n - 1) as usize].7
+        ),
+    )
+    .await;
     restore(&url, &rows).await;
     assert_eq!(verified(&server).await, n);
 }

@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod authorization;
 mod hardening;
+mod meta;
 mod openapi;
 mod query_log;
 mod s3;

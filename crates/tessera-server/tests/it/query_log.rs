@@ -12,7 +12,7 @@ on_both_stores!(
     the_log_is_written_when_the_server_stops,
 );
 
-async fn log_as(server: &TestServer, token: &str) -> Vec<Value> {
+pub(crate) async fn log_as(server: &TestServer, token: &str) -> Vec<Value> {
     let r = server
         .client(Some(token))
         .get(format!("{}/api/v1/queries?limit=100", server.url))

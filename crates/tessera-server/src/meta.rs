@@ -1,0 +1,422 @@
+//! `tessera_meta`: the mesh's metadata as read-only tables every session holds — domains,
+//! products and their ports, datasets, columns, contracts and SLA properties — what governance
+//! policies are written against, and what anyone may query like a dataset.
+//!
+//! The whole mesh's rows are built once per mesh snapshot and access generation
+//! ([`MetaSource`]); each row names the resources that make it discoverable, and a principal's
+//! view keeps the rows of which it may discover one (`governance.rs`). Nothing here reads the
+//! tables' data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, BooleanBuilder, Int64Builder, ListBuilder, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use tessera_core::{Column, Contract, Product};
+use tessera_governance::Resource;
+use tessera_query::MetaTable;
+
+use crate::error::{Result, ServiceError};
+use crate::governance::product_resource;
+use crate::mesh::Mesh;
+
+/// The rows of every `tessera_meta` table for the whole mesh, each with the resources that make
+/// it discoverable (any one of them).
+pub(crate) struct MetaSource {
+    tables: Vec<(&'static str, RecordBatch, Vec<Vec<Resource>>)>,
+}
+
+impl MetaSource {
+    /// The tables as a principal sees them: the rows of which `discovers` allows a resource.
+    pub(crate) fn visible(&self, discovers: &dyn Fn(&Resource) -> bool) -> Result<Vec<MetaTable>> {
+        let mut out = Vec::with_capacity(self.tables.len());
+        for (name, batch, resources) in &self.tables {
+            let keep: BooleanArray = resources
+                .iter()
+                .map(|rs| Some(rs.iter().any(discovers)))
+                .collect();
+            let rows = arrow::compute::filter_record_batch(batch, &keep).map_err(internal)?;
+            out.push(MetaTable::new(name, rows)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A value of one cell, as [`Rows::push`] takes it.
+enum Cell<'a> {
+    Text(Option<&'a str>),
+    Bool(bool),
+    Int(i64),
+    List(&'a [String]),
+}
+
+/// Builds one table column by column.
+struct Rows {
+    name: &'static str,
+    fields: Vec<Field>,
+    builders: Vec<Builder>,
+    resources: Vec<Vec<Resource>>,
+}
+
+enum Builder {
+    Text(StringBuilder),
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    List(ListBuilder<StringBuilder>),
+}
+
+impl Rows {
+    /// A table of `columns` (name, type: `text`, `bool`, `int` or `list`).
+    fn new(name: &'static str, columns: &[(&str, &str)]) -> Self {
+        let (fields, builders) = columns
+            .iter()
+            .map(|(column, kind)| match *kind {
+                "bool" => (
+                    Field::new(*column, DataType::Boolean, false),
+                    Builder::Bool(BooleanBuilder::new()),
+                ),
+                "int" => (
+                    Field::new(*column, DataType::Int64, false),
+                    Builder::Int(Int64Builder::new()),
+                ),
+                "list" => (
+                    Field::new(
+                        *column,
+                        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                        false,
+                    ),
+                    Builder::List(ListBuilder::new(StringBuilder::new())),
+                ),
+                _ => (
+                    Field::new(*column, DataType::Utf8, true),
+                    Builder::Text(StringBuilder::new()),
+                ),
+            })
+            .unzip();
+        Self {
+            name,
+            fields,
+            builders,
+            resources: Vec::new(),
+        }
+    }
+
+    /// One row, its cells in column order, discoverable through any of `resources`.
+    fn push(&mut self, resources: Vec<Resource>, cells: &[Cell]) {
+        debug_assert_eq!(cells.len(), self.builders.len(), "{}", self.name);
+        for (builder, cell) in self.builders.iter_mut().zip(cells) {
+            match (builder, cell) {
+                (Builder::Text(b), Cell::Text(v)) => b.append_option(*v),
+                (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+                (Builder::Int(b), Cell::Int(v)) => b.append_value(*v),
+                (Builder::List(b), Cell::List(items)) => {
+                    for item in *items {
+                        b.values().append_value(item);
+                    }
+                    b.append(true);
+                }
+                _ => unreachable!("cell types follow the table's columns"),
+            }
+        }
+        self.resources.push(resources);
+    }
+
+    fn finish(self) -> Result<(&'static str, RecordBatch, Vec<Vec<Resource>>)> {
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .into_iter()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Text(mut b) => Arc::new(b.finish()),
+                    Builder::Bool(mut b) => Arc::new(b.finish()),
+                    Builder::Int(mut b) => Arc::new(b.finish()),
+                    Builder::List(mut b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(self.fields)), columns).map_err(internal)?;
+        Ok((self.name, batch, self.resources))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(format!("tessera_meta: {e}"))
+}
+
+fn text(s: &str) -> Cell<'_> {
+    Cell::Text(Some(s))
+}
+
+fn maybe(s: &Option<String>) -> Cell<'_> {
+    Cell::Text(s.as_deref())
+}
+
+fn dataset_resource(domain: &str, product: &str, dataset: &str) -> Resource {
+    Resource::Dataset {
+        domain: domain.to_string(),
+        product: product.to_string(),
+        dataset: dataset.to_string(),
+    }
+}
+
+impl Mesh {
+    /// Every `tessera_meta` row of the mesh as of now.
+    pub(crate) async fn build_meta(&self) -> Result<MetaSource> {
+        let mut domains = Rows::new("domains", &[("domain", "text"), ("created_at", "text")]);
+        for d in self.catalog.domains().await? {
+            domains.push(
+                vec![Resource::Domain(d.name.clone())],
+                &[text(&d.name), text(&d.created_at)],
+            );
+        }
+
+        let mut products = Rows::new(
+            "products",
+            &[
+                ("domain", "text"),
+                ("product", "text"),
+                ("product_id", "text"),
+                ("version", "text"),
+                ("status", "text"),
+                ("description", "text"),
+                ("owner_team", "text"),
+                ("file_name", "text"),
+                ("updated_at", "text"),
+            ],
+        );
+        let port_columns = [
+            ("domain", "text"),
+            ("product", "text"),
+            ("port", "text"),
+            ("version", "text"),
+            ("contract_id", "text"),
+        ];
+        let mut output_ports = Rows::new(
+            "output_ports",
+            &[port_columns.as_slice(), &[("description", "text")]].concat(),
+        );
+        let mut input_ports = Rows::new("input_ports", &port_columns);
+        for record in self.catalog.products(None).await? {
+            let product: Product = self.product_model(&record)?;
+            let seen = vec![product_resource(&record.domain, &record.name)];
+            products.push(
+                seen.clone(),
+                &[
+                    text(&record.domain),
+                    text(&record.name),
+                    text(&record.product_id),
+                    maybe(&record.version),
+                    text(&record.status),
+                    maybe(&record.description),
+                    maybe(&record.owner),
+                    text(&record.file_name),
+                    text(&record.updated_at),
+                ],
+            );
+            for port in &product.output_ports {
+                output_ports.push(
+                    seen.clone(),
+                    &[
+                        text(&record.domain),
+                        text(&record.name),
+                        text(&port.name),
+                        text(&port.version),
+                        maybe(&port.contract_id),
+                        maybe(&port.description),
+                    ],
+                );
+            }
+            for port in &product.input_ports {
+                input_ports.push(
+                    seen.clone(),
+                    &[
+                        text(&record.domain),
+                        text(&record.name),
+                        text(&port.name),
+                        text(&port.version),
+                        text(&port.contract_id),
+                    ],
+                );
+            }
+        }
+
+        let mut datasets = Rows::new(
+            "datasets",
+            &[
+                ("domain", "text"),
+                ("product", "text"),
+                ("dataset", "text"),
+                ("contract_id", "text"),
+                ("contract_version", "text"),
+                ("description", "text"),
+                ("updated_at", "text"),
+            ],
+        );
+        let mut columns = Rows::new(
+            "columns",
+            &[
+                ("domain", "text"),
+                ("product", "text"),
+                ("dataset", "text"),
+                ("column_name", "text"),
+                ("ordinal", "int"),
+                ("logical_type", "text"),
+                ("physical_type", "text"),
+                ("required", "bool"),
+                ("is_unique", "bool"),
+                ("primary_key", "bool"),
+                ("description", "text"),
+                ("classification", "text"),
+                ("tags", "list"),
+                ("personal_data", "bool"),
+                ("mask", "text"),
+            ],
+        );
+        let mut sla = Rows::new(
+            "sla_properties",
+            &[
+                ("domain", "text"),
+                ("contract_id", "text"),
+                ("contract_version", "text"),
+                ("property", "text"),
+                ("value", "text"),
+                ("unit", "text"),
+                ("element", "text"),
+            ],
+        );
+        // Each contract version a dataset is governed by, with the datasets that make it
+        // discoverable.
+        let mut governing: BTreeMap<(String, String, String), Vec<Resource>> = BTreeMap::new();
+        for record in self.catalog.datasets(None).await? {
+            let contract: Arc<Contract> = self
+                .contract_model(
+                    &record.domain,
+                    &record.contract_id,
+                    &record.contract_version,
+                )
+                .await?;
+            let seen = dataset_resource(&record.domain, &record.product, &record.name);
+            governing
+                .entry((
+                    record.domain.clone(),
+                    record.contract_id.clone(),
+                    record.contract_version.clone(),
+                ))
+                .or_default()
+                .push(seen.clone());
+            let schema = contract.dataset(&record.name);
+            datasets.push(
+                vec![seen.clone()],
+                &[
+                    text(&record.domain),
+                    text(&record.product),
+                    text(&record.name),
+                    text(&record.contract_id),
+                    text(&record.contract_version),
+                    Cell::Text(schema.and_then(|s| s.description.as_deref())),
+                    text(&record.updated_at),
+                ],
+            );
+            for (i, c) in schema.iter().flat_map(|s| s.columns.iter()).enumerate() {
+                let c: &Column = c;
+                let personal = c.is_personal_data();
+                columns.push(
+                    vec![seen.clone()],
+                    &[
+                        text(&record.domain),
+                        text(&record.product),
+                        text(&record.name),
+                        text(&c.name),
+                        Cell::Int(i as i64 + 1),
+                        Cell::Text(c.logical_type.map(|t| t.as_str())),
+                        maybe(&c.physical_type),
+                        Cell::Bool(c.required),
+                        Cell::Bool(c.unique),
+                        Cell::Bool(c.primary_key),
+                        maybe(&c.description),
+                        maybe(&c.classification),
+                        Cell::List(&c.tags),
+                        Cell::Bool(personal),
+                        Cell::Text(personal.then(|| c.mask().as_str())),
+                    ],
+                );
+            }
+        }
+        for ((domain, contract_id, version), seen) in &governing {
+            let contract = self.contract_model(domain, contract_id, version).await?;
+            for p in &contract.sla {
+                let value = match &p.value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                sla.push(
+                    seen.clone(),
+                    &[
+                        text(domain),
+                        text(contract_id),
+                        text(version),
+                        text(&p.property),
+                        text(&value),
+                        maybe(&p.unit),
+                        maybe(&p.element),
+                    ],
+                );
+            }
+        }
+
+        // Every stored version of a contract: discoverable through the datasets any version
+        // governs, or (governing none) through its domain.
+        let mut contracts = Rows::new(
+            "contracts",
+            &[
+                ("domain", "text"),
+                ("contract_id", "text"),
+                ("version", "text"),
+                ("status", "text"),
+                ("file_name", "text"),
+                ("created_at", "text"),
+            ],
+        );
+        let mut by_contract: BTreeMap<(&str, &str), Vec<Resource>> = BTreeMap::new();
+        for ((domain, contract_id, _), seen) in &governing {
+            by_contract
+                .entry((domain, contract_id))
+                .or_default()
+                .extend(seen.iter().cloned());
+        }
+        for c in self.catalog.contracts().await? {
+            let seen = by_contract
+                .get(&(c.domain.as_str(), c.contract_id.as_str()))
+                .cloned()
+                .unwrap_or_else(|| vec![Resource::Domain(c.domain.clone())]);
+            contracts.push(
+                seen,
+                &[
+                    text(&c.domain),
+                    text(&c.contract_id),
+                    text(&c.version),
+                    text(&c.status),
+                    text(&c.file_name),
+                    text(&c.created_at),
+                ],
+            );
+        }
+
+        Ok(MetaSource {
+            tables: vec![
+                domains.finish()?,
+                products.finish()?,
+                output_ports.finish()?,
+                input_ports.finish()?,
+                datasets.finish()?,
+                columns.finish()?,
+                contracts.finish()?,
+                sla.finish()?,
+            ],
+        })
+    }
+}
