@@ -1,5 +1,5 @@
 //! Tessera's metadata store: domains, products, contract versions, datasets and ingested
-//! batches, users and their tokens, grants, access requests and policies, the query log and the
+//! batches, users and their tokens, grants, access requests and policies, governance policies and their evaluations, the query log and the
 //! hash-chained audit log (its key and head kept in files outside the store), in SQLite (the embedded default) or PostgreSQL (several server instances), through
 //! sqlx's `Any` driver so that one set of SQL and one test suite serve both.
 //!
@@ -10,6 +10,7 @@
 mod access;
 mod audit;
 mod error;
+mod governance;
 mod migrate;
 mod query_log;
 mod records;
@@ -22,7 +23,9 @@ pub use audit::{
 pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
-    DatasetRecord, DomainRecord, GrantRecord, MetadataChange, PolicyRecord, ProductRecord,
-    QueryRecord, RunFilter, TokenRecord, Triggers, UserRecord,
+    DatasetRecord, DomainRecord, GovernancePolicyRecord, GrantRecord, MetadataChange,
+    PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyRecord, PolicyStatusRecord,
+    PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter, StandardPolicySwitch,
+    TokenRecord, Triggers, UserRecord,
 };
 pub use store::{Catalog, store_time};

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_secrets.sql")),
     (7, include_str!("../migrations/0007_query_log.sql")),
     (8, include_str!("../migrations/0008_audit.sql")),
+    (9, include_str!("../migrations/0009_governance.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -72,6 +72,9 @@ pub struct MetadataChange {
     pub contracts: Vec<ContractRecord>,
     /// Inserted or updated (by domain, product and name).
     pub datasets: Vec<DatasetRecord>,
+    /// The policies a product's folder holds (domain, product, policies), replacing those it
+    /// held (`None`: unchanged).
+    pub product_policies: Option<(String, String, Vec<GovernancePolicyRecord>)>,
 }
 
 /// One run of a dataset's checks.
@@ -256,4 +259,100 @@ pub struct QueryRecord {
     pub status: String,
     pub error_class: Option<String>,
     pub error: Option<String>,
+}
+
+/// A governance policy file as stored: global (`domain` NULL) or a domain's own, kept with the
+/// product whose folder holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GovernancePolicyRecord {
+    pub policy_id: String,
+    pub domain: Option<String>,
+    pub product: Option<String>,
+    /// `block`, `warn` or `off`, as the file says.
+    pub severity: String,
+    pub file_name: String,
+    pub source: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// The council turned a standard policy on or off for the whole mesh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandardPolicySwitch {
+    pub policy_id: String,
+    pub enabled: bool,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// One evaluation of policies: of the mesh, a domain, a product (on apply, on demand) or a
+/// policy file under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyEvaluationRecord {
+    pub evaluation_id: String,
+    /// `mesh`, `DOMAIN` or `DOMAIN.PRODUCT`.
+    pub target: String,
+    /// `apply`, `check`, `test`.
+    pub trigger: String,
+    pub evaluated_at: String,
+    pub evaluated_by: String,
+    /// Policies evaluated.
+    pub policies: i64,
+    /// Violations of blocking policies, and of warning ones.
+    pub blocking: i64,
+    pub warnings: i64,
+    /// Filled when storing; listings leave them empty.
+    pub outcomes: Vec<PolicyOutcomeRecord>,
+    pub violations: Vec<PolicyViolationRecord>,
+}
+
+/// How one product fared on one policy in an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyOutcomeRecord {
+    pub domain: String,
+    pub product: String,
+    pub policy_id: String,
+    /// The severity the policy had for this product.
+    pub severity: String,
+    pub violations: i64,
+}
+
+impl PolicyOutcomeRecord {
+    /// The distinct (domain, product) pairs some outcomes are about, sorted.
+    pub fn products(outcomes: &[PolicyOutcomeRecord]) -> Vec<(&str, &str)> {
+        let mut products: Vec<(&str, &str)> = outcomes
+            .iter()
+            .map(|o| (o.domain.as_str(), o.product.as_str()))
+            .collect();
+        products.sort_unstable();
+        products.dedup();
+        products
+    }
+}
+
+/// One violation an evaluation found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyViolationRecord {
+    pub policy_id: String,
+    pub severity: String,
+    pub domain: String,
+    pub product: String,
+    pub object: String,
+    pub message: String,
+    pub file_name: Option<String>,
+    pub line: Option<i64>,
+}
+
+/// Where a product stands on a policy now: its violations at the newest evaluation of the mesh
+/// as it is, and since when it has been passing (or failing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyStatusRecord {
+    pub domain: String,
+    pub product: String,
+    pub policy_id: String,
+    pub severity: String,
+    pub violations: i64,
+    pub since: String,
+    pub evaluated_at: String,
+    pub evaluation_id: String,
 }

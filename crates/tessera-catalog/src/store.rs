@@ -278,6 +278,12 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((domain, product, policies)) = &change.product_policies {
+            crate::governance::replace_product_policies(
+                &mut tx, domain, product, policies, &now, actor,
+            )
+            .await?;
+        }
         self.commit_audited(tx, &apply_events(change, actor)).await
     }
 
@@ -662,7 +668,13 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
                 .first()
                 .map(|d| format!("{}.{}", d.domain, d.product))
         })
-        .or_else(|| change.contracts.first().map(|c| c.domain.clone()));
+        .or_else(|| change.contracts.first().map(|c| c.domain.clone()))
+        .or_else(|| {
+            change
+                .product_policies
+                .as_ref()
+                .map(|(d, p, _)| format!("{d}.{p}"))
+        });
     let Some(subject) = subject else {
         return Vec::new();
     };
@@ -676,6 +688,9 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
                 "source_sha256": sha256_hex(&p.source),
             })),
             "contracts": change.contracts.iter().map(|c| format!("{}@{}", c.contract_id, c.version)).collect::<Vec<_>>(),
+            "policies": change.product_policies.as_ref().map(|(_, _, ps)| ps.iter().map(|p| serde_json::json!({
+                "policy": p.policy_id, "severity": p.severity, "source_sha256": sha256_hex(&p.source),
+            })).collect::<Vec<_>>()),
             "datasets": change.datasets.iter().map(|d| serde_json::json!({
                 "dataset": format!("{}.{}.{}", d.domain, d.product, d.name),
                 "contract": format!("{}@{}", d.contract_id, d.contract_version),

@@ -1,5 +1,5 @@
 //! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
-//! their contracts (columns, types, row-level rules), the mapping of contract types to Arrow,
+//! their contracts (columns, types, row-level rules), governance policies, the mapping of contract types to Arrow,
 //! who asks ([`RequestContext`], [`Principal`]) and which SQL is accepted ([`sql`]).
 //!
 //! This crate does no IO, is not async and does not (de)serialise file formats: reading ODCS and
@@ -10,6 +10,7 @@ mod context;
 mod error;
 mod model;
 mod name;
+mod policy;
 mod quality;
 mod rules;
 pub mod sql;
@@ -20,9 +21,13 @@ pub use error::{CoreError, Result};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, MaskKind, OutputPort, Product,
     QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
-    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty, duration_seconds, sla_duration_seconds,
+    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty, SupportChannel, duration_seconds,
+    sla_duration_seconds,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX, RESERVED_NAMES};
+pub use policy::{
+    GovernancePolicy, POLICY_OPTIONAL_COLUMNS, POLICY_REQUIRED_COLUMNS, PolicySeverity,
+};
 pub use quality::{
     COLUMN_PLACEHOLDERS, Check, CheckKind, Operator, QualityRule, RuleKind, Severity,
     TABLE_PLACEHOLDERS, Unit, quality_score, substitute_placeholders,

@@ -34,6 +34,17 @@ pub struct Product {
     pub owner: Option<String>,
     pub output_ports: Vec<OutputPort>,
     pub input_ports: Vec<InputPort>,
+    /// Where consumers get help (ODPS `support`).
+    pub support: Vec<SupportChannel>,
+}
+
+/// A support or communication channel of a product (ODPS `support`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupportChannel {
+    pub channel: String,
+    pub url: String,
+    /// `email`, `slack`, `teams`, `ticket`, … as the descriptor says.
+    pub tool: Option<String>,
 }
 
 /// An output port: a contract (by id and version) whose schema objects become datasets.

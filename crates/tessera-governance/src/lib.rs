@@ -13,6 +13,10 @@
 //! set of users, groups and teams), `Dataset` (parent: its product; the product's attributes).
 //! Actions: see [`Action`].
 //!
+//! It also holds the governance policies that ship with Tessera ([`STANDARD_POLICIES`]: SQL
+//! over `tessera_meta`, evaluated by the service layer) and the name of the group whose members
+//! write global ones ([`GOVERNANCE_COUNCIL_GROUP`]).
+//!
 //! This crate does no IO and is not async: the service layer loads the facts, builds the model
 //! when they change, and asks it.
 
@@ -30,6 +34,48 @@ use tessera_core::{Principal, PrincipalKind};
 /// approves requests for it; a grant lets its grantee read; platform admins and Tessera's own
 /// system principals do everything.
 pub const DEFAULT_POLICIES: &str = include_str!("default_policies.cedar");
+
+/// The standard library of governance policies, on by default (the governance council may turn
+/// one off for the whole mesh): `(file name, policy file text)`, each a `kind: Policy` file
+/// with its rationale.
+pub const STANDARD_POLICIES: &[(&str, &str)] = &[
+    (
+        "snake-case-names.yaml",
+        include_str!("../standard/snake-case-names.yaml"),
+    ),
+    (
+        "product-owner.yaml",
+        include_str!("../standard/product-owner.yaml"),
+    ),
+    (
+        "support-channel.yaml",
+        include_str!("../standard/support-channel.yaml"),
+    ),
+    (
+        "described-products-and-datasets.yaml",
+        include_str!("../standard/described-products-and-datasets.yaml"),
+    ),
+    (
+        "described-columns.yaml",
+        include_str!("../standard/described-columns.yaml"),
+    ),
+    (
+        "personal-data-classified.yaml",
+        include_str!("../standard/personal-data-classified.yaml"),
+    ),
+    (
+        "freshness-slo.yaml",
+        include_str!("../standard/freshness-slo.yaml"),
+    ),
+    (
+        "personal-data-retention.yaml",
+        include_str!("../standard/personal-data-retention.yaml"),
+    ),
+];
+
+/// Members of this group apply global governance policies and switch standard ones on and off
+/// (admins may too).
+pub const GOVERNANCE_COUNCIL_GROUP: &str = "governance council";
 
 /// What a principal may do to a domain, product or dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,13 +6,18 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use tessera_catalog::{ContractRecord, DatasetRecord, MetadataChange, ProductRecord};
-use tessera_core::{Contract, DatasetRef, DatasetSchema, Product, RequestContext};
+use tessera_catalog::{
+    ContractRecord, DatasetRecord, MetadataChange, PolicyEvaluationRecord, ProductRecord,
+};
+use tessera_core::{
+    Contract, DatasetRef, DatasetSchema, GovernancePolicy, Product, RequestContext,
+};
 use tessera_governance::Resource;
 use tessera_spec::{Diagnostic, Loaded, SpecDocument, diff_contracts, major_version};
 
 use crate::error::{Result, ServiceError};
 use crate::mesh::{Mesh, owner_principal};
+use crate::policies::LoadedPolicy;
 use crate::service::PublishService;
 use crate::views::*;
 
@@ -29,6 +34,8 @@ struct PlannedDataset {
     contract_id: String,
     contract_version: String,
     description: Option<String>,
+    /// The contract version that governs it (from the folder, or as published).
+    contract: std::sync::Arc<Contract>,
 }
 
 impl Mesh {
@@ -75,6 +82,19 @@ impl Mesh {
 impl PublishService for Mesh {
     /// Computes the plan for a product folder and, unless `dry_run`, applies it.
     async fn apply(&self, cx: &RequestContext, request: &ApplyRequest) -> Result<ApplyPlan> {
+        Ok(self.apply_with(cx, request, None).await?.0)
+    }
+}
+
+impl Mesh {
+    /// [`PublishService::apply`]; with `under_test`, a dry run that evaluates that one policy
+    /// alone (`policy test`), whoever asks, and answers its violations instead of refusing.
+    pub(crate) async fn apply_with(
+        &self,
+        cx: &RequestContext,
+        request: &ApplyRequest,
+        under_test: Option<&LoadedPolicy>,
+    ) -> Result<(ApplyPlan, PolicyEvaluationRecord)> {
         let _one_at_a_time = self.apply_lock.lock().await;
         // Read on the query runtime, whose threads have the stack for deeply nested rules.
         let folder = {
@@ -83,6 +103,11 @@ impl PublishService for Mesh {
                 .await??
         };
         let product_file = &request.files[folder.product_file];
+        let folder_policies: Vec<(&SourceFile, GovernancePolicy)> = folder
+            .policies
+            .into_iter()
+            .map(|(i, p)| (&request.files[i], p))
+            .collect();
         let product = folder.product;
         let contracts: Vec<ContractFile> = folder
             .contracts
@@ -93,7 +118,9 @@ impl PublishService for Mesh {
             })
             .collect();
         own_domain(&product, &contracts)?;
-        self.authorize_publish(cx, &product).await?;
+        if under_test.is_none() {
+            self.authorize_publish(cx, &product).await?;
+        }
         let datasets = self
             .planned_datasets(product_file, &product, &contracts)
             .await?;
@@ -129,6 +156,25 @@ impl PublishService for Mesh {
             }
             Some(_) => Action::Change,
         };
+        let product_record = ProductRecord {
+            domain: product.domain.to_string(),
+            name: product.name.to_string(),
+            product_id: product.id.clone(),
+            version: product.version.clone(),
+            status: product.status.clone(),
+            description: product.description.clone(),
+            owner: product.owner.clone(),
+            file_name: product_file.name.clone(),
+            source: product_file.content.clone(),
+            created_at: stored
+                .as_ref()
+                .map(|s| s.created_at.clone())
+                .unwrap_or_default(),
+            updated_at: stored
+                .as_ref()
+                .map(|s| s.updated_at.clone())
+                .unwrap_or_default(),
+        };
         changes.push(PlannedChange {
             kind: ResourceKind::Product,
             name: product_name.clone(),
@@ -136,19 +182,7 @@ impl PublishService for Mesh {
             detail: (action == Action::Change).then(|| "descriptor changed".to_string()),
         });
         if action != Action::Unchanged {
-            metadata.product = Some(ProductRecord {
-                domain: product.domain.to_string(),
-                name: product.name.to_string(),
-                product_id: product.id.clone(),
-                version: product.version.clone(),
-                status: product.status.clone(),
-                description: product.description.clone(),
-                owner: product.owner.clone(),
-                file_name: product_file.name.clone(),
-                source: product_file.content.clone(),
-                created_at: String::new(),
-                updated_at: String::new(),
-            });
+            metadata.product = Some(product_record.clone());
         }
 
         // Contract versions, scoped to the product's domain: new ones are stored; a stored
@@ -287,13 +321,114 @@ impl PublishService for Mesh {
             }
         }
 
-        let plan = ApplyPlan {
-            product: product_name,
-            applied: !request.dry_run,
-            changes,
+        // The folder's domain policies: checked against the global ones, then planned.
+        let domain_policies = self
+            .plan_domain_policies(&product, &folder_policies, &mut changes)
+            .await?;
+        if let Some(records) = &domain_policies.records {
+            metadata.product_policies = Some((
+                product.domain.to_string(),
+                product.name.to_string(),
+                records.clone(),
+            ));
+        }
+
+        // The governance gate: every policy that applies, on the mesh as it would be after.
+        let planned_datasets: Vec<(DatasetRecord, std::sync::Arc<Contract>)> = datasets
+            .iter()
+            .map(|d| {
+                let stored = stored_datasets.get(d.reference.dataset.as_str());
+                (
+                    DatasetRecord {
+                        domain: d.reference.domain.to_string(),
+                        product: d.reference.product.to_string(),
+                        name: d.reference.dataset.to_string(),
+                        contract_id: d.contract_id.clone(),
+                        contract_version: d.contract_version.clone(),
+                        location: d.reference.relative_path(),
+                        created_at: stored.map(|s| s.created_at.clone()).unwrap_or_default(),
+                        updated_at: stored.map(|s| s.updated_at.clone()).unwrap_or_default(),
+                    },
+                    d.contract.clone(),
+                )
+            })
+            .collect();
+        let input = self.meta_input().await?.with_product(
+            product_record,
+            product.clone(),
+            planned_datasets,
+            metadata.contracts.clone(),
+            domain_policies.loaded,
+        );
+        let meta = self.offload_work(async move {
+            let meta = input.build();
+            (input, meta)
+        });
+        let (input, meta) = meta.await?;
+        let meta = meta?;
+        let problems = self
+            .check_policy_queries(
+                cx,
+                &meta,
+                &folder_policies
+                    .iter()
+                    .map(|(f, p)| (*f, p))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        if !problems.is_empty() {
+            return Err(ServiceError::InvalidFiles(problems));
+        }
+        let target = (product.domain.to_string(), product.name.to_string());
+        let evaluated: Vec<LoadedPolicy> = match under_test {
+            Some(p) => vec![p.clone()],
+            None => input.policies.clone(),
         };
-        if request.dry_run || plan.is_noop() {
-            return Ok(plan);
+        let mut evaluation = self
+            .evaluate_policies(cx, &evaluated, &meta, std::slice::from_ref(&target))
+            .await?;
+        let contract_files: Vec<(&str, &str)> = contracts
+            .iter()
+            .map(|c| (c.file.name.as_str(), c.file.content.as_str()))
+            .collect();
+        let locator = crate::policies::Locator::new(
+            (&product_file.name, &product_file.content),
+            &contract_files,
+        )?;
+        Mesh::locate_violations(
+            &mut evaluation,
+            &std::collections::HashMap::from([(target, locator)]),
+        );
+
+        let dry_run = request.dry_run || under_test.is_some();
+        let refused = evaluation.blocking() > 0;
+        let mut plan = ApplyPlan {
+            product: product_name.clone(),
+            applied: !dry_run && !refused,
+            changes,
+            policies: Some(evaluation.view()),
+        };
+        let trigger = match (under_test, dry_run) {
+            (Some(_), _) => "test",
+            (None, true) => "plan",
+            (None, false) => "apply",
+        };
+        // Every evaluation is kept; a refused, dry-run or test one does not say where the
+        // product stands, since the mesh is not as it evaluated.
+        let record = evaluation.record(cx, &product_name, trigger);
+        if refused || dry_run {
+            self.catalog
+                .record_policy_evaluation(&record, false)
+                .await?;
+            if refused && !dry_run {
+                plan.applied = false;
+                return Err(ServiceError::PolicyViolations(Box::new(plan)));
+            }
+            return Ok((plan, record));
+        }
+        if plan.is_noop() {
+            self.catalog.record_policy_evaluation(&record, true).await?;
+            return Ok((plan, record));
         }
         // Tables first, metadata second: a crash in between leaves tables nobody references
         // yet, which the next apply adopts.
@@ -323,7 +458,8 @@ impl PublishService for Mesh {
         self.catalog
             .apply(&metadata, &cx.principal.to_string())
             .await?;
-        Ok(plan)
+        self.catalog.record_policy_evaluation(&record, true).await?;
+        Ok((plan, record))
     }
 }
 
@@ -461,6 +597,7 @@ impl Mesh {
                     schema: schema.clone(),
                     contract_id: contract.id.clone(),
                     contract_version: contract.version.clone(),
+                    contract: contract.clone(),
                 });
             }
         }
@@ -491,6 +628,8 @@ struct LoadedFolder {
     product_file: usize,
     product: Product,
     contracts: Vec<(usize, Contract)>,
+    /// The domain policies it holds (`policies/*.yaml`).
+    policies: Vec<(usize, GovernancePolicy)>,
 }
 
 /// Loads every file of a folder; all problems of all files are reported together.
@@ -503,9 +642,25 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut products = Vec::new();
     let mut contracts: Vec<(usize, Contract)> = Vec::new();
+    let mut policies: Vec<(usize, GovernancePolicy)> = Vec::new();
     for (i, file) in files.iter().enumerate() {
         match tessera_spec::load_with(&file.name, &file.content, limits) {
             Ok(Loaded::Product(p)) => products.push((i, p)),
+            Ok(Loaded::Policy(p)) => {
+                if let Some((first, _)) = policies.iter().find(|(_, q)| q.id == p.id) {
+                    problems.push(Diagnostic {
+                        file: file.name.clone(),
+                        line: Some(1),
+                        field: "id".into(),
+                        message: format!(
+                            "policy id {:?} is also used by {}; each policy file needs its own id",
+                            p.id, files[*first].name
+                        ),
+                    });
+                } else {
+                    policies.push((i, p));
+                }
+            }
             Ok(Loaded::Contract(contract)) => {
                 if let Some((first, _)) = contracts.iter().find(|(_, c)| c.id == contract.id) {
                     problems.push(Diagnostic {
@@ -534,6 +689,7 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
                 product_file,
                 product,
                 contracts,
+                policies,
             })
         }
         0 => Err(ServiceError::BadRequest(

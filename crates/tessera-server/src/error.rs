@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// Standard files that are not valid, each problem with file, line and field.
     #[error("{}", render_diagnostics(.0))]
     InvalidFiles(Vec<Diagnostic>),
+    /// A publish the governance policies refused: the plan, with every violation.
+    #[error("{}", render_refusal(.0))]
+    PolicyViolations(Box<crate::views::ApplyPlan>),
     /// The request is valid but conflicts with what is stored (e.g. a published contract version
     /// changed without a new version number).
     #[error("{0}")]
@@ -73,9 +76,36 @@ impl ServiceError {
             Busy(m) => Busy(prefixed(m)),
             Unavailable(m) => Unavailable(prefixed(m)),
             Internal(m) => Internal(prefixed(m)),
-            other @ (InvalidFiles(_) | PayloadTooLarge { .. }) => other,
+            other @ (InvalidFiles(_) | PolicyViolations(_) | PayloadTooLarge { .. }) => other,
         }
     }
+}
+
+fn render_refusal(plan: &crate::views::ApplyPlan) -> String {
+    let Some(outcome) = &plan.policies else {
+        return format!("{}: refused by the governance policies", plan.product);
+    };
+    let mut text = format!(
+        "{}: refused by the governance policies: {} blocking violation(s), {} warning(s)",
+        plan.product, outcome.blocking, outcome.warnings
+    );
+    for v in &outcome.violations {
+        text.push_str(&format!("\n  - {}", render_violation(v)));
+    }
+    text
+}
+
+/// One violation on one line: `block snake-case-names: column orders.customerId: message (file:line)`.
+pub fn render_violation(v: &crate::views::ViolationView) -> String {
+    let at = match (&v.file, v.line) {
+        (Some(f), Some(l)) => format!(" ({f}:{l})"),
+        (Some(f), None) => format!(" ({f})"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {}: {}: {}{at}",
+        v.severity, v.policy, v.object, v.message
+    )
 }
 
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {

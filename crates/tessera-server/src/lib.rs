@@ -23,6 +23,7 @@ mod governance;
 mod local_test;
 mod mesh;
 mod meta;
+mod policies;
 mod query_log;
 mod scheduler;
 pub mod service;
@@ -32,12 +33,12 @@ pub use access::{ADMIN_GROUP, ADMIN_USER};
 pub use app::Application;
 pub use checks::REFUSED_COMMIT;
 pub use config::ServerConfig;
-pub use error::{Result, ServiceError};
+pub use error::{Result, ServiceError, render_violation};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
-    AccessService, AuditService, CatalogService, IngestService, OperationsService, PublishService,
-    QualityService, QueryService, Services,
+    AccessService, AuditService, CatalogService, GovernanceService, IngestService,
+    OperationsService, PublishService, QualityService, QueryService, Services,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

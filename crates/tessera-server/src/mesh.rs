@@ -73,13 +73,13 @@ pub struct Mesh {
     /// How large a contract `apply` accepts.
     pub(crate) contract_limits: tessera_spec::FileLimits,
     /// The key masked values are hashed with, shared by every instance through the store.
-    mask_key: Arc<[u8]>,
+    pub(crate) mask_key: Arc<[u8]>,
     /// Every query, written in groups off the response path (see `query_log.rs`).
     pub(crate) query_log: Arc<crate::query_log::QueryLog>,
 }
 
 /// The `tessera_meta` rows, and the mesh snapshot and access generation they were built at.
-type MetaCache = (Arc<MeshSnapshot>, i64, Arc<crate::meta::MetaSource>);
+type MetaCache = (Arc<MeshSnapshot>, (i64, i64), Arc<crate::meta::MetaSource>);
 
 impl Mesh {
     /// Opens (and migrates) the metadata store and the table storage named by `config`.
@@ -178,8 +178,8 @@ impl Mesh {
             &tessera_spec::FileLimits::NONE,
         )? {
             tessera_spec::Loaded::Product(p) => Ok(p),
-            tessera_spec::Loaded::Contract(_) => Err(ServiceError::Internal(format!(
-                "product {}.{} is stored with a contract as its descriptor",
+            _ => Err(ServiceError::Internal(format!(
+                "product {}.{} is stored with another kind of file as its descriptor",
                 record.domain, record.name
             ))),
         }
@@ -279,23 +279,24 @@ impl Mesh {
         Ok(snapshot)
     }
 
-    /// The `tessera_meta` rows of the whole mesh as of `mesh` and access generation
-    /// `generation`: rebuilt when either moved (a product's descriptor changing moves the
-    /// access generation).
+    /// The `tessera_meta` rows of the whole mesh as of `mesh`, access generation `generation`
+    /// and the governance generation: rebuilt when any moved (a product's descriptor changing
+    /// moves the access generation; policies and their results the governance one).
     pub(crate) async fn meta_source(
         &self,
         mesh: &Arc<MeshSnapshot>,
         generation: i64,
     ) -> Result<Arc<crate::meta::MetaSource>> {
+        let generations = (generation, self.catalog.governance_generation().await?);
         let mut cached = self.meta.lock().await;
         if let Some((of, g, meta)) = cached.as_ref()
             && Arc::ptr_eq(of, mesh)
-            && *g == generation
+            && *g == generations
         {
             return Ok(meta.clone());
         }
         let meta = Arc::new(self.build_meta().await?);
-        *cached = Some((mesh.clone(), generation, meta.clone()));
+        *cached = Some((mesh.clone(), generations, meta.clone()));
         Ok(meta)
     }
 

@@ -15,6 +15,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use tessera_catalog::{
+    ContractRecord, DatasetRecord, DomainRecord, PolicyStatusRecord, ProductRecord,
+};
 use tessera_core::{Column, Contract, Product};
 use tessera_governance::Resource;
 use tessera_query::MetaTable;
@@ -22,9 +25,10 @@ use tessera_query::MetaTable;
 use crate::error::{Result, ServiceError};
 use crate::governance::product_resource;
 use crate::mesh::Mesh;
+use crate::policies::{LoadedPolicy, Origin};
 
 /// The rows of every `tessera_meta` table for the whole mesh, each with the resources that make
-/// it discoverable (any one of them).
+/// it discoverable (any one of them; none: everyone's, like a global policy).
 pub(crate) struct MetaSource {
     tables: Vec<(&'static str, RecordBatch, Vec<Vec<Resource>>)>,
 }
@@ -36,7 +40,7 @@ impl MetaSource {
         for (name, batch, resources) in &self.tables {
             let keep: BooleanArray = resources
                 .iter()
-                .map(|rs| Some(rs.iter().any(discovers)))
+                .map(|rs| Some(rs.is_empty() || rs.iter().any(discovers)))
                 .collect();
             let rows = arrow::compute::filter_record_batch(batch, &keep).map_err(internal)?;
             out.push(MetaTable::new(name, rows)?);
@@ -163,11 +167,96 @@ fn dataset_resource(domain: &str, product: &str, dataset: &str) -> Resource {
     }
 }
 
+/// What `tessera_meta` is made of: the mesh's records as stored (or as an apply would leave
+/// them, see [`MetaInput::with_product`]), with their models.
+pub(crate) struct MetaInput {
+    pub(crate) domains: Vec<DomainRecord>,
+    pub(crate) products: Vec<(ProductRecord, Product)>,
+    pub(crate) datasets: Vec<(DatasetRecord, Arc<Contract>)>,
+    pub(crate) contracts: Vec<ContractRecord>,
+    pub(crate) policies: Vec<LoadedPolicy>,
+    pub(crate) status: Vec<PolicyStatusRecord>,
+}
+
 impl Mesh {
+    /// The records `tessera_meta` is built from, as of now.
+    pub(crate) async fn meta_input(&self) -> Result<MetaInput> {
+        let mut products = Vec::new();
+        for record in self.catalog.products(None).await? {
+            let product = self.product_model(&record)?;
+            products.push((record, product));
+        }
+        let mut datasets = Vec::new();
+        for record in self.catalog.datasets(None).await? {
+            let contract = self
+                .contract_model(
+                    &record.domain,
+                    &record.contract_id,
+                    &record.contract_version,
+                )
+                .await?;
+            datasets.push((record, contract));
+        }
+        Ok(MetaInput {
+            domains: self.catalog.domains().await?,
+            products,
+            datasets,
+            contracts: self.catalog.contracts().await?,
+            policies: self.stored_policies().await?,
+            status: self.catalog.policy_status(None).await?,
+        })
+    }
+
     /// Every `tessera_meta` row of the mesh as of now.
     pub(crate) async fn build_meta(&self) -> Result<MetaSource> {
+        self.meta_input().await?.build()
+    }
+}
+
+impl MetaInput {
+    /// The mesh as it would be once a product folder is applied: the product's descriptor,
+    /// datasets and domain policies replaced, its new contract versions added (and its domain,
+    /// if new).
+    pub(crate) fn with_product(
+        mut self,
+        record: ProductRecord,
+        product: Product,
+        datasets: Vec<(DatasetRecord, Arc<Contract>)>,
+        contracts: Vec<ContractRecord>,
+        policies: Vec<LoadedPolicy>,
+    ) -> Self {
+        let (domain, name) = (record.domain.clone(), record.name.clone());
+        if !self.domains.iter().any(|d| d.name == domain) {
+            self.domains.push(DomainRecord {
+                name: domain.clone(),
+                created_at: record.updated_at.clone(),
+                product_count: 1,
+            });
+        }
+        self.products
+            .retain(|(r, _)| !(r.domain == domain && r.name == name));
+        self.products.push((record, product));
+        self.datasets
+            .retain(|(r, _)| !(r.domain == domain && r.product == name));
+        self.datasets.extend(datasets);
+        for c in contracts {
+            if !self.contracts.iter().any(|s| {
+                s.domain == c.domain && s.contract_id == c.contract_id && s.version == c.version
+            }) {
+                self.contracts.push(c);
+            }
+        }
+        self.policies.retain(|p| {
+            !matches!(&p.origin, Origin::Domain { domain: d, product: p } if *d == domain && *p == name)
+        });
+        self.policies.extend(policies);
+        self
+    }
+
+    /// Every `tessera_meta` row of this input.
+    pub(crate) fn build(&self) -> Result<MetaSource> {
         let mut domains = Rows::new("domains", &[("domain", "text"), ("created_at", "text")]);
-        for d in self.catalog.domains().await? {
+        for d in &self.domains {
             domains.push(
                 vec![Resource::Domain(d.name.clone())],
                 &[text(&d.name), text(&d.created_at)],
@@ -200,9 +289,30 @@ impl Mesh {
             &[port_columns.as_slice(), &[("description", "text")]].concat(),
         );
         let mut input_ports = Rows::new("input_ports", &port_columns);
-        for record in self.catalog.products(None).await? {
-            let product: Product = self.product_model(&record)?;
+        let mut support = Rows::new(
+            "support_channels",
+            &[
+                ("domain", "text"),
+                ("product", "text"),
+                ("channel", "text"),
+                ("url", "text"),
+                ("tool", "text"),
+            ],
+        );
+        for (record, product) in &self.products {
             let seen = vec![product_resource(&record.domain, &record.name)];
+            for s in &product.support {
+                support.push(
+                    seen.clone(),
+                    &[
+                        text(&record.domain),
+                        text(&record.name),
+                        text(&s.channel),
+                        text(&s.url),
+                        maybe(&s.tool),
+                    ],
+                );
+            }
             products.push(
                 seen.clone(),
                 &[
@@ -280,6 +390,8 @@ impl Mesh {
             "sla_properties",
             &[
                 ("domain", "text"),
+                ("product", "text"),
+                ("dataset", "text"),
                 ("contract_id", "text"),
                 ("contract_version", "text"),
                 ("property", "text"),
@@ -291,14 +403,7 @@ impl Mesh {
         // Each contract version a dataset is governed by, with the datasets that make it
         // discoverable.
         let mut governing: BTreeMap<(String, String, String), Vec<Resource>> = BTreeMap::new();
-        for record in self.catalog.datasets(None).await? {
-            let contract: Arc<Contract> = self
-                .contract_model(
-                    &record.domain,
-                    &record.contract_id,
-                    &record.contract_version,
-                )
-                .await?;
+        for (record, contract) in &self.datasets {
             let seen = dataset_resource(&record.domain, &record.product, &record.name);
             governing
                 .entry((
@@ -345,20 +450,24 @@ impl Mesh {
                     ],
                 );
             }
-        }
-        for ((domain, contract_id, version), seen) in &governing {
-            let contract = self.contract_model(domain, contract_id, version).await?;
-            for p in &contract.sla {
+            // The SLA properties that apply to this dataset: one row each.
+            for p in contract
+                .sla
+                .iter()
+                .filter(|p| schema.is_some_and(|s| sla_applies_to(p, s)))
+            {
                 let value = match &p.value {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
                 sla.push(
-                    seen.clone(),
+                    vec![seen.clone()],
                     &[
-                        text(domain),
-                        text(contract_id),
-                        text(version),
+                        text(&record.domain),
+                        text(&record.product),
+                        text(&record.name),
+                        text(&record.contract_id),
+                        text(&record.contract_version),
                         text(&p.property),
                         text(&value),
                         maybe(&p.unit),
@@ -367,7 +476,6 @@ impl Mesh {
                 );
             }
         }
-
         // Every stored version of a contract: discoverable through the datasets any version
         // governs, or (governing none) through its domain.
         let mut contracts = Rows::new(
@@ -388,7 +496,7 @@ impl Mesh {
                 .or_default()
                 .extend(seen.iter().cloned());
         }
-        for c in self.catalog.contracts().await? {
+        for c in &self.contracts {
             let seen = by_contract
                 .get(&(c.domain.as_str(), c.contract_id.as_str()))
                 .cloned()
@@ -416,7 +524,103 @@ impl Mesh {
                 columns.finish()?,
                 contracts.finish()?,
                 sla.finish()?,
+                support.finish()?,
+                policy_rows(&self.policies)?,
+                status_rows(&self.status)?,
             ],
         })
     }
+}
+
+/// Whether an SLA property applies to a dataset of its contract: it names no element, or one
+/// of its elements is the dataset, one of its columns, or `dataset.column`.
+fn sla_applies_to(p: &tessera_core::SlaProperty, schema: &tessera_core::DatasetSchema) -> bool {
+    let parts = p.element_parts();
+    let name = schema.name.as_str();
+    parts.is_empty()
+        || parts.iter().any(|(_, table, rest)| match table {
+            Some(t) => *t == name,
+            None => *rest == name || schema.column(rest).is_some(),
+        })
+}
+
+/// `policies`: every policy in force or stored, global ones everyone's to see, a domain's
+/// through its domain.
+fn policy_rows(
+    policies: &[LoadedPolicy],
+) -> Result<(&'static str, RecordBatch, Vec<Vec<Resource>>)> {
+    let mut rows = Rows::new(
+        "policies",
+        &[
+            ("policy_id", "text"),
+            ("origin", "text"),
+            ("domain", "text"),
+            ("severity", "text"),
+            ("enabled", "bool"),
+            ("description", "text"),
+            ("message", "text"),
+            ("extends", "text"),
+            ("file_name", "text"),
+        ],
+    );
+    for p in policies {
+        let (origin, domain) = match &p.origin {
+            Origin::Standard => ("standard", None),
+            Origin::Global => ("global", None),
+            Origin::Domain { domain, .. } => ("domain", Some(domain.as_str())),
+        };
+        rows.push(
+            domain
+                .map(|d| vec![Resource::Domain(d.to_string())])
+                .unwrap_or_default(),
+            &[
+                text(&p.policy.id),
+                text(origin),
+                Cell::Text(domain),
+                text(p.policy.severity.as_str()),
+                Cell::Bool(p.enabled),
+                text(&p.policy.description),
+                maybe(&p.policy.message),
+                maybe(&p.policy.extends),
+                text(&p.file_name),
+            ],
+        );
+    }
+    rows.finish()
+}
+
+/// `policy_results`: where each product stands on each policy, as of the newest evaluation of
+/// the mesh as it is.
+fn status_rows(
+    status: &[PolicyStatusRecord],
+) -> Result<(&'static str, RecordBatch, Vec<Vec<Resource>>)> {
+    let mut rows = Rows::new(
+        "policy_results",
+        &[
+            ("domain", "text"),
+            ("product", "text"),
+            ("policy_id", "text"),
+            ("severity", "text"),
+            ("passing", "bool"),
+            ("violations", "int"),
+            ("since", "text"),
+            ("evaluated_at", "text"),
+        ],
+    );
+    for s in status {
+        rows.push(
+            vec![product_resource(&s.domain, &s.product)],
+            &[
+                text(&s.domain),
+                text(&s.product),
+                text(&s.policy_id),
+                text(&s.severity),
+                Cell::Bool(s.violations == 0),
+                Cell::Int(s.violations),
+                text(&s.since),
+                text(&s.evaluated_at),
+            ],
+        );
+    }
+    rows.finish()
 }

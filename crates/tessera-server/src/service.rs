@@ -205,6 +205,53 @@ pub trait AuditService: Send + Sync {
     async fn verify_audit(&self, cx: &RequestContext) -> Result<AuditVerificationView>;
 }
 
+/// Governance policies: the standard library, the council's global policies, domains' own,
+/// and their evaluations.
+#[async_trait]
+pub trait GovernanceService: Send + Sync {
+    /// Every policy, of every origin, standard ones first.
+    async fn governance_policies(&self, cx: &RequestContext) -> Result<Vec<GovernancePolicyView>>;
+    async fn governance_policy(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+    ) -> Result<GovernancePolicyView>;
+    /// Stores global policy files (members of the governance council group, or admins), each
+    /// replacing the policy of its id, once every one of them loads and its query plans.
+    async fn apply_global_policies(
+        &self,
+        cx: &RequestContext,
+        request: &PolicyFilesRequest,
+    ) -> Result<Vec<GovernancePolicyView>>;
+    /// Removes a global policy (the council); the answer is the policy as it was.
+    async fn delete_global_policy(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+    ) -> Result<GovernancePolicyView>;
+    /// Turns a standard policy on or off for the whole mesh (the council; audited).
+    async fn switch_standard_policy(
+        &self,
+        cx: &RequestContext,
+        id: &str,
+        enabled: bool,
+    ) -> Result<GovernancePolicyView>;
+    /// Evaluates one policy file against a product folder as it would be applied, as if the
+    /// policy were global; nothing is applied.
+    async fn test_policy(
+        &self,
+        cx: &RequestContext,
+        request: &PolicyTestRequest,
+    ) -> Result<PolicyEvaluationView>;
+    /// Evaluates every policy on the mesh as it is (one domain or product, or all), and stores
+    /// where each product stands.
+    async fn check_policies(
+        &self,
+        cx: &RequestContext,
+        request: &PolicyCheckRequest,
+    ) -> Result<PolicyEvaluationView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -215,6 +262,7 @@ pub trait Services:
     + QualityService
     + AccessService
     + AuditService
+    + GovernanceService
 {
 }
 
@@ -227,5 +275,6 @@ impl<T> Services for T where
         + QualityService
         + AccessService
         + AuditService
+        + GovernanceService
 {
 }

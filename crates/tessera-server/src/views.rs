@@ -145,9 +145,114 @@ pub struct ApplyRequest {
 pub struct ApplyPlan {
     /// `domain.product`.
     pub product: String,
-    /// Whether the changes were made (false for a dry run).
+    /// Whether the changes were made (false for a dry run, or a publish the policies refused).
     pub applied: bool,
     pub changes: Vec<PlannedChange>,
+    /// The governance policies evaluated on the product as it would be after the apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PolicyOutcomeView>,
+}
+
+/// What the governance policies found on a product (or on the mesh).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyOutcomeView {
+    /// Policies evaluated.
+    pub evaluated: usize,
+    /// Violations of blocking policies (any refuses a publish), and of warning ones.
+    pub blocking: usize,
+    pub warnings: usize,
+    /// Blocking ones first.
+    pub violations: Vec<ViolationView>,
+}
+
+/// One violation of a governance policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ViolationView {
+    /// The policy's id.
+    pub policy: String,
+    /// `block` or `warn`: the severity the policy has for this product.
+    pub severity: String,
+    pub domain: String,
+    pub product: String,
+    /// What the violation concerns, e.g. `column orders.customerEmail`.
+    pub object: String,
+    pub message: String,
+    /// The file (and line) the object is declared in, where it can be known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+/// A governance policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GovernancePolicyView {
+    pub id: String,
+    /// `standard` (ships with Tessera), `global` (the council's) or `domain`.
+    pub origin: String,
+    /// For a domain's policy: its domain and the product whose folder holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// `block`, `warn` or `off`, as its file says.
+    pub severity: String,
+    /// False for a standard policy the council turned off.
+    pub enabled: bool,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The global policy a domain's policy makes stricter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    pub file_name: String,
+    /// The policy file's text.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+}
+
+/// `PUT /api/v1/governance/policies`: global policy files.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyFilesRequest {
+    pub files: Vec<SourceFile>,
+}
+
+/// `POST /api/v1/governance/policies/test`: one policy file, evaluated against a product
+/// folder as it would be applied, with nothing stored but the evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyTestRequest {
+    pub policy: SourceFile,
+    pub files: Vec<SourceFile>,
+}
+
+/// `POST /api/v1/governance/check`: evaluate the policies on the mesh as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PolicyCheckRequest {
+    /// `DOMAIN` or `DOMAIN.PRODUCT`; every product when left out (or null).
+    pub target: Option<String>,
+}
+
+/// One stored evaluation of governance policies.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyEvaluationView {
+    pub evaluation_id: String,
+    /// `mesh`, `DOMAIN` or `DOMAIN.PRODUCT`.
+    pub target: String,
+    /// `apply`, `plan` (a dry run), `check` or `test`.
+    pub trigger: String,
+    pub evaluated_at: String,
+    pub evaluated_by: String,
+    /// Products evaluated.
+    pub products: usize,
+    #[serde(flatten)]
+    pub outcome: PolicyOutcomeView,
 }
 
 impl ApplyPlan {
@@ -174,6 +279,8 @@ pub enum ResourceKind {
     Product,
     Contract,
     Dataset,
+    /// A domain policy the product's folder holds (`policies/*.yaml`).
+    Policy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -182,6 +289,8 @@ pub enum Action {
     Create,
     Change,
     Unchanged,
+    /// Only a product's domain policies are removed with their files.
+    Remove,
 }
 
 /// What became of an ingested batch.
@@ -257,13 +366,16 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `not_found`, `bad_request`, `invalid_files`, `conflict`,
-    /// `unusable_batch`, `invalid_query`, `query_failed`, `query_limit`, `payload_too_large`,
+    /// `unusable_batch`, `policy_violations`, `invalid_query`, `query_failed`, `query_limit`, `payload_too_large`,
     /// `busy`, `unavailable`, `internal`.
     pub code: String,
     pub message: String,
     /// For `invalid_files`: each problem with its file, line and field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<DiagnosticView>,
+    /// For `policy_violations`: the plan that was refused, with every violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Box<ApplyPlan>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

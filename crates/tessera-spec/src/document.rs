@@ -16,6 +16,8 @@ pub enum DocumentKind {
     Contract,
     /// ODPS `kind: DataProduct`.
     Product,
+    /// Tessera's `kind: Policy` (`apiVersion: tessera/v1`): a governance policy.
+    Policy,
 }
 
 /// A parsed YAML (or JSON) document, with a map from JSON pointer to source line.
@@ -87,13 +89,14 @@ impl SpecDocument {
         match self.value.get("kind").and_then(Value::as_str) {
             Some("DataContract") => Ok(DocumentKind::Contract),
             Some("DataProduct") => Ok(DocumentKind::Product),
+            Some("Policy") => Ok(DocumentKind::Policy),
             _ if self.value.get("dataContractSpecification").is_some() => Err(self.diagnostic(
                 "/dataContractSpecification",
                 "this is a Data Contract Specification file (deprecated); Tessera reads ODCS v3.1.0 contracts: convert it with `datacontract export --format odcs`",
             )),
             Some(other) => Err(self.diagnostic(
                 "/kind",
-                format!("unknown kind {other:?}: expected DataContract (ODCS) or DataProduct (ODPS)"),
+                format!("unknown kind {other:?}: expected DataContract (ODCS), DataProduct (ODPS) or Policy (Tessera)"),
             )),
             None if !self.value.is_object() => Err(self.diagnostic(
                 "",

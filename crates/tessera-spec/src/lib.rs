@@ -1,5 +1,6 @@
 //! The standard files Tessera speaks, read strictly: ODCS v3.1.0 data contracts (v3.2.0 read
-//! too) and ODPS v1.0.0 product descriptors.
+//! too) and ODPS v1.0.0 product descriptors, and Tessera's own governance policy files
+//! (`kind: Policy`, checked against a JSON Schema of ours the same way).
 //!
 //! A file is parsed as YAML without timestamp coercion, validated against the official JSON
 //! Schema (draft 2019-09, embedded), then converted into `tessera-core`'s model. Every problem is
@@ -14,6 +15,7 @@ mod error;
 mod load;
 mod odcs;
 mod odps;
+mod policy;
 mod schedule;
 mod validate;
 
@@ -24,5 +26,6 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{FileLimits, LintOutcome, Loaded, lint, load, load_contract, load_with};
 pub use odcs::{SqlRuleSite, contract_for_checks, contract_from_document, sql_rules};
 pub use odps::product_from_document;
+pub use policy::policy_from_document;
 pub use schedule::{Schedule, parse_schedule};
 pub use validate::validate;

@@ -1,12 +1,13 @@
 //! One entry point for a standard file: parse, validate, convert. `tessera lint`, `tessera apply`
 //! and the server all go through [`load`], so a file gets the same verdict everywhere.
 
-use tessera_core::{Contract, Product};
+use tessera_core::{Contract, GovernancePolicy, Product};
 
 use crate::document::{DocumentKind, SpecDocument};
 use crate::error::{Result, SpecError};
 use crate::odcs::contract_from_document;
 use crate::odps::product_from_document;
+use crate::policy::policy_from_document;
 use crate::validate::validate;
 
 /// A standard file, validated and converted.
@@ -14,6 +15,7 @@ use crate::validate::validate;
 pub enum Loaded {
     Contract(Contract),
     Product(Product),
+    Policy(GovernancePolicy),
 }
 
 impl Loaded {
@@ -21,6 +23,7 @@ impl Loaded {
         match self {
             Loaded::Contract(_) => DocumentKind::Contract,
             Loaded::Product(_) => DocumentKind::Product,
+            Loaded::Policy(_) => DocumentKind::Policy,
         }
     }
 }
@@ -152,6 +155,7 @@ pub fn load_with(file: &str, text: &str, limits: &FileLimits) -> Result<Loaded> 
     Ok(match validate(&doc)? {
         DocumentKind::Contract => Loaded::Contract(contract_from_document(&doc)?),
         DocumentKind::Product => Loaded::Product(product_from_document(&doc)?),
+        DocumentKind::Policy => Loaded::Policy(policy_from_document(&doc)?),
     })
 }
 
@@ -160,11 +164,17 @@ pub fn load_with(file: &str, text: &str, limits: &FileLimits) -> Result<Loaded> 
 pub fn load_contract(file: &str, text: &str) -> Result<Contract> {
     match load_with(file, text, &FileLimits::NONE)? {
         Loaded::Contract(c) => Ok(c),
-        Loaded::Product(_) => Err(crate::SpecError::Invalid(vec![crate::Diagnostic {
+        other => Err(crate::SpecError::Invalid(vec![crate::Diagnostic {
             file: file.to_string(),
             line: Some(1),
             field: "kind".into(),
-            message: "expected a data contract (kind: DataContract), found a data product".into(),
+            message: format!(
+                "expected a data contract (kind: DataContract), found {}",
+                match other.kind() {
+                    DocumentKind::Product => "a data product",
+                    _ => "a policy",
+                }
+            ),
         }])),
     }
 }
@@ -214,6 +224,14 @@ pub fn lint(file: &str, text: &str) -> LintOutcome {
                 DocumentKind::Product => {
                     outcome.title = Some(format!("{}.{}", field("domain"), field("name")));
                     product_from_document(&doc).map(|_| ())
+                }
+                DocumentKind::Policy => {
+                    outcome.title = Some(format!("policy {}", field("id")));
+                    // A policy's form is Tessera's own rule, not an extra: an error.
+                    if let Err(e) = policy_from_document(&doc) {
+                        outcome.errors = e.diagnostics().to_vec();
+                    }
+                    Ok(())
                 }
             };
             if let Err(e) = converted {

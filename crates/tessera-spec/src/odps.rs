@@ -1,6 +1,6 @@
 //! ODPS document → [`Product`]: the product's SQL name, domain, owner and ports.
 
-use tessera_core::{InputPort, Name, OutputPort, Product};
+use tessera_core::{InputPort, Name, OutputPort, Product, SupportChannel};
 
 use crate::document::SpecDocument;
 use crate::error::{Result, SpecError};
@@ -46,6 +46,14 @@ pub fn product_from_document(doc: &SpecDocument) -> Result<Product> {
             contract_id: text(p, "contractId").unwrap_or_default(),
         })
         .collect();
+    let support = array(v, "support")
+        .iter()
+        .map(|s| SupportChannel {
+            channel: text(s, "channel").unwrap_or_default(),
+            url: text(s, "url").unwrap_or_default(),
+            tool: text(s, "tool"),
+        })
+        .collect();
     match (domain, name) {
         (Some(domain), Some(name)) if problems.is_empty() => Ok(Product {
             id: text(v, "id").unwrap_or_default(),
@@ -57,6 +65,7 @@ pub fn product_from_document(doc: &SpecDocument) -> Result<Product> {
             owner: v.get("team").and_then(|t| text(t, "name")),
             output_ports,
             input_ports,
+            support,
         }),
         _ => Err(SpecError::Invalid(problems)),
     }

@@ -12,6 +12,8 @@ use crate::error::{Diagnostic, Result, SpecError};
 const ODCS_V3_1_0: &str = include_str!("../schemas/odcs-json-schema-v3.1.0.json");
 const ODCS_V3_2_0: &str = include_str!("../schemas/odcs-json-schema-v3.2.0.json");
 const ODPS_V1_0_0: &str = include_str!("../schemas/odps-json-schema-v1.0.0.json");
+/// Tessera's own kind: a governance policy file.
+const POLICY_V1: &str = include_str!("../schemas/tessera-policy-v1.schema.json");
 
 fn compiled(cell: &'static OnceLock<Validator>, schema: &str) -> &'static Validator {
     cell.get_or_init(|| {
@@ -30,12 +32,14 @@ fn validator_for(kind: DocumentKind, value: &Value) -> &'static Validator {
     static V310: OnceLock<Validator> = OnceLock::new();
     static V320: OnceLock<Validator> = OnceLock::new();
     static ODPS: OnceLock<Validator> = OnceLock::new();
+    static POLICY: OnceLock<Validator> = OnceLock::new();
     match kind {
         DocumentKind::Contract if value.get("apiVersion") == Some(&Value::from("v3.2.0")) => {
             compiled(&V320, ODCS_V3_2_0)
         }
         DocumentKind::Contract => compiled(&V310, ODCS_V3_1_0),
         DocumentKind::Product => compiled(&ODPS, ODPS_V1_0_0),
+        DocumentKind::Policy => compiled(&POLICY, POLICY_V1),
     }
 }
 
@@ -45,7 +49,7 @@ pub fn validate(doc: &SpecDocument) -> Result<DocumentKind> {
     let validator = validator_for(kind, &doc.value);
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     for error in validator.iter_errors(&doc.value) {
-        for d in describe(doc, &error) {
+        for d in describe(doc, kind, &error) {
             if !diagnostics.contains(&d) {
                 diagnostics.push(d);
             }
@@ -60,7 +64,11 @@ pub fn validate(doc: &SpecDocument) -> Result<DocumentKind> {
 }
 
 /// Turns one schema error into diagnostics that point at the offending field.
-fn describe(doc: &SpecDocument, error: &ValidationError<'_>) -> Vec<Diagnostic> {
+fn describe(
+    doc: &SpecDocument,
+    kind: DocumentKind,
+    error: &ValidationError<'_>,
+) -> Vec<Diagnostic> {
     let at = error.instance_path().as_str();
     match error.kind() {
         ValidationErrorKind::Required { property } => {
@@ -75,9 +83,14 @@ fn describe(doc: &SpecDocument, error: &ValidationError<'_>) -> Vec<Diagnostic> 
             .map(|key| {
                 doc.diagnostic(
                     &format!("{at}/{}", escape_pointer_segment(key)),
-                    format!(
-                        "unknown field `{key}`: not allowed here by the standard (extensions belong in customProperties)"
-                    ),
+                    match kind {
+                        DocumentKind::Policy => format!(
+                            "unknown field `{key}`: a policy has apiVersion, kind, id, description, severity, message, query, extends and rationale"
+                        ),
+                        _ => format!(
+                            "unknown field `{key}`: not allowed here by the standard (extensions belong in customProperties)"
+                        ),
+                    },
                 )
             })
             .collect(),
@@ -183,7 +196,8 @@ mod tests {
     fn other_kinds_are_refused_with_a_hint() {
         let errs = lint("kind: Something\n").unwrap_err();
         assert!(
-            errs[0].contains("expected DataContract (ODCS) or DataProduct (ODPS)"),
+            errs[0]
+                .contains("expected DataContract (ODCS), DataProduct (ODPS) or Policy (Tessera)"),
             "{errs:?}"
         );
         let errs = lint("dataContractSpecification: 1.2.1\nid: x\n").unwrap_err();

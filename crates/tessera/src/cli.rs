@@ -180,6 +180,47 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Governance policies: SQL over tessera_meta that every publish is checked against (the
+    /// standard library, the governance council's global policies, domains' own).
+    Policy {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: GovernanceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GovernanceAction {
+    /// Store global policy files (members of the "governance council" group, or admins), each
+    /// replacing the policy of its id; refused unless every file loads and its query plans.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Every policy: standard, global and the domains' you may discover.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// One policy, with its query and rationale.
+    Show { id: String },
+    /// Evaluate FILE against the product folder DIR as it would be applied (nothing is
+    /// applied); exit status 1 when it finds a blocking violation.
+    Test { file: PathBuf, dir: PathBuf },
+    /// Evaluate every policy on the mesh as it is (or DOMAIN, or DOMAIN.PRODUCT) and store
+    /// where each product stands; exit status 1 when a blocking policy is violated.
+    Check {
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Turn a standard policy off for the whole mesh (the council; recorded in the audit log).
+    Disable { id: String },
+    /// Turn a standard policy on again.
+    Enable { id: String },
+    /// Remove a global policy (the council).
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -135,5 +135,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { action, client } => {
             commands::audit::audit(&Client::connect(&client)?, action).await
         }
+        Command::Policy { action, client } => {
+            commands::governance::policy(&Client::connect(&client)?, action).await
+        }
     }
 }

@@ -68,6 +68,7 @@ pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str
         Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         InvalidFiles(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_files"),
+        PolicyViolations(_) => (StatusCode::UNPROCESSABLE_ENTITY, "policy_violations"),
         Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         UnusableBatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unusable_batch"),
         InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
@@ -99,11 +100,16 @@ impl IntoResponse for ApiError {
                 .collect(),
             _ => Vec::new(),
         };
+        let plan = match &self.0 {
+            ServiceError::PolicyViolations(plan) => Some(plan.clone()),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
                 message: self.0.to_string(),
                 diagnostics,
+                plan,
             },
         };
         let mut response = (status, Json(body)).into_response();

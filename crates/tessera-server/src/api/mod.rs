@@ -112,6 +112,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "operations", description = "Health and API description"),
         (name = "access", description = "API tokens, who a request runs as, grants, policies and decisions"),
         (name = "audit", description = "The hash-chained audit log of every change, denied decision and query"),
+        (name = "governance", description = "Governance policies as SQL over tessera_meta: the standard library, the council's global policies, domains' own, and their evaluations"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -151,6 +152,12 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(request_access, list_access_requests))
         .routes(routes!(approve_access))
         .routes(routes!(deny_access))
+        .routes(routes!(list_governance_policies, apply_governance_policies))
+        .routes(routes!(get_governance_policy, delete_governance_policy))
+        .routes(routes!(disable_standard_policy))
+        .routes(routes!(enable_standard_policy))
+        .routes(routes!(test_governance_policy))
+        .routes(routes!(check_governance))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -522,7 +529,7 @@ async fn get_contract_version(
               (status = 400, description = "Not a product folder", body = ErrorBody),
               (status = 409, description = "Conflicts with what is published", body = ErrorBody),
               (status = 413, description = "The body is over the server's limit", body = ErrorBody),
-              (status = 422, description = "Files that break their standard, each problem with file, line and field", body = ErrorBody)))]
+              (status = 422, description = "Files that break their standard, each problem with file, line and field; or a publish the governance policies refused (code `policy_violations`, the plan with every violation in `plan`)", body = ErrorBody)))]
 async fn apply(
     State(s): State<AppState>,
     Caller(cx): Caller,
@@ -785,6 +792,123 @@ async fn delete_policy(
     Path(policy_id): Path<String>,
 ) -> ApiResult<Json<PolicyView>> {
     Ok(Json(s.services.delete_policy(&cx, &policy_id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/governance/policies", tag = "governance",
+    responses((status = 200, description = "Every governance policy: standard (on unless the council turned it off), global, and the domains' the caller may discover", body = [GovernancePolicyView])))]
+async fn list_governance_policies(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<GovernancePolicyView>>> {
+    Ok(Json(s.services.governance_policies(&cx).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/governance/policies", tag = "governance",
+    request_body = PolicyFilesRequest,
+    responses((status = 200, description = "The global policies, stored and in force", body = [GovernancePolicyView]),
+              (status = 400, description = "No files", body = ErrorBody),
+              (status = 403, description = "Not a member of the governance council group, nor an admin", body = ErrorBody),
+              (status = 422, description = "A file that is not a valid policy, or whose query does not plan over tessera_meta, each problem with file, line and field", body = ErrorBody)))]
+async fn apply_governance_policies(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<PolicyFilesRequest>, JsonRejection>,
+) -> ApiResult<Json<Vec<GovernancePolicyView>>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(s.services.apply_global_policies(&cx, &request).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/governance/policies/{policy_id}", tag = "governance",
+    params(("policy_id" = String, Path)),
+    responses((status = 200, description = "The policy, with its file", body = GovernancePolicyView),
+              (status = 404, description = "No such policy", body = ErrorBody)))]
+async fn get_governance_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+) -> ApiResult<Json<GovernancePolicyView>> {
+    Ok(Json(s.services.governance_policy(&cx, &policy_id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/governance/policies/{policy_id}", tag = "governance",
+    params(("policy_id" = String, Path)),
+    responses((status = 200, description = "The global policy as it was; it no longer applies", body = GovernancePolicyView),
+              (status = 403, description = "Not a member of the governance council group, nor an admin", body = ErrorBody),
+              (status = 404, description = "No such policy", body = ErrorBody),
+              (status = 409, description = "A standard policy (turned off, not removed) or a domain's", body = ErrorBody)))]
+async fn delete_governance_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+) -> ApiResult<Json<GovernancePolicyView>> {
+    Ok(Json(
+        s.services.delete_global_policy(&cx, &policy_id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/governance/policies/{policy_id}/disable", tag = "governance",
+    params(("policy_id" = String, Path)),
+    responses((status = 200, description = "The standard policy, off for the whole mesh (recorded in the audit log)", body = GovernancePolicyView),
+              (status = 403, description = "Not a member of the governance council group, nor an admin", body = ErrorBody),
+              (status = 404, description = "No such policy", body = ErrorBody),
+              (status = 409, description = "Not a standard policy", body = ErrorBody)))]
+async fn disable_standard_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+) -> ApiResult<Json<GovernancePolicyView>> {
+    Ok(Json(
+        s.services
+            .switch_standard_policy(&cx, &policy_id, false)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/governance/policies/{policy_id}/enable", tag = "governance",
+    params(("policy_id" = String, Path)),
+    responses((status = 200, description = "The standard policy, on again", body = GovernancePolicyView),
+              (status = 403, description = "Not a member of the governance council group, nor an admin", body = ErrorBody),
+              (status = 404, description = "No such policy", body = ErrorBody),
+              (status = 409, description = "Not a standard policy", body = ErrorBody)))]
+async fn enable_standard_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(policy_id): Path<String>,
+) -> ApiResult<Json<GovernancePolicyView>> {
+    Ok(Json(
+        s.services
+            .switch_standard_policy(&cx, &policy_id, true)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/governance/policies/test", tag = "governance",
+    request_body = PolicyTestRequest,
+    responses((status = 200, description = "What the policy finds on the product folder as it would be applied; nothing is applied", body = PolicyEvaluationView),
+              (status = 400, description = "Not a product folder, or a policy with no rule of its own", body = ErrorBody),
+              (status = 409, description = "The folder conflicts with what is published", body = ErrorBody),
+              (status = 422, description = "A policy or product file that is not valid, each problem with file, line and field", body = ErrorBody)))]
+async fn test_governance_policy(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<PolicyTestRequest>, JsonRejection>,
+) -> ApiResult<Json<PolicyEvaluationView>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(s.services.test_policy(&cx, &request).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/governance/check", tag = "governance",
+    request_body = PolicyCheckRequest,
+    responses((status = 200, description = "Every policy evaluated on the mesh as it is (or a domain, or a product), stored", body = PolicyEvaluationView),
+              (status = 400, description = "Not a JSON object with an optional target", body = ErrorBody),
+              (status = 404, description = "No such domain or product", body = ErrorBody)))]
+async fn check_governance(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<PolicyCheckRequest>, JsonRejection>,
+) -> ApiResult<Json<PolicyEvaluationView>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(s.services.check_policies(&cx, &request).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/access/explain", tag = "access",

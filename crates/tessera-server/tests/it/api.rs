@@ -840,6 +840,7 @@ async fn the_openapi_document_is_true_to_the_server() {
     assert_eq!(
         documented,
         vec![
+            "DELETE /api/v1/governance/policies/{policy_id}",
             "DELETE /api/v1/grants/{grant_id}",
             "DELETE /api/v1/policies/{policy_id}",
             "DELETE /api/v1/tokens/{token_id}",
@@ -855,6 +856,8 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/datasets/{domain}/{product}/{dataset}/checks",
             "GET /api/v1/domains",
             "GET /api/v1/domains/{domain}",
+            "GET /api/v1/governance/policies",
+            "GET /api/v1/governance/policies/{policy_id}",
             "GET /api/v1/grants",
             "GET /api/v1/policies",
             "GET /api/v1/products",
@@ -870,10 +873,15 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/checks",
+            "POST /api/v1/governance/check",
+            "POST /api/v1/governance/policies/test",
+            "POST /api/v1/governance/policies/{policy_id}/disable",
+            "POST /api/v1/governance/policies/{policy_id}/enable",
             "POST /api/v1/grants",
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
             "POST /api/v1/tokens",
+            "PUT /api/v1/governance/policies",
             "PUT /api/v1/policies/{policy_id}",
         ]
     );
@@ -905,6 +913,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             .replace("{dataset}", "orders")
             .replace("{id}", "shop-orders-contract")
             .replace("{version}", "1.0.0")
+            .replace("{policy_id}", "product-owner")
             .replace(
                 "explain",
                 "explain?user=admin&action=read&resource=shop.orders",

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod audit;
 mod authorization;
+mod governance;
 mod hardening;
 mod meta;
 mod openapi;

@@ -85,11 +85,48 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A new mesh whose governance council turned the standard policies off: the tests of
+    /// everything but governance publish the small fixtures below, which do not document
+    /// themselves as the standard library asks.
     pub async fn start(store: Store, tables: Tables) -> Self {
         Self::start_with(store, tables, |_| {}).await
     }
 
+    /// A new mesh with the standard policies on, as a real one starts.
+    pub async fn start_governed(store: Store, tables: Tables) -> Self {
+        Self::start_new(store, tables, |_| {}).await
+    }
+
+    /// Turns every standard governance policy off, as the council may.
+    pub async fn disable_standard_policies(&self) {
+        let (status, policies) = self.get("/api/v1/governance/policies").await;
+        assert_eq!(status, 200, "{policies}");
+        for p in policies.as_array().unwrap() {
+            if p["origin"] == "standard" {
+                let id = p["id"].as_str().unwrap();
+                let (status, body) = self
+                    .post_json(
+                        &format!("/api/v1/governance/policies/{id}/disable"),
+                        &serde_json::json!({}),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+    }
+
+    /// [`start`](Self::start) on a configuration `adjust` changes.
     pub async fn start_with(
+        store: Store,
+        tables: Tables,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let server = Self::start_new(store, tables, adjust).await;
+        server.disable_standard_policies().await;
+        server
+    }
+
+    async fn start_new(
         store: Store,
         tables: Tables,
         adjust: impl FnOnce(&mut ServerConfig),

@@ -8,8 +8,9 @@ use tessera_server::views::{Action, ApplyPlan, ApplyRequest, SourceFile};
 use crate::client::Client;
 use crate::commands::lint::spec_files;
 
-/// The standard files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and
-/// `.json`), in any subfolder. Other files (SQL transforms, policies, data) are not sent.
+/// The files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and `.json`),
+/// in any subfolder, and the domain policies in `policies/` (`*.yaml`). Other files (SQL
+/// transforms, data) are not sent.
 pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
     if !dir.is_dir() {
         bail!(
@@ -27,7 +28,8 @@ pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
         let standard = [".odps.", ".odcs."]
             .iter()
             .any(|marker| name.contains(marker));
-        if !standard {
+        let policy = path.parent().is_some_and(|p| p == dir.join("policies"));
+        if !standard && !policy {
             continue;
         }
         let content = std::fs::read_to_string(&path)
@@ -54,6 +56,20 @@ pub async fn run(client: &Client, dir: &Path, dry_run: bool) -> Result<()> {
 }
 
 pub fn print_plan(plan: &ApplyPlan) {
+    // With no policy in force there is nothing to report; the line would be noise.
+    if let Some(outcome) = plan.policies.as_ref().filter(|o| o.evaluated > 0) {
+        println!(
+            "Governance: {} polic{} evaluated on {}, {} blocking, {} warning(s).",
+            outcome.evaluated,
+            if outcome.evaluated == 1 { "y" } else { "ies" },
+            plan.product,
+            outcome.blocking,
+            outcome.warnings
+        );
+        for v in &outcome.violations {
+            println!("  {}", tessera_server::render_violation(v));
+        }
+    }
     if plan.is_noop() {
         println!("{}: no changes, everything is up to date.", plan.product);
         return;
@@ -65,6 +81,7 @@ pub fn print_plan(plan: &ApplyPlan) {
             Action::Create => "+ create   ",
             Action::Change => "~ change   ",
             Action::Unchanged => "  unchanged",
+            Action::Remove => "- remove   ",
         };
         let kind = format!("{:?}", c.kind).to_ascii_lowercase();
         match &c.detail {
@@ -74,7 +91,7 @@ pub fn print_plan(plan: &ApplyPlan) {
     }
     let (create, change, unchanged) = (
         count(Action::Create),
-        count(Action::Change),
+        count(Action::Change) + count(Action::Remove),
         count(Action::Unchanged),
     );
     if plan.applied {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod check;
 pub mod diff;
+pub mod governance;
 pub mod ingest;
 pub mod lint;
 pub mod query;

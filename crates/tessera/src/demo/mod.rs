@@ -451,9 +451,7 @@ async fn print_checks(mesh: &Mesh) -> Result<()> {
         let (_, descriptor) = folder[0];
         let product = match tessera_spec::load("product.odps.yaml", descriptor)? {
             tessera_spec::Loaded::Product(p) => p,
-            tessera_spec::Loaded::Contract(_) => {
-                bail!("the first file of a demo folder is its product")
-            }
+            _ => bail!("the first file of a demo folder is its product"),
         };
         let report = mesh
             .check(

@@ -92,6 +92,7 @@ schema:
 fn a_product_is_applied_ingested_and_queried_from_the_cli() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start("serve", data.path(), &[]);
+    server.without_standard_policies();
     let folder = tempfile::tempdir().unwrap();
     write(folder.path(), "product.odps.yaml", PRODUCT);
     write(folder.path(), "orders.odcs.yaml", CONTRACT);
@@ -307,6 +308,7 @@ fn the_readme_walkthrough_works() {
 fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start("serve", data.path(), &[]);
+    server.without_standard_policies();
     let folder = tempfile::tempdir().unwrap();
     write(folder.path(), "product.odps.yaml", PRODUCT);
     let contract = CONTRACT.replace(

@@ -138,6 +138,24 @@ impl Server {
 
     /// Runs a client command against this server, with the credentials file the server wrote
     /// (the admin's token), as a user on the server's machine does.
+    /// Turns every standard governance policy off with the CLI, as the council may: for tests
+    /// of everything but governance, whose small fixtures do not document themselves as the
+    /// standard library asks.
+    pub fn without_standard_policies(&self) {
+        let listed = self.cli(&["policy", "list", "--format", "json"]).ok();
+        let policies: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+        for p in policies.iter().filter(|p| p["origin"] == "standard") {
+            let id = p["id"].as_str().unwrap();
+            let done = self.cli(&["policy", "disable", id]).ok();
+            assert!(
+                done.stdout
+                    .contains(&format!("standard policy {id} is off for the whole mesh")),
+                "{}",
+                done.stdout
+            );
+        }
+    }
+
     pub fn cli(&self, args: &[&str]) -> Run {
         self.client_run(
             tessera().env("TESSERA_CREDENTIALS", &self.credentials),

@@ -1,0 +1,405 @@
+//! Governance policies as stored: global ones (the council's), each domain's own (kept with the
+//! product whose folder holds them, written in the apply's transaction — see `store.rs`), the
+//! council's switches of standard policies, and every evaluation with where each product
+//! stands on each policy now.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::AuditEvent;
+use crate::error::Result;
+use crate::records::{
+    GovernancePolicyRecord, PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyStatusRecord,
+    PolicyViolationRecord, StandardPolicySwitch,
+};
+use crate::store::{Catalog, constant_sql, now};
+
+const POLICY_SELECT: &str = "SELECT policy_id, domain, product, severity, file_name, source, updated_at, updated_by FROM governance_policies";
+const STATUS_SELECT: &str = "SELECT domain, product, policy_id, severity, violations, since, evaluated_at, evaluation_id FROM policy_status";
+
+fn policy_record(r: &AnyRow) -> Result<GovernancePolicyRecord> {
+    Ok(GovernancePolicyRecord {
+        policy_id: r.try_get("policy_id")?,
+        domain: r.try_get("domain")?,
+        product: r.try_get("product")?,
+        severity: r.try_get("severity")?,
+        file_name: r.try_get("file_name")?,
+        source: r.try_get("source")?,
+        updated_at: r.try_get("updated_at")?,
+        updated_by: r.try_get("updated_by")?,
+    })
+}
+
+/// Moves the governance generation on (inside the change's transaction): policies or where
+/// products stand on them changed, so `tessera_meta` is rebuilt.
+async fn bump_governance_generation(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE generations SET value = value + 1 WHERE name = 'governance'")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_policy(
+    conn: &mut sqlx::AnyConnection,
+    p: &GovernancePolicyRecord,
+    at: &str,
+    by: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO governance_policies (policy_id, domain, product, severity, file_name, source, updated_at, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (policy_id) DO UPDATE SET domain = excluded.domain, product = excluded.product,
+           severity = excluded.severity, file_name = excluded.file_name, source = excluded.source,
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )
+    .bind(p.policy_id.clone())
+    .bind(p.domain.clone())
+    .bind(p.product.clone())
+    .bind(p.severity.clone())
+    .bind(p.file_name.clone())
+    .bind(p.source.clone())
+    .bind(at.to_string())
+    .bind(by.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the policies a product's folder holds (inside an apply's transaction).
+pub(crate) async fn replace_product_policies(
+    conn: &mut sqlx::AnyConnection,
+    domain: &str,
+    product: &str,
+    policies: &[GovernancePolicyRecord],
+    at: &str,
+    by: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM governance_policies WHERE domain = $1 AND product = $2")
+        .bind(domain.to_string())
+        .bind(product.to_string())
+        .execute(&mut *conn)
+        .await?;
+    for p in policies {
+        insert_policy(&mut *conn, p, at, by).await?;
+    }
+    bump_governance_generation(conn).await
+}
+
+impl Catalog {
+    /// A counter that moves whenever a governance policy, a switch or a product's standing on
+    /// a policy changes.
+    pub async fn governance_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM generations WHERE name = 'governance'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every stored policy, global and domain-local, by id.
+    pub async fn governance_policies(&self) -> Result<Vec<GovernancePolicyRecord>> {
+        let rows = sqlx::query(constant_sql(format!("{POLICY_SELECT} ORDER BY policy_id")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(policy_record).collect()
+    }
+
+    /// Stores global policies (replacing those of the same ids), with an audit entry each, in
+    /// one transaction.
+    pub async fn put_global_policies(
+        &self,
+        policies: &[GovernancePolicyRecord],
+        by: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let mut events = Vec::new();
+        for p in policies {
+            insert_policy(&mut tx, p, &at, by).await?;
+            events.push(AuditEvent::new(
+                by,
+                "governance_policy.put",
+                &p.policy_id,
+                serde_json::json!({"file": p.file_name, "severity": p.severity, "source": p.source}),
+            ));
+        }
+        bump_governance_generation(&mut tx).await?;
+        self.commit_audited(tx, &events).await
+    }
+
+    /// Removes a global policy; `false` when there was none.
+    pub async fn delete_global_policy(&self, policy_id: &str, by: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("DELETE FROM governance_policies WHERE policy_id = $1 AND domain IS NULL")
+                .bind(policy_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM policy_status WHERE policy_id = $1")
+            .bind(policy_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        bump_governance_generation(&mut tx).await?;
+        let event = AuditEvent::new(
+            by,
+            "governance_policy.delete",
+            policy_id,
+            serde_json::json!({}),
+        );
+        self.commit_audited(tx, &[event]).await?;
+        Ok(true)
+    }
+
+    /// The council's switches of standard policies (a standard policy without one is on).
+    pub async fn standard_policy_switches(&self) -> Result<Vec<StandardPolicySwitch>> {
+        let rows = sqlx::query(
+            "SELECT policy_id, enabled, updated_at, updated_by FROM standard_policy_switches ORDER BY policy_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StandardPolicySwitch {
+                    policy_id: r.try_get("policy_id")?,
+                    enabled: r.try_get::<i64, _>("enabled")? != 0,
+                    updated_at: r.try_get("updated_at")?,
+                    updated_by: r.try_get("updated_by")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Turns a standard policy on or off for the whole mesh, with an audit entry.
+    pub async fn switch_standard_policy(
+        &self,
+        policy_id: &str,
+        enabled: bool,
+        by: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO standard_policy_switches (policy_id, enabled, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (policy_id) DO UPDATE SET enabled = excluded.enabled,
+               updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(policy_id.to_string())
+        .bind(i64::from(enabled))
+        .bind(now())
+        .bind(by.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if !enabled {
+            sqlx::query("DELETE FROM policy_status WHERE policy_id = $1")
+                .bind(policy_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        bump_governance_generation(&mut tx).await?;
+        let action = if enabled {
+            "standard_policy.enable"
+        } else {
+            "standard_policy.disable"
+        };
+        let event = AuditEvent::new(by, action, policy_id, serde_json::json!({}));
+        self.commit_audited(tx, &[event]).await
+    }
+
+    /// Stores an evaluation with its outcomes and violations. With `current`, it evaluated the
+    /// mesh as it is (not a refused apply's plan, nor a file under test), and moves each
+    /// evaluated product's standing on each policy: `since` moves when passing turns to failing
+    /// or back, and a product's standing on a policy it no longer has is dropped.
+    pub async fn record_policy_evaluation(
+        &self,
+        e: &PolicyEvaluationRecord,
+        current: bool,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO policy_evaluations (evaluation_id, target, trigger_kind, evaluated_at, evaluated_by, policies, blocking, warnings)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.evaluation_id.clone())
+        .bind(e.target.clone())
+        .bind(e.trigger.clone())
+        .bind(e.evaluated_at.clone())
+        .bind(e.evaluated_by.clone())
+        .bind(e.policies)
+        .bind(e.blocking)
+        .bind(e.warnings)
+        .execute(&mut *tx)
+        .await?;
+        for o in &e.outcomes {
+            sqlx::query(
+                "INSERT INTO policy_outcomes (evaluation_id, domain, product, policy_id, severity, violations)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(e.evaluation_id.clone())
+            .bind(o.domain.clone())
+            .bind(o.product.clone())
+            .bind(o.policy_id.clone())
+            .bind(o.severity.clone())
+            .bind(o.violations)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (i, v) in e.violations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO policy_violations (evaluation_id, position, policy_id, severity, domain, product, object, message, file_name, line)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(e.evaluation_id.clone())
+            .bind(i as i64)
+            .bind(v.policy_id.clone())
+            .bind(v.severity.clone())
+            .bind(v.domain.clone())
+            .bind(v.product.clone())
+            .bind(v.object.clone())
+            .bind(v.message.clone())
+            .bind(v.file_name.clone())
+            .bind(v.line)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if current {
+            for (domain, product) in PolicyOutcomeRecord::products(&e.outcomes) {
+                sqlx::query(
+                    "UPDATE policy_status SET evaluation_id = '' WHERE domain = $1 AND product = $2",
+                )
+                .bind(domain.to_string())
+                .bind(product.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for o in &e.outcomes {
+                // `since` moves only when the product turns from passing to failing or back.
+                sqlx::query(
+                    "INSERT INTO policy_status (domain, product, policy_id, severity, violations, since, evaluated_at, evaluation_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+                     ON CONFLICT (domain, product, policy_id) DO UPDATE SET
+                       since = CASE WHEN (policy_status.violations = 0) = (excluded.violations = 0)
+                                    THEN policy_status.since ELSE excluded.since END,
+                       severity = excluded.severity, violations = excluded.violations,
+                       evaluated_at = excluded.evaluated_at, evaluation_id = excluded.evaluation_id",
+                )
+                .bind(o.domain.clone())
+                .bind(o.product.clone())
+                .bind(o.policy_id.clone())
+                .bind(o.severity.clone())
+                .bind(o.violations)
+                .bind(e.evaluated_at.clone())
+                .bind(e.evaluation_id.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM policy_status WHERE evaluation_id = ''")
+                .execute(&mut *tx)
+                .await?;
+            bump_governance_generation(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest evaluations, newest first; of one target when given.
+    pub async fn policy_evaluations(
+        &self,
+        target: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PolicyEvaluationRecord>> {
+        let rows = match target {
+            Some(t) => sqlx::query(
+                "SELECT evaluation_id, target, trigger_kind, evaluated_at, evaluated_by, policies, blocking, warnings
+                 FROM policy_evaluations WHERE target = $1 ORDER BY evaluated_at DESC LIMIT $2",
+            )
+            .bind(t.to_string())
+            .bind(limit),
+            None => sqlx::query(
+                "SELECT evaluation_id, target, trigger_kind, evaluated_at, evaluated_by, policies, blocking, warnings
+                 FROM policy_evaluations ORDER BY evaluated_at DESC LIMIT $1",
+            )
+            .bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PolicyEvaluationRecord {
+                    evaluation_id: r.try_get("evaluation_id")?,
+                    target: r.try_get("target")?,
+                    trigger: r.try_get("trigger_kind")?,
+                    evaluated_at: r.try_get("evaluated_at")?,
+                    evaluated_by: r.try_get("evaluated_by")?,
+                    policies: r.try_get("policies")?,
+                    blocking: r.try_get("blocking")?,
+                    warnings: r.try_get("warnings")?,
+                    outcomes: Vec::new(),
+                    violations: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    /// The violations an evaluation found, in the order it found them.
+    pub async fn policy_violations(
+        &self,
+        evaluation_id: &str,
+    ) -> Result<Vec<PolicyViolationRecord>> {
+        let rows = sqlx::query(
+            "SELECT policy_id, severity, domain, product, object, message, file_name, line
+             FROM policy_violations WHERE evaluation_id = $1 ORDER BY position",
+        )
+        .bind(evaluation_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PolicyViolationRecord {
+                    policy_id: r.try_get("policy_id")?,
+                    severity: r.try_get("severity")?,
+                    domain: r.try_get("domain")?,
+                    product: r.try_get("product")?,
+                    object: r.try_get("object")?,
+                    message: r.try_get("message")?,
+                    file_name: r.try_get("file_name")?,
+                    line: r.try_get("line")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Where each product stands on each policy now (of one product when given).
+    pub async fn policy_status(
+        &self,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<PolicyStatusRecord>> {
+        let rows = match product {
+            Some((d, p)) => sqlx::query(constant_sql(format!(
+                "{STATUS_SELECT} WHERE domain = $1 AND product = $2 ORDER BY domain, product, policy_id"
+            )))
+            .bind(d.to_string())
+            .bind(p.to_string()),
+            None => sqlx::query(constant_sql(format!(
+                "{STATUS_SELECT} ORDER BY domain, product, policy_id"
+            ))),
+        }
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PolicyStatusRecord {
+                    domain: r.try_get("domain")?,
+                    product: r.try_get("product")?,
+                    policy_id: r.try_get("policy_id")?,
+                    severity: r.try_get("severity")?,
+                    violations: r.try_get("violations")?,
+                    since: r.try_get("since")?,
+                    evaluated_at: r.try_get("evaluated_at")?,
+                    evaluation_id: r.try_get("evaluation_id")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,524 @@
+//! Federated computational governance (issue 9): the standard library refuses what it must and
+//! lets a documented product through, domain policies add rules or raise severities but never
+//! weaken a global one, the council writes global policies and turns standard ones off, and
+//! `check` and `test` evaluate on demand. Servers here start with the standard library on, as
+//! a real mesh does.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::on_both_stores;
+use crate::support::*;
+
+on_both_stores!(
+    the_standard_library_refuses_a_noncompliant_product,
+    a_compliant_product_publishes_with_its_compliance_status,
+    domain_policies_add_rules_and_raise_severities_but_never_weaken,
+    the_council_writes_global_policies_and_turns_standard_ones_off,
+    policies_are_tested_and_checked_on_demand,
+);
+
+/// A file of the repository's `examples/` folder.
+fn example(path: &str) -> String {
+    let file = format!("{}/../../examples/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn quickstart() -> Vec<(String, String)> {
+    vec![
+        (
+            "quickstart/product.odps.yaml".to_string(),
+            example("quickstart/product.odps.yaml"),
+        ),
+        (
+            "quickstart/orders.odcs.yaml".to_string(),
+            example("quickstart/orders.odcs.yaml"),
+        ),
+    ]
+}
+
+fn as_refs(files: &[(String, String)]) -> Vec<(&str, &str)> {
+    files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect()
+}
+
+/// The (severity, policy, object) of every violation in an outcome.
+fn violations(outcome: &Value) -> BTreeSet<(String, String, String)> {
+    outcome["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no violations in {outcome}"))
+        .iter()
+        .map(|v| {
+            (
+                v["severity"].as_str().unwrap().to_string(),
+                v["policy"].as_str().unwrap().to_string(),
+                v["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
+    items
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+async fn put_global(server: &TestServer, token: &str, files: &[(&str, &str)]) -> (u16, Value) {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|(name, content)| json!({"name": name, "content": content}))
+        .collect();
+    let r = server
+        .client(Some(token))
+        .put(format!("{}/api/v1/governance/policies", server.url))
+        .json(&json!({"files": files}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn the_standard_library_refuses_a_noncompliant_product(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    let product = example("noncompliant/product.odps.yaml");
+    let contract = example("noncompliant/signups.odcs.yaml");
+    let files = [
+        ("noncompliant/product.odps.yaml", product.as_str()),
+        ("noncompliant/signups.odcs.yaml", contract.as_str()),
+    ];
+    let (status, body) = server.apply(&files, false).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "policy_violations", "{body}");
+    let plan = &body["error"]["plan"];
+    assert_eq!(plan["applied"], false);
+    assert_eq!(
+        violations(&plan["policies"]),
+        set(&[
+            ("block", "product-owner", "product newsletter.signups"),
+            ("block", "support-channel", "product newsletter.signups"),
+            ("block", "snake-case-names", "column signups.signedUpAt"),
+            ("block", "personal-data-classified", "column signups.email"),
+            ("block", "freshness-slo", "dataset signups"),
+            ("warn", "described-columns", "column signups.email"),
+            ("warn", "described-columns", "column signups.source"),
+        ])
+    );
+    assert_eq!(plan["policies"]["blocking"], 5);
+    assert_eq!(plan["policies"]["warnings"], 2);
+    // Each violation points at where to fix it: a column at its line in the contract.
+    let email = plan["policies"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["policy"] == "personal-data-classified")
+        .unwrap();
+    let line = contract
+        .lines()
+        .position(|l| l.trim() == "- name: email")
+        .unwrap()
+        + 1;
+    assert_eq!(email["file"], "noncompliant/signups.odcs.yaml");
+    assert_eq!(email["line"], line);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("newsletter.signups: refused by the governance policies: 5 blocking violation(s), 2 warning(s)")
+            && message.contains(&format!(
+                "block personal-data-classified: column signups.email: the column's name looks like personal data but it is not classified: add classification: pii (or a pii tag) (noncompliant/signups.odcs.yaml:{line})"
+            )),
+        "{message}"
+    );
+    // Nothing was published.
+    let (status, _) = server.get("/api/v1/products/newsletter/signups").await;
+    assert_eq!(status, 404);
+    // A dry run shows the same violations without refusing.
+    let (status, dry) = server.apply(&files, true).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["applied"], false);
+    assert_eq!(dry["policies"]["blocking"], 5);
+}
+
+async fn a_compliant_product_publishes_with_its_compliance_status(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    let files = quickstart();
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["applied"], true);
+    let standard = 8;
+    assert_eq!(
+        plan["policies"],
+        json!({"evaluated": standard, "blocking": 0, "warnings": 0, "violations": []})
+    );
+    // Where the product stands, in tessera_meta: every standard policy, passing.
+    let results = server
+        .rows(
+            "SELECT policy_id, passing, violations FROM tessera_meta.policy_results
+             WHERE domain = 'shop' AND product = 'orders' ORDER BY policy_id",
+        )
+        .await;
+    assert_eq!(results.len(), standard, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["passing"] == true && r["violations"] == 0),
+        "{results:?}"
+    );
+    let policies = server
+        .rows(
+            "SELECT count(*) AS n FROM tessera_meta.policies WHERE origin = 'standard' AND enabled",
+        )
+        .await;
+    assert_eq!(policies[0]["n"], standard);
+}
+
+/// The quickstart folder with one policy file added under `policies/`.
+fn with_policy(name: &str, policy: &str) -> Vec<(String, String)> {
+    let mut files = quickstart();
+    files.push((format!("quickstart/policies/{name}"), policy.to_string()));
+    files
+}
+
+async fn domain_policies_add_rules_and_raise_severities_but_never_weaken(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+
+    // Weakening a global policy is refused, naming the file and the line.
+    let lenient = "apiVersion: tessera/v1\nkind: Policy\nid: lenient-freshness\ndescription: Freshness is optional in shop.\nseverity: warn\nextends: freshness-slo\n";
+    let (status, body) = server
+        .apply(&as_refs(&with_policy("lenient.yaml", lenient)), false)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("quickstart/policies/lenient.yaml:5: severity: a domain policy cannot weaken or switch off global policy \"freshness-slo\" (severity block)"),
+        "{message}"
+    );
+    let off = lenient.replace("severity: warn", "severity: off");
+    let (status, body) = server
+        .apply(&as_refs(&with_policy("lenient.yaml", &off)), false)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    // So is replacing one under its id.
+    let replacing = "apiVersion: tessera/v1\nkind: Policy\nid: product-owner\ndescription: Owners are optional.\nseverity: warn\nmessage: no owner\nquery: SELECT domain, product, 'x' AS object FROM tessera_meta.products WHERE false\n";
+    let (status, body) = server
+        .apply(&as_refs(&with_policy("owner.yaml", replacing)), false)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(
+            "quickstart/policies/owner.yaml:3: id: policy id \"product-owner\" is a global policy's"
+        ),
+        "{body}"
+    );
+
+    // A stricter severity and a rule of shop's own apply to shop's products only.
+    let strict = "apiVersion: tessera/v1\nkind: Policy\nid: shop-described-columns\ndescription: In shop, every column is described before it publishes.\nseverity: block\nextends: described-columns\n";
+    let versioned = "apiVersion: tessera/v1\nkind: Policy\nid: shop-versioned\ndescription: Shop's products state a version.\nseverity: block\nmessage: the product states no version\nquery: |\n  SELECT domain, product, 'product ' || product AS object\n  FROM tessera_meta.products WHERE version IS NULL\n";
+    let mut files = with_policy("strict.yaml", strict);
+    files.push((
+        "quickstart/policies/versioned.yaml".into(),
+        versioned.into(),
+    ));
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+    let kinds: Vec<(&str, &str)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "policy")
+        .map(|c| (c["name"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("shop-described-columns", "create"),
+            ("shop-versioned", "create")
+        ]
+    );
+    assert_eq!(plan["policies"]["evaluated"], 9);
+
+    // A shop product with an undescribed column is now refused; a product of another domain
+    // with the same column publishes with a warning.
+    let contract = example("quickstart/orders.odcs.yaml");
+    let bare = strip_description(&contract, "status");
+    let product = example("quickstart/product.odps.yaml");
+    let second = product
+        .replace("id: shop-orders", "id: shop-returns")
+        .replace("name: orders\n", "name: returns\n")
+        .replace("contractId: shop-orders", "contractId: shop-returns");
+    let second_contract = bare.replace("id: shop-orders", "id: shop-returns");
+    let (status, body) = server
+        .apply(
+            &[
+                ("returns/product.odps.yaml", second.as_str()),
+                ("returns/returns.odcs.yaml", second_contract.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        violations(&body["error"]["plan"]["policies"]),
+        set(&[("block", "described-columns", "column orders.status")])
+    );
+    let other = second
+        .replace("domain: shop", "domain: billing")
+        .replace("name: shop team", "name: billing team");
+    let (status, plan) = server
+        .apply_as(
+            &server.admin_token.clone(),
+            &[
+                ("billing/product.odps.yaml", other.as_str()),
+                ("billing/returns.odcs.yaml", second_contract.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(
+        violations(&plan["policies"]),
+        set(&[("warn", "described-columns", "column orders.status")])
+    );
+    // Shop's own rule does not apply to billing (billing's product has a version anyway; the
+    // count says shop's policies were not evaluated there).
+    assert_eq!(plan["policies"]["evaluated"], 8);
+
+    // Removing the files removes the policies.
+    let (status, plan) = server.apply(&as_refs(&quickstart()), false).await;
+    assert_eq!(status, 200, "{plan}");
+    let removed: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "remove")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, vec!["shop-described-columns", "shop-versioned"]);
+    let (_, listed) = server.get("/api/v1/governance/policies").await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["origin"] == "standard"),
+        "{listed}"
+    );
+}
+
+/// `contract` with the description of column `column` taken out.
+fn strip_description(contract: &str, column: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_column = false;
+    for line in contract.lines() {
+        if line.trim_start().starts_with("- name: ") {
+            in_column = line.trim_start() == format!("- name: {column}");
+        } else if in_column && line.trim_start().starts_with("description:") {
+            continue;
+        }
+        out.push(line);
+    }
+    let stripped = out.join("\n") + "\n";
+    assert_ne!(stripped, contract, "column {column} had no description");
+    stripped
+}
+
+async fn the_council_writes_global_policies_and_turns_standard_ones_off(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    let council = server
+        .token_for("hmueller", &["governance council"], &[])
+        .await;
+    let analyst = server.token_for("pnair", &["analysts"], &[]).await;
+    let no_drafts = "apiVersion: tessera/v1\nkind: Policy\nid: no-draft-products\ndescription: Only finished products are published.\nseverity: block\nmessage: the product is a draft\nquery: |\n  SELECT domain, product, 'product ' || domain || '.' || product AS object\n  FROM tessera_meta.products WHERE status = 'draft'\n";
+
+    let (status, body) = put_global(&server, &analyst, &[("no-drafts.yaml", no_drafts)]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only members of group \"governance council\""),
+        "{body}"
+    );
+    let (status, body) = put_global(&server, &council, &[("no-drafts.yaml", no_drafts)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["id"], "no-draft-products");
+    assert_eq!(body[0]["origin"], "global");
+
+    // A global policy is a rule of its own: no `extends`, and a query that names its objects.
+    let extending = "apiVersion: tessera/v1\nkind: Policy\nid: strict\ndescription: d\nseverity: block\nextends: described-columns\n";
+    let (status, body) = put_global(&server, &council, &[("strict.yaml", extending)]).await;
+    assert_eq!(status, 422, "{body}");
+    let nameless = "apiVersion: tessera/v1\nkind: Policy\nid: nameless\ndescription: d\nseverity: warn\nmessage: m\nquery: SELECT domain, product FROM tessera_meta.products\n";
+    let (status, body) = put_global(&server, &council, &[("nameless.yaml", nameless)]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nameless.yaml:7: query: the policy's query returns no column object"),
+        "{body}"
+    );
+
+    // The new policy refuses a draft.
+    let files = quickstart();
+    let draft = files[0].1.replace("status: active", "status: draft");
+    let (status, body) = server
+        .apply(
+            &[
+                (&files[0].0, draft.as_str()),
+                (&files[1].0, files[1].1.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        violations(&body["error"]["plan"]["policies"]),
+        set(&[("block", "no-draft-products", "product shop.orders")])
+    );
+
+    // The council turns a standard policy off for the whole mesh; an analyst may not.
+    let (status, _) = server
+        .post_json_as(
+            Some(&analyst),
+            "/api/v1/governance/policies/support-channel/disable",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = server
+        .post_json_as(
+            Some(&council),
+            "/api/v1/governance/policies/support-channel/disable",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enabled"], false);
+    let unsupported = strip_support(&files[0].1);
+    let (status, plan) = server
+        .apply(
+            &[
+                (&files[0].0, unsupported.as_str()),
+                (&files[1].0, files[1].1.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    // It is in the audit log, by whom.
+    let (_, audit) = server.get("/api/v1/audit?after=0&limit=1000").await;
+    let switched: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "standard_policy.disable")
+        .collect();
+    assert_eq!(switched.len(), 1, "{audit}");
+    assert_eq!(switched[0]["subject"], "support-channel");
+    assert_eq!(switched[0]["actor"], "user hmueller");
+    // A standard policy is turned off, not removed.
+    let r = server
+        .client(Some(&council))
+        .delete(format!(
+            "{}/api/v1/governance/policies/product-owner",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+}
+
+/// The quickstart descriptor without its support channel.
+fn strip_support(product: &str) -> String {
+    let start = product.find("support:\n").expect("a support section");
+    let end = product[start..]
+        .find("outputPorts:")
+        .map(|i| start + i)
+        .unwrap();
+    format!("{}{}", &product[..start], &product[end..])
+}
+
+async fn policies_are_tested_and_checked_on_demand(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    let files = quickstart();
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+
+    // `test`: a policy file against a folder, nothing applied.
+    let amounts = "apiVersion: tessera/v1\nkind: Policy\nid: money-is-decimal\ndescription: Amounts are stored as decimals.\nseverity: block\nmessage: a money column that is not a decimal\nquery: |\n  SELECT domain, product, dataset, column_name, 'column ' || dataset || '.' || column_name AS object\n  FROM tessera_meta.columns\n  WHERE column_name IN ('amount', 'price') AND (physical_type IS NULL OR physical_type NOT LIKE 'decimal%')\n";
+    // A new product of another domain, with a money column stored as a double.
+    let float = files[1]
+        .1
+        .replace("physicalType: decimal(10,2)", "physicalType: double");
+    let finance = files[0].1.replace("domain: shop", "domain: finance");
+    let folder: Vec<Value> = [
+        (&files[0].0, finance.as_str()),
+        (&files[1].0, float.as_str()),
+    ]
+    .iter()
+    .map(|(n, c)| json!({"name": n, "content": c}))
+    .collect();
+    let (status, found) = server
+        .post_json(
+            "/api/v1/governance/policies/test",
+            &json!({"policy": {"name": "money.yaml", "content": amounts}, "files": folder}),
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["trigger"], "test");
+    assert_eq!(
+        violations(&found),
+        set(&[("block", "money-is-decimal", "column orders.amount")])
+    );
+    assert_eq!(found["violations"][0]["domain"], "finance");
+    // Nothing was applied, and the policy is not stored.
+    let (status, _) = server.get("/api/v1/products/finance/orders").await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .get("/api/v1/governance/policies/money-is-decimal")
+        .await;
+    assert_eq!(status, 404);
+
+    // `check`: on demand over the mesh; its results agree with our own count of the
+    // metadata. The council adds a warning about columns without a unit in their name.
+    let council = server
+        .token_for("hmueller", &["governance council"], &[])
+        .await;
+    let unitless = "apiVersion: tessera/v1\nkind: Policy\nid: numbers-say-their-unit\ndescription: Numeric columns end in their unit.\nseverity: warn\nmessage: a number without a unit\nquery: |\n  SELECT domain, product, dataset, column_name, 'column ' || dataset || '.' || column_name AS object\n  FROM tessera_meta.columns\n  WHERE logical_type = 'number' AND NOT regexp_like(column_name, '_(usd|eur|ms|bytes)$')\n";
+    let (status, body) = put_global(&server, &council, &[("unitless.yaml", unitless)]).await;
+    assert_eq!(status, 200, "{body}");
+    let expected = server
+        .scalar(
+            "SELECT count(*) FROM tessera_meta.columns
+             WHERE logical_type = 'number' AND NOT regexp_like(column_name, '_(usd|eur|ms|bytes)$')",
+        )
+        .await;
+    let (status, checked) = server
+        .post_json("/api/v1/governance/check", &json!({"target": "shop"}))
+        .await;
+    assert_eq!(status, 200, "{checked}");
+    assert_eq!(checked["products"], 1);
+    assert_eq!(checked["warnings"], expected, "{checked}");
+    assert_eq!(checked["blocking"], 0);
+    let status_rows = server
+        .rows(
+            "SELECT violations, passing FROM tessera_meta.policy_results
+             WHERE policy_id = 'numbers-say-their-unit'",
+        )
+        .await;
+    assert_eq!(status_rows[0]["violations"], expected);
+    assert_eq!(status_rows[0]["passing"], false);
+    let (status, _) = server
+        .post_json(
+            "/api/v1/governance/check",
+            &json!({"target": "nowhere.nothing"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
