@@ -2,8 +2,10 @@
 -- (domain NULL, applied by the governance council) or a domain's own (kept with the product
 -- whose folder holds it, replaced whole when that product is applied). A standard policy
 -- shipped with Tessera is on unless the council turned it off here. Every evaluation is kept
--- with the outcome of each policy on each product it looked at and every violation it found,
--- and policy_status holds where each product stands on each policy now, and since when.
+-- with the outcome of each policy on each product it looked at and every violation it found;
+-- one that reflects the mesh as it was (not a refused, dry-run or test one) is the history of
+-- the compliance scorecard, and policy_status holds where each product stands on each policy
+-- now, and since when.
 CREATE TABLE governance_policies (
     policy_id TEXT PRIMARY KEY,
     domain TEXT,
@@ -30,7 +32,8 @@ CREATE TABLE policy_evaluations (
     evaluated_by TEXT NOT NULL,
     policies BIGINT NOT NULL,
     blocking BIGINT NOT NULL,
-    warnings BIGINT NOT NULL
+    warnings BIGINT NOT NULL,
+    reflects_mesh BIGINT NOT NULL
 );
 
 CREATE INDEX policy_evaluations_by_time ON policy_evaluations (evaluated_at);

@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::{
-    GovernancePolicyRecord, PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyStatusRecord,
-    PolicyViolationRecord, StandardPolicySwitch,
+    GovernancePolicyRecord, PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord,
+    PolicyStatusRecord, PolicyViolationRecord, StandardPolicySwitch,
 };
 use crate::store::{Catalog, constant_sql, now};
 
@@ -218,8 +218,8 @@ impl Catalog {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO policy_evaluations (evaluation_id, target, trigger_kind, evaluated_at, evaluated_by, policies, blocking, warnings)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO policy_evaluations (evaluation_id, target, trigger_kind, evaluated_at, evaluated_by, policies, blocking, warnings, reflects_mesh)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(e.evaluation_id.clone())
         .bind(e.target.clone())
@@ -229,6 +229,7 @@ impl Catalog {
         .bind(e.policies)
         .bind(e.blocking)
         .bind(e.warnings)
+        .bind(i64::from(current))
         .execute(&mut *tx)
         .await?;
         for o in &e.outcomes {
@@ -368,6 +369,41 @@ impl Catalog {
                 })
             })
             .collect()
+    }
+
+    /// How many policies each product passed in each evaluation that reflected the mesh,
+    /// newest first: the compliance scorecard's history. `limit` bounds the points per product.
+    pub async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyHistoryPoint>> {
+        let rows = sqlx::query(
+            "SELECT o.domain, o.product, e.evaluated_at, e.trigger_kind, COUNT(*) AS policies,
+                    SUM(CASE WHEN o.violations = 0 THEN 1 ELSE 0 END) AS passing
+             FROM policy_outcomes o JOIN policy_evaluations e ON e.evaluation_id = o.evaluation_id
+             WHERE e.reflects_mesh = 1
+             GROUP BY o.domain, o.product, e.evaluation_id, e.evaluated_at, e.trigger_kind
+             ORDER BY o.domain, o.product, e.evaluated_at DESC, e.evaluation_id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut points: Vec<PolicyHistoryPoint> = Vec::new();
+        let mut kept = 0;
+        for r in &rows {
+            let point = PolicyHistoryPoint {
+                domain: r.try_get("domain")?,
+                product: r.try_get("product")?,
+                evaluated_at: r.try_get("evaluated_at")?,
+                trigger: r.try_get("trigger_kind")?,
+                policies: r.try_get("policies")?,
+                passing: r.try_get("passing")?,
+            };
+            let same_product = points
+                .last()
+                .is_some_and(|p| (&p.domain, &p.product) == (&point.domain, &point.product));
+            kept = if same_product { kept + 1 } else { 1 };
+            if kept <= limit {
+                points.push(point);
+            }
+        }
+        Ok(points)
     }
 
     /// Where each product stands on each policy now (of one product when given).

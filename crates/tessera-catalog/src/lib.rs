@@ -24,8 +24,8 @@ pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
     DatasetRecord, DomainRecord, GovernancePolicyRecord, GrantRecord, MetadataChange,
-    PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyRecord, PolicyStatusRecord,
-    PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter, StandardPolicySwitch,
-    TokenRecord, Triggers, UserRecord,
+    PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord, PolicyRecord,
+    PolicyStatusRecord, PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter,
+    StandardPolicySwitch, TokenRecord, Triggers, UserRecord,
 };
 pub use store::{Catalog, store_time};

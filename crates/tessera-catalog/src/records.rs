@@ -343,6 +343,20 @@ pub struct PolicyViolationRecord {
     pub line: Option<i64>,
 }
 
+/// One product's standing in one evaluation that reflected the mesh: a point of the
+/// compliance scorecard's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyHistoryPoint {
+    pub domain: String,
+    pub product: String,
+    pub evaluated_at: String,
+    /// What evaluated (`apply`, `check`, `policy-change`).
+    pub trigger: String,
+    /// Policies evaluated on the product, and how many of them it passed.
+    pub policies: i64,
+    pub passing: i64,
+}
+
 /// Where a product stands on a policy now: its violations at the newest evaluation of the mesh
 /// as it is, and since when it has been passing (or failing).
 #[derive(Debug, Clone, PartialEq)]

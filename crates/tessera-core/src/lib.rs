@@ -21,8 +21,8 @@ pub use error::{CoreError, Result};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, MaskKind, OutputPort, Product,
     QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,
-    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SlaProperty, SupportChannel, duration_seconds,
-    sla_duration_seconds,
+    QUARANTINE_ROW_NUMBER, QUARANTINE_RULE, SampleQuery, SlaProperty, SupportChannel,
+    duration_seconds, sla_duration_seconds,
 };
 pub use name::{DatasetRef, Name, QUARANTINE_SUFFIX, RESERVED_NAMES};
 pub use policy::{

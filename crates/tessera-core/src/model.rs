@@ -54,6 +54,17 @@ pub struct OutputPort {
     pub version: String,
     pub contract_id: Option<String>,
     pub description: Option<String>,
+    /// Queries that show a consumer how to use the port (the port's `sampleQueries` custom
+    /// property), checked to plan when the product is published.
+    pub sample_queries: Vec<SampleQuery>,
+}
+
+/// A sample query of an output port: SQL over `domain.product.dataset` names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleQuery {
+    pub name: String,
+    pub description: Option<String>,
+    pub sql: String,
 }
 
 /// An input port: a contract this product consumes (product-level lineage).

@@ -71,6 +71,10 @@ pub const STANDARD_POLICIES: &[(&str, &str)] = &[
         "personal-data-retention.yaml",
         include_str!("../standard/personal-data-retention.yaml"),
     ),
+    (
+        "sample-queries.yaml",
+        include_str!("../standard/sample-queries.yaml"),
+    ),
 ];
 
 /// Members of this group apply global governance policies and switch standard ones on and off

@@ -125,9 +125,11 @@ impl Mesh {
             .planned_datasets(product_file, &product, &contracts)
             .await?;
 
-        // The rules run with the rights of the product's owner team: planned with them too.
+        // The rules run with the rights of the product's owner team: planned with them too,
+        // and so are the sample queries, which read what the team's products read.
         let owner = cx.acting_as(owner_principal(product.owner.clone()));
-        self.plan_rules(&owner, &contracts, &datasets).await?;
+        self.plan_queries(&owner, product_file, &contracts, &datasets)
+            .await?;
 
         let product_name = format!("{}.{}", product.domain, product.name);
         let mut changes = Vec::new();
@@ -464,17 +466,27 @@ impl Mesh {
 }
 
 impl Mesh {
-    /// Plans every `sql` rule of the folder's contracts against the mesh as it will be after
-    /// this apply, so that a rule that cannot run (an unknown table or column, a type error, a
-    /// statement too deep) is refused now, at its file, line and field, and not found failing
-    /// at every commit and scheduled run.
-    async fn plan_rules(
+    /// Plans every `sql` rule of the folder's contracts and every sample query of its
+    /// descriptor against the mesh as it will be after this apply, so that a query that cannot
+    /// run (an unknown table or column, a type error, a statement too deep) is refused now, at
+    /// its file, line and field, and not found failing at every commit and scheduled run, or
+    /// by the first consumer who tries it.
+    async fn plan_queries(
         &self,
         cx: &RequestContext,
+        product_file: &SourceFile,
         contracts: &[ContractFile<'_>],
         datasets: &[PlannedDataset],
     ) -> Result<()> {
         let mut rules = Vec::new();
+        let descriptor = SpecDocument::parse(&product_file.name, &product_file.content)?;
+        for site in tessera_spec::sample_queries(&descriptor) {
+            rules.push((
+                descriptor.diagnostic(&site.pointer, String::new()),
+                site.query.sql,
+                "the sample query",
+            ));
+        }
         for c in contracts {
             let doc = SpecDocument::parse(&c.file.name, &c.file.content)?;
             for site in tessera_spec::sql_rules(&doc) {
@@ -488,7 +500,11 @@ impl Mesh {
                     &d.reference.to_string(),
                     site.column.as_deref(),
                 );
-                rules.push((doc.diagnostic(&site.pointer, String::new()), sql));
+                rules.push((
+                    doc.diagnostic(&site.pointer, String::new()),
+                    sql,
+                    "the sql rule",
+                ));
             }
         }
         if rules.is_empty() {
@@ -518,9 +534,9 @@ impl Mesh {
             .engine()
             .run(&session, async move {
                 let mut problems = Vec::new();
-                for (mut diagnostic, sql) in rules {
+                for (mut diagnostic, sql, what) in rules {
                     if let Err(e) = tessera_query::plan_sql(&ctx, &sql).await {
-                        diagnostic.message = format!("the sql rule cannot run: {e}");
+                        diagnostic.message = format!("{what} cannot run: {e}");
                         problems.push(diagnostic);
                     }
                 }

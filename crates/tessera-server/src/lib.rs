@@ -26,6 +26,7 @@ mod meta;
 mod policies;
 mod query_log;
 mod scheduler;
+mod scorecard;
 pub mod service;
 pub mod views;
 

@@ -486,8 +486,18 @@ impl CatalogService for Mesh {
         let product = self.product_model(&record)?;
         let datasets = self.datasets(cx, Some((domain, name))).await?;
         let quality = self.quality_summary(domain, name).await?;
+        let compliance = self
+            .scorecard_for(
+                cx,
+                Some(&format!("{domain}.{name}")),
+                crate::scorecard::DEFAULT_HISTORY,
+            )
+            .await?
+            .products
+            .pop();
         Ok(ProductView {
             quality,
+            compliance,
             output_ports: product
                 .output_ports
                 .iter()
@@ -495,6 +505,15 @@ impl CatalogService for Mesh {
                     name: p.name.clone(),
                     version: p.version.clone(),
                     contract_id: p.contract_id.clone(),
+                    sample_queries: p
+                        .sample_queries
+                        .iter()
+                        .map(|q| SampleQueryView {
+                            name: q.name.clone(),
+                            description: q.description.clone(),
+                            sql: q.sql.clone(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             input_ports: product
@@ -504,6 +523,7 @@ impl CatalogService for Mesh {
                     name: p.name.clone(),
                     version: p.version.clone(),
                     contract_id: Some(p.contract_id.clone()),
+                    sample_queries: Vec::new(),
                 })
                 .collect(),
             datasets,

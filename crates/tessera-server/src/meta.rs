@@ -289,6 +289,17 @@ impl MetaInput {
             &[port_columns.as_slice(), &[("description", "text")]].concat(),
         );
         let mut input_ports = Rows::new("input_ports", &port_columns);
+        let mut samples = Rows::new(
+            "sample_queries",
+            &[
+                ("domain", "text"),
+                ("product", "text"),
+                ("port", "text"),
+                ("name", "text"),
+                ("description", "text"),
+                ("sql", "text"),
+            ],
+        );
         let mut support = Rows::new(
             "support_channels",
             &[
@@ -339,6 +350,19 @@ impl MetaInput {
                         maybe(&port.description),
                     ],
                 );
+                for q in &port.sample_queries {
+                    samples.push(
+                        seen.clone(),
+                        &[
+                            text(&record.domain),
+                            text(&record.name),
+                            text(&port.name),
+                            text(&q.name),
+                            maybe(&q.description),
+                            text(&q.sql),
+                        ],
+                    );
+                }
             }
             for port in &product.input_ports {
                 input_ports.push(
@@ -520,6 +544,7 @@ impl MetaInput {
                 products.finish()?,
                 output_ports.finish()?,
                 input_ports.finish()?,
+                samples.finish()?,
                 datasets.finish()?,
                 columns.finish()?,
                 contracts.finish()?,

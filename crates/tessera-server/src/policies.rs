@@ -31,7 +31,8 @@ use crate::meta::MetaSource;
 use crate::service::GovernanceService;
 use crate::views::{
     GovernancePolicyView, PolicyCheckRequest, PolicyEvaluationView, PolicyFilesRequest,
-    PolicyOutcomeView, PolicyTestRequest, SourceFile, ViolationView,
+    PolicyOutcomeView, PolicyTestRequest, ScorecardRequest, ScorecardView, SourceFile,
+    ViolationView,
 };
 
 /// Where a policy comes from.
@@ -960,6 +961,7 @@ impl GovernanceService for Mesh {
         self.catalog
             .put_global_policies(&records, &cx.principal.to_string())
             .await?;
+        self.reevaluate_mesh(cx).await?;
         let all = self.stored_policies().await?;
         Ok(parsed
             .iter()
@@ -991,6 +993,7 @@ impl GovernanceService for Mesh {
         self.catalog
             .delete_global_policy(id, &cx.principal.to_string())
             .await?;
+        self.reevaluate_mesh(cx).await?;
         Ok(policy_view(&policy))
     }
 
@@ -1015,6 +1018,7 @@ impl GovernanceService for Mesh {
         self.catalog
             .switch_standard_policy(id, enabled, &cx.principal.to_string())
             .await?;
+        self.reevaluate_mesh(cx).await?;
         self.find_policy(id).await.map(|p| policy_view(&p))
     }
 
@@ -1079,16 +1083,45 @@ impl GovernanceService for Mesh {
         cx: &RequestContext,
         request: &PolicyCheckRequest,
     ) -> Result<PolicyEvaluationView> {
+        self.evaluate_mesh(cx, request.target.as_deref(), "check")
+            .await
+    }
+
+    async fn scorecard(
+        &self,
+        cx: &RequestContext,
+        request: &ScorecardRequest,
+    ) -> Result<ScorecardView> {
+        self.scorecard_for(
+            cx,
+            request.target.as_deref(),
+            request.history.unwrap_or(crate::scorecard::DEFAULT_HISTORY),
+        )
+        .await
+    }
+}
+
+impl Mesh {
+    /// After the council changed the policies, the whole mesh is evaluated again (as the
+    /// system), so every product's standing and the scorecard follow at once.
+    async fn reevaluate_mesh(&self, cx: &RequestContext) -> Result<()> {
+        let system = cx.acting_as(Principal::system("governance"));
+        self.evaluate_mesh(&system, None, "policy-change").await?;
+        Ok(())
+    }
+
+    /// Evaluates every policy on the products of `target` (or all) that `cx` may discover, on
+    /// the mesh as it is, and stores where each stands.
+    async fn evaluate_mesh(
+        &self,
+        cx: &RequestContext,
+        target_name: Option<&str>,
+        trigger: &str,
+    ) -> Result<PolicyEvaluationView> {
         let input = self.meta_input().await?;
         let access = self.access_for(cx).await?;
-        let target = request.target.clone().unwrap_or_else(|| "mesh".to_string());
-        let (domain, product) = match request.target.as_deref() {
-            None => (None, None),
-            Some(t) => match t.split_once('.') {
-                Some((d, p)) => (Some(d.to_string()), Some(p.to_string())),
-                None => (Some(t.to_string()), None),
-            },
-        };
+        let target = target_name.unwrap_or("mesh").to_string();
+        let (domain, product) = crate::scorecard::target_filter(target_name);
         // The products asked for that the caller may discover.
         let targets: Vec<(String, String)> = input
             .products
@@ -1105,7 +1138,7 @@ impl GovernanceService for Mesh {
                 )
             })
             .collect();
-        if targets.is_empty() && request.target.is_some() {
+        if targets.is_empty() && target_name.is_some() {
             return Err(ServiceError::NotFound(format!(
                 "no product {target}: write DOMAIN or DOMAIN.PRODUCT of a published product"
             )));
@@ -1149,7 +1182,7 @@ impl GovernanceService for Mesh {
             );
         }
         Mesh::locate_violations(&mut evaluation, &locators);
-        let record = evaluation.record(cx, &target, "check");
+        let record = evaluation.record(cx, &target, trigger);
         self.catalog.record_policy_evaluation(&record, true).await?;
         Ok(evaluation_view(&record, &evaluation))
     }

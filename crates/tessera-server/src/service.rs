@@ -250,6 +250,14 @@ pub trait GovernanceService: Send + Sync {
         cx: &RequestContext,
         request: &PolicyCheckRequest,
     ) -> Result<PolicyEvaluationView>;
+    /// The compliance scorecard of the products the caller may discover (one domain or
+    /// product, or all): each one's standing on each policy and since when, the share
+    /// passing per product, domain and overall, and each product's history.
+    async fn scorecard(
+        &self,
+        cx: &RequestContext,
+        request: &ScorecardRequest,
+    ) -> Result<ScorecardView>;
 }
 
 /// Everything a front end may call.

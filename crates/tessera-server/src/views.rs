@@ -44,6 +44,8 @@ pub struct ProductView {
     pub datasets: Vec<DatasetSummary>,
     /// The latest check run of each dataset, and the product's score over them.
     pub quality: QualitySummary,
+    /// Where it stands on the governance policies (as on the scorecard).
+    pub compliance: Option<ProductCompliance>,
     pub descriptor_file: String,
     /// The ODPS descriptor as applied.
     pub descriptor: String,
@@ -54,6 +56,17 @@ pub struct PortView {
     pub name: String,
     pub version: String,
     pub contract_id: Option<String>,
+    /// The port's sample queries (output ports only), in the descriptor's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample_queries: Vec<SampleQueryView>,
+}
+
+/// A sample query of an output port: how the product's owners suggest it be used.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SampleQueryView {
+    pub name: String,
+    pub description: Option<String>,
+    pub sql: String,
 }
 
 /// A dataset as listed.
@@ -239,13 +252,95 @@ pub struct PolicyCheckRequest {
     pub target: Option<String>,
 }
 
+/// `GET /api/v1/governance/scorecard`: whose compliance, and how much history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct ScorecardRequest {
+    /// `DOMAIN` or `DOMAIN.PRODUCT`; every product the caller may discover when left out.
+    pub target: Option<String>,
+    /// Points of history per product, newest first (10 when left out, 0 for none).
+    pub history: Option<usize>,
+}
+
+/// The compliance scorecard: where each product stands on each policy that applies to it, at
+/// the newest evaluation of the mesh as it is, since when, and the share passing per product,
+/// per domain and over everything shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScorecardView {
+    pub total: ComplianceShare,
+    pub domains: Vec<DomainCompliance>,
+    pub products: Vec<ProductCompliance>,
+}
+
+/// How many products comply (pass every blocking policy), and the share of (product, policy)
+/// standings passing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ComplianceShare {
+    pub products: usize,
+    /// Products that pass every blocking policy.
+    pub compliant: usize,
+    /// (product, policy) standings, and how many of them pass.
+    pub standings: usize,
+    pub passing: usize,
+    /// `passing / standings` in percent; null with no standing.
+    pub share_passing: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DomainCompliance {
+    pub domain: String,
+    #[serde(flatten)]
+    pub share: ComplianceShare,
+}
+
+/// One product on the scorecard.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductCompliance {
+    pub domain: String,
+    pub product: String,
+    /// Passes every blocking policy.
+    pub compliant: bool,
+    pub policies: usize,
+    pub passing: usize,
+    /// In percent; null when no policy applies to it.
+    pub share_passing: Option<f64>,
+    /// When it was last evaluated on the mesh as it is; null when never.
+    pub evaluated_at: Option<String>,
+    pub standings: Vec<PolicyStanding>,
+    /// Newest first.
+    pub history: Vec<CompliancePoint>,
+}
+
+/// Where a product stands on one policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyStanding {
+    pub policy_id: String,
+    /// `block` or `warn`, as the policy applies to this product.
+    pub severity: String,
+    pub passing: bool,
+    pub violations: i64,
+    /// Since when it has been passing (or failing).
+    pub since: String,
+}
+
+/// A product's standing in one past evaluation of the mesh as it was.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompliancePoint {
+    pub evaluated_at: String,
+    /// What evaluated: `apply`, `check`, or `policy-change` (the council changed the policies).
+    pub trigger: String,
+    pub policies: i64,
+    pub passing: i64,
+    pub share_passing: Option<f64>,
+}
+
 /// One stored evaluation of governance policies.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PolicyEvaluationView {
     pub evaluation_id: String,
     /// `mesh`, `DOMAIN` or `DOMAIN.PRODUCT`.
     pub target: String,
-    /// `apply`, `plan` (a dry run), `check` or `test`.
+    /// `apply`, `plan` (a dry run), `check`, `test`, or `policy-change` (the whole mesh,
+    /// after the council changed the policies).
     pub trigger: String,
     pub evaluated_at: String,
     pub evaluated_by: String,

@@ -90,9 +90,16 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Run one read-only SQL statement over every dataset (`domain.product.dataset`).
+    /// Run one read-only SQL statement over every dataset (`domain.product.dataset`), or a
+    /// product's sample query (`--sample N DOMAIN.PRODUCT`).
     Query {
+        /// The statement; with `--sample`, the product (DOMAIN.PRODUCT) whose sample query runs.
+        #[arg(value_name = "SQL")]
         sql: String,
+        /// Run the product's sample query with this number (as `tessera products show`
+        /// lists them, from 1) or name.
+        #[arg(long, value_name = "N|NAME")]
+        sample: Option<String>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
         #[command(flatten)]
@@ -214,6 +221,16 @@ pub enum GovernanceAction {
         target: Option<String>,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
+    },
+    /// The compliance scorecard (of DOMAIN or DOMAIN.PRODUCT, or all): which policies each
+    /// product passes and fails, since when, the share passing, and the history.
+    Report {
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Points of history per product (newest first).
+        #[arg(long, default_value_t = 10)]
+        history: usize,
     },
     /// Turn a standard policy off for the whole mesh (the council; recorded in the audit log).
     Disable { id: String },
@@ -437,6 +454,14 @@ pub enum CheckFormat {
 pub enum ListFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    /// One row per product and policy.
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

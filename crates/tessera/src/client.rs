@@ -153,6 +153,14 @@ impl Client {
             .context("the server's answer is not what this client expects")
     }
 
+    /// A GET whose answer is text as the server wrote it (CSV, say), not JSON.
+    pub async fn get_text(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String> {
+        let response = self
+            .send(self.http.get(self.url(segments)).query(query))
+            .await?;
+        Ok(response.text().await?)
+    }
+
     pub async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
         let response = self.send(self.http.delete(self.url(segments))).await?;
         response

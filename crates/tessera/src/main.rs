@@ -99,9 +99,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Query {
             sql,
+            sample,
             format,
             client,
-        } => commands::query::run(&Client::connect(&client)?, &sql, format).await,
+        } => {
+            let client = Client::connect(&client)?;
+            match sample {
+                Some(sample) => commands::query::sample(&client, &sql, &sample, format).await,
+                None => commands::query::run(&client, &sql, format).await,
+            }
+        }
         Command::Check {
             target,
             format,

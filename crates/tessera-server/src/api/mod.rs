@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(enable_standard_policy))
         .routes(routes!(test_governance_policy))
         .routes(routes!(check_governance))
+        .routes(routes!(governance_scorecard))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -909,6 +910,55 @@ async fn check_governance(
 ) -> ApiResult<Json<PolicyEvaluationView>> {
     let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
     Ok(Json(s.services.check_policies(&cx, &request).await?))
+}
+
+/// `?format=` of the scorecard.
+#[derive(Debug, Deserialize, IntoParams)]
+struct ScorecardFormat {
+    /// `json` (the default) or `csv` (one row per product and policy); `Accept: text/csv`
+    /// asks for CSV too.
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/governance/scorecard", tag = "governance",
+    params(ScorecardRequest, ScorecardFormat),
+    responses((status = 200, description = "Where each product the caller may discover stands on each policy, since when, the share passing per product, domain and overall, and each product's history; CSV: one row per product and policy",
+               content((ScorecardView = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "An unknown format or a malformed parameter", body = ErrorBody),
+              (status = 404, description = "No such domain or product", body = ErrorBody)))]
+async fn governance_scorecard(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    headers: HeaderMap,
+    params: Result<Query<ScorecardRequest>, QueryRejection>,
+    format: Result<Query<ScorecardFormat>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(request) = params.map_err(ApiError::from_query_rejection)?;
+    let Query(format) = format.map_err(ApiError::from_query_rejection)?;
+    let csv = match format.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(crate::ServiceError::BadRequest(format!(
+                "unknown format {other:?}: the scorecard comes as json or csv"
+            ))
+            .into());
+        }
+        None => {
+            ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+                == ResultFormat::Csv
+        }
+    };
+    let view = s.services.scorecard(&cx, &request).await?;
+    if csv {
+        let body = crate::scorecard::scorecard_csv(&view)?;
+        return Ok((
+            [(header::CONTENT_TYPE, ResultFormat::Csv.content_type())],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(view).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/access/explain", tag = "access",

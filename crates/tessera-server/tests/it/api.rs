@@ -858,6 +858,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/domains/{domain}",
             "GET /api/v1/governance/policies",
             "GET /api/v1/governance/policies/{policy_id}",
+            "GET /api/v1/governance/scorecard",
             "GET /api/v1/grants",
             "GET /api/v1/policies",
             "GET /api/v1/products",

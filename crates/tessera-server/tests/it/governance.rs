@@ -17,6 +17,8 @@ on_both_stores!(
     domain_policies_add_rules_and_raise_severities_but_never_weaken,
     the_council_writes_global_policies_and_turns_standard_ones_off,
     policies_are_tested_and_checked_on_demand,
+    sample_queries_are_planned_at_publish_and_listed,
+    the_scorecard_agrees_with_the_metadata_and_keeps_history,
 );
 
 /// A file of the repository's `examples/` folder.
@@ -107,10 +109,11 @@ async fn the_standard_library_refuses_a_noncompliant_product(store: Store) {
             ("block", "freshness-slo", "dataset signups"),
             ("warn", "described-columns", "column signups.email"),
             ("warn", "described-columns", "column signups.source"),
+            ("warn", "sample-queries", "output port signups"),
         ])
     );
     assert_eq!(plan["policies"]["blocking"], 5);
-    assert_eq!(plan["policies"]["warnings"], 2);
+    assert_eq!(plan["policies"]["warnings"], 3);
     // Each violation points at where to fix it: a column at its line in the contract.
     let email = plan["policies"]["violations"]
         .as_array()
@@ -127,7 +130,7 @@ async fn the_standard_library_refuses_a_noncompliant_product(store: Store) {
     assert_eq!(email["line"], line);
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("newsletter.signups: refused by the governance policies: 5 blocking violation(s), 2 warning(s)")
+        message.contains("newsletter.signups: refused by the governance policies: 5 blocking violation(s), 3 warning(s)")
             && message.contains(&format!(
                 "block personal-data-classified: column signups.email: the column's name looks like personal data but it is not classified: add classification: pii (or a pii tag) (noncompliant/signups.odcs.yaml:{line})"
             )),
@@ -149,7 +152,7 @@ async fn a_compliant_product_publishes_with_its_compliance_status(store: Store) 
     let (status, plan) = server.apply(&as_refs(&files), false).await;
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["applied"], true);
-    let standard = 8;
+    let standard = tessera_governance::STANDARD_POLICIES.len();
     assert_eq!(
         plan["policies"],
         json!({"evaluated": standard, "blocking": 0, "warnings": 0, "violations": []})
@@ -239,7 +242,11 @@ async fn domain_policies_add_rules_and_raise_severities_but_never_weaken(store: 
             ("shop-versioned", "create")
         ]
     );
-    assert_eq!(plan["policies"]["evaluated"], 9);
+    // The standard library and shop's own rule (the raised one is a standard policy's).
+    assert_eq!(
+        plan["policies"]["evaluated"],
+        tessera_governance::STANDARD_POLICIES.len() + 1
+    );
 
     // A shop product with an undescribed column is now refused; a product of another domain
     // with the same column publishes with a warning.
@@ -267,7 +274,8 @@ async fn domain_policies_add_rules_and_raise_severities_but_never_weaken(store: 
     );
     let other = second
         .replace("domain: shop", "domain: billing")
-        .replace("name: shop team", "name: billing team");
+        .replace("name: shop team", "name: billing team")
+        .replace("FROM shop.orders.orders", "FROM billing.returns.orders");
     let (status, plan) = server
         .apply_as(
             &server.admin_token.clone(),
@@ -285,7 +293,10 @@ async fn domain_policies_add_rules_and_raise_severities_but_never_weaken(store: 
     );
     // Shop's own rule does not apply to billing (billing's product has a version anyway; the
     // count says shop's policies were not evaluated there).
-    assert_eq!(plan["policies"]["evaluated"], 8);
+    assert_eq!(
+        plan["policies"]["evaluated"],
+        tessera_governance::STANDARD_POLICIES.len()
+    );
 
     // Removing the files removes the policies.
     let (status, plan) = server.apply(&as_refs(&quickstart()), false).await;
@@ -521,4 +532,264 @@ async fn policies_are_tested_and_checked_on_demand(store: Store) {
         )
         .await;
     assert_eq!(status, 404);
+}
+
+async fn sample_queries_are_planned_at_publish_and_listed(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    let files = quickstart();
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+    // The quickstart's port has its sample query, so the sample-queries policy passes.
+    assert_eq!(plan["policies"]["warnings"], 0, "{plan}");
+
+    // Listed with the product, and in tessera_meta.
+    let (status, product) = server.get("/api/v1/products/shop/orders").await;
+    assert_eq!(status, 200, "{product}");
+    let samples = &product["output_ports"][0]["sample_queries"];
+    assert_eq!(samples[0]["name"], "revenue_by_status", "{product}");
+    assert_eq!(
+        samples[0]["sql"],
+        "SELECT status, count(*) AS orders, sum(amount) AS revenue FROM shop.orders.orders GROUP BY status ORDER BY status"
+    );
+    let rows = server
+        .rows("SELECT domain, product, port, name FROM tessera_meta.sample_queries")
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"domain": "shop", "product": "orders", "port": "orders", "name": "revenue_by_status"})
+        ]
+    );
+
+    // A sample query that does not plan is refused at its line, and nothing changes.
+    let descriptor = &files[0].1;
+    let broken = descriptor.replace("sum(amount) AS revenue", "sum(price) AS revenue");
+    assert_ne!(&broken, descriptor);
+    let sql_line = broken
+        .lines()
+        .position(|l| l.trim_start().starts_with("sql: SELECT status"))
+        .unwrap()
+        + 1;
+    let (status, body) = server
+        .apply(
+            &[
+                ("quickstart/product.odps.yaml", broken.as_str()),
+                ("quickstart/orders.odcs.yaml", files[1].1.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let d = &body["error"]["diagnostics"][0];
+    assert_eq!(d["file"], "quickstart/product.odps.yaml", "{body}");
+    assert_eq!(d["line"], sql_line, "{body}");
+    assert_eq!(
+        d["field"],
+        "outputPorts[0].customProperties[0].value[0].sql"
+    );
+    let message = d["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the sample query cannot run:") && message.contains("price"),
+        "{message}"
+    );
+
+    // Without one, the port is a warning, and the product still publishes.
+    let bare = descriptor[..descriptor.find("    customProperties:").unwrap()].to_string();
+    let bare = bare.replace("version: 1.0.0\ndescription", "version: 1.1.0\ndescription");
+    let (status, plan) = server
+        .apply(
+            &[
+                ("quickstart/product.odps.yaml", bare.as_str()),
+                ("quickstart/orders.odcs.yaml", files[1].1.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(
+        violations(&plan["policies"]),
+        set(&[("warn", "sample-queries", "output port orders")])
+    );
+}
+
+async fn the_scorecard_agrees_with_the_metadata_and_keeps_history(store: Store) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    // Two products: shop.orders complies in full; returns.orders (the same folder in another
+    // domain, without its sample query) complies with one warning.
+    let files = quickstart();
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+    let descriptor = &files[0].1;
+    let returns = descriptor[..descriptor.find("    customProperties:").unwrap()]
+        .replace("domain: shop", "domain: returns");
+    let (status, plan) = server
+        .apply(
+            &[
+                ("returns/product.odps.yaml", returns.as_str()),
+                ("returns/orders.odcs.yaml", files[1].1.as_str()),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+
+    // The council adds a warning; the mesh is evaluated again at once, without a `check`.
+    let council = server
+        .token_for("hmueller", &["governance council"], &[])
+        .await;
+    let unitless = "apiVersion: tessera/v1\nkind: Policy\nid: numbers-say-their-unit\ndescription: Numeric columns end in their unit.\nseverity: warn\nmessage: a number without a unit\nquery: |\n  SELECT domain, product, dataset, column_name, 'column ' || dataset || '.' || column_name AS object\n  FROM tessera_meta.columns\n  WHERE logical_type = 'number' AND NOT regexp_like(column_name, '_(usd|eur|ms|bytes)$')\n";
+    let (status, body) = put_global(&server, &council, &[("unitless.yaml", unitless)]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, card) = server.get("/api/v1/governance/scorecard").await;
+    assert_eq!(status, 200, "{card}");
+    let products = card["products"].as_array().unwrap();
+    let names: Vec<String> = products
+        .iter()
+        .map(|p| {
+            format!(
+                "{}.{}",
+                p["domain"].as_str().unwrap(),
+                p["product"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["returns.orders", "shop.orders"]);
+
+    // Our own count over tessera_meta: the policies in force and the violations we expect.
+    let in_force = server
+        .scalar("SELECT count(*) FROM tessera_meta.policies WHERE enabled AND origin IN ('standard', 'global')")
+        .await
+        .as_u64()
+        .unwrap() as usize;
+    let unitless_columns = |domain: &str| {
+        format!(
+            "SELECT count(*) FROM tessera_meta.columns WHERE domain = '{domain}'
+             AND logical_type = 'number' AND NOT regexp_like(column_name, '_(usd|eur|ms|bytes)$')"
+        )
+    };
+    let shop_unitless = server.scalar(&unitless_columns("shop")).await;
+    assert_eq!(shop_unitless, 1, "amount has no unit");
+    let returns_unsampled = server
+        .scalar(
+            "SELECT count(*) FROM tessera_meta.output_ports p WHERE p.domain = 'returns'
+             AND NOT EXISTS (SELECT 1 FROM tessera_meta.sample_queries s
+                             WHERE s.domain = p.domain AND s.product = p.product AND s.port = p.port)",
+        )
+        .await;
+    assert_eq!(returns_unsampled, 1);
+    for (p, failing) in [
+        (
+            &products[0],
+            vec!["numbers-say-their-unit", "sample-queries"],
+        ),
+        (&products[1], vec!["numbers-say-their-unit"]),
+    ] {
+        assert_eq!(p["policies"], in_force, "{p}");
+        assert_eq!(p["passing"], in_force - failing.len(), "{p}");
+        assert_eq!(p["compliant"], true, "warnings only: {p}");
+        let share = 100.0 * (in_force - failing.len()) as f64 / in_force as f64;
+        assert!(
+            (p["share_passing"].as_f64().unwrap() - share).abs() < 1e-9,
+            "{p}"
+        );
+        let not_passing: Vec<&str> = p["standings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["passing"] == false)
+            .map(|s| s["policy_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(not_passing, failing, "{p}");
+        // The scorecard and tessera_meta.policy_results say the same.
+        let results = server
+            .rows(&format!(
+                "SELECT policy_id, violations FROM tessera_meta.policy_results
+                 WHERE domain = '{}' AND product = 'orders' ORDER BY policy_id",
+                p["domain"].as_str().unwrap()
+            ))
+            .await;
+        let from_card: Vec<Value> = p["standings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!({"policy_id": s["policy_id"], "violations": s["violations"]}))
+            .collect();
+        assert_eq!(results, from_card);
+        let unitless = p["standings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["policy_id"] == "numbers-say-their-unit")
+            .unwrap();
+        assert_eq!(unitless["violations"], shop_unitless);
+        // History, newest first: the council's change, then the apply.
+        let history = p["history"].as_array().unwrap();
+        assert_eq!(history[0]["trigger"], "policy-change", "{p}");
+        assert_eq!(history[0]["passing"], p["passing"]);
+        assert_eq!(history[1]["trigger"], "apply", "{p}");
+        assert_eq!(
+            history[1]["policies"],
+            in_force - 1,
+            "before the council's policy: {p}"
+        );
+    }
+    assert_eq!(
+        card["total"],
+        json!({
+            "products": 2, "compliant": 2, "standings": 2 * in_force,
+            "passing": 2 * in_force - 3,
+            "share_passing": 100.0 * (2 * in_force - 3) as f64 / (2 * in_force) as f64,
+        })
+    );
+    assert_eq!(card["domains"][0]["domain"], "returns");
+    assert_eq!(card["domains"][0]["passing"], in_force - 2);
+
+    // CSV: one row per product and policy.
+    let r = server
+        .client(Some(&server.admin_token))
+        .get(format!(
+            "{}/api/v1/governance/scorecard?format=csv&target=shop",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "domain,product,policy_id,severity,passing,violations,since,evaluated_at"
+    );
+    assert_eq!(lines.len(), 1 + in_force, "{csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("shop,orders,numbers-say-their-unit,warn,false,1,")),
+        "{csv}"
+    );
+
+    // One product, and the errors a user can make.
+    let (status, one) = server
+        .get("/api/v1/governance/scorecard?target=shop.orders&history=0")
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["products"].as_array().unwrap().len(), 1);
+    assert_eq!(one["products"][0]["history"], json!([]));
+    let (status, _) = server
+        .get("/api/v1/governance/scorecard?target=nowhere")
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = server.get("/api/v1/governance/scorecard?format=xml").await;
+    assert_eq!(status, 400, "{body}");
+    // The product's page shows its standing too.
+    let (_, product) = server.get("/api/v1/products/returns/orders").await;
+    assert_eq!(product["compliance"]["passing"], in_force - 2, "{product}");
 }

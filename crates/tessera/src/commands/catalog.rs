@@ -26,6 +26,29 @@ fn product_ref(s: &str) -> Result<(String, String)> {
     }
 }
 
+/// A product's sample queries numbered from 1 across its output ports, in the descriptor's
+/// order: the numbers `products show` prints and `query --sample N` takes.
+pub fn numbered_samples(p: &ProductView) -> Vec<(usize, &str, &SampleQueryView)> {
+    p.output_ports
+        .iter()
+        .flat_map(|port| {
+            port.sample_queries
+                .iter()
+                .map(move |q| (port.name.as_str(), q))
+        })
+        .enumerate()
+        .map(|(i, (port, q))| (i + 1, port, q))
+        .collect()
+}
+
+/// The product `DOMAIN.PRODUCT` as the API shows it.
+pub async fn product(client: &Client, reference: &str) -> Result<ProductView> {
+    let (domain, name) = product_ref(reference)?;
+    client
+        .get(&["api", "v1", "products", &domain, &name], &[])
+        .await
+}
+
 pub async fn domains(client: &Client, action: Option<DomainsAction>) -> Result<()> {
     match action.unwrap_or(DomainsAction::List) {
         DomainsAction::List => {
@@ -59,10 +82,7 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
             println!("{t}");
         }
         ProductsAction::Show { product } => {
-            let (domain, name) = product_ref(&product)?;
-            let p: ProductView = client
-                .get(&["api", "v1", "products", &domain, &name], &[])
-                .await?;
+            let p = self::product(client, &product).await?;
             let s = &p.summary;
             println!(
                 "{}.{}  (id {}, version {}, {})",
@@ -101,7 +121,7 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
             }
             let history: Vec<ProductQualityPoint> = client
                 .get(
-                    &["api", "v1", "products", &domain, &name, "checks"],
+                    &["api", "v1", "products", &s.domain, &s.name, "checks"],
                     &[("limit", "10")],
                 )
                 .await?;
@@ -111,6 +131,31 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
                     .map(|h| h.score.map_or("-".into(), |s| format!("{s:.1}")))
                     .collect();
                 println!("  score history, newest first: {}", scores.join(", "));
+            }
+            if let Some(c) = p.compliance.as_ref().filter(|c| c.policies > 0) {
+                let failing: Vec<&str> = c
+                    .standings
+                    .iter()
+                    .filter(|s| !s.passing)
+                    .map(|s| s.policy_id.as_str())
+                    .collect();
+                println!(
+                    "compliance:  {}, {} of {} policies passing{} (`tessera policy report {}.{}`)",
+                    if c.compliant {
+                        "compliant"
+                    } else {
+                        "NOT compliant"
+                    },
+                    c.passing,
+                    c.policies,
+                    if failing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; failing: {}", failing.join(", "))
+                    },
+                    s.domain,
+                    s.name
+                );
             }
             let ports = |ports: &[PortView]| {
                 ports
@@ -135,6 +180,25 @@ pub async fn products(client: &Client, action: Option<ProductsAction>) -> Result
                 }
                 for line in list {
                     println!("  {line}");
+                }
+            }
+            let samples = numbered_samples(&p);
+            if !samples.is_empty() {
+                println!(
+                    "sample queries (run one with `tessera query --sample N {}.{}`):",
+                    s.domain, s.name
+                );
+                for (n, port, q) in samples {
+                    let about = q
+                        .description
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    println!("  {n}. {} (port {port}){about}", q.name);
+                    println!(
+                        "     {}",
+                        q.sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                    );
                 }
             }
             println!("datasets:");

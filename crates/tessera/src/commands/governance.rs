@@ -1,5 +1,5 @@
-//! `tessera policy apply|list|show|test|check|disable|enable|delete`: governance policies,
-//! through the API.
+//! `tessera policy apply|list|show|test|check|report|disable|enable|delete`: governance
+//! policies and the compliance scorecard, through the API.
 
 use std::path::Path;
 
@@ -7,10 +7,10 @@ use anyhow::{Context, Result, bail};
 use tessera_server::render_violation;
 use tessera_server::views::{
     GovernancePolicyView, PolicyCheckRequest, PolicyEvaluationView, PolicyFilesRequest,
-    PolicyOutcomeView, PolicyTestRequest, SourceFile,
+    PolicyOutcomeView, PolicyTestRequest, ScorecardView, SourceFile,
 };
 
-use crate::cli::{GovernanceAction, ListFormat};
+use crate::cli::{GovernanceAction, ListFormat, ReportFormat};
 use crate::client::Client;
 
 fn read_file(path: &Path) -> Result<SourceFile> {
@@ -157,6 +157,11 @@ pub async fn policy(client: &Client, action: GovernanceAction) -> Result<()> {
             }
             Ok(())
         }
+        GovernanceAction::Report {
+            target,
+            format,
+            history,
+        } => report(client, target.as_deref(), format, history).await,
         GovernanceAction::Disable { id } => switch(client, &id, "disable").await,
         GovernanceAction::Enable { id } => switch(client, &id, "enable").await,
         GovernanceAction::Delete { id } => {
@@ -167,6 +172,101 @@ pub async fn policy(client: &Client, action: GovernanceAction) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tessera policy report`: the scorecard as the server computes it.
+async fn report(
+    client: &Client,
+    target: Option<&str>,
+    format: ReportFormat,
+    history: usize,
+) -> Result<()> {
+    let history = history.to_string();
+    let mut query = vec![("history", history.as_str())];
+    if let Some(t) = target {
+        query.push(("target", t));
+    }
+    let path = ["api", "v1", "governance", "scorecard"];
+    if format == ReportFormat::Csv {
+        query.push(("format", "csv"));
+        print!("{}", client.get_text(&path, &query).await?);
+        return Ok(());
+    }
+    let card: ScorecardView = client.get(&path, &query).await?;
+    if format == ReportFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&card)?);
+        return Ok(());
+    }
+    let share = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1} %"));
+    let t = &card.total;
+    println!(
+        "{} of {} product(s) compliant; {} of {} policy standings passing ({})",
+        t.compliant,
+        t.products,
+        t.passing,
+        t.standings,
+        share(t.share_passing)
+    );
+    let mut domains =
+        crate::commands::catalog::table(&["DOMAIN", "PRODUCTS", "COMPLIANT", "PASSING"]);
+    for d in &card.domains {
+        domains.add_row(vec![
+            d.domain.clone(),
+            d.share.products.to_string(),
+            d.share.compliant.to_string(),
+            format!(
+                "{}/{} ({})",
+                d.share.passing,
+                d.share.standings,
+                share(d.share.share_passing)
+            ),
+        ]);
+    }
+    println!("{domains}");
+    for p in &card.products {
+        println!(
+            "{}.{}: {}, {}/{} passing ({}), evaluated {}",
+            p.domain,
+            p.product,
+            if p.compliant {
+                "compliant"
+            } else {
+                "NOT compliant"
+            },
+            p.passing,
+            p.policies,
+            share(p.share_passing),
+            p.evaluated_at.as_deref().unwrap_or("never")
+        );
+        let mut standings = crate::commands::catalog::table(&[
+            "POLICY",
+            "SEVERITY",
+            "STATUS",
+            "VIOLATIONS",
+            "SINCE",
+        ]);
+        for s in &p.standings {
+            standings.add_row(vec![
+                s.policy_id.clone(),
+                s.severity.clone(),
+                if s.passing { "pass" } else { "fail" }.to_string(),
+                s.violations.to_string(),
+                s.since.clone(),
+            ]);
+        }
+        if !p.standings.is_empty() {
+            println!("{standings}");
+        }
+        if p.history.len() > 1 {
+            let points: Vec<String> = p
+                .history
+                .iter()
+                .map(|h| format!("{}/{}", h.passing, h.policies))
+                .collect();
+            println!("  history, newest first: {}", points.join(", "));
+        }
+    }
+    Ok(())
 }
 
 async fn switch(client: &Client, id: &str, verb: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! `tessera query "SQL"`: a table for people (the answer fetched as Arrow), or CSV, JSON or
 //! NDJSON as the server sends them. A result the server cut short (a failure or a limit after
 //! the first rows) ends with an error marker: the rows before it are shown, its message goes
-//! to stderr and the exit code is 1.
+//! to stderr and the exit code is 1. `--sample` runs one of a product's sample queries.
 
 use anyhow::{Context, Result, bail};
 use arrow::record_batch::RecordBatch;
@@ -48,6 +48,38 @@ pub async fn log(client: &Client, limit: i64, format: ListFormat) -> Result<()> 
     }
     println!("{t}");
     Ok(())
+}
+
+/// `tessera query --sample N|NAME DOMAIN.PRODUCT`: runs one of the product's sample queries,
+/// saying which on stderr (so stdout stays the result).
+pub async fn sample(
+    client: &Client,
+    product: &str,
+    which: &str,
+    format: OutputFormat,
+) -> Result<()> {
+    let view = crate::commands::catalog::product(client, product).await?;
+    let samples = crate::commands::catalog::numbered_samples(&view);
+    if samples.is_empty() {
+        bail!(
+            "{product} has no sample queries (its output ports declare them in a `sampleQueries` custom property)"
+        );
+    }
+    let chosen = samples
+        .iter()
+        .find(|(n, _, q)| which.parse::<usize>().ok() == Some(*n) || q.name == which);
+    let Some((n, port, q)) = chosen else {
+        let known: Vec<String> = samples
+            .iter()
+            .map(|(n, _, q)| format!("{n} ({})", q.name))
+            .collect();
+        bail!(
+            "{product} has no sample query {which:?}; it has {}",
+            known.join(", ")
+        );
+    };
+    eprintln!("sample query {n} of {product}, {} (port {port})", q.name);
+    run(client, &q.sql, format).await
 }
 
 pub async fn run(client: &Client, sql: &str, format: OutputFormat) -> Result<()> {

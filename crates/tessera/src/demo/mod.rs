@@ -246,7 +246,16 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             .iter()
             .filter(|c| c.action != tessera_server::views::Action::Unchanged)
             .count();
-        println!("  applied {} ({} change(s))", plan.product, created);
+        let governance = plan.policies.as_ref().map_or(String::new(), |o| {
+            format!(
+                "; governance: {} policies, {} blocking, {} warning(s)",
+                o.evaluated, o.blocking, o.warnings
+            )
+        });
+        println!(
+            "  applied {} ({} change(s){governance})",
+            plan.product, created
+        );
     }
 
     grant_standing_access(&mesh).await?;

@@ -302,6 +302,81 @@ fn the_readme_walkthrough_works() {
         totals.stdout,
         "status,orders,total\nopen,1,10.50\nreturned,1,24.00\nshipped,1,99.99\n"
     );
+
+    // The standard library passed, the sample query is listed and runs, by number or name.
+    let governance = format!(
+        "Governance: {} policies evaluated on shop.orders, 0 blocking, 0 warning(s).",
+        tessera_governance::STANDARD_POLICIES.len()
+    );
+    assert!(applied.stdout.contains(&governance), "{}", applied.stdout);
+    let shown = server.cli(&["products", "show", "shop.orders"]).ok();
+    for expected in [
+        "sample queries (run one with `tessera query --sample N shop.orders`):",
+        "  1. revenue_by_status (port orders): Orders and revenue by where they stand.",
+        &format!(
+            "compliance:  compliant, {n} of {n} policies passing",
+            n = tessera_governance::STANDARD_POLICIES.len()
+        ),
+    ] {
+        assert!(
+            shown.stdout.contains(expected),
+            "{expected}: {}",
+            shown.stdout
+        );
+    }
+    for which in ["1", "revenue_by_status"] {
+        let sample = server
+            .cli(&["query", "--sample", which, "shop.orders", "--format", "csv"])
+            .ok();
+        assert_eq!(
+            sample.stdout,
+            "status,orders,revenue\nopen,1,10.50\nreturned,1,24.00\nshipped,1,99.99\n"
+        );
+        assert!(
+            sample
+                .stderr
+                .contains("sample query 1 of shop.orders, revenue_by_status (port orders)"),
+            "{}",
+            sample.stderr
+        );
+    }
+    let unknown = server
+        .cli(&["query", "--sample", "7", "shop.orders"])
+        .failed();
+    assert!(
+        unknown
+            .stderr
+            .contains("shop.orders has no sample query \"7\"; it has 1 (revenue_by_status)"),
+        "{}",
+        unknown.stderr
+    );
+
+    // The scorecard: one compliant product, as a table and as CSV.
+    let report = server.cli(&["policy", "report"]).ok();
+    assert!(
+        report.stdout.contains(&format!(
+            "1 of 1 product(s) compliant; {n} of {n} policy standings passing (100.0 %)",
+            n = tessera_governance::STANDARD_POLICIES.len()
+        )),
+        "{}",
+        report.stdout
+    );
+    let csv = server
+        .cli(&["policy", "report", "shop.orders", "--format", "csv"])
+        .ok();
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "domain,product,policy_id,severity,passing,violations,since,evaluated_at"
+    );
+    assert_eq!(lines.len(), 1 + tessera_governance::STANDARD_POLICIES.len());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("shop,orders,sample-queries,warn,true,0,")),
+        "{}",
+        csv.stdout
+    );
 }
 
 #[test]

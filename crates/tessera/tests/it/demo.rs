@@ -132,6 +132,28 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
         "bad rows should be quarantined: {}",
         first.stdout
     );
+    // Every product complies with the standard library in full: no violation, not even a
+    // warning.
+    for product in [
+        "digital_assets.asset_catalog",
+        "artwork_engagement.engagement",
+        "marketplace.provenance",
+        "marketplace.collectors",
+        "marketing.artist_campaigns",
+    ] {
+        let applied = first
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("applied {product} (")))
+            .unwrap_or_else(|| panic!("{product} not applied: {}", first.stdout));
+        assert!(
+            applied.ends_with(&format!(
+                "; governance: {} policies, 0 blocking, 0 warning(s))",
+                tessera_governance::STANDARD_POLICIES.len()
+            )),
+            "{applied}"
+        );
+    }
     // Rules that fail on purpose show: bot traffic (a warning in the check report) and the
     // tampered sale that breaks the provenance hash chain (a `sql` rule that refuses its batch
     // at the commit gate).
