@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::{
-    GovernancePolicyRecord, PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord,
-    PolicyStatusRecord, PolicyViolationRecord, StandardPolicySwitch,
+    GlossaryTermRecord, GovernancePolicyRecord, PolicyEvaluationRecord, PolicyHistoryPoint,
+    PolicyOutcomeRecord, PolicyStatusRecord, PolicyViolationRecord, StandardPolicySwitch,
 };
 use crate::store::{Catalog, constant_sql, now};
 
@@ -121,6 +121,57 @@ impl Catalog {
                 "governance_policy.put",
                 &p.policy_id,
                 serde_json::json!({"file": p.file_name, "severity": p.severity, "source": p.source}),
+            ));
+        }
+        bump_governance_generation(&mut tx).await?;
+        self.commit_audited(tx, &events).await
+    }
+
+    /// Every published version of every glossary term, by name and then version as written.
+    pub async fn glossary_terms(&self) -> Result<Vec<GlossaryTermRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, version, file_name, source, created_at, created_by FROM glossary_terms ORDER BY name, created_at, version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GlossaryTermRecord {
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    file_name: r.try_get("file_name")?,
+                    source: r.try_get("source")?,
+                    created_at: r.try_get("created_at")?,
+                    created_by: r.try_get("created_by")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Publishes new versions of glossary terms, with an audit entry each, in one transaction
+    /// (a version already published is the caller's to refuse: it never changes).
+    pub async fn put_glossary_terms(&self, terms: &[GlossaryTermRecord], by: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let mut events = Vec::new();
+        for t in terms {
+            sqlx::query(
+                "INSERT INTO glossary_terms (name, version, file_name, source, created_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(t.name.clone())
+            .bind(t.version.clone())
+            .bind(t.file_name.clone())
+            .bind(t.source.clone())
+            .bind(at.clone())
+            .bind(by.to_string())
+            .execute(&mut *tx)
+            .await?;
+            events.push(AuditEvent::new(
+                by,
+                "glossary_term.put",
+                format!("{}@{}", t.name, t.version),
+                serde_json::json!({"file": t.file_name, "source": t.source}),
             ));
         }
         bump_governance_generation(&mut tx).await?;

@@ -23,8 +23,8 @@ pub use audit::{
 pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
-    DatasetRecord, DomainRecord, GovernancePolicyRecord, GrantRecord, MetadataChange,
-    PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord, PolicyRecord,
+    DatasetRecord, DomainRecord, GlossaryTermRecord, GovernancePolicyRecord, GrantRecord,
+    MetadataChange, PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord, PolicyRecord,
     PolicyStatusRecord, PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter,
     StandardPolicySwitch, TokenRecord, Triggers, UserRecord,
 };

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_query_log.sql")),
     (8, include_str!("../migrations/0008_audit.sql")),
     (9, include_str!("../migrations/0009_governance.sql")),
+    (10, include_str!("../migrations/0010_glossary.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

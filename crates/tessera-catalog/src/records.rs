@@ -276,6 +276,17 @@ pub struct GovernancePolicyRecord {
     pub updated_by: String,
 }
 
+/// One version of a glossary term as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlossaryTermRecord {
+    pub name: String,
+    pub version: String,
+    pub file_name: String,
+    pub source: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
 /// The council turned a standard policy on or off for the whole mesh.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StandardPolicySwitch {

@@ -1,5 +1,6 @@
 //! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
-//! their contracts (columns, types, row-level rules), governance policies, the mapping of contract types to Arrow,
+//! their contracts (columns, types, row-level rules), governance policies and glossary terms, the
+//! mapping of contract types to Arrow,
 //! who asks ([`RequestContext`], [`Principal`]) and which SQL is accepted ([`sql`]).
 //!
 //! This crate does no IO, is not async and does not (de)serialise file formats: reading ODCS and
@@ -8,6 +9,7 @@
 
 mod context;
 mod error;
+mod glossary;
 mod model;
 mod name;
 mod policy;
@@ -18,6 +20,7 @@ mod types;
 
 pub use context::{FrontEnd, Principal, PrincipalKind, RequestContext};
 pub use error::{CoreError, Result};
+pub use glossary::{GLOSSARY_TAG, GLOSSARY_URL, GlossaryTerm, TermRef};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, MaskKind, OutputPort, Product,
     QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,

@@ -446,9 +446,18 @@ impl DatasetSchema {
         let mut rules = Vec::new();
         for column in &self.columns {
             let mut add = |kind| {
+                // A pattern or a list of values on a column of a glossary term is the term's
+                // (a column may not loosen it): a refused row names the term.
+                let term = match kind {
+                    RowRuleKind::Pattern(_) | RowRuleKind::ValidValues(_) => {
+                        column.glossary.as_ref().map(ToString::to_string)
+                    }
+                    _ => None,
+                };
                 rules.push(RowRule {
                     column: column.name.clone(),
                     kind,
+                    term,
                 })
             };
             let c = &column.constraints;
@@ -498,6 +507,9 @@ pub struct Column {
     /// The ODCS property's `tags`: `pii` marks personal data, `mask:null`, `mask:partial` or
     /// `mask:hash` how it is masked (see [`Column::mask`]).
     pub tags: Vec<String>,
+    /// The glossary term (version) the column is an instance of; its rules are the column's
+    /// once [`GlossaryTerm::enforce_on`](crate::GlossaryTerm::enforce_on) applied them.
+    pub glossary: Option<crate::glossary::TermRef>,
     pub constraints: Constraints,
     /// Element type of an array.
     pub items: Option<Box<Column>>,
@@ -577,6 +589,7 @@ impl Column {
             description: None,
             classification: None,
             tags: Vec::new(),
+            glossary: None,
             constraints: Constraints::default(),
             items: None,
             properties: Vec::new(),

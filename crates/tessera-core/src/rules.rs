@@ -25,6 +25,8 @@ impl fmt::Display for Bound {
 pub struct RowRule {
     pub column: String,
     pub kind: RowRuleKind,
+    /// The glossary term (`name@version`) the rule comes from, if any.
+    pub term: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +60,17 @@ impl RowRule {
         }
     }
 
-    /// What a violating value fails to be, for the quarantine reason.
+    /// What a violating value fails to be, for the quarantine reason (naming the glossary
+    /// term the rule comes from).
     pub fn expectation(&self) -> String {
+        let expected = self.expected();
+        match &self.term {
+            Some(term) => format!("{expected} (glossary term {term})"),
+            None => expected,
+        }
+    }
+
+    fn expected(&self) -> String {
         match &self.kind {
             RowRuleKind::Required => "a value (required)".to_string(),
             RowRuleKind::MinLength(n) => format!("at least {n} characters"),

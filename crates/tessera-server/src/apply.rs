@@ -109,7 +109,7 @@ impl Mesh {
             .map(|(i, p)| (&request.files[i], p))
             .collect();
         let product = folder.product;
-        let contracts: Vec<ContractFile> = folder
+        let mut contracts: Vec<ContractFile> = folder
             .contracts
             .into_iter()
             .map(|(i, contract)| ContractFile {
@@ -120,6 +120,18 @@ impl Mesh {
         own_domain(&product, &contracts)?;
         if under_test.is_none() {
             self.authorize_publish(cx, &product).await?;
+        }
+        // Columns that reference glossary terms: a published version, a compatible type, no
+        // looser rule; then the terms' rules are the columns' own for everything below.
+        let glossary_problems = {
+            let mut files: Vec<(&SourceFile, &mut Contract)> = contracts
+                .iter_mut()
+                .map(|c| (c.file, &mut c.contract))
+                .collect();
+            self.check_glossary_references(&mut files).await?
+        };
+        if !glossary_problems.is_empty() {
+            return Err(ServiceError::InvalidFiles(glossary_problems));
         }
         let datasets = self
             .planned_datasets(product_file, &product, &contracts)
@@ -207,7 +219,13 @@ impl Mesh {
             if action == Action::Create
                 && let Some(previous) = self.catalog.contract_versions(domain, id).await?.pop()
             {
-                let breaking = breaking_changes(&previous.source, &previous.file_name, c.file)?;
+                let mut breaking = breaking_changes(&previous.source, &previous.file_name, c.file)?;
+                let before = tessera_spec::load_contract(&previous.file_name, &previous.source)?;
+                breaking.extend(crate::glossary::glossary_breaking(
+                    &before,
+                    &c.contract,
+                    &self.glossary_terms().await?,
+                ));
                 let major_bump = match (major_version(&previous.version), major_version(version)) {
                     (Some(old), Some(new)) => new > old,
                     _ => false,
@@ -692,6 +710,15 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
                     contracts.push((i, contract));
                 }
             }
+            Ok(Loaded::GlossaryTerm(t)) => problems.push(Diagnostic {
+                file: file.name.clone(),
+                line: Some(1),
+                field: "kind".into(),
+                message: format!(
+                    "glossary term {} is the governance council's, applied with `tessera glossary apply`, not with a product",
+                    t.reference()
+                ),
+            }),
             Err(e) => problems.extend(e.diagnostics().iter().cloned()),
         }
     }

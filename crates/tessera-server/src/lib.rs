@@ -19,6 +19,7 @@ mod checks;
 mod config;
 mod error;
 mod gate;
+mod glossary;
 mod governance;
 mod local_test;
 mod mesh;
@@ -38,7 +39,7 @@ pub use error::{Result, ServiceError, render_violation};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
-    AccessService, AuditService, CatalogService, GovernanceService, IngestService,
+    AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
     OperationsService, PublishService, QualityService, QueryService, Services,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};

@@ -156,10 +156,22 @@ impl Mesh {
                     "contract {id} {version} of domain {domain} is referenced but not stored"
                 ))
             })?;
-        let contract = Arc::new(tessera_spec::load_contract(
-            &record.file_name,
-            &record.source,
-        )?);
+        let mut contract = tessera_spec::load_contract(&record.file_name, &record.source)?;
+        // Term versions never change, so the contract with its terms' rules is cached as is.
+        if contract
+            .datasets
+            .iter()
+            .any(|d| d.columns.iter().any(|c| c.glossary.is_some()))
+        {
+            let terms: Vec<tessera_core::GlossaryTerm> = self
+                .glossary_terms()
+                .await?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            crate::glossary::enforce_glossary(&mut contract, &terms);
+        }
+        let contract = Arc::new(contract);
         self.contracts
             .lock()
             .expect("contract cache")

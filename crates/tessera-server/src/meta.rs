@@ -52,6 +52,8 @@ impl MetaSource {
 /// A value of one cell, as [`Rows::push`] takes it.
 enum Cell<'a> {
     Text(Option<&'a str>),
+    /// Text made for the cell.
+    Owned(Option<String>),
     Bool(bool),
     Int(i64),
     List(&'a [String]),
@@ -114,6 +116,7 @@ impl Rows {
         for (builder, cell) in self.builders.iter_mut().zip(cells) {
             match (builder, cell) {
                 (Builder::Text(b), Cell::Text(v)) => b.append_option(*v),
+                (Builder::Text(b), Cell::Owned(v)) => b.append_option(v.as_deref()),
                 (Builder::Bool(b), Cell::Bool(v)) => b.append_value(*v),
                 (Builder::Int(b), Cell::Int(v)) => b.append_value(*v),
                 (Builder::List(b), Cell::List(items)) => {
@@ -176,6 +179,7 @@ pub(crate) struct MetaInput {
     pub(crate) contracts: Vec<ContractRecord>,
     pub(crate) policies: Vec<LoadedPolicy>,
     pub(crate) status: Vec<PolicyStatusRecord>,
+    pub(crate) glossary: Vec<tessera_core::GlossaryTerm>,
 }
 
 impl Mesh {
@@ -204,6 +208,12 @@ impl Mesh {
             contracts: self.catalog.contracts().await?,
             policies: self.stored_policies().await?,
             status: self.catalog.policy_status(None).await?,
+            glossary: self
+                .glossary_terms()
+                .await?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect(),
         })
     }
 
@@ -408,6 +418,7 @@ impl MetaInput {
                 ("tags", "list"),
                 ("personal_data", "bool"),
                 ("mask", "text"),
+                ("glossary_term", "text"),
             ],
         );
         let mut sla = Rows::new(
@@ -471,6 +482,7 @@ impl MetaInput {
                         Cell::List(&c.tags),
                         Cell::Bool(personal),
                         Cell::Text(personal.then(|| c.mask().as_str())),
+                        Cell::Owned(c.glossary.as_ref().map(ToString::to_string)),
                     ],
                 );
             }
@@ -552,6 +564,7 @@ impl MetaInput {
                 support.finish()?,
                 policy_rows(&self.policies)?,
                 status_rows(&self.status)?,
+                glossary_rows(&self.glossary)?,
             ],
         })
     }
@@ -608,6 +621,45 @@ fn policy_rows(
                 maybe(&p.policy.message),
                 maybe(&p.policy.extends),
                 text(&p.file_name),
+            ],
+        );
+    }
+    rows.finish()
+}
+
+/// `glossary_terms`: every published version of every term, everyone's to see.
+fn glossary_rows(
+    terms: &[tessera_core::GlossaryTerm],
+) -> Result<(&'static str, RecordBatch, Vec<Vec<Resource>>)> {
+    let mut rows = Rows::new(
+        "glossary_terms",
+        &[
+            ("name", "text"),
+            ("version", "text"),
+            ("reference", "text"),
+            ("description", "text"),
+            ("logical_type", "text"),
+            ("pattern", "text"),
+            ("valid_values", "text"),
+            ("classification", "text"),
+        ],
+    );
+    for t in terms {
+        rows.push(
+            Vec::new(),
+            &[
+                text(&t.name),
+                text(&t.version),
+                Cell::Owned(Some(t.reference().to_string())),
+                text(&t.description),
+                text(t.logical_type.as_str()),
+                maybe(&t.pattern),
+                Cell::Owned(
+                    t.valid_values
+                        .as_ref()
+                        .map(|v| serde_json::Value::Array(v.clone()).to_string()),
+                ),
+                maybe(&t.classification),
             ],
         );
     }

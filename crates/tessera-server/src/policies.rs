@@ -84,6 +84,7 @@ pub(crate) fn parse_policy(file: &str, text: &str) -> Result<GovernancePolicy> {
                 "expected a policy (kind: Policy, apiVersion: tessera/v1), found a {}",
                 match other.kind() {
                     tessera_spec::DocumentKind::Contract => "data contract",
+                    tessera_spec::DocumentKind::GlossaryTerm => "glossary term",
                     _ => "data product",
                 }
             ),
@@ -801,7 +802,7 @@ fn evaluation_view(
 
 impl Mesh {
     /// Members of the governance council group and admins change global policies.
-    async fn authorize_council(&self, cx: &RequestContext, what: &str) -> Result<()> {
+    pub(crate) async fn authorize_council(&self, cx: &RequestContext, what: &str) -> Result<()> {
         let council = cx
             .principal
             .groups
@@ -1092,12 +1093,17 @@ impl GovernanceService for Mesh {
         cx: &RequestContext,
         request: &ScorecardRequest,
     ) -> Result<ScorecardView> {
-        self.scorecard_for(
-            cx,
-            request.target.as_deref(),
-            request.history.unwrap_or(crate::scorecard::DEFAULT_HISTORY),
-        )
-        .await
+        let history = match request.history {
+            None => crate::scorecard::DEFAULT_HISTORY,
+            Some(n) if n <= 1000 => n as usize,
+            Some(n) => {
+                return Err(ServiceError::BadRequest(format!(
+                    "history is at most 1000 points per product, not {n}"
+                )));
+            }
+        };
+        self.scorecard_for(cx, request.target.as_deref(), history)
+            .await
     }
 }
 

@@ -260,6 +260,21 @@ pub trait GovernanceService: Send + Sync {
     ) -> Result<ScorecardView>;
 }
 
+/// The governance council's shared definitions: glossary terms and their versions.
+#[async_trait]
+pub trait GlossaryService: Send + Sync {
+    /// Every published version of every term, with the columns that reference it.
+    async fn glossary(&self, cx: &RequestContext) -> Result<Vec<GlossaryTermView>>;
+    /// Publishes term files (members of the governance council group, or admins): new
+    /// versions are stored (a published one never changes), and each new one is measured
+    /// against the data of the columns on an older version of the same term.
+    async fn apply_glossary(
+        &self,
+        cx: &RequestContext,
+        request: &GlossaryFilesRequest,
+    ) -> Result<GlossaryApplyView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -271,6 +286,7 @@ pub trait Services:
     + AccessService
     + AuditService
     + GovernanceService
+    + GlossaryService
 {
 }
 
@@ -284,5 +300,6 @@ impl<T> Services for T where
         + AccessService
         + AuditService
         + GovernanceService
+        + GlossaryService
 {
 }

@@ -252,13 +252,67 @@ pub struct PolicyCheckRequest {
     pub target: Option<String>,
 }
 
+/// `PUT /api/v1/glossary`: glossary term files (`kind: GlossaryTerm`) to publish.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GlossaryFilesRequest {
+    pub files: Vec<SourceFile>,
+}
+
+/// One published version of a glossary term.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GlossaryTermView {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub logical_type: String,
+    pub pattern: Option<String>,
+    pub valid_values: Option<Vec<serde_json::Value>>,
+    pub classification: Option<String>,
+    pub file_name: String,
+    pub created_at: String,
+    pub created_by: String,
+    /// The columns (`domain.product.dataset.column`) of published datasets that reference this
+    /// version (empty in the answer to a publish).
+    pub used_by: Vec<String>,
+}
+
+/// What publishing glossary terms did: the versions, and what each new one would do to the
+/// columns that reference an older version of the same term.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GlossaryApplyView {
+    pub terms: Vec<GlossaryTermView>,
+    pub impact: Vec<TermImpactView>,
+}
+
+/// A column on an older version of a term, measured against a new one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TermImpactView {
+    /// The new version, `name@version`.
+    pub term: String,
+    /// `domain.product.dataset.column`.
+    pub column: String,
+    /// `domain.product`.
+    pub product: String,
+    /// The version the column references now.
+    pub references: String,
+    /// Whether the product would fail if its contract moved to the new version.
+    pub would_fail: bool,
+    /// Rows whose value breaks the new version's rules (null when the type differs).
+    pub failing_rows: Option<i64>,
+    /// Why the column as declared could not reference the new version.
+    pub conflicts: Vec<String>,
+}
+
 /// `GET /api/v1/governance/scorecard`: whose compliance, and how much history.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScorecardRequest {
     /// `DOMAIN` or `DOMAIN.PRODUCT`; every product the caller may discover when left out.
     pub target: Option<String>,
-    /// Points of history per product, newest first (10 when left out, 0 for none).
-    pub history: Option<usize>,
+    /// Points of history per product, newest first (10 when left out, 0 for none, at most
+    /// 1000).
+    #[param(minimum = 0, maximum = 1000)]
+    pub history: Option<u32>,
 }
 
 /// The compliance scorecard: where each product stands on each policy that applies to it, at

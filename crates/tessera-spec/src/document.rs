@@ -18,6 +18,8 @@ pub enum DocumentKind {
     Product,
     /// Tessera's `kind: Policy` (`apiVersion: tessera/v1`): a governance policy.
     Policy,
+    /// Tessera's `kind: GlossaryTerm` (`apiVersion: tessera/v1`): a shared definition.
+    GlossaryTerm,
 }
 
 /// A parsed YAML (or JSON) document, with a map from JSON pointer to source line.
@@ -90,13 +92,14 @@ impl SpecDocument {
             Some("DataContract") => Ok(DocumentKind::Contract),
             Some("DataProduct") => Ok(DocumentKind::Product),
             Some("Policy") => Ok(DocumentKind::Policy),
+            Some("GlossaryTerm") => Ok(DocumentKind::GlossaryTerm),
             _ if self.value.get("dataContractSpecification").is_some() => Err(self.diagnostic(
                 "/dataContractSpecification",
                 "this is a Data Contract Specification file (deprecated); Tessera reads ODCS v3.1.0 contracts: convert it with `datacontract export --format odcs`",
             )),
             Some(other) => Err(self.diagnostic(
                 "/kind",
-                format!("unknown kind {other:?}: expected DataContract (ODCS), DataProduct (ODPS) or Policy (Tessera)"),
+                format!("unknown kind {other:?}: expected DataContract (ODCS), DataProduct (ODPS), Policy or GlossaryTerm (Tessera)"),
             )),
             None if !self.value.is_object() => Err(self.diagnostic(
                 "",

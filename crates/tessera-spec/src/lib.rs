@@ -26,6 +26,6 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{FileLimits, LintOutcome, Loaded, lint, load, load_contract, load_with};
 pub use odcs::{SqlRuleSite, contract_for_checks, contract_from_document, sql_rules};
 pub use odps::{SAMPLE_QUERIES_PROPERTY, SampleQuerySite, product_from_document, sample_queries};
-pub use policy::policy_from_document;
+pub use policy::{policy_from_document, term_from_document};
 pub use schedule::{Schedule, parse_schedule};
 pub use validate::validate;

@@ -1,13 +1,13 @@
 //! One entry point for a standard file: parse, validate, convert. `tessera lint`, `tessera apply`
 //! and the server all go through [`load`], so a file gets the same verdict everywhere.
 
-use tessera_core::{Contract, GovernancePolicy, Product};
+use tessera_core::{Contract, GlossaryTerm, GovernancePolicy, Product};
 
 use crate::document::{DocumentKind, SpecDocument};
 use crate::error::{Result, SpecError};
 use crate::odcs::contract_from_document;
 use crate::odps::product_from_document;
-use crate::policy::policy_from_document;
+use crate::policy::{policy_from_document, term_from_document};
 use crate::validate::validate;
 
 /// A standard file, validated and converted.
@@ -16,6 +16,7 @@ pub enum Loaded {
     Contract(Contract),
     Product(Product),
     Policy(GovernancePolicy),
+    GlossaryTerm(GlossaryTerm),
 }
 
 impl Loaded {
@@ -24,6 +25,7 @@ impl Loaded {
             Loaded::Contract(_) => DocumentKind::Contract,
             Loaded::Product(_) => DocumentKind::Product,
             Loaded::Policy(_) => DocumentKind::Policy,
+            Loaded::GlossaryTerm(_) => DocumentKind::GlossaryTerm,
         }
     }
 }
@@ -156,6 +158,7 @@ pub fn load_with(file: &str, text: &str, limits: &FileLimits) -> Result<Loaded> 
         DocumentKind::Contract => Loaded::Contract(contract_from_document(&doc)?),
         DocumentKind::Product => Loaded::Product(product_from_document(&doc)?),
         DocumentKind::Policy => Loaded::Policy(policy_from_document(&doc)?),
+        DocumentKind::GlossaryTerm => Loaded::GlossaryTerm(term_from_document(&doc)?),
     })
 }
 
@@ -229,6 +232,17 @@ pub fn lint(file: &str, text: &str) -> LintOutcome {
                     outcome.title = Some(format!("policy {}", field("id")));
                     // A policy's form is Tessera's own rule, not an extra: an error.
                     if let Err(e) = policy_from_document(&doc) {
+                        outcome.errors = e.diagnostics().to_vec();
+                    }
+                    Ok(())
+                }
+                DocumentKind::GlossaryTerm => {
+                    outcome.title = Some(format!(
+                        "glossary term {}@{}",
+                        field("name"),
+                        field("version")
+                    ));
+                    if let Err(e) = term_from_document(&doc) {
                         outcome.errors = e.diagnostics().to_vec();
                     }
                     Ok(())

@@ -10,8 +10,9 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use tessera_core::{
     Bound, COLUMN_PLACEHOLDERS, CheckKind, Column, Constraints, Contract, DatasetSchema,
-    LogicalType, Name, Operator, QUARANTINE_SUFFIX, QualityRule, RuleKind, Severity, SlaProperty,
-    Unit, arrow_type, sla_duration_seconds, substitute_placeholders,
+    GLOSSARY_TAG, GLOSSARY_URL, LogicalType, Name, Operator, QUARANTINE_SUFFIX, QualityRule,
+    RuleKind, Severity, SlaProperty, TermRef, Unit, arrow_type, sla_duration_seconds,
+    substitute_placeholders,
 };
 
 use crate::document::SpecDocument;
@@ -269,6 +270,47 @@ fn check_sla(
     }
 }
 
+/// The glossary term a property references: a `glossary:NAME@VERSION` tag or an
+/// `authoritativeDefinitions` entry with the url `tessera:glossary/NAME/VERSION`; at most one.
+fn glossary_reference(
+    doc: &SpecDocument,
+    p: &Value,
+    at: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<TermRef> {
+    let mut found: Vec<(String, Result<TermRef, String>)> = Vec::new();
+    for (i, tag) in array(p, "tags").iter().enumerate() {
+        if let Some(rest) = tag.as_str().and_then(|t| t.strip_prefix(GLOSSARY_TAG)) {
+            found.push((format!("{at}/tags/{i}"), TermRef::parse_tag(rest)));
+        }
+    }
+    for (i, definition) in array(p, "authoritativeDefinitions").iter().enumerate() {
+        if let Some(rest) = text(definition, "url")
+            .as_deref()
+            .and_then(|u| u.strip_prefix(GLOSSARY_URL))
+        {
+            found.push((
+                format!("{at}/authoritativeDefinitions/{i}/url"),
+                TermRef::parse_url(rest),
+            ));
+        }
+    }
+    let mut reference: Option<TermRef> = None;
+    for (pointer, parsed) in found {
+        match parsed {
+            Err(message) => problems.push(doc.diagnostic(&pointer, message)),
+            Ok(r) => match &reference {
+                Some(first) if *first != r => problems.push(doc.diagnostic(
+                    &pointer,
+                    format!("the column already references glossary term {first}: a column references one term"),
+                )),
+                _ => reference = Some(r),
+            },
+        }
+    }
+    reference
+}
+
 /// The contract's check schedule (see `Contract::check_schedule`), checked to be a cron
 /// expression where it is written.
 fn check_schedule(doc: &SpecDocument, problems: &mut Vec<Diagnostic>) -> Option<String> {
@@ -387,9 +429,11 @@ fn column(
             format!("pattern is not a valid regular expression: {e}"),
         ));
     }
+    let glossary = glossary_reference(doc, p, at, problems);
     let column = Column {
         name,
         logical_type,
+        glossary,
         physical_type: text(p, "physicalType"),
         required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
         unique: p.get("unique").and_then(Value::as_bool).unwrap_or(false),

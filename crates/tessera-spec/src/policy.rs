@@ -1,8 +1,10 @@
-//! Policy document (`kind: Policy`) → [`GovernancePolicy`]. The JSON Schema checks the fields;
-//! this checks the two forms a policy takes: a rule (`query` and `message`), or a stricter
-//! severity for a global rule (`extends`, nothing else).
+//! Policy document (`kind: Policy`) → [`GovernancePolicy`], and glossary term document (`kind:
+//! GlossaryTerm`) → [`GlossaryTerm`]: the council's two kinds of file. The JSON Schemas check the
+//! fields; this checks the two forms a policy takes: a rule (`query` and `message`), or a
+//! stricter severity for a global rule (`extends`, nothing else), and that a term's pattern is a
+//! regular expression.
 
-use tessera_core::{GovernancePolicy, PolicySeverity};
+use tessera_core::{GlossaryTerm, GovernancePolicy, LogicalType, PolicySeverity};
 
 use crate::document::SpecDocument;
 use crate::error::{Result, SpecError};
@@ -52,6 +54,33 @@ pub fn policy_from_document(doc: &SpecDocument) -> Result<GovernancePolicy> {
     })
 }
 
+/// Converts a validated glossary term document.
+pub fn term_from_document(doc: &SpecDocument) -> Result<GlossaryTerm> {
+    let v = &doc.value;
+    let pattern = text(v, "pattern");
+    if let Some(p) = &pattern
+        && let Err(e) = regex::Regex::new(p)
+    {
+        return Err(SpecError::Invalid(vec![doc.diagnostic(
+            "/pattern",
+            format!("pattern is not a valid regular expression: {e}"),
+        )]));
+    }
+    let logical_type: LogicalType = text(v, "logicalType")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| SpecError::Invalid(vec![doc.diagnostic("/logicalType", e)]))?;
+    Ok(GlossaryTerm {
+        name: text(v, "name").unwrap_or_default(),
+        version: text(v, "version").unwrap_or_default(),
+        description: text(v, "description").unwrap_or_default(),
+        logical_type,
+        pattern,
+        valid_values: v.get("validValues").and_then(|x| x.as_array()).cloned(),
+        classification: text(v, "classification"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +93,29 @@ mod tests {
     }
 
     const RULE: &str = "apiVersion: tessera/v1\nkind: Policy\nid: described-columns\ndescription: Every column is described.\nseverity: warn\nmessage: the column has no description\nquery: SELECT domain, product, column_name AS object FROM tessera_meta.columns WHERE description IS NULL\n";
+
+    #[test]
+    fn a_glossary_term_converts_and_its_pattern_must_compile() {
+        let term = "apiVersion: tessera/v1\nkind: GlossaryTerm\nname: customer_id\nversion: 1.0.0\ndescription: A customer.\nlogicalType: string\npattern: \"^U[0-9]{8}$\"\n";
+        let doc = SpecDocument::parse("t.yaml", term).unwrap();
+        crate::validate(&doc).unwrap();
+        let t = term_from_document(&doc).unwrap();
+        assert_eq!(t.reference().to_string(), "customer_id@1.0.0");
+        assert_eq!(t.logical_type, LogicalType::String);
+        let bad = term.replace("^U[0-9]{8}$", "^U[0-9");
+        let doc = SpecDocument::parse("t.yaml", &bad).unwrap();
+        let err = term_from_document(&doc).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.yaml:7: pattern: pattern is not a valid regular expression"),
+            "{err}"
+        );
+        let doc = SpecDocument::parse("t.yaml", &format!("{term}owner: council\n")).unwrap();
+        let err = crate::validate(&doc).unwrap_err().to_string();
+        assert!(
+            err.contains("t.yaml:8: owner: unknown field `owner`: a glossary term has"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_rule_converts() {

@@ -14,6 +14,7 @@ const ODCS_V3_2_0: &str = include_str!("../schemas/odcs-json-schema-v3.2.0.json"
 const ODPS_V1_0_0: &str = include_str!("../schemas/odps-json-schema-v1.0.0.json");
 /// Tessera's own kind: a governance policy file.
 const POLICY_V1: &str = include_str!("../schemas/tessera-policy-v1.schema.json");
+const GLOSSARY_TERM_V1: &str = include_str!("../schemas/tessera-glossary-term-v1.schema.json");
 
 fn compiled(cell: &'static OnceLock<Validator>, schema: &str) -> &'static Validator {
     cell.get_or_init(|| {
@@ -33,6 +34,7 @@ fn validator_for(kind: DocumentKind, value: &Value) -> &'static Validator {
     static V320: OnceLock<Validator> = OnceLock::new();
     static ODPS: OnceLock<Validator> = OnceLock::new();
     static POLICY: OnceLock<Validator> = OnceLock::new();
+    static TERM: OnceLock<Validator> = OnceLock::new();
     match kind {
         DocumentKind::Contract if value.get("apiVersion") == Some(&Value::from("v3.2.0")) => {
             compiled(&V320, ODCS_V3_2_0)
@@ -40,6 +42,7 @@ fn validator_for(kind: DocumentKind, value: &Value) -> &'static Validator {
         DocumentKind::Contract => compiled(&V310, ODCS_V3_1_0),
         DocumentKind::Product => compiled(&ODPS, ODPS_V1_0_0),
         DocumentKind::Policy => compiled(&POLICY, POLICY_V1),
+        DocumentKind::GlossaryTerm => compiled(&TERM, GLOSSARY_TERM_V1),
     }
 }
 
@@ -86,6 +89,9 @@ fn describe(
                     match kind {
                         DocumentKind::Policy => format!(
                             "unknown field `{key}`: a policy has apiVersion, kind, id, description, severity, message, query, extends and rationale"
+                        ),
+                        DocumentKind::GlossaryTerm => format!(
+                            "unknown field `{key}`: a glossary term has apiVersion, kind, name, version, description, logicalType, pattern, validValues and classification"
                         ),
                         _ => format!(
                             "unknown field `{key}`: not allowed here by the standard (extensions belong in customProperties)"
@@ -196,8 +202,9 @@ mod tests {
     fn other_kinds_are_refused_with_a_hint() {
         let errs = lint("kind: Something\n").unwrap_err();
         assert!(
-            errs[0]
-                .contains("expected DataContract (ODCS), DataProduct (ODPS) or Policy (Tessera)"),
+            errs[0].contains(
+                "expected DataContract (ODCS), DataProduct (ODPS), Policy or GlossaryTerm (Tessera)"
+            ),
             "{errs:?}"
         );
         let errs = lint("dataContractSpecification: 1.2.1\nid: x\n").unwrap_err();

@@ -195,6 +195,31 @@ pub enum Command {
         #[command(subcommand)]
         action: GovernanceAction,
     },
+    /// Glossary terms: the governance council's shared definitions (`customer_id` is U and
+    /// eight digits), versioned, referenced by columns and enforced on their data.
+    Glossary {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: GlossaryAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GlossaryAction {
+    /// Publish glossary term files (members of the "governance council" group, or admins); a
+    /// new version says which products' data would fail under it.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Every published version of every term, and the columns that reference it.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// The versions of one term, with their rules and the columns on each.
+    Show { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -145,5 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { action, client } => {
             commands::governance::policy(&Client::connect(&client)?, action).await
         }
+        Command::Glossary { action, client } => {
+            commands::governance::glossary(&Client::connect(&client)?, action).await
+        }
     }
 }

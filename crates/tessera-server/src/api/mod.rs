@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(test_governance_policy))
         .routes(routes!(check_governance))
         .routes(routes!(governance_scorecard))
+        .routes(routes!(list_glossary, apply_glossary))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -819,6 +820,30 @@ async fn apply_governance_policies(
     Ok(Json(s.services.apply_global_policies(&cx, &request).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/glossary", tag = "governance",
+    responses((status = 200, description = "Every published version of every glossary term, with the columns that reference it", body = [GlossaryTermView])))]
+async fn list_glossary(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<GlossaryTermView>>> {
+    Ok(Json(s.services.glossary(&cx).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/glossary", tag = "governance",
+    request_body = GlossaryFilesRequest,
+    responses((status = 200, description = "The terms published (new versions stored; one already published with the same content is left as it is), and what each new version would do to the columns on an older one", body = GlossaryApplyView),
+              (status = 400, description = "No files", body = ErrorBody),
+              (status = 403, description = "Not a member of the governance council group, nor an admin", body = ErrorBody),
+              (status = 422, description = "A file that is not a valid glossary term, or a published version with other content, each problem with file, line and field", body = ErrorBody)))]
+async fn apply_glossary(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    request: Result<Json<GlossaryFilesRequest>, JsonRejection>,
+) -> ApiResult<Json<GlossaryApplyView>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(s.services.apply_glossary(&cx, &request).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/governance/policies/{policy_id}", tag = "governance",
     params(("policy_id" = String, Path)),
     responses((status = 200, description = "The policy, with its file", body = GovernancePolicyView),
@@ -914,17 +939,25 @@ async fn check_governance(
 
 /// `?format=` of the scorecard.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScorecardFormat {
     /// `json` (the default) or `csv` (one row per product and policy); `Accept: text/csv`
     /// asks for CSV too.
-    format: Option<String>,
+    format: Option<ScorecardEncoding>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ScorecardEncoding {
+    Json,
+    Csv,
 }
 
 #[utoipa::path(get, path = "/api/v1/governance/scorecard", tag = "governance",
     params(ScorecardRequest, ScorecardFormat),
     responses((status = 200, description = "Where each product the caller may discover stands on each policy, since when, the share passing per product, domain and overall, and each product's history; CSV: one row per product and policy",
                content((ScorecardView = "application/json"), (String = "text/csv"))),
-              (status = 400, description = "An unknown format or a malformed parameter", body = ErrorBody),
+              (status = 400, description = "A malformed parameter (a format other than json or csv, a negative history)", body = ErrorBody),
               (status = 404, description = "No such domain or product", body = ErrorBody)))]
 async fn governance_scorecard(
     State(s): State<AppState>,
@@ -935,15 +968,8 @@ async fn governance_scorecard(
 ) -> ApiResult<Response> {
     let Query(request) = params.map_err(ApiError::from_query_rejection)?;
     let Query(format) = format.map_err(ApiError::from_query_rejection)?;
-    let csv = match format.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(crate::ServiceError::BadRequest(format!(
-                "unknown format {other:?}: the scorecard comes as json or csv"
-            ))
-            .into());
-        }
+    let csv = match format.format {
+        Some(encoding) => encoding == ScorecardEncoding::Csv,
         None => {
             ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
                 == ResultFormat::Csv

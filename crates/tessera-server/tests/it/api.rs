@@ -856,6 +856,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/datasets/{domain}/{product}/{dataset}/checks",
             "GET /api/v1/domains",
             "GET /api/v1/domains/{domain}",
+            "GET /api/v1/glossary",
             "GET /api/v1/governance/policies",
             "GET /api/v1/governance/policies/{policy_id}",
             "GET /api/v1/governance/scorecard",
@@ -882,6 +883,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
             "POST /api/v1/tokens",
+            "PUT /api/v1/glossary",
             "PUT /api/v1/governance/policies",
             "PUT /api/v1/policies/{policy_id}",
         ]

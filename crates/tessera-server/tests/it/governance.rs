@@ -71,19 +71,9 @@ fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
 }
 
 async fn put_global(server: &TestServer, token: &str, files: &[(&str, &str)]) -> (u16, Value) {
-    let files: Vec<Value> = files
-        .iter()
-        .map(|(name, content)| json!({"name": name, "content": content}))
-        .collect();
-    let r = server
-        .client(Some(token))
-        .put(format!("{}/api/v1/governance/policies", server.url))
-        .json(&json!({"files": files}))
-        .send()
+    server
+        .put_files(token, "/api/v1/governance/policies", files)
         .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn the_standard_library_refuses_a_noncompliant_product(store: Store) {
@@ -788,6 +778,8 @@ async fn the_scorecard_agrees_with_the_metadata_and_keeps_history(store: Store) 
         .await;
     assert_eq!(status, 404);
     let (status, body) = server.get("/api/v1/governance/scorecard?format=xml").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server.get("/api/v1/governance/scorecard?history=-1").await;
     assert_eq!(status, 400, "{body}");
     // The product's page shows its standing too.
     let (_, product) = server.get("/api/v1/products/returns/orders").await;

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod audit;
 mod authorization;
+mod glossary;
 mod governance;
 mod hardening;
 mod meta;

@@ -198,6 +198,24 @@ impl TestServer {
         }
     }
 
+    /// `PUT path` with `{"files": [{name, content}]}` as `token`'s principal: how the council
+    /// publishes policy and glossary files.
+    pub async fn put_files(&self, token: &str, path: &str, files: &[(&str, &str)]) -> (u16, Value) {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(name, content)| serde_json::json!({"name": name, "content": content}))
+            .collect();
+        let r = self
+            .client(Some(token))
+            .put(format!("{}{path}", self.url))
+            .json(&serde_json::json!({"files": files}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// A client that sends `token` (or none) instead of the admin's.
     pub fn client(&self, token: Option<&str>) -> reqwest::Client {
         client_with_token(token)

@@ -1,16 +1,18 @@
 //! `tessera policy apply|list|show|test|check|report|disable|enable|delete`: governance
-//! policies and the compliance scorecard, through the API.
+//! policies and the compliance scorecard; `tessera glossary apply|list|show`: glossary terms;
+//! through the API.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tessera_server::render_violation;
 use tessera_server::views::{
-    GovernancePolicyView, PolicyCheckRequest, PolicyEvaluationView, PolicyFilesRequest,
-    PolicyOutcomeView, PolicyTestRequest, ScorecardView, SourceFile,
+    GlossaryApplyView, GlossaryFilesRequest, GlossaryTermView, GovernancePolicyView,
+    PolicyCheckRequest, PolicyEvaluationView, PolicyFilesRequest, PolicyOutcomeView,
+    PolicyTestRequest, ScorecardView, SourceFile,
 };
 
-use crate::cli::{GovernanceAction, ListFormat, ReportFormat};
+use crate::cli::{GlossaryAction, GovernanceAction, ListFormat, ReportFormat};
 use crate::client::Client;
 
 fn read_file(path: &Path) -> Result<SourceFile> {
@@ -297,4 +299,106 @@ pub fn print_outcome(outcome: &PolicyOutcomeView) {
         "  {} blocking, {} warning(s)",
         outcome.blocking, outcome.warnings
     );
+}
+
+/// `tessera glossary`.
+pub async fn glossary(client: &Client, action: GlossaryAction) -> Result<()> {
+    let path = ["api", "v1", "glossary"];
+    match action {
+        GlossaryAction::Apply { files } => {
+            let request = GlossaryFilesRequest {
+                files: files.iter().map(|f| read_file(f)).collect::<Result<_>>()?,
+            };
+            let applied: GlossaryApplyView = client.put(&path, &request).await?;
+            for t in &applied.terms {
+                println!("glossary term {}@{} ({})", t.name, t.version, t.file_name);
+            }
+            for i in &applied.impact {
+                let verdict = match (i.would_fail, i.failing_rows) {
+                    (false, _) => "would pass".to_string(),
+                    (true, Some(n)) if i.conflicts.is_empty() => {
+                        format!("would fail: {n} row(s) break it")
+                    }
+                    (true, rows) => format!(
+                        "would fail: {}{}",
+                        i.conflicts.join("; "),
+                        rows.filter(|n| *n > 0)
+                            .map(|n| format!("; {n} row(s) break it"))
+                            .unwrap_or_default()
+                    ),
+                };
+                println!(
+                    "  {} (on {}, product {}): {verdict}",
+                    i.column, i.references, i.product
+                );
+            }
+            Ok(())
+        }
+        GlossaryAction::List { format } => {
+            let terms: Vec<GlossaryTermView> = client.get(&path, &[]).await?;
+            if format == ListFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&terms)?);
+                return Ok(());
+            }
+            let mut t = crate::commands::catalog::table(&[
+                "TERM",
+                "TYPE",
+                "RULES",
+                "CLASSIFICATION",
+                "COLUMNS",
+            ]);
+            for term in &terms {
+                t.add_row(vec![
+                    format!("{}@{}", term.name, term.version),
+                    term.logical_type.clone(),
+                    rules(term),
+                    term.classification.clone().unwrap_or_else(|| "-".into()),
+                    term.used_by.len().to_string(),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        GlossaryAction::Show { name } => {
+            let terms: Vec<GlossaryTermView> = client.get(&path, &[]).await?;
+            let versions: Vec<&GlossaryTermView> =
+                terms.iter().filter(|t| t.name == name).collect();
+            if versions.is_empty() {
+                bail!("no glossary term {name:?} (`tessera glossary list` shows the terms)");
+            }
+            for t in versions {
+                println!(
+                    "{}@{}  ({}, published {} by {})",
+                    t.name, t.version, t.file_name, t.created_at, t.created_by
+                );
+                println!("  {}", t.description);
+                println!(
+                    "  type: {}; rules: {}; classification: {}",
+                    t.logical_type,
+                    rules(t),
+                    t.classification.as_deref().unwrap_or("-")
+                );
+                for c in &t.used_by {
+                    println!("  used by {c}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn rules(t: &GlossaryTermView) -> String {
+    let mut rules = Vec::new();
+    if let Some(p) = &t.pattern {
+        rules.push(format!("pattern {p}"));
+    }
+    if let Some(v) = &t.valid_values {
+        let values: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        rules.push(format!("one of [{}]", values.join(", ")));
+    }
+    if rules.is_empty() {
+        "-".into()
+    } else {
+        rules.join("; ")
+    }
 }

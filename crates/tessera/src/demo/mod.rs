@@ -16,10 +16,14 @@ use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
-use tessera_server::views::{ApplyRequest, GrantRequest, IngestReport, SourceFile, TokenRequest};
+use tessera_server::views::{
+    ApplyRequest, GlossaryFilesRequest, GrantRequest, IngestReport, PolicyFilesRequest, SourceFile,
+    TokenRequest,
+};
 use tessera_server::{
-    ADMIN_GROUP, AccessService, Application, BatchData, CatalogService, FrontEnd, IngestService,
-    Mesh, PublishService, QualityService, REFUSED_COMMIT, RequestContext,
+    ADMIN_GROUP, AccessService, Application, BatchData, CatalogService, FrontEnd, GlossaryService,
+    GovernanceService, IngestService, Mesh, PublishService, QualityService, REFUSED_COMMIT,
+    RequestContext,
 };
 
 use crate::cli::DemoArgs;
@@ -206,6 +210,54 @@ pub fn example_queries() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The artgo governance council's shared definition and global policy (beside the standard
+/// library): the glossary term `customer_id`, and the rule that customer-id columns use it.
+const COUNCIL_TERM: (&str, &str) = (
+    "examples/artgo/governance/customer_id.yaml",
+    include_str!("../../../../examples/artgo/governance/customer_id.yaml"),
+);
+const COUNCIL_POLICY: (&str, &str) = (
+    "examples/artgo/governance/customer-ids-use-the-glossary.yaml",
+    include_str!("../../../../examples/artgo/governance/customer-ids-use-the-glossary.yaml"),
+);
+
+/// Publishes the council's term and policy before any product, so every product is checked
+/// against them; on a mesh that has them already, nothing is written.
+async fn council_governance(mesh: &Mesh) -> Result<()> {
+    let file = |(name, content): (&str, &str)| SourceFile {
+        name: name.to_string(),
+        content: content.to_string(),
+    };
+    let published = mesh
+        .apply_glossary(
+            &demo(),
+            &GlossaryFilesRequest {
+                files: vec![file(COUNCIL_TERM)],
+            },
+        )
+        .await?;
+    let policy_id = "customer-ids-use-the-glossary";
+    if mesh.governance_policy(&demo(), policy_id).await.is_err() {
+        mesh.apply_global_policies(
+            &demo(),
+            &PolicyFilesRequest {
+                files: vec![file(COUNCIL_POLICY)],
+            },
+        )
+        .await?;
+    }
+    let terms: Vec<String> = published
+        .terms
+        .iter()
+        .map(|t| format!("{}@{}", t.name, t.version))
+        .collect();
+    println!(
+        "  governance council: glossary term {}, global policy {policy_id}",
+        terms.join(", ")
+    );
+    Ok(())
+}
+
 /// Rows per ingested batch of a large source dataset.
 const CHUNK_ROWS: usize = 100_000;
 
@@ -229,6 +281,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         args.seed,
         args.serve.data_dir.display()
     );
+    council_governance(&mesh).await?;
     for folder in FOLDERS {
         let request = ApplyRequest {
             files: folder

@@ -132,8 +132,15 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
         "bad rows should be quarantined: {}",
         first.stdout
     );
-    // Every product complies with the standard library in full: no violation, not even a
-    // warning.
+    // The council publishes its customer_id term and policy first; every product complies with
+    // them and the standard library in full: no violation, not even a warning.
+    assert!(
+        first.stdout.contains(
+            "governance council: glossary term customer_id@1.0.0, global policy customer-ids-use-the-glossary"
+        ),
+        "{}",
+        first.stdout
+    );
     for product in [
         "digital_assets.asset_catalog",
         "artwork_engagement.engagement",
@@ -147,9 +154,10 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
             .find(|l| l.trim_start().starts_with(&format!("applied {product} (")))
             .unwrap_or_else(|| panic!("{product} not applied: {}", first.stdout));
         assert!(
+            // The standard library and the artgo council's customer-id policy.
             applied.ends_with(&format!(
                 "; governance: {} policies, 0 blocking, 0 warning(s))",
-                tessera_governance::STANDARD_POLICIES.len()
+                tessera_governance::STANDARD_POLICIES.len() + 1
             )),
             "{applied}"
         );
