@@ -9,8 +9,9 @@ use sqlx::any::AnyRow;
 use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::{
-    GlossaryTermRecord, GovernancePolicyRecord, PolicyEvaluationRecord, PolicyHistoryPoint,
-    PolicyOutcomeRecord, PolicyStatusRecord, PolicyViolationRecord, StandardPolicySwitch,
+    DetectionRecord, GlossaryTermRecord, GovernancePolicyRecord, PolicyEvaluationRecord,
+    PolicyHistoryPoint, PolicyOutcomeRecord, PolicyStatusRecord, PolicyViolationRecord,
+    StandardPolicySwitch,
 };
 use crate::store::{Catalog, constant_sql, now};
 
@@ -125,6 +126,80 @@ impl Catalog {
         }
         bump_governance_generation(&mut tx).await?;
         self.commit_audited(tx, &events).await
+    }
+
+    /// Every detection of personal data in the values, by dataset and column.
+    pub async fn detections(&self) -> Result<Vec<DetectionRecord>> {
+        let rows = sqlx::query(
+            "SELECT domain, product, dataset, column_name, detector, matched, sampled, detected_at
+             FROM personal_data_detections ORDER BY domain, product, dataset, column_name, detector",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DetectionRecord {
+                    domain: r.try_get("domain")?,
+                    product: r.try_get("product")?,
+                    dataset: r.try_get("dataset")?,
+                    column_name: r.try_get("column_name")?,
+                    detector: r.try_get("detector")?,
+                    matched: r.try_get("matched")?,
+                    sampled: r.try_get("sampled")?,
+                    detected_at: r.try_get("detected_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps what a batch's detectors found (each (column, detector) replaced by the newest
+    /// hit). `true` when a column now [holds](DetectionRecord::holds) what a detector looks for
+    /// and did not before: then the product's standing on the policies may have changed.
+    pub async fn record_detections(&self, hits: &[DetectionRecord]) -> Result<bool> {
+        if hits.is_empty() {
+            return Ok(false);
+        }
+        let before = self.detections().await?;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let mut newly_held = false;
+        for h in hits {
+            let held_before = before.iter().any(|b| {
+                (
+                    &b.domain,
+                    &b.product,
+                    &b.dataset,
+                    &b.column_name,
+                    &b.detector,
+                ) == (
+                    &h.domain,
+                    &h.product,
+                    &h.dataset,
+                    &h.column_name,
+                    &h.detector,
+                ) && b.holds()
+            });
+            newly_held |= h.holds() && !held_before;
+            sqlx::query(
+                "INSERT INTO personal_data_detections (domain, product, dataset, column_name, detector, matched, sampled, detected_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (domain, product, dataset, column_name, detector) DO UPDATE SET
+                   matched = excluded.matched, sampled = excluded.sampled, detected_at = excluded.detected_at",
+            )
+            .bind(h.domain.clone())
+            .bind(h.product.clone())
+            .bind(h.dataset.clone())
+            .bind(h.column_name.clone())
+            .bind(h.detector.clone())
+            .bind(h.matched)
+            .bind(h.sampled)
+            .bind(at.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        bump_governance_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(newly_held)
     }
 
     /// Every published version of every glossary term, by name and then version as written.

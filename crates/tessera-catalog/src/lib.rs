@@ -23,9 +23,9 @@ pub use audit::{
 pub use error::{CatalogError, Result};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
-    DatasetRecord, DomainRecord, GlossaryTermRecord, GovernancePolicyRecord, GrantRecord,
-    MetadataChange, PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord, PolicyRecord,
-    PolicyStatusRecord, PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter,
+    DatasetRecord, DetectionRecord, DomainRecord, GlossaryTermRecord, GovernancePolicyRecord,
+    GrantRecord, MetadataChange, PolicyEvaluationRecord, PolicyHistoryPoint, PolicyOutcomeRecord,
+    PolicyRecord, PolicyStatusRecord, PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter,
     StandardPolicySwitch, TokenRecord, Triggers, UserRecord,
 };
 pub use store::{Catalog, store_time};

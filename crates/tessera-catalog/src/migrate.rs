@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_audit.sql")),
     (9, include_str!("../migrations/0009_governance.sql")),
     (10, include_str!("../migrations/0010_glossary.sql")),
+    (11, include_str!("../migrations/0011_detections.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

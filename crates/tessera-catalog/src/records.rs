@@ -276,6 +276,28 @@ pub struct GovernancePolicyRecord {
     pub updated_by: String,
 }
 
+/// What one detector found in one column's values at ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionRecord {
+    pub domain: String,
+    pub product: String,
+    pub dataset: String,
+    pub column_name: String,
+    pub detector: String,
+    /// Of the values sampled from the latest batch with a hit, how many matched.
+    pub matched: i64,
+    pub sampled: i64,
+    pub detected_at: String,
+}
+
+impl DetectionRecord {
+    /// Most sampled values matched (four in five): the column holds what the detector looks
+    /// for, not the odd value that happens to.
+    pub fn holds(&self) -> bool {
+        self.sampled > 0 && self.matched * 5 >= self.sampled * 4
+    }
+}
+
 /// One version of a glossary term as published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlossaryTermRecord {
@@ -361,7 +383,7 @@ pub struct PolicyHistoryPoint {
     pub domain: String,
     pub product: String,
     pub evaluated_at: String,
-    /// What evaluated (`apply`, `check`, `policy-change`).
+    /// What evaluated (`apply`, `check`, `policy-change`, `ingest`).
     pub trigger: String,
     /// Policies evaluated on the product, and how many of them it passed.
     pub policies: i64,

@@ -6,12 +6,15 @@
 //! rules, and splits the batch in two: valid rows with the table's schema, and refused rows as
 //! received with the rule and the reason. It does no IO and commits nothing; the service layer
 //! writes both halves. Streaming sources (HTTP events, Postgres, Kafka) will feed the same
-//! function.
+//! function. [`personal_data_hits`] samples the accepted values for what looks like personal
+//! data, for the governance policies.
 
+mod detect;
 mod error;
 mod format;
 mod prepare;
 
+pub use detect::{DetectorHits, SAMPLED_VALUES, personal_data_hits};
 pub use error::{IngestError, Result};
 pub use format::{Format, batch_id_of};
 pub use prepare::{Prepared, prepare, prepare_batch};

@@ -743,40 +743,54 @@ impl IngestService for Mesh {
         let dataset_lock = self.ingest_lock(&record.location);
         let _one_at_a_time = dataset_lock.lock().await;
         let contract_schema = schema.clone();
-        let mut prepared = {
+        let (mut prepared, hits) = {
             let batch_id = batch_id.clone();
-            tokio::task::spawn_blocking(move || -> Result<Prepared> {
-                let validator = RowValidator::new(&schema)
-                    .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
-                Ok(match data {
-                    BatchData::File {
-                        bytes,
-                        format,
-                        file_name,
-                    } => {
-                        let format = match format {
-                            Some(f) => f,
-                            None => Format::detect(file_name.as_deref(), &bytes)
-                                .ok_or(tessera_ingest::IngestError::UnknownFormat)?,
-                        };
-                        tessera_ingest::prepare(
+            tokio::task::spawn_blocking(
+                move || -> Result<(Prepared, Vec<tessera_ingest::DetectorHits>)> {
+                    let validator = RowValidator::new(&schema)
+                        .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
+                    let prepared = match data {
+                        BatchData::File {
+                            bytes,
+                            format,
+                            file_name,
+                        } => {
+                            let format = match format {
+                                Some(f) => f,
+                                None => Format::detect(file_name.as_deref(), &bytes)
+                                    .ok_or(tessera_ingest::IngestError::UnknownFormat)?,
+                            };
+                            tessera_ingest::prepare(
+                                &schema,
+                                &validator,
+                                format,
+                                bytes,
+                                &batch_id,
+                                now.timestamp_micros(),
+                            )?
+                        }
+                        BatchData::Arrow(batch) => tessera_ingest::prepare_batch(
                             &schema,
                             &validator,
-                            format,
-                            bytes,
+                            batch,
                             &batch_id,
                             now.timestamp_micros(),
-                        )?
-                    }
-                    BatchData::Arrow(batch) => tessera_ingest::prepare_batch(
-                        &schema,
-                        &validator,
-                        batch,
-                        &batch_id,
-                        now.timestamp_micros(),
-                    )?,
-                })
-            })
+                        )?,
+                    };
+                    // Text the contract does not treat as personal data, sampled for what is.
+                    let unclassified: Vec<String> = schema
+                        .columns
+                        .iter()
+                        .filter(|c| {
+                            !c.is_personal_data()
+                                && c.logical_type == Some(tessera_core::LogicalType::String)
+                        })
+                        .map(|c| c.name.clone())
+                        .collect();
+                    let hits = tessera_ingest::personal_data_hits(&prepared.valid, &unclassified);
+                    Ok((prepared, hits))
+                },
+            )
             .await
             .map_err(|e| ServiceError::Internal(format!("batch preparation panicked: {e}")))??
         };
@@ -871,7 +885,50 @@ impl IngestService for Mesh {
                 &cx.principal.to_string(),
             )
             .await?;
+        if report.refused.is_none() && !outcome.duplicate {
+            self.record_detections(cx, &record, hits).await;
+        }
         Ok(report)
+    }
+}
+
+impl Mesh {
+    /// Keeps what a committed batch's values revealed; when a column turns out to hold
+    /// personal data, the product is evaluated again, so the scorecard shows it at once (and
+    /// the next publish is gated on it). The batch is committed either way: a failure here is
+    /// logged, not answered.
+    async fn record_detections(
+        &self,
+        cx: &RequestContext,
+        record: &DatasetRecord,
+        hits: Vec<tessera_ingest::DetectorHits>,
+    ) {
+        let records: Vec<tessera_catalog::DetectionRecord> = hits
+            .into_iter()
+            .map(|h| tessera_catalog::DetectionRecord {
+                domain: record.domain.clone(),
+                product: record.product.clone(),
+                dataset: record.name.clone(),
+                column_name: h.column,
+                detector: h.detector.to_string(),
+                matched: h.matched as i64,
+                sampled: h.sampled as i64,
+                detected_at: String::new(),
+            })
+            .collect();
+        let product = format!("{}.{}", record.domain, record.product);
+        let result = async {
+            if self.catalog.record_detections(&records).await? {
+                let system = cx.acting_as(tessera_core::Principal::system("governance"));
+                self.evaluate_mesh(&system, Some(&product), "ingest")
+                    .await?;
+            }
+            Ok::<_, ServiceError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(product, error = %e, "personal data found at ingest was not recorded");
+        }
     }
 }
 

@@ -180,6 +180,7 @@ pub(crate) struct MetaInput {
     pub(crate) policies: Vec<LoadedPolicy>,
     pub(crate) status: Vec<PolicyStatusRecord>,
     pub(crate) glossary: Vec<tessera_core::GlossaryTerm>,
+    pub(crate) detections: Vec<tessera_catalog::DetectionRecord>,
 }
 
 impl Mesh {
@@ -214,6 +215,7 @@ impl Mesh {
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect(),
+            detections: self.catalog.detections().await?,
         })
     }
 
@@ -565,6 +567,7 @@ impl MetaInput {
                 policy_rows(&self.policies)?,
                 status_rows(&self.status)?,
                 glossary_rows(&self.glossary)?,
+                detection_rows(&self.detections)?,
             ],
         })
     }
@@ -621,6 +624,52 @@ fn policy_rows(
                 maybe(&p.policy.message),
                 maybe(&p.policy.extends),
                 text(&p.file_name),
+            ],
+        );
+    }
+    rows.finish()
+}
+
+/// `personal_data_detections`: what ingest found in the values, seen with the dataset.
+fn detection_rows(
+    detections: &[tessera_catalog::DetectionRecord],
+) -> Result<(&'static str, RecordBatch, Vec<Vec<Resource>>)> {
+    let mut rows = Rows::new(
+        "personal_data_detections",
+        &[
+            ("domain", "text"),
+            ("product", "text"),
+            ("dataset", "text"),
+            ("column_name", "text"),
+            ("detector", "text"),
+            ("looks_like", "text"),
+            ("matched", "int"),
+            ("sampled", "int"),
+            ("holds", "bool"),
+            ("detected_at", "text"),
+        ],
+    );
+    for d in detections {
+        let looks_like = match d.detector.as_str() {
+            "email" => "e-mail addresses",
+            "phone" => "phone numbers",
+            "ip_address" => "IP addresses",
+            "payment_card" => "payment card numbers",
+            other => other,
+        };
+        rows.push(
+            vec![dataset_resource(&d.domain, &d.product, &d.dataset)],
+            &[
+                text(&d.domain),
+                text(&d.product),
+                text(&d.dataset),
+                text(&d.column_name),
+                text(&d.detector),
+                text(looks_like),
+                Cell::Int(d.matched),
+                Cell::Int(d.sampled),
+                Cell::Bool(d.holds()),
+                text(&d.detected_at),
             ],
         );
     }

@@ -1118,7 +1118,7 @@ impl Mesh {
 
     /// Evaluates every policy on the products of `target` (or all) that `cx` may discover, on
     /// the mesh as it is, and stores where each stands.
-    async fn evaluate_mesh(
+    pub(crate) async fn evaluate_mesh(
         &self,
         cx: &RequestContext,
         target_name: Option<&str>,

@@ -380,7 +380,8 @@ pub struct PolicyStanding {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CompliancePoint {
     pub evaluated_at: String,
-    /// What evaluated: `apply`, `check`, or `policy-change` (the council changed the policies).
+    /// What evaluated: `apply`, `check`, `policy-change` (the council changed the policies) or
+    /// `ingest` (personal data found in a column's values).
     pub trigger: String,
     pub policies: i64,
     pub passing: i64,

@@ -19,6 +19,7 @@ on_both_stores!(
     policies_are_tested_and_checked_on_demand,
     sample_queries_are_planned_at_publish_and_listed,
     the_scorecard_agrees_with_the_metadata_and_keeps_history,
+    personal_data_found_at_ingest_shows_on_the_scorecard_and_blocks_the_next_publish,
 );
 
 /// A file of the repository's `examples/` folder.
@@ -784,4 +785,72 @@ async fn the_scorecard_agrees_with_the_metadata_and_keeps_history(store: Store) 
     // The product's page shows its standing too.
     let (_, product) = server.get("/api/v1/products/returns/orders").await;
     assert_eq!(product["compliance"]["passing"], in_force - 2, "{product}");
+}
+
+async fn personal_data_found_at_ingest_shows_on_the_scorecard_and_blocks_the_next_publish(
+    store: Store,
+) {
+    let server = TestServer::start_governed(store, Tables::Local).await;
+    // The quickstart with a column whose name gives nothing away.
+    let mut files = quickstart();
+    files[1].1 = files[1].1.replace(
+        "      - name: placed_at\n",
+        "      - name: reference\n        description: Where the order came from.\n        logicalType: string\n      - name: placed_at\n",
+    );
+    let (status, plan) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["policies"]["blocking"], 0, "{plan}");
+
+    // Its values are e-mail addresses (four of five).
+    let csv = "order_id,customer_id,amount,status,placed_at,reference\n\
+        1,U00000001,10,open,2026-11-20T10:00:00Z,ada@example.com\n\
+        2,U00000002,11,open,2026-11-20T10:00:00Z,grace@example.org\n\
+        3,U00000003,12,open,2026-11-20T10:00:00Z,web\n\
+        4,U00000004,13,open,2026-11-20T10:00:00Z,alan@example.net\n\
+        5,U00000005,14,open,2026-11-20T10:00:00Z,edsger@example.com\n";
+    let (status, report) = server
+        .ingest("shop.orders.orders", "", "text/csv", csv)
+        .await;
+    assert_eq!(status, 201, "{report}");
+    let found = server
+        .rows(
+            "SELECT column_name, detector, matched, sampled, holds
+             FROM tessera_meta.personal_data_detections",
+        )
+        .await;
+    assert_eq!(
+        found,
+        vec![
+            json!({"column_name": "reference", "detector": "email", "matched": 4, "sampled": 5, "holds": true})
+        ]
+    );
+
+    // The product is evaluated again at once: the scorecard shows the violation...
+    let (_, card) = server
+        .get("/api/v1/governance/scorecard?target=shop.orders")
+        .await;
+    let product = &card["products"][0];
+    assert_eq!(product["compliant"], false, "{card}");
+    let failing: Vec<&str> = product["standings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["passing"] == false)
+        .map(|s| s["policy_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, ["personal-data-classified"]);
+    assert_eq!(product["history"][0]["trigger"], "ingest");
+
+    // ...and the next publish is refused, saying what the values looked like.
+    let (status, body) = server.apply(&as_refs(&files), false).await;
+    assert_eq!(status, 422, "{body}");
+    let plan = &body["error"]["plan"];
+    let violations = plan["policies"]["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{body}");
+    assert_eq!(violations[0]["object"], "column orders.reference");
+    assert_eq!(
+        violations[0]["message"],
+        "the column is not classified but 4 of 5 values sampled at ingest look like e-mail addresses: add classification: pii (or a pii tag)"
+    );
+    assert_eq!(plan["policies"]["blocking"], 1);
 }
