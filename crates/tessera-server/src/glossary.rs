@@ -292,8 +292,18 @@ impl Mesh {
 
 #[async_trait::async_trait]
 impl crate::service::GlossaryService for Mesh {
-    async fn glossary(&self, _cx: &RequestContext) -> Result<Vec<GlossaryTermView>> {
+    async fn glossary(&self, cx: &RequestContext) -> Result<Vec<GlossaryTermView>> {
         let usage = self.glossary_usage().await?;
+        let access = self.access_for(cx).await?;
+        // Terms are everyone's to read; the columns that use them only where the caller may
+        // discover their dataset.
+        let discoverable = |dataset: &tessera_core::DatasetRef| {
+            access.allowed(
+                &cx.principal,
+                tessera_governance::Action::Discover,
+                &crate::governance::dataset_resource(dataset),
+            )
+        };
         Ok(self
             .glossary_terms()
             .await?
@@ -303,7 +313,9 @@ impl crate::service::GlossaryService for Mesh {
                     .get(&t.name)
                     .into_iter()
                     .flatten()
-                    .filter(|(_, reference, _, _)| reference.version == t.version)
+                    .filter(|(_, reference, dataset, _)| {
+                        reference.version == t.version && discoverable(dataset)
+                    })
                     .map(|(name, ..)| name.clone())
                     .collect();
                 term_view(r, t, used_by)
