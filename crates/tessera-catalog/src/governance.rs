@@ -130,10 +130,30 @@ impl Catalog {
 
     /// Every detection of personal data in the values, by dataset and column.
     pub async fn detections(&self) -> Result<Vec<DetectionRecord>> {
-        let rows = sqlx::query(
-            "SELECT domain, product, dataset, column_name, detector, matched, sampled, detected_at
-             FROM personal_data_detections ORDER BY domain, product, dataset, column_name, detector",
-        )
+        self.detections_of(None).await
+    }
+
+    /// The detections of one dataset (domain, product, dataset), or of all.
+    async fn detections_of(
+        &self,
+        dataset: Option<(&str, &str, &str)>,
+    ) -> Result<Vec<DetectionRecord>> {
+        let select = |filter: &str| {
+            format!(
+                "SELECT domain, product, dataset, column_name, detector, matched, sampled, detected_at
+                 FROM personal_data_detections{filter}
+                 ORDER BY domain, product, dataset, column_name, detector"
+            )
+        };
+        let rows = match dataset {
+            Some((d, p, ds)) => sqlx::query(constant_sql(select(
+                " WHERE domain = $1 AND product = $2 AND dataset = $3",
+            )))
+            .bind(d.to_string())
+            .bind(p.to_string())
+            .bind(ds.to_string()),
+            None => sqlx::query(constant_sql(select(""))),
+        }
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -152,34 +172,27 @@ impl Catalog {
             .collect()
     }
 
-    /// Keeps what a batch's detectors found (each (column, detector) replaced by the newest
-    /// hit). `true` when a column now [holds](DetectionRecord::holds) what a detector looks for
+    /// Keeps what a batch's detectors found in one dataset (each (column, detector) replaced
+    /// by the newest hit). `true` when a column now [holds](DetectionRecord::holds) what a detector looks for
     /// and did not before: then the product's standing on the policies may have changed.
     pub async fn record_detections(&self, hits: &[DetectionRecord]) -> Result<bool> {
         if hits.is_empty() {
             return Ok(false);
         }
-        let before = self.detections().await?;
+        // The hits of a batch are of one dataset: only its rows are read and compared.
+        let first = &hits[0];
+        let before = self
+            .detections_of(Some((&first.domain, &first.product, &first.dataset)))
+            .await?;
         let mut tx = self.pool.begin().await?;
         let at = now();
-        let mut newly_held = false;
+        let (mut newly_held, mut changed) = (false, false);
         for h in hits {
-            let held_before = before.iter().any(|b| {
-                (
-                    &b.domain,
-                    &b.product,
-                    &b.dataset,
-                    &b.column_name,
-                    &b.detector,
-                ) == (
-                    &h.domain,
-                    &h.product,
-                    &h.dataset,
-                    &h.column_name,
-                    &h.detector,
-                ) && b.holds()
-            });
-            newly_held |= h.holds() && !held_before;
+            let previous = before
+                .iter()
+                .find(|b| (&b.column_name, &b.detector) == (&h.column_name, &h.detector));
+            newly_held |= h.holds() && !previous.is_some_and(DetectionRecord::holds);
+            changed |= previous.is_none_or(|b| (b.matched, b.sampled) != (h.matched, h.sampled));
             sqlx::query(
                 "INSERT INTO personal_data_detections (domain, product, dataset, column_name, detector, matched, sampled, detected_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -197,7 +210,11 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        bump_governance_generation(&mut tx).await?;
+        // tessera_meta shows the counts: it is rebuilt when they changed, not after every batch
+        // that finds the same.
+        if changed {
+            bump_governance_generation(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(newly_held)
     }
@@ -499,15 +516,29 @@ impl Catalog {
 
     /// How many policies each product passed in each evaluation that reflected the mesh,
     /// newest first: the compliance scorecard's history. `limit` bounds the points per product.
-    pub async fn policy_history(&self, limit: usize) -> Result<Vec<PolicyHistoryPoint>> {
-        let rows = sqlx::query(
-            "SELECT o.domain, o.product, e.evaluated_at, e.trigger_kind, COUNT(*) AS policies,
-                    SUM(CASE WHEN o.violations = 0 THEN 1 ELSE 0 END) AS passing
-             FROM policy_outcomes o JOIN policy_evaluations e ON e.evaluation_id = o.evaluation_id
-             WHERE e.reflects_mesh = 1
-             GROUP BY o.domain, o.product, e.evaluation_id, e.evaluated_at, e.trigger_kind
-             ORDER BY o.domain, o.product, e.evaluated_at DESC, e.evaluation_id DESC",
-        )
+    pub async fn policy_history(
+        &self,
+        product: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<PolicyHistoryPoint>> {
+        let select = |filter: &str| {
+            format!(
+                "SELECT o.domain, o.product, e.evaluated_at, e.trigger_kind, COUNT(*) AS policies,
+                        SUM(CASE WHEN o.violations = 0 THEN 1 ELSE 0 END) AS passing
+                 FROM policy_outcomes o JOIN policy_evaluations e ON e.evaluation_id = o.evaluation_id
+                 WHERE e.reflects_mesh = 1{filter}
+                 GROUP BY o.domain, o.product, e.evaluation_id, e.evaluated_at, e.trigger_kind
+                 ORDER BY o.domain, o.product, e.evaluated_at DESC, e.evaluation_id DESC"
+            )
+        };
+        let rows = match product {
+            Some((d, p)) => sqlx::query(constant_sql(select(
+                " AND o.domain = $1 AND o.product = $2",
+            )))
+            .bind(d.to_string())
+            .bind(p.to_string()),
+            None => sqlx::query(constant_sql(select(""))),
+        }
         .fetch_all(&self.pool)
         .await?;
         let mut points: Vec<PolicyHistoryPoint> = Vec::new();

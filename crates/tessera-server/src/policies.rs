@@ -1125,30 +1125,17 @@ impl Mesh {
         trigger: &str,
     ) -> Result<PolicyEvaluationView> {
         let input = self.meta_input().await?;
-        let access = self.access_for(cx).await?;
         let target = target_name.unwrap_or("mesh").to_string();
-        let (domain, product) = crate::scorecard::target_filter(target_name);
-        // The products asked for that the caller may discover.
-        let targets: Vec<(String, String)> = input
-            .products
-            .iter()
-            .map(|(r, _)| (r.domain.clone(), r.name.clone()))
-            .filter(|(d, p)| {
-                domain.as_ref().is_none_or(|x| x == d) && product.as_ref().is_none_or(|x| x == p)
-            })
-            .filter(|(d, p)| {
-                access.allowed(
-                    &cx.principal,
-                    tessera_governance::Action::Discover,
-                    &crate::governance::product_resource(d, p),
-                )
-            })
-            .collect();
-        if targets.is_empty() && target_name.is_some() {
-            return Err(ServiceError::NotFound(format!(
-                "no product {target}: write DOMAIN or DOMAIN.PRODUCT of a published product"
-            )));
-        }
+        let targets = self
+            .discoverable_targets(
+                cx,
+                target_name,
+                input
+                    .products
+                    .iter()
+                    .map(|(r, _)| (r.domain.clone(), r.name.clone())),
+            )
+            .await?;
         let meta = input.build()?;
         let mut evaluation = self
             .evaluate_policies(cx, &input.policies, &meta, &targets)

@@ -45,22 +45,20 @@ impl ComplianceShare {
 }
 
 impl Mesh {
-    /// The scorecard of `target` (or of every product), as `cx` may discover it.
-    pub(crate) async fn scorecard_for(
+    /// The (domain, product) pairs of `products` that `target` (`DOMAIN`, `DOMAIN.PRODUCT`, or
+    /// everything) names and `cx` may discover; none for a target is a 404.
+    pub(crate) async fn discoverable_targets(
         &self,
         cx: &RequestContext,
         target: Option<&str>,
-        history: usize,
-    ) -> Result<ScorecardView> {
+        products: impl Iterator<Item = (String, String)>,
+    ) -> Result<Vec<(String, String)>> {
         let (domain, product) = target_filter(target);
         let access = self.access_for(cx).await?;
-        let products: Vec<(String, String)> = self
-            .catalog
-            .products(domain.as_deref())
-            .await?
-            .into_iter()
-            .map(|r| (r.domain, r.name))
-            .filter(|(_, p)| product.as_ref().is_none_or(|x| x == p))
+        let targets: Vec<(String, String)> = products
+            .filter(|(d, p)| {
+                domain.as_ref().is_none_or(|x| x == d) && product.as_ref().is_none_or(|x| x == p)
+            })
             .filter(|(d, p)| {
                 access.allowed(
                     &cx.principal,
@@ -70,12 +68,30 @@ impl Mesh {
             })
             .collect();
         if let Some(target) = target
-            && products.is_empty()
+            && targets.is_empty()
         {
             return Err(ServiceError::NotFound(format!(
                 "no product {target}: write DOMAIN or DOMAIN.PRODUCT of a published product"
             )));
         }
+        Ok(targets)
+    }
+
+    /// The scorecard of `target` (or of every product), as `cx` may discover it.
+    pub(crate) async fn scorecard_for(
+        &self,
+        cx: &RequestContext,
+        target: Option<&str>,
+        history: usize,
+    ) -> Result<ScorecardView> {
+        let (domain, product) = target_filter(target);
+        let published = self
+            .catalog
+            .products(domain.as_deref())
+            .await?
+            .into_iter()
+            .map(|r| (r.domain, r.name));
+        let products = self.discoverable_targets(cx, target, published).await?;
         let one = match (&domain, &product) {
             (Some(d), Some(p)) => Some((d.as_str(), p.as_str())),
             _ => None,
@@ -98,7 +114,7 @@ impl Mesh {
         }
         let mut points: BTreeMap<(String, String), Vec<CompliancePoint>> = BTreeMap::new();
         if history > 0 {
-            for h in self.catalog.policy_history(history).await? {
+            for h in self.catalog.policy_history(one, history).await? {
                 points
                     .entry((h.domain, h.product))
                     .or_default()
