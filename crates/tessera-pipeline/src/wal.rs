@@ -1,0 +1,966 @@
+//! The write-ahead log: segment files of checksummed frames, a writer thread that group-commits
+//! appends, each stream's pending batches in memory for the committer, and idempotency keys.
+//!
+//! On disk, `DIR/{first_seq:020}.wal` segments hold frames `[u32 len][u32 crc32][payload]`, the
+//! payload `[u8 kind][u64 seq][fields…]`; `DIR/keys.snapshot` (same frames, replaced
+//! atomically) holds the live idempotency keys and the next sequence number whenever a segment
+//! is deleted, so neither is lost with the segment that held them.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::{PipelineError, Result};
+
+const BATCH: u8 = 1;
+const KEY: u8 = 2;
+const NEXT_SEQ: u8 = 3;
+const FRAME_HEADER: usize = 8;
+/// A frame longer than this is damage, not data (a request body is far smaller).
+const MAX_FRAME: u32 = 1 << 30;
+const SNAPSHOT: &str = "keys.snapshot";
+
+/// Where the log lives and its bounds.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub dir: PathBuf,
+    /// A segment is closed and a new one begun past this size.
+    pub segment_max_bytes: u64,
+    /// Appends are refused ([`PipelineError::Backlogged`]) while this much is not committed.
+    pub max_backlog_bytes: u64,
+    /// How long an idempotency key answers a retry with the first request's receipt.
+    pub idempotency_window: Duration,
+}
+
+impl LogOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_max_bytes: 64 << 20,
+            max_backlog_bytes: 512 << 20,
+            idempotency_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One request's events for one stream (a dataset), validated.
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    pub stream: String,
+    /// The rows that passed the contract at the edge.
+    pub valid: Option<RecordBatch>,
+    /// The rows that did not, in the quarantine table's shape (with their reasons).
+    pub quarantine: Option<RecordBatch>,
+    /// What the request answered, replayed to a retry with the same idempotency key.
+    pub receipt: Vec<u8>,
+}
+
+/// A durable batch waiting for (or in) a Delta commit.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: u64,
+    pub valid: Option<RecordBatch>,
+    pub quarantine: Option<RecordBatch>,
+    /// The segment that holds it (its first sequence number).
+    segment: u64,
+    bytes: u64,
+    /// When it was made durable (or read back after a restart).
+    durable_at: Instant,
+}
+
+impl Entry {
+    pub fn rows(&self) -> usize {
+        self.valid.as_ref().map_or(0, |b| b.num_rows())
+            + self.quarantine.as_ref().map_or(0, |b| b.num_rows())
+    }
+}
+
+/// A stream's pending batches, taken by the committer: commit them, then
+/// [`EventLog::committed`], or give them back with [`EventLog::release`].
+#[derive(Debug)]
+pub struct Run {
+    pub stream: String,
+    /// In sequence order.
+    pub entries: Vec<Entry>,
+}
+
+impl Run {
+    /// The sequence number to record in the table's transaction: the run's last.
+    pub fn last_seq(&self) -> u64 {
+        self.entries.last().map_or(0, |e| e.seq)
+    }
+}
+
+/// What one stream has waiting.
+#[derive(Debug, Clone)]
+pub struct StreamBacklog {
+    pub stream: String,
+    pub entries: usize,
+    pub rows: usize,
+    /// Since the oldest waiting batch was made durable (or recovered).
+    pub oldest: Instant,
+}
+
+/// The log's state, for `/health`-style reporting and the tests.
+#[derive(Debug, Clone, Default)]
+pub struct LogStats {
+    pub segments: usize,
+    pub pending_entries: usize,
+    pub backlog_bytes: u64,
+    pub fsyncs: u64,
+    pub appends: u64,
+    pub next_seq: u64,
+    pub idempotency_keys: usize,
+}
+
+/// What [`EventLog::reserve`] found for a key.
+#[derive(Debug)]
+pub enum Reservation {
+    /// First use: append with this claim; dropped unused, the key is free again.
+    Fresh(KeyClaim),
+    /// Seen within the window: the first request's receipt.
+    Replay(Vec<u8>),
+}
+
+/// A key reserved for one request in progress.
+#[derive(Debug)]
+pub struct KeyClaim {
+    shared: Arc<Shared>,
+    stream: String,
+    key: String,
+    used: bool,
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        if !self.used {
+            let mut state = self.shared.state.lock().expect("event log state");
+            if matches!(
+                state.keys.get(&(self.stream.clone(), self.key.clone())),
+                Some(KeyState::InProgress)
+            ) {
+                state.keys.remove(&(self.stream.clone(), self.key.clone()));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum KeyState {
+    InProgress,
+    Done { expires_ms: i64, receipt: Vec<u8> },
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    /// Entries in it not yet committed.
+    live: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    streams: HashMap<String, StreamQueue>,
+    keys: HashMap<(String, String), KeyState>,
+    segments: Vec<Segment>,
+    /// The segment the writer appends to; never deleted.
+    active: u64,
+    next_seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct StreamQueue {
+    pending: VecDeque<Entry>,
+    /// A run of this stream is with the committer.
+    in_flight: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: LogOptions,
+    state: Mutex<State>,
+    backlog_bytes: AtomicU64,
+    fsyncs: AtomicU64,
+    appends: AtomicU64,
+    work: Notify,
+    closed: AtomicBool,
+}
+
+struct WriteRequest {
+    stream: String,
+    body: Vec<u8>,
+    entry: Entry,
+    key: Option<(String, i64, Vec<u8>)>,
+    reply: oneshot::Sender<Result<u64>>,
+}
+
+/// The log. Cheap to share behind an `Arc`; [`EventLog::close`] stops the writer.
+pub struct EventLog {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.shared.options.dir)
+            .finish()
+    }
+}
+
+impl EventLog {
+    /// Opens (or makes) the log in `options.dir`, reading back every batch not yet committed:
+    /// they are pending again, for the committer to skip what the tables already hold.
+    pub fn open(options: LogOptions) -> Result<Self> {
+        let dir = options.dir.clone();
+        fs::create_dir_all(&dir).map_err(PipelineError::io(&dir))?;
+        let mut state = State {
+            next_seq: 1,
+            ..State::default()
+        };
+        let now = now_ms();
+        let snapshot = dir.join(SNAPSHOT);
+        if snapshot.exists() {
+            let bytes = fs::read(&snapshot).map_err(PipelineError::io(&snapshot))?;
+            let (frames, torn) = read_frames(&bytes);
+            if let Some((offset, why)) = torn {
+                return Err(PipelineError::Corrupt {
+                    path: snapshot,
+                    offset,
+                    why,
+                });
+            }
+            for (seq, payload) in frames {
+                match decode(seq, payload, &snapshot)? {
+                    Decoded::NextSeq(n) => state.next_seq = state.next_seq.max(n),
+                    Decoded::Key {
+                        stream,
+                        key,
+                        expires_ms,
+                        receipt,
+                    } if expires_ms > now => {
+                        state.keys.insert(
+                            (stream, key),
+                            KeyState::Done {
+                                expires_ms,
+                                receipt,
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
+            .map_err(PipelineError::io(&dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let path = e.path();
+                let first = path
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".wal")?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((first, path))
+            })
+            .collect();
+        segments.sort();
+        let recovered_at = Instant::now();
+        let newest = segments.last().map(|(first, _)| *first);
+        let mut backlog = 0u64;
+        for (first_seq, path) in segments {
+            let bytes = fs::read(&path).map_err(PipelineError::io(&path))?;
+            let (frames, torn) = read_frames(&bytes);
+            let mut live = 0;
+            for (seq, payload) in frames {
+                state.next_seq = state.next_seq.max(seq + 1);
+                if let Decoded::Batch {
+                    stream,
+                    key,
+                    valid,
+                    quarantine,
+                } = decode(seq, payload, &path)?
+                {
+                    if let Some((key, expires_ms, receipt)) = key
+                        && expires_ms > now
+                    {
+                        state.keys.insert(
+                            (stream.clone(), key),
+                            KeyState::Done {
+                                expires_ms,
+                                receipt,
+                            },
+                        );
+                    }
+                    let entry_bytes = (payload.len() + FRAME_HEADER) as u64;
+                    backlog += entry_bytes;
+                    live += 1;
+                    state
+                        .streams
+                        .entry(stream)
+                        .or_default()
+                        .pending
+                        .push_back(Entry {
+                            seq,
+                            valid,
+                            quarantine,
+                            segment: first_seq,
+                            bytes: entry_bytes,
+                            durable_at: recovered_at,
+                        });
+                }
+            }
+            if let Some((offset, why)) = torn {
+                if Some(first_seq) != newest {
+                    return Err(PipelineError::Corrupt { path, offset, why });
+                }
+                // A crash mid-append: the torn frame was never acknowledged.
+                tracing::warn!(path = %path.display(), offset, %why, "cutting the event log's torn tail");
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(PipelineError::io(&path))?;
+                file.set_len(offset).map_err(PipelineError::io(&path))?;
+                file.sync_all().map_err(PipelineError::io(&path))?;
+            }
+            state.next_seq = state.next_seq.max(first_seq);
+            state.segments.push(Segment {
+                first_seq,
+                path,
+                live,
+            });
+        }
+
+        // New appends go to a new segment; recovered ones are deleted once committed. A
+        // recovered segment named as the new one is empty (else the next seq would be past it).
+        let active = state.next_seq;
+        state.segments.retain(|s| s.first_seq != active);
+        let (file, path) = create_segment(&dir, active)?;
+        state.segments.push(Segment {
+            first_seq: active,
+            path,
+            live: 0,
+        });
+        state.active = active;
+        let shared = Arc::new(Shared {
+            options,
+            state: Mutex::new(state),
+            backlog_bytes: AtomicU64::new(backlog),
+            fsyncs: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+            work: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        {
+            let mut state = shared.state.lock().expect("event log state");
+            truncate(&shared, &mut state)?;
+        }
+        let (sender, receiver) = mpsc::channel();
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("tessera-event-log".into())
+            .spawn(move || write_loop(writer_shared, receiver, file))
+            .map_err(|e| PipelineError::Internal(format!("start the log writer: {e}")))?;
+        Ok(Self {
+            shared,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Reserves `key` for a request to `stream`: fresh, a replay of the first request's
+    /// receipt (within the window), or refused while the first is still in progress.
+    pub fn reserve(&self, stream: &str, key: &str) -> Result<Reservation> {
+        let mut state = self.shared.state.lock().expect("event log state");
+        let id = (stream.to_string(), key.to_string());
+        match state.keys.get(&id) {
+            Some(KeyState::InProgress) => Err(PipelineError::KeyInProgress {
+                stream: stream.to_string(),
+                key: key.to_string(),
+            }),
+            Some(KeyState::Done {
+                expires_ms,
+                receipt,
+            }) if *expires_ms > now_ms() => Ok(Reservation::Replay(receipt.clone())),
+            _ => {
+                state.keys.insert(id, KeyState::InProgress);
+                Ok(Reservation::Fresh(KeyClaim {
+                    shared: self.shared.clone(),
+                    stream: stream.to_string(),
+                    key: key.to_string(),
+                    used: false,
+                }))
+            }
+        }
+    }
+
+    /// Appends a batch; returns its sequence number once it is durable (fsynced). Refused
+    /// while the backlog is over its bound.
+    pub async fn append(&self, batch: EventBatch, claim: Option<KeyClaim>) -> Result<u64> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(PipelineError::Closed);
+        }
+        let limit = self.shared.options.max_backlog_bytes;
+        let backlog = self.shared.backlog_bytes.load(Ordering::Acquire);
+        if backlog >= limit {
+            return Err(PipelineError::Backlogged { backlog, limit });
+        }
+        let expires_ms = now_ms()
+            + i64::try_from(self.shared.options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
+        let key = claim.as_ref().map(|c| c.key.clone());
+        let body = encode_batch(&batch, key.as_deref(), expires_ms)?;
+        // As framed: the header, and the sequence number the writer adds.
+        let bytes = (body.len() + FRAME_HEADER + 8) as u64;
+        self.shared.backlog_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let (reply, answer) = oneshot::channel();
+        let request = WriteRequest {
+            stream: batch.stream,
+            body,
+            entry: Entry {
+                seq: 0,
+                valid: batch.valid,
+                quarantine: batch.quarantine,
+                segment: 0,
+                bytes,
+                durable_at: Instant::now(),
+            },
+            key: key.map(|k| (k, expires_ms, batch.receipt)),
+            reply,
+        };
+        let sent = self
+            .sender
+            .lock()
+            .expect("event log sender")
+            .as_ref()
+            .map(|s| s.send(request).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            self.shared.backlog_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(PipelineError::Closed);
+        }
+        let result = answer.await.unwrap_or(Err(PipelineError::Closed));
+        match (&result, claim) {
+            (Ok(_), Some(mut claim)) => claim.used = true,
+            (Err(_), _) => {
+                self.shared.backlog_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Every stream with batches waiting and none with the committer.
+    pub fn pending(&self) -> Vec<StreamBacklog> {
+        let state = self.shared.state.lock().expect("event log state");
+        let mut out: Vec<StreamBacklog> = state
+            .streams
+            .iter()
+            .filter(|(_, q)| !q.in_flight && !q.pending.is_empty())
+            .map(|(stream, q)| StreamBacklog {
+                stream: stream.clone(),
+                entries: q.pending.len(),
+                rows: q.pending.iter().map(Entry::rows).sum(),
+                oldest: q
+                    .pending
+                    .front()
+                    .map_or_else(Instant::now, |e| e.durable_at),
+            })
+            .collect();
+        out.sort_by_key(|b| b.oldest);
+        out
+    }
+
+    /// Takes `stream`'s waiting batches, up to about `max_rows` rows (at least one batch), for
+    /// one commit. `None` if it has none or a run of it is with the committer already.
+    pub fn take(&self, stream: &str, max_rows: usize) -> Option<Run> {
+        let mut state = self.shared.state.lock().expect("event log state");
+        let queue = state.streams.get_mut(stream)?;
+        if queue.in_flight || queue.pending.is_empty() {
+            return None;
+        }
+        let mut entries = Vec::new();
+        let mut rows = 0;
+        while let Some(next) = queue.pending.front() {
+            if !entries.is_empty() && rows + next.rows() > max_rows {
+                break;
+            }
+            rows += next.rows();
+            entries.push(queue.pending.pop_front().expect("a front entry"));
+        }
+        queue.in_flight = true;
+        Some(Run {
+            stream: stream.to_string(),
+            entries,
+        })
+    }
+
+    /// Gives a run back uncommitted (its commit failed): it is retried first.
+    pub fn release(&self, run: Run) {
+        let mut state = self.shared.state.lock().expect("event log state");
+        let queue = state.streams.entry(run.stream).or_default();
+        for entry in run.entries.into_iter().rev() {
+            queue.pending.push_front(entry);
+        }
+        queue.in_flight = false;
+        self.shared.work.notify_one();
+    }
+
+    /// The run's rows are in a durable Delta commit: its segments may go.
+    pub fn committed(&self, run: Run) -> Result<()> {
+        let mut state = self.shared.state.lock().expect("event log state");
+        if let Some(queue) = state.streams.get_mut(&run.stream) {
+            queue.in_flight = false;
+        }
+        let mut freed = 0;
+        for entry in &run.entries {
+            freed += entry.bytes;
+            if let Some(s) = state
+                .segments
+                .iter_mut()
+                .find(|s| s.first_seq == entry.segment)
+            {
+                s.live = s.live.saturating_sub(1);
+            }
+        }
+        self.shared.backlog_bytes.fetch_sub(
+            freed.min(self.shared.backlog_bytes.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
+        truncate(&self.shared, &mut state)
+    }
+
+    /// Waits until a batch is appended or given back, or `timeout` passes.
+    pub async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.shared.work.notified()).await;
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let state = self.shared.state.lock().expect("event log state");
+        LogStats {
+            segments: state.segments.len(),
+            pending_entries: state.streams.values().map(|q| q.pending.len()).sum(),
+            backlog_bytes: self.shared.backlog_bytes.load(Ordering::Acquire),
+            fsyncs: self.shared.fsyncs.load(Ordering::Acquire),
+            appends: self.shared.appends.load(Ordering::Acquire),
+            next_seq: state.next_seq,
+            idempotency_keys: state
+                .keys
+                .values()
+                .filter(|k| matches!(k, KeyState::Done { .. }))
+                .count(),
+        }
+    }
+
+    /// Stops taking appends and waits for the writer to finish what it has.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.sender.lock().expect("event log sender").take();
+        if let Some(writer) = self.writer.lock().expect("event log writer").take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread: takes every append waiting, writes them in one go, fsyncs once, then
+/// acknowledges each.
+fn write_loop(shared: Arc<Shared>, receiver: mpsc::Receiver<WriteRequest>, file: File) {
+    let mut file = file;
+    let mut written = 0u64;
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = receiver.try_recv() {
+            group.push(more);
+            if group.len() >= 4096 {
+                break;
+            }
+        }
+        let (mut seq, active) = {
+            let state = shared.state.lock().expect("event log state");
+            (state.next_seq, state.active)
+        };
+        let mut buffer = Vec::new();
+        let mut seqs = Vec::with_capacity(group.len());
+        for request in &group {
+            frame(&mut buffer, seq, &request.body);
+            seqs.push(seq);
+            seq += 1;
+        }
+        let outcome = file
+            .write_all(&buffer)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| e.to_string());
+        shared.fsyncs.fetch_add(1, Ordering::AcqRel);
+        if let Err(why) = outcome {
+            // Nothing of this group is acknowledged: what of it reached the file is cut off
+            // (should that fail too, recovery reads it back, and a retry of an unacknowledged
+            // request may then hold its events twice, as any at-least-once sender would).
+            // Later appends go to a fresh segment.
+            tracing::error!(%why, "event log write failed");
+            if let Err(e) = file.set_len(written).and_then(|()| file.sync_data()) {
+                tracing::error!(error = %e, "event log: the failed write could not be cut off");
+            }
+            for request in group {
+                let _ = request.reply.send(Err(PipelineError::Internal(format!(
+                    "the event log could not be written: {why}"
+                ))));
+            }
+            let mut state = shared.state.lock().expect("event log state");
+            state.next_seq = seq;
+            if let Some(next) = begin_segment(&shared, &mut state, seq) {
+                (file, written) = (next, 0);
+            }
+            continue;
+        }
+        written += buffer.len() as u64;
+        shared
+            .appends
+            .fetch_add(group.len() as u64, Ordering::AcqRel);
+        let mut state = shared.state.lock().expect("event log state");
+        state.next_seq = seq;
+        let mut replies = Vec::with_capacity(group.len());
+        for (request, seq) in group.into_iter().zip(seqs) {
+            let mut entry = request.entry;
+            entry.seq = seq;
+            entry.segment = active;
+            entry.durable_at = Instant::now();
+            if let Some(s) = state.segments.iter_mut().find(|s| s.first_seq == active) {
+                s.live += 1;
+            }
+            if let Some((key, expires_ms, receipt)) = request.key {
+                state.keys.insert(
+                    (request.stream.clone(), key),
+                    KeyState::Done {
+                        expires_ms,
+                        receipt,
+                    },
+                );
+            }
+            state
+                .streams
+                .entry(request.stream)
+                .or_default()
+                .pending
+                .push_back(entry);
+            replies.push((request.reply, seq));
+        }
+        if written >= shared.options.segment_max_bytes
+            && let Some(next) = begin_segment(&shared, &mut state, seq)
+        {
+            (file, written) = (next, 0);
+            if let Err(e) = truncate(&shared, &mut state) {
+                tracing::error!(error = %e, "event log truncation failed");
+            }
+        }
+        drop(state);
+        for (reply, seq) in replies {
+            let _ = reply.send(Ok(seq));
+        }
+        shared.work.notify_one();
+    }
+}
+
+/// Makes the segment that begins at `first_seq` the active one; `None` (logged) if it cannot
+/// be created, and appends go on to the current one.
+fn begin_segment(shared: &Shared, state: &mut State, first_seq: u64) -> Option<File> {
+    match create_segment(&shared.options.dir, first_seq) {
+        Ok((file, path)) => {
+            state.segments.push(Segment {
+                first_seq,
+                path,
+                live: 0,
+            });
+            state.active = first_seq;
+            Some(file)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "event log: could not begin a segment");
+            None
+        }
+    }
+}
+
+/// Deletes every segment but the active one whose batches are all committed, having first
+/// saved the live keys and the next sequence number.
+fn truncate(shared: &Shared, state: &mut State) -> Result<()> {
+    let done: Vec<usize> = state
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.live == 0 && s.first_seq != state.active)
+        .map(|(i, _)| i)
+        .collect();
+    if done.is_empty() {
+        return Ok(());
+    }
+    write_snapshot(&shared.options.dir, state)?;
+    for i in done.into_iter().rev() {
+        let segment = state.segments.remove(i);
+        fs::remove_file(&segment.path).map_err(PipelineError::io(&segment.path))?;
+    }
+    sync_dir(&shared.options.dir)
+}
+
+fn write_snapshot(dir: &Path, state: &mut State) -> Result<()> {
+    let now = now_ms();
+    state.keys.retain(|_, k| match k {
+        KeyState::Done { expires_ms, .. } => *expires_ms > now,
+        KeyState::InProgress => true,
+    });
+    let mut buffer = Vec::new();
+    frame(&mut buffer, state.next_seq, &[NEXT_SEQ]);
+    for ((stream, key), k) in &state.keys {
+        if let KeyState::Done {
+            expires_ms,
+            receipt,
+        } = k
+        {
+            let mut body = vec![KEY];
+            put_str16(&mut body, stream)?;
+            put_str16(&mut body, key)?;
+            body.extend_from_slice(&expires_ms.to_le_bytes());
+            put_bytes32(&mut body, receipt)?;
+            frame(&mut buffer, 0, &body);
+        }
+    }
+    let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+    let mut file = File::create(&tmp).map_err(PipelineError::io(&tmp))?;
+    file.write_all(&buffer).map_err(PipelineError::io(&tmp))?;
+    file.sync_all().map_err(PipelineError::io(&tmp))?;
+    let path = dir.join(SNAPSHOT);
+    fs::rename(&tmp, &path).map_err(PipelineError::io(&path))?;
+    sync_dir(dir)
+}
+
+fn create_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
+    let path = dir.join(format!("{first_seq:020}.wal"));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(PipelineError::io(&path))?;
+    sync_dir(dir)?;
+    Ok((file, path))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(PipelineError::io(dir))
+}
+
+/// `[u32 len][u32 crc][kind][u64 seq][rest]`, the body being `[kind][rest]`.
+fn frame(out: &mut Vec<u8>, seq: u64, body: &[u8]) {
+    let mut payload = Vec::with_capacity(body.len() + 8);
+    payload.push(body[0]);
+    payload.extend_from_slice(&seq.to_le_bytes());
+    payload.extend_from_slice(&body[1..]);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// Whole frames (seq, payload from the kind on), and where and why the rest is unreadable.
+type Frames<'a> = (Vec<(u64, &'a [u8])>, Option<(u64, String)>);
+
+/// Every whole frame, and where and why the rest is unreadable, if it is.
+fn read_frames(bytes: &[u8]) -> Frames<'_> {
+    let mut frames = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let torn = |why: &str| Some((at as u64, why.to_string()));
+        if bytes.len() - at < FRAME_HEADER {
+            return (frames, torn("a frame header is cut short"));
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        if !(9..=MAX_FRAME).contains(&len) {
+            return (frames, torn("a frame length is out of range"));
+        }
+        let end = at + FRAME_HEADER + len as usize;
+        if end > bytes.len() {
+            return (frames, torn("a frame is cut short"));
+        }
+        let payload = &bytes[at + FRAME_HEADER..end];
+        if crc32fast::hash(payload) != crc {
+            return (frames, torn("a frame's checksum does not match"));
+        }
+        let seq = u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"));
+        frames.push((seq, payload));
+        at = end;
+    }
+    (frames, None)
+}
+
+enum Decoded {
+    Batch {
+        stream: String,
+        key: Option<(String, i64, Vec<u8>)>,
+        valid: Option<RecordBatch>,
+        quarantine: Option<RecordBatch>,
+    },
+    Key {
+        stream: String,
+        key: String,
+        expires_ms: i64,
+        receipt: Vec<u8>,
+    },
+    NextSeq(u64),
+}
+
+fn encode_batch(batch: &EventBatch, key: Option<&str>, expires_ms: i64) -> Result<Vec<u8>> {
+    let mut body = vec![BATCH];
+    put_str16(&mut body, &batch.stream)?;
+    match key {
+        Some(key) => {
+            body.push(1);
+            put_str16(&mut body, key)?;
+            body.extend_from_slice(&expires_ms.to_le_bytes());
+            put_bytes32(&mut body, &batch.receipt)?;
+        }
+        None => body.push(0),
+    }
+    put_bytes32(&mut body, &ipc(batch.valid.as_ref())?)?;
+    put_bytes32(&mut body, &ipc(batch.quarantine.as_ref())?)?;
+    Ok(body)
+}
+
+fn decode(seq: u64, payload: &[u8], path: &Path) -> Result<Decoded> {
+    let corrupt = |why: String| PipelineError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        why: format!("frame {seq}: {why}"),
+    };
+    let mut r = Reader {
+        bytes: &payload[9..],
+    };
+    match payload[0] {
+        NEXT_SEQ => Ok(Decoded::NextSeq(seq)),
+        KEY => Ok(Decoded::Key {
+            stream: r.str16().map_err(corrupt)?,
+            key: r.str16().map_err(corrupt)?,
+            expires_ms: r.i64().map_err(corrupt)?,
+            receipt: r.bytes32().map_err(corrupt)?.to_vec(),
+        }),
+        BATCH => {
+            let stream = r.str16().map_err(corrupt)?;
+            let key = match r.u8().map_err(corrupt)? {
+                0 => None,
+                _ => Some((
+                    r.str16().map_err(corrupt)?,
+                    r.i64().map_err(corrupt)?,
+                    r.bytes32().map_err(corrupt)?.to_vec(),
+                )),
+            };
+            let valid = from_ipc(r.bytes32().map_err(corrupt)?).map_err(corrupt)?;
+            let quarantine = from_ipc(r.bytes32().map_err(corrupt)?).map_err(corrupt)?;
+            Ok(Decoded::Batch {
+                stream,
+                key,
+                valid,
+                quarantine,
+            })
+        }
+        other => Err(corrupt(format!("unknown frame kind {other}"))),
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err("a field is cut short".into());
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn str16(&mut self) -> Result<String, String> {
+        let n = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
+    }
+    fn bytes32(&mut self) -> Result<&'a [u8], String> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
+        self.take(n)
+    }
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    let n = u16::try_from(s.len())
+        .map_err(|_| PipelineError::Internal(format!("a name of {} bytes is too long", s.len())))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_bytes32(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    let n = u32::try_from(b.len()).map_err(|_| {
+        PipelineError::Internal(format!("{} bytes are too many for a frame", b.len()))
+    })?;
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+/// A batch as an Arrow IPC stream; none as no bytes.
+fn ipc(batch: Option<&RecordBatch>) -> Result<Vec<u8>> {
+    let Some(batch) = batch else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
+        .map_err(|e| PipelineError::Internal(format!("encode a batch: {e}")))?;
+    writer
+        .write(batch)
+        .and_then(|()| writer.finish())
+        .map_err(|e| PipelineError::Internal(format!("encode a batch: {e}")))?;
+    drop(writer);
+    Ok(out)
+}
+
+fn from_ipc(bytes: &[u8]) -> Result<Option<RecordBatch>, String> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let mut reader =
+        arrow::ipc::reader::StreamReader::try_new(bytes, None).map_err(|e| e.to_string())?;
+    let batch = reader
+        .next()
+        .ok_or_else(|| "an empty batch".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(Some(batch))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
