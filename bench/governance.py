@@ -199,13 +199,19 @@ def main():
         plan = dry_run()
         if plan["policies"]["blocking"]:
             sys.exit(f"unexpected plan: {json.dumps(plan)[:2000]}")
-        full_ms, dry_ms = [], []
+        full_ms, dry_ms, full_eval_ms, gate_eval_ms = [], [], [], []
         for _ in range(args.runs):
-            full_ms.append(timed(check)[0])
-            dry_ms.append(timed(dry_run)[0])
+            spent, found = timed(check)
+            full_ms.append(spent)
+            full_eval_ms.append(found["outcome"]["duration_ms"])
+            spent, plan = timed(dry_run)
+            dry_ms.append(spent)
+            gate_eval_ms.append(plan["policies"]["duration_ms"])
         full_median, dry_median = statistics.median(full_ms), statistics.median(dry_ms)
-        print(f"full evaluation: {full_median:.1f} ms (median of {args.runs}); one product's dry-run "
-              f"apply: {dry_median:.1f} ms", flush=True)
+        full_eval, gate_eval = statistics.median(full_eval_ms), statistics.median(gate_eval_ms)
+        print(f"full evaluation: {full_median:.1f} ms end to end, {full_eval} ms evaluating (median of "
+              f"{args.runs}); one product's dry-run apply: {dry_median:.1f} ms, its gate {gate_eval} ms",
+              flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -225,9 +231,11 @@ def main():
         "| measurement | median (ms) | bar |",
         "|---|---:|---|",
         f"| full evaluation (`POST /api/v1/governance/check`: tessera_meta built, {in_force} policies over "
-        f"{args.products:,} products, every standing stored) | {full_median:.1f} | under 1,000 ms |",
-        f"| one product's dry-run apply (parse, plan, gate over the mesh as it would be; an upper bound of the "
-        f"evaluation) | {dry_median:.1f} | evaluation under 50 ms |",
+        f"{args.products:,} products, every standing stored), over HTTP | {full_median:.1f} | under 1,000 ms |",
+        f"| of which the evaluation, as the server measures it (`duration_ms`: tessera_meta built, every policy "
+        f"run) | {full_eval} | |",
+        f"| one product's dry-run apply (parse, lint, plan, gate), over HTTP | {dry_median:.1f} | |",
+        f"| of which the gate's evaluation (`duration_ms`) | {gate_eval} | under 50 ms |",
         f"| applying the {len(CUSTOM_POLICIES)} custom policies (plans them, then evaluates the whole mesh) | "
         f"{put_ms:.1f} | — |",
         f"| one product's apply while the mesh grows: first 100, last 100 (median) | "

@@ -13,7 +13,7 @@ use crate::records::{
     PolicyHistoryPoint, PolicyOutcomeRecord, PolicyStatusRecord, PolicyViolationRecord,
     StandardPolicySwitch,
 };
-use crate::store::{Catalog, constant_sql, now};
+use crate::store::{Catalog, constant_sql, execute_rows, now};
 
 const POLICY_SELECT: &str = "SELECT policy_id, domain, product, severity, file_name, source, updated_at, updated_by FROM governance_policies";
 const STATUS_SELECT: &str = "SELECT domain, product, policy_id, severity, violations, since, evaluated_at, evaluation_id FROM policy_status";
@@ -375,72 +375,89 @@ impl Catalog {
         .bind(i64::from(current))
         .execute(&mut *tx)
         .await?;
-        for o in &e.outcomes {
-            sqlx::query(
-                "INSERT INTO policy_outcomes (evaluation_id, domain, product, policy_id, severity, violations)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(e.evaluation_id.clone())
-            .bind(o.domain.clone())
-            .bind(o.product.clone())
-            .bind(o.policy_id.clone())
-            .bind(o.severity.clone())
-            .bind(o.violations)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (i, v) in e.violations.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO policy_violations (evaluation_id, position, policy_id, severity, domain, product, object, message, file_name, line)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(e.evaluation_id.clone())
-            .bind(i as i64)
-            .bind(v.policy_id.clone())
-            .bind(v.severity.clone())
-            .bind(v.domain.clone())
-            .bind(v.product.clone())
-            .bind(v.object.clone())
-            .bind(v.message.clone())
-            .bind(v.file_name.clone())
-            .bind(v.line)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // Thousands of outcomes at mesh scale: written a few hundred rows a statement.
+        let id = e.evaluation_id.clone();
+        execute_rows(
+            &mut tx,
+            "INSERT INTO policy_outcomes (evaluation_id, domain, product, policy_id, severity, violations)",
+            "",
+            6,
+            &e.outcomes,
+            |q, o| {
+                q.bind(id.clone())
+                    .bind(o.domain.clone())
+                    .bind(o.product.clone())
+                    .bind(o.policy_id.clone())
+                    .bind(o.severity.clone())
+                    .bind(o.violations)
+            },
+        )
+        .await?;
+        let violations: Vec<(i64, &PolicyViolationRecord)> = e
+            .violations
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v))
+            .collect();
+        execute_rows(
+            &mut tx,
+            "INSERT INTO policy_violations (evaluation_id, position, policy_id, severity, domain, product, object, message, file_name, line)",
+            "",
+            10,
+            &violations,
+            |q, (i, v)| {
+                q.bind(id.clone())
+                    .bind(*i)
+                    .bind(v.policy_id.clone())
+                    .bind(v.severity.clone())
+                    .bind(v.domain.clone())
+                    .bind(v.product.clone())
+                    .bind(v.object.clone())
+                    .bind(v.message.clone())
+                    .bind(v.file_name.clone())
+                    .bind(v.line)
+            },
+        )
+        .await?;
         if current {
-            for (domain, product) in PolicyOutcomeRecord::products(&e.outcomes) {
-                sqlx::query(
-                    "UPDATE policy_status SET evaluation_id = '' WHERE domain = $1 AND product = $2",
-                )
-                .bind(domain.to_string())
-                .bind(product.to_string())
-                .execute(&mut *tx)
-                .await?;
+            // `since` moves only when the product turns from passing to failing or back.
+            execute_rows(
+                &mut tx,
+                "INSERT INTO policy_status (domain, product, policy_id, severity, violations, since, evaluated_at, evaluation_id)",
+                "ON CONFLICT (domain, product, policy_id) DO UPDATE SET
+                   since = CASE WHEN (policy_status.violations = 0) = (excluded.violations = 0)
+                                THEN policy_status.since ELSE excluded.since END,
+                   severity = excluded.severity, violations = excluded.violations,
+                   evaluated_at = excluded.evaluated_at, evaluation_id = excluded.evaluation_id",
+                8,
+                &e.outcomes,
+                |q, o| {
+                    q.bind(o.domain.clone())
+                        .bind(o.product.clone())
+                        .bind(o.policy_id.clone())
+                        .bind(o.severity.clone())
+                        .bind(o.violations)
+                        .bind(e.evaluated_at.clone())
+                        .bind(e.evaluated_at.clone())
+                        .bind(id.clone())
+                },
+            )
+            .await?;
+            // An evaluated product's standing on a policy it no longer has is dropped.
+            for products in PolicyOutcomeRecord::products(&e.outcomes).chunks(200) {
+                let pairs: Vec<String> = (0..products.len())
+                    .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+                    .collect();
+                let mut query = sqlx::query(constant_sql(format!(
+                    "DELETE FROM policy_status WHERE evaluation_id <> $1 AND (domain, product) IN (VALUES {})",
+                    pairs.join(", ")
+                )))
+                .bind(id.clone());
+                for (domain, product) in products {
+                    query = query.bind(domain.to_string()).bind(product.to_string());
+                }
+                query.execute(&mut *tx).await?;
             }
-            for o in &e.outcomes {
-                // `since` moves only when the product turns from passing to failing or back.
-                sqlx::query(
-                    "INSERT INTO policy_status (domain, product, policy_id, severity, violations, since, evaluated_at, evaluation_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
-                     ON CONFLICT (domain, product, policy_id) DO UPDATE SET
-                       since = CASE WHEN (policy_status.violations = 0) = (excluded.violations = 0)
-                                    THEN policy_status.since ELSE excluded.since END,
-                       severity = excluded.severity, violations = excluded.violations,
-                       evaluated_at = excluded.evaluated_at, evaluation_id = excluded.evaluation_id",
-                )
-                .bind(o.domain.clone())
-                .bind(o.product.clone())
-                .bind(o.policy_id.clone())
-                .bind(o.severity.clone())
-                .bind(o.violations)
-                .bind(e.evaluated_at.clone())
-                .bind(e.evaluation_id.clone())
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("DELETE FROM policy_status WHERE evaluation_id = ''")
-                .execute(&mut *tx)
-                .await?;
             bump_governance_generation(&mut tx).await?;
         }
         tx.commit().await?;

@@ -777,6 +777,43 @@ pub(crate) fn constant_sql(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
 
+/// A statement under construction, its values bound as it goes.
+pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
+/// at ten values a row, and few enough statements that thousands of rows are one round trip
+/// each few hundred.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Runs `{head} VALUES ($1, …), (…) {tail}` over `rows`, a few hundred a statement, each row's
+/// `width` values bound in order by `bind`: one statement instead of one per row.
+pub(crate) async fn execute_rows<T>(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    rows: &[T],
+    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let cells: Vec<String> = (1..=width)
+                    .map(|cell| format!("${}", row * width + cell))
+                    .collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect();
+        let sql = format!("{head} VALUES {} {tail}", values.join(", "));
+        let mut query = sqlx::query(constant_sql(sql));
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -326,6 +326,41 @@ fn json_keys(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
     Ok(keys)
 }
 
+/// Rows accepted at the edge and refused as a whole later, at their commit (a dataset-level
+/// check the commit would break): in the quarantine table's shape, each value as text,
+/// numbered from 1 in `rows`, with `rule`, `column` and `reason`.
+pub fn refused_rows(
+    dataset: &DatasetSchema,
+    rows: &RecordBatch,
+    rule: &'static str,
+    column: &str,
+    reason: &str,
+    batch_id: &str,
+    now_micros: i64,
+) -> Result<RecordBatch> {
+    let mut verdicts = RowVerdicts::default();
+    for row in 0..rows.num_rows() {
+        verdicts.add(
+            row,
+            Violation {
+                rule,
+                column: column.to_string(),
+                reason: reason.to_string(),
+            },
+        );
+    }
+    let columns: Vec<ArrayRef> = dataset
+        .columns
+        .iter()
+        .map(|c| {
+            rows.column_by_name(&c.name)
+                .cloned()
+                .unwrap_or_else(|| new_null_array(&DataType::Utf8, rows.num_rows()))
+        })
+        .collect();
+    quarantine_batch(dataset, &columns, &verdicts, batch_id, now_micros)
+}
+
 fn quarantine_batch(
     dataset: &DatasetSchema,
     raw_columns: &[ArrayRef],

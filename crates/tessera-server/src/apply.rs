@@ -373,13 +373,18 @@ impl Mesh {
                 )
             })
             .collect();
-        let input = self.meta_input().await?.with_product(
-            product_record,
-            product.clone(),
-            planned_datasets,
-            metadata.contracts.clone(),
-            domain_policies.loaded,
-        );
+        // Evaluated on the product's own rows (and the mesh's directory), not the whole mesh's.
+        let started = std::time::Instant::now();
+        let input = self
+            .meta_input_scoped(Some((product.domain.as_str(), product.name.as_str())))
+            .await?
+            .with_product(
+                product_record,
+                product.clone(),
+                planned_datasets,
+                metadata.contracts.clone(),
+                domain_policies.loaded,
+            );
         let meta = self.offload_work(async move {
             let meta = input.build();
             (input, meta)
@@ -407,6 +412,7 @@ impl Mesh {
         let mut evaluation = self
             .evaluate_policies(cx, &evaluated, &meta, std::slice::from_ref(&target))
             .await?;
+        evaluation.duration = started.elapsed();
         let contract_files: Vec<(&str, &str)> = contracts
             .iter()
             .map(|c| (c.file.name.as_str(), c.file.content.as_str()))

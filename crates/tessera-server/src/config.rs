@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// (made on the first start of a mesh). Instances sharing one store share this key.
     pub audit_key_file: Option<PathBuf>,
     pub query: QueryConfig,
+    /// Streaming event ingest: the event log's bounds and how often it is committed.
+    pub events: crate::events::EventConfig,
 }
 
 impl ServerConfig {
@@ -51,6 +53,7 @@ impl ServerConfig {
             contract_limits: FileLimits::default(),
             audit_key_file: None,
             query: QueryConfig::default(),
+            events: crate::events::EventConfig::default(),
         }
     }
 

@@ -45,11 +45,19 @@ pub enum ServiceError {
     /// As many queries run and wait as the server allows; `Retry-After` says when to try again.
     #[error("{0}")]
     Busy(String),
+    /// The event log holds as much acknowledged, uncommitted data as it may: retry after
+    /// `Retry-After` (HTTP 429).
+    #[error("{0}")]
+    Backlogged(String),
     /// A request body over the configured limit.
     #[error(
-        "the request body is larger than the limit of {limit_bytes} bytes (server option --max-body-bytes)"
+        "the request body is larger than the limit of {limit_bytes} bytes (server option {option})"
     )]
-    PayloadTooLarge { limit_bytes: usize },
+    PayloadTooLarge {
+        limit_bytes: usize,
+        /// The server option that sets the limit.
+        option: &'static str,
+    },
     /// A dependency (metadata store, object storage) failed; not the caller's fault.
     #[error("{0}")]
     Unavailable(String),
@@ -74,6 +82,7 @@ impl ServiceError {
             QueryFailed(m) => QueryFailed(prefixed(m)),
             QueryLimit(m) => QueryLimit(prefixed(m)),
             Busy(m) => Busy(prefixed(m)),
+            Backlogged(m) => Backlogged(prefixed(m)),
             Unavailable(m) => Unavailable(prefixed(m)),
             Internal(m) => Internal(prefixed(m)),
             other @ (InvalidFiles(_) | PolicyViolations(_) | PayloadTooLarge { .. }) => other,

@@ -18,6 +18,7 @@ mod audit;
 mod checks;
 mod config;
 mod error;
+mod events;
 mod gate;
 mod glossary;
 mod governance;
@@ -36,6 +37,7 @@ pub use app::Application;
 pub use checks::REFUSED_COMMIT;
 pub use config::ServerConfig;
 pub use error::{Result, ServiceError, render_violation};
+pub use events::{EVENTS_APP_ID, EventBody, EventConfig};
 pub use local_test::test_contract;
 pub use mesh::{BatchData, Mesh};
 pub use service::{

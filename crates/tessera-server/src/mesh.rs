@@ -57,6 +57,9 @@ pub struct Mesh {
     engine: QueryEngine,
     /// Parsed contract versions; versions are immutable, so entries never go stale.
     contracts: Mutex<HashMap<(String, String, String), Arc<Contract>>>,
+    /// Parsed product descriptors by (domain, name), with the source text they were parsed
+    /// from: a descriptor changes on apply, so an entry is used only while its text is stored.
+    products: Mutex<HashMap<(String, String), ParsedProduct>>,
     /// The mesh as the query engine sees it, with the catalog generation it was built from.
     snapshot: tokio::sync::Mutex<Option<(String, Arc<MeshSnapshot>)>>,
     /// The `tessera_meta` rows of the whole mesh, with the snapshot and access generation
@@ -76,7 +79,13 @@ pub struct Mesh {
     pub(crate) mask_key: Arc<[u8]>,
     /// Every query, written in groups off the response path (see `query_log.rs`).
     pub(crate) query_log: Arc<crate::query_log::QueryLog>,
+    /// Acknowledged events until their commit (see `events.rs`), and how they are committed.
+    pub(crate) events: Arc<tessera_pipeline::EventLog>,
+    pub(crate) event_config: crate::events::EventConfig,
 }
+
+/// A product descriptor's source text and the model parsed from it.
+type ParsedProduct = (String, Arc<tessera_core::Product>);
 
 /// The `tessera_meta` rows, and the mesh snapshot and access generation they were built at.
 type MetaCache = (Arc<MeshSnapshot>, (i64, i64), Arc<crate::meta::MetaSource>);
@@ -103,13 +112,17 @@ impl Mesh {
         );
         let mask_key = hex::decode(catalog.secret(MASK_KEY, &fresh).await?)
             .map_err(|e| ServiceError::Internal(format!("the stored mask key is not hex: {e}")))?;
+        let events = crate::events::open_log(config)?;
         Ok(Self {
+            events,
+            event_config: config.events.clone(),
             mask_key: mask_key.into(),
             query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),
             catalog,
             storage,
             engine,
             contracts: Mutex::new(HashMap::new()),
+            products: Mutex::new(HashMap::new()),
             snapshot: tokio::sync::Mutex::new(None),
             meta: tokio::sync::Mutex::new(None),
             access_state: tokio::sync::Mutex::new(None),
@@ -129,8 +142,11 @@ impl Mesh {
         )
     }
 
-    /// Stops queries, writes what the query log still holds, and closes the store.
+    /// Closes the event log (what it holds is committed on the next start; a server commits
+    /// it before stopping queries, see `app.rs`), stops queries, writes what the query log
+    /// still holds, and closes the store.
     pub async fn close(&self) {
+        self.events.close();
         self.engine.shut_down();
         self.query_log.close().await;
         self.catalog.close().await;
@@ -179,25 +195,38 @@ impl Mesh {
         Ok(contract)
     }
 
-    /// A stored product's descriptor, as the model.
+    /// A stored product's descriptor, as the model, parsed once per stored text.
     pub(crate) fn product_model(
         &self,
         record: &tessera_catalog::ProductRecord,
-    ) -> Result<tessera_core::Product> {
-        match tessera_spec::load_with(
+    ) -> Result<Arc<tessera_core::Product>> {
+        let key = (record.domain.clone(), record.name.clone());
+        if let Some((source, product)) = self.products.lock().expect("product cache").get(&key)
+            && *source == record.source
+        {
+            return Ok(product.clone());
+        }
+        let product = match tessera_spec::load_with(
             &record.file_name,
             &record.source,
             &tessera_spec::FileLimits::NONE,
         )? {
-            tessera_spec::Loaded::Product(p) => Ok(p),
-            _ => Err(ServiceError::Internal(format!(
-                "product {}.{} is stored with another kind of file as its descriptor",
-                record.domain, record.name
-            ))),
-        }
+            tessera_spec::Loaded::Product(p) => Arc::new(p),
+            _ => {
+                return Err(ServiceError::Internal(format!(
+                    "product {}.{} is stored with another kind of file as its descriptor",
+                    record.domain, record.name
+                )));
+            }
+        };
+        self.products
+            .lock()
+            .expect("product cache")
+            .insert(key, (record.source.clone(), product.clone()));
+        Ok(product)
     }
 
-    async fn dataset_record(&self, reference: &DatasetRef) -> Result<DatasetRecord> {
+    pub(crate) async fn dataset_record(&self, reference: &DatasetRef) -> Result<DatasetRecord> {
         let (domain, product) = (reference.domain.as_str(), reference.product.as_str());
         self.catalog
             .datasets(Some((domain, product)))
@@ -207,7 +236,7 @@ impl Mesh {
             .ok_or_else(|| ServiceError::NotFound(format!("no dataset {reference}")))
     }
 
-    async fn dataset_schema(&self, record: &DatasetRecord) -> Result<DatasetSchema> {
+    pub(crate) async fn dataset_schema(&self, record: &DatasetRecord) -> Result<DatasetSchema> {
         let contract = self
             .contract_model(
                 &record.domain,
@@ -227,7 +256,7 @@ impl Mesh {
         })
     }
 
-    fn ingest_lock(&self, location: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn ingest_lock(&self, location: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.ingest_locks
             .lock()
             .expect("ingest lock map")
@@ -777,17 +806,7 @@ impl IngestService for Mesh {
                             now.timestamp_micros(),
                         )?,
                     };
-                    // Text the contract does not treat as personal data, sampled for what is.
-                    let unclassified: Vec<String> = schema
-                        .columns
-                        .iter()
-                        .filter(|c| {
-                            !c.is_personal_data()
-                                && c.logical_type == Some(tessera_core::LogicalType::String)
-                        })
-                        .map(|c| c.name.clone())
-                        .collect();
-                    let hits = tessera_ingest::personal_data_hits(&prepared.valid, &unclassified);
+                    let hits = personal_data_hits(&schema, &prepared.valid);
                     Ok((prepared, hits))
                 },
             )
@@ -866,7 +885,7 @@ impl IngestService for Mesh {
             quarantined: prepared.quarantined() as i64,
             duplicate: outcome.duplicate,
             table_version,
-            rejections: rejections(&prepared.quarantine),
+            rejections: rejections(&prepared.quarantine, REJECTIONS_SHOWN),
             refused: refusal,
             check_run,
         };
@@ -890,6 +909,17 @@ impl IngestService for Mesh {
         }
         Ok(report)
     }
+
+    async fn send_events(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        body: crate::events::EventBody,
+        idempotency_key: Option<String>,
+    ) -> Result<EventsReceipt> {
+        self.accept_events(cx, reference, body, idempotency_key)
+            .await
+    }
 }
 
 impl Mesh {
@@ -897,7 +927,7 @@ impl Mesh {
     /// personal data, the product is evaluated again, so the scorecard shows it at once (and
     /// the next publish is gated on it). The batch is committed either way: a failure here is
     /// logged, not answered.
-    async fn record_detections(
+    pub(crate) async fn record_detections(
         &self,
         cx: &RequestContext,
         record: &DatasetRecord,
@@ -1043,7 +1073,25 @@ fn contract_view(c: tessera_catalog::ContractRecord) -> ContractView {
 }
 
 /// The first refused rows of a quarantine batch, for the ingest answer.
-fn rejections(quarantine: &RecordBatch) -> Vec<Rejection> {
+/// What a batch's text values reveal: the columns the contract does not treat as personal
+/// data, sampled for what is.
+pub(crate) fn personal_data_hits(
+    schema: &DatasetSchema,
+    valid: &RecordBatch,
+) -> Vec<tessera_ingest::DetectorHits> {
+    let unclassified: Vec<String> = schema
+        .columns
+        .iter()
+        .filter(|c| {
+            !c.is_personal_data() && c.logical_type == Some(tessera_core::LogicalType::String)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    tessera_ingest::personal_data_hits(valid, &unclassified)
+}
+
+/// The first `limit` refused rows of a quarantine batch, with why.
+pub(crate) fn rejections(quarantine: &RecordBatch, limit: usize) -> Vec<Rejection> {
     let text = |name: &str| {
         quarantine
             .column_by_name(name)
@@ -1061,7 +1109,7 @@ fn rejections(quarantine: &RecordBatch) -> Vec<Rejection> {
     ) else {
         return Vec::new();
     };
-    (0..quarantine.num_rows().min(REJECTIONS_SHOWN))
+    (0..quarantine.num_rows().min(limit))
         .map(|i| Rejection {
             row: row.value(i),
             rule: rule.value(i).to_string(),

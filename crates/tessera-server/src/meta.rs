@@ -173,8 +173,11 @@ fn dataset_resource(domain: &str, product: &str, dataset: &str) -> Resource {
 /// What `tessera_meta` is made of: the mesh's records as stored (or as an apply would leave
 /// them, see [`MetaInput::with_product`]), with their models.
 pub(crate) struct MetaInput {
+    /// The one product whose per-product rows this holds (see [`Mesh::meta_input_scoped`]);
+    /// `None`: every product's.
+    pub(crate) scope: Option<(String, String)>,
     pub(crate) domains: Vec<DomainRecord>,
-    pub(crate) products: Vec<(ProductRecord, Product)>,
+    pub(crate) products: Vec<(ProductRecord, Arc<Product>)>,
     pub(crate) datasets: Vec<(DatasetRecord, Arc<Contract>)>,
     pub(crate) contracts: Vec<ContractRecord>,
     pub(crate) policies: Vec<LoadedPolicy>,
@@ -186,13 +189,23 @@ pub(crate) struct MetaInput {
 impl Mesh {
     /// The records `tessera_meta` is built from, as of now.
     pub(crate) async fn meta_input(&self) -> Result<MetaInput> {
+        self.meta_input_scoped(None).await
+    }
+
+    /// The records of `tessera_meta` for evaluating one product (`scope`, as an apply's gate
+    /// does): the directory tables whole (domains, products, ports, contracts, policies,
+    /// glossary terms), what belongs to one product — its datasets, columns, SLA properties,
+    /// sample queries, support channels, detections and policy results — of that product
+    /// only. A mesh of a thousand products is then evaluated on one product's rows. `None`:
+    /// the whole mesh.
+    pub(crate) async fn meta_input_scoped(&self, scope: Option<(&str, &str)>) -> Result<MetaInput> {
         let mut products = Vec::new();
         for record in self.catalog.products(None).await? {
             let product = self.product_model(&record)?;
             products.push((record, product));
         }
         let mut datasets = Vec::new();
-        for record in self.catalog.datasets(None).await? {
+        for record in self.catalog.datasets(scope).await? {
             let contract = self
                 .contract_model(
                     &record.domain,
@@ -202,20 +215,25 @@ impl Mesh {
                 .await?;
             datasets.push((record, contract));
         }
+        let mut detections = self.catalog.detections().await?;
+        if let Some((domain, product)) = scope {
+            detections.retain(|d| d.domain == domain && d.product == product);
+        }
         Ok(MetaInput {
+            scope: scope.map(|(d, p)| (d.to_string(), p.to_string())),
             domains: self.catalog.domains().await?,
             products,
             datasets,
             contracts: self.catalog.contracts().await?,
             policies: self.stored_policies().await?,
-            status: self.catalog.policy_status(None).await?,
+            status: self.catalog.policy_status(scope).await?,
             glossary: self
                 .glossary_terms()
                 .await?
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect(),
-            detections: self.catalog.detections().await?,
+            detections,
         })
     }
 
@@ -247,7 +265,7 @@ impl MetaInput {
         }
         self.products
             .retain(|(r, _)| !(r.domain == domain && r.name == name));
-        self.products.push((record, product));
+        self.products.push((record, Arc::new(product)));
         self.datasets
             .retain(|(r, _)| !(r.domain == domain && r.product == name));
         self.datasets.extend(datasets);
@@ -324,7 +342,11 @@ impl MetaInput {
         );
         for (record, product) in &self.products {
             let seen = vec![product_resource(&record.domain, &record.name)];
-            for s in &product.support {
+            let in_scope = self
+                .scope
+                .as_ref()
+                .is_none_or(|(d, p)| *d == record.domain && *p == record.name);
+            for s in product.support.iter().filter(|_| in_scope) {
                 support.push(
                     seen.clone(),
                     &[
@@ -362,7 +384,7 @@ impl MetaInput {
                         maybe(&port.description),
                     ],
                 );
-                for q in &port.sample_queries {
+                for q in port.sample_queries.iter().filter(|_| in_scope) {
                     samples.push(
                         seen.clone(),
                         &[

@@ -130,6 +130,8 @@ pub(crate) struct Evaluation {
     pub(crate) policies: usize,
     pub(crate) outcomes: Vec<PolicyOutcomeRecord>,
     pub(crate) violations: Vec<Violation>,
+    /// From reading the metadata to the last policy's result.
+    pub(crate) duration: std::time::Duration,
 }
 
 impl Evaluation {
@@ -154,6 +156,7 @@ impl Evaluation {
             blocking: self.blocking(),
             warnings: self.warnings(),
             violations: self.violations.iter().map(violation_view).collect(),
+            duration_ms: self.duration.as_millis() as u64,
         }
     }
 
@@ -1067,6 +1070,7 @@ impl GovernanceService for Mesh {
             blocking: 0,
             warnings: 0,
             violations: Vec::new(),
+            duration_ms: 0,
         });
         Ok(PolicyEvaluationView {
             evaluation_id: record.evaluation_id,
@@ -1124,6 +1128,7 @@ impl Mesh {
         target_name: Option<&str>,
         trigger: &str,
     ) -> Result<PolicyEvaluationView> {
+        let started = std::time::Instant::now();
         let input = self.meta_input().await?;
         let target = target_name.unwrap_or("mesh").to_string();
         let targets = self
@@ -1140,6 +1145,7 @@ impl Mesh {
         let mut evaluation = self
             .evaluate_policies(cx, &input.policies, &meta, &targets)
             .await?;
+        evaluation.duration = started.elapsed();
         // Point violations at the stored files.
         let mut locators = HashMap::new();
         for (record, _) in &input.products {

@@ -76,6 +76,16 @@ pub trait IngestService: Send + Sync {
         data: BatchData,
         batch_id: Option<String>,
     ) -> Result<IngestReport>;
+    /// A request's events, validated at the edge and durable when this returns; committed
+    /// within about the commit interval. An idempotency key seen within the window answers
+    /// with the first answer and writes nothing.
+    async fn send_events(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        body: crate::events::EventBody,
+        idempotency_key: Option<String>,
+    ) -> Result<EventsReceipt>;
 }
 
 /// Read-only SQL over the mesh.

@@ -176,6 +176,10 @@ pub struct PolicyOutcomeView {
     pub warnings: usize,
     /// Blocking ones first.
     pub violations: Vec<ViolationView>,
+    /// How long the evaluation took, in milliseconds: building `tessera_meta` and running
+    /// every policy over it (storing the result not included).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// One violation of a governance policy.
@@ -467,6 +471,33 @@ pub struct IngestReport {
     /// dataset-level checks.
     #[serde(default)]
     pub check_run: Option<String>,
+}
+
+/// What became of an event request: every event is durable (the valid ones bound for the
+/// dataset, the rest for its quarantine table).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventsReceipt {
+    /// `domain.product.dataset`.
+    pub dataset: String,
+    /// The request's id: the quarantined events carry it as their batch id.
+    pub request_id: String,
+    pub events: i64,
+    pub accepted: i64,
+    pub quarantined: i64,
+    /// Every quarantined event, by its 0-based index in the request, and why.
+    pub rejections: Vec<EventRejection>,
+    /// This answers a retry with the same `Idempotency-Key`: nothing was written this time.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventRejection {
+    /// 0-based index of the event in the request.
+    pub index: i64,
+    pub rule: String,
+    pub column: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -7,9 +7,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::execution::SessionState;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{StructType, Transaction};
-use deltalake::protocol::SaveMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
 use url::Url;
 
@@ -306,6 +306,93 @@ impl Storage {
             .with_commit_properties(properties)
             .await
             .map_err(|e| StorageError::delta(location, e))?;
+        let version = table.version().map(|v| v as i64);
+        publish(&slot, &table);
+        Ok(AppendOutcome {
+            version,
+            duplicate: false,
+        })
+    }
+
+    /// The positions a stream has committed to the table: for each of `app_ids`, the version
+    /// of its Delta application transaction (e.g. the event log's sequence number), if any.
+    pub async fn sequences(&self, location: &str, app_ids: &[&str]) -> Result<Vec<Option<i64>>> {
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(vec![None; app_ids.len()]);
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?;
+        let mut out = Vec::with_capacity(app_ids.len());
+        for id in app_ids {
+            out.push(
+                snapshot
+                    .transaction_version(table.log_store().as_ref(), *id)
+                    .await
+                    .map_err(|e| StorageError::delta(location, e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Appends `batches` in one commit that also records each `(app_id, version)` as a Delta
+    /// application transaction: a stream's position, committed with its rows, so that after
+    /// a crash [`Storage::sequences`] says exactly what is in the table. Without rows the
+    /// commit holds the positions alone. On local storage the commit is on disk when this
+    /// returns.
+    pub async fn append_sequenced(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        positions: &[(&str, i64)],
+    ) -> Result<AppendOutcome> {
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let table = self
+            .fresh(location)
+            .await?
+            .ok_or_else(|| StorageError::Io {
+                table: location.to_string(),
+                reason: "table does not exist".into(),
+            })?;
+        let transactions: Vec<Transaction> = positions
+            .iter()
+            .map(|(id, version)| Transaction::new(*id, *version))
+            .collect();
+        let table = if batches.iter().any(|b| b.num_rows() > 0) {
+            table
+                .write(batches)
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(
+                    CommitProperties::default().with_application_transactions(transactions),
+                )
+                .await
+                .map_err(|e| StorageError::delta(location, e))?
+        } else {
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?;
+            let commit = CommitBuilder::from(
+                CommitProperties::default().with_application_transactions(transactions),
+            )
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+            let mut table = table;
+            table
+                .update_incremental(Some(commit.version))
+                .await
+                .map_err(|e| StorageError::delta(location, e))?;
+            table
+        };
         let version = table.version().map(|v| v as i64);
         publish(&slot, &table);
         Ok(AppendOutcome {

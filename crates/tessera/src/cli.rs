@@ -90,6 +90,19 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Stream events (NDJSON, one JSON object a line) from FILE, or stdin with `-`, to DOMAIN.PRODUCT.DATASET's event API, with progress.
+    Send {
+        /// The dataset, as DOMAIN.PRODUCT.DATASET.
+        dataset: String,
+        /// An NDJSON file, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// Events per request.
+        #[arg(long, default_value_t = 5_000)]
+        batch_events: usize,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Run one read-only SQL statement over every dataset (`domain.product.dataset`), or a
     /// product's sample query (`--sample N DOMAIN.PRODUCT`).
     Query {
@@ -525,6 +538,25 @@ pub struct ServeArgs {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 1 << 30)]
     pub max_body_bytes: usize,
+    /// Largest body of an event request (POST .../events), in bytes; a gzip body's decompressed size too.
+    #[arg(long, env = "TESSERA_EVENT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    pub event_max_body_bytes: usize,
+    /// How often each dataset's acknowledged events are committed to its table, in milliseconds.
+    #[arg(long, env = "TESSERA_EVENT_COMMIT_INTERVAL_MS", default_value_t = 500)]
+    pub event_commit_interval_ms: u64,
+    /// Events waiting for one dataset that are committed at once, before the interval is up (and about the most one commit holds).
+    #[arg(long, env = "TESSERA_EVENT_COMMIT_ROWS", default_value_t = 100_000)]
+    pub event_commit_rows: usize,
+    /// Acknowledged but uncommitted event bytes the event log holds before requests get 429 with Retry-After.
+    #[arg(long, env = "TESSERA_EVENT_MAX_BACKLOG_BYTES", default_value_t = 512 << 20)]
+    pub event_max_backlog_bytes: u64,
+    /// How long an Idempotency-Key makes a retried event request harmless, in seconds.
+    #[arg(
+        long,
+        env = "TESSERA_EVENT_IDEMPOTENCY_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub event_idempotency_seconds: u64,
     /// How often the server looks for contract checks whose schedule is due, in seconds (0: never).
     #[arg(long, env = "TESSERA_CHECK_TICK_SECONDS", default_value_t = 30)]
     pub check_tick_seconds: u64,

@@ -107,6 +107,12 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let response = self.dispatch(request).await?;
+        self.checked(response).await
+    }
+
+    /// Sends a request with the token; only a failure to reach the server is an error here.
+    async fn dispatch(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -121,6 +127,11 @@ impl Client {
                 anyhow!("request to {} failed: {e}", self.base)
             }
         })?;
+        Ok(response)
+    }
+
+    /// The response if it succeeded, else its error message as the server wrote it.
+    async fn checked(&self, response: reqwest::Response) -> Result<reqwest::Response> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -209,6 +220,45 @@ impl Client {
                 sql: sql.to_string(),
             });
         Ok(self.send(request).await?.bytes().await?)
+    }
+
+    /// Sends events, waiting out a full event log (429 with `Retry-After`) a few times.
+    pub async fn send_events(
+        &self,
+        dataset: &[&str; 3],
+        body: Bytes,
+        idempotency_key: &str,
+    ) -> Result<tessera_server::views::EventsReceipt> {
+        let [domain, product, name] = dataset;
+        let url = self.url(&["api", "v1", "datasets", domain, product, name, "events"]);
+        let request = || {
+            self.http
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+                .header("Idempotency-Key", idempotency_key)
+                .body(body.clone())
+        };
+        let mut waits = 30;
+        let response = loop {
+            let response = self.dispatch(request()).await?;
+            if response.status() != StatusCode::TOO_MANY_REQUESTS || waits == 0 {
+                break response;
+            }
+            waits -= 1;
+            let seconds = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 30);
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+        };
+        self.checked(response)
+            .await?
+            .json()
+            .await
+            .context("the server's answer is not what this client expects")
     }
 
     pub async fn ingest(

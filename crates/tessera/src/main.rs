@@ -97,6 +97,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = Client::connect(&client)?;
             commands::ingest::run(&client, &dataset, &file, format, batch_id.as_deref()).await
         }
+        Command::Send {
+            dataset,
+            file,
+            batch_events,
+            client,
+        } => {
+            let client = Client::connect(&client)?;
+            commands::send::run(&client, &dataset, &file, batch_events).await
+        }
         Command::Query {
             sql,
             sample,

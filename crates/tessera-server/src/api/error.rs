@@ -29,8 +29,20 @@ impl ApiError {
 
     /// A body that could not be read: too large (413) or otherwise unusable (400).
     pub fn from_bytes_rejection(rejection: BytesRejection, limit_bytes: usize) -> Self {
+        Self::from_bytes_rejection_of(rejection, limit_bytes, "--max-body-bytes")
+    }
+
+    /// As [`ApiError::from_bytes_rejection`], for a body whose limit `option` sets.
+    pub fn from_bytes_rejection_of(
+        rejection: BytesRejection,
+        limit_bytes: usize,
+        option: &'static str,
+    ) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(ServiceError::PayloadTooLarge { limit_bytes })
+            ApiError(ServiceError::PayloadTooLarge {
+                limit_bytes,
+                option,
+            })
         } else {
             Self::bad_request(format!(
                 "cannot read the request body: {}",
@@ -75,6 +87,7 @@ pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str
         QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed"),
         QueryLimit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_limit"),
         Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        Backlogged(_) => (StatusCode::TOO_MANY_REQUESTS, "backlogged"),
         PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -114,7 +127,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         match self.0 {
-            ServiceError::Busy(_) => {
+            ServiceError::Busy(_) | ServiceError::Backlogged(_) => {
                 response.headers_mut().insert(
                     axum::http::header::RETRY_AFTER,
                     axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),

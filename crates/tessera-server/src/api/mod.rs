@@ -34,6 +34,8 @@ use tessera_core::{FrontEnd, Principal, RequestContext};
 pub struct AppState {
     pub services: Arc<dyn Services>,
     pub max_body_bytes: usize,
+    /// The limit of an event request's body (`--event-max-body-bytes`).
+    pub event_max_body_bytes: usize,
 }
 
 /// The request context of an authenticated HTTP request: the principal its bearer token stands
@@ -130,6 +132,12 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(list_datasets))
         .routes(routes!(get_dataset))
         .routes(routes!(ingest_batch))
+        .merge(
+            // Event requests have their own, smaller, body limit.
+            OpenApiRouter::new()
+                .routes(routes!(send_events))
+                .layer(DefaultBodyLimit::max(state.event_max_body_bytes)),
+        )
         .routes(routes!(list_contracts))
         .routes(routes!(list_contract_versions))
         .routes(routes!(get_contract_version))
@@ -477,6 +485,63 @@ async fn ingest_batch(
         StatusCode::CREATED
     };
     Ok((status, Json(report)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/datasets/{domain}/{product}/{dataset}/events", tag = "ingest",
+    params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry harmless: within the server's idempotency window, a request with the same key to the same dataset is answered with the first answer and writes nothing"),
+           ("Content-Encoding" = Option<String>, Header, description = "gzip, if the body is compressed")),
+    request_body(description = "Events: NDJSON (one JSON object a line) or a JSON array of objects",
+                 content((String = "application/x-ndjson"), (String = "application/json"))),
+    responses((status = 202, description = "Every event is durable: valid ones are committed to the dataset, and invalid ones (listed with their index) to its quarantine table, within about the commit interval", body = EventsReceipt),
+              (status = 200, description = "The Idempotency-Key was used before: the first answer, nothing written", body = EventsReceipt),
+              (status = 400, description = "The body is not NDJSON or a JSON array of objects, or does not decompress", body = ErrorBody),
+              (status = 404, description = "No such dataset", body = ErrorBody),
+              (status = 409, description = "A request with the same Idempotency-Key is still in progress", body = ErrorBody),
+              (status = 413, description = "The body is over --event-max-body-bytes", body = ErrorBody),
+              (status = 422, description = "The events cannot be used (none, unknown columns); nothing was written", body = ErrorBody),
+              (status = 429, description = "The event log's backlog is full: retry after Retry-After", body = ErrorBody)))]
+async fn send_events(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product, dataset)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let reference = dataset_ref(&domain, &product, &dataset)?;
+    let body = body.map_err(|r| {
+        ApiError::from_bytes_rejection_of(r, s.event_max_body_bytes, "--event-max-body-bytes")
+    })?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let gzip = match header("content-encoding").as_deref().map(str::trim) {
+        None | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Content-Encoding {other:?} is not supported: send gzip or no encoding"
+            )));
+        }
+    };
+    let receipt = s
+        .services
+        .send_events(
+            &cx,
+            &reference,
+            crate::events::EventBody { bytes: body, gzip },
+            header("idempotency-key"),
+        )
+        .await?;
+    let status = if receipt.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(receipt)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/contracts", tag = "catalog",

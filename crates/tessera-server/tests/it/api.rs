@@ -875,6 +875,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/apply",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/batches",
             "POST /api/v1/datasets/{domain}/{product}/{dataset}/checks",
+            "POST /api/v1/datasets/{domain}/{product}/{dataset}/events",
             "POST /api/v1/governance/check",
             "POST /api/v1/governance/policies/test",
             "POST /api/v1/governance/policies/{policy_id}/disable",

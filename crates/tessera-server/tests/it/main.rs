@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod audit;
 mod authorization;
+mod events;
 mod glossary;
 mod governance;
 mod hardening;

@@ -10,4 +10,5 @@ pub mod governance;
 pub mod ingest;
 pub mod lint;
 pub mod query;
+pub mod send;
 pub mod serve;

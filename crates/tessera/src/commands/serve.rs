@@ -2,7 +2,9 @@
 //! start of a new mesh prints its admin token and keeps it in the credentials file.
 
 use anyhow::Result;
-use tessera_server::{ADMIN_GROUP, ADMIN_USER, Application, FileLimits, QueryConfig, ServerConfig};
+use tessera_server::{
+    ADMIN_GROUP, ADMIN_USER, Application, EventConfig, FileLimits, QueryConfig, ServerConfig,
+};
 
 use crate::cli::ServeArgs;
 use crate::credentials::{self, Credentials};
@@ -15,6 +17,14 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.storage_options = args.storage_options.iter().cloned().collect();
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
+    config.events = EventConfig {
+        max_body_bytes: args.event_max_body_bytes,
+        commit_interval: std::time::Duration::from_millis(args.event_commit_interval_ms.max(1)),
+        commit_max_rows: args.event_commit_rows.max(1),
+        max_backlog_bytes: args.event_max_backlog_bytes,
+        idempotency_window: std::time::Duration::from_secs(args.event_idempotency_seconds),
+        ..EventConfig::default()
+    };
     config.shutdown_timeout_seconds = args.shutdown_timeout_seconds;
     config.contract_limits = FileLimits {
         max_bytes: args.contract_max_bytes,

@@ -57,7 +57,8 @@ fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(dir.join(name), content).unwrap();
 }
 
-const PRODUCT: &str = "apiVersion: v1.0.0
+/// `shop.orders` with one dataset, `orders` (`order_id`, `amount` at least 0).
+pub(crate) const PRODUCT: &str = "apiVersion: v1.0.0
 kind: DataProduct
 id: shop-orders
 name: orders
@@ -71,7 +72,7 @@ outputPorts:
     contractId: shop-orders
 ";
 
-const CONTRACT: &str = "apiVersion: v3.1.0
+pub(crate) const CONTRACT: &str = "apiVersion: v3.1.0
 kind: DataContract
 id: shop-orders
 version: 1.0.0

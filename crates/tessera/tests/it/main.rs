@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod differential;
+mod events;
 mod fixtures;
 mod limits;
 mod matrix;

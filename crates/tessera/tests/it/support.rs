@@ -82,6 +82,16 @@ impl Server {
     /// Starts `tessera serve` (or `tessera demo`) with `args` plus `--http 127.0.0.1:0`, and
     /// waits for the line that says where it listens.
     pub fn start(command: &str, data_dir: &Path, args: &[&str]) -> Server {
+        Self::launch(command, data_dir, args, None)
+    }
+
+    /// Starts `tessera serve` again on a mesh an earlier start made (and printed
+    /// `admin_token` for): a restart prints no token.
+    pub fn restart(data_dir: &Path, args: &[&str], admin_token: &str) -> Server {
+        Self::launch("serve", data_dir, args, Some(admin_token.to_string()))
+    }
+
+    fn launch(command: &str, data_dir: &Path, args: &[&str], known: Option<String>) -> Server {
         let credentials_dir = tempfile::tempdir().unwrap();
         let credentials = credentials_dir.path().join("credentials");
         let mut child = tessera()
@@ -113,7 +123,8 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let admin_token = token_printed_for(&seen, "admin")
+        let admin_token = known
+            .or_else(|| token_printed_for(&seen, "admin"))
             .or_else(|| {
                 seen.iter()
                     .map(|l| l.trim())
@@ -210,6 +221,12 @@ pub fn token_printed_for(lines: &[String], persona: &str) -> Option<String> {
 impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone: a crash, with nothing flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM, as a service manager stopping the server does.

@@ -1,0 +1,439 @@
+//! Streaming event ingest. A request's events (NDJSON or a JSON array, gzip allowed) are
+//! validated against the dataset's contract at the edge — the same casts and row rules as a
+//! batch — and appended to the event log (`tessera-pipeline`), which acknowledges them once
+//! fsynced (group commit). The committer turns each dataset's log into Delta commits every
+//! `commit_interval` (or sooner past `commit_max_rows`), each gated by the contract's blocking
+//! dataset-level checks like a batch: a refused run's rows go to the quarantine table with
+//! the reason, never dropped.
+//!
+//! Exactly once: a run's commit records its last log sequence number as the Delta application
+//! transaction [`EVENTS_APP_ID`] — the quarantine commit first, then the dataset's (with
+//! [`REFUSED_APP_ID`] on the quarantine when the gate refused the run). After a crash the log
+//! is read back and the committer skips what those positions say is already in the tables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use tessera_core::{DatasetRef, FrontEnd, RequestContext};
+use tessera_governance::Action;
+use tessera_ingest::Format;
+use tessera_pipeline::{EventBatch, EventLog, LogOptions, PipelineError, Reservation, Run};
+use tessera_quality::RowValidator;
+
+use crate::error::{Result, ServiceError};
+use crate::governance::dataset_resource;
+use crate::mesh::Mesh;
+use crate::views::{EventRejection, EventsReceipt};
+
+/// The application transaction that holds a table's position in the event log.
+pub const EVENTS_APP_ID: &str = "tessera-events";
+/// On a quarantine table: the last run whose valid rows the gate refused into it.
+pub const REFUSED_APP_ID: &str = "tessera-events-refused";
+
+/// How events are taken in and committed.
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    /// A dataset's waiting events are committed at least this often.
+    pub commit_interval: Duration,
+    /// ... or as soon as this many rows wait, and at most about this many go in one commit.
+    pub commit_max_rows: usize,
+    /// Largest event request body, after gzip decompression too (`--event-max-body-bytes`).
+    pub max_body_bytes: usize,
+    /// Acknowledged but uncommitted bytes past which requests get 429.
+    pub max_backlog_bytes: u64,
+    /// How long an `Idempotency-Key` answers a retry with the first answer.
+    pub idempotency_window: Duration,
+    pub segment_max_bytes: u64,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        let log = LogOptions::new("");
+        Self {
+            commit_interval: Duration::from_millis(500),
+            commit_max_rows: 100_000,
+            max_body_bytes: 16 << 20,
+            max_backlog_bytes: log.max_backlog_bytes,
+            idempotency_window: log.idempotency_window,
+            segment_max_bytes: log.segment_max_bytes,
+        }
+    }
+}
+
+impl EventConfig {
+    pub(crate) fn log_options(&self, dir: std::path::PathBuf) -> LogOptions {
+        LogOptions {
+            dir,
+            segment_max_bytes: self.segment_max_bytes,
+            max_backlog_bytes: self.max_backlog_bytes,
+            idempotency_window: self.idempotency_window,
+        }
+    }
+}
+
+/// An event request's body as it arrived.
+#[derive(Debug, Clone)]
+pub struct EventBody {
+    pub bytes: Bytes,
+    /// `Content-Encoding: gzip` (gzip's magic bytes are recognised too).
+    pub gzip: bool,
+}
+
+impl From<PipelineError> for ServiceError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Backlogged { .. } => ServiceError::Backlogged(e.to_string()),
+            PipelineError::KeyInProgress { .. } => ServiceError::Conflict(e.to_string()),
+            PipelineError::Closed => ServiceError::Unavailable(e.to_string()),
+            PipelineError::Io { .. } | PipelineError::Corrupt { .. } => {
+                ServiceError::Unavailable(e.to_string())
+            }
+            PipelineError::Internal(_) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The body as NDJSON: gzip undone (bounded by `limit`), a JSON array turned into one event a
+/// line, each element checked to be an object.
+fn as_ndjson(body: EventBody, limit: usize) -> Result<Bytes> {
+    let bytes = if body.gzip || body.bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body.bytes[..])
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                ServiceError::BadRequest(format!("the gzip body does not decompress: {e}"))
+            })?;
+        if out.len() > limit {
+            return Err(ServiceError::PayloadTooLarge {
+                limit_bytes: limit,
+                option: "--event-max-body-bytes",
+            });
+        }
+        Bytes::from(out)
+    } else {
+        body.bytes
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        None => Err(ServiceError::UnusableBatch(
+            "the request holds no events".into(),
+        )),
+        Some(b'[') => {
+            let events: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| {
+                ServiceError::BadRequest(format!("the body is not a JSON array of events: {e}"))
+            })?;
+            if events.is_empty() {
+                return Err(ServiceError::UnusableBatch(
+                    "the request holds no events".into(),
+                ));
+            }
+            let mut out = Vec::with_capacity(bytes.len());
+            for (i, event) in events.iter().enumerate() {
+                if !event.is_object() {
+                    return Err(ServiceError::BadRequest(format!(
+                        "event {i} is not a JSON object"
+                    )));
+                }
+                serde_json::to_writer(&mut out, event)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                out.push(b'\n');
+            }
+            Ok(Bytes::from(out))
+        }
+        Some(_) => Ok(bytes),
+    }
+}
+
+impl Mesh {
+    /// Validates a request's events and makes them durable in the event log; they are
+    /// committed to the dataset (and its quarantine) within about the commit interval.
+    pub(crate) async fn accept_events(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        body: EventBody,
+        idempotency_key: Option<String>,
+    ) -> Result<EventsReceipt> {
+        let resource = dataset_resource(reference);
+        self.discoverable(cx, &resource, || format!("no dataset {reference}"))
+            .await?;
+        self.authorize(cx, Action::Ingest, &resource).await?;
+        let record = self.dataset_record(reference).await?;
+        let stream = reference.to_string();
+        let claim = match idempotency_key {
+            Some(key) if key.trim().is_empty() || key.len() > 200 => {
+                return Err(ServiceError::BadRequest(
+                    "the Idempotency-Key header is empty or longer than 200 characters".into(),
+                ));
+            }
+            Some(key) => match self.events.reserve(&stream, &key)? {
+                Reservation::Replay(receipt) => {
+                    let mut first: EventsReceipt = serde_json::from_slice(&receipt)
+                        .map_err(|e| ServiceError::Internal(format!("a stored receipt: {e}")))?;
+                    first.replayed = true;
+                    return Ok(first);
+                }
+                Reservation::Fresh(claim) => Some(claim),
+            },
+            None => None,
+        };
+        let schema = self.dataset_schema(&record).await?;
+        let limit = self.event_config.max_body_bytes;
+        let request_id = cx.request_id.clone();
+        let dataset = stream.clone();
+        let now = chrono::Utc::now();
+        let (valid, quarantine, receipt) = tokio::task::spawn_blocking(
+            move || -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
+                let ndjson = as_ndjson(body, limit)?;
+                let validator = RowValidator::new(&schema)
+                    .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
+                let prepared = tessera_ingest::prepare(
+                    &schema,
+                    &validator,
+                    Format::Ndjson,
+                    ndjson,
+                    &request_id,
+                    now.timestamp_micros(),
+                )?;
+                let receipt = EventsReceipt {
+                    dataset,
+                    request_id,
+                    events: prepared.rows as i64,
+                    accepted: prepared.accepted() as i64,
+                    quarantined: prepared.quarantined() as i64,
+                    rejections: crate::mesh::rejections(&prepared.quarantine, usize::MAX)
+                        .into_iter()
+                        .map(|r| EventRejection {
+                            index: r.row - 1,
+                            rule: r.rule,
+                            column: r.column,
+                            reason: r.reason,
+                        })
+                        .collect(),
+                    replayed: false,
+                };
+                Ok((prepared.valid, prepared.quarantine, receipt))
+            },
+        )
+        .await
+        .map_err(|e| ServiceError::Internal(format!("event validation panicked: {e}")))??;
+        let stored =
+            serde_json::to_vec(&receipt).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.events
+            .append(
+                EventBatch {
+                    stream,
+                    valid: (valid.num_rows() > 0).then_some(valid),
+                    quarantine: (quarantine.num_rows() > 0).then_some(quarantine),
+                    receipt: stored,
+                },
+                claim,
+            )
+            .await?;
+        Ok(receipt)
+    }
+
+    /// Commits every dataset's waiting events now (shutdown, and tests that do not wait).
+    pub async fn flush_events(&self) -> Result<()> {
+        for backlog in self.events.pending() {
+            while let Some(run) = self
+                .events
+                .take(&backlog.stream, self.event_config.commit_max_rows)
+            {
+                self.commit_or_release(run).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_or_release(&self, run: Run) -> Result<()> {
+        match self.commit_run(&run).await {
+            Ok(()) => Ok(self.events.committed(run)?),
+            Err(e) => {
+                self.events.release(run);
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits one run: what the tables' positions show is not in them yet, gated.
+    async fn commit_run(&self, run: &Run) -> Result<()> {
+        let reference: DatasetRef = run
+            .stream
+            .parse()
+            .map_err(|e| ServiceError::Internal(format!("event stream {}: {e}", run.stream)))?;
+        let record = self.dataset_record(&reference).await?;
+        let quarantine_location = reference.quarantine().relative_path();
+        let lock = self.ingest_lock(&record.location);
+        let _one_at_a_time = lock.lock().await;
+        let in_dataset = self
+            .storage
+            .sequences(&record.location, &[EVENTS_APP_ID])
+            .await?[0]
+            .unwrap_or(0);
+        let quarantine_positions = self
+            .storage
+            .sequences(&quarantine_location, &[EVENTS_APP_ID, REFUSED_APP_ID])
+            .await?;
+        let in_quarantine = quarantine_positions[0].unwrap_or(0);
+        let refused_through = quarantine_positions[1].unwrap_or(0);
+        let last = run.last_seq() as i64;
+        let todo: Vec<_> = run
+            .entries
+            .iter()
+            .filter(|e| e.seq as i64 > in_dataset)
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let first = todo[0].seq;
+        let batch_id = format!("events-{first}-{last}");
+        let schema = self.dataset_schema(&record).await?;
+        let mut quarantine: Vec<RecordBatch> = todo
+            .iter()
+            .filter(|e| e.seq as i64 > in_quarantine)
+            .filter_map(|e| e.quarantine.clone())
+            .collect();
+        // A run the gate refused before a crash: its valid rows are in the quarantine already.
+        let valid: Vec<RecordBatch> = todo
+            .iter()
+            .filter(|e| e.seq as i64 > refused_through)
+            .filter_map(|e| e.valid.clone())
+            .collect();
+        let target = schema
+            .arrow_schema()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let valid = arrow::compute::concat_batches(&target, &valid)
+            .map_err(|e| ServiceError::Internal(format!("event rows: {e}")))?;
+
+        let system = RequestContext::system(
+            "event-committer",
+            uuid::Uuid::new_v4().to_string(),
+            FrontEnd::System,
+        );
+        let owner = self
+            .as_owner(&system, &record.domain, &record.product)
+            .await?;
+        let gate = self.gate(&owner, &record, &valid).await?;
+        let refusal = gate.as_ref().and_then(|g| g.refused_by.clone());
+        if refusal.is_some() && todo.len() > 1 {
+            // One request's events must not cost another's: refused together, the requests
+            // are committed one by one, each gated alone as a batch is.
+            drop(_one_at_a_time);
+            for entry in todo {
+                let single = Run {
+                    stream: run.stream.clone(),
+                    entries: vec![entry.clone()],
+                };
+                Box::pin(self.commit_run(&single)).await?;
+            }
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let mut positions = vec![(EVENTS_APP_ID, last)];
+        let valid = match &refusal {
+            Some((rule, column, reason)) => {
+                quarantine.push(tessera_ingest::refused_rows(
+                    &schema,
+                    &valid,
+                    rule,
+                    column,
+                    reason,
+                    &batch_id,
+                    now.timestamp_micros(),
+                )?);
+                positions.push((REFUSED_APP_ID, last));
+                RecordBatch::new_empty(valid.schema())
+            }
+            None => valid,
+        };
+        let quarantined: usize = quarantine.iter().map(RecordBatch::num_rows).sum();
+        if quarantined > 0 {
+            self.storage
+                .append_sequenced(&quarantine_location, quarantine, &positions)
+                .await?;
+        }
+        let accepted = valid.num_rows();
+        let hits = if refusal.is_none() {
+            crate::mesh::personal_data_hits(&schema, &valid)
+        } else {
+            Vec::new()
+        };
+        let outcome = self
+            .storage
+            .append_sequenced(&record.location, vec![valid], &[(EVENTS_APP_ID, last)])
+            .await?;
+        if let Some(gate) = gate {
+            let trigger = match refusal {
+                Some(_) => crate::checks::REFUSED_COMMIT,
+                None => {
+                    self.keep_gate_state(
+                        &record.location,
+                        gate.next_state.clone(),
+                        outcome.version,
+                    );
+                    crate::checks::COMMIT
+                }
+            };
+            self.store_run(&record, trigger, gate.started, &gate.after, outcome.version)
+                .await?;
+        }
+        if let Some((_, _, reason)) = &refusal {
+            tracing::warn!(dataset = %run.stream, %batch_id, %reason, "the commit gate refused a run of events: its rows are in the quarantine table");
+        }
+        self.catalog
+            .record_batch(
+                &tessera_catalog::BatchRecord {
+                    domain: record.domain.clone(),
+                    product: record.product.clone(),
+                    dataset: record.name.clone(),
+                    batch_id,
+                    accepted: accepted as i64,
+                    quarantined: quarantined as i64,
+                    table_version: outcome.version,
+                    committed_at: tessera_catalog::store_time(now),
+                },
+                &system.principal.to_string(),
+            )
+            .await?;
+        if !hits.is_empty() {
+            self.record_detections(&system, &record, hits).await;
+        }
+        Ok(())
+    }
+}
+
+/// Commits the event log until the task is aborted (at shutdown, before a last flush): each dataset whose oldest waiting events are
+/// `commit_interval` old, or that has `commit_max_rows` waiting. A failed commit is retried
+/// (its events stay in the log), after a pause.
+pub(crate) async fn run_committer(mesh: Arc<Mesh>) {
+    let interval = mesh.event_config.commit_interval;
+    let max_rows = mesh.event_config.commit_max_rows;
+    loop {
+        mesh.events.wait_for_work(interval / 4).await;
+        for backlog in mesh.events.pending() {
+            if backlog.oldest.elapsed() < interval && backlog.rows < max_rows {
+                continue;
+            }
+            let Some(run) = mesh.events.take(&backlog.stream, max_rows) else {
+                continue;
+            };
+            if let Err(e) = mesh.commit_or_release(run).await {
+                tracing::warn!(dataset = %backlog.stream, error = %e, "committing events failed; retrying");
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+}
+
+pub(crate) fn open_log(config: &crate::config::ServerConfig) -> Result<Arc<EventLog>> {
+    let dir = config.data_dir.join("events");
+    Ok(Arc::new(
+        EventLog::open(config.events.log_options(dir))
+            .map_err(|e| ServiceError::Unavailable(format!("cannot open the event log: {e}")))?,
+    ))
+}

@@ -1,0 +1,342 @@
+//! Streaming events over HTTP: validated at the edge with the contract's casts and row rules
+//! (invalid events to quarantine, listed by index), durable when acknowledged, committed
+//! within moments and gated like a batch; idempotency keys, body limits and the backlog bound.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::on_both_stores;
+use crate::support::*;
+
+const EVENTS: &str = "/api/v1/datasets/shop/orders/orders/events";
+
+fn fast_commits(config: &mut tessera_server::ServerConfig) {
+    config.events.commit_interval = Duration::from_millis(100);
+}
+
+impl TestServer {
+    async fn send_events(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.post(format!("{}{EVENTS}", self.url)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    /// Waits up to ten seconds for `sql`'s count to be `want`; the last count.
+    async fn count_becomes(&self, sql: &str, want: i64) -> i64 {
+        let started = Instant::now();
+        loop {
+            let n = self.scalar(sql).await.as_i64().unwrap();
+            if n == want || started.elapsed() > Duration::from_secs(10) {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+const ORDERS: &str = "SELECT count(*) AS n FROM shop.orders.orders";
+const QUARANTINE: &str = "SELECT count(*) AS n FROM shop.orders.orders_quarantine";
+
+async fn events_are_validated_at_the_edge_and_committed_in_moments(store: Store) {
+    let server = TestServer::start_with(store, Tables::Local, fast_commits).await;
+    let (status, plan) = server.apply(&shop_folder(), false).await;
+    assert_eq!(status, 200, "{plan}");
+
+    let ndjson = r#"{"order_id": 1, "customer_id": "U00000001", "amount": 10.5, "status": "open", "placed_at": "2026-01-01T10:00:00Z"}
+{"order_id": 2, "customer_id": "U00000002", "amount": "99.99", "status": "shipped"}
+
+{"order_id": 3, "customer_id": "X1", "amount": 7, "status": "open"}
+{"order_id": 4, "customer_id": "U00000004", "amount": -1, "status": "open"}
+{"order_id": 5, "customer_id": "U00000005", "amount": 3, "status": "lost"}
+"#;
+    let (status, receipt, _) = server
+        .send_events(
+            ndjson,
+            &[
+                ("content-type", "application/x-ndjson"),
+                ("x-request-id", "events-request-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(receipt["dataset"], "shop.orders.orders");
+    assert_eq!(receipt["request_id"], "events-request-1");
+    assert_eq!(
+        (
+            &receipt["events"],
+            &receipt["accepted"],
+            &receipt["quarantined"]
+        ),
+        (&json!(5), &json!(2), &json!(3)),
+        "{receipt}"
+    );
+    let rejected: Vec<(i64, String)> = receipt["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_i64().unwrap(),
+                r["column"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (2, "customer_id".to_string()),
+            (3, "amount".to_string()),
+            (4, "status".to_string())
+        ],
+        "each invalid event by its index in the request: {receipt}"
+    );
+    assert_eq!(server.count_becomes(ORDERS, 2).await, 2);
+    assert_eq!(server.count_becomes(QUARANTINE, 3).await, 3);
+    let quarantined = server
+        .rows("SELECT DISTINCT _batch_id FROM shop.orders.orders_quarantine")
+        .await;
+    assert_eq!(quarantined, vec![json!({"_batch_id": "events-request-1"})]);
+    let cast = server
+        .rows("SELECT CAST(amount AS DOUBLE) AS amount FROM shop.orders.orders WHERE order_id = 2")
+        .await;
+    assert_eq!(cast, vec![json!({"amount": 99.99})], "cast like a batch");
+
+    // A JSON array, and gzip (declared or recognised).
+    let array = json!([
+        {"order_id": 10, "customer_id": "U00000010", "amount": 1},
+        {"order_id": 11, "customer_id": "U00000011", "amount": 2}
+    ])
+    .to_string();
+    let (status, receipt, _) = server
+        .send_events(array, &[("content-type", "application/json")])
+        .await;
+    assert_eq!(
+        (status, &receipt["accepted"]),
+        (202, &json!(2)),
+        "{receipt}"
+    );
+    let line =
+        |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\", \"amount\": 1}}\n");
+    let (status, receipt, _) = server
+        .send_events(gzip(line(20).as_bytes()), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(
+        (status, &receipt["accepted"]),
+        (202, &json!(1)),
+        "{receipt}"
+    );
+    let (status, receipt, _) = server.send_events(gzip(line(21).as_bytes()), &[]).await;
+    assert_eq!(
+        (status, &receipt["accepted"]),
+        (202, &json!(1)),
+        "{receipt}"
+    );
+    assert_eq!(server.count_becomes(ORDERS, 6).await, 6);
+
+    // The commits are in the dataset's batch history as the committer's.
+    let (status, dataset) = server.get("/api/v1/datasets/shop/orders/orders").await;
+    assert_eq!(status, 200, "{dataset}");
+}
+
+async fn an_idempotency_key_makes_a_retry_harmless(store: Store) {
+    let server = TestServer::start_with(store, Tables::Local, fast_commits).await;
+    server.apply(&shop_folder(), false).await;
+    let body = "{\"order_id\": 1, \"customer_id\": \"U00000001\"}\n{\"order_id\": 2, \"customer_id\": \"bad\"}\n";
+    let key = [("idempotency-key", "retry-me")];
+    let (status, first, _) = server.send_events(body, &key).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["replayed"], false);
+    let (status, again, _) = server.send_events(body, &key).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["replayed"], true);
+    for field in [
+        "request_id",
+        "events",
+        "accepted",
+        "quarantined",
+        "rejections",
+    ] {
+        assert_eq!(again[field], first[field], "{field}");
+    }
+    // Another key is another request.
+    let (status, other, _) = server
+        .send_events(
+            body.replace("\"order_id\": 1,", "\"order_id\": 3,"),
+            &[("idempotency-key", "another")],
+        )
+        .await;
+    assert_eq!((status, &other["replayed"]), (202, &json!(false)));
+    assert_eq!(server.count_becomes(ORDERS, 2).await, 2);
+    assert_eq!(server.count_becomes(QUARANTINE, 2).await, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.scalar(ORDERS).await,
+        json!(2),
+        "the retry wrote nothing"
+    );
+}
+
+async fn the_commit_gate_refuses_a_run_into_the_quarantine(store: Store) {
+    let server = TestServer::start_with(store, Tables::Local, fast_commits).await;
+    server.apply(&shop_folder(), false).await;
+    let line =
+        |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\", \"amount\": 1}}\n");
+    let (status, receipt, _) = server
+        .send_events(format!("{}{}{}", line(1), line(2), line(3)), &[])
+        .await;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(server.count_becomes(ORDERS, 3).await, 3);
+    // Order 3 again: each event is valid alone, but the commit would break the primary key.
+    let (status, receipt, _) = server
+        .send_events(format!("{}{}", line(3), line(4)), &[])
+        .await;
+    assert_eq!(
+        (status, &receipt["accepted"]),
+        (202, &json!(2)),
+        "{receipt}"
+    );
+    assert_eq!(server.count_becomes(QUARANTINE, 2).await, 2);
+    assert_eq!(server.scalar(ORDERS).await, json!(3));
+    let reasons = server
+        .rows("SELECT DISTINCT _rule FROM shop.orders.orders_quarantine")
+        .await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+
+    // Two requests at once, often one commit: the one that breaks the key costs only itself.
+    let (first, second) = tokio::join!(
+        server.send_events(format!("{}{}", line(5), line(6)), &[]),
+        server.send_events(line(1), &[]),
+    );
+    assert_eq!((first.0, second.0), (202, 202));
+    assert_eq!(server.count_becomes(ORDERS, 5).await, 5);
+    assert_eq!(server.count_becomes(QUARANTINE, 3).await, 3);
+}
+
+on_both_stores!(
+    events_are_validated_at_the_edge_and_committed_in_moments,
+    an_idempotency_key_makes_a_retry_harmless,
+    the_commit_gate_refuses_a_run_into_the_quarantine,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_event_requests_are_refused_whole_with_a_clear_error() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        fast_commits(c);
+        c.events.max_body_bytes = 2_000;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let good = "{\"order_id\": 1, \"customer_id\": \"U00000001\"}";
+    // (body, headers, status, what the message says)
+    type Case = (
+        Vec<u8>,
+        Vec<(&'static str, &'static str)>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            format!("{good}\nnot json\n").into_bytes(),
+            vec![],
+            422,
+            "line 2",
+        ),
+        (
+            format!("[{good}, 7]").into_bytes(),
+            vec![],
+            400,
+            "event 1 is not a JSON object",
+        ),
+        (
+            b"{\"order_id\": 1, \"colour\": \"red\"}\n".to_vec(),
+            vec![],
+            422,
+            "colour",
+        ),
+        (b"  \n".to_vec(), vec![], 422, "no events"),
+        (b"[]".to_vec(), vec![], 422, "no events"),
+        (
+            good.as_bytes().to_vec(),
+            vec![("content-encoding", "br")],
+            400,
+            "Content-Encoding",
+        ),
+        (
+            vec![0x1f, 0x8b, 1, 2, 3],
+            vec![],
+            400,
+            "does not decompress",
+        ),
+        (vec![b' '; 3_000], vec![], 413, "--event-max-body-bytes"),
+        (
+            gzip(&vec![b' '; 50_000]),
+            vec![],
+            413,
+            "--event-max-body-bytes",
+        ),
+    ];
+    for (body, headers, want, says) in cases {
+        let (status, answer, _) = server.send_events(body, &headers).await;
+        assert_eq!(status, want, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{says:?} in {message:?}");
+    }
+    // Who may not ingest may not send events.
+    let eve = server.token_for("eve", &[], &[]).await;
+    let refused = server
+        .client(Some(&eve))
+        .post(format!("{}{EVENTS}", server.url))
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let anonymous = server
+        .client(None)
+        .post(format!("{}{EVENTS}", server.url))
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.scalar(ORDERS).await, json!(0), "nothing was written");
+    assert_eq!(server.scalar(QUARANTINE).await, json!(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_event_log_answers_429_with_retry_after() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.events.commit_interval = Duration::from_secs(3600);
+        c.events.max_backlog_bytes = 1;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let body = "{\"order_id\": 1, \"customer_id\": \"U00000001\"}\n";
+    let (status, receipt, _) = server.send_events(body, &[]).await;
+    assert_eq!(status, 202, "the first request fills the log: {receipt}");
+    let (status, answer, headers) = server.send_events(body, &[]).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["error"]["code"], "backlogged");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // A graceful stop commits what the log holds.
+    let restarted = server.stop().await.restart().await;
+    assert_eq!(restarted.scalar(ORDERS).await, json!(1));
+}
