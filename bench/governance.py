@@ -203,7 +203,7 @@ def main():
         for _ in range(args.runs):
             spent, found = timed(check)
             full_ms.append(spent)
-            full_eval_ms.append(found["outcome"]["duration_ms"])
+            full_eval_ms.append(found["duration_ms"])
             spent, plan = timed(dry_run)
             dry_ms.append(spent)
             gate_eval_ms.append(plan["policies"]["duration_ms"])
