@@ -268,26 +268,16 @@ impl Storage {
     ) -> Result<AppendOutcome> {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
-        let table = self
-            .fresh(location)
-            .await?
-            .ok_or_else(|| StorageError::Io {
-                table: location.to_string(),
-                reason: "table does not exist".into(),
-            })?;
-        if let Some(id) = txn_id {
-            let seen = table
-                .snapshot()
-                .map_err(|e| StorageError::delta(location, e))?
-                .transaction_version(table.log_store().as_ref(), txn_app_id(id))
-                .await
-                .map_err(|e| StorageError::delta(location, e))?;
-            if seen.is_some() {
-                return Ok(AppendOutcome {
-                    version: None,
-                    duplicate: true,
-                });
-            }
+        let table = self.existing(location).await?;
+        if let Some(id) = txn_id
+            && txn_version(location, &table, &txn_app_id(id))
+                .await?
+                .is_some()
+        {
+            return Ok(AppendOutcome {
+                version: None,
+                duplicate: true,
+            });
         }
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(AppendOutcome {
@@ -320,17 +310,9 @@ impl Storage {
         let Some(table) = self.fresh(location).await? else {
             return Ok(vec![None; app_ids.len()]);
         };
-        let snapshot = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(location, e))?;
         let mut out = Vec::with_capacity(app_ids.len());
         for id in app_ids {
-            out.push(
-                snapshot
-                    .transaction_version(table.log_store().as_ref(), *id)
-                    .await
-                    .map_err(|e| StorageError::delta(location, e))?,
-            );
+            out.push(txn_version(location, &table, id).await?);
         }
         Ok(out)
     }
@@ -348,13 +330,7 @@ impl Storage {
     ) -> Result<AppendOutcome> {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
-        let table = self
-            .fresh(location)
-            .await?
-            .ok_or_else(|| StorageError::Io {
-                table: location.to_string(),
-                reason: "table does not exist".into(),
-            })?;
+        let table = self.existing(location).await?;
         let transactions: Vec<Transaction> = positions
             .iter()
             .map(|(id, version)| Transaction::new(*id, *version))
@@ -404,16 +380,20 @@ impl Storage {
     /// Whether a batch with this id was committed to the table (a Delta application
     /// transaction), e.g. before a crash that lost the acknowledgement.
     pub async fn committed(&self, location: &str, txn_id: &str) -> Result<bool> {
-        let Some(table) = self.fresh(location).await? else {
-            return Ok(false);
-        };
-        let seen = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(location, e))?
-            .transaction_version(table.log_store().as_ref(), txn_app_id(txn_id))
-            .await
-            .map_err(|e| StorageError::delta(location, e))?;
+        let [seen] = self
+            .sequences(location, &[&txn_app_id(txn_id)])
+            .await?
+            .try_into()
+            .expect("one answer per app id");
         Ok(seen.is_some())
+    }
+
+    /// The table, which must exist (an append's target).
+    async fn existing(&self, location: &str) -> Result<DeltaTable> {
+        self.fresh(location).await?.ok_or_else(|| StorageError::Io {
+            table: location.to_string(),
+            reason: "table does not exist".into(),
+        })
     }
 
     /// A DataFusion table provider over the table's latest snapshot, with the table's object
@@ -453,6 +433,16 @@ fn publish(slot: &Slot, table: &DeltaTable) {
     if newer {
         *current = Some(table.clone());
     }
+}
+
+/// The version of application transaction `app_id` in the table's snapshot, if any.
+async fn txn_version(location: &str, table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    table
+        .snapshot()
+        .map_err(|e| StorageError::delta(location, e))?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| StorageError::delta(location, e))
 }
 
 fn txn_app_id(batch_id: &str) -> String {
