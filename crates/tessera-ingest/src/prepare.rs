@@ -279,15 +279,21 @@ fn read(format: Format, bytes: Bytes, target: &SchemaRef) -> Result<RecordBatch>
                 .map_err(|e| unreadable(e.to_string()))?
         }
         Format::Ndjson => {
-            let names = json_keys(&bytes).map_err(unreadable)?;
-            let schema = text_schema(&names, target);
-            arrow::json::ReaderBuilder::new(schema)
-                .with_coerce_primitive(true)
-                .with_strict_mode(true)
-                .build(Cursor::new(bytes))
-                .map_err(|e| unreadable(e.to_string()))?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| unreadable(e.to_string()))?
+            // One pass over the contract's columns; only a document it cannot read (a line that
+            // is not an object, an unknown key) is read again, to say where and what.
+            let names: Vec<String> = target.fields().iter().map(|f| f.name().clone()).collect();
+            match read_ndjson(&bytes, text_schema(&names, target)) {
+                Ok(batches) if batches.iter().any(|b| b.num_rows() > 0) => batches,
+                first_try => {
+                    let names = json_keys(&bytes).map_err(unreadable)?;
+                    let schema = text_schema(&names, target);
+                    check_columns(&schema, target)?;
+                    match first_try {
+                        Ok(_) => return Err(IngestError::Empty),
+                        Err(_) => read_ndjson(&bytes, schema).map_err(unreadable)?,
+                    }
+                }
+            }
         }
         Format::Parquet => ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(|e| unreadable(e.to_string()))?
@@ -301,6 +307,18 @@ fn read(format: Format, bytes: Bytes, target: &SchemaRef) -> Result<RecordBatch>
         None => return Err(IngestError::Empty),
     };
     Ok(concat_batches(&schema, &batches)?)
+}
+
+/// An NDJSON document read with `schema` (scalars as text): strict, so an unknown key fails.
+fn read_ndjson(bytes: &Bytes, schema: SchemaRef) -> std::result::Result<Vec<RecordBatch>, String> {
+    arrow::json::ReaderBuilder::new(schema)
+        .with_coerce_primitive(true)
+        .with_strict_mode(true)
+        .with_batch_size(64 * 1024)
+        .build(Cursor::new(bytes.clone()))
+        .map_err(|e| e.to_string())?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// Every key that appears in any line of an NDJSON document, in order of first appearance; a

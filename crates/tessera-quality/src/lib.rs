@@ -11,6 +11,7 @@
 
 mod checks;
 mod error;
+mod key_index;
 mod row_rules;
 
 pub use checks::{
@@ -18,4 +19,5 @@ pub use checks::{
     literal, run_checks, shared_keys, sql_measure, substitute, verdict,
 };
 pub use error::{QualityError, Result};
+pub use key_index::{BatchKeys, KeyIndex, batch_keys};
 pub use row_rules::{RowValidator, RowVerdicts, Violation};

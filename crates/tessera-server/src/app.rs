@@ -21,6 +21,7 @@ pub struct Application {
     max_body_bytes: usize,
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
+    maintenance: crate::maintenance::MaintenanceConfig,
     shutdown_timeout_seconds: u64,
     first_admin_token: Option<String>,
 }
@@ -49,6 +50,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
+            maintenance: config.maintenance.clone(),
             shutdown_timeout_seconds: config.shutdown_timeout_seconds,
             first_admin_token,
         })
@@ -89,6 +91,12 @@ impl Application {
                 std::time::Duration::from_secs(self.check_tick_seconds),
             ))
         });
+        let maintenance = (!self.maintenance.interval.is_zero()).then(|| {
+            tokio::spawn(crate::maintenance::run(
+                self.mesh.clone(),
+                self.maintenance.clone(),
+            ))
+        });
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -124,7 +132,7 @@ impl Application {
                 Ok(())
             }
         };
-        if let Some(task) = scheduler {
+        for task in [scheduler, maintenance].into_iter().flatten() {
             task.abort();
         }
         committer.abort();

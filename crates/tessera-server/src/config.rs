@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub query: QueryConfig,
     /// Streaming event ingest: the event log's bounds and how often it is committed.
     pub events: crate::events::EventConfig,
+    /// Background table maintenance: compaction, checkpoints, log cleanup, vacuum.
+    pub maintenance: crate::maintenance::MaintenanceConfig,
 }
 
 impl ServerConfig {
@@ -54,6 +56,7 @@ impl ServerConfig {
             audit_key_file: None,
             query: QueryConfig::default(),
             events: crate::events::EventConfig::default(),
+            maintenance: crate::maintenance::MaintenanceConfig::default(),
         }
     }
 

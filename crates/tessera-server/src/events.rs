@@ -368,16 +368,11 @@ impl Mesh {
             .append_sequenced(&record.location, vec![valid], &[(EVENTS_APP_ID, last)])
             .await?;
         if let Some(gate) = gate {
+            self.gate_committed(&record.location, &gate, refusal.is_some(), outcome.version)
+                .await;
             let trigger = match refusal {
                 Some(_) => crate::checks::REFUSED_COMMIT,
-                None => {
-                    self.keep_gate_state(
-                        &record.location,
-                        gate.next_state.clone(),
-                        outcome.version,
-                    );
-                    crate::checks::COMMIT
-                }
+                None => crate::checks::COMMIT,
             };
             self.store_run(&record, trigger, gate.started, &gate.after, outcome.version)
                 .await?;

@@ -8,11 +8,12 @@
 //!
 //! The cost follows the batch, not the dataset. What the gate knows of the dataset at a table
 //! version (its row count, the rows each count-style check counts, each key's non-null and
-//! distinct counts) is kept in memory; the batch is measured alone and added. Only two things
-//! read the dataset: whether the batch's keys are already there (a join that reads the key
-//! columns only), and `sql` rules, which run as written on the dataset with the batch. When the
-//! table moved on without this process (another instance, a restart), the state is measured
-//! again, once.
+//! distinct counts) is kept in memory; the batch is measured alone and added. Whether the
+//! batch's keys are already there is answered by a kept index of the table's key hashes
+//! (`tessera_quality::KeyIndex`): only a key whose hash is there is looked up in the table. Only
+//! `sql` rules read the dataset on every batch, as written, on the dataset with the batch. When
+//! the table moved on without this process (another instance, a restart), the state and the
+//! indexes are measured again, once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use datafusion::prelude::SessionContext;
 use tessera_catalog::DatasetRecord;
 use tessera_core::{Check, CheckKind};
 use tessera_quality::{
-    CheckResult, Outcome, count_measures, key_counts, shared_keys, sql_measure, verdict,
+    BatchKeys, CheckResult, KeyIndex, Outcome, batch_keys, count_measures, key_counts, sql_measure,
+    verdict,
 };
 
 use tessera_core::RequestContext;
@@ -52,9 +54,23 @@ pub(crate) struct GateVerdict {
     /// The first blocking check the batch would make fail.
     pub refused_by: Option<Refusal>,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// The state without the batch (kept when the batch is refused).
+    before_state: GateState,
     /// The state with the batch, for the table version its commit creates.
-    pub next_state: GateState,
+    next_state: GateState,
+    /// The batch's keys by key columns, added to the key indexes once it is committed.
+    batch_keys: Vec<(Vec<String>, BatchKeys)>,
 }
+
+/// The kept key indexes of a dataset at one table version, by key columns.
+#[derive(Default)]
+pub(crate) struct KeyIndexes {
+    table_version: Option<i64>,
+    by_columns: HashMap<Vec<String>, KeyIndex>,
+}
+
+/// A dataset's key indexes, shared between the gate and the commit that follows it.
+pub(crate) type SharedKeyIndexes = Arc<tokio::sync::Mutex<KeyIndexes>>;
 
 const INCOMING: &str = "tessera.public.incoming_batch";
 const AFTER: &str = "tessera.public.dataset_with_batch";
@@ -100,29 +116,78 @@ impl Mesh {
             .await?
             .and_then(|t| t.version);
         let contract_key = format!("{}@{}", record.contract_id, record.contract_version);
-        let cached = self
+        // What is known of an earlier version still holds when only maintenance (compaction,
+        // vacuum) or positions were committed since.
+        let cached = match self
             .gate_state(&record.location)
-            .filter(|s| s.table_version == version && s.contract == contract_key);
+            .filter(|s| s.contract == contract_key)
+        {
+            Some(mut state)
+                if self
+                    .same_rows(&record.location, state.table_version, version)
+                    .await? =>
+            {
+                state.table_version = version;
+                Some(state)
+            }
+            _ => None,
+        };
         let ctx = self.session(cx).await?;
         let batch = batch.clone();
+        let indexes = self.key_indexes(&record.location);
+        let indexes_hold = {
+            let indexed_at = indexes.lock().await.table_version;
+            self.same_rows(&record.location, indexed_at, version)
+                .await?
+        };
         // Measured on the query runtime, under the query time limit.
         let session = ctx.clone();
         let measured = self
             .engine()
             .run(&session, async move {
-                Ok(measure(ctx, table, batch, checks, cached, version, contract_key).await)
+                let mut indexes = indexes.lock().await;
+                if !indexes_hold {
+                    indexes.by_columns.clear();
+                }
+                indexes.table_version = version;
+                let measure = Measure {
+                    ctx,
+                    table,
+                    checks,
+                    version,
+                    contract_key,
+                };
+                Ok(measure.run(batch, cached, &mut indexes).await)
             })
             .await
             .map_err(|e| {
                 ServiceError::from(e).with_context("the commit gate could not measure the batch")
             })??;
-        let (after, refused_by, next_state) = measured;
         Ok(Some(GateVerdict {
-            after,
-            refused_by,
             started,
-            next_state,
+            ..measured
         }))
+    }
+
+    /// Whether the table at `location` holds the same rows at version `now` as at `then`.
+    async fn same_rows(&self, location: &str, then: Option<i64>, now: Option<i64>) -> Result<bool> {
+        Ok(match (then, now) {
+            (then, now) if then == now => true,
+            (Some(then), Some(now)) if then < now => {
+                !self.storage.data_changed_since(location, then).await?
+            }
+            _ => false,
+        })
+    }
+
+    /// The key indexes kept for the dataset at `location`.
+    fn key_indexes(&self, location: &str) -> SharedKeyIndexes {
+        self.key_indexes
+            .lock()
+            .expect("key indexes")
+            .entry(location.to_string())
+            .or_default()
+            .clone()
     }
 
     fn gate_state(&self, location: &str) -> Option<GateState> {
@@ -133,127 +198,205 @@ impl Mesh {
             .cloned()
     }
 
-    /// Remembers the state a commit created (at the table version it committed).
-    pub(crate) fn keep_gate_state(
+    /// Remembers what a gated commit left at table version `version`: the state with the
+    /// batch and its keys in the indexes, or, when the batch was `refused` (its rows went to
+    /// the quarantine), the state as it was. Called under the dataset's ingest lock, right after
+    /// the commit.
+    pub(crate) async fn gate_committed(
         &self,
         location: &str,
-        mut state: GateState,
+        verdict: &GateVerdict,
+        refused: bool,
         version: Option<i64>,
     ) {
-        state.table_version = version;
+        let Some(version) = version else { return };
+        let mut state = if refused {
+            verdict.before_state.clone()
+        } else {
+            verdict.next_state.clone()
+        };
+        state.table_version = Some(version);
         self.gate_states
             .lock()
             .expect("gate states")
             .insert(location.to_string(), state);
+        let indexes = self.key_indexes(location);
+        let mut indexes = indexes.lock().await;
+        if indexes.table_version != verdict.before_state.table_version {
+            return;
+        }
+        if !refused {
+            for (columns, keys) in &verdict.batch_keys {
+                if let Some(index) = indexes.by_columns.get_mut(columns) {
+                    index.insert(keys);
+                }
+            }
+        }
+        indexes.table_version = Some(version);
     }
 }
 
-/// The gated checks measured on the dataset with the batch: the results, the check that
-/// refuses the batch (if one does) and the state with the batch.
-async fn measure(
+/// What the gate measures a batch for.
+struct Measure {
     ctx: SessionContext,
     table: String,
-    batch: RecordBatch,
     checks: Vec<Check>,
-    cached: Option<GateState>,
+    /// The table version the batch would be committed on.
     version: Option<i64>,
     contract_key: String,
-) -> Result<(Vec<CheckResult>, Option<Refusal>, GateState)> {
-    let failed = |e: datafusion::error::DataFusionError| {
-        ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-    };
-    let measure_failed = |e: tessera_quality::QualityError| {
-        ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-    };
-    let incoming = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(failed)?;
-    ctx.register_table(INCOMING, Arc::new(incoming))
-        .map_err(failed)?;
-    let before = match cached {
-        Some(state) => state,
-        None => measure_state(&ctx, &table, &checks, version, &contract_key)
-            .await
-            .map_err(measure_failed)?,
-    };
-    let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
-        .await
-        .map_err(measure_failed)?;
+}
 
-    // The state with the batch: counts add up; keys add up, less the batch's keys the
-    // dataset already has.
-    let mut after = GateState {
-        table_version: None,
-        contract: contract_key,
-        rows: before.rows + batch_state.rows,
-        counts: HashMap::new(),
-        keys: HashMap::new(),
-    };
-    for check in &checks {
-        let key = check.key();
-        if check.counts_rows() {
-            let sum = before.counts.get(&key).copied().unwrap_or(0.0)
-                + batch_state.counts.get(&key).copied().unwrap_or(0.0);
-            after.counts.insert(key.clone(), sum);
-        }
-        if let Some(columns) = check.key_columns() {
-            let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-            let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-            let shared = if before.rows > 0.0 {
-                shared_keys(&ctx, INCOMING, &table, &columns)
-                    .await
-                    .map_err(measure_failed)?
-            } else {
-                0.0
-            };
-            after
-                .keys
-                .insert(key, (nn + b_nn, distinct + b_distinct - shared));
-        }
-    }
-    if checks
-        .iter()
-        .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
-    {
-        let with_batch = ctx
-            .sql(&format!(
-                "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
-            ))
-            .await
-            .map_err(failed)?;
-        ctx.register_table(AFTER, with_batch.into_view())
-            .map_err(failed)?;
-    }
-
-    let mut results_after = Vec::with_capacity(checks.len());
-    let mut refused_by = None;
-    for check in &checks {
-        let (was, now) = match &check.kind {
-            CheckKind::Sql { .. } => (
-                verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
-                verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
-            ),
-            _ => (
-                verdict(check, Ok(Some(raw(&before, check))), before.rows),
-                verdict(check, Ok(Some(raw(&after, check))), after.rows),
-            ),
+impl Measure {
+    /// The gated checks measured on the dataset with the batch: the results, the check that
+    /// refuses the batch (if one does) and the states without and with it.
+    async fn run(
+        self,
+        batch: RecordBatch,
+        cached: Option<GateState>,
+        indexes: &mut KeyIndexes,
+    ) -> Result<GateVerdict> {
+        let Measure {
+            ctx,
+            table,
+            checks,
+            version,
+            contract_key,
+        } = self;
+        let failed = |e: datafusion::error::DataFusionError| {
+            ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
         };
-        if refused_by.is_none()
-            && check.gates_commits()
-            && now.outcome == Outcome::Failed
-            && was.outcome != Outcome::Failed
-        {
-            refused_by = Some((
-                check.check_type,
-                check.field.clone().unwrap_or_default(),
-                format!(
-                    "the batch would make check {} fail: {}",
-                    check.label(),
-                    now.reason
-                ),
-            ));
+        let measure_failed = |e: tessera_quality::QualityError| {
+            ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
+        };
+        let incoming =
+            MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).map_err(failed)?;
+        ctx.register_table(INCOMING, Arc::new(incoming))
+            .map_err(failed)?;
+        let before = match cached {
+            Some(state) => state,
+            None => measure_state(&ctx, &table, &checks, version, &contract_key)
+                .await
+                .map_err(measure_failed)?,
+        };
+        let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
+            .await
+            .map_err(measure_failed)?;
+
+        // The state with the batch: counts add up; keys add up, less the batch's keys the
+        // dataset already has (found through the kept index of its keys).
+        let mut after = GateState {
+            table_version: None,
+            contract: contract_key,
+            rows: before.rows + batch_state.rows,
+            counts: HashMap::new(),
+            keys: HashMap::new(),
+        };
+        let mut keys_of_batch: Vec<(Vec<String>, BatchKeys)> = Vec::new();
+        for check in &checks {
+            let key = check.key();
+            if check.counts_rows() {
+                let sum = before.counts.get(&key).copied().unwrap_or(0.0)
+                    + batch_state.counts.get(&key).copied().unwrap_or(0.0);
+                after.counts.insert(key.clone(), sum);
+            }
+            if let Some(columns) = check.key_columns() {
+                let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+                let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+                let keys = match keys_of_batch.iter().find(|(c, _)| *c == columns) {
+                    Some((_, keys)) => keys.clone(),
+                    None => {
+                        let keys = batch_keys(&batch, &columns).map_err(measure_failed)?;
+                        keys_of_batch.push((columns.clone(), keys.clone()));
+                        keys
+                    }
+                };
+                if !indexes.by_columns.contains_key(&columns) {
+                    let index = if before.rows > 0.0 {
+                        let types = key_types(&batch, &columns).map_err(failed)?;
+                        KeyIndex::build(&ctx, &table, &columns, &types)
+                            .await
+                            .map_err(measure_failed)?
+                    } else {
+                        KeyIndex::default()
+                    };
+                    indexes.by_columns.insert(columns.clone(), index);
+                }
+                let index = &indexes.by_columns[&columns];
+                let shared = index
+                    .shared(&ctx, &table, &columns, &batch, &keys)
+                    .await
+                    .map_err(measure_failed)?;
+                after
+                    .keys
+                    .insert(key, (nn + b_nn, distinct + b_distinct - shared));
+            }
         }
-        results_after.push(now);
+        if checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
+        {
+            let with_batch = ctx
+                .sql(&format!(
+                    "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
+                ))
+                .await
+                .map_err(failed)?;
+            ctx.register_table(AFTER, with_batch.into_view())
+                .map_err(failed)?;
+        }
+
+        let mut results_after = Vec::with_capacity(checks.len());
+        let mut refused_by = None;
+        for check in &checks {
+            let (was, now) = match &check.kind {
+                CheckKind::Sql { .. } => (
+                    verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
+                    verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
+                ),
+                _ => (
+                    verdict(check, Ok(Some(raw(&before, check))), before.rows),
+                    verdict(check, Ok(Some(raw(&after, check))), after.rows),
+                ),
+            };
+            if refused_by.is_none()
+                && check.gates_commits()
+                && now.outcome == Outcome::Failed
+                && was.outcome != Outcome::Failed
+            {
+                refused_by = Some((
+                    check.check_type,
+                    check.field.clone().unwrap_or_default(),
+                    format!(
+                        "the batch would make check {} fail: {}",
+                        check.label(),
+                        now.reason
+                    ),
+                ));
+            }
+            results_after.push(now);
+        }
+        let mut before_state = before;
+        before_state.table_version = version;
+        Ok(GateVerdict {
+            after: results_after,
+            refused_by,
+            started: chrono::Utc::now(),
+            before_state,
+            next_state: after,
+            batch_keys: keys_of_batch,
+        })
     }
-    Ok((results_after, refused_by, after))
+}
+
+/// The types of the key columns in `batch`.
+fn key_types(
+    batch: &RecordBatch,
+    columns: &[String],
+) -> datafusion::error::Result<Vec<arrow::datatypes::DataType>> {
+    columns
+        .iter()
+        .map(|c| Ok(batch.schema().field_with_name(c)?.data_type().clone()))
+        .collect()
 }
 
 /// The check that refuses a batch: (check type, field, reason).

@@ -23,6 +23,7 @@ mod gate;
 mod glossary;
 mod governance;
 mod local_test;
+mod maintenance;
 mod mesh;
 mod meta;
 mod policies;
@@ -39,6 +40,7 @@ pub use config::ServerConfig;
 pub use error::{Result, ServiceError, render_violation};
 pub use events::{EVENTS_APP_ID, EventBody, EventConfig};
 pub use local_test::test_contract;
+pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
@@ -48,3 +50,4 @@ pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;
 pub use tessera_query::{QueryConfig, STACK_BYTES};
 pub use tessera_spec::FileLimits;
+pub use tessera_storage::{MaintenancePolicy, MaintenanceReport};

@@ -73,6 +73,8 @@ pub struct Mesh {
     ingest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// What the commit gate knows of each dataset (by table location), see `gate.rs`.
     pub(crate) gate_states: Mutex<HashMap<String, crate::gate::GateState>>,
+    /// The gate's kept indexes of each dataset's keys (by table location), see `gate.rs`.
+    pub(crate) key_indexes: Mutex<HashMap<String, crate::gate::SharedKeyIndexes>>,
     /// How large a contract `apply` accepts.
     pub(crate) contract_limits: tessera_spec::FileLimits,
     /// The key masked values are hashed with, shared by every instance through the store.
@@ -129,6 +131,7 @@ impl Mesh {
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
             gate_states: Mutex::new(HashMap::new()),
+            key_indexes: Mutex::new(HashMap::new()),
             contract_limits: config.contract_limits,
         })
     }
@@ -646,11 +649,17 @@ impl CatalogService for Mesh {
                 "(shown to readers of every row and column)".to_string()
             })
         };
+        let size = table
+            .as_ref()
+            .filter(|_| whole(reference, &view))
+            .map(|t| (t.files as i64, t.bytes as i64));
         Ok(DatasetView {
             summary: dataset_summary(&record, &schema),
             columns,
             table_url: url(reference, &record.location)?,
-            table_version: table.and_then(|t| t.version),
+            table_version: table.as_ref().and_then(|t| t.version),
+            table_files: size.map(|s| s.0),
+            table_bytes: size.map(|s| s.1),
             quarantine: reference.quarantine().to_string(),
             quarantine_table_url: url(&reference.quarantine(), &quarantine_location)?,
         })
@@ -858,13 +867,8 @@ impl IngestService for Mesh {
         };
         let check_run = match gate {
             Some(gate) if !outcome.duplicate => {
-                if refusal.is_none() && outcome.version.is_some() {
-                    self.keep_gate_state(
-                        &record.location,
-                        gate.next_state.clone(),
-                        outcome.version,
-                    );
-                }
+                self.gate_committed(&record.location, &gate, refusal.is_some(), outcome.version)
+                    .await;
                 let trigger = if refusal.is_some() {
                     crate::checks::REFUSED_COMMIT
                 } else {

@@ -483,16 +483,32 @@ impl Mesh {
         let results: Vec<Vec<RecordBatch>> = self
             .engine()
             .run(&session, async move {
-                let mut out = Vec::with_capacity(queries.len());
-                for (id, sql, ctx) in queries {
-                    let frame = tessera_query::plan_sql(&ctx, &sql).await.map_err(|e| {
-                        tessera_query::QueryError::Invalid(format!("policy {id}: {e}"))
-                    })?;
-                    let batches = frame.collect().await.map_err(|e| {
-                        tessera_query::QueryError::Failed(format!("policy {id}: {e}"))
-                    })?;
-                    out.push(batches);
+                // Each policy planned and run as a task of its own, so that the policies of one
+                // evaluation use every core of the query runtime (planning is single-threaded).
+                let tasks: Vec<_> = queries
+                    .into_iter()
+                    .map(|(id, sql, ctx)| {
+                        tokio::spawn(async move {
+                            let frame = tessera_query::plan_sql(&ctx, &sql).await.map_err(|e| {
+                                tessera_query::QueryError::Invalid(format!("policy {id}: {e}"))
+                            })?;
+                            frame.collect().await.map_err(|e| {
+                                tessera_query::QueryError::Failed(format!("policy {id}: {e}"))
+                            })
+                        })
+                    })
+                    .collect();
+                // Dropped with this future (a cancelled evaluation), the tasks are aborted.
+                let guard = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
+                let mut out = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    out.push(task.await.map_err(|e| {
+                        tessera_query::QueryError::Internal(format!(
+                            "a policy's evaluation stopped: {e}"
+                        ))
+                    })??);
                 }
+                drop(guard);
                 Ok(out)
             })
             .await?;
@@ -1184,5 +1200,16 @@ impl Mesh {
         let record = evaluation.record(cx, &target, trigger);
         self.catalog.record_policy_evaluation(&record, true).await?;
         Ok(evaluation_view(&record, &evaluation))
+    }
+}
+
+/// Aborts spawned tasks when dropped: work spawned for a future ends with it.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }

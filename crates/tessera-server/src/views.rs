@@ -92,6 +92,10 @@ pub struct DatasetView {
     pub table_url: String,
     /// Latest Delta version; `None` before the first commit.
     pub table_version: Option<i64>,
+    /// Data files in the latest version and their bytes (what maintenance compacts), shown to
+    /// those who may read the table whole.
+    pub table_files: Option<i64>,
+    pub table_bytes: Option<i64>,
     /// `domain.product.dataset_quarantine`: refused rows with their reasons.
     pub quarantine: String,
     pub quarantine_table_url: String,

@@ -4,12 +4,15 @@
 //! This crate creates tables with a contract's schema, appends batches in one commit each with
 //! an idempotent transaction id (a batch sent twice is written once), makes local commits
 //! durable before they are acknowledged (file and directory fsync, see [`durable`]), and keeps
-//! each table open with a fresh snapshot for queries. It knows nothing of contracts, rules or
+//! each table open with a fresh snapshot for queries, and maintains tables (compaction,
+//! checkpoints, log cleanup and vacuum, see [`MaintenancePolicy`]) without holding up appends. It knows nothing of contracts, rules or
 //! SQL: callers hand it Arrow schemas and record batches.
 
 pub mod durable;
 mod error;
+mod maintenance;
 mod store;
 
 pub use error::{Result, StorageError};
+pub use maintenance::{MaintenancePolicy, MaintenanceReport};
 pub use store::{AppendOutcome, Storage, TableInfo};

@@ -36,11 +36,14 @@ pub struct TableInfo {
     pub url: Url,
     pub version: Option<i64>,
     pub schema: SchemaRef,
+    /// Data files in the latest version, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
 }
 
 /// One table: writers take `writer` in turn; readers clone `current` (a cheap snapshot clone).
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     writer: tokio::sync::Mutex<()>,
     current: RwLock<Option<DeltaTable>>,
 }
@@ -108,7 +111,7 @@ impl Storage {
             })
     }
 
-    fn slot(&self, location: &str) -> Arc<Slot> {
+    pub(crate) fn slot(&self, location: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().expect("slot map lock poisoned");
         slots.entry(location.to_string()).or_default().clone()
     }
@@ -156,7 +159,7 @@ impl Storage {
     }
 
     /// The cached table brought up to date with its latest commit.
-    async fn fresh(&self, location: &str) -> Result<Option<DeltaTable>> {
+    pub(crate) async fn fresh(&self, location: &str) -> Result<Option<DeltaTable>> {
         let slot = self.slot(location);
         let cached = slot.current.read().expect("table lock poisoned").clone();
         let table = match cached {
@@ -241,11 +244,17 @@ impl Storage {
         let snapshot = table
             .snapshot()
             .map_err(|e| StorageError::delta(location, e))?;
+        let (files, bytes) = snapshot
+            .log_data()
+            .iter()
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.size().max(0) as u64));
         Ok(TableInfo {
             location: location.to_string(),
             url: self.table_url(location)?,
             version: Some(snapshot.version() as i64),
             schema: snapshot.snapshot().arrow_schema(),
+            files,
+            bytes,
         })
     }
 
@@ -285,7 +294,8 @@ impl Storage {
                 duplicate: false,
             });
         }
-        let mut properties = CommitProperties::default();
+        // Checkpoints are written by maintenance (`maintenance.rs`), off the ingest path.
+        let mut properties = CommitProperties::default().with_create_checkpoint(false);
         if let Some(id) = txn_id {
             properties =
                 properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
@@ -340,7 +350,9 @@ impl Storage {
                 .write(batches)
                 .with_save_mode(SaveMode::Append)
                 .with_commit_properties(
-                    CommitProperties::default().with_application_transactions(transactions),
+                    CommitProperties::default()
+                        .with_create_checkpoint(false)
+                        .with_application_transactions(transactions),
                 )
                 .await
                 .map_err(|e| StorageError::delta(location, e))?
@@ -349,7 +361,9 @@ impl Storage {
                 .snapshot()
                 .map_err(|e| StorageError::delta(location, e))?;
             let commit = CommitBuilder::from(
-                CommitProperties::default().with_application_transactions(transactions),
+                CommitProperties::default()
+                    .with_create_checkpoint(false)
+                    .with_application_transactions(transactions),
             )
             .build(
                 Some(snapshot),
@@ -424,7 +438,7 @@ impl Storage {
 }
 
 /// Stores `table` as the slot's current snapshot unless a newer one is already there.
-fn publish(slot: &Slot, table: &DeltaTable) {
+pub(crate) fn publish(slot: &Slot, table: &DeltaTable) {
     let mut current = slot.current.write().expect("table lock poisoned");
     let newer = match current.as_ref() {
         Some(existing) => table.version() >= existing.version(),

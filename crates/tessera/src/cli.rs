@@ -557,6 +557,28 @@ pub struct ServeArgs {
         default_value_t = 86_400
     )]
     pub event_idempotency_seconds: u64,
+    /// How often every table is maintained (small files compacted, checkpoints written, old log entries and unused files deleted), in seconds; 0 turns maintenance off.
+    #[arg(
+        long,
+        env = "TESSERA_MAINTENANCE_INTERVAL_SECONDS",
+        default_value_t = 60
+    )]
+    pub maintenance_interval_seconds: u64,
+    /// Files under half the target size a table must have before they are compacted.
+    #[arg(long, env = "TESSERA_COMPACT_MIN_FILES", default_value_t = 16)]
+    pub compact_min_files: usize,
+    /// The size compaction aims at for each file, in bytes.
+    #[arg(long, env = "TESSERA_COMPACT_TARGET_BYTES", default_value_t = 128 << 20)]
+    pub compact_target_bytes: u64,
+    /// Commits between two checkpoints of a table.
+    #[arg(long, env = "TESSERA_CHECKPOINT_EVERY", default_value_t = 100)]
+    pub checkpoint_every: i64,
+    /// How long a table's log keeps its commits before a checkpoint replaces them, in hours.
+    #[arg(long, env = "TESSERA_LOG_RETENTION_HOURS", default_value_t = 24)]
+    pub log_retention_hours: u64,
+    /// How long data files that a compaction replaced are kept for readers of older snapshots before they are deleted, in hours.
+    #[arg(long, env = "TESSERA_VACUUM_RETENTION_HOURS", default_value_t = 168)]
+    pub vacuum_retention_hours: u64,
     /// How often the server looks for contract checks whose schedule is due, in seconds (0: never).
     #[arg(long, env = "TESSERA_CHECK_TICK_SECONDS", default_value_t = 30)]
     pub check_tick_seconds: u64,

@@ -449,3 +449,68 @@ async fn completeness_slo_is_the_share_of_complete_rows() {
     assert_eq!(broken.samples.len(), 1);
     assert_eq!(broken.samples[0]["id"], 7);
 }
+
+/// The commit gate's key index answers how many of a batch's keys a table holds exactly:
+/// compound keys, nulls left out, and a hash in the index that the table does not hold (a stale
+/// or colliding entry) never counted.
+#[tokio::test]
+async fn the_key_index_counts_shared_keys_exactly() {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use tessera_quality::{KeyIndex, batch_keys};
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("region", DataType::Utf8, true),
+        Field::new("order_id", DataType::Int64, true),
+    ]));
+    let batch = |regions: Vec<Option<&str>>, ids: Vec<Option<i64>>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(regions)),
+                Arc::new(Int64Array::from(ids)),
+            ],
+        )
+        .unwrap()
+    };
+    let (_engine, ctx) = session();
+    let table = batch(
+        vec![Some("eu"), Some("eu"), Some("us"), None],
+        vec![Some(1), Some(2), Some(1), Some(3)],
+    );
+    ctx.register_batch("orders", table).unwrap();
+    let columns = vec!["region".to_string(), "order_id".to_string()];
+    let types = [DataType::Utf8, DataType::Int64];
+    let mut index = KeyIndex::build(&ctx, "orders", &columns, &types)
+        .await
+        .unwrap();
+    // The row with a null region is no key.
+    assert_eq!(index.len(), 3);
+
+    // (eu, 2) is there twice in the batch but counts once; (us, 2) and the null key are not.
+    let incoming = batch(
+        vec![Some("eu"), Some("eu"), Some("us"), Some("us"), None],
+        vec![Some(2), Some(2), Some(2), None, Some(3)],
+    );
+    let keys = batch_keys(&incoming, &columns).unwrap();
+    assert_eq!(keys.hashes.len(), 3, "three non-null keys");
+    let shared = index
+        .shared(&ctx, "orders", &columns, &incoming, &keys)
+        .await
+        .unwrap();
+    assert_eq!(shared, 1.0);
+
+    // Keys added to the index without being in the table (a batch whose commit failed) are
+    // candidates, but the table is asked, and they do not count.
+    let never_committed = batch(vec![Some("apac")], vec![Some(9)]);
+    let stale = batch_keys(&never_committed, &columns).unwrap();
+    index.insert(&stale);
+    assert_eq!(
+        index
+            .shared(&ctx, "orders", &columns, &never_committed, &stale)
+            .await
+            .unwrap(),
+        0.0
+    );
+}

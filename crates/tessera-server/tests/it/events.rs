@@ -229,6 +229,91 @@ async fn the_commit_gate_refuses_a_run_into_the_quarantine(store: Store) {
     assert_eq!(server.count_becomes(QUARANTINE, 3).await, 3);
 }
 
+/// How many rows DuckDB (with its delta extension, from the test venv) reads from the Delta
+/// table at `path`: what any other Delta reader sees.
+fn duckdb_count(path: &std::path::Path) -> i64 {
+    let python = std::env::var("TESSERA_TEST_PYTHON")
+        .expect("TESSERA_TEST_PYTHON is not set: run the suite with scripts/test");
+    let script = r#"
+import sys, pathlib, duckdb, duckdb_extension_delta
+ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+con.execute("PRAGMA disable_progress_bar")
+con.execute(f"LOAD '{ext}'")
+print(con.execute(f"SELECT count(*) FROM delta_scan('{sys.argv[1]}')").fetchone()[0])
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A table that takes a commit per request is compacted and checkpointed in the background
+/// while events keep arriving; nothing is lost or doubled, the gate still knows every key, and
+/// the table stays one that DuckDB reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_compacts_small_commits_while_events_arrive() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.events.commit_interval = Duration::from_millis(50);
+        c.maintenance.interval = Duration::from_millis(300);
+        c.maintenance.policy.min_small_files = 6;
+        c.maintenance.policy.checkpoint_every = 10;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let line =
+        |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\", \"amount\": 1}}\n");
+    // One commit per request: each waits for the one before to be queryable.
+    for id in 1..=30 {
+        let (status, receipt, _) = server.send_events(line(id), &[]).await;
+        assert_eq!(status, 202, "{receipt}");
+        assert_eq!(server.count_becomes(ORDERS, id).await, id);
+    }
+    let table = server.config.data_dir.join("tables/shop/orders/orders");
+    let started = Instant::now();
+    let files = loop {
+        let (status, dataset) = server.get("/api/v1/datasets/shop/orders/orders").await;
+        assert_eq!(status, 200, "{dataset}");
+        let files = dataset["table_files"].as_i64().unwrap();
+        if (files < 6 && table.join("_delta_log/_last_checkpoint").exists())
+            || started.elapsed() > Duration::from_secs(20)
+        {
+            break files;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(files < 6, "30 commits were not compacted: {files} files");
+    assert!(
+        table.join("_delta_log/_last_checkpoint").exists(),
+        "no checkpoint was written"
+    );
+    assert_eq!(server.scalar(ORDERS).await, json!(30));
+    assert_eq!(
+        server
+            .scalar("SELECT count(DISTINCT order_id) FROM shop.orders.orders")
+            .await,
+        json!(30)
+    );
+    // The gate's knowledge of the keys survives compaction: a key from before is refused.
+    let (status, _, _) = server.send_events(line(7), &[]).await;
+    assert_eq!(status, 202);
+    assert_eq!(server.count_becomes(QUARANTINE, 1).await, 1);
+    assert_eq!(server.scalar(ORDERS).await, json!(30));
+    assert_eq!(duckdb_count(&table), 30);
+}
+
 on_both_stores!(
     events_are_validated_at_the_edge_and_committed_in_moments,
     an_idempotency_key_makes_a_retry_harmless,

@@ -257,8 +257,12 @@ pub async fn datasets(client: &Client, action: Option<DatasetsAction>) -> Result
                 s.reference, s.contract_id, s.contract_version
             );
             println!("description: {}", or_dash(&s.description));
+            let size = match (d.table_files, d.table_bytes) {
+                (Some(files), Some(bytes)) => format!(", {files} file(s), {bytes} bytes"),
+                _ => String::new(),
+            };
             println!(
-                "table:       {} (version {})",
+                "table:       {} (version {}{size})",
                 d.table_url,
                 d.table_version.map_or("-".into(), |v| v.to_string())
             );

@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 use tessera_server::{
-    ADMIN_GROUP, ADMIN_USER, Application, EventConfig, FileLimits, QueryConfig, ServerConfig,
+    ADMIN_GROUP, ADMIN_USER, Application, EventConfig, FileLimits, MaintenanceConfig,
+    MaintenancePolicy, QueryConfig, ServerConfig,
 };
 
 use crate::cli::ServeArgs;
@@ -24,6 +25,16 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         max_backlog_bytes: args.event_max_backlog_bytes,
         idempotency_window: std::time::Duration::from_secs(args.event_idempotency_seconds),
         ..EventConfig::default()
+    };
+    config.maintenance = MaintenanceConfig {
+        interval: std::time::Duration::from_secs(args.maintenance_interval_seconds),
+        policy: MaintenancePolicy {
+            min_small_files: args.compact_min_files.max(2),
+            target_file_bytes: args.compact_target_bytes.max(1 << 20),
+            checkpoint_every: args.checkpoint_every.max(1),
+            log_retention: std::time::Duration::from_secs(args.log_retention_hours * 3600),
+            file_retention: std::time::Duration::from_secs(args.vacuum_retention_hours * 3600),
+        },
     };
     config.shutdown_timeout_seconds = args.shutdown_timeout_seconds;
     config.contract_limits = FileLimits {
