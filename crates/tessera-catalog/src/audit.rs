@@ -32,21 +32,25 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// How many entries verification reads at a time.
 const VERIFY_PAGE: i64 = 1000;
 
-/// Where the audit key and the chain head live, outside the metadata store.
+/// The files the store's keys and the audit chain's head live in, outside the metadata store:
+/// whoever can write the database cannot read them.
 #[derive(Debug, Clone)]
-pub struct AuditFiles {
-    /// The MAC key, made (owner-only) on the first start of a mesh.
+pub struct KeyFiles {
+    /// The audit log's MAC key, made (owner-only) on the first start of a mesh.
     pub key_file: PathBuf,
-    /// The newest entry this instance wrote: `SEQ HASH`.
+    /// The newest audit entry this instance wrote: `SEQ HASH`.
     pub head_file: PathBuf,
+    /// The key secrets are sealed with (see `sources.rs`), made on the first start of a mesh.
+    pub secrets_key_file: PathBuf,
 }
 
-impl AuditFiles {
-    /// `audit.key` and `audit.head` in `dir` (the server's data directory).
+impl KeyFiles {
+    /// `audit.key`, `audit.head` and `secrets.key` in `dir` (the server's data directory).
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             key_file: dir.join("audit.key"),
             head_file: dir.join("audit.head"),
+            secrets_key_file: dir.join("secrets.key"),
         }
     }
 }
@@ -141,43 +145,19 @@ pub(crate) struct AuditSeal {
 impl AuditSeal {
     /// Loads the key, or makes one if the store's chain is empty; a chain without its key
     /// cannot be verified or extended, so that is refused.
-    pub(crate) async fn open(conn: &mut AnyConnection, files: &AuditFiles) -> Result<Self> {
+    pub(crate) async fn open(conn: &mut AnyConnection, files: &KeyFiles) -> Result<Self> {
         let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
             .fetch_one(&mut *conn)
             .await?;
-        let key = match std::fs::read_to_string(&files.key_file) {
-            Ok(text) => hex::decode(text.trim()).map_err(|e| CatalogError::AuditFile {
-                path: files.key_file.clone(),
-                message: format!("the audit key is not hex: {e}"),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && entries == 0 => {
-                let mut key = vec![0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                write_private(&files.key_file, &hex::encode(&key))?;
-                tracing::info!(path = %files.key_file.display(), "made the audit key");
-                key
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CatalogError::AuditFile {
-                    path: files.key_file.clone(),
-                    message: format!(
-                        "the metadata store's audit log has {entries} entries but their key is missing; copy the audit key of the instance that wrote them here (or point --audit-key-file at it)"
-                    ),
-                });
-            }
-            Err(e) => {
-                return Err(CatalogError::AuditFile {
-                    path: files.key_file.clone(),
-                    message: e.to_string(),
-                });
-            }
-        };
-        if key.len() < 16 {
-            return Err(CatalogError::AuditFile {
-                path: files.key_file.clone(),
-                message: "the audit key is shorter than 16 bytes".into(),
-            });
-        }
+        let key = private_key(
+            &files.key_file,
+            "audit key",
+            (entries > 0).then(|| {
+                format!(
+                    "the metadata store's audit log has {entries} entries but their key is missing; copy the audit key of the instance that wrote them here (or point --audit-key-file at it)"
+                )
+            }),
+        )?;
         let mut written = read_head(&files.head_file)?;
         if written.is_none() && entries > 0 {
             // Trust on first use: an instance that joins a mesh, or whose head file was lost,
@@ -283,7 +263,7 @@ impl Catalog {
         // the entries that are gone.
         let written = *self.audit.written.lock().expect("audit head");
         if let Some(written) = written.filter(|w| w.seq > seq) {
-            return Err(CatalogError::AuditFile {
+            return Err(CatalogError::KeyFile {
                 path: self.audit.head_file.clone(),
                 message: format!(
                     "the metadata store's audit chain ends at entry {seq}, behind entry {} that this chain head names: the store was rolled back or its audit log edited, so changes are refused until an admin looks (`tessera audit verify`; after a deliberate restore, move the head file away)",
@@ -502,7 +482,7 @@ fn read_head(path: &Path) -> Result<Option<ChainHead>> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(CatalogError::AuditFile {
+            return Err(CatalogError::KeyFile {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             });
@@ -512,7 +492,7 @@ fn read_head(path: &Path) -> Result<Option<ChainHead>> {
 }
 
 fn read_head_text(text: &str, path: &Path) -> Result<Option<ChainHead>> {
-    let bad = |why: &str| CatalogError::AuditFile {
+    let bad = |why: &str| CatalogError::KeyFile {
         path: path.to_path_buf(),
         message: format!("the audit chain head is not `SEQ HASH`: {why}"),
     };
@@ -525,10 +505,50 @@ fn read_head_text(text: &str, path: &Path) -> Result<Option<ChainHead>> {
     Ok(Some(ChainHead { seq, hash }))
 }
 
+/// A key kept in a file outside the store (hex): read, or made (32 random bytes, owner-only)
+/// when there is none and nothing in the store needs the old one — `needed` says why it is
+/// needed when it is.
+pub(crate) fn private_key(path: &Path, what: &str, needed: Option<String>) -> Result<Vec<u8>> {
+    let key = match std::fs::read_to_string(path) {
+        Ok(text) => hex::decode(text.trim()).map_err(|e| CatalogError::KeyFile {
+            path: path.to_path_buf(),
+            message: format!("the {what} is not hex: {e}"),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match needed {
+            None => {
+                let mut key = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                write_private(path, &hex::encode(&key))?;
+                tracing::info!(path = %path.display(), "made the {what}");
+                key
+            }
+            Some(why) => {
+                return Err(CatalogError::KeyFile {
+                    path: path.to_path_buf(),
+                    message: why,
+                });
+            }
+        },
+        Err(e) => {
+            return Err(CatalogError::KeyFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+    };
+    if key.len() < 16 {
+        return Err(CatalogError::KeyFile {
+            path: path.to_path_buf(),
+            message: format!("the {what} is shorter than 16 bytes"),
+        });
+    }
+    Ok(key)
+}
+
 /// Writes `text` to `path` readable by the owner only, replacing it whole (a crash leaves the
 /// old file or the new one).
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    let fail = |e: std::io::Error| CatalogError::AuditFile {
+    let fail = |e: std::io::Error| CatalogError::KeyFile {
         path: path.to_path_buf(),
         message: e.to_string(),
     };

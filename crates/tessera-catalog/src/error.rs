@@ -12,9 +12,12 @@ pub enum CatalogError {
         "metadata store is at schema version {found}, newer than this Tessera ({known}); upgrade Tessera"
     )]
     TooNew { found: i64, known: i64 },
-    /// The audit key or chain head file cannot be used.
-    #[error("audit log: {}: {message}", path.display())]
-    AuditFile {
+    /// A secret that cannot be sealed or opened.
+    #[error("{0}")]
+    Secret(String),
+    /// A key file or the audit chain head file outside the store cannot be used.
+    #[error("{}: {message}", path.display())]
+    KeyFile {
         path: std::path::PathBuf,
         message: String,
     },

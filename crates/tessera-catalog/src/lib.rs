@@ -1,5 +1,5 @@
 //! Tessera's metadata store: domains, products, contract versions, datasets and ingested
-//! batches, users and their tokens, grants, access requests and policies, governance policies and their evaluations, the query log and the
+//! batches, users and their tokens, grants, access requests and policies, governance policies and their evaluations, sources and their state, secrets (sealed), the query log and the
 //! hash-chained audit log (its key and head kept in files outside the store), in SQLite (the embedded default) or PostgreSQL (several server instances), through
 //! sqlx's `Any` driver so that one set of SQL and one test suite serve both.
 //!
@@ -14,10 +14,11 @@ mod governance;
 mod migrate;
 mod query_log;
 mod records;
+mod sources;
 mod store;
 
 pub use audit::{
-    AuditEntryRecord, AuditEvent, AuditFiles, AuditProblem, AuditVerification, GENESIS_HASH,
+    AuditEntryRecord, AuditEvent, AuditProblem, AuditVerification, GENESIS_HASH, KeyFiles,
     entry_hash,
 };
 pub use error::{CatalogError, Result};
@@ -28,4 +29,5 @@ pub use records::{
     PolicyRecord, PolicyStatusRecord, PolicyViolationRecord, ProductRecord, QueryRecord, RunFilter,
     StandardPolicySwitch, TokenRecord, Triggers, UserRecord,
 };
+pub use sources::{SecretRecord, SourceRecord, SourceStateRecord};
 pub use store::{Catalog, store_time};

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_governance.sql")),
     (10, include_str!("../migrations/0010_glossary.sql")),
     (11, include_str!("../migrations/0011_detections.sql")),
+    (12, include_str!("../migrations/0012_sources.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -75,6 +75,9 @@ pub struct MetadataChange {
     /// The policies a product's folder holds (domain, product, policies), replacing those it
     /// held (`None`: unchanged).
     pub product_policies: Option<(String, String, Vec<GovernancePolicyRecord>)>,
+    /// The sources a product's folder holds (domain, product, sources), replacing those it held
+    /// (`None`: unchanged).
+    pub product_sources: Option<(String, String, Vec<crate::SourceRecord>)>,
 }
 
 /// One run of a dataset's checks.

@@ -3,7 +3,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::audit::{AuditEvent, AuditFiles, AuditSeal};
+use crate::audit::{AuditEvent, AuditSeal, KeyFiles};
 use crate::error::{CatalogError, Result};
 use crate::migrate::migrate;
 use crate::records::*;
@@ -15,6 +15,8 @@ pub struct Catalog {
     url_for_display: String,
     /// The audit key and chain head, kept outside the store.
     pub(crate) audit: std::sync::Arc<crate::audit::AuditSeal>,
+    /// The key secrets are sealed with, kept outside the store.
+    pub(crate) secrets: std::sync::Arc<crate::sources::SecretSeal>,
 }
 
 /// A time as the store keeps it: RFC 3339 in UTC with microseconds, so that the text sorts
@@ -31,7 +33,7 @@ impl Catalog {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://...`, and migrates the
     /// schema to this binary's version. `audit` names the audit key (made if the store's
     /// chain is empty) and the chain head, outside the store.
-    pub async fn connect(url: &str, audit: &AuditFiles) -> Result<Self> {
+    pub async fn connect(url: &str, audit: &KeyFiles) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let (url, max_connections) = if let Some(path) = url.strip_prefix("sqlite://") {
             // `mode=rwc` creates the file; SQLite serialises writers anyway, so a small pool.
@@ -56,10 +58,13 @@ impl Catalog {
         }
         migrate(&pool).await?;
         let seal = AuditSeal::open(&mut *pool.acquire().await?, audit).await?;
+        let secrets =
+            crate::sources::SecretSeal::open_key(&mut *pool.acquire().await?, audit).await?;
         Ok(Self {
             pool,
             url_for_display: redact(&url),
             audit: std::sync::Arc::new(seal),
+            secrets: std::sync::Arc::new(secrets),
         })
     }
 
@@ -283,6 +288,10 @@ impl Catalog {
                 &mut tx, domain, product, policies, &now, actor,
             )
             .await?;
+        }
+        if let Some((domain, product, sources)) = &change.product_sources {
+            crate::sources::replace_product_sources(&mut tx, domain, product, sources, &now)
+                .await?;
         }
         self.commit_audited(tx, &apply_events(change, actor)).await
     }
@@ -674,6 +683,12 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
                 .product_policies
                 .as_ref()
                 .map(|(d, p, _)| format!("{d}.{p}"))
+        })
+        .or_else(|| {
+            change
+                .product_sources
+                .as_ref()
+                .map(|(d, p, _)| format!("{d}.{p}"))
         });
     let Some(subject) = subject else {
         return Vec::new();
@@ -690,6 +705,9 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
             "contracts": change.contracts.iter().map(|c| format!("{}@{}", c.contract_id, c.version)).collect::<Vec<_>>(),
             "policies": change.product_policies.as_ref().map(|(_, _, ps)| ps.iter().map(|p| serde_json::json!({
                 "policy": p.policy_id, "severity": p.severity, "source_sha256": sha256_hex(&p.source),
+            })).collect::<Vec<_>>()),
+            "sources": change.product_sources.as_ref().map(|(_, _, ss)| ss.iter().map(|s| serde_json::json!({
+                "source": s.name, "dataset": s.dataset, "connector": s.connector, "source_sha256": sha256_hex(&s.source),
             })).collect::<Vec<_>>()),
             "datasets": change.datasets.iter().map(|d| serde_json::json!({
                 "dataset": format!("{}.{}.{}", d.domain, d.product, d.name),

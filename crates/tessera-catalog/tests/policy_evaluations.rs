@@ -3,7 +3,7 @@
 //! moving as a row-by-row write would move it.
 
 use tessera_catalog::{
-    AuditFiles, Catalog, PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyViolationRecord,
+    Catalog, KeyFiles, PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyViolationRecord,
 };
 
 const PRODUCTS: usize = 250;
@@ -137,7 +137,7 @@ async fn stores_evaluations_at_scale(catalog: Catalog) {
 async fn evaluations_at_scale_on_sqlite() {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-    let catalog = Catalog::connect(&url, &AuditFiles::in_dir(dir.path()))
+    let catalog = Catalog::connect(&url, &KeyFiles::in_dir(dir.path()))
         .await
         .expect("open the store");
     stores_evaluations_at_scale(catalog).await;
@@ -165,7 +165,7 @@ async fn evaluations_at_scale_on_postgres() {
         .expect("create a test database");
     let base = admin.rsplit_once('/').expect("URL with a database").0;
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let catalog = Catalog::connect(&format!("{base}/{name}"), &AuditFiles::in_dir(dir.path()))
+    let catalog = Catalog::connect(&format!("{base}/{name}"), &KeyFiles::in_dir(dir.path()))
         .await
         .expect("open the store");
     stores_evaluations_at_scale(catalog).await;

@@ -1,5 +1,6 @@
 //! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
-//! their contracts (columns, types, row-level rules), governance policies and glossary terms, the
+//! their contracts (columns, types, row-level rules), the sources datasets pull from, governance
+//! policies and glossary terms, the
 //! mapping of contract types to Arrow,
 //! who asks ([`RequestContext`], [`Principal`]) and which SQL is accepted ([`sql`]).
 //!
@@ -15,6 +16,7 @@ mod name;
 mod policy;
 mod quality;
 mod rules;
+mod source;
 pub mod sql;
 mod types;
 
@@ -36,6 +38,7 @@ pub use quality::{
     TABLE_PLACEHOLDERS, Unit, quality_score, substitute_placeholders,
 };
 pub use rules::{Bound, RowRule, RowRuleKind};
+pub use source::{SECRET_ENV_PREFIX, SecretRef, SourceSpec, SourceTrigger, parse_duration};
 pub use types::{
     LogicalType, arrow_type, timestamp_zone_stated, type_mapping_table, utc_timestamp,
 };

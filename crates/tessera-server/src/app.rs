@@ -21,6 +21,7 @@ pub struct Application {
     max_body_bytes: usize,
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
+    source_tick: std::time::Duration,
     maintenance: crate::maintenance::MaintenanceConfig,
     shutdown_timeout_seconds: u64,
     first_admin_token: Option<String>,
@@ -50,6 +51,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
+            source_tick: config.source_tick,
             maintenance: config.maintenance.clone(),
             shutdown_timeout_seconds: config.shutdown_timeout_seconds,
             first_admin_token,
@@ -97,6 +99,8 @@ impl Application {
                 self.maintenance.clone(),
             ))
         });
+        let sources = (!self.source_tick.is_zero())
+            .then(|| tokio::spawn(crate::sources::run(self.mesh.clone(), self.source_tick)));
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -132,7 +136,7 @@ impl Application {
                 Ok(())
             }
         };
-        for task in [scheduler, maintenance].into_iter().flatten() {
+        for task in [scheduler, maintenance, sources].into_iter().flatten() {
             task.abort();
         }
         committer.abort();

@@ -353,6 +353,28 @@ impl Mesh {
             ));
         }
 
+        // The folder's sources: their datasets, connectors' options and secrets checked.
+        let folder_sources: Vec<(&SourceFile, tessera_core::SourceSpec)> = folder
+            .sources
+            .iter()
+            .map(|(i, s)| (&request.files[*i], s.clone()))
+            .collect();
+        if let Some(records) = self
+            .plan_sources(
+                &product,
+                &folder_sources,
+                &datasets_columns(&datasets),
+                &mut changes,
+            )
+            .await?
+        {
+            metadata.product_sources = Some((
+                product.domain.to_string(),
+                product.name.to_string(),
+                records,
+            ));
+        }
+
         // The governance gate: every policy that applies, on the mesh as it would be after.
         let planned_datasets: Vec<(DatasetRecord, std::sync::Arc<Contract>)> = datasets
             .iter()
@@ -670,6 +692,8 @@ struct LoadedFolder {
     contracts: Vec<(usize, Contract)>,
     /// The domain policies it holds (`policies/*.yaml`).
     policies: Vec<(usize, GovernancePolicy)>,
+    /// The sources its datasets pull from (`sources/*.yaml`).
+    sources: Vec<(usize, tessera_core::SourceSpec)>,
 }
 
 /// Loads every file of a folder; all problems of all files are reported together.
@@ -683,8 +707,24 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
     let mut products = Vec::new();
     let mut contracts: Vec<(usize, Contract)> = Vec::new();
     let mut policies: Vec<(usize, GovernancePolicy)> = Vec::new();
+    let mut sources: Vec<(usize, tessera_core::SourceSpec)> = Vec::new();
     for (i, file) in files.iter().enumerate() {
         match tessera_spec::load_with(&file.name, &file.content, limits) {
+            Ok(Loaded::Source(source)) => {
+                if let Some((first, _)) = sources.iter().find(|(_, s)| s.name == source.name) {
+                    problems.push(Diagnostic {
+                        file: file.name.clone(),
+                        line: Some(1),
+                        field: "name".into(),
+                        message: format!(
+                            "source name {:?} is also used by {}; each source of a product needs its own name",
+                            source.name, files[*first].name
+                        ),
+                    });
+                } else {
+                    sources.push((i, source));
+                }
+            }
             Ok(Loaded::Product(p)) => products.push((i, p)),
             Ok(Loaded::Policy(p)) => {
                 if let Some((first, _)) = policies.iter().find(|(_, q)| q.id == p.id) {
@@ -739,6 +779,7 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
                 product,
                 contracts,
                 policies,
+                sources,
             })
         }
         0 => Err(ServiceError::BadRequest(
@@ -754,6 +795,23 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
                 .join(", ")
         ))),
     }
+}
+
+/// Each planned dataset's name and its contract's columns.
+fn datasets_columns(datasets: &[PlannedDataset]) -> Vec<(String, Vec<String>)> {
+    datasets
+        .iter()
+        .map(|d| {
+            (
+                d.reference.dataset.to_string(),
+                d.schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.to_string())
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// A product publishes only contracts of its own domain: a contract's `domain`, when it states

@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often the server looks for scheduled checks that are due; 0 turns scheduling off.
     pub check_tick_seconds: u64,
+    /// How often the server looks for sources that are due to pull; zero turns sources off.
+    pub source_tick: std::time::Duration,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
     pub shutdown_timeout_seconds: u64,
@@ -51,6 +53,7 @@ impl ServerConfig {
             storage_options: HashMap::new(),
             max_body_bytes: 1 << 30,
             check_tick_seconds: 30,
+            source_tick: std::time::Duration::from_secs(1),
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,
@@ -67,8 +70,8 @@ impl ServerConfig {
     }
 
     /// The audit key (see `audit_key_file`) and this instance's chain head, `data_dir/audit.head`.
-    pub fn audit_files(&self) -> tessera_catalog::AuditFiles {
-        let mut files = tessera_catalog::AuditFiles::in_dir(&self.data_dir);
+    pub fn key_files(&self) -> tessera_catalog::KeyFiles {
+        let mut files = tessera_catalog::KeyFiles::in_dir(&self.data_dir);
         if let Some(key) = &self.audit_key_file {
             files.key_file = key.clone();
         }

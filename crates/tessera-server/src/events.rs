@@ -318,7 +318,7 @@ impl Mesh {
         let owner = self
             .as_owner(&system, &record.domain, &record.product)
             .await?;
-        let gate = self.gate(&owner, &record, &valid).await?;
+        let gate = self.gate(&owner, &record, &valid, None).await?;
         let refusal = gate.as_ref().and_then(|g| g.refused_by.clone());
         if refusal.is_some() && todo.len() > 1 {
             // One request's events must not cost another's: refused together, the requests
@@ -367,37 +367,30 @@ impl Mesh {
             .storage
             .append_sequenced(&record.location, vec![valid], &[(EVENTS_APP_ID, last)])
             .await?;
-        if let Some(gate) = gate {
-            self.gate_committed(&record.location, &gate, refusal.is_some(), outcome.version)
-                .await;
-            let trigger = match refusal {
-                Some(_) => crate::checks::REFUSED_COMMIT,
-                None => crate::checks::COMMIT,
-            };
-            self.store_run(&record, trigger, gate.started, &gate.after, outcome.version)
-                .await?;
-        }
         if let Some((_, _, reason)) = &refusal {
             tracing::warn!(dataset = %run.stream, %batch_id, %reason, "the commit gate refused a run of events: its rows are in the quarantine table");
         }
-        self.catalog
-            .record_batch(
-                &tessera_catalog::BatchRecord {
-                    domain: record.domain.clone(),
-                    product: record.product.clone(),
-                    dataset: record.name.clone(),
-                    batch_id,
-                    accepted: accepted as i64,
-                    quarantined: quarantined as i64,
-                    table_version: outcome.version,
-                    committed_at: tessera_catalog::store_time(now),
-                },
-                &system.principal.to_string(),
-            )
-            .await?;
-        if !hits.is_empty() {
-            self.record_detections(&system, &record, hits).await;
-        }
+        let batch = tessera_catalog::BatchRecord {
+            domain: record.domain.clone(),
+            product: record.product.clone(),
+            dataset: record.name.clone(),
+            batch_id,
+            accepted: accepted as i64,
+            quarantined: quarantined as i64,
+            table_version: outcome.version,
+            committed_at: tessera_catalog::store_time(now),
+        };
+        self.record_commit(
+            &system,
+            &record,
+            gate,
+            refusal.is_some(),
+            outcome.version,
+            outcome.version,
+            batch,
+            hits,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct GateVerdict {
     next_state: GateState,
     /// The batch's keys by key columns, added to the key indexes once it is committed.
     batch_keys: Vec<(Vec<String>, BatchKeys)>,
+    /// The batch is merged, not appended: what is kept of the dataset is measured again.
+    merged: bool,
 }
 
 /// The kept key indexes of a dataset at one table version, by key columns.
@@ -88,11 +90,15 @@ fn gated(checks: Vec<Check>) -> Vec<Check> {
 impl Mesh {
     /// Measures the dataset's gated checks with `batch` added; `None` when none of them blocks.
     /// `cx` acts as the product's owner team: the gate's `sql` rules run with its rights.
+    ///
+    /// With `merge_on`, the batch is to be merged by those key columns (a row whose key the
+    /// dataset holds replaces it): the dataset as it would be is measured whole.
     pub(crate) async fn gate(
         &self,
         cx: &RequestContext,
         record: &DatasetRecord,
         batch: &RecordBatch,
+        merge_on: Option<&[String]>,
     ) -> Result<Option<GateVerdict>> {
         let contract = self
             .contract_model(
@@ -134,6 +140,7 @@ impl Mesh {
         };
         let ctx = self.session(cx).await?;
         let batch = batch.clone();
+        let merge_on = merge_on.map(<[String]>::to_vec);
         let indexes = self.key_indexes(&record.location);
         let indexes_hold = {
             let indexed_at = indexes.lock().await.table_version;
@@ -156,6 +163,7 @@ impl Mesh {
                     checks,
                     version,
                     contract_key,
+                    merge_on,
                 };
                 Ok(measure.run(batch, cached, &mut indexes).await)
             })
@@ -198,6 +206,49 @@ impl Mesh {
             .cloned()
     }
 
+    /// What a commit leaves behind, whatever brought its rows (a batch, a run of events, a
+    /// source's pull): what the gate knows of the dataset now and the run of its checks (when
+    /// it was gated), the batch's record, and the personal data its accepted values revealed.
+    /// `committed` is the version the commit made in the dataset's table (`None`: nothing was
+    /// written to it), `table_version` the table's version the run is stored at. The check
+    /// run's id, if one was stored.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_commit(
+        &self,
+        cx: &RequestContext,
+        record: &DatasetRecord,
+        gate: Option<GateVerdict>,
+        refused: bool,
+        committed: Option<i64>,
+        table_version: Option<i64>,
+        batch: tessera_catalog::BatchRecord,
+        hits: Vec<tessera_ingest::DetectorHits>,
+    ) -> Result<Option<String>> {
+        let run = match gate {
+            Some(gate) => {
+                self.gate_committed(&record.location, &gate, refused, committed)
+                    .await;
+                let trigger = if refused {
+                    crate::checks::REFUSED_COMMIT
+                } else {
+                    crate::checks::COMMIT
+                };
+                let run = self
+                    .store_run(record, trigger, gate.started, &gate.after, table_version)
+                    .await?;
+                Some(run.run_id)
+            }
+            None => None,
+        };
+        self.catalog
+            .record_batch(&batch, &cx.principal.to_string())
+            .await?;
+        if !refused && !hits.is_empty() {
+            self.record_detections(cx, record, hits).await;
+        }
+        Ok(run)
+    }
+
     /// Remembers what a gated commit left at table version `version`: the state with the
     /// batch and its keys in the indexes, or, when the batch was `refused` (its rows went to
     /// the quarantine), the state as it was. Called under the dataset's ingest lock, right after
@@ -210,6 +261,18 @@ impl Mesh {
         version: Option<i64>,
     ) {
         let Some(version) = version else { return };
+        if verdict.merged && !refused {
+            // What is kept adds batches up; a merge replaced rows: measured again next time.
+            self.gate_states
+                .lock()
+                .expect("gate states")
+                .remove(location);
+            let indexes = self.key_indexes(location);
+            let mut indexes = indexes.lock().await;
+            indexes.by_columns.clear();
+            indexes.table_version = Some(version);
+            return;
+        }
         let mut state = if refused {
             verdict.before_state.clone()
         } else {
@@ -244,6 +307,8 @@ struct Measure {
     /// The table version the batch would be committed on.
     version: Option<i64>,
     contract_key: String,
+    /// Merged by these key columns rather than appended.
+    merge_on: Option<Vec<String>>,
 }
 
 impl Measure {
@@ -261,6 +326,7 @@ impl Measure {
             checks,
             version,
             contract_key,
+            merge_on,
         } = self;
         let failed = |e: datafusion::error::DataFusionError| {
             ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
@@ -278,6 +344,37 @@ impl Measure {
                 .await
                 .map_err(measure_failed)?,
         };
+        if let Some(keys) = &merge_on {
+            // The dataset as the merge would leave it: its rows whose key the batch does not
+            // hold, and the batch.
+            let on = keys
+                .iter()
+                .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let merged = ctx
+                .sql(&format!(
+                    "SELECT * FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on}) UNION ALL SELECT * FROM {INCOMING}"
+                ))
+                .await
+                .map_err(failed)?;
+            ctx.register_table(AFTER, merged.into_view())
+                .map_err(failed)?;
+            let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
+                .await
+                .map_err(measure_failed)?;
+            return judge(
+                &ctx,
+                &table,
+                &checks,
+                before,
+                after,
+                version,
+                Vec::new(),
+                true,
+            )
+            .await;
+        }
         let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
             .await
             .map_err(measure_failed)?;
@@ -344,48 +441,74 @@ impl Measure {
             ctx.register_table(AFTER, with_batch.into_view())
                 .map_err(failed)?;
         }
-
-        let mut results_after = Vec::with_capacity(checks.len());
-        let mut refused_by = None;
-        for check in &checks {
-            let (was, now) = match &check.kind {
-                CheckKind::Sql { .. } => (
-                    verdict(check, sql_measure(&ctx, &table, check).await, before.rows),
-                    verdict(check, sql_measure(&ctx, AFTER, check).await, after.rows),
-                ),
-                _ => (
-                    verdict(check, Ok(Some(raw(&before, check))), before.rows),
-                    verdict(check, Ok(Some(raw(&after, check))), after.rows),
-                ),
-            };
-            if refused_by.is_none()
-                && check.gates_commits()
-                && now.outcome == Outcome::Failed
-                && was.outcome != Outcome::Failed
-            {
-                refused_by = Some((
-                    check.check_type,
-                    check.field.clone().unwrap_or_default(),
-                    format!(
-                        "the batch would make check {} fail: {}",
-                        check.label(),
-                        now.reason
-                    ),
-                ));
-            }
-            results_after.push(now);
-        }
-        let mut before_state = before;
-        before_state.table_version = version;
-        Ok(GateVerdict {
-            after: results_after,
-            refused_by,
-            started: chrono::Utc::now(),
-            before_state,
-            next_state: after,
-            batch_keys: keys_of_batch,
-        })
+        judge(
+            &ctx,
+            &table,
+            &checks,
+            before,
+            after,
+            version,
+            keys_of_batch,
+            false,
+        )
+        .await
     }
+}
+
+/// The verdict on a batch from the states without and with it (`sql` rules measured on the
+/// dataset and on [`AFTER`], the dataset as it would be).
+#[allow(clippy::too_many_arguments)]
+async fn judge(
+    ctx: &SessionContext,
+    table: &str,
+    checks: &[Check],
+    before: GateState,
+    after: GateState,
+    version: Option<i64>,
+    batch_keys: Vec<(Vec<String>, BatchKeys)>,
+    merged: bool,
+) -> Result<GateVerdict> {
+    let mut results_after = Vec::with_capacity(checks.len());
+    let mut refused_by = None;
+    for check in checks {
+        let (was, now) = match &check.kind {
+            CheckKind::Sql { .. } => (
+                verdict(check, sql_measure(ctx, table, check).await, before.rows),
+                verdict(check, sql_measure(ctx, AFTER, check).await, after.rows),
+            ),
+            _ => (
+                verdict(check, Ok(Some(raw(&before, check))), before.rows),
+                verdict(check, Ok(Some(raw(&after, check))), after.rows),
+            ),
+        };
+        if refused_by.is_none()
+            && check.gates_commits()
+            && now.outcome == Outcome::Failed
+            && was.outcome != Outcome::Failed
+        {
+            refused_by = Some((
+                check.check_type,
+                check.field.clone().unwrap_or_default(),
+                format!(
+                    "the batch would make check {} fail: {}",
+                    check.label(),
+                    now.reason
+                ),
+            ));
+        }
+        results_after.push(now);
+    }
+    let mut before_state = before;
+    before_state.table_version = version;
+    Ok(GateVerdict {
+        after: results_after,
+        refused_by,
+        started: chrono::Utc::now(),
+        before_state,
+        next_state: after,
+        batch_keys,
+        merged,
+    })
 }
 
 /// The types of the key columns in `batch`.

@@ -31,6 +31,7 @@ mod query_log;
 mod scheduler;
 mod scorecard;
 pub mod service;
+mod sources;
 pub mod views;
 
 pub use access::{ADMIN_GROUP, ADMIN_USER};
@@ -44,7 +45,7 @@ pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
-    OperationsService, PublishService, QualityService, QueryService, Services,
+    OperationsService, PublishService, QualityService, QueryService, Services, SourcesService,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

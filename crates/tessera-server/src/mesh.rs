@@ -84,6 +84,10 @@ pub struct Mesh {
     /// Acknowledged events until their commit (see `events.rs`), and how they are committed.
     pub(crate) events: Arc<tessera_pipeline::EventLog>,
     pub(crate) event_config: crate::events::EventConfig,
+    /// The sources' readers and turns (see `sources.rs`).
+    pub(crate) sources: crate::sources::SourceRunners,
+    /// The server's data directory (the files connector's relative folders are under it).
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// A product descriptor's source text and the model parsed from it.
@@ -101,7 +105,7 @@ impl Mesh {
                 config.data_dir.display()
             ))
         })?;
-        let catalog = Catalog::connect(&config.metadata_url(), &config.audit_files()).await?;
+        let catalog = Catalog::connect(&config.metadata_url(), &config.key_files()).await?;
         let storage = Arc::new(Storage::new(
             &config.storage_url(),
             config.storage_options.clone(),
@@ -118,6 +122,8 @@ impl Mesh {
         Ok(Self {
             events,
             event_config: config.events.clone(),
+            sources: Default::default(),
+            data_dir: config.data_dir.clone(),
             mask_key: mask_key.into(),
             query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),
             catalog,
@@ -828,7 +834,7 @@ impl IngestService for Mesh {
             None
         } else {
             let owner = self.as_owner(cx, &record.domain, &record.product).await?;
-            self.gate(&owner, &record, &prepared.valid).await?
+            self.gate(&owner, &record, &prepared.valid, None).await?
         };
         let mut refusal = None;
         if let Some((rule, column, reason)) = gate.as_ref().and_then(|g| g.refused_by.clone()) {
@@ -865,53 +871,45 @@ impl IngestService for Mesh {
                 .await?
                 .and_then(|t| t.version),
         };
-        let check_run = match gate {
-            Some(gate) if !outcome.duplicate => {
-                self.gate_committed(&record.location, &gate, refusal.is_some(), outcome.version)
-                    .await;
-                let trigger = if refusal.is_some() {
-                    crate::checks::REFUSED_COMMIT
-                } else {
-                    crate::checks::COMMIT
-                };
-                let run = self
-                    .store_run(&record, trigger, gate.started, &gate.after, table_version)
-                    .await?;
-                Some(run.run_id)
-            }
-            _ => None,
-        };
-        let report = IngestReport {
-            dataset: reference.to_string(),
+        let rows = prepared.rows as i64;
+        let (accepted, quarantined) = (prepared.accepted() as i64, prepared.quarantined() as i64);
+        let batch = BatchRecord {
+            domain: record.domain.clone(),
+            product: record.product.clone(),
+            dataset: record.name.clone(),
             batch_id: batch_id.clone(),
-            rows: prepared.rows as i64,
-            accepted: prepared.accepted() as i64,
-            quarantined: prepared.quarantined() as i64,
+            accepted,
+            quarantined,
+            table_version,
+            committed_at: tessera_catalog::store_time(now),
+        };
+        // A batch already committed is not gated, so it leaves no run; nor personal data found
+        // again (its first commit recorded it).
+        let hits = if outcome.duplicate { Vec::new() } else { hits };
+        let check_run = self
+            .record_commit(
+                cx,
+                &record,
+                gate.filter(|_| !outcome.duplicate),
+                refusal.is_some(),
+                outcome.version,
+                table_version,
+                batch,
+                hits,
+            )
+            .await?;
+        Ok(IngestReport {
+            dataset: reference.to_string(),
+            batch_id,
+            rows,
+            accepted,
+            quarantined,
             duplicate: outcome.duplicate,
             table_version,
             rejections: rejections(&prepared.quarantine, REJECTIONS_SHOWN),
             refused: refusal,
             check_run,
-        };
-        self.catalog
-            .record_batch(
-                &BatchRecord {
-                    domain: record.domain.clone(),
-                    product: record.product.clone(),
-                    dataset: record.name.clone(),
-                    batch_id,
-                    accepted: report.accepted,
-                    quarantined: report.quarantined,
-                    table_version,
-                    committed_at: tessera_catalog::store_time(now),
-                },
-                &cx.principal.to_string(),
-            )
-            .await?;
-        if report.refused.is_none() && !outcome.duplicate {
-            self.record_detections(cx, &record, hits).await;
-        }
-        Ok(report)
+        })
     }
 
     async fn send_events(

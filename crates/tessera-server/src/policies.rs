@@ -85,6 +85,7 @@ pub(crate) fn parse_policy(file: &str, text: &str) -> Result<GovernancePolicy> {
                 match other.kind() {
                     tessera_spec::DocumentKind::Contract => "data contract",
                     tessera_spec::DocumentKind::GlossaryTerm => "glossary term",
+                    tessera_spec::DocumentKind::Source => "source",
                     _ => "data product",
                 }
             ),

@@ -285,6 +285,45 @@ pub trait GlossaryService: Send + Sync {
     ) -> Result<GlossaryApplyView>;
 }
 
+/// Sources datasets pull from, and the secrets they name.
+#[async_trait]
+pub trait SourcesService: Send + Sync {
+    /// Every source of the products the caller may discover (or of one product), with where
+    /// each stands.
+    async fn sources(
+        &self,
+        cx: &RequestContext,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<SourceView>>;
+    async fn source(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<SourceView>;
+    /// Pulls now (needs `ingest` on the dataset), until nothing new waits or a cycle's pulls
+    /// are done; where the source stands then.
+    async fn run_source(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<SourceView>;
+    /// The secrets of the caller's teams (admins: all), by name.
+    async fn secrets(&self, cx: &RequestContext) -> Result<Vec<SecretView>>;
+    /// Sets a secret for a team the caller is in (admins: any team).
+    async fn put_secret(
+        &self,
+        cx: &RequestContext,
+        name: &str,
+        request: &SecretRequest,
+    ) -> Result<SecretView>;
+    /// Deletes a secret no source names any more; the answer is the secret as it was.
+    async fn delete_secret(&self, cx: &RequestContext, name: &str) -> Result<SecretView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -297,6 +336,7 @@ pub trait Services:
     + AuditService
     + GovernanceService
     + GlossaryService
+    + SourcesService
 {
 }
 
@@ -311,5 +351,6 @@ impl<T> Services for T where
         + AuditService
         + GovernanceService
         + GlossaryService
+        + SourcesService
 {
 }

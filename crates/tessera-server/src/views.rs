@@ -439,6 +439,8 @@ pub enum ResourceKind {
     Dataset,
     /// A domain policy the product's folder holds (`policies/*.yaml`).
     Policy,
+    /// A source one of its datasets pulls from (`sources/*.yaml`).
+    Source,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -447,7 +449,7 @@ pub enum Action {
     Create,
     Change,
     Unchanged,
-    /// Only a product's domain policies are removed with their files.
+    /// Only a product's domain policies and sources are removed with their files.
     Remove,
 }
 
@@ -918,4 +920,60 @@ pub struct AuditProblemView {
     /// `edited`, `forged`, `removed`, `truncated`, `head_mismatch` or `head_missing`.
     pub kind: String,
     pub message: String,
+}
+
+/// A source a dataset pulls from, and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SourceView {
+    pub domain: String,
+    pub product: String,
+    pub name: String,
+    /// `domain.product.dataset`: what it fills.
+    pub dataset: String,
+    pub connector: String,
+    /// When it pulls: `every 30s`, `schedule */5 * * * *`, `continuous`.
+    pub trigger: String,
+    pub description: Option<String>,
+    /// The connector's options as the file gives them (a source never holds a credential).
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    /// Which credential it is given, by name only: `secret NAME`, `environment variable VAR`.
+    pub secret: Option<String>,
+    pub file: String,
+    /// `idle` (it has not pulled yet, or its last pull succeeded) or `failing`.
+    pub state: String,
+    /// The last committed position, as the connector says it.
+    pub position: Option<String>,
+    pub last_pull_at: Option<String>,
+    pub last_success_at: Option<String>,
+    /// Rows its last pull committed (accepted and quarantined), and since it was applied.
+    pub last_rows: i64,
+    pub total_rows: i64,
+    /// How far behind its origin it was after its last pull, where the connector can tell.
+    pub lag_seconds: Option<f64>,
+    /// Failed pulls in a row; the source backs off longer after each.
+    pub failures: i64,
+    pub last_error: Option<String>,
+}
+
+/// A secret, by name: its value is never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretView {
+    pub name: String,
+    /// The team whose products' sources may use it.
+    pub team: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A secret to set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretRequest {
+    /// The team whose products' sources may use it (the caller's own, unless an admin).
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub team: String,
+    /// The value (a connection URL, a password); stored sealed, never shown again.
+    #[schema(min_length = 1, max_length = 65536)]
+    pub value: String,
 }

@@ -20,6 +20,8 @@ pub enum DocumentKind {
     Policy,
     /// Tessera's `kind: GlossaryTerm` (`apiVersion: tessera/v1`): a shared definition.
     GlossaryTerm,
+    /// Tessera's `kind: Source` (`apiVersion: tessera/v1`): where a dataset pulls its rows from.
+    Source,
 }
 
 /// A parsed YAML (or JSON) document, with a map from JSON pointer to source line.
@@ -93,13 +95,14 @@ impl SpecDocument {
             Some("DataProduct") => Ok(DocumentKind::Product),
             Some("Policy") => Ok(DocumentKind::Policy),
             Some("GlossaryTerm") => Ok(DocumentKind::GlossaryTerm),
+            Some("Source") => Ok(DocumentKind::Source),
             _ if self.value.get("dataContractSpecification").is_some() => Err(self.diagnostic(
                 "/dataContractSpecification",
                 "this is a Data Contract Specification file (deprecated); Tessera reads ODCS v3.1.0 contracts: convert it with `datacontract export --format odcs`",
             )),
             Some(other) => Err(self.diagnostic(
                 "/kind",
-                format!("unknown kind {other:?}: expected DataContract (ODCS), DataProduct (ODPS), Policy or GlossaryTerm (Tessera)"),
+                format!("unknown kind {other:?}: expected DataContract (ODCS), DataProduct (ODPS), Policy, GlossaryTerm or Source (Tessera)"),
             )),
             None if !self.value.is_object() => Err(self.diagnostic(
                 "",

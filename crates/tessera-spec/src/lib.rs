@@ -17,6 +17,7 @@ mod odcs;
 mod odps;
 mod policy;
 mod schedule;
+mod source;
 mod validate;
 
 pub use dcs::{dcs_to_odcs, is_dcs};
@@ -28,4 +29,5 @@ pub use odcs::{SqlRuleSite, contract_for_checks, contract_from_document, sql_rul
 pub use odps::{SAMPLE_QUERIES_PROPERTY, SampleQuerySite, product_from_document, sample_queries};
 pub use policy::{policy_from_document, term_from_document};
 pub use schedule::{Schedule, parse_schedule};
+pub use source::source_from_document;
 pub use validate::validate;

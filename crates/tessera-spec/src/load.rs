@@ -1,13 +1,14 @@
 //! One entry point for a standard file: parse, validate, convert. `tessera lint`, `tessera apply`
 //! and the server all go through [`load`], so a file gets the same verdict everywhere.
 
-use tessera_core::{Contract, GlossaryTerm, GovernancePolicy, Product};
+use tessera_core::{Contract, GlossaryTerm, GovernancePolicy, Product, SourceSpec};
 
 use crate::document::{DocumentKind, SpecDocument};
 use crate::error::{Result, SpecError};
 use crate::odcs::contract_from_document;
 use crate::odps::product_from_document;
 use crate::policy::{policy_from_document, term_from_document};
+use crate::source::source_from_document;
 use crate::validate::validate;
 
 /// A standard file, validated and converted.
@@ -17,6 +18,7 @@ pub enum Loaded {
     Product(Product),
     Policy(GovernancePolicy),
     GlossaryTerm(GlossaryTerm),
+    Source(SourceSpec),
 }
 
 impl Loaded {
@@ -26,6 +28,7 @@ impl Loaded {
             Loaded::Product(_) => DocumentKind::Product,
             Loaded::Policy(_) => DocumentKind::Policy,
             Loaded::GlossaryTerm(_) => DocumentKind::GlossaryTerm,
+            Loaded::Source(_) => DocumentKind::Source,
         }
     }
 }
@@ -159,6 +162,7 @@ pub fn load_with(file: &str, text: &str, limits: &FileLimits) -> Result<Loaded> 
         DocumentKind::Product => Loaded::Product(product_from_document(&doc)?),
         DocumentKind::Policy => Loaded::Policy(policy_from_document(&doc)?),
         DocumentKind::GlossaryTerm => Loaded::GlossaryTerm(term_from_document(&doc)?),
+        DocumentKind::Source => Loaded::Source(source_from_document(&doc)?),
     })
 }
 
@@ -243,6 +247,13 @@ pub fn lint(file: &str, text: &str) -> LintOutcome {
                         field("version")
                     ));
                     if let Err(e) = term_from_document(&doc) {
+                        outcome.errors = e.diagnostics().to_vec();
+                    }
+                    Ok(())
+                }
+                DocumentKind::Source => {
+                    outcome.title = Some(format!("source {}", field("name")));
+                    if let Err(e) = source_from_document(&doc) {
                         outcome.errors = e.diagnostics().to_vec();
                     }
                     Ok(())

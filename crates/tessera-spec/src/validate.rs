@@ -15,6 +15,7 @@ const ODPS_V1_0_0: &str = include_str!("../schemas/odps-json-schema-v1.0.0.json"
 /// Tessera's own kind: a governance policy file.
 const POLICY_V1: &str = include_str!("../schemas/tessera-policy-v1.schema.json");
 const GLOSSARY_TERM_V1: &str = include_str!("../schemas/tessera-glossary-term-v1.schema.json");
+const SOURCE_V1: &str = include_str!("../schemas/tessera-source-v1.schema.json");
 
 fn compiled(cell: &'static OnceLock<Validator>, schema: &str) -> &'static Validator {
     cell.get_or_init(|| {
@@ -35,6 +36,7 @@ fn validator_for(kind: DocumentKind, value: &Value) -> &'static Validator {
     static ODPS: OnceLock<Validator> = OnceLock::new();
     static POLICY: OnceLock<Validator> = OnceLock::new();
     static TERM: OnceLock<Validator> = OnceLock::new();
+    static SOURCE: OnceLock<Validator> = OnceLock::new();
     match kind {
         DocumentKind::Contract if value.get("apiVersion") == Some(&Value::from("v3.2.0")) => {
             compiled(&V320, ODCS_V3_2_0)
@@ -43,6 +45,7 @@ fn validator_for(kind: DocumentKind, value: &Value) -> &'static Validator {
         DocumentKind::Product => compiled(&ODPS, ODPS_V1_0_0),
         DocumentKind::Policy => compiled(&POLICY, POLICY_V1),
         DocumentKind::GlossaryTerm => compiled(&TERM, GLOSSARY_TERM_V1),
+        DocumentKind::Source => compiled(&SOURCE, SOURCE_V1),
     }
 }
 
@@ -92,6 +95,9 @@ fn describe(
                         ),
                         DocumentKind::GlossaryTerm => format!(
                             "unknown field `{key}`: a glossary term has apiVersion, kind, name, version, description, logicalType, pattern, validValues and classification"
+                        ),
+                        DocumentKind::Source => format!(
+                            "unknown field `{key}`: not a field of a source (credentials are never written in a source: name a secret with `secret: {{name: NAME}}`)"
                         ),
                         _ => format!(
                             "unknown field `{key}`: not allowed here by the standard (extensions belong in customProperties)"
@@ -203,7 +209,7 @@ mod tests {
         let errs = lint("kind: Something\n").unwrap_err();
         assert!(
             errs[0].contains(
-                "expected DataContract (ODCS), DataProduct (ODPS), Policy or GlossaryTerm (Tessera)"
+                "expected DataContract (ODCS), DataProduct (ODPS), Policy, GlossaryTerm or Source (Tessera)"
             ),
             "{errs:?}"
         );

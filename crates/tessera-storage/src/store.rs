@@ -391,6 +391,86 @@ impl Storage {
         })
     }
 
+    /// Merges the rows of `source` into the table by the `keys` columns — a row whose key the
+    /// table holds replaces it, the others are added — in one commit that also records each
+    /// `(app_id, version)` as a Delta application transaction (see [`Storage::append_sequenced`]).
+    /// `source` must hold each key once. A source of no rows commits the positions alone.
+    pub async fn merge_sequenced(
+        &self,
+        location: &str,
+        source: datafusion::prelude::DataFrame,
+        rows: usize,
+        keys: &[String],
+        positions: &[(&str, i64)],
+    ) -> Result<AppendOutcome> {
+        if rows == 0 {
+            let empty = RecordBatch::new_empty(Arc::new(source.schema().as_arrow().clone()));
+            return self
+                .append_sequenced(location, vec![empty], positions)
+                .await;
+        }
+        use datafusion::common::Column;
+        use datafusion::logical_expr::Expr;
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let table = self.existing(location).await?;
+        let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
+        let on = keys
+            .iter()
+            .map(|k| qualified("target", k).eq(qualified("source", k)))
+            .reduce(Expr::and)
+            .ok_or_else(|| StorageError::Io {
+                table: location.to_string(),
+                reason: "a merge needs at least one key column".into(),
+            })?;
+        let columns: Vec<String> = source
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let transactions: Vec<Transaction> = positions
+            .iter()
+            .map(|(id, version)| Transaction::new(*id, *version))
+            .collect();
+        let (table, _metrics) = table
+            .merge(source, on)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_update(|update| {
+                columns.iter().fold(update, |u, c| {
+                    u.update(
+                        Column::new(None::<&str>, c.as_str()),
+                        qualified("source", c),
+                    )
+                })
+            })
+            .and_then(|merge| {
+                merge.when_not_matched_insert(|insert| {
+                    columns.iter().fold(insert, |i, c| {
+                        i.set(
+                            Column::new(None::<&str>, c.as_str()),
+                            qualified("source", c),
+                        )
+                    })
+                })
+            })
+            .map_err(|e| StorageError::delta(location, e))?
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_create_checkpoint(false)
+                    .with_application_transactions(transactions),
+            )
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        let version = table.version().map(|v| v as i64);
+        publish(&slot, &table);
+        Ok(AppendOutcome {
+            version,
+            duplicate: false,
+        })
+    }
+
     /// Whether a batch with this id was committed to the table (a Delta application
     /// transaction), e.g. before a crash that lost the acknowledgement.
     pub async fn committed(&self, location: &str, txn_id: &str) -> Result<bool> {

@@ -216,6 +216,64 @@ pub enum Command {
         #[command(subcommand)]
         action: GlossaryAction,
     },
+    /// Sources datasets pull their rows from (PostgreSQL, files), declared in product folders
+    /// (`sources/*.yaml`): where each stands, and pulling now.
+    Sources {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: SourcesAction,
+    },
+    /// Secrets sources name (a connection URL, a password), kept sealed in the metadata store:
+    /// set, list, delete. Values are never shown.
+    Secret {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Set secret NAME for TEAM (its members' products' sources may name it); the value is read
+    /// from standard input (`printf %s "$URL" | tessera secret set shop_db --team shop`), or
+    /// from an environment variable with --from-env. It is never shown again.
+    Set {
+        name: String,
+        #[arg(long)]
+        team: String,
+        /// Read the value from this environment variable of the CLI, not standard input.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+    },
+    /// The secrets of your teams (admins: all), by name.
+    List,
+    /// Delete a secret no source names any more.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesAction {
+    /// Every source (or those of DOMAIN.PRODUCT) and where it stands.
+    List {
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// One source: its connector, options and trigger; state, last position, lag, rows, errors.
+    Status {
+        /// DOMAIN.PRODUCT.SOURCE
+        source: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Pull now, until nothing new waits (needs ingest rights on its dataset); exit status 1
+    /// when the pull fails.
+    Run {
+        /// DOMAIN.PRODUCT.SOURCE
+        source: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -157,5 +157,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Glossary { action, client } => {
             commands::governance::glossary(&Client::connect(&client)?, action).await
         }
+        Command::Sources { action, client } => {
+            commands::sources::sources(&Client::connect(&client)?, action).await
+        }
+        Command::Secret { action, client } => {
+            commands::sources::secret(&Client::connect(&client)?, action).await
+        }
     }
 }

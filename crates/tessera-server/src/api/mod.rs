@@ -115,6 +115,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "access", description = "API tokens, who a request runs as, grants, policies and decisions"),
         (name = "audit", description = "The hash-chained audit log of every change, denied decision and query"),
         (name = "governance", description = "Governance policies as SQL over tessera_meta: the standard library, the council's global policies, domains' own, and their evaluations"),
+        (name = "sources", description = "Sources datasets pull their rows from (PostgreSQL, files), where each stands, and the secrets they name"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -168,6 +169,12 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(check_governance))
         .routes(routes!(governance_scorecard))
         .routes(routes!(list_glossary, apply_glossary))
+        .routes(routes!(list_sources))
+        .routes(routes!(list_product_sources))
+        .routes(routes!(get_source))
+        .routes(routes!(run_source))
+        .routes(routes!(list_secrets))
+        .routes(routes!(put_secret, delete_secret))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -187,6 +194,8 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// The names of the mesh in paths and query strings, as `Name::parse` checks them.
 const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";
+/// Secret names, as `SourcesService::put_secret` checks them.
+const SECRET_NAME_PATTERN: &str = "^[a-z][a-z0-9_.-]*$";
 
 /// What every operation shares, written into the generated document once rather than on each
 /// handler: the 401 and 403 answers of every operation that needs a token, the rule for names in paths and query strings (a lowercase snake_case SQL
@@ -223,7 +232,7 @@ fn document_shared_rules(mut doc: serde_json::Value) -> serde_json::Value {
             {
                 let named = matches!(
                     parameter.get("name").and_then(|n| n.as_str()),
-                    Some("domain" | "product" | "dataset")
+                    Some("domain" | "product" | "dataset" | "source")
                 );
                 if named {
                     parameter["schema"] = serde_json::json!({
@@ -231,6 +240,14 @@ fn document_shared_rules(mut doc: serde_json::Value) -> serde_json::Value {
                         "pattern": NAME_PATTERN,
                         "minLength": 1,
                         "maxLength": 63
+                    });
+                }
+                if parameter.get("name").and_then(|n| n.as_str()) == Some("secret_name") {
+                    parameter["schema"] = serde_json::json!({
+                        "type": "string",
+                        "pattern": SECRET_NAME_PATTERN,
+                        "minLength": 1,
+                        "maxLength": 100
                     });
                 }
             }
@@ -1196,4 +1213,109 @@ impl utoipa::Modify for BearerAuth {
             ),
         );
     }
+}
+
+#[utoipa::path(get, path = "/api/v1/sources", tag = "sources",
+    responses((status = 200, description = "Every source of the products the caller may discover, with where each stands", body = [SourceView])))]
+async fn list_sources(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<SourceView>>> {
+    Ok(Json(s.services.sources(&cx, None).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/sources/{domain}/{product}", tag = "sources",
+    params(("domain" = String, Path), ("product" = String, Path)),
+    responses((status = 200, description = "The product's sources, with where each stands (none for a product the caller may not discover)", body = [SourceView])))]
+async fn list_product_sources(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<SourceView>>> {
+    let (domain, product) = (name(&domain)?, name(&product)?);
+    Ok(Json(
+        s.services
+            .sources(&cx, Some((domain.as_str(), product.as_str())))
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/sources/{domain}/{product}/{source}", tag = "sources",
+    params(("domain" = String, Path), ("product" = String, Path), ("source" = String, Path)),
+    responses((status = 200, description = "The source and where it stands: state, last position, lag, rows and the last error", body = SourceView),
+              (status = 404, description = "No such source (or one the caller may not discover)", body = ErrorBody)))]
+async fn get_source(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product, source)): Path<(String, String, String)>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(
+        s.services
+            .source(
+                &cx,
+                name(&domain)?.as_str(),
+                name(&product)?.as_str(),
+                name(&source)?.as_str(),
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/sources/{domain}/{product}/{source}/run", tag = "sources",
+    params(("domain" = String, Path), ("product" = String, Path), ("source" = String, Path)),
+    responses((status = 200, description = "The source pulled until nothing new waited (or a turn's pulls were made); where it stands now — a failed pull is in `state` and `last_error`", body = SourceView),
+              (status = 404, description = "No such source", body = ErrorBody)))]
+async fn run_source(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product, source)): Path<(String, String, String)>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(
+        s.services
+            .run_source(
+                &cx,
+                name(&domain)?.as_str(),
+                name(&product)?.as_str(),
+                name(&source)?.as_str(),
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "sources",
+    responses((status = 200, description = "The secrets of the caller's teams (admins: all), by name; values are never shown", body = [SecretView])))]
+async fn list_secrets(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<SecretView>>> {
+    Ok(Json(s.services.secrets(&cx).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/secrets/{secret_name}", tag = "sources",
+    params(("secret_name" = String, Path, description = "Lower-case letters, digits, '_', '.' and '-', starting with a letter")),
+    request_body = SecretRequest,
+    responses((status = 200, description = "The secret, set (sealed in the metadata store; its value is never shown again)", body = SecretView)))]
+async fn put_secret(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(secret_name): Path<String>,
+    request: Result<Json<SecretRequest>, JsonRejection>,
+) -> ApiResult<Json<SecretView>> {
+    let Json(request) = request.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    Ok(Json(
+        s.services.put_secret(&cx, &secret_name, &request).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/secrets/{secret_name}", tag = "sources",
+    params(("secret_name" = String, Path)),
+    responses((status = 200, description = "The secret as it was; it is gone", body = SecretView),
+              (status = 404, description = "No such secret (or one of another team)", body = ErrorBody),
+              (status = 409, description = "A source still names it", body = ErrorBody)))]
+async fn delete_secret(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path(secret_name): Path<String>,
+) -> ApiResult<Json<SecretView>> {
+    Ok(Json(s.services.delete_secret(&cx, &secret_name).await?))
 }

@@ -821,7 +821,13 @@ async fn the_catalog_lists_and_shows_what_was_applied(store: Store) {
 #[tokio::test]
 async fn the_openapi_document_is_true_to_the_server() {
     let server = TestServer::start(Store::Sqlite, Tables::Local).await;
-    server.apply(&shop_folder(), false).await;
+    let mut folder = shop_folder();
+    folder.push((
+        "shop/sources/drops.yaml",
+        "apiVersion: tessera/v1\nkind: Source\nname: drops\ndataset: orders\nconnector: files\nevery: 1h\nfiles: {path: incoming}\n",
+    ));
+    let (status, plan) = server.apply(&folder, false).await;
+    assert_eq!(status, 200, "{plan}");
     let (status, doc) = server.get("/api/openapi.json").await;
     assert_eq!(status, 200);
     assert!(
@@ -843,6 +849,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "DELETE /api/v1/governance/policies/{policy_id}",
             "DELETE /api/v1/grants/{grant_id}",
             "DELETE /api/v1/policies/{policy_id}",
+            "DELETE /api/v1/secrets/{secret_name}",
             "DELETE /api/v1/tokens/{token_id}",
             "GET /api/v1/access-requests",
             "GET /api/v1/access/explain",
@@ -866,6 +873,10 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/products/{domain}/{product}",
             "GET /api/v1/products/{domain}/{product}/checks",
             "GET /api/v1/queries",
+            "GET /api/v1/secrets",
+            "GET /api/v1/sources",
+            "GET /api/v1/sources/{domain}/{product}",
+            "GET /api/v1/sources/{domain}/{product}/{source}",
             "GET /api/v1/tokens",
             "GET /api/v1/whoami",
             "GET /health",
@@ -883,10 +894,12 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/grants",
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
+            "POST /api/v1/sources/{domain}/{product}/{source}/run",
             "POST /api/v1/tokens",
             "PUT /api/v1/glossary",
             "PUT /api/v1/governance/policies",
             "PUT /api/v1/policies/{policy_id}",
+            "PUT /api/v1/secrets/{secret_name}",
         ]
     );
     // Every operation but /health needs the bearer token, and says what an answer without one is.
@@ -918,6 +931,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             .replace("{id}", "shop-orders-contract")
             .replace("{version}", "1.0.0")
             .replace("{policy_id}", "product-owner")
+            .replace("{source}", "drops")
             .replace(
                 "explain",
                 "explain?user=admin&action=read&resource=shop.orders",

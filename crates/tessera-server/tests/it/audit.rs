@@ -350,7 +350,7 @@ async fn the_chain_goes_on_across_restarts_and_needs_its_key(store: Store) {
     let (server, _bob) = mesh_with_history(store).await;
     let before = verified(&server).await;
     let stopped = server.stop().await;
-    let key_file = stopped.config.audit_files().key_file;
+    let key_file = stopped.config.key_files().key_file;
     // The key is the owner's only.
     #[cfg(unix)]
     {

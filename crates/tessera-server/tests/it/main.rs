@@ -14,6 +14,7 @@ mod meta;
 mod openapi;
 mod query_log;
 mod s3;
+mod sources;
 mod support;
 
 /// Runs each named `async fn(Store)` test once per metadata store.

@@ -9,8 +9,8 @@ use crate::client::Client;
 use crate::commands::lint::spec_files;
 
 /// The files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and `.json`),
-/// in any subfolder, and the domain policies in `policies/` (`*.yaml`). Other files (SQL
-/// transforms, data) are not sent.
+/// in any subfolder, the domain policies in `policies/` and the sources in `sources/`
+/// (`*.yaml`). Other files (SQL transforms, data) are not sent.
 pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
     if !dir.is_dir() {
         bail!(
@@ -28,7 +28,9 @@ pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
         let standard = [".odps.", ".odcs."]
             .iter()
             .any(|marker| name.contains(marker));
-        let policy = path.parent().is_some_and(|p| p == dir.join("policies"));
+        let policy = path
+            .parent()
+            .is_some_and(|p| p == dir.join("policies") || p == dir.join("sources"));
         if !standard && !policy {
             continue;
         }

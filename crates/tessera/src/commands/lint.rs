@@ -34,7 +34,9 @@ pub fn run(paths: &[PathBuf]) -> Result<()> {
             let what = match outcome.kind {
                 Some(DocumentKind::Contract) => "ODCS contract",
                 Some(DocumentKind::Product) => "ODPS product",
-                Some(DocumentKind::Policy | DocumentKind::GlossaryTerm) => "Tessera",
+                Some(DocumentKind::Policy | DocumentKind::GlossaryTerm | DocumentKind::Source) => {
+                    "Tessera"
+                }
                 None => "document",
             };
             println!("ok: {name}: {what} {}", outcome.title.unwrap_or_default());

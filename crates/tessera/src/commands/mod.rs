@@ -12,3 +12,4 @@ pub mod lint;
 pub mod query;
 pub mod send;
 pub mod serve;
+pub mod sources;

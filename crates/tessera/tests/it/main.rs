@@ -8,4 +8,5 @@ mod events;
 mod fixtures;
 mod limits;
 mod matrix;
+mod sources;
 mod support;
