@@ -1,9 +1,11 @@
 //! `tessera demo`: the artgo reference mesh (PRODUCT.md section 4) on the embedded default.
 //!
 //! It applies the five product folders under `examples/artgo/` (embedded in the binary, so the
-//! demo runs from anywhere), generates deterministic synthetic source data, ingests it through
-//! the same service calls the API uses, derives the other datasets with SQL over the loaded ones
-//! (until SQL transforms run them, C7), then serves the mesh and prints example queries.
+//! demo runs from anywhere), generates deterministic synthetic source data and loads it through
+//! the same service calls the API uses — the asset catalog as files its product's files source
+//! pulls, the engagement stream through the event API, sales as batches —, derives the other
+//! datasets with SQL over the loaded ones (until SQL transforms run them, C7), then serves the
+//! mesh and prints example queries.
 //! Running it again on the same data directory writes nothing new: every batch has a fixed id.
 
 mod generate;
@@ -23,7 +25,7 @@ use tessera_server::views::{
 use tessera_server::{
     ADMIN_GROUP, AccessService, Application, BatchData, CatalogService, FrontEnd, GlossaryService,
     GovernanceService, IngestService, Mesh, PublishService, QualityService, REFUSED_COMMIT,
-    RequestContext,
+    RequestContext, SourcesService,
 };
 
 use crate::cli::DemoArgs;
@@ -45,6 +47,10 @@ const FOLDERS: &[&[(&str, &str)]] = &[
         (
             "examples/artgo/digital_assets/asset_analytics.odcs.yaml",
             include_str!("../../../../examples/artgo/digital_assets/asset_analytics.odcs.yaml"),
+        ),
+        (
+            "examples/artgo/digital_assets/sources/upload_drops.yaml",
+            include_str!("../../../../examples/artgo/digital_assets/sources/upload_drops.yaml"),
         ),
     ],
     &[
@@ -322,18 +328,34 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     // Sales come in 10 batches: the last one carries the tampered sale, and the contract's
     // hash-chain rule refuses it whole at the commit gate.
     let batches_of = |rows: usize, batches: usize| rows.div_ceil(batches).clamp(1, CHUNK_ROWS);
-    for (dataset, batch, batches) in [
-        ("digital_assets.asset_catalog.assets", data.assets, 1),
-        (
-            "artwork_engagement.engagement.events_raw",
-            data.events_raw,
-            1,
-        ),
-        ("marketplace.provenance.sales", data.sales, 10),
-    ] {
-        let batches = batches_of(batch.num_rows(), batches);
-        total_rows += load(&mesh, dataset, batch, &prefix, batches).await?;
-    }
+    // The asset catalog arrives as CSV files the upload service drops into a folder, which the
+    // product's files source (`sources/upload_drops.yaml`) pulls from.
+    total_rows += drop_files(
+        &mesh,
+        &args.serve.data_dir,
+        "digital_assets.asset_catalog.assets",
+        "upload_drops",
+        "incoming/digital_assets/assets",
+        &data.assets,
+    )
+    .await?;
+    // The engagement stream arrives through the event API, in many small requests.
+    total_rows += stream_events(
+        &mesh,
+        "artwork_engagement.engagement.events_raw",
+        &data.events_raw,
+        &prefix,
+    )
+    .await?;
+    let sales = batches_of(data.sales.num_rows(), 10);
+    total_rows += load(
+        &mesh,
+        "marketplace.provenance.sales",
+        data.sales,
+        &prefix,
+        sales,
+    )
+    .await?;
     for (dataset, sql) in DERIVED {
         let (schema, batches) = mesh
             .query_all(&demo(), sql)
@@ -612,6 +634,178 @@ async fn load(
         println!("    {refusal}");
     }
     Ok(accepted + quarantined)
+}
+
+/// Events per request the demo posts to the event API.
+const EVENTS_PER_REQUEST: usize = 500;
+/// Event requests in flight at once (they share the event log's fsyncs).
+const REQUESTS_IN_FLIGHT: usize = 8;
+
+/// What a dataset and its quarantine hold: (rows accepted, rows quarantined).
+async fn held(mesh: &Mesh, dataset: &str) -> Result<(i64, i64)> {
+    let count = |table: String| async move {
+        let (_, batches) = mesh
+            .query_all(&demo(), &format!("SELECT count(*) FROM {table}"))
+            .await?;
+        let n = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map_or(0, |a| a.value(0))
+            })
+            .unwrap_or(0);
+        Ok::<i64, anyhow::Error>(n)
+    };
+    Ok((
+        count(dataset.to_string()).await?,
+        count(format!("{dataset}_quarantine")).await?,
+    ))
+}
+
+/// The line `load` prints for a dataset, from what its tables hold, and how the rows came.
+fn print_held(dataset: &str, (accepted, quarantined): (i64, i64), how: &str) {
+    let note = if quarantined > 0 {
+        format!(", {quarantined} quarantined")
+    } else {
+        String::new()
+    };
+    println!("  {dataset:<48} {accepted} rows accepted{note} ({how})");
+}
+
+/// Posts `batch` to the dataset's event API as NDJSON in small requests, several in flight,
+/// with an occasional malformed event among them (a dwell time that is not a number, an event
+/// without its id: quarantined, each named by its index in its request), then commits what
+/// waits. A dataset that holds events already (an earlier run) is left as it is.
+async fn stream_events(
+    mesh: &Mesh,
+    dataset: &str,
+    batch: &RecordBatch,
+    prefix: &str,
+) -> Result<i64> {
+    use futures::StreamExt;
+    let reference: DatasetRef = dataset.parse()?;
+    if held(mesh, dataset).await? == (0, 0) {
+        let mut ndjson = Vec::new();
+        {
+            let mut writer = arrow::json::LineDelimitedWriter::new(&mut ndjson);
+            writer.write(batch)?;
+            writer.finish()?;
+        }
+        let lines: Vec<&[u8]> = ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let bar = ProgressBar::new(lines.len() as u64).with_style(
+            ProgressStyle::with_template("  {msg:<48} [{bar:30}] {pos}/{len} events")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("{dataset} (event API)"));
+        let requests: Vec<(usize, Vec<u8>, usize)> = lines
+            .chunks(EVENTS_PER_REQUEST)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut body = chunk.join(&b'\n');
+                body.push(b'\n');
+                // Now and then a client sends what the contract cannot take.
+                if i % 40 == 7 {
+                    body.extend_from_slice(
+                        br#"{"event_id": "E-broken", "event_type": "view", "dwell_ms": "a while"}"#,
+                    );
+                    body.extend_from_slice(
+                        b"\n{\"event_type\": \"like\", \"asset_id\": \"A00000001\"}\n",
+                    );
+                }
+                (i, body, chunk.len())
+            })
+            .collect();
+        let mut posted = futures::stream::iter(requests)
+            .map(|(i, body, events)| {
+                let reference = reference.clone();
+                async move {
+                    let receipt = mesh
+                        .send_events(
+                            &demo(),
+                            &reference,
+                            tessera_server::EventBody {
+                                bytes: body.into(),
+                                gzip: false,
+                            },
+                            Some(format!("{prefix}-events-{i}")),
+                        )
+                        .await
+                        .with_context(|| format!("posting events to {dataset}"))?;
+                    Ok::<_, anyhow::Error>((receipt, events))
+                }
+            })
+            .buffer_unordered(REQUESTS_IN_FLIGHT);
+        while let Some(posted) = posted.next().await {
+            let (_, events) = posted?;
+            bar.inc(events as u64);
+        }
+        bar.finish_and_clear();
+        mesh.flush_events()
+            .await
+            .with_context(|| format!("committing the events of {dataset}"))?;
+    }
+    let held = held(mesh, dataset).await?;
+    print_held(dataset, held, "posted to the event API");
+    Ok(held.0 + held.1)
+}
+
+/// Writes `batch` as NDJSON files (of up to 1,000 rows) into `folder` under the data directory, as
+/// an upload service would (a file is written under a `_` name, then renamed), and runs the
+/// dataset's files source `source` once, so the rows are in before the datasets derived from
+/// them. A file that is there already is left as it is.
+async fn drop_files(
+    mesh: &Mesh,
+    data_dir: &Path,
+    dataset: &str,
+    source: &str,
+    folder: &str,
+    batch: &RecordBatch,
+) -> Result<i64> {
+    let reference: DatasetRef = dataset.parse()?;
+    let dir = data_dir.join(folder);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut offset = 0;
+    let mut file = 0;
+    while offset < batch.num_rows() {
+        let len = 1_000.min(batch.num_rows() - offset);
+        let path = dir.join(format!("upload-{file:04}.ndjson"));
+        if !path.exists() {
+            let partial = dir.join(format!("_upload-{file:04}.ndjson"));
+            let mut writer =
+                arrow::json::LineDelimitedWriter::new(std::fs::File::create(&partial)?);
+            writer.write(&batch.slice(offset, len))?;
+            writer.finish()?;
+            std::fs::rename(&partial, &path)?;
+        }
+        offset += len;
+        file += 1;
+    }
+    let state = mesh
+        .run_source(
+            &demo(),
+            reference.domain.as_str(),
+            reference.product.as_str(),
+            source,
+        )
+        .await
+        .with_context(|| format!("pulling {dataset} from its source {source}"))?;
+    if let Some(error) = state.last_error.filter(|_| state.state == "failing") {
+        bail!("the source {source} of {dataset} failed: {error}");
+    }
+    let held = held(mesh, dataset).await?;
+    print_held(
+        dataset,
+        held,
+        &format!("pulled by its files source {source} from {folder}"),
+    );
+    Ok(held.0 + held.1)
 }
 
 /// A data directory holds one demo: loading another seed or scale on top would mix two

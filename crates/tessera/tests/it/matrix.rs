@@ -70,15 +70,23 @@ async fn status(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A product folder as `tessera apply` sends it (its files and those of its subfolders).
 fn folder(name: &str) -> Value {
-    let dir = repo_root().join("examples/artgo").join(name);
+    let root = repo_root().join("examples/artgo");
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        files.push(json!({
-            "name": format!("{name}/{}", path.file_name().unwrap().to_str().unwrap()),
-            "content": std::fs::read_to_string(&path).unwrap(),
-        }));
+    let mut pending = vec![root.join(name)];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            files.push(json!({
+                "name": path.strip_prefix(&root).unwrap().display().to_string(),
+                "content": std::fs::read_to_string(&path).unwrap(),
+            }));
+        }
     }
     json!({ "files": files, "dry_run": true })
 }
