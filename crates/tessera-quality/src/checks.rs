@@ -778,11 +778,7 @@ pub async fn key_counts(
     columns: &[String],
 ) -> Result<(f64, f64)> {
     let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-    let not_null = cols
-        .iter()
-        .map(|c| format!("{c} IS NOT NULL"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let not_null = all_present(&cols);
     let sql = format!(
         "SELECT count(*) AS keys, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {not_null} GROUP BY {group})) AS distinct_keys FROM {table} WHERE {not_null}",
         group = cols.join(", ")
@@ -812,11 +808,7 @@ pub async fn shared_keys(
         .map(|c| format!("t.{c} = b.{c}"))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let not_null = cols
-        .iter()
-        .map(|c| format!("{c} IS NOT NULL"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let not_null = all_present(&cols);
     let sql = format!(
         "SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {incoming} WHERE {not_null}) b \
          WHERE EXISTS (SELECT 1 FROM (SELECT {keys} FROM {table}) t WHERE {on})",
@@ -828,6 +820,15 @@ pub async fn shared_keys(
         .find(|b| b.num_rows() > 0)
         .ok_or_else(|| QualityError::Query("no row".into()))?;
     Ok(number(batch, 0, 0)?.unwrap_or(0.0))
+}
+
+/// `c1 IS NOT NULL AND c2 IS NOT NULL …` over quoted columns: the rows that have a key.
+pub(crate) fn all_present(quoted: &[String]) -> String {
+    quoted
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// A check judged on a raw measurement (what it counts, or the number a `sql` rule returned)

@@ -20,7 +20,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use crate::checks::{ident, shared_keys};
+use crate::checks::{all_present, ident, shared_keys};
 use crate::error::{QualityError, Result};
 
 /// The table a batch's candidate keys are registered as while they are looked up.
@@ -72,11 +72,7 @@ impl KeyIndex {
         types: &[DataType],
     ) -> Result<Self> {
         let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-        let not_null = cols
-            .iter()
-            .map(|c| format!("{c} IS NOT NULL"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let not_null = all_present(&cols);
         let sql = format!("SELECT {} FROM {table} WHERE {not_null}", cols.join(", "));
         let query_failed = |e: datafusion::error::DataFusionError| {
             QualityError::Query(tessera_query::QueryError::from_datafusion(e).to_string())

@@ -352,14 +352,14 @@ impl Measure {
                 .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
                 .collect::<Vec<_>>()
                 .join(" AND ");
-            let merged = ctx
-                .sql(&format!(
+            register_after(
+                &ctx,
+                &table,
+                &format!(
                     "SELECT * FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on}) UNION ALL SELECT * FROM {INCOMING}"
-                ))
-                .await
-                .map_err(failed)?;
-            ctx.register_table(AFTER, merged.into_view())
-                .map_err(failed)?;
+                ),
+            )
+            .await?;
             let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
                 .await
                 .map_err(measure_failed)?;
@@ -432,14 +432,12 @@ impl Measure {
             .iter()
             .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
         {
-            let with_batch = ctx
-                .sql(&format!(
-                    "SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"
-                ))
-                .await
-                .map_err(failed)?;
-            ctx.register_table(AFTER, with_batch.into_view())
-                .map_err(failed)?;
+            register_after(
+                &ctx,
+                &table,
+                &format!("SELECT * FROM {table} UNION ALL SELECT * FROM {INCOMING}"),
+            )
+            .await?;
         }
         judge(
             &ctx,
@@ -453,6 +451,18 @@ impl Measure {
         )
         .await
     }
+}
+
+/// Registers [`AFTER`], the dataset as it would be with the batch, as the view `sql` (planned
+/// through `plan_sql`, as every SQL text is).
+async fn register_after(ctx: &SessionContext, table: &str, sql: &str) -> Result<()> {
+    let failed = |e: String| ServiceError::Unavailable(format!("gating a batch for {table}: {e}"));
+    let view = tessera_query::plan_sql(ctx, sql)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    ctx.register_table(AFTER, view.into_view())
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(())
 }
 
 /// The verdict on a batch from the states without and with it (`sql` rules measured on the
