@@ -372,7 +372,7 @@ impl QueryEngine {
         let plan = (|| -> datafusion::common::Result<LogicalPlan> {
             let mut builder = LogicalPlanBuilder::scan(
                 entry.reference.dataset.as_str(),
-                provider_as_source(dataset),
+                provider_as_source(dataset.clone()),
                 None,
             )?;
             if let Some(filter) = &entry.row_filter {
@@ -408,11 +408,25 @@ impl QueryEngine {
             ))
         })?;
         let table: Arc<dyn TableProvider> = if entry.row_filter.is_some() {
-            // Opaque, so no predicate of the query is evaluated before the row filter.
+            // Opaque, so no predicate of the query is evaluated before the row filter. Its
+            // expressions are analyzed (types coerced) once here; each query plans only the
+            // physical operators over them.
+            let state = ctx.state();
+            let analyzed = state
+                .analyzer()
+                .execute_and_check(plan, state.config_options(), |_, _| {})
+                .map_err(|e| {
+                    QueryError::Internal(format!(
+                        "the access policy of {} does not plan: {}",
+                        entry.reference,
+                        e.strip_backtrace()
+                    ))
+                })?;
             Arc::new(crate::governed::RowFilteredTable::new(
                 entry.reference.clone(),
-                plan,
-            ))
+                dataset,
+                &analyzed,
+            )?)
         } else {
             // Masks only: DataFusion inlines a view's plan where a query names it, so the
             // query's filters reach the scan (they see masked values only).

@@ -6,15 +6,27 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Statistics;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
+    ReplaceChildrenOptions, StatisticsArgs,
+};
 use tessera_core::DatasetRef;
 use tessera_storage::Storage;
 
 use crate::engine::TableAccess;
+
+/// A table of small files (see [`PRUNING_MIN_FILE_ROWS`]) is read whole rather than pruned by
+/// the query's predicates while it holds less than this.
+pub(crate) const PRUNING_MIN_BYTES: u64 = 32 << 20;
+/// The rows a file holds on average under which pruning it costs more than reading it whole.
+pub(crate) const PRUNING_MIN_FILE_ROWS: u64 = 20_000;
 
 #[derive(Debug)]
 pub(crate) struct DatasetTable {
@@ -62,11 +74,28 @@ impl TableProvider for DatasetTable {
         }
         let provider = self
             .storage
-            .table_provider(&self.location, state)
+            .scan_provider(&self.location, state)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         match provider {
-            Some(delta) => delta.scan(state, projection, filters, limit).await,
+            // Skipping files and row groups by a predicate costs delta-rs and the Parquet reader
+            // fixed work for every file (the predicate built against its statistics, its bloom
+            // filters read: about 0.1 ms a file here); a file of fewer than
+            // `PRUNING_MIN_FILE_ROWS` rows is read whole in less time than that buys. A table of
+            // such files (under `PRUNING_MIN_BYTES` in all) is read whole: the filters stay above
+            // the scan (they are Inexact: DataFusion applies them either way), and the scan
+            // declines the physical pushdown that would carry them down again.
+            Some((delta, files))
+                if files.bytes < PRUNING_MIN_BYTES
+                    && files.rows.is_some_and(|rows| {
+                        rows < PRUNING_MIN_FILE_ROWS * files.count.max(1) as u64
+                    }) =>
+            {
+                Ok(Arc::new(WholeScan {
+                    input: delta.scan(state, projection, &[], limit).await?,
+                }))
+            }
+            Some((delta, _)) => delta.scan(state, projection, filters, limit).await,
             // The table is gone from storage: an empty result, as for a dataset never loaded.
             None => {
                 let schema = match projection {
@@ -76,5 +105,81 @@ impl TableProvider for DatasetTable {
                 Ok(Arc::new(EmptyExec::new(schema)))
             }
         }
+    }
+}
+
+/// The scan of a table small enough to read whole: nothing above pushes a predicate into it
+/// (the trait's defaults decline every filter pushdown); everything else is its input's.
+#[derive(Debug)]
+struct WholeScan {
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl DisplayAs for WholeScan {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "WholeScan")
+    }
+}
+
+impl ExecutionPlan for WholeScan {
+    fn name(&self) -> &str {
+        "WholeScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match children.pop() {
+            Some(input) if children.is_empty() => Ok(Arc::new(WholeScan { input })),
+            _ => datafusion::common::internal_err!("a whole scan has one child"),
+        }
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(
+                datafusion::physical_plan::ChildrenPropertiesMode::Recompute,
+            ),
+        )
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        Ok(match input_stats.first() {
+            Some(stats) => stats.clone(),
+            None => Arc::new(Statistics::new_unknown(&self.schema())),
+        })
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        self.input.execute(partition, context)
     }
 }

@@ -15,4 +15,4 @@ mod store;
 
 pub use error::{Result, StorageError};
 pub use maintenance::{MaintenancePolicy, MaintenanceReport};
-pub use store::{AppendOutcome, Storage, TableInfo};
+pub use store::{AppendOutcome, DataFiles, Storage, TableInfo};

@@ -16,6 +16,18 @@ use url::Url;
 use crate::durable::SyncedLocalStore;
 use crate::error::{Result, StorageError};
 
+/// Files past which [`Storage::scan_provider`] stops adding up a table's size.
+pub const SIZE_COUNTED_FILES: usize = 1_000;
+
+/// The data files a table's snapshot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataFiles {
+    pub count: usize,
+    pub bytes: u64,
+    /// The rows they hold, from the log's statistics (`None` when a file has none).
+    pub rows: Option<u64>,
+}
+
 /// How long Delta keeps transaction ids, i.e. how long a retried batch is recognised.
 const TXN_RETENTION: &str = "interval 30 days";
 
@@ -497,8 +509,45 @@ impl Storage {
         location: &str,
         session: &dyn Session,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .scan_provider(location, session)
+            .await?
+            .map(|(provider, _)| provider))
+    }
+
+    /// [`Storage::table_provider`], with the data files of the snapshot it reads: how many, their
+    /// bytes and rows — added up for at most [`SIZE_COUNTED_FILES`] files; a table with more is
+    /// said to hold `u64::MAX` bytes and unknown rows (large, whatever the exact figures).
+    pub async fn scan_provider(
+        &self,
+        location: &str,
+        session: &dyn Session,
+    ) -> Result<Option<(Arc<dyn TableProvider>, DataFiles)>> {
         let Some(table) = self.fresh(location).await? else {
             return Ok(None);
+        };
+        let files = {
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?;
+            let data = snapshot.log_data();
+            let count = data.num_files();
+            if count > SIZE_COUNTED_FILES {
+                DataFiles {
+                    count,
+                    bytes: u64::MAX,
+                    rows: None,
+                }
+            } else {
+                let (bytes, rows) = data.iter().fold((0u64, Some(0u64)), |(b, r), f| {
+                    let records = f.num_records().map(|n| n as u64);
+                    (
+                        b + f.size().max(0) as u64,
+                        r.zip(records).map(|(r, n)| r + n),
+                    )
+                });
+                DataFiles { count, bytes, rows }
+            }
         };
         table
             .update_datafusion_session(session)
@@ -513,7 +562,7 @@ impl Storage {
             table: location.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Some(provider))
+        Ok(Some((provider, files)))
     }
 }
 
