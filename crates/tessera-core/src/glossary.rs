@@ -1,8 +1,8 @@
 //! Shared definitions: glossary terms the governance council agrees on (`customer_id` is `U`
 //! and eight digits), versioned, and referenced by columns of any domain's contracts. A column
 //! that references a term declares a compatible type and may not loosen the term's rules; the
-//! term's rules and classification become the column's, so the definition is enforced on the
-//! data of every domain that uses it.
+//! term's rules, classification and mask become the column's, so the definition is enforced on
+//! the data of every domain that uses it, and its values are masked alike everywhere.
 
 use std::fmt;
 
@@ -23,6 +23,10 @@ pub struct GlossaryTerm {
     pub valid_values: Option<Vec<serde_json::Value>>,
     /// The classification every column of the term carries (`pii`, `internal`, …).
     pub classification: Option<String>,
+    /// How the term's values are masked for readers without `read_pii` (when it is personal
+    /// data): the council's rule for every column of the term. A column may mask more strictly,
+    /// never less.
+    pub mask: Option<crate::model::MaskKind>,
 }
 
 /// A column's reference to one version of a term: the tag `glossary:NAME@VERSION`, or an ODCS
@@ -124,6 +128,15 @@ impl GlossaryTerm {
                 "the column is classified {own} but glossary term {term} is {terms}"
             ));
         }
+        if let (Some(own), Some(terms)) = (column.mask_tag(), self.mask)
+            && own.reveals() > terms.reveals()
+        {
+            problems.push(format!(
+                "the column is masked {} but glossary term {term} says {}, which shows less: leave the mask tag out (the term's applies) or mask as strictly",
+                own.as_str(),
+                terms.as_str()
+            ));
+        }
         problems
     }
 
@@ -142,6 +155,11 @@ impl GlossaryTerm {
         }
         if column.description.is_none() {
             column.description = Some(self.description.clone());
+        }
+        if let Some(mask) = self.mask
+            && column.mask_tag().is_none()
+        {
+            column.tags.push(format!("mask:{}", mask.as_str()));
         }
     }
 
@@ -172,6 +190,7 @@ mod tests {
             pattern: Some("^U[0-9]{8}$".into()),
             valid_values: None,
             classification: Some("internal".into()),
+            mask: None,
         }
     }
 
@@ -217,6 +236,33 @@ mod tests {
         let mut looser = column(LogicalType::String);
         looser.constraints.pattern = Some("^U".into());
         assert!(term.conflicts(&looser)[0].starts_with("the column's pattern ^U is not"));
+    }
+
+    #[test]
+    fn a_column_is_masked_as_its_term_says_or_more_strictly() {
+        let mut term = customer_id();
+        term.classification = Some("pii".into());
+        term.mask = Some(crate::model::MaskKind::Null);
+        let mut plain = column(LogicalType::String);
+        term.enforce_on(&mut plain);
+        assert_eq!(plain.mask(), crate::model::MaskKind::Null);
+
+        term.mask = Some(crate::model::MaskKind::Hash);
+        let mut stricter = column(LogicalType::String);
+        stricter.tags.push("mask:null".into());
+        assert!(term.conflicts(&stricter).is_empty());
+        term.enforce_on(&mut stricter);
+        assert_eq!(stricter.mask(), crate::model::MaskKind::Null);
+
+        let mut looser = column(LogicalType::String);
+        looser.tags.push("mask:partial".into());
+        assert!(
+            term.conflicts(&looser)[0].starts_with(
+                "the column is masked partial but glossary term customer_id@1.0.0 says hash"
+            ),
+            "{:?}",
+            term.conflicts(&looser)
+        );
     }
 
     #[test]

@@ -539,6 +539,26 @@ impl MaskKind {
             MaskKind::Partial => "partial",
         }
     }
+
+    /// `hash`, `null` or `partial`.
+    pub fn parse(text: &str) -> Option<MaskKind> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "hash" => Some(MaskKind::Hash),
+            "null" => Some(MaskKind::Null),
+            "partial" => Some(MaskKind::Partial),
+            _ => None,
+        }
+    }
+
+    /// How much of a value the mask lets through: NULL nothing, a keyed hash equality, a
+    /// partial mask some characters.
+    pub fn reveals(self) -> u8 {
+        match self {
+            MaskKind::Null => 0,
+            MaskKind::Hash => 1,
+            MaskKind::Partial => 2,
+        }
+    }
 }
 
 impl Column {
@@ -564,17 +584,20 @@ impl Column {
     }
 
     /// How the column is masked when it holds personal data: the tag `mask:null`,
-    /// `mask:partial` or `mask:hash`, a keyed hash when it has none.
+    /// `mask:partial` or `mask:hash` (or its glossary term's mask, which enforcing the term
+    /// made a tag), a keyed hash when it has none.
     pub fn mask(&self) -> MaskKind {
-        self.tags
-            .iter()
-            .find_map(|t| match t.trim().to_ascii_lowercase().as_str() {
-                "mask:null" => Some(MaskKind::Null),
-                "mask:partial" => Some(MaskKind::Partial),
-                "mask:hash" => Some(MaskKind::Hash),
-                _ => None,
-            })
-            .unwrap_or_default()
+        self.mask_tag().unwrap_or_default()
+    }
+
+    /// The mask the column's tags name, if any.
+    pub fn mask_tag(&self) -> Option<MaskKind> {
+        self.tags.iter().find_map(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .strip_prefix("mask:")
+                .and_then(MaskKind::parse)
+        })
     }
 
     /// A column with no type, no rules: a starting point for builders and tests.

@@ -78,6 +78,9 @@ pub fn term_from_document(doc: &SpecDocument) -> Result<GlossaryTerm> {
         pattern,
         valid_values: v.get("validValues").and_then(|x| x.as_array()).cloned(),
         classification: text(v, "classification"),
+        mask: text(v, "mask")
+            .as_deref()
+            .and_then(tessera_core::MaskKind::parse),
     })
 }
 

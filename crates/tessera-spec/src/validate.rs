@@ -94,7 +94,7 @@ fn describe(
                             "unknown field `{key}`: a policy has apiVersion, kind, id, description, severity, message, query, extends and rationale"
                         ),
                         DocumentKind::GlossaryTerm => format!(
-                            "unknown field `{key}`: a glossary term has apiVersion, kind, name, version, description, logicalType, pattern, validValues and classification"
+                            "unknown field `{key}`: a glossary term has apiVersion, kind, name, version, description, logicalType, pattern, validValues, classification and mask"
                         ),
                         DocumentKind::Source => format!(
                             "unknown field `{key}`: not a field of a source (credentials are never written in a source: name a secret with `secret: {{name: NAME}}`)"

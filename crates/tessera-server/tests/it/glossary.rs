@@ -11,6 +11,7 @@ use crate::support::*;
 on_both_stores!(
     the_council_publishes_terms_and_columns_take_their_rules,
     a_new_term_version_reports_what_would_fail_and_needs_a_major_contract_version,
+    a_terms_mask_is_how_every_column_of_it_is_masked,
 );
 
 const CUSTOMER_ID: &str = "apiVersion: tessera/v1\nkind: GlossaryTerm\nname: customer_id\nversion: 1.0.0\ndescription: A customer, as the identity service issues it (U and eight digits).\nlogicalType: string\npattern: \"^U[0-9]{8}$\"\nclassification: internal\n";
@@ -243,4 +244,87 @@ async fn a_new_term_version_reports_what_would_fail_and_needs_a_major_contract_v
     };
     assert_eq!(on("2.0.0"), json!(["shop.orders.orders.customer_id"]));
     assert_eq!(on("1.0.0"), json!([]));
+}
+
+/// The council's term says how its values are masked: every column that references it is
+/// masked so for readers without `read_pii`, and a column may not mask less strictly.
+async fn a_terms_mask_is_how_every_column_of_it_is_masked(store: Store) {
+    let server = TestServer::start(store, Tables::Local).await;
+    let council = server
+        .token_for("hmueller", &["governance council"], &[])
+        .await;
+    let email = "apiVersion: tessera/v1\nkind: GlossaryTerm\nname: email\nversion: 1.0.0\ndescription: An e-mail address.\nlogicalType: string\nclassification: pii\nmask: partial\n";
+    let (status, body) = publish(&server, &council, &[("email.yaml", email)]).await;
+    assert_eq!(status, 200, "{body}");
+    let contract = |tags: &str| {
+        format!(
+            "apiVersion: v3.1.0\nkind: DataContract\nid: shop-orders\nversion: 1.0.0\nstatus: active\nschema:\n  - name: orders\n    properties:\n      - name: order_id\n        logicalType: integer\n      - name: contact\n        logicalType: string\n        tags: [\"glossary:email@1.0.0\"{tags}]\n"
+        )
+    };
+    // A column may mask more strictly than its term (a hash shows less than a partial mask)...
+    let stricter = contract(", \"mask:hash\"");
+    let (status, body) = server
+        .apply(
+            &[("p.odps.yaml", PRODUCT), ("c.odcs.yaml", &stricter)],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // ...but not less: under a term that says NULL, a partial mask is refused at the column.
+    let strict_term = email
+        .replace("mask: partial", "mask: \"null\"")
+        .replace("1.0.0", "2.0.0");
+    let (status, body) = publish(&server, &council, &[("email-2.yaml", &strict_term)]).await;
+    assert_eq!(status, 200, "{body}");
+    let showing_more = contract(", \"mask:partial\"")
+        .replace("email@1.0.0", "email@2.0.0")
+        .replace("version: 1.0.0\nstatus", "version: 2.0.0\nstatus");
+    let (status, body) = server
+        .apply(
+            &[("p.odps.yaml", PRODUCT), ("c.odcs.yaml", &showing_more)],
+            false,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("the column is masked partial but glossary term email@2.0.0 says null"),
+        "{body}"
+    );
+
+    // The column states no mask: the term's (partial) applies to a reader without read_pii.
+    let server = TestServer::start(store, Tables::Local).await;
+    let council = server
+        .token_for("hmueller", &["governance council"], &[])
+        .await;
+    publish(&server, &council, &[("email.yaml", email)]).await;
+    let (status, body) = server
+        .apply(
+            &[("p.odps.yaml", PRODUCT), ("c.odcs.yaml", &contract(""))],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .ingest(
+            "shop.orders.orders",
+            "",
+            "text/csv",
+            "order_id,contact\n1,ana.lopez@example.com\n",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let reader = server.token_for("dpatel", &[], &["readers"]).await;
+    let (status, body) = server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "team:readers"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .query_as(&reader, "SELECT contact FROM shop.orders.orders")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([{"contact": "a***@example.com"}]));
 }
