@@ -35,6 +35,29 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// No rows at all (a pull that read only records that are no rows).
+    pub fn empty(dataset: &DatasetSchema, batch_id: &str, now_micros: i64) -> Result<Prepared> {
+        let target = dataset
+            .arrow_schema()
+            .map_err(|e| IngestError::Unreadable {
+                format: "arrow",
+                reason: e.to_string(),
+            })?;
+        Ok(Prepared {
+            valid: RecordBatch::new_empty(target.clone()),
+            quarantine: RecordBatch::new_empty(dataset.quarantine_arrow_schema()),
+            rows: 0,
+            as_received: target
+                .fields()
+                .iter()
+                .map(|_| new_null_array(&DataType::Utf8, 0))
+                .collect(),
+            verdicts: RowVerdicts::default(),
+            batch_id: batch_id.to_string(),
+            now_micros,
+        })
+    }
+
     /// Refuses every row: the accepted ones go to the quarantine too, as received, with `rule`,
     /// `column` and `reason` (a dataset-level check the batch would break); rows already refused
     /// keep their own reasons. Afterwards nothing is accepted.
@@ -375,6 +398,35 @@ pub fn refused_rows(
                 .cloned()
                 .unwrap_or_else(|| new_null_array(&DataType::Utf8, rows.num_rows()))
         })
+        .collect();
+    quarantine_batch(dataset, &columns, &verdicts, batch_id, now_micros)
+}
+
+/// What could not be read as rows at all — a Kafka record whose value is not a JSON object, a
+/// file no reader takes — in the quarantine table's shape: every column empty, rule
+/// `unreadable`, numbered by each one's place in what was read (from 0), with the reason.
+pub fn unreadable_rows(
+    dataset: &DatasetSchema,
+    rows: &[(usize, String)],
+    batch_id: &str,
+    now_micros: i64,
+) -> Result<RecordBatch> {
+    let mut verdicts = RowVerdicts::default();
+    for (row, reason) in rows {
+        verdicts.add(
+            *row,
+            Violation {
+                rule: "unreadable",
+                column: String::new(),
+                reason: reason.clone(),
+            },
+        );
+    }
+    let len = rows.iter().map(|(row, _)| row + 1).max().unwrap_or(0);
+    let columns: Vec<ArrayRef> = dataset
+        .columns
+        .iter()
+        .map(|_| new_null_array(&DataType::Utf8, len))
         .collect();
     quarantine_batch(dataset, &columns, &verdicts, batch_id, now_micros)
 }

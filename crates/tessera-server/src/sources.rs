@@ -475,9 +475,12 @@ impl Mesh {
                     record,
                     schema,
                     &spec.name,
-                    bytes,
-                    &pull.positions,
-                    pull.merge_on.as_deref(),
+                    Positioned {
+                        rows: bytes,
+                        unreadable: pull.unreadable,
+                        positions: pull.positions,
+                        merge_on: pull.merge_on,
+                    },
                 )
                 .await
             }
@@ -491,17 +494,21 @@ impl Mesh {
     /// Commits NDJSON rows with the positions they were read up to: validated and cast, gated,
     /// quarantine first, then the dataset (merged by `merge_on`, or appended), each commit
     /// recording `positions` as Delta application transactions. No rows: the positions alone.
-    #[allow(clippy::too_many_arguments)]
     async fn commit_positioned(
         &self,
         owner: &RequestContext,
         record: &DatasetRecord,
         schema: &DatasetSchema,
         source: &str,
-        rows: Bytes,
-        positions: &[(String, i64)],
-        merge_on: Option<&[String]>,
+        pulled: Positioned,
     ) -> Result<i64> {
+        let Positioned {
+            rows,
+            unreadable,
+            positions,
+            merge_on,
+        } = pulled;
+        let merge_on = merge_on.as_deref();
         self.authorize(
             owner,
             Action::Ingest,
@@ -516,7 +523,7 @@ impl Mesh {
             positions.iter().map(|(id, v)| (id.as_str(), *v)).collect();
         let lock = self.ingest_lock(&record.location);
         let _one_at_a_time = lock.lock().await;
-        if rows.iter().all(u8::is_ascii_whitespace) {
+        if rows.iter().all(u8::is_ascii_whitespace) && unreadable.is_empty() {
             let empty = RecordBatch::new_empty(
                 schema
                     .arrow_schema()
@@ -542,14 +549,32 @@ impl Mesh {
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let validator = RowValidator::new(&schema)
                     .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
-                let mut prepared = tessera_ingest::prepare(
-                    &schema,
-                    &validator,
-                    Format::Ndjson,
-                    rows,
-                    &batch_id,
-                    now.timestamp_micros(),
-                )?;
+                let mut prepared = if rows.iter().all(u8::is_ascii_whitespace) {
+                    // Only records that are no rows: nothing to validate.
+                    tessera_ingest::Prepared::empty(&schema, &batch_id, now.timestamp_micros())?
+                } else {
+                    tessera_ingest::prepare(
+                        &schema,
+                        &validator,
+                        Format::Ndjson,
+                        rows,
+                        &batch_id,
+                        now.timestamp_micros(),
+                    )?
+                };
+                if !unreadable.is_empty() {
+                    let lost = tessera_ingest::unreadable_rows(
+                        &schema,
+                        &unreadable,
+                        &batch_id,
+                        now.timestamp_micros(),
+                    )?;
+                    prepared.quarantine = arrow::compute::concat_batches(
+                        &prepared.quarantine.schema(),
+                        [&prepared.quarantine, &lost],
+                    )
+                    .map_err(|e| ServiceError::Internal(format!("unreadable records: {e}")))?;
+                }
                 if let Some(keys) = &keys {
                     prepared.valid = last_per_key(&prepared.valid, keys)?;
                 }
@@ -682,6 +707,14 @@ impl Mesh {
     async fn keeps_secrets_of(&self, cx: &RequestContext, team: &str) -> Result<bool> {
         Ok(cx.principal.teams.iter().any(|t| t == team) || self.administers(cx).await?)
     }
+}
+
+/// A pull's rows with what their commit records.
+struct Positioned {
+    rows: Bytes,
+    unreadable: Vec<(usize, String)>,
+    positions: Vec<(String, i64)>,
+    merge_on: Option<Vec<String>>,
 }
 
 /// What one turn of a source did.

@@ -280,6 +280,7 @@ impl SourceReader for FilesReader {
                 merge_on: None,
                 describe: format!("file {}", file.name),
                 lag_seconds: Some(age.max(0.0)),
+                unreadable: Vec::new(),
                 more: i + 1 < candidates.len(),
             }));
         }

@@ -1,5 +1,5 @@
 //! Connectors: where products' datasets pull their rows from — a PostgreSQL table or query, a
-//! folder or object-store prefix of files, a Kafka topic — behind one trait.
+//! Kafka topic, a folder or object-store prefix of files — behind one trait.
 //!
 //! A [`Connector`] checks a source's options when the product is applied and opens a
 //! [`SourceReader`] for it; the server asks the reader to [`pull`](SourceReader::pull) what is
@@ -15,6 +15,7 @@
 
 mod error;
 mod files;
+mod kafka;
 mod postgres;
 
 use async_trait::async_trait;
@@ -23,11 +24,12 @@ use tessera_core::SourceSpec;
 
 pub use error::{Result, SourceError};
 pub use files::FilesConnector;
+pub use kafka::KafkaConnector;
 pub use postgres::PostgresConnector;
 
 /// The connectors this build knows, by the name a source file gives in `connector`.
 pub fn connectors() -> &'static [&'static dyn Connector] {
-    &[&PostgresConnector, &FilesConnector]
+    &[&PostgresConnector, &KafkaConnector, &FilesConnector]
 }
 
 /// The connector named `kind`.
@@ -121,6 +123,9 @@ pub struct Pull {
     pub describe: String,
     /// How far behind the origin the source is after this pull, where the connector can tell.
     pub lag_seconds: Option<f64>,
+    /// What was read but is no row at all (a record whose value is not a JSON object), each
+    /// with its place among what was read and why: quarantined with the pull, never dropped.
+    pub unreadable: Vec<(usize, String)>,
     /// More is waiting now: the server pulls again at once.
     pub more: bool,
 }

@@ -436,6 +436,7 @@ impl SourceReader for PostgresReader {
                         when(newest)
                     ),
                     lag_seconds: None,
+                    unreadable: Vec::new(),
                     more: false,
                 }));
             }
@@ -482,6 +483,7 @@ impl SourceReader for PostgresReader {
                 merge_on: Some(vec![self.options.key.clone()]),
                 describe: format!("{} {}", self.options.timestamp, when(high)),
                 lag_seconds: Some(lag.max(0.0)),
+                unreadable: Vec::new(),
                 more: full,
             }));
         }

@@ -216,7 +216,7 @@ pub enum Command {
         #[command(subcommand)]
         action: GlossaryAction,
     },
-    /// Sources datasets pull their rows from (PostgreSQL, files), declared in product folders
+    /// Sources datasets pull their rows from (PostgreSQL, Kafka, files), declared in product folders
     /// (`sources/*.yaml`): where each stands, and pulling now.
     Sources {
         #[command(flatten)]

@@ -115,7 +115,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "access", description = "API tokens, who a request runs as, grants, policies and decisions"),
         (name = "audit", description = "The hash-chained audit log of every change, denied decision and query"),
         (name = "governance", description = "Governance policies as SQL over tessera_meta: the standard library, the council's global policies, domains' own, and their evaluations"),
-        (name = "sources", description = "Sources datasets pull their rows from (PostgreSQL, files), where each stands, and the secrets they name"),
+        (name = "sources", description = "Sources datasets pull their rows from (PostgreSQL, Kafka, files), where each stands, and the secrets they name"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -423,6 +423,128 @@ async fn a_postgres_source_reads_incrementally_and_merges_late_rows() {
     );
 }
 
+/// The test broker (`TESSERA_TEST_KAFKA`, started by scripts/test) and a client of it.
+async fn kafka() -> (String, rskafka::client::Client) {
+    let brokers = std::env::var("TESSERA_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_KAFKA is not set: run the suite with scripts/test, which starts a Kafka-protocol broker")
+    });
+    let client = rskafka::client::ClientBuilder::new(vec![brokers.clone()])
+        .backoff_config(rskafka::BackoffConfig {
+            deadline: Some(Duration::from_secs(10)),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("reach the test Kafka broker");
+    (brokers, client)
+}
+
+/// Produces `values` to a partition in one call: one record batch.
+async fn produce(client: &rskafka::client::Client, topic: &str, partition: i32, values: &[&str]) {
+    let partition = client
+        .partition_client(
+            topic.to_string(),
+            partition,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .unwrap();
+    let records = values
+        .iter()
+        .map(|v| rskafka::record::Record {
+            key: None,
+            value: Some(v.as_bytes().to_vec()),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::Utc::now(),
+        })
+        .collect();
+    partition
+        .produce(
+            records,
+            rskafka::client::partition::Compression::NoCompression,
+        )
+        .await
+        .unwrap();
+}
+
+/// A topic of two partitions is read whole, each partition from where the dataset's table says
+/// it was committed up to: after more records and after a restart, nothing is read twice or
+/// skipped, and a record that is no JSON object is quarantined, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_source_reads_every_partition_once() {
+    let (brokers, client) = kafka().await;
+    let topic = format!("orders-{}", uuid::Uuid::new_v4().simple());
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic(topic.clone(), 2, 1, 5_000)
+        .await
+        .unwrap();
+    let order =
+        |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\", \"amount\": 1}}");
+    let (o1, o2, o3, o4, o5) = (order(1), order(2), order(3), order(4), order(5));
+    produce(&client, &topic, 0, &[&o1, &o2, &o3]).await;
+    produce(&client, &topic, 1, &[&o4, "not json at all", &o5]).await;
+
+    let server = TestServer::start(Store::Sqlite, Tables::Local).await;
+    let source = format!(
+        "apiVersion: tessera/v1\nkind: Source\nname: stream\ndataset: orders\nconnector: kafka\nevery: 1h\nkafka:\n  brokers: [\"{brokers}\"]\n  topic: {topic}\n"
+    );
+    let mut folder = shop_folder();
+    folder.push(("shop/sources/stream.yaml", &source));
+    let (status, plan) = server.apply(&folder, false).await;
+    assert_eq!(status, 200, "{plan}");
+    let owner = server.token_for("ana", &[], &["shop team"]).await;
+
+    let (status, state) = server.run_source(&owner, "shop/orders/stream").await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(
+        (&state["state"], &state["last_rows"]),
+        (&json!("idle"), &json!(6)),
+        "{state}"
+    );
+    assert!(
+        state["position"]
+            .as_str()
+            .unwrap()
+            .contains("offsets p0=3 p1=3"),
+        "{state}"
+    );
+    assert_eq!(server.scalar(ORDERS).await, json!(5));
+    let unreadable = server
+        .rows("SELECT _rule, _reason FROM shop.orders.orders_quarantine")
+        .await;
+    assert_eq!(
+        unreadable,
+        vec![
+            json!({"_rule": "unreadable", "_reason": format!("record {topic}@1:1 is not a JSON object")})
+        ]
+    );
+
+    // More records, produced as one batch, are read from where partition 0 was committed.
+    let (o6, o7) = (order(6), order(7));
+    produce(&client, &topic, 0, &[&o6, &o7]).await;
+    let (_, state) = server.run_source(&owner, "shop/orders/stream").await;
+    assert_eq!(state["last_rows"], 2, "{state}");
+    assert_eq!(server.scalar(ORDERS).await, json!(7));
+
+    // After a restart the offsets come from the table: nothing is read twice.
+    let server = server.stop().await.restart().await;
+    let (_, state) = server.run_source(&owner, "shop/orders/stream").await;
+    assert_eq!(state["last_rows"], 0, "{state}");
+    let o8 = order(8);
+    produce(&client, &topic, 1, &[&o8]).await;
+    let (_, state) = server.run_source(&owner, "shop/orders/stream").await;
+    assert_eq!(state["last_rows"], 1, "{state}");
+    assert_eq!(server.scalar(ORDERS).await, json!(8));
+    assert_eq!(
+        server
+            .scalar("SELECT count(DISTINCT order_id) FROM shop.orders.orders")
+            .await,
+        json!(8)
+    );
+}
+
 on_both_stores!(
     a_files_source_commits_each_file_once,
     sources_are_checked_when_applied,
