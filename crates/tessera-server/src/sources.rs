@@ -301,6 +301,17 @@ impl Mesh {
     /// error (what was committed before it stays committed).
     pub(crate) async fn pull_cycle(&self, record: &SourceRecord) -> SourceStateRecord {
         let id = key(&record.domain, &record.product, &record.name);
+        // One turn at a time per source, from reading where it stood to storing where it
+        // stands: a turn that waited for another starts from what that one stored.
+        let slot = self
+            .sources
+            .readers
+            .lock()
+            .expect("source readers")
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        let mut open = slot.lock().await;
         let started = chrono::Utc::now();
         let previous = self
             .catalog
@@ -314,7 +325,7 @@ impl Mesh {
                 })
             })
             .unwrap_or_default();
-        let outcome = self.pull_until_caught_up(record).await;
+        let outcome = self.pull_until_caught_up(record, &mut open).await;
         let mut state = SourceStateRecord {
             domain: record.domain.clone(),
             product: record.product.clone(),
@@ -363,7 +374,11 @@ impl Mesh {
         state
     }
 
-    async fn pull_until_caught_up(&self, record: &SourceRecord) -> Result<CycleDone> {
+    async fn pull_until_caught_up(
+        &self,
+        record: &SourceRecord,
+        open: &mut Option<OpenReader>,
+    ) -> Result<CycleDone> {
         let spec = parse(record)?;
         let reference: DatasetRef =
             format!("{}.{}.{}", record.domain, record.product, spec.dataset)
@@ -384,15 +399,6 @@ impl Mesh {
         let owner = system.acting_as(crate::mesh::owner_principal(owner_team.clone()));
         let (secret, secret_updated) = self.source_secret(&spec, owner_team.as_deref()).await?;
 
-        let slot = self
-            .sources
-            .readers
-            .lock()
-            .expect("source readers")
-            .entry(key(&record.domain, &record.product, &record.name))
-            .or_default()
-            .clone();
-        let mut open = slot.lock().await;
         let stale = open
             .as_ref()
             .is_none_or(|o| o.text != record.source || o.secret_updated != secret_updated);

@@ -8,13 +8,14 @@ use std::process::Stdio;
 use crate::cli::{CONTRACT, PRODUCT};
 use crate::support::*;
 
+/// Scheduled once a year: in this test it is pulled by hand only, with no scheduled turn racing.
 const SOURCE: &str = "apiVersion: tessera/v1
 kind: Source
 name: drops
 description: Order files the shop drops into the server's incoming/orders folder.
 dataset: orders
 connector: files
-every: 1h
+schedule: \"0 0 1 1 *\"
 files:
   path: incoming/orders
   pattern: \"*.ndjson\"
@@ -55,7 +56,7 @@ fn sources_and_secrets_from_the_cli() {
     let status = server.cli(&["sources", "status", "shop.orders.drops"]).ok();
     for expected in [
         "files into shop.orders.orders",
-        "trigger:      every 3600s",
+        "trigger:      schedule 0 0 1 1 *",
         "state:        idle",
         "position:     file 1.ndjson",
         "rows:         2 last pull, 2 in all",
