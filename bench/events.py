@@ -4,7 +4,7 @@ client threads pinned to core 0, the server pinned to core 1, for `--seconds`; t
 until every acknowledged event is queryable, the Delta commits the committer made, and
 single-event POSTs for a few seconds.
 
-    cargo build --release -p tessera
+    cargo build --release -p tessera -p tessera-bench
     python3 bench/events.py --seconds 30
 
 Then the same again against the issue's peer, `bench/peers/events_fastapi.py` (FastAPI +
@@ -16,8 +16,9 @@ into which it installs the peer's packages at the versions pinned in PEER_PACKAG
 until the peer's events are queryable is measured by reading its Delta table with deltalake
 (from core 0), every 100 ms as Tessera's is queried.
 
-The client is Python (http.client, one keep-alive connection per thread): at single-event
-POSTs it is the limit, not the server, and the figure says so. Results are added to
+The client is the Rust load generator `crates/tessera-bench/src/bin/event_load.rs` when it is built
+(`cargo build --release -p tessera-bench`), else Python threads (http.client, one
+keep-alive connection each), which are the limit at single-event POSTs. Results are added to
 bench/RESULTS.md, the peer in a column next to Tessera's.
 """
 
@@ -33,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -143,8 +145,27 @@ def scalar(url, token, sql):
 
 
 def load(url, token, bodies, events_per_body, seconds, threads):
-    """Posts `bodies` from `threads` client threads for `seconds`: the events acknowledged, the
-    time taken, the sorted acknowledgement latencies (ms) and the 429s retried."""
+    """Posts `bodies` from `threads` connections for `seconds`: (events acknowledged, seconds
+    taken, p50 and p99 acknowledgement latency in ms, 429s). With the Rust load generator built
+    (`cargo build --release -p tessera-bench`) it posts, from core 0; else Python
+    threads do (and are the limit at single-event POSTs)."""
+    if EVENT_LOAD.exists():
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            for body in bodies:
+                f.write("[" + ",".join(l for l in body.decode().splitlines() if l.strip()) + "]\n")
+            path = f.name
+        try:
+            out = subprocess.run(
+                ["taskset", "-c", "0", str(EVENT_LOAD), "--url", f"{url}/api/v1/datasets/web/clicks/events/events",
+                 "--token", token, "--bodies", path, "--events-per-body", str(events_per_body),
+                 "--connections", str(threads), "--seconds", str(seconds)],
+                capture_output=True, text=True, check=True)
+        finally:
+            os.unlink(path)
+        r = json.loads(out.stdout)
+        if r["failed"]:
+            raise SystemExit(f"{r['failed']} requests failed")
+        return r["events"], r["seconds"], r["p50_ms"], r["p99_ms"], r["busy"]
     latencies, counts, lock = [], {"events": 0, "retries": 0}, threading.Lock()
     started = time.perf_counter()
     until = started + seconds
@@ -156,7 +177,8 @@ def load(url, token, bodies, events_per_body, seconds, threads):
         t.join()
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return counts["events"], elapsed, latencies, counts["retries"]
+    return (counts["events"], elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99),
+            counts["retries"])
 
 
 def percentile(sorted_values, p):
@@ -198,10 +220,9 @@ def run_tessera(args, bodies):
             {"name": "clicks/product.odps.yaml", "content": PRODUCT},
             {"name": "clicks/clicks.odcs.yaml", "content": CONTRACT}], "dry_run": False})
         f = {}
-        f["acked"], elapsed, latencies, f["retries"] = load(url, admin, bodies, args.batch, args.seconds,
-                                                             args.threads)
+        f["acked"], elapsed, f["p50"], f["p99"], f["retries"] = load(url, admin, bodies, args.batch,
+                                                                      args.seconds, args.threads)
         f["rate"] = f["acked"] / elapsed
-        f["p50"], f["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
         drained_from = time.perf_counter()
         while scalar(url, admin, "SELECT count(*) AS n FROM web.clicks.events") < f["acked"]:
             time.sleep(0.1)
@@ -210,14 +231,18 @@ def run_tessera(args, bodies):
         f["rss"] = peak_rss(server.pid)
         report("", f)
 
-        events, elapsed, latencies, _ = load(url, admin, single_events(), 1, min(args.seconds, 10), args.threads)
-        f["single_rate"], f["single_p99"] = events / elapsed, percentile(latencies, 0.99)
+        events, elapsed, _, f["single_p99"], _ = load(url, admin, single_events(), 1, min(args.seconds, 10),
+                                                      args.single_connections)
+        f["single_rate"] = events / elapsed
         print(f"single-event POSTs: {f['single_rate']:,.0f} requests/s, p99 {f['single_p99']:.1f} ms", flush=True)
     finally:
         server.terminate()
         server.wait()
     return f
 
+
+# The Rust load generator (crates/tessera-bench/src/bin/event_load.rs), when built.
+EVENT_LOAD = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/event_load"
 
 # The peer: bench/peers/events_fastapi.py in the bench venv, its packages pinned here.
 PEER = ROOT / "bench/peers/events_fastapi.py"
@@ -304,10 +329,9 @@ def run_peer(args, bodies, python):
         if watcher.stdout.readline().strip() != "ready":
             raise SystemExit("the deltalake reader did not start")
         f = {}
-        f["acked"], elapsed, latencies, f["retries"] = load(url, token, bodies, args.batch, args.seconds,
-                                                             args.threads)
+        f["acked"], elapsed, f["p50"], f["p99"], f["retries"] = load(url, token, bodies, args.batch,
+                                                                      args.seconds, args.threads)
         f["rate"] = f["acked"] / elapsed
-        f["p50"], f["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
         drained_from = time.perf_counter()
         watcher.stdin.write(f"{f['acked']}\n")
         watcher.stdin.flush()
@@ -317,8 +341,9 @@ def run_peer(args, bodies, python):
         f["rss"] = peak_rss(peer.pid)
         report("peer: ", f)
 
-        events, elapsed, latencies, _ = load(url, token, single_events(), 1, min(args.seconds, 10), args.threads)
-        f["single_rate"], f["single_p99"] = events / elapsed, percentile(latencies, 0.99)
+        events, elapsed, _, f["single_p99"], _ = load(url, token, single_events(), 1, min(args.seconds, 10),
+                                                      args.single_connections)
+        f["single_rate"] = events / elapsed
         print(f"peer: single-event POSTs: {f['single_rate']:,.0f} requests/s, p99 {f['single_p99']:.1f} ms",
               flush=True)
     finally:
@@ -338,6 +363,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--threads", type=int, default=8)
+    # Many clients each sending one event: a durable acknowledgement waits for an fsync, so the
+    # requests per second are the requests in flight per fsync.
+    parser.add_argument("--single-connections", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--binary", default=release_binary())
     parser.add_argument("--results", default=None)

@@ -240,6 +240,14 @@ impl Catalog {
         if let Some(head) = head {
             self.audit.advance(head);
         }
+        // Entries of queries and denied decisions alone change nothing cached views depend on.
+        if events
+            .iter()
+            .any(|e| e.action != "query" && e.action != "access.denied")
+            || events.is_empty()
+        {
+            self.changed();
+        }
         Ok(())
     }
 

@@ -216,6 +216,7 @@ impl Catalog {
             bump_governance_generation(&mut tx).await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(newly_held)
     }
 
@@ -461,6 +462,7 @@ impl Catalog {
             bump_governance_generation(&mut tx).await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 

@@ -30,4 +30,4 @@ pub use records::{
     StandardPolicySwitch, TokenRecord, Triggers, UserRecord,
 };
 pub use sources::{SecretRecord, SourceRecord, SourceStateRecord};
-pub use store::{Catalog, store_time};
+pub use store::{Catalog, GENERATIONS_RECHECK, Generations, store_time};

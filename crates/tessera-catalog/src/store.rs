@@ -17,6 +17,33 @@ pub struct Catalog {
     pub(crate) audit: std::sync::Arc<crate::audit::AuditSeal>,
     /// The key secrets are sealed with, kept outside the store.
     pub(crate) secrets: std::sync::Arc<crate::sources::SecretSeal>,
+    /// What the generation counters said when last read (see [`Catalog::generations`]).
+    generations: std::sync::Arc<GenerationCache>,
+}
+
+/// The store's generation counters: what cached views of the store (the access state, the
+/// query snapshot, `tessera_meta`) are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generations {
+    /// Users, tokens, grants, policies and products' owners.
+    pub access: i64,
+    /// Datasets added or moved to another contract version.
+    pub datasets: String,
+    /// Governance policies, their results, glossary terms, detections.
+    pub governance: i64,
+}
+
+/// How long another instance's change may take to be seen here: generations are read from the
+/// store at most this often, and again at once after a change made through this instance.
+pub const GENERATIONS_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The generations last read, when, and at which count of this instance's changes.
+#[derive(Debug, Default)]
+pub(crate) struct GenerationCache {
+    /// Changes committed through this instance (bumped after each commit that may move a
+    /// generation).
+    changes: std::sync::atomic::AtomicU64,
+    read: std::sync::Mutex<Option<(std::time::Instant, u64, Generations)>>,
 }
 
 /// A time as the store keeps it: RFC 3339 in UTC with microseconds, so that the text sorts
@@ -65,7 +92,49 @@ impl Catalog {
             url_for_display: redact(&url),
             audit: std::sync::Arc::new(seal),
             secrets: std::sync::Arc::new(secrets),
+            generations: Default::default(),
         })
+    }
+
+    /// The generation counters, as of at most [`GENERATIONS_RECHECK`] ago (as of now after a
+    /// change made through this instance): one read of the store for many requests.
+    pub async fn generations(&self) -> Result<Generations> {
+        use std::sync::atomic::Ordering;
+        let changes = self.generations.changes.load(Ordering::Acquire);
+        if let Some((at, seen, g)) = self.generations.read.lock().expect("generations").as_ref()
+            && *seen == changes
+            && at.elapsed() < GENERATIONS_RECHECK
+        {
+            return Ok(g.clone());
+        }
+        let read_at = std::time::Instant::now();
+        let rows = sqlx::query("SELECT name, value FROM generations")
+            .fetch_all(&self.pool)
+            .await?;
+        let counter = |name: &str| -> Result<i64> {
+            for row in &rows {
+                let n: String = row.try_get("name")?;
+                if n == name {
+                    return Ok(row.try_get("value")?);
+                }
+            }
+            Ok(0)
+        };
+        let g = Generations {
+            access: counter("access")?,
+            governance: counter("governance")?,
+            datasets: self.datasets_generation().await?,
+        };
+        *self.generations.read.lock().expect("generations") = Some((read_at, changes, g.clone()));
+        Ok(g)
+    }
+
+    /// Notes a change committed through this instance: the next [`Catalog::generations`]
+    /// reads the store again.
+    pub(crate) fn changed(&self) {
+        self.generations
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The store's URL with any password removed, for logs.
@@ -412,6 +481,7 @@ impl Catalog {
             .await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 

@@ -219,9 +219,17 @@ fn clip(value: &str) -> String {
 
 /// Rows where the input had a value and the cast produced none.
 fn lost_in_cast(raw: &ArrayRef, typed: &ArrayRef) -> BooleanArray {
-    (0..raw.len())
-        .map(|i| Some(raw.is_valid(i) && typed.is_null(i)))
-        .collect()
+    match (raw.logical_nulls(), typed.logical_nulls()) {
+        // Nothing became null that was not null before.
+        (_, None) => BooleanArray::new(arrow::buffer::BooleanBuffer::new_unset(raw.len()), None),
+        (raw_nulls, Some(typed_nulls)) => {
+            let raw_valid = raw_nulls.map_or_else(
+                || arrow::buffer::BooleanBuffer::new_set(raw.len()),
+                |n| n.inner().clone(),
+            );
+            BooleanArray::new(&raw_valid & &!typed_nulls.inner(), None)
+        }
+    }
 }
 
 /// An empty text field is a missing value for non-text columns (as in CSV everywhere).
@@ -439,6 +447,9 @@ fn quarantine_batch(
     now_micros: i64,
 ) -> Result<RecordBatch> {
     let schema = dataset.quarantine_arrow_schema();
+    if verdicts.failures.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
     let n = verdicts.failures.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     let options = FormatOptions::default();

@@ -73,6 +73,20 @@ impl EventConfig {
     }
 }
 
+/// Bodies up to this size are validated on the thread that answers the request: handing them to
+/// a blocking thread costs more than validating them.
+const SMALL_REQUEST_BYTES: usize = 16 << 10;
+
+/// What validating a dataset's events needs, made once per contract version: its schema, and
+/// its row rules compiled.
+pub(crate) struct EventTarget {
+    schema: tessera_core::DatasetSchema,
+    validator: RowValidator,
+}
+
+/// The event targets, as of a datasets generation (see `Mesh::event_target`).
+pub(crate) type EventTargets = (String, std::collections::HashMap<String, Arc<EventTarget>>);
+
 /// An event request's body as it arrived.
 #[derive(Debug, Clone)]
 pub struct EventBody {
@@ -159,11 +173,20 @@ impl Mesh {
         idempotency_key: Option<String>,
     ) -> Result<EventsReceipt> {
         let resource = dataset_resource(reference);
-        self.discoverable(cx, &resource, || format!("no dataset {reference}"))
-            .await?;
-        self.authorize(cx, Action::Ingest, &resource).await?;
-        let record = self.dataset_record(reference).await?;
+        // One decision where the principal may ingest; where it may not, what it may discover
+        // decides between 404 and 403.
+        if !self
+            .access_for(cx)
+            .await?
+            .allowed(&cx.principal, Action::Ingest, &resource)
+        {
+            self.discoverable(cx, &resource, || format!("no dataset {reference}"))
+                .await?;
+            self.authorize(cx, Action::Ingest, &resource).await?;
+        }
+        let target = self.event_target(reference).await?;
         let stream = reference.to_string();
+        let small = body.bytes.len() <= SMALL_REQUEST_BYTES;
         let claim = match idempotency_key {
             Some(key) if key.trim().is_empty() || key.len() > 200 => {
                 return Err(ServiceError::BadRequest(
@@ -181,46 +204,48 @@ impl Mesh {
             },
             None => None,
         };
-        let schema = self.dataset_schema(&record).await?;
         let limit = self.event_config.max_body_bytes;
         let request_id = cx.request_id.clone();
         let dataset = stream.clone();
         let now = chrono::Utc::now();
-        let (valid, quarantine, receipt) = tokio::task::spawn_blocking(
-            move || -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
-                let ndjson = as_ndjson(body, limit)?;
-                let validator = RowValidator::new(&schema)
-                    .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
-                let prepared = tessera_ingest::prepare(
-                    &schema,
-                    &validator,
-                    Format::Ndjson,
-                    ndjson,
-                    &request_id,
-                    now.timestamp_micros(),
-                )?;
-                let receipt = EventsReceipt {
-                    dataset,
-                    request_id,
-                    events: prepared.rows as i64,
-                    accepted: prepared.accepted() as i64,
-                    quarantined: prepared.quarantined() as i64,
-                    rejections: crate::mesh::rejections(&prepared.quarantine, usize::MAX)
-                        .into_iter()
-                        .map(|r| EventRejection {
-                            index: r.row - 1,
-                            rule: r.rule,
-                            column: r.column,
-                            reason: r.reason,
-                        })
-                        .collect(),
-                    replayed: false,
-                };
-                Ok((prepared.valid, prepared.quarantine, receipt))
-            },
-        )
-        .await
-        .map_err(|e| ServiceError::Internal(format!("event validation panicked: {e}")))??;
+        let validate = move || -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
+            let ndjson = as_ndjson(body, limit)?;
+            let prepared = tessera_ingest::prepare(
+                &target.schema,
+                &target.validator,
+                Format::Ndjson,
+                ndjson,
+                &request_id,
+                now.timestamp_micros(),
+            )?;
+            let receipt = EventsReceipt {
+                dataset,
+                request_id,
+                events: prepared.rows as i64,
+                accepted: prepared.accepted() as i64,
+                quarantined: prepared.quarantined() as i64,
+                rejections: crate::mesh::rejections(&prepared.quarantine, usize::MAX)
+                    .into_iter()
+                    .map(|r| EventRejection {
+                        index: r.row - 1,
+                        rule: r.rule,
+                        column: r.column,
+                        reason: r.reason,
+                    })
+                    .collect(),
+                replayed: false,
+            };
+            Ok((prepared.valid, prepared.quarantine, receipt))
+        };
+        // A small request is validated right here; a large one on a blocking thread, so that
+        // it holds up no other request.
+        let (valid, quarantine, receipt) = if small {
+            validate()?
+        } else {
+            tokio::task::spawn_blocking(validate)
+                .await
+                .map_err(|e| ServiceError::Internal(format!("event validation panicked: {e}")))??
+        };
         let stored =
             serde_json::to_vec(&receipt).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.events
@@ -235,6 +260,32 @@ impl Mesh {
             )
             .await?;
         Ok(receipt)
+    }
+
+    /// What validating `reference`'s events needs, kept while the datasets generation stays
+    /// (a new contract version moves it).
+    async fn event_target(&self, reference: &DatasetRef) -> Result<Arc<EventTarget>> {
+        let generation = self.catalog.generations().await?.datasets;
+        let key = reference.to_string();
+        {
+            let targets = self.event_targets.lock().expect("event targets");
+            if targets.0 == generation
+                && let Some(target) = targets.1.get(&key)
+            {
+                return Ok(target.clone());
+            }
+        }
+        let record = self.dataset_record(reference).await?;
+        let schema = self.dataset_schema(&record).await?;
+        let validator = RowValidator::new(&schema)
+            .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
+        let target = Arc::new(EventTarget { schema, validator });
+        let mut targets = self.event_targets.lock().expect("event targets");
+        if targets.0 != generation {
+            *targets = (generation, Default::default());
+        }
+        targets.1.insert(key, target.clone());
+        Ok(target)
     }
 
     /// Commits every dataset's waiting events now (shutdown, and tests that do not wait).

@@ -33,7 +33,13 @@ pub(crate) struct AccessState {
     principals: Mutex<HashMap<String, (String, Principal)>>,
     /// Each principal's view of the mesh snapshot it was made from.
     views: Mutex<HashMap<Principal, View>>,
+    /// Decisions made with this state: a decision is a function of the model and the request
+    /// alone (no context), so it holds as long as the state does.
+    decisions: Mutex<HashMap<(Principal, Action, Resource), Decision>>,
 }
+
+/// Decisions an access state keeps at most (it forgets them all past this).
+const DECISIONS_KEPT: usize = 100_000;
 
 /// A principal's view, and the whole-mesh snapshot and metadata rows it was made from.
 type View = (
@@ -76,9 +82,20 @@ impl AccessState {
         action: Action,
         resource: &Resource,
     ) -> Result<Decision> {
-        self.model
+        let key = (principal.clone(), action, resource.clone());
+        if let Some(decision) = self.decisions.lock().expect("decisions").get(&key) {
+            return Ok(decision.clone());
+        }
+        let decision = self
+            .model
             .decide(principal, action, resource)
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut decisions = self.decisions.lock().expect("decisions");
+        if decisions.len() >= DECISIONS_KEPT {
+            decisions.clear();
+        }
+        decisions.insert(key, decision.clone());
+        Ok(decision)
     }
 
     /// Whether `principal` may do `action` to `resource`; a model error counts as a denial (and
@@ -244,7 +261,9 @@ impl Mesh {
     /// The access state as of now: the cached one unless the store's access generation moved
     /// or a grant expired since it was built.
     pub(crate) async fn access(&self) -> Result<Arc<AccessState>> {
-        let generation = self.catalog.access_generation().await?;
+        // As of at most `GENERATIONS_RECHECK` ago: a token revoked on another instance is
+        // refused here within it (at once when revoked through this one).
+        let generation = self.catalog.generations().await?.access;
         self.access_at(generation).await
     }
 
@@ -358,6 +377,7 @@ impl Mesh {
             filtered_grants,
             principals: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
+            decisions: Mutex::new(HashMap::new()),
         })
     }
 

@@ -86,6 +86,8 @@ pub struct Mesh {
     pub(crate) event_config: crate::events::EventConfig,
     /// The sources' readers and turns (see `sources.rs`).
     pub(crate) sources: crate::sources::SourceRunners,
+    /// What validating each dataset's events needs (see `events.rs`).
+    pub(crate) event_targets: Mutex<crate::events::EventTargets>,
     /// The server's data directory (the files connector's relative folders are under it).
     pub(crate) data_dir: std::path::PathBuf,
 }
@@ -123,6 +125,7 @@ impl Mesh {
             events,
             event_config: config.events.clone(),
             sources: Default::default(),
+            event_targets: Mutex::new(Default::default()),
             data_dir: config.data_dir.clone(),
             mask_key: mask_key.into(),
             query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),
@@ -278,7 +281,7 @@ impl Mesh {
     /// this instance or another one sharing the metadata store). Sessions are made over a
     /// principal's view of it ([`Mesh::snapshot_for`]), never over it.
     pub(crate) async fn snapshot(&self) -> Result<Arc<MeshSnapshot>> {
-        let generation = self.catalog.datasets_generation().await?;
+        let generation = self.catalog.generations().await?.datasets;
         let mut cached = self.snapshot.lock().await;
         if let Some((g, snapshot)) = cached.as_ref()
             && *g == generation
@@ -337,7 +340,7 @@ impl Mesh {
         mesh: &Arc<MeshSnapshot>,
         generation: i64,
     ) -> Result<Arc<crate::meta::MetaSource>> {
-        let generations = (generation, self.catalog.governance_generation().await?);
+        let generations = (generation, self.catalog.generations().await?.governance);
         let mut cached = self.meta.lock().await;
         if let Some((of, g, meta)) = cached.as_ref()
             && Arc::ptr_eq(of, mesh)
