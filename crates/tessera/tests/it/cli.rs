@@ -378,6 +378,63 @@ fn the_readme_walkthrough_works() {
         "{}",
         csv.stdout
     );
+    let json = server.cli(&["policy", "report", "--format", "json"]).ok();
+    let card: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let n = tessera_governance::STANDARD_POLICIES.len();
+    assert_eq!(
+        card["total"],
+        serde_json::json!({"products": 1, "compliant": 1, "standings": n, "passing": n, "share_passing": 100.0}),
+        "{}",
+        json.stdout
+    );
+    assert_eq!(card["products"][0]["product"], "orders", "{}", json.stdout);
+
+    // Glossary terms from the CLI: published (the admin may), listed, shown; an unknown one named.
+    let terms = tempfile::tempdir().unwrap();
+    let term = terms.path().join("order_status.yaml");
+    std::fs::write(
+        &term,
+        "apiVersion: tessera/v1\nkind: GlossaryTerm\nname: order_status\nversion: 1.0.0\ndescription: Where an order stands.\nlogicalType: string\nvalidValues: [open, shipped, returned]\n",
+    )
+    .unwrap();
+    let published = server
+        .cli(&["glossary", "apply", term.to_str().unwrap()])
+        .ok();
+    let file = term.to_str().unwrap();
+    assert_eq!(
+        published.stdout,
+        format!("glossary term order_status@1.0.0 ({file})\n")
+    );
+    let listed = server.cli(&["glossary", "list"]).ok();
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("order_status@1.0.0"))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    for cell in ["string", "one of [", "shipped", " 0 "] {
+        assert!(row.contains(cell), "{cell}: {row}");
+    }
+    let shown = server.cli(&["glossary", "show", "order_status"]).ok();
+    let lines: Vec<&str> = shown.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("order_status@1.0.0  ({file}, published ")),
+        "{}",
+        shown.stdout
+    );
+    assert_eq!(lines[1], "  Where an order stands.");
+    assert!(
+        lines[2].starts_with("  type: string; rules: "),
+        "{}",
+        shown.stdout
+    );
+    let unknown = server.cli(&["glossary", "show", "order_state"]).failed();
+    assert!(
+        unknown
+            .stderr
+            .contains("no glossary term \"order_state\" (`tessera glossary list` shows the terms)"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
