@@ -70,15 +70,15 @@ def scratch_dir(prefix):
     return path
 
 
-def start_server(binary, data_dir, *extra):
+def start_server(binary, data_dir, *extra, token=None):
     """`tessera serve` on a free port over `data_dir` (a new mesh): returns the process, its URL
-    and the admin token its first start prints (kept in `data_dir/credentials`, not the user's)."""
+    and the admin token its first start prints (kept in `data_dir/credentials`, not the user's).
+    Over a mesh started before, pass its admin `token` (it is not printed again)."""
     server = subprocess.Popen(
         [binary, "serve", "--data-dir", str(data_dir), "--http", "127.0.0.1:0",
          "--credentials", str(pathlib.Path(data_dir) / "credentials"), *extra],
         stdout=subprocess.PIPE, text=True,
     )
-    token = None
     for line in server.stdout:
         if m := re.search(r"(tsr_\S+)", line):
             token = m.group(1)
