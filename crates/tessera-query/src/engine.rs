@@ -369,6 +369,13 @@ impl QueryEngine {
         {
             return Ok(table.clone());
         }
+        let does_not_plan = |e: datafusion::error::DataFusionError| {
+            QueryError::Internal(format!(
+                "the access policy of {} does not plan: {}",
+                entry.reference,
+                e.strip_backtrace()
+            ))
+        };
         let plan = (|| -> datafusion::common::Result<LogicalPlan> {
             let mut builder = LogicalPlanBuilder::scan(
                 entry.reference.dataset.as_str(),
@@ -400,13 +407,7 @@ impl QueryEngine {
             }
             builder.project(columns)?.build()
         })()
-        .map_err(|e| {
-            QueryError::Internal(format!(
-                "the access policy of {} does not plan: {}",
-                entry.reference,
-                e.strip_backtrace()
-            ))
-        })?;
+        .map_err(does_not_plan)?;
         let table: Arc<dyn TableProvider> = if entry.row_filter.is_some() {
             // Opaque, so no predicate of the query is evaluated before the row filter. Its
             // expressions are analyzed (types coerced) once here; each query plans only the
@@ -415,13 +416,7 @@ impl QueryEngine {
             let analyzed = state
                 .analyzer()
                 .execute_and_check(plan, state.config_options(), |_, _| {})
-                .map_err(|e| {
-                    QueryError::Internal(format!(
-                        "the access policy of {} does not plan: {}",
-                        entry.reference,
-                        e.strip_backtrace()
-                    ))
-                })?;
+                .map_err(does_not_plan)?;
             Arc::new(crate::governed::RowFilteredTable::new(
                 entry.reference.clone(),
                 dataset,

@@ -6,7 +6,7 @@
 //! a division by zero in the query's predicate would then tell something about rows the filter
 //! hides.
 //!
-//! The physical plan of that scan sits under a [`RowFilterBarrier`], for the same reason one
+//! The physical plan of that scan sits under a row-filter [`PushdownBarrier`], for the same reason one
 //! level down: DataFusion's physical filter pushdown would otherwise carry the query's
 //! `FilterExec` predicates (and operators' dynamic filters, which can hold a user's sort
 //! expression) down into the row filter's `FilterExec`, to be evaluated on every row. The
@@ -19,20 +19,16 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, TableReference};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
-    ReplaceChildrenOptions,
-};
 use tessera_core::DatasetRef;
 
+use crate::barrier::{Barrier, PushdownBarrier};
 use crate::error::QueryError;
 
 /// A dataset read through a row filter: `SELECT outputs FROM dataset WHERE row_filter`, its
@@ -145,81 +141,9 @@ impl TableProvider for RowFilteredTable {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(RowFilterBarrier {
-            input: Arc::new(ProjectionExec::try_new(outputs, filtered)?),
-        }))
-    }
-}
-
-/// The rows a row filter kept, as they come out of its plan: nothing above looks into it.
-/// Every pushdown DataFusion offers (filters, dynamic filters, limits, projections, sorts,
-/// statistics) is the trait's default here, which declines it.
-#[derive(Debug)]
-pub(crate) struct RowFilterBarrier {
-    input: Arc<dyn ExecutionPlan>,
-}
-
-impl RowFilterBarrier {
-    /// The plan under the barrier (its root's output rows are the rows the filter kept).
-    pub(crate) fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.input
-    }
-}
-
-impl DisplayAs for RowFilterBarrier {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "RowFilterBarrier")
-    }
-}
-
-impl ExecutionPlan for RowFilterBarrier {
-    fn name(&self) -> &str {
-        "RowFilterBarrier"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(RowFilterBarrier { input })),
-            _ => datafusion::common::internal_err!("a row filter barrier has one child"),
-        }
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(
-                datafusion::physical_plan::ChildrenPropertiesMode::Recompute,
-            ),
-        )
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
+        Ok(PushdownBarrier::new(
+            Barrier::RowFilter,
+            Arc::new(ProjectionExec::try_new(outputs, filtered)?),
+        ))
     }
 }

@@ -14,6 +14,7 @@
 //! The mesh's metadata comes in as a [`MeshSnapshot`] taken before planning; table providers
 //! never look metadata up themselves. This crate writes nothing.
 
+mod barrier;
 mod bounded;
 mod engine;
 mod error;

@@ -141,7 +141,10 @@ pub(crate) fn datasets_read(plan: &LogicalPlan) -> Vec<DatasetRef> {
 /// compute time of every operator. A scan through a row filter counts the rows the filter
 /// kept and no bytes: its reader is not told how much the filter hides.
 fn measure(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64, cpu: &mut u64) {
-    if let Some(barrier) = plan.downcast_ref::<crate::governed::RowFilterBarrier>() {
+    if let Some(barrier) = plan
+        .downcast_ref::<crate::barrier::PushdownBarrier>()
+        .filter(|b| b.kind() == crate::barrier::Barrier::RowFilter)
+    {
         let kept = barrier.input().metrics().and_then(|m| m.output_rows());
         *rows += kept.unwrap_or(0) as u64;
         let (mut hidden_rows, mut hidden_bytes) = (0, 0);

@@ -6,20 +6,15 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::Statistics;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
-    ReplaceChildrenOptions, StatisticsArgs,
-};
 use tessera_core::DatasetRef;
 use tessera_storage::Storage;
 
+use crate::barrier::{Barrier, PushdownBarrier};
 use crate::engine::TableAccess;
 
 /// A table of small files (see [`PRUNING_MIN_FILE_ROWS`]) is read whole rather than pruned by
@@ -91,9 +86,10 @@ impl TableProvider for DatasetTable {
                         rows < PRUNING_MIN_FILE_ROWS * files.count.max(1) as u64
                     }) =>
             {
-                Ok(Arc::new(WholeScan {
-                    input: delta.scan(state, projection, &[], limit).await?,
-                }))
+                Ok(PushdownBarrier::new(
+                    Barrier::WholeScan,
+                    delta.scan(state, projection, &[], limit).await?,
+                ))
             }
             Some((delta, _)) => delta.scan(state, projection, filters, limit).await,
             // The table is gone from storage: an empty result, as for a dataset never loaded.
@@ -105,81 +101,5 @@ impl TableProvider for DatasetTable {
                 Ok(Arc::new(EmptyExec::new(schema)))
             }
         }
-    }
-}
-
-/// The scan of a table small enough to read whole: nothing above pushes a predicate into it
-/// (the trait's defaults decline every filter pushdown); everything else is its input's.
-#[derive(Debug)]
-struct WholeScan {
-    input: Arc<dyn ExecutionPlan>,
-}
-
-impl DisplayAs for WholeScan {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "WholeScan")
-    }
-}
-
-impl ExecutionPlan for WholeScan {
-    fn name(&self) -> &str {
-        "WholeScan"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-        _options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(WholeScan { input })),
-            _ => datafusion::common::internal_err!("a whole scan has one child"),
-        }
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(
-                datafusion::physical_plan::ChildrenPropertiesMode::Recompute,
-            ),
-        )
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        Ok(match input_stats.first() {
-            Some(stats) => stats.clone(),
-            None => Arc::new(Statistics::new_unknown(&self.schema())),
-        })
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
     }
 }

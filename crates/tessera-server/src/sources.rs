@@ -52,8 +52,23 @@ const IDLE_PAUSE: Duration = Duration::from_secs(1);
 /// The sources' readers and when each last ran, in this instance.
 #[derive(Default)]
 pub(crate) struct SourceRunners {
-    readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<OpenReader>>>>>,
+    readers: Mutex<HashMap<String, ReaderSlot>>,
     turns: Mutex<HashMap<String, Turn>>,
+}
+
+/// A source's reader slot: held for the whole of a turn, so a source runs one turn at a time.
+type ReaderSlot = Arc<tokio::sync::Mutex<Option<OpenReader>>>;
+
+impl SourceRunners {
+    /// The reader slot of the source `id` (made empty the first time).
+    fn slot(&self, id: &str) -> ReaderSlot {
+        self.readers
+            .lock()
+            .expect("source readers")
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
 }
 
 /// A reader with what it was opened from: a changed file or secret opens a new one.
@@ -303,14 +318,7 @@ impl Mesh {
         let id = key(&record.domain, &record.product, &record.name);
         // One turn at a time per source, from reading where it stood to storing where it
         // stands: a turn that waited for another starts from what that one stored.
-        let slot = self
-            .sources
-            .readers
-            .lock()
-            .expect("source readers")
-            .entry(id.clone())
-            .or_default()
-            .clone();
+        let slot = self.sources.slot(&id);
         let mut open = slot.lock().await;
         let started = chrono::Utc::now();
         let previous = self
@@ -797,16 +805,8 @@ pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
             if !due(&spec.trigger, turn, &record.updated_at) {
                 continue;
             }
-            let slot = mesh
-                .sources
-                .readers
-                .lock()
-                .expect("source readers")
-                .entry(id)
-                .or_default()
-                .clone();
             // A source still pulling keeps its turn.
-            if slot.try_lock().is_err() {
+            if mesh.sources.slot(&id).try_lock().is_err() {
                 continue;
             }
             let mesh = mesh.clone();

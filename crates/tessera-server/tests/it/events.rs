@@ -425,3 +425,26 @@ async fn a_full_event_log_answers_429_with_retry_after() {
     let restarted = server.stop().await.restart().await;
     assert_eq!(restarted.scalar(ORDERS).await, json!(1));
 }
+
+/// `--event-commit-rows`: a dataset with that many events waiting is committed at once, however
+/// long the commit interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enough_waiting_events_are_committed_before_the_interval() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.events.commit_interval = Duration::from_secs(3600);
+        c.events.commit_max_rows = 3;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let event = |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\"}}\n");
+    let (status, receipt, _) = server
+        .send_events(format!("{}{}", event(1), event(2)), &[])
+        .await;
+    assert_eq!(status, 202, "{receipt}");
+    // Two waiting, under the bound: they wait for the interval (an hour).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.scalar(ORDERS).await, json!(0));
+    let (status, receipt, _) = server.send_events(event(3), &[]).await;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(server.count_becomes(ORDERS, 3).await, 3);
+}
