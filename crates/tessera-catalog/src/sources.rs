@@ -175,6 +175,24 @@ impl Catalog {
         rows.iter().map(state_record).collect()
     }
 
+    /// Where the source `domain.product.name` stands, if it has pulled.
+    pub async fn source_state(
+        &self,
+        domain: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<Option<SourceStateRecord>> {
+        let row = sqlx::query(constant_sql(format!(
+            "{STATE_SELECT} WHERE domain = $1 AND product = $2 AND name = $3"
+        )))
+        .bind(domain.to_string())
+        .bind(product.to_string())
+        .bind(name.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(state_record).transpose()
+    }
+
     /// Stores where a source stands after a pull.
     pub async fn put_source_state(&self, s: &SourceStateRecord) -> Result<()> {
         sqlx::query(

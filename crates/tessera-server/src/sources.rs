@@ -321,18 +321,17 @@ impl Mesh {
         let slot = self.sources.slot(&id);
         let mut open = slot.lock().await;
         let started = chrono::Utc::now();
-        let previous = self
+        let previous = match self
             .catalog
-            .source_states()
+            .source_state(&record.domain, &record.product, &record.name)
             .await
-            .ok()
-            .and_then(|states| {
-                states.into_iter().find(|s| {
-                    (&s.domain, &s.product, &s.name)
-                        == (&record.domain, &record.product, &record.name)
-                })
-            })
-            .unwrap_or_default();
+        {
+            Ok(state) => state.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(source = %id, error = %e, "a source's last state could not be read; its counters start again");
+                SourceStateRecord::default()
+            }
+        };
         let outcome = self.pull_until_caught_up(record, &mut open).await;
         let mut state = SourceStateRecord {
             domain: record.domain.clone(),
@@ -890,11 +889,8 @@ impl SourcesService for Mesh {
         name: &str,
     ) -> Result<SourceView> {
         let record = self.visible_source(cx, domain, product, name).await?;
-        let states = self.catalog.source_states().await?;
-        let state = states.iter().find(|t| {
-            (t.domain.as_str(), t.product.as_str(), t.name.as_str()) == (domain, product, name)
-        });
-        Ok(self.source_view(&record, state))
+        let state = self.catalog.source_state(domain, product, name).await?;
+        Ok(self.source_view(&record, state.as_ref()))
     }
 
     async fn run_source(
