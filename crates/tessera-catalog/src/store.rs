@@ -44,6 +44,21 @@ pub(crate) struct GenerationCache {
     /// generation).
     changes: std::sync::atomic::AtomicU64,
     read: std::sync::Mutex<Option<(std::time::Instant, u64, Generations)>>,
+    /// Held by the one task reading the store; the others wait for its answer rather than
+    /// each reading too (hundreds of requests find the cache stale at the same moment).
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl GenerationCache {
+    /// The generations last read, if still fresh for `changes`.
+    fn fresh(&self, changes: u64) -> Option<Generations> {
+        match self.read.lock().expect("generations").as_ref() {
+            Some((at, seen, g)) if *seen == changes && at.elapsed() < GENERATIONS_RECHECK => {
+                Some(g.clone())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A time as the store keeps it: RFC 3339 in UTC with microseconds, so that the text sorts
@@ -101,11 +116,14 @@ impl Catalog {
     pub async fn generations(&self) -> Result<Generations> {
         use std::sync::atomic::Ordering;
         let changes = self.generations.changes.load(Ordering::Acquire);
-        if let Some((at, seen, g)) = self.generations.read.lock().expect("generations").as_ref()
-            && *seen == changes
-            && at.elapsed() < GENERATIONS_RECHECK
-        {
-            return Ok(g.clone());
+        if let Some(g) = self.generations.fresh(changes) {
+            return Ok(g);
+        }
+        let _reading = self.generations.refresh.lock().await;
+        // Another task may have read the store while this one waited.
+        let changes = self.generations.changes.load(Ordering::Acquire);
+        if let Some(g) = self.generations.fresh(changes) {
+            return Ok(g);
         }
         let read_at = std::time::Instant::now();
         let rows = sqlx::query("SELECT name, value FROM generations")

@@ -17,4 +17,7 @@ mod prepare;
 pub use detect::{DetectorHits, SAMPLED_VALUES, personal_data_hits};
 pub use error::{IngestError, Result};
 pub use format::{Format, batch_id_of};
-pub use prepare::{Prepared, prepare, prepare_batch, refused_rows, unreadable_rows};
+pub use prepare::{
+    BodyRows, Prepared, PreparedTogether, prepare, prepare_batch, prepare_together, refused_rows,
+    unreadable_rows,
+};

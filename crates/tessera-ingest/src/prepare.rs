@@ -120,6 +120,119 @@ pub fn prepare(
     prepare_batch(dataset, validator, raw, batch_id, now_micros)
 }
 
+/// Many small NDJSON bodies for one dataset (event requests), read and checked as one batch:
+/// reading and validating cost about as much for one row as for hundreds, so a stream of
+/// one-event requests is validated a group at a time.
+#[derive(Debug)]
+pub struct PreparedTogether {
+    /// Every body's accepted rows, in order, with the dataset table's schema.
+    pub valid: RecordBatch,
+    /// Every body's refused rows, each numbered within its own body and carrying its own
+    /// batch id, exactly as if the body had been prepared alone.
+    pub quarantine: RecordBatch,
+    /// Per body, in order: how many rows it held, and which rows of `quarantine` are its own.
+    pub bodies: Vec<BodyRows>,
+}
+
+/// One body's part of a [`PreparedTogether`].
+#[derive(Debug, Default, Clone)]
+pub struct BodyRows {
+    pub rows: usize,
+    pub quarantined: Vec<usize>,
+}
+
+/// [`prepare`] for many NDJSON `bodies` (each with its batch id) at once. `None` when one of them
+/// cannot be read as it stands (not JSON, a value cut short, an unknown key, no rows): prepare
+/// each alone then, so that each answers with its own error.
+pub fn prepare_together(
+    dataset: &DatasetSchema,
+    validator: &RowValidator,
+    bodies: &[(Bytes, &str)],
+    now_micros: i64,
+) -> Result<Option<PreparedTogether>> {
+    let target = dataset
+        .arrow_schema()
+        .map_err(|e| IngestError::Unreadable {
+            format: "ndjson",
+            reason: e.to_string(),
+        })?;
+    let names: Vec<String> = target.fields().iter().map(|f| f.name().clone()).collect();
+    // The decoder reserves room for a whole batch up front: about one row a line. More rows
+    // than that (several events on a line) fill it, and the group is prepared body by body.
+    let lines: usize = bodies.iter().map(|(b, _)| lines_in(b)).sum();
+    let Ok(mut decoder) = arrow::json::ReaderBuilder::new(text_schema(&names, &target))
+        .with_coerce_primitive(true)
+        .with_strict_mode(true)
+        .with_batch_size(lines)
+        .build_decoder()
+    else {
+        return Ok(None);
+    };
+    // Where each body's rows begin in the whole.
+    let mut starts = Vec::with_capacity(bodies.len());
+    for (body, _) in bodies {
+        let before = decoder.len();
+        let mut rest = &body[..];
+        while !rest.is_empty() {
+            match decoder.decode(rest) {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => rest = &rest[n..],
+            }
+        }
+        if decoder.has_partial_record() || decoder.len() == before {
+            return Ok(None);
+        }
+        starts.push(before);
+    }
+    let Ok(Some(raw)) = decoder.flush() else {
+        return Ok(None);
+    };
+    let prepared = prepare_batch(dataset, validator, raw, "", now_micros)?;
+
+    // Renumber the refused rows within their own bodies and give them their bodies' ids.
+    let mut bodies_rows: Vec<BodyRows> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, start)| BodyRows {
+            rows: starts.get(i + 1).copied().unwrap_or(prepared.rows) - start,
+            quarantined: Vec::new(),
+        })
+        .collect();
+    let mut quarantine = prepared.quarantine;
+    if quarantine.num_rows() > 0 {
+        let schema = quarantine.schema();
+        let row_at = schema.index_of(tessera_core::QUARANTINE_ROW_NUMBER)?;
+        let id_at = schema.index_of(tessera_core::QUARANTINE_BATCH_ID)?;
+        let whole_rows = quarantine
+            .column(row_at)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| IngestError::Unreadable {
+                format: "ndjson",
+                reason: "the quarantine's row numbers are not integers".into(),
+            })?
+            .clone();
+        let mut ids = StringBuilder::new();
+        let mut rows = Vec::with_capacity(whole_rows.len());
+        for (i, whole_row) in whole_rows.values().iter().enumerate() {
+            let index = (*whole_row - 1) as usize;
+            let body = starts.partition_point(|s| *s <= index) - 1;
+            bodies_rows[body].quarantined.push(i);
+            ids.append_value(bodies[body].1);
+            rows.push((index - starts[body]) as i64 + 1);
+        }
+        let mut columns = quarantine.columns().to_vec();
+        columns[row_at] = Arc::new(Int64Array::from(rows));
+        columns[id_at] = Arc::new(ids.finish());
+        quarantine = RecordBatch::try_new(schema, columns)?;
+    }
+    Ok(Some(PreparedTogether {
+        valid: prepared.valid,
+        quarantine,
+        bodies: bodies_rows,
+    }))
+}
+
 /// Splits rows that are already in Arrow form (from a file reader, a query, a connector) by
 /// `dataset`'s contract: columns are matched by name and cast to the contract's types, exactly
 /// as [`prepare`] does for files.
@@ -345,11 +458,17 @@ fn read_ndjson(bytes: &Bytes, schema: SchemaRef) -> std::result::Result<Vec<Reco
     arrow::json::ReaderBuilder::new(schema)
         .with_coerce_primitive(true)
         .with_strict_mode(true)
-        .with_batch_size(64 * 1024)
+        // The decoder reserves room for a whole batch: not 64k rows for a one-event request.
+        .with_batch_size(lines_in(bytes).min(64 * 1024))
         .build(Cursor::new(bytes.clone()))
         .map_err(|e| e.to_string())?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| e.to_string())
+}
+
+/// The lines of an NDJSON document, the last one counted unended or not: about its rows.
+fn lines_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Every key that appears in any line of an NDJSON document, in order of first appearance; a

@@ -931,18 +931,93 @@ fn put_bytes32(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
 
 /// A batch as an Arrow IPC stream; none as no bytes.
 fn ipc(batch: Option<&RecordBatch>) -> Result<Vec<u8>> {
+    use arrow::ipc::writer::{
+        DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions, write_message,
+    };
     let Some(batch) = batch else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
-    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
-        .map_err(|e| PipelineError::Internal(format!("encode a batch: {e}")))?;
-    writer
-        .write(batch)
-        .and_then(|()| writer.finish())
-        .map_err(|e| PipelineError::Internal(format!("encode a batch: {e}")))?;
-    drop(writer);
+    let encoding =
+        |e: arrow::error::ArrowError| PipelineError::Internal(format!("encode a batch: {e}"));
+    let schema = batch.schema();
+    if schema
+        .fields()
+        .iter()
+        .any(|f| holds_dictionary(f.data_type()))
+    {
+        let mut out = Vec::new();
+        let mut writer =
+            arrow::ipc::writer::StreamWriter::try_new(&mut out, &schema).map_err(encoding)?;
+        writer
+            .write(batch)
+            .and_then(|()| writer.finish())
+            .map_err(encoding)?;
+        drop(writer);
+        return Ok(out);
+    }
+    // The stream StreamWriter writes (schema message, batch message, end of stream), with the
+    // schema's message encoded once per schema: for a one-event request it was a third of the
+    // cost of logging it.
+    let options = IpcWriteOptions::default();
+    let generator = IpcDataGenerator::default();
+    let mut out = SCHEMA_MESSAGES.with(|cache| -> Result<Vec<u8>> {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, message)) = cache
+            .iter()
+            .find(|(known, _)| Arc::ptr_eq(known, &schema) || **known == *schema)
+        {
+            return Ok(message.clone());
+        }
+        let mut message = Vec::new();
+        let encoded = generator.schema_to_bytes_with_dictionary_tracker(
+            &schema,
+            &mut DictionaryTracker::new(false),
+            &options,
+        );
+        write_message(&mut message, encoded, &options).map_err(encoding)?;
+        if cache.len() >= 8 {
+            cache.remove(0);
+        }
+        cache.push((schema.clone(), message.clone()));
+        Ok(message)
+    })?;
+    let (_, encoded) = generator
+        .encode(
+            batch,
+            &mut DictionaryTracker::new(false),
+            &options,
+            &mut IpcWriteContext::default(),
+        )
+        .map_err(encoding)?;
+    write_message(&mut out, encoded, &options).map_err(encoding)?;
+    // End of stream: the continuation marker and a zero length.
+    out.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
     Ok(out)
+}
+
+/// Whether a column of this type has a dictionary (its batches need the dictionary messages
+/// [`StreamWriter`](arrow::ipc::writer::StreamWriter) writes).
+fn holds_dictionary(data_type: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType;
+    match data_type {
+        DataType::Dictionary(..) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => holds_dictionary(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| holds_dictionary(f.data_type())),
+        DataType::Union(fields, _) => fields.iter().any(|(_, f)| holds_dictionary(f.data_type())),
+        DataType::RunEndEncoded(_, values) => holds_dictionary(values.data_type()),
+        _ => false,
+    }
+}
+
+thread_local! {
+    /// The schemas this thread encoded batches of lately, with their IPC schema messages.
+    static SCHEMA_MESSAGES: std::cell::RefCell<Vec<(arrow::datatypes::SchemaRef, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn from_ipc(bytes: &[u8]) -> Result<Option<RecordBatch>, String> {

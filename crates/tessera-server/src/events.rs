@@ -11,6 +11,7 @@
 //! [`REFUSED_APP_ID`] on the quarantine when the gate refused the run). After a crash the log
 //! is read back and the committer skips what those positions say is already in the tables.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tessera_governance::Action;
 use tessera_ingest::Format;
 use tessera_pipeline::{EventBatch, EventLog, LogOptions, PipelineError, Reservation, Run};
 use tessera_quality::RowValidator;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, ServiceError};
 use crate::governance::dataset_resource;
@@ -85,7 +87,7 @@ pub(crate) struct EventTarget {
 }
 
 /// The event targets, as of a datasets generation (see `Mesh::event_target`).
-pub(crate) type EventTargets = (String, std::collections::HashMap<String, Arc<EventTarget>>);
+pub(crate) type EventTargets = (String, HashMap<String, Arc<EventTarget>>);
 
 /// An event request's body as it arrived.
 #[derive(Debug, Clone)]
@@ -107,6 +109,240 @@ impl From<PipelineError> for ServiceError {
             PipelineError::Internal(_) => ServiceError::Internal(e.to_string()),
         }
     }
+}
+
+/// At most about this many events are validated as one group.
+const GROUP_MAX_EVENTS: usize = 4096;
+
+/// Small event requests without an idempotency key, validated a group at a time per dataset
+/// (validating one event costs about what validating hundreds does, and a one-event request is
+/// what a browser or a service sends): one task per dataset that has had such requests takes
+/// every request waiting, validates them as one batch (`tessera_ingest::prepare_together`),
+/// appends each request's part to the log (as its own entry, in one group commit) and answers
+/// each with its own receipt.
+#[derive(Default)]
+pub(crate) struct EventGroups {
+    queues: std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Waiting>>>,
+}
+
+/// A request waiting in its dataset's group.
+struct Waiting {
+    target: Arc<EventTarget>,
+    ndjson: Bytes,
+    request_id: String,
+    received: chrono::DateTime<chrono::Utc>,
+    answer: oneshot::Sender<Result<EventsReceipt>>,
+}
+
+impl EventGroups {
+    /// Validates and appends `request`'s events with the others waiting for `stream`.
+    async fn submit(
+        &self,
+        log: &Arc<EventLog>,
+        stream: &str,
+        request: Waiting,
+    ) -> Result<EventsReceipt> {
+        let (answer, answered) = oneshot::channel();
+        let request = Waiting { answer, ..request };
+        {
+            let mut queues = self.queues.lock().expect("event groups");
+            let queue = queues.entry(stream.to_string()).or_insert_with(|| {
+                let (sender, waiting) = mpsc::unbounded_channel();
+                tokio::spawn(validate_groups(log.clone(), stream.to_string(), waiting));
+                sender
+            });
+            if let Err(mpsc::error::SendError(request)) = queue.send(request) {
+                // The group's task ended (it panicked): begin another.
+                let (sender, waiting) = mpsc::unbounded_channel();
+                tokio::spawn(validate_groups(log.clone(), stream.to_string(), waiting));
+                let _ = sender.send(request);
+                *queue = sender;
+            }
+        }
+        answered.await.map_err(|_| {
+            ServiceError::Internal("the events' validation ended without an answer".into())
+        })?
+    }
+}
+
+/// One dataset's group task (see [`EventGroups`]).
+async fn validate_groups(
+    log: Arc<EventLog>,
+    stream: String,
+    mut waiting: mpsc::UnboundedReceiver<Waiting>,
+) {
+    let mut next: Option<Waiting> = None;
+    loop {
+        let first = match next.take() {
+            Some(request) => request,
+            None => match waiting.recv().await {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        // Requests that are ready to be read join this group.
+        tokio::task::yield_now().await;
+        let mut group = vec![first];
+        let mut events = lines(&group[0].ndjson);
+        while events < GROUP_MAX_EVENTS {
+            match waiting.try_recv() {
+                // A new contract version begins a new group.
+                Ok(request) if Arc::ptr_eq(&request.target, &group[0].target) => {
+                    events += lines(&request.ndjson);
+                    group.push(request);
+                }
+                Ok(request) => {
+                    next = Some(request);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        append_group(&log, &stream, group);
+    }
+}
+
+fn lines(ndjson: &[u8]) -> usize {
+    ndjson.iter().filter(|b| **b == b'\n').count().max(1)
+}
+
+/// Validates a group as one batch and appends each request's events, answering each once they
+/// are durable; when one request of the group cannot be read, each is validated alone and
+/// answered for itself.
+fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
+    let target = group[0].target.clone();
+    let bodies: Vec<(Bytes, &str)> = group
+        .iter()
+        .map(|w| (w.ndjson.clone(), w.request_id.as_str()))
+        .collect();
+    let received = group[0].received.timestamp_micros();
+    match tessera_ingest::prepare_together(&target.schema, &target.validator, &bodies, received) {
+        Ok(Some(together)) => {
+            // Each request stays its own entry in the log: the commit gate may refuse one
+            // request's events without costing the others theirs.
+            let rejections = crate::mesh::rejections(&together.quarantine, usize::MAX);
+            let mut next_valid = 0;
+            let mut appends = Vec::with_capacity(group.len());
+            for (request, rows) in group.into_iter().zip(&together.bodies) {
+                let quarantined = rows.quarantined.len();
+                let accepted = rows.rows - quarantined;
+                let valid = together.valid.slice(next_valid, accepted);
+                next_valid += accepted;
+                let quarantine = together
+                    .quarantine
+                    .slice(rows.quarantined.first().copied().unwrap_or(0), quarantined);
+                let mine = rows.quarantined.iter().map(|i| rejections[*i].clone());
+                let receipt = receipt(stream, request.request_id, rows.rows, mine);
+                let log = log.clone();
+                let stream = stream.to_string();
+                appends.push(async move {
+                    let appended = append(&log, stream, valid, quarantine, &receipt, None).await;
+                    let _ = request.answer.send(appended.map(|()| receipt));
+                });
+            }
+            tokio::spawn(futures::future::join_all(appends));
+        }
+        _ => {
+            for request in group {
+                let validated = validate_one(
+                    &target,
+                    stream.to_string(),
+                    request.ndjson,
+                    request.request_id,
+                    request.received,
+                );
+                let log = log.clone();
+                let stream = stream.to_string();
+                tokio::spawn(async move {
+                    let answer = match validated {
+                        Ok((valid, quarantine, receipt)) => {
+                            append(&log, stream, valid, quarantine, &receipt, None)
+                                .await
+                                .map(|()| receipt)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = request.answer.send(answer);
+                });
+            }
+        }
+    }
+}
+
+/// One request's events split by the contract, and what the request is answered.
+fn validate_one(
+    target: &EventTarget,
+    dataset: String,
+    ndjson: Bytes,
+    request_id: String,
+    received: chrono::DateTime<chrono::Utc>,
+) -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
+    let prepared = tessera_ingest::prepare(
+        &target.schema,
+        &target.validator,
+        Format::Ndjson,
+        ndjson,
+        &request_id,
+        received.timestamp_micros(),
+    )?;
+    let rejections = crate::mesh::rejections(&prepared.quarantine, usize::MAX);
+    let receipt = receipt(&dataset, request_id, prepared.rows, rejections.into_iter());
+    Ok((prepared.valid, prepared.quarantine, receipt))
+}
+
+/// A request's receipt: its `events`, the ones `rejected` (numbered from 1 in the request).
+fn receipt(
+    dataset: &str,
+    request_id: String,
+    events: usize,
+    rejected: impl Iterator<Item = crate::views::Rejection>,
+) -> EventsReceipt {
+    let rejections: Vec<EventRejection> = rejected
+        .map(|r| EventRejection {
+            index: r.row - 1,
+            rule: r.rule,
+            column: r.column,
+            reason: r.reason,
+        })
+        .collect();
+    EventsReceipt {
+        dataset: dataset.to_string(),
+        request_id,
+        events: events as i64,
+        accepted: (events - rejections.len()) as i64,
+        quarantined: rejections.len() as i64,
+        rejections,
+        replayed: false,
+    }
+}
+
+/// Appends one request's split events to the log; done once they are durable.
+async fn append(
+    log: &EventLog,
+    stream: String,
+    valid: RecordBatch,
+    quarantine: RecordBatch,
+    receipt: &EventsReceipt,
+    claim: Option<tessera_pipeline::KeyClaim>,
+) -> Result<()> {
+    // The receipt is kept only to answer a retry with the same idempotency key.
+    let stored = match &claim {
+        Some(_) => {
+            serde_json::to_vec(receipt).map_err(|e| ServiceError::Internal(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    log.append(
+        EventBatch {
+            stream,
+            valid: (valid.num_rows() > 0).then_some(valid),
+            quarantine: (quarantine.num_rows() > 0).then_some(quarantine),
+            receipt: stored,
+        },
+        claim,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The body as NDJSON: gzip undone (bounded by `limit`), a JSON array turned into one event a
@@ -206,36 +442,29 @@ impl Mesh {
         };
         let limit = self.event_config.max_body_bytes;
         let request_id = cx.request_id.clone();
-        let dataset = stream.clone();
-        let now = chrono::Utc::now();
-        let validate = move || -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
-            let ndjson = as_ndjson(body, limit)?;
-            let prepared = tessera_ingest::prepare(
-                &target.schema,
-                &target.validator,
-                Format::Ndjson,
-                ndjson,
-                &request_id,
-                now.timestamp_micros(),
-            )?;
-            let receipt = EventsReceipt {
-                dataset,
+        let received = chrono::Utc::now();
+        if small && claim.is_none() {
+            let request = Waiting {
+                target,
+                ndjson: as_ndjson(body, limit)?,
                 request_id,
-                events: prepared.rows as i64,
-                accepted: prepared.accepted() as i64,
-                quarantined: prepared.quarantined() as i64,
-                rejections: crate::mesh::rejections(&prepared.quarantine, usize::MAX)
-                    .into_iter()
-                    .map(|r| EventRejection {
-                        index: r.row - 1,
-                        rule: r.rule,
-                        column: r.column,
-                        reason: r.reason,
-                    })
-                    .collect(),
-                replayed: false,
+                received,
+                answer: oneshot::channel().0,
             };
-            Ok((prepared.valid, prepared.quarantine, receipt))
+            return self
+                .event_groups
+                .submit(&self.events, &stream, request)
+                .await;
+        }
+        let dataset = stream.clone();
+        let validate = move || {
+            validate_one(
+                &target,
+                dataset,
+                as_ndjson(body, limit)?,
+                request_id,
+                received,
+            )
         };
         // A small request is validated right here; a large one on a blocking thread, so that
         // it holds up no other request.
@@ -246,19 +475,7 @@ impl Mesh {
                 .await
                 .map_err(|e| ServiceError::Internal(format!("event validation panicked: {e}")))??
         };
-        let stored =
-            serde_json::to_vec(&receipt).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.events
-            .append(
-                EventBatch {
-                    stream,
-                    valid: (valid.num_rows() > 0).then_some(valid),
-                    quarantine: (quarantine.num_rows() > 0).then_some(quarantine),
-                    receipt: stored,
-                },
-                claim,
-            )
-            .await?;
+        append(&self.events, stream, valid, quarantine, &receipt, claim).await?;
         Ok(receipt)
     }
 

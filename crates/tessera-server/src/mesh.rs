@@ -88,6 +88,8 @@ pub struct Mesh {
     pub(crate) sources: crate::sources::SourceRunners,
     /// What validating each dataset's events needs (see `events.rs`).
     pub(crate) event_targets: Mutex<crate::events::EventTargets>,
+    /// Small event requests validated a group at a time (see `events.rs`).
+    pub(crate) event_groups: crate::events::EventGroups,
     /// The server's data directory (the files connector's relative folders are under it).
     pub(crate) data_dir: std::path::PathBuf,
 }
@@ -126,6 +128,7 @@ impl Mesh {
             event_config: config.events.clone(),
             sources: Default::default(),
             event_targets: Mutex::new(Default::default()),
+            event_groups: Default::default(),
             data_dir: config.data_dir.clone(),
             mask_key: mask_key.into(),
             query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),

@@ -448,3 +448,70 @@ async fn enough_waiting_events_are_committed_before_the_interval() {
     assert_eq!(status, 202, "{receipt}");
     assert_eq!(server.count_becomes(ORDERS, 3).await, 3);
 }
+
+/// Many one-event requests at once (validated a group at a time) are each answered for
+/// themselves: their own rejections, numbered within the request; a request that cannot be
+/// read is refused alone; quarantined events carry their own request's id and row number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_one_event_requests_are_each_answered_for_themselves() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, fast_commits).await;
+    server.apply(&shop_folder(), false).await;
+    let server = std::sync::Arc::new(server);
+    let requests = 300;
+    let body = |i: i64| match i % 10 {
+        // Not JSON, and a column the contract does not know: refused whole.
+        3 => "{\"order_id\": ".to_string(),
+        5 => format!("{{\"order_id\": {i}, \"colour\": \"red\"}}"),
+        // A customer id that breaks the contract's pattern: quarantined.
+        7 => format!("{{\"order_id\": {i}, \"customer_id\": \"X{i}\", \"amount\": 1}}"),
+        _ => format!("{{\"order_id\": {i}, \"customer_id\": \"U{i:08}\", \"amount\": 1}}"),
+    };
+    let mut sent = tokio::task::JoinSet::new();
+    for i in 0..requests {
+        let server = server.clone();
+        let body = body(i);
+        sent.spawn(async move {
+            let id = format!("one-event-{i}");
+            let (status, receipt, _) = server
+                .send_events(body, &[("x-request-id", id.as_str())])
+                .await;
+            (i, status, receipt)
+        });
+    }
+    while let Some(answer) = sent.join_next().await {
+        let (i, status, receipt) = answer.unwrap();
+        match i % 10 {
+            3 | 5 => assert_eq!(status, 422, "request {i}: {receipt}"),
+            7 => {
+                assert_eq!(status, 202, "request {i}: {receipt}");
+                assert_eq!(
+                    (&receipt["accepted"], &receipt["quarantined"]),
+                    (&json!(0), &json!(1)),
+                    "request {i}: {receipt}"
+                );
+                assert_eq!(receipt["rejections"][0]["index"], json!(0), "{receipt}");
+                assert_eq!(receipt["rejections"][0]["column"], json!("customer_id"));
+                assert_eq!(receipt["request_id"], json!(format!("one-event-{i}")));
+            }
+            _ => assert_eq!(
+                (status, &receipt["accepted"], &receipt["rejections"]),
+                (202, &json!(1), &json!([])),
+                "request {i}: {receipt}"
+            ),
+        }
+    }
+    assert_eq!(server.count_becomes(ORDERS, 210).await, 210);
+    assert_eq!(server.count_becomes(QUARANTINE, 30).await, 30);
+    let quarantined = server
+        .rows(
+            "SELECT order_id, _batch_id, _row_number FROM shop.orders.orders_quarantine ORDER BY CAST(order_id AS BIGINT)",
+        )
+        .await;
+    let want: Vec<Value> = (0..requests)
+        .filter(|i| i % 10 == 7)
+        .map(|i| {
+            json!({"order_id": i.to_string(), "_batch_id": format!("one-event-{i}"), "_row_number": 1})
+        })
+        .collect();
+    assert_eq!(quarantined, want);
+}
