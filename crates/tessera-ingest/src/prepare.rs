@@ -37,12 +37,7 @@ pub struct Prepared {
 impl Prepared {
     /// No rows at all (a pull that read only records that are no rows).
     pub fn empty(dataset: &DatasetSchema, batch_id: &str, now_micros: i64) -> Result<Prepared> {
-        let target = dataset
-            .arrow_schema()
-            .map_err(|e| IngestError::Unreadable {
-                format: "arrow",
-                reason: e.to_string(),
-            })?;
+        let target = table_schema(dataset, "arrow")?;
         Ok(Prepared {
             valid: RecordBatch::new_empty(target.clone()),
             quarantine: RecordBatch::new_empty(dataset.quarantine_arrow_schema()),
@@ -110,12 +105,7 @@ pub fn prepare(
     batch_id: &str,
     now_micros: i64,
 ) -> Result<Prepared> {
-    let target = dataset
-        .arrow_schema()
-        .map_err(|e| IngestError::Unreadable {
-            format: format.as_str(),
-            reason: e.to_string(),
-        })?;
+    let target = table_schema(dataset, format.as_str())?;
     let raw = read(format, bytes, &target)?;
     prepare_batch(dataset, validator, raw, batch_id, now_micros)
 }
@@ -150,12 +140,7 @@ pub fn prepare_together(
     bodies: &[(Bytes, &str)],
     now_micros: i64,
 ) -> Result<Option<PreparedTogether>> {
-    let target = dataset
-        .arrow_schema()
-        .map_err(|e| IngestError::Unreadable {
-            format: "ndjson",
-            reason: e.to_string(),
-        })?;
+    let target = table_schema(dataset, "ndjson")?;
     let names: Vec<String> = target.fields().iter().map(|f| f.name().clone()).collect();
     // The decoder reserves room for a whole batch up front: about one row a line. More rows
     // than that (several events on a line) fill it, and the group is prepared body by body.
@@ -243,12 +228,7 @@ pub fn prepare_batch(
     batch_id: &str,
     now_micros: i64,
 ) -> Result<Prepared> {
-    let target = dataset
-        .arrow_schema()
-        .map_err(|e| IngestError::Unreadable {
-            format: "arrow",
-            reason: e.to_string(),
-        })?;
+    let target = table_schema(dataset, "arrow")?;
     if raw.num_rows() == 0 {
         return Err(IngestError::Empty);
     }
@@ -464,6 +444,15 @@ fn read_ndjson(bytes: &Bytes, schema: SchemaRef) -> std::result::Result<Vec<Reco
         .map_err(|e| e.to_string())?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| e.to_string())
+}
+
+/// The dataset table's Arrow schema; a contract type Arrow has no type for makes the input
+/// (read as `format`) unusable.
+fn table_schema(dataset: &DatasetSchema, format: &'static str) -> Result<SchemaRef> {
+    dataset.arrow_schema().map_err(|e| IngestError::Unreadable {
+        format,
+        reason: e.to_string(),
+    })
 }
 
 /// The lines of an NDJSON document, the last one counted unended or not: about its rows.

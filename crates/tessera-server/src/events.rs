@@ -111,8 +111,8 @@ impl From<PipelineError> for ServiceError {
     }
 }
 
-/// At most about this many events are validated as one group.
-const GROUP_MAX_EVENTS: usize = 4096;
+/// A group closes once its requests' bodies hold this many bytes.
+const GROUP_MAX_BYTES: usize = 1 << 20;
 
 /// Small event requests without an idempotency key, validated a group at a time per dataset
 /// (validating one event costs about what validating hundreds does, and a one-event request is
@@ -125,12 +125,17 @@ pub(crate) struct EventGroups {
     queues: std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Waiting>>>,
 }
 
-/// A request waiting in its dataset's group.
-struct Waiting {
+/// One small request's events, as NDJSON, and what validating them needs.
+struct EventRequest {
     target: Arc<EventTarget>,
     ndjson: Bytes,
     request_id: String,
     received: chrono::DateTime<chrono::Utc>,
+}
+
+/// A request waiting in its dataset's group, and where its answer goes.
+struct Waiting {
+    request: EventRequest,
     answer: oneshot::Sender<Result<EventsReceipt>>,
 }
 
@@ -140,23 +145,21 @@ impl EventGroups {
         &self,
         log: &Arc<EventLog>,
         stream: &str,
-        request: Waiting,
+        request: EventRequest,
     ) -> Result<EventsReceipt> {
         let (answer, answered) = oneshot::channel();
-        let request = Waiting { answer, ..request };
+        let start = || {
+            let (sender, waiting) = mpsc::unbounded_channel();
+            tokio::spawn(validate_groups(log.clone(), stream.to_string(), waiting));
+            sender
+        };
         {
             let mut queues = self.queues.lock().expect("event groups");
-            let queue = queues.entry(stream.to_string()).or_insert_with(|| {
-                let (sender, waiting) = mpsc::unbounded_channel();
-                tokio::spawn(validate_groups(log.clone(), stream.to_string(), waiting));
-                sender
-            });
-            if let Err(mpsc::error::SendError(request)) = queue.send(request) {
+            let queue = queues.entry(stream.to_string()).or_insert_with(start);
+            if let Err(mpsc::error::SendError(waiting)) = queue.send(Waiting { request, answer }) {
                 // The group's task ended (it panicked): begin another.
-                let (sender, waiting) = mpsc::unbounded_channel();
-                tokio::spawn(validate_groups(log.clone(), stream.to_string(), waiting));
-                let _ = sender.send(request);
-                *queue = sender;
+                *queue = start();
+                let _ = queue.send(waiting);
             }
         }
         answered.await.map_err(|_| {
@@ -174,25 +177,25 @@ async fn validate_groups(
     let mut next: Option<Waiting> = None;
     loop {
         let first = match next.take() {
-            Some(request) => request,
+            Some(first) => first,
             None => match waiting.recv().await {
-                Some(request) => request,
+                Some(first) => first,
                 None => return,
             },
         };
         // Requests that are ready to be read join this group.
         tokio::task::yield_now().await;
+        let mut bytes = first.request.ndjson.len();
         let mut group = vec![first];
-        let mut events = lines(&group[0].ndjson);
-        while events < GROUP_MAX_EVENTS {
+        while bytes < GROUP_MAX_BYTES {
             match waiting.try_recv() {
                 // A new contract version begins a new group.
-                Ok(request) if Arc::ptr_eq(&request.target, &group[0].target) => {
-                    events += lines(&request.ndjson);
-                    group.push(request);
+                Ok(more) if Arc::ptr_eq(&more.request.target, &group[0].request.target) => {
+                    bytes += more.request.ndjson.len();
+                    group.push(more);
                 }
-                Ok(request) => {
-                    next = Some(request);
+                Ok(more) => {
+                    next = Some(more);
                     break;
                 }
                 Err(_) => break,
@@ -202,20 +205,16 @@ async fn validate_groups(
     }
 }
 
-fn lines(ndjson: &[u8]) -> usize {
-    ndjson.iter().filter(|b| **b == b'\n').count().max(1)
-}
-
 /// Validates a group as one batch and appends each request's events, answering each once they
 /// are durable; when one request of the group cannot be read, each is validated alone and
 /// answered for itself.
 fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
-    let target = group[0].target.clone();
+    let target = group[0].request.target.clone();
     let bodies: Vec<(Bytes, &str)> = group
         .iter()
-        .map(|w| (w.ndjson.clone(), w.request_id.as_str()))
+        .map(|w| (w.request.ndjson.clone(), w.request.request_id.as_str()))
         .collect();
-    let received = group[0].received.timestamp_micros();
+    let received = group[0].request.received.timestamp_micros();
     match tessera_ingest::prepare_together(&target.schema, &target.validator, &bodies, received) {
         Ok(Some(together)) => {
             // Each request stays its own entry in the log: the commit gate may refuse one
@@ -223,7 +222,7 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
             let rejections = crate::mesh::rejections(&together.quarantine, usize::MAX);
             let mut next_valid = 0;
             let mut appends = Vec::with_capacity(group.len());
-            for (request, rows) in group.into_iter().zip(&together.bodies) {
+            for (waiting, rows) in group.into_iter().zip(&together.bodies) {
                 let quarantined = rows.quarantined.len();
                 let accepted = rows.rows - quarantined;
                 let valid = together.valid.slice(next_valid, accepted);
@@ -232,29 +231,23 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
                     .quarantine
                     .slice(rows.quarantined.first().copied().unwrap_or(0), quarantined);
                 let mine = rows.quarantined.iter().map(|i| rejections[*i].clone());
-                let receipt = receipt(stream, request.request_id, rows.rows, mine);
+                let receipt = receipt(stream, waiting.request.request_id, rows.rows, mine);
                 let log = log.clone();
                 let stream = stream.to_string();
                 appends.push(async move {
                     let appended = append(&log, stream, valid, quarantine, &receipt, None).await;
-                    let _ = request.answer.send(appended.map(|()| receipt));
+                    let _ = waiting.answer.send(appended.map(|()| receipt));
                 });
             }
             tokio::spawn(futures::future::join_all(appends));
         }
         _ => {
-            for request in group {
-                let validated = validate_one(
-                    &target,
-                    stream.to_string(),
-                    request.ndjson,
-                    request.request_id,
-                    request.received,
-                );
+            for Waiting { request, answer } in group {
+                let validated = validate_one(stream.to_string(), request);
                 let log = log.clone();
                 let stream = stream.to_string();
                 tokio::spawn(async move {
-                    let answer = match validated {
+                    let answered = match validated {
                         Ok((valid, quarantine, receipt)) => {
                             append(&log, stream, valid, quarantine, &receipt, None)
                                 .await
@@ -262,7 +255,7 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
                         }
                         Err(e) => Err(e),
                     };
-                    let _ = request.answer.send(answer);
+                    let _ = answer.send(answered);
                 });
             }
         }
@@ -271,12 +264,15 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
 
 /// One request's events split by the contract, and what the request is answered.
 fn validate_one(
-    target: &EventTarget,
     dataset: String,
-    ndjson: Bytes,
-    request_id: String,
-    received: chrono::DateTime<chrono::Utc>,
+    request: EventRequest,
 ) -> Result<(RecordBatch, RecordBatch, EventsReceipt)> {
+    let EventRequest {
+        target,
+        ndjson,
+        request_id,
+        received,
+    } = request;
     let prepared = tessera_ingest::prepare(
         &target.schema,
         &target.validator,
@@ -443,29 +439,21 @@ impl Mesh {
         let limit = self.event_config.max_body_bytes;
         let request_id = cx.request_id.clone();
         let received = chrono::Utc::now();
+        let request = move |ndjson| EventRequest {
+            target,
+            ndjson,
+            request_id,
+            received,
+        };
         if small && claim.is_none() {
-            let request = Waiting {
-                target,
-                ndjson: as_ndjson(body, limit)?,
-                request_id,
-                received,
-                answer: oneshot::channel().0,
-            };
+            let request = request(as_ndjson(body, limit)?);
             return self
                 .event_groups
                 .submit(&self.events, &stream, request)
                 .await;
         }
         let dataset = stream.clone();
-        let validate = move || {
-            validate_one(
-                &target,
-                dataset,
-                as_ndjson(body, limit)?,
-                request_id,
-                received,
-            )
-        };
+        let validate = move || validate_one(dataset, request(as_ndjson(body, limit)?));
         // A small request is validated right here; a large one on a blocking thread, so that
         // it holds up no other request.
         let (valid, quarantine, receipt) = if small {
