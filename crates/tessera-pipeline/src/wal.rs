@@ -44,7 +44,7 @@ impl LogOptions {
         Self {
             dir: dir.into(),
             segment_max_bytes: 64 << 20,
-            max_backlog_bytes: 512 << 20,
+            max_backlog_bytes: 256 << 20,
             idempotency_window: Duration::from_secs(24 * 3600),
         }
     }

@@ -55,7 +55,7 @@ impl Default for EventConfig {
         let log = LogOptions::new("");
         Self {
             commit_interval: Duration::from_millis(500),
-            commit_max_rows: 100_000,
+            commit_max_rows: 300_000,
             max_body_bytes: 16 << 20,
             max_backlog_bytes: log.max_backlog_bytes,
             idempotency_window: log.idempotency_window,
@@ -657,8 +657,14 @@ impl Mesh {
 pub(crate) async fn run_committer(mesh: Arc<Mesh>) {
     let interval = mesh.event_config.commit_interval;
     let max_rows = mesh.event_config.commit_max_rows;
+    // After a round that committed, the next begins at once: more may be due already (a
+    // backlog drains back to back, not one commit per wait).
+    let mut committed = false;
     loop {
-        mesh.events.wait_for_work(interval / 4).await;
+        if !committed {
+            mesh.events.wait_for_work(interval / 4).await;
+        }
+        committed = false;
         for backlog in mesh.events.pending() {
             if backlog.oldest.elapsed() < interval && backlog.rows < max_rows {
                 continue;
@@ -666,9 +672,12 @@ pub(crate) async fn run_committer(mesh: Arc<Mesh>) {
             let Some(run) = mesh.events.take(&backlog.stream, max_rows) else {
                 continue;
             };
-            if let Err(e) = mesh.commit_or_release(run).await {
-                tracing::warn!(dataset = %backlog.stream, error = %e, "committing events failed; retrying");
-                tokio::time::sleep(interval).await;
+            match mesh.commit_or_release(run).await {
+                Ok(()) => committed = true,
+                Err(e) => {
+                    tracing::warn!(dataset = %backlog.stream, error = %e, "committing events failed; retrying");
+                    tokio::time::sleep(interval).await;
+                }
             }
         }
     }

@@ -603,10 +603,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_EVENT_COMMIT_INTERVAL_MS", default_value_t = 500)]
     pub event_commit_interval_ms: u64,
     /// Events waiting for one dataset that are committed at once, before the interval is up (and about the most one commit holds).
-    #[arg(long, env = "TESSERA_EVENT_COMMIT_ROWS", default_value_t = 100_000)]
+    #[arg(long, env = "TESSERA_EVENT_COMMIT_ROWS", default_value_t = 300_000)]
     pub event_commit_rows: usize,
     /// Acknowledged but uncommitted event bytes the event log holds before requests get 429 with Retry-After.
-    #[arg(long, env = "TESSERA_EVENT_MAX_BACKLOG_BYTES", default_value_t = 512 << 20)]
+    #[arg(long, env = "TESSERA_EVENT_MAX_BACKLOG_BYTES", default_value_t = 256 << 20)]
     pub event_max_backlog_bytes: u64,
     /// How long an Idempotency-Key makes a retried event request harmless, in seconds.
     #[arg(

@@ -449,6 +449,26 @@ async fn enough_waiting_events_are_committed_before_the_interval() {
     assert_eq!(server.count_becomes(ORDERS, 3).await, 3);
 }
 
+/// A backlog drains back to back: with more waiting than one commit takes, the committer
+/// commits again at once rather than waiting for more events to arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_committed_without_waiting_for_new_events() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.events.commit_interval = Duration::from_secs(3600);
+        c.events.commit_max_rows = 3;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let event = |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\"}}\n");
+    // Five requests of three events: five runs due at once, one commit each.
+    for request in 0..5 {
+        let body: String = (0..3).map(|i| event(request * 3 + i)).collect();
+        let (status, receipt, _) = server.send_events(body, &[]).await;
+        assert_eq!(status, 202, "{receipt}");
+    }
+    assert_eq!(server.count_becomes(ORDERS, 15).await, 15);
+}
+
 /// Many one-event requests at once (validated a group at a time) are each answered for
 /// themselves: their own rejections, numbered within the request; a request that cannot be
 /// read is refused alone; quarantined events carry their own request's id and row number.
