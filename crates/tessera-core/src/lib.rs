@@ -1,5 +1,6 @@
 //! Tessera's domain model: the mesh's names (`domain.product.dataset`), data products, datasets,
-//! their contracts (columns, types, row-level rules), the sources datasets pull from, governance
+//! their contracts (columns, types, row-level rules), the sources datasets pull from, the
+//! transforms that compute datasets from others (and their graph), governance
 //! policies and glossary terms, the
 //! mapping of contract types to Arrow,
 //! who asks ([`RequestContext`], [`Principal`]) and which SQL is accepted ([`sql`]).
@@ -18,6 +19,7 @@ mod quality;
 mod rules;
 mod source;
 pub mod sql;
+mod transform;
 mod types;
 
 pub use context::{FrontEnd, Principal, PrincipalKind, RequestContext};
@@ -39,6 +41,7 @@ pub use quality::{
 };
 pub use rules::{Bound, RowRule, RowRuleKind};
 pub use source::{SECRET_ENV_PREFIX, SecretRef, SourceSpec, SourceTrigger, parse_duration};
+pub use transform::{Cycle, Materialization, TransformGraph, TransformSpec, referenced_datasets};
 pub use types::{
     LogicalType, arrow_type, timestamp_zone_stated, type_mapping_table, utc_timestamp,
 };

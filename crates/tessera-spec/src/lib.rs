@@ -1,6 +1,7 @@
 //! The standard files Tessera speaks, read strictly: ODCS v3.1.0 data contracts (v3.2.0 read
 //! too) and ODPS v1.0.0 product descriptors, and Tessera's own governance policy files
-//! (`kind: Policy`, checked against a JSON Schema of ours the same way).
+//! (`kind: Policy`, checked against a JSON Schema of ours the same way), and transform files
+//! (`transforms/<dataset>.sql`: one query under a header of `-- key: value` lines).
 //!
 //! A file is parsed as YAML without timestamp coercion, validated against the official JSON
 //! Schema (draft 2019-09, embedded), then converted into `tessera-core`'s model. Every problem is
@@ -18,6 +19,7 @@ mod odps;
 mod policy;
 mod schedule;
 mod source;
+mod transform;
 mod validate;
 
 pub use dcs::{dcs_to_odcs, is_dcs};
@@ -30,4 +32,5 @@ pub use odps::{SAMPLE_QUERIES_PROPERTY, SampleQuerySite, product_from_document, 
 pub use policy::{policy_from_document, term_from_document};
 pub use schedule::{Schedule, parse_schedule};
 pub use source::source_from_document;
+pub use transform::{TRANSFORM_KEYS, transform_from_file};
 pub use validate::validate;
