@@ -16,6 +16,7 @@ mod query_log;
 mod records;
 mod sources;
 mod store;
+mod transforms;
 
 pub use audit::{
     AuditEntryRecord, AuditEvent, AuditProblem, AuditVerification, GENESIS_HASH, KeyFiles,
@@ -31,3 +32,4 @@ pub use records::{
 };
 pub use sources::{SecretRecord, SourceRecord, SourceStateRecord};
 pub use store::{Catalog, GENERATIONS_RECHECK, Generations, store_time};
+pub use transforms::TransformRecord;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_glossary.sql")),
     (11, include_str!("../migrations/0011_detections.sql")),
     (12, include_str!("../migrations/0012_sources.sql")),
+    (13, include_str!("../migrations/0013_transforms.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

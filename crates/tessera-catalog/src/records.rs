@@ -78,6 +78,9 @@ pub struct MetadataChange {
     /// The sources a product's folder holds (domain, product, sources), replacing those it held
     /// (`None`: unchanged).
     pub product_sources: Option<(String, String, Vec<crate::SourceRecord>)>,
+    /// The transforms a product's folder holds (domain, product, transforms), replacing those
+    /// it held (`None`: unchanged).
+    pub product_transforms: Option<(String, String, Vec<crate::TransformRecord>)>,
 }
 
 /// One run of a dataset's checks.

@@ -380,6 +380,12 @@ impl Catalog {
             crate::sources::replace_product_sources(&mut tx, domain, product, sources, &now)
                 .await?;
         }
+        if let Some((domain, product, transforms)) = &change.product_transforms {
+            crate::transforms::replace_product_transforms(
+                &mut tx, domain, product, transforms, &now,
+            )
+            .await?;
+        }
         self.commit_audited(tx, &apply_events(change, actor)).await
     }
 
@@ -777,6 +783,12 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
                 .product_sources
                 .as_ref()
                 .map(|(d, p, _)| format!("{d}.{p}"))
+        })
+        .or_else(|| {
+            change
+                .product_transforms
+                .as_ref()
+                .map(|(d, p, _)| format!("{d}.{p}"))
         });
     let Some(subject) = subject else {
         return Vec::new();
@@ -796,6 +808,9 @@ fn apply_events(change: &MetadataChange, actor: &str) -> Vec<AuditEvent> {
             })).collect::<Vec<_>>()),
             "sources": change.product_sources.as_ref().map(|(_, _, ss)| ss.iter().map(|s| serde_json::json!({
                 "source": s.name, "dataset": s.dataset, "connector": s.connector, "source_sha256": sha256_hex(&s.source),
+            })).collect::<Vec<_>>()),
+            "transforms": change.product_transforms.as_ref().map(|(_, _, ts)| ts.iter().map(|t| serde_json::json!({
+                "dataset": t.dataset, "file": t.file_name, "source_sha256": sha256_hex(&t.source),
             })).collect::<Vec<_>>()),
             "datasets": change.datasets.iter().map(|d| serde_json::json!({
                 "dataset": format!("{}.{}.{}", d.domain, d.product, d.name),

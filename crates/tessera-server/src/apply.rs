@@ -375,6 +375,39 @@ impl Mesh {
             ));
         }
 
+        // The folder's transforms: each computes one of its datasets from what it may read,
+        // and no loop closes through the mesh's transforms.
+        let folder_transforms: Vec<(&SourceFile, tessera_core::TransformSpec)> = folder
+            .transforms
+            .iter()
+            .map(|(i, t)| (&request.files[*i], t.clone()))
+            .collect();
+        let sourced: Vec<(String, String)> = folder
+            .sources
+            .iter()
+            .map(|(_, s)| (s.name.clone(), s.dataset.clone()))
+            .collect();
+        let dataset_names: Vec<String> = datasets
+            .iter()
+            .map(|d| d.reference.dataset.to_string())
+            .collect();
+        if let Some(records) = self
+            .plan_transforms(
+                &product,
+                &folder_transforms,
+                &dataset_names,
+                &sourced,
+                &mut changes,
+            )
+            .await?
+        {
+            metadata.product_transforms = Some((
+                product.domain.to_string(),
+                product.name.to_string(),
+                records,
+            ));
+        }
+
         // The governance gate: every policy that applies, on the mesh as it would be after.
         let planned_datasets: Vec<(DatasetRecord, std::sync::Arc<Contract>)> = datasets
             .iter()
@@ -694,6 +727,8 @@ struct LoadedFolder {
     policies: Vec<(usize, GovernancePolicy)>,
     /// The sources its datasets pull from (`sources/*.yaml`).
     sources: Vec<(usize, tessera_core::SourceSpec)>,
+    /// The transforms that compute its datasets (`transforms/<dataset>.sql`).
+    transforms: Vec<(usize, tessera_core::TransformSpec)>,
 }
 
 /// Loads every file of a folder; all problems of all files are reported together.
@@ -708,7 +743,29 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
     let mut contracts: Vec<(usize, Contract)> = Vec::new();
     let mut policies: Vec<(usize, GovernancePolicy)> = Vec::new();
     let mut sources: Vec<(usize, tessera_core::SourceSpec)> = Vec::new();
+    let mut transforms: Vec<(usize, tessera_core::TransformSpec)> = Vec::new();
     for (i, file) in files.iter().enumerate() {
+        if file.name.ends_with(".sql") {
+            let read = limits
+                .check_size(&file.name, &file.content)
+                .and_then(|()| tessera_spec::transform_from_file(&file.name, &file.content));
+            match read {
+                Ok(t) => match transforms.iter().find(|(_, u)| u.dataset == t.dataset) {
+                    Some((first, _)) => problems.push(Diagnostic {
+                        file: file.name.clone(),
+                        line: None,
+                        field: String::new(),
+                        message: format!(
+                            "dataset {} is also computed by {}; a dataset has one transform",
+                            t.dataset, files[*first].name
+                        ),
+                    }),
+                    None => transforms.push((i, t)),
+                },
+                Err(e) => problems.extend(e.diagnostics().iter().cloned()),
+            }
+            continue;
+        }
         match tessera_spec::load_with(&file.name, &file.content, limits) {
             Ok(Loaded::Source(source)) => {
                 if let Some((first, _)) = sources.iter().find(|(_, s)| s.name == source.name) {
@@ -780,6 +837,7 @@ fn load_folder(files: &[SourceFile], limits: &tessera_spec::FileLimits) -> Resul
                 contracts,
                 policies,
                 sources,
+                transforms,
             })
         }
         0 => Err(ServiceError::BadRequest(

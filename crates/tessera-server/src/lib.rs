@@ -32,6 +32,7 @@ mod scheduler;
 mod scorecard;
 pub mod service;
 mod sources;
+mod transforms;
 pub mod views;
 
 pub use access::{ADMIN_GROUP, ADMIN_USER};

@@ -441,6 +441,8 @@ pub enum ResourceKind {
     Policy,
     /// A source one of its datasets pulls from (`sources/*.yaml`).
     Source,
+    /// A transform that computes one of its datasets (`transforms/<dataset>.sql`).
+    Transform,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -449,7 +451,7 @@ pub enum Action {
     Create,
     Change,
     Unchanged,
-    /// Only a product's domain policies and sources are removed with their files.
+    /// Only a product's domain policies, sources and transforms are removed with their files.
     Remove,
 }
 

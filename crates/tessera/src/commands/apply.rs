@@ -10,7 +10,7 @@ use crate::commands::lint::spec_files;
 
 /// The files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and `.json`),
 /// in any subfolder, the domain policies in `policies/` and the sources in `sources/`
-/// (`*.yaml`). Other files (SQL transforms, data) are not sent.
+/// (`*.yaml`), and the transforms in `transforms/` (`*.sql`). Other files (data) are not sent.
 pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
     if !dir.is_dir() {
         bail!(
@@ -19,7 +19,7 @@ pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
         );
     }
     let mut files = Vec::new();
-    for path in spec_files(dir, &["yaml", "yml", "json"])? {
+    for path in spec_files(dir, &["yaml", "yml", "json", "sql"])? {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -28,10 +28,13 @@ pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
         let standard = [".odps.", ".odcs."]
             .iter()
             .any(|marker| name.contains(marker));
-        let policy = path
-            .parent()
-            .is_some_and(|p| p == dir.join("policies") || p == dir.join("sources"));
-        if !standard && !policy {
+        let in_folder = |folder: &str| path.parent().is_some_and(|p| p == dir.join(folder));
+        let policy = in_folder("policies") || in_folder("sources");
+        if name.ends_with(".sql") {
+            if !in_folder("transforms") {
+                continue;
+            }
+        } else if !standard && !policy {
             continue;
         }
         let content = std::fs::read_to_string(&path)

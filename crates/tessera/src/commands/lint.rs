@@ -10,13 +10,24 @@ pub fn run(paths: &[PathBuf]) -> Result<()> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            files.extend(spec_files(path, &["yaml", "yml", "json"])?);
+            // SQL files are transforms only in a `transforms` folder.
+            files.extend(
+                spec_files(path, &["yaml", "yml", "json", "sql"])?
+                    .into_iter()
+                    .filter(|f| {
+                        !is_sql(f)
+                            || f.parent().and_then(|p| p.file_name()) == Some("transforms".as_ref())
+                    }),
+            );
         } else {
             files.push(path.clone());
         }
     }
     if files.is_empty() {
-        bail!("no .yaml, .yml or .json files in {}", display_list(paths));
+        bail!(
+            "no .yaml, .yml or .json files (or transforms/*.sql) in {}",
+            display_list(paths)
+        );
     }
     let mut failed = 0;
     for file in &files {
@@ -29,6 +40,26 @@ pub fn run(paths: &[PathBuf]) -> Result<()> {
                 continue;
             }
         };
+        if is_sql(file) {
+            match tessera_spec::transform_from_file(&name, &text) {
+                Ok(t) => println!(
+                    "ok: {name}: transform of {} from {}",
+                    t.dataset,
+                    t.inputs
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(e) => {
+                    failed += 1;
+                    for d in e.diagnostics() {
+                        eprintln!("error: {d}");
+                    }
+                }
+            }
+            continue;
+        }
         let outcome = tessera_spec::lint(&name, &text);
         if outcome.errors.is_empty() {
             let what = match outcome.kind {
@@ -54,6 +85,10 @@ pub fn run(paths: &[PathBuf]) -> Result<()> {
         bail!("{failed} of {} file(s) are not valid", files.len());
     }
     Ok(())
+}
+
+fn is_sql(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "sql")
 }
 
 fn display_list(paths: &[PathBuf]) -> String {

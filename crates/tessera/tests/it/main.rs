@@ -10,3 +10,4 @@ mod limits;
 mod matrix;
 mod sources;
 mod support;
+mod transforms;
