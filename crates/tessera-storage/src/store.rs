@@ -350,6 +350,31 @@ impl Storage {
         batches: Vec<RecordBatch>,
         positions: &[(&str, i64)],
     ) -> Result<AppendOutcome> {
+        self.write_sequenced(location, batches, positions, SaveMode::Append)
+            .await
+    }
+
+    /// Replaces every row of the table with `batches` (none: the table is left empty) in one
+    /// commit that also records each `(app_id, version)` as a Delta application transaction
+    /// (see [`Storage::append_sequenced`]): a full refresh. Readers of older versions keep
+    /// their files until vacuum.
+    pub async fn replace_sequenced(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        positions: &[(&str, i64)],
+    ) -> Result<AppendOutcome> {
+        self.write_sequenced(location, batches, positions, SaveMode::Overwrite)
+            .await
+    }
+
+    async fn write_sequenced(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        positions: &[(&str, i64)],
+        mode: SaveMode,
+    ) -> Result<AppendOutcome> {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
         let table = self.existing(location).await?;
@@ -357,10 +382,11 @@ impl Storage {
             .iter()
             .map(|(id, version)| Transaction::new(*id, *version))
             .collect();
-        let table = if batches.iter().any(|b| b.num_rows() > 0) {
+        // An overwrite writes even without rows: it removes what the table held.
+        let table = if mode == SaveMode::Overwrite || batches.iter().any(|b| b.num_rows() > 0) {
             table
                 .write(batches)
-                .with_save_mode(SaveMode::Append)
+                .with_save_mode(mode)
                 .with_commit_properties(
                     CommitProperties::default()
                         .with_create_checkpoint(false)
