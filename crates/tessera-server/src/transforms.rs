@@ -34,136 +34,13 @@ impl Mesh {
         changes: &mut Vec<PlannedChange>,
     ) -> Result<Option<Vec<TransformRecord>>> {
         let (domain, name) = (product.domain.as_str(), product.name.as_str());
-        let problem =
-            |file: &SourceFile, line: Option<usize>, field: &str, message: String| Diagnostic {
-                file: file.name.clone(),
-                line,
-                field: field.to_string(),
-                message,
-            };
-        let mut problems: Vec<Diagnostic> = Vec::new();
-        let mesh_datasets = self.catalog.datasets(None).await?;
-        let declared: BTreeSet<&str> = product
-            .input_ports
-            .iter()
-            .map(|p| p.contract_id.as_str())
-            .collect();
-        for (file, spec) in files {
-            let target = spec.dataset.as_str();
-            if !datasets.iter().any(|d| d == target) {
-                problems.push(problem(
-                    file,
-                    None,
-                    "",
-                    format!(
-                        "{domain}.{name} has no dataset {target:?}: a transform computes one of the product's own datasets ({}), named by its file",
-                        datasets.join(", ")
-                    ),
-                ));
-            }
-            if let Some((source, _)) = sourced.iter().find(|(_, d)| d == target) {
-                problems.push(problem(
-                    file,
-                    None,
-                    "",
-                    format!(
-                        "{domain}.{name}.{target} is filled by source {source:?}: a dataset is computed by a transform or filled by a source, not both"
-                    ),
-                ));
-            }
-            for input in &spec.inputs {
-                let line = line_of(&file.content, &input.to_string());
-                let own = input.domain.as_str() == domain && input.product.as_str() == name;
-                if own {
-                    if !datasets.iter().any(|d| d == input.dataset.as_str()) {
-                        problems.push(problem(
-                            file,
-                            line,
-                            "",
-                            format!("{input}: {domain}.{name} has no such dataset"),
-                        ));
-                    }
-                    continue;
-                }
-                let found = mesh_datasets.iter().find(|d| {
-                    d.domain == input.domain.as_str()
-                        && d.product == input.product.as_str()
-                        && d.name == input.dataset.as_str()
-                });
-                match found {
-                    None => problems.push(problem(
-                        file,
-                        line,
-                        "",
-                        format!("{input}: there is no such dataset in the mesh"),
-                    )),
-                    Some(d) if !declared.contains(d.contract_id.as_str()) => {
-                        problems.push(problem(
-                            file,
-                            line,
-                            "",
-                            format!(
-                                "{input} is not an input of {domain}.{name}: add an input port for its contract {:?} to the product descriptor",
-                                d.contract_id
-                            ),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ServiceError::InvalidFiles(problems));
-        }
-
-        // The mesh's transforms as they would be after the apply: no loop through this product.
-        let stored = self.catalog.transforms(None).await?;
-        let mut edges: Vec<(DatasetRef, Vec<DatasetRef>)> = Vec::new();
-        for t in stored
-            .iter()
-            .filter(|t| t.domain != domain || t.product != name)
-        {
-            // Stored transforms were checked when they were applied.
-            if let Ok(spec) = tessera_spec::transform_from_file(&t.file_name, &t.source)
-                && let (Ok(d), Ok(p)) = (Name::parse(&t.domain), Name::parse(&t.product))
-            {
-                edges.push((DatasetRef::new(d, p, spec.dataset), spec.inputs));
-            }
-        }
-        for (_, spec) in files {
-            edges.push((
-                DatasetRef::new(
-                    product.domain.clone(),
-                    product.name.clone(),
-                    spec.dataset.clone(),
-                ),
-                spec.inputs.clone(),
-            ));
-        }
-        let graph = TransformGraph::new(edges);
-        for cycle in graph.cycles() {
-            let Some((file, _)) = files.iter().find(|(_, spec)| {
-                cycle.0.iter().any(|d| {
-                    d.domain.as_str() == domain
-                        && d.product.as_str() == name
-                        && d.dataset == spec.dataset
-                })
-            }) else {
-                continue;
-            };
-            problems.push(problem(
-                file,
-                None,
-                "",
-                format!(
-                    "transforms read each other's results round a loop: {cycle}; no order runs them"
-                ),
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(ServiceError::InvalidFiles(problems));
-        }
-
+        // A folder without transforms has nothing to check: only what it held is looked up.
+        let stored = if files.is_empty() {
+            self.catalog.transforms(Some((domain, name))).await?
+        } else {
+            self.check_transforms(product, files, datasets, sourced)
+                .await?
+        };
         let stored: Vec<&TransformRecord> = stored
             .iter()
             .filter(|t| t.domain == domain && t.product == name)
@@ -220,5 +97,140 @@ impl Mesh {
                 })
                 .collect()
         }))
+    }
+
+    /// Checks a folder's transforms against the product and the mesh; returns every stored
+    /// transform of the mesh (read for the check).
+    async fn check_transforms(
+        &self,
+        product: &Product,
+        files: &[(&SourceFile, TransformSpec)],
+        datasets: &[String],
+        sourced: &[(String, String)],
+    ) -> Result<Vec<TransformRecord>> {
+        let (domain, name) = (product.domain.as_str(), product.name.as_str());
+        let problem = |file: &SourceFile, line: Option<usize>, message: String| Diagnostic {
+            file: file.name.clone(),
+            line,
+            field: String::new(),
+            message,
+        };
+        let mut problems: Vec<Diagnostic> = Vec::new();
+        let mesh_datasets = self.catalog.datasets(None).await?;
+        let declared: BTreeSet<&str> = product
+            .input_ports
+            .iter()
+            .map(|p| p.contract_id.as_str())
+            .collect();
+        for (file, spec) in files {
+            let target = spec.dataset.as_str();
+            if !datasets.iter().any(|d| d == target) {
+                problems.push(problem(
+                    file,
+                    None,
+                    format!(
+                        "{domain}.{name} has no dataset {target:?}: a transform computes one of the product's own datasets ({}), named by its file",
+                        datasets.join(", ")
+                    ),
+                ));
+            }
+            if let Some((source, _)) = sourced.iter().find(|(_, d)| d == target) {
+                problems.push(problem(
+                    file,
+                    None,
+                    format!(
+                        "{domain}.{name}.{target} is filled by source {source:?}: a dataset is computed by a transform or filled by a source, not both"
+                    ),
+                ));
+            }
+            for input in &spec.inputs {
+                let line = line_of(&file.content, &input.to_string());
+                let own = input.domain.as_str() == domain && input.product.as_str() == name;
+                if own {
+                    if !datasets.iter().any(|d| d == input.dataset.as_str()) {
+                        problems.push(problem(
+                            file,
+                            line,
+                            format!("{input}: {domain}.{name} has no such dataset"),
+                        ));
+                    }
+                    continue;
+                }
+                let found = mesh_datasets.iter().find(|d| {
+                    d.domain == input.domain.as_str()
+                        && d.product == input.product.as_str()
+                        && d.name == input.dataset.as_str()
+                });
+                match found {
+                    None => problems.push(problem(
+                        file,
+                        line,
+                        format!("{input}: there is no such dataset in the mesh"),
+                    )),
+                    Some(d) if !declared.contains(d.contract_id.as_str()) => {
+                        problems.push(problem(
+                            file,
+                            line,
+                            format!(
+                                "{input} is not an input of {domain}.{name}: add an input port for its contract {:?} to the product descriptor",
+                                d.contract_id
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::InvalidFiles(problems));
+        }
+
+        // The mesh's transforms as they would be after the apply: no loop through this product.
+        let stored = self.catalog.transforms(None).await?;
+        let mut edges: Vec<(DatasetRef, Vec<DatasetRef>)> = Vec::new();
+        for t in stored
+            .iter()
+            .filter(|t| t.domain != domain || t.product != name)
+        {
+            // Stored transforms were checked when they were applied.
+            if let Ok(spec) = tessera_spec::transform_from_file(&t.file_name, &t.source)
+                && let (Ok(d), Ok(p)) = (Name::parse(&t.domain), Name::parse(&t.product))
+            {
+                edges.push((DatasetRef::new(d, p, spec.dataset), spec.inputs));
+            }
+        }
+        for (_, spec) in files {
+            edges.push((
+                DatasetRef::new(
+                    product.domain.clone(),
+                    product.name.clone(),
+                    spec.dataset.clone(),
+                ),
+                spec.inputs.clone(),
+            ));
+        }
+        let graph = TransformGraph::new(edges);
+        for cycle in graph.cycles() {
+            let Some((file, _)) = files.iter().find(|(_, spec)| {
+                cycle.0.iter().any(|d| {
+                    d.domain.as_str() == domain
+                        && d.product.as_str() == name
+                        && d.dataset == spec.dataset
+                })
+            }) else {
+                continue;
+            };
+            problems.push(problem(
+                file,
+                None,
+                format!(
+                    "transforms read each other's results round a loop: {cycle}; no order runs them"
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::InvalidFiles(problems));
+        }
+        Ok(stored)
     }
 }

@@ -426,25 +426,35 @@ async fn a_full_event_log_answers_429_with_retry_after() {
     assert_eq!(restarted.scalar(ORDERS).await, json!(1));
 }
 
-/// `--event-commit-rows`: a dataset with that many events waiting is committed at once, however
-/// long the commit interval.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enough_waiting_events_are_committed_before_the_interval() {
+/// A shop whose events are committed when three wait (the interval is an hour).
+async fn three_row_commits() -> TestServer {
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
         c.events.commit_interval = Duration::from_secs(3600);
         c.events.commit_max_rows = 3;
     })
     .await;
     server.apply(&shop_folder(), false).await;
-    let event = |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\"}}\n");
+    server
+}
+
+/// One valid order event, as an NDJSON line.
+fn order_event(id: i64) -> String {
+    format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\"}}\n")
+}
+
+/// `--event-commit-rows`: a dataset with that many events waiting is committed at once, however
+/// long the commit interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enough_waiting_events_are_committed_before_the_interval() {
+    let server = three_row_commits().await;
     let (status, receipt, _) = server
-        .send_events(format!("{}{}", event(1), event(2)), &[])
+        .send_events(format!("{}{}", order_event(1), order_event(2)), &[])
         .await;
     assert_eq!(status, 202, "{receipt}");
     // Two waiting, under the bound: they wait for the interval (an hour).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(server.scalar(ORDERS).await, json!(0));
-    let (status, receipt, _) = server.send_events(event(3), &[]).await;
+    let (status, receipt, _) = server.send_events(order_event(3), &[]).await;
     assert_eq!(status, 202, "{receipt}");
     assert_eq!(server.count_becomes(ORDERS, 3).await, 3);
 }
@@ -453,16 +463,10 @@ async fn enough_waiting_events_are_committed_before_the_interval() {
 /// commits again at once rather than waiting for more events to arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_committed_without_waiting_for_new_events() {
-    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
-        c.events.commit_interval = Duration::from_secs(3600);
-        c.events.commit_max_rows = 3;
-    })
-    .await;
-    server.apply(&shop_folder(), false).await;
-    let event = |id: i64| format!("{{\"order_id\": {id}, \"customer_id\": \"U{id:08}\"}}\n");
+    let server = three_row_commits().await;
     // Five requests of three events: five runs due at once, one commit each.
     for request in 0..5 {
-        let body: String = (0..3).map(|i| event(request * 3 + i)).collect();
+        let body: String = (0..3).map(|i| order_event(request * 3 + i)).collect();
         let (status, receipt, _) = server.send_events(body, &[]).await;
         assert_eq!(status, 202, "{receipt}");
     }
