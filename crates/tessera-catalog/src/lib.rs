@@ -32,4 +32,4 @@ pub use records::{
 };
 pub use sources::{SecretRecord, SourceRecord, SourceStateRecord};
 pub use store::{Catalog, GENERATIONS_RECHECK, Generations, store_time};
-pub use transforms::TransformRecord;
+pub use transforms::{RunsOf, TransformRecord, TransformRunRecord};

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_detections.sql")),
     (12, include_str!("../migrations/0012_sources.sql")),
     (13, include_str!("../migrations/0013_transforms.sql")),
+    (14, include_str!("../migrations/0014_transform_runs.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -89,3 +89,137 @@ impl Catalog {
         rows.iter().map(transform_row).collect()
     }
 }
+
+/// One run of a transform, as it ended.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransformRunRecord {
+    pub run_id: String,
+    pub domain: String,
+    pub product: String,
+    /// The dataset the transform computes.
+    pub dataset: String,
+    /// `manual`, `interval` or `upstream`.
+    pub trigger: String,
+    /// How the result was written: `full`, `append` or `merge`.
+    pub mode: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// Who started it (the scheduler for an automatic run); it ran as the owner team.
+    pub principal: String,
+    pub started_at: String,
+    pub duration_ms: i64,
+    /// Rows the query's scans read.
+    pub rows_in: i64,
+    /// Rows it committed to the dataset.
+    pub rows_out: i64,
+    /// The dataset's table version the run committed (none when it failed).
+    pub table_version: Option<i64>,
+    /// The datasets it read, each at the table version it read: `d.p.x@3, d.p.y@7`.
+    pub inputs: String,
+    pub error: Option<String>,
+}
+
+/// Which transforms' runs: each part that is given narrows them (all: every transform).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunsOf<'a> {
+    pub domain: Option<&'a str>,
+    pub product: Option<&'a str>,
+    /// The dataset the transform computes.
+    pub dataset: Option<&'a str>,
+}
+
+impl<'a> RunsOf<'a> {
+    /// The runs of the transform computing `domain.product.dataset`.
+    pub fn dataset(domain: &'a str, product: &'a str, dataset: &'a str) -> Self {
+        Self {
+            domain: Some(domain),
+            product: Some(product),
+            dataset: Some(dataset),
+        }
+    }
+}
+
+const RUN_SELECT: &str = "SELECT run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error FROM transform_runs";
+
+fn run_row(row: &AnyRow) -> Result<TransformRunRecord> {
+    Ok(TransformRunRecord {
+        run_id: row.try_get("run_id")?,
+        domain: row.try_get("domain")?,
+        product: row.try_get("product")?,
+        dataset: row.try_get("dataset")?,
+        trigger: row.try_get("trigger")?,
+        mode: row.try_get("mode")?,
+        status: row.try_get("status")?,
+        principal: row.try_get("principal")?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        rows_in: row.try_get("rows_in")?,
+        rows_out: row.try_get("rows_out")?,
+        table_version: row.try_get("table_version")?,
+        inputs: row.try_get("inputs")?,
+        error: row.try_get("error")?,
+    })
+}
+
+impl Catalog {
+    /// Stores a transform run as it ended.
+    pub async fn record_transform_run(&self, run: &TransformRunRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO transform_runs (run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(run.run_id.clone())
+        .bind(run.domain.clone())
+        .bind(run.product.clone())
+        .bind(run.dataset.clone())
+        .bind(run.trigger.clone())
+        .bind(run.mode.clone())
+        .bind(run.status.clone())
+        .bind(run.principal.clone())
+        .bind(run.started_at.clone())
+        .bind(run.duration_ms)
+        .bind(run.rows_in)
+        .bind(run.rows_out)
+        .bind(run.table_version)
+        .bind(run.inputs.clone())
+        .bind(run.error.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` runs, newest first, of the transforms `of` names (see [`RunsOf`]).
+    pub async fn transform_runs(
+        &self,
+        of: RunsOf<'_>,
+        limit: i64,
+    ) -> Result<Vec<TransformRunRecord>> {
+        let mut filters: Vec<String> = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        for (column, value) in [
+            ("domain", of.domain),
+            ("product", of.product),
+            ("dataset", of.dataset),
+        ] {
+            if let Some(value) = value {
+                values.push(value.to_string());
+                filters.push(format!("{column} = ${}", values.len()));
+            }
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filters.join(" AND "))
+        };
+        let sql = format!(
+            "{RUN_SELECT}{filter} ORDER BY started_at DESC, run_id DESC LIMIT ${}",
+            values.len() + 1
+        );
+        let mut query = sqlx::query(constant_sql(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
+    }
+}

@@ -500,8 +500,25 @@ impl QueryEngine {
         cx: &RequestContext,
         observer: QueryObserver,
     ) -> Result<QueryStream> {
+        self.execute_refined(snapshot, sql, cx, observer, Box::new(Ok))
+            .await
+    }
+
+    /// [`execute_observed`](Self::execute_observed), with the planned statement passed through
+    /// `refine` before it runs (a transform keeps only the rows past its watermark: a filter
+    /// the optimizer pushes down to the scans).
+    pub async fn execute_refined(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+        cx: &RequestContext,
+        observer: QueryObserver,
+        refine: Refine,
+    ) -> Result<QueryStream> {
         let observer = Arc::new(std::sync::Mutex::new(Some(observer)));
-        let result = self.start_query(snapshot, sql, cx, observer.clone()).await;
+        let result = self
+            .start_query(snapshot, sql, cx, observer.clone(), refine)
+            .await;
         if let Err(e) = &result {
             // Unless the query's own task told it already.
             crate::report::report_early(&observer, e);
@@ -515,6 +532,7 @@ impl QueryEngine {
         sql: &str,
         cx: &RequestContext,
         observer: Arc<std::sync::Mutex<Option<QueryObserver>>>,
+        refine: Refine,
     ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         // A query waits for its turn at most as long as it may run; its time starts then.
@@ -542,7 +560,8 @@ impl QueryEngine {
             // that fails on its data still names them.
             let planned = why
                 .guard(plan_sql_reading(&ctx, &sql, &mut reporter.datasets))
-                .await;
+                .await
+                .and_then(|df| refine(df).map_err(QueryError::from_datafusion));
             let df = match planned {
                 Ok(df) => df,
                 Err(e) => {
@@ -691,6 +710,9 @@ impl QueryEngine {
         self.executor.is_shut_down()
     }
 }
+
+/// A change to a planned statement before it runs (see [`QueryEngine::execute_refined`]).
+pub type Refine = Box<dyn FnOnce(DataFrame) -> datafusion::error::Result<DataFrame> + Send>;
 
 /// Plans one read-only statement on `ctx`: the one way SQL text becomes a plan, for queries
 /// and contract rules alike. Refused before planning: empty or over-long text, more than one

@@ -32,7 +32,7 @@ mod table;
 
 pub use engine::{
     DatasetEntry, Identifiers, META_SCHEMA, MeshSnapshot, MetaTable, QueryConfig, QueryEngine,
-    TableAccess, plan_sql, request_of,
+    Refine, TableAccess, plan_sql, request_of,
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};

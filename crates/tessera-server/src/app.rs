@@ -22,6 +22,7 @@ pub struct Application {
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
     source_tick: std::time::Duration,
+    transform_tick: std::time::Duration,
     maintenance: crate::maintenance::MaintenanceConfig,
     shutdown_timeout_seconds: u64,
     first_admin_token: Option<String>,
@@ -52,6 +53,7 @@ impl Application {
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
             source_tick: config.source_tick,
+            transform_tick: config.transform_tick,
             maintenance: config.maintenance.clone(),
             shutdown_timeout_seconds: config.shutdown_timeout_seconds,
             first_admin_token,
@@ -101,6 +103,12 @@ impl Application {
         });
         let sources = (!self.source_tick.is_zero())
             .then(|| tokio::spawn(crate::sources::run(self.mesh.clone(), self.source_tick)));
+        let transforms = (!self.transform_tick.is_zero()).then(|| {
+            tokio::spawn(crate::transform_runs::run(
+                self.mesh.clone(),
+                self.transform_tick,
+            ))
+        });
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -136,7 +144,10 @@ impl Application {
                 Ok(())
             }
         };
-        for task in [scheduler, maintenance, sources].into_iter().flatten() {
+        for task in [scheduler, maintenance, sources, transforms]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         committer.abort();

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub check_tick_seconds: u64,
     /// How often the server looks for sources that are due to pull; zero turns sources off.
     pub source_tick: std::time::Duration,
+    /// How often the server looks for transforms that are due to run (an interval passed, an
+    /// upstream commit settled); zero runs transforms by hand only.
+    pub transform_tick: std::time::Duration,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
     pub shutdown_timeout_seconds: u64,
@@ -54,6 +57,7 @@ impl ServerConfig {
             max_body_bytes: 1 << 30,
             check_tick_seconds: 30,
             source_tick: std::time::Duration::from_secs(1),
+            transform_tick: std::time::Duration::from_secs(1),
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,

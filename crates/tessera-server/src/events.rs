@@ -25,6 +25,7 @@ use tessera_quality::RowValidator;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, ServiceError};
+use crate::gate::GateMode;
 use crate::governance::dataset_resource;
 use crate::mesh::Mesh;
 use crate::views::{EventRejection, EventsReceipt};
@@ -574,7 +575,7 @@ impl Mesh {
         let owner = self
             .as_owner(&system, &record.domain, &record.product)
             .await?;
-        let gate = self.gate(&owner, &record, &valid, None).await?;
+        let gate = self.gate(&owner, &record, &valid, GateMode::Append).await?;
         let refusal = gate.as_ref().and_then(|g| g.refused_by.clone());
         if refusal.is_some() && todo.len() > 1 {
             // One request's events must not cost another's: refused together, the requests

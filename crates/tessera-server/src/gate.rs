@@ -60,7 +60,8 @@ pub(crate) struct GateVerdict {
     next_state: GateState,
     /// The batch's keys by key columns, added to the key indexes once it is committed.
     batch_keys: Vec<(Vec<String>, BatchKeys)>,
-    /// The batch is merged, not appended: what is kept of the dataset is measured again.
+    /// The batch is merged or replaces the dataset, not appended: what is kept of the dataset
+    /// is measured again.
     merged: bool,
 }
 
@@ -77,6 +78,18 @@ pub(crate) type SharedKeyIndexes = Arc<tokio::sync::Mutex<KeyIndexes>>;
 const INCOMING: &str = "tessera.public.incoming_batch";
 const AFTER: &str = "tessera.public.dataset_with_batch";
 
+/// How a commit adds its batch to the dataset, which decides what the dataset would be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GateMode<'a> {
+    /// The batch's rows are added.
+    Append,
+    /// A row of the batch whose key (these columns) the dataset holds replaces it.
+    Merge(&'a [String]),
+    /// The batch becomes the whole dataset (a full refresh): it is judged alone, and a blocking
+    /// check it fails refuses it even when the dataset fails that check now.
+    Replace,
+}
+
 /// The checks a commit can make fail.
 fn gated(checks: Vec<Check>) -> Vec<Check> {
     checks
@@ -91,14 +104,14 @@ impl Mesh {
     /// Measures the dataset's gated checks with `batch` added; `None` when none of them blocks.
     /// `cx` acts as the product's owner team: the gate's `sql` rules run with its rights.
     ///
-    /// With `merge_on`, the batch is to be merged by those key columns (a row whose key the
-    /// dataset holds replaces it): the dataset as it would be is measured whole.
+    /// `mode` says what the dataset would be with the batch: merged or replaced, it is
+    /// measured whole.
     pub(crate) async fn gate(
         &self,
         cx: &RequestContext,
         record: &DatasetRecord,
         batch: &RecordBatch,
-        merge_on: Option<&[String]>,
+        mode: GateMode<'_>,
     ) -> Result<Option<GateVerdict>> {
         let contract = self
             .contract_model(
@@ -111,7 +124,9 @@ impl Mesh {
             return Ok(None);
         };
         let checks = gated(schema.checks(&contract.sla));
-        if batch.num_rows() == 0 || !checks.iter().any(Check::gates_commits) {
+        // An empty batch changes nothing, unless it replaces the dataset.
+        let changes_nothing = batch.num_rows() == 0 && !matches!(mode, GateMode::Replace);
+        if changes_nothing || !checks.iter().any(Check::gates_commits) {
             return Ok(None);
         }
         let started = chrono::Utc::now();
@@ -140,7 +155,7 @@ impl Mesh {
         };
         let ctx = self.session(cx).await?;
         let batch = batch.clone();
-        let merge_on = merge_on.map(<[String]>::to_vec);
+        let mode = OwnedMode::from(mode);
         let indexes = self.key_indexes(&record.location);
         let indexes_hold = {
             let indexed_at = indexes.lock().await.table_version;
@@ -163,7 +178,7 @@ impl Mesh {
                     checks,
                     version,
                     contract_key,
-                    merge_on,
+                    mode,
                 };
                 Ok(measure.run(batch, cached, &mut indexes).await)
             })
@@ -307,8 +322,24 @@ struct Measure {
     /// The table version the batch would be committed on.
     version: Option<i64>,
     contract_key: String,
-    /// Merged by these key columns rather than appended.
-    merge_on: Option<Vec<String>>,
+    mode: OwnedMode,
+}
+
+/// [`GateMode`], owned, for the measuring task.
+enum OwnedMode {
+    Append,
+    Merge(Vec<String>),
+    Replace,
+}
+
+impl From<GateMode<'_>> for OwnedMode {
+    fn from(mode: GateMode<'_>) -> Self {
+        match mode {
+            GateMode::Append => OwnedMode::Append,
+            GateMode::Merge(keys) => OwnedMode::Merge(keys.to_vec()),
+            GateMode::Replace => OwnedMode::Replace,
+        }
+    }
 }
 
 impl Measure {
@@ -326,7 +357,7 @@ impl Measure {
             checks,
             version,
             contract_key,
-            merge_on,
+            mode,
         } = self;
         let failed = |e: datafusion::error::DataFusionError| {
             ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
@@ -344,22 +375,24 @@ impl Measure {
                 .await
                 .map_err(measure_failed)?,
         };
-        if let Some(keys) = &merge_on {
+        let whole = match &mode {
+            OwnedMode::Append => None,
             // The dataset as the merge would leave it: its rows whose key the batch does not
             // hold, and the batch.
-            let on = keys
-                .iter()
-                .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            register_after(
-                &ctx,
-                &table,
-                &format!(
+            OwnedMode::Merge(keys) => {
+                let on = keys
+                    .iter()
+                    .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                Some(format!(
                     "SELECT * FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on}) UNION ALL SELECT * FROM {INCOMING}"
-                ),
-            )
-            .await?;
+                ))
+            }
+            OwnedMode::Replace => Some(format!("SELECT * FROM {INCOMING}")),
+        };
+        if let Some(after_sql) = whole {
+            register_after(&ctx, &table, &after_sql).await?;
             let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
                 .await
                 .map_err(measure_failed)?;
@@ -371,7 +404,9 @@ impl Measure {
                 after,
                 version,
                 Vec::new(),
-                true,
+                Judged::Whole {
+                    alone: matches!(mode, OwnedMode::Replace),
+                },
             )
             .await;
         }
@@ -447,10 +482,20 @@ impl Measure {
             after,
             version,
             keys_of_batch,
-            false,
+            Judged::Added,
         )
         .await
     }
+}
+
+/// How the dataset with the batch was measured.
+#[derive(Clone, Copy)]
+enum Judged {
+    /// The batch's measures added to the kept ones.
+    Added,
+    /// The dataset as it would be, measured whole (a merge or a replacement); `alone`: the
+    /// batch replaces the dataset, so what the dataset is now does not excuse a failing check.
+    Whole { alone: bool },
 }
 
 /// Registers [`AFTER`], the dataset as it would be with the batch, as the view `sql` (planned
@@ -476,7 +521,7 @@ async fn judge(
     after: GateState,
     version: Option<i64>,
     batch_keys: Vec<(Vec<String>, BatchKeys)>,
-    merged: bool,
+    judged: Judged,
 ) -> Result<GateVerdict> {
     let mut results_after = Vec::with_capacity(checks.len());
     let mut refused_by = None;
@@ -494,7 +539,7 @@ async fn judge(
         if refused_by.is_none()
             && check.gates_commits()
             && now.outcome == Outcome::Failed
-            && was.outcome != Outcome::Failed
+            && (was.outcome != Outcome::Failed || matches!(judged, Judged::Whole { alone: true }))
         {
             refused_by = Some((
                 check.check_type,
@@ -517,7 +562,7 @@ async fn judge(
         before_state,
         next_state: after,
         batch_keys,
-        merged,
+        merged: matches!(judged, Judged::Whole { .. }),
     })
 }
 

@@ -32,6 +32,7 @@ mod scheduler;
 mod scorecard;
 pub mod service;
 mod sources;
+mod transform_runs;
 mod transforms;
 pub mod views;
 

@@ -27,6 +27,7 @@ use tessera_storage::Storage;
 
 use crate::config::ServerConfig;
 use crate::error::{Result, ServiceError};
+use crate::gate::GateMode;
 use crate::governance::{dataset_resource, product_resource};
 use crate::views::*;
 use tessera_governance::{Action, Resource};
@@ -86,6 +87,7 @@ pub struct Mesh {
     pub(crate) event_config: crate::events::EventConfig,
     /// The sources' readers and turns (see `sources.rs`).
     pub(crate) sources: crate::sources::SourceRunners,
+    pub(crate) transform_runners: crate::transform_runs::TransformRunners,
     /// What validating each dataset's events needs (see `events.rs`).
     pub(crate) event_targets: Mutex<crate::events::EventTargets>,
     /// Small event requests validated a group at a time (see `events.rs`).
@@ -127,6 +129,7 @@ impl Mesh {
             events,
             event_config: config.events.clone(),
             sources: Default::default(),
+            transform_runners: Default::default(),
             event_targets: Mutex::new(Default::default()),
             event_groups: Default::default(),
             data_dir: config.data_dir.clone(),
@@ -840,7 +843,8 @@ impl IngestService for Mesh {
             None
         } else {
             let owner = self.as_owner(cx, &record.domain, &record.product).await?;
-            self.gate(&owner, &record, &prepared.valid, None).await?
+            self.gate(&owner, &record, &prepared.valid, GateMode::Append)
+                .await?
         };
         let mut refusal = None;
         if let Some((rule, column, reason)) = gate.as_ref().and_then(|g| g.refused_by.clone()) {

@@ -324,6 +324,37 @@ pub trait SourcesService: Send + Sync {
     async fn delete_secret(&self, cx: &RequestContext, name: &str) -> Result<SecretView>;
 }
 
+/// Transforms: the SQL that computes datasets, and their runs.
+#[async_trait]
+pub trait TransformsService: Send + Sync {
+    /// Every transform of the products the caller may discover (or of one product), with its
+    /// last run.
+    async fn transforms(
+        &self,
+        cx: &RequestContext,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<TransformView>>;
+    /// Runs a product's transforms now, in the order they feed each other, or only the one
+    /// computing `dataset` (needs `ingest` on each dataset computed); the runs, in order. A
+    /// failed run committed nothing and says why in its error.
+    async fn run_transforms(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        dataset: Option<&str>,
+        full_refresh: bool,
+    ) -> Result<Vec<TransformRunView>>;
+    /// The newest runs, newest first, of the transforms `of` names whose products the caller
+    /// may discover.
+    async fn transform_runs(
+        &self,
+        cx: &RequestContext,
+        of: tessera_catalog::RunsOf<'_>,
+        limit: i64,
+    ) -> Result<Vec<TransformRunView>>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -337,6 +368,7 @@ pub trait Services:
     + GovernanceService
     + GlossaryService
     + SourcesService
+    + TransformsService
 {
 }
 
@@ -352,5 +384,6 @@ impl<T> Services for T where
         + GovernanceService
         + GlossaryService
         + SourcesService
+        + TransformsService
 {
 }

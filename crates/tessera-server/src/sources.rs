@@ -32,6 +32,7 @@ use tessera_sources::{Committed, OpenContext, Pull, PulledRows, SourceReader};
 use tessera_spec::{Diagnostic, Loaded, SpecDocument};
 
 use crate::error::{Result, ServiceError};
+use crate::gate::GateMode;
 use crate::governance::{dataset_resource, product_resource};
 use crate::mesh::{BatchData, Mesh};
 use crate::service::{IngestService, SourcesService};
@@ -597,7 +598,8 @@ impl Mesh {
             .await
             .map_err(|e| ServiceError::Internal(format!("preparing a pull panicked: {e}")))??
         };
-        let gate = self.gate(owner, record, &prepared.valid, merge_on).await?;
+        let mode = merge_on.map_or(GateMode::Append, GateMode::Merge);
+        let gate = self.gate(owner, record, &prepared.valid, mode).await?;
         let refusal = gate.as_ref().and_then(|g| g.refused_by.clone());
         if let Some((rule, column, reason)) = &refusal {
             prepared

@@ -979,3 +979,50 @@ pub struct SecretRequest {
     #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
 }
+
+/// A transform: the SQL that computes one of a product's datasets, and its last run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransformView {
+    pub domain: String,
+    pub product: String,
+    /// `domain.product.dataset`: what it computes.
+    pub dataset: String,
+    pub description: Option<String>,
+    /// `full`, `append by COLUMN` or `merge`.
+    pub materialization: String,
+    /// The datasets it reads, `domain.product.dataset`.
+    pub inputs: Vec<String>,
+    /// When it runs besides by hand: `every 1h`, `after an upstream commit`.
+    pub triggers: Vec<String>,
+    pub file: String,
+    /// The query as written (header included).
+    pub sql: String,
+    pub last_run: Option<TransformRunView>,
+}
+
+/// One run of a transform.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransformRunView {
+    pub run_id: String,
+    /// `domain.product.dataset`: what it computed.
+    pub dataset: String,
+    /// `manual`, `interval` or `upstream`.
+    pub trigger: String,
+    /// How its result was written: `full` (a full refresh), `append` or `merge`.
+    pub mode: String,
+    /// `succeeded` or `failed` (a failed run committed nothing).
+    pub status: String,
+    /// Who started it; it ran as the product's owner team.
+    pub principal: String,
+    pub started_at: String,
+    pub duration_ms: i64,
+    /// Rows its query read from the datasets' tables.
+    pub rows_in: i64,
+    /// Rows it committed to the dataset.
+    pub rows_out: i64,
+    /// The dataset's table version it committed.
+    pub table_version: Option<i64>,
+    /// What it read, each dataset at the table version it read: `d.p.x@3`.
+    pub inputs: Vec<String>,
+    pub error: Option<String>,
+}

@@ -224,6 +224,42 @@ pub enum Command {
         #[command(subcommand)]
         action: SourcesAction,
     },
+    /// Transforms: the SQL files (`transforms/<dataset>.sql`) that compute datasets, with their
+    /// materialization, inputs, triggers and last run.
+    Transforms {
+        /// Only this product's (DOMAIN.PRODUCT).
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a product's transforms now, in the order they feed each other, or the one computing
+    /// DOMAIN.PRODUCT.DATASET (needs ingest rights on what they compute); exit status 1 when a
+    /// run fails (it commits nothing and the dataset keeps its last good version).
+    Run {
+        /// DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET
+        target: String,
+        /// Recompute the whole dataset, whatever the transform's materialization.
+        #[arg(long)]
+        full_refresh: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Transform run history, newest first: status, trigger, rows in and out, duration, error.
+    Runs {
+        /// Only DOMAIN, DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET.
+        target: Option<String>,
+        /// How many runs (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Secrets sources name (a connection URL, a password), kept sealed in the metadata store:
     /// set, list, delete. Values are never shown.
     Secret {
@@ -640,6 +676,10 @@ pub struct ServeArgs {
     /// How often the server looks for contract checks whose schedule is due, in seconds (0: never).
     #[arg(long, env = "TESSERA_CHECK_TICK_SECONDS", default_value_t = 30)]
     pub check_tick_seconds: u64,
+    /// How often the server looks for transforms that are due (an `every:` interval passed, an
+    /// upstream commit settled), in seconds (0: transforms run by hand only, `tessera run`).
+    #[arg(long, env = "TESSERA_TRANSFORM_TICK_SECONDS", default_value_t = 1)]
+    pub transform_tick_seconds: u64,
     /// Memory one query may hold (joins, sorts, aggregations, values functions build), in bytes.
     #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 1 << 30)]
     pub query_memory_limit_bytes: usize,

@@ -188,6 +188,20 @@ impl Client {
         self.send_json(reqwest::Method::POST, segments, body).await
     }
 
+    /// A POST with `query` parameters and no body.
+    pub async fn post_query<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<T> {
+        let request = self.http.post(self.url(segments)).query(query);
+        self.send(request)
+            .await?
+            .json()
+            .await
+            .context("the server's answer is not what this client expects")
+    }
+
     pub async fn put<B: Serialize, T: DeserializeOwned>(
         &self,
         segments: &[&str],

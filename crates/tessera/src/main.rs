@@ -168,5 +168,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secret { action, client } => {
             commands::sources::secret(&Client::connect(&client)?, action).await
         }
+        Command::Transforms {
+            target,
+            format,
+            client,
+        } => commands::transforms::list(&Client::connect(&client)?, target, format).await,
+        Command::Run {
+            target,
+            full_refresh,
+            format,
+            client,
+        } => {
+            commands::transforms::run(&Client::connect(&client)?, &target, full_refresh, format)
+                .await
+        }
+        Command::Runs {
+            target,
+            limit,
+            format,
+            client,
+        } => commands::transforms::runs(&Client::connect(&client)?, target, limit, format).await,
     }
 }

@@ -116,6 +116,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "audit", description = "The hash-chained audit log of every change, denied decision and query"),
         (name = "governance", description = "Governance policies as SQL over tessera_meta: the standard library, the council's global policies, domains' own, and their evaluations"),
         (name = "sources", description = "Sources datasets pull their rows from (PostgreSQL, Kafka, files), where each stands, and the secrets they name"),
+        (name = "transforms", description = "SQL transforms that compute datasets from others, their runs and run history"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -175,6 +176,11 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(run_source))
         .routes(routes!(list_secrets))
         .routes(routes!(put_secret, delete_secret))
+        .routes(routes!(list_transforms))
+        .routes(routes!(list_product_transforms))
+        .routes(routes!(run_product_transforms))
+        .routes(routes!(run_transform))
+        .routes(routes!(list_transform_runs))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -1318,4 +1324,134 @@ async fn delete_secret(
     Path(secret_name): Path<String>,
 ) -> ApiResult<Json<SecretView>> {
     Ok(Json(s.services.delete_secret(&cx, &secret_name).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/transforms", tag = "transforms",
+    responses((status = 200, description = "Every transform of the products the caller may discover, with its last run", body = [TransformView])))]
+async fn list_transforms(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+) -> ApiResult<Json<Vec<TransformView>>> {
+    Ok(Json(s.services.transforms(&cx, None).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/transforms/{domain}/{product}", tag = "transforms",
+    params(("domain" = String, Path), ("product" = String, Path)),
+    responses((status = 200, description = "The product's transforms, with their last runs (none for a product the caller may not discover)", body = [TransformView])))]
+async fn list_product_transforms(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<TransformView>>> {
+    let (domain, product) = (name(&domain)?, name(&product)?);
+    Ok(Json(
+        s.services
+            .transforms(&cx, Some((domain.as_str(), product.as_str())))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RunParams {
+    /// Recompute the whole dataset, whatever the transform's materialization.
+    full_refresh: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/transforms/{domain}/{product}/run", tag = "transforms",
+    params(("domain" = String, Path), ("product" = String, Path), RunParams),
+    responses((status = 200, description = "The product's transforms, run now in the order they feed each other; each run's status (a failed run committed nothing, its error says why)", body = [TransformRunView]),
+              (status = 403, description = "The caller may not write the datasets", body = ErrorBody),
+              (status = 404, description = "No such product, or it has no transforms", body = ErrorBody)))]
+async fn run_product_transforms(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product)): Path<(String, String)>,
+    params: Result<Query<RunParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<TransformRunView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let (domain, product) = (name(&domain)?, name(&product)?);
+    Ok(Json(
+        s.services
+            .run_transforms(
+                &cx,
+                domain.as_str(),
+                product.as_str(),
+                None,
+                params.full_refresh.unwrap_or(false),
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/transforms/{domain}/{product}/{dataset}/run", tag = "transforms",
+    params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path), RunParams),
+    responses((status = 200, description = "The transform computing the dataset, run now; its status (a failed run committed nothing, its error says why)", body = [TransformRunView]),
+              (status = 403, description = "The caller may not write the dataset", body = ErrorBody),
+              (status = 404, description = "No transform computes the dataset", body = ErrorBody)))]
+async fn run_transform(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product, dataset)): Path<(String, String, String)>,
+    params: Result<Query<RunParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<TransformRunView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let r = dataset_ref(&domain, &product, &dataset)?;
+    Ok(Json(
+        s.services
+            .run_transforms(
+                &cx,
+                r.domain.as_str(),
+                r.product.as_str(),
+                Some(r.dataset.as_str()),
+                params.full_refresh.unwrap_or(false),
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TransformRunFilter {
+    /// Only this domain's runs.
+    #[param(pattern = "^[a-z][a-z0-9_]*$")]
+    domain: Option<String>,
+    /// Only this product's runs (with `domain`).
+    #[param(pattern = "^[a-z][a-z0-9_]*$")]
+    product: Option<String>,
+    /// Only the runs computing this dataset (with `domain` and `product`).
+    #[param(pattern = "^[a-z][a-z0-9_]*$")]
+    dataset: Option<String>,
+    /// How many runs, newest first (default 20, at most 1000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/transform-runs", tag = "transforms",
+    params(TransformRunFilter),
+    responses((status = 200, description = "Transform runs, newest first: status, trigger, rows in and out, duration and the error", body = [TransformRunView]),
+              (status = 400, description = "A product without its domain, or a dataset without its product", body = ErrorBody)))]
+async fn list_transform_runs(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    filter: Result<Query<TransformRunFilter>, QueryRejection>,
+) -> ApiResult<Json<Vec<TransformRunView>>> {
+    let Query(f) = filter.map_err(ApiError::from_query_rejection)?;
+    let checked = |v: &Option<String>| v.as_deref().map(name).transpose();
+    let (domain, product, dataset) = (
+        checked(&f.domain)?,
+        checked(&f.product)?,
+        checked(&f.dataset)?,
+    );
+    if (product.is_some() && domain.is_none()) || (dataset.is_some() && product.is_none()) {
+        return Err(ApiError::bad_request(
+            "name the domain with a product, and the product with a dataset",
+        ));
+    }
+    let of = tessera_catalog::RunsOf {
+        domain: domain.as_ref().map(|n| n.as_str()),
+        product: product.as_ref().map(|n| n.as_str()),
+        dataset: dataset.as_ref().map(|n| n.as_str()),
+    };
+    let limit = f.limit.unwrap_or(20).clamp(1, 1000);
+    Ok(Json(s.services.transform_runs(&cx, of, limit).await?))
 }

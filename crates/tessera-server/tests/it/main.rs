@@ -16,6 +16,7 @@ mod query_log;
 mod s3;
 mod sources;
 mod support;
+mod transform_runs;
 mod transforms;
 
 /// Runs each named `async fn(Store)` test once per metadata store.

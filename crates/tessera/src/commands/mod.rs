@@ -13,3 +13,4 @@ pub mod query;
 pub mod send;
 pub mod serve;
 pub mod sources;
+pub mod transforms;

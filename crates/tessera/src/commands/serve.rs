@@ -18,6 +18,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.storage_options = args.storage_options.iter().cloned().collect();
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
+    config.transform_tick = std::time::Duration::from_secs(args.transform_tick_seconds);
     config.events = EventConfig {
         max_body_bytes: args.event_max_body_bytes,
         commit_interval: std::time::Duration::from_millis(args.event_commit_interval_ms.max(1)),

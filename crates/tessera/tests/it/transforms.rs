@@ -1,5 +1,6 @@
 //! Transforms from the CLI, against the real binary: `tessera apply` sends a product folder's
-//! `transforms/*.sql` with it (and no other SQL file), and the plan shows them.
+//! `transforms/*.sql` with it (and no other SQL file), and the plan shows them; `tessera run`
+//! runs them, `tessera runs` and `tessera transforms` show how they went.
 
 use crate::cli::{CONTRACT, PRODUCT};
 use crate::support::*;
@@ -7,7 +8,8 @@ use crate::support::*;
 #[test]
 fn apply_sends_the_folders_transforms() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start("serve", data.path(), &[]);
+    // Transforms run by hand only here.
+    let server = Server::start("serve", data.path(), &["--transform-tick-seconds", "0"]);
     server.without_standard_policies();
     let folder = tempfile::tempdir().unwrap();
     let contract = format!(
@@ -39,6 +41,74 @@ fn apply_sends_the_folders_transforms() {
         "{}",
         plan.stdout
     );
+
+    // Run by hand: the table shows the run, the dataset holds the result.
+    let csv = folder.path().join("orders.csv");
+    std::fs::write(&csv, "order_id,amount\n1,10\n2,150\n3,250.5\n").unwrap();
+    server
+        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+        .ok();
+    let ran = server.cli(&["run", "shop.orders.big_orders"]).ok();
+    assert!(
+        ran.stdout.contains("shop.orders.big_orders") && ran.stdout.contains("succeeded"),
+        "{}",
+        ran.stdout
+    );
+    let counted = server
+        .cli(&[
+            "query",
+            "SELECT count(*) AS n FROM shop.orders.big_orders",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(counted.stdout, "n\n2\n");
+    let listed = server.cli(&["transforms", "shop.orders"]).ok();
+    assert!(
+        listed.stdout.contains("shop.orders.big_orders")
+            && listed.stdout.contains("after an upstream commit")
+            && listed.stdout.contains("succeeded"),
+        "{}",
+        listed.stdout
+    );
+
+    // A run that breaks the contract (an order id that is no integer) fails with exit status
+    // 1 and says why.
+    std::fs::write(
+        folder.path().join("transforms/big_orders.sql"),
+        "SELECT 'x' || CAST(order_id AS VARCHAR) AS order_id, amount FROM shop.orders.orders WHERE amount > 100\n",
+    )
+    .unwrap();
+    server.cli(&["apply", folder.path().to_str().unwrap()]).ok();
+    let failed = server
+        .cli(&["run", "shop.orders", "--full-refresh"])
+        .failed();
+    assert!(
+        failed.stderr.contains("1 of 1 run(s) failed and committed nothing: shop.orders.big_orders: 2 of the result's 2 rows break the contract of shop.orders.big_orders (first: order_id: \"x2\" is not a valid integer)"),
+        "{}",
+        failed.stderr
+    );
+    let history = server
+        .cli(&["runs", "shop.orders.big_orders", "--format", "json"])
+        .ok();
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let summary: Vec<(&str, &str)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap(), r["mode"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary, [("failed", "full"), ("succeeded", "full")]);
+    // The dataset kept the last good run's rows.
+    let counted = server
+        .cli(&[
+            "query",
+            "SELECT count(*) AS n FROM shop.orders.big_orders WHERE order_id IN (2, 3)",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(counted.stdout, "n\n2\n");
 
     // A transform that reads a dataset the product may not: refused, naming file and line.
     std::fs::write(

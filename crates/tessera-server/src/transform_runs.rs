@@ -1,0 +1,705 @@
+//! Transform runs: a transform's query run as its product's owner team, its result cast to the
+//! dataset's contract and gated by the contract's blocking checks, then written in one Delta
+//! commit — the table replaced (full refresh), the rows past the watermark appended, or the
+//! result merged by the contract's primary key. A run that fails anywhere commits nothing: the
+//! dataset keeps its last good version, and the run's record says why.
+//!
+//! The commit also records, as Delta application transactions, the table version of every
+//! dataset the run read. That is how a run knows whether anything upstream moved since the
+//! dataset was last computed — after a restart or on another instance too — and so when an
+//! upstream commit makes a transform due.
+//!
+//! Runs start by hand (`tessera run`, the API), every `every:` interval, and after an upstream
+//! commit (debounced: once the inputs have been quiet for [`QUIET`], or [`MAX_WAIT`] after the
+//! first change when they never are), in the order the transforms feed each other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::{Expr, lit};
+use futures::TryStreamExt;
+use tessera_catalog::{RunsOf, TransformRecord, TransformRunRecord};
+use tessera_core::{
+    DatasetRef, FrontEnd, Materialization, QUARANTINE_REASON, RequestContext, TransformGraph,
+    TransformSpec,
+};
+use tessera_governance::Action;
+use tessera_quality::RowValidator;
+
+use crate::error::{Result, ServiceError};
+use crate::gate::GateMode;
+use crate::governance::{dataset_resource, product_resource};
+use crate::mesh::Mesh;
+use crate::service::TransformsService;
+use crate::views::{TransformRunView, TransformView};
+
+/// A run started by hand.
+pub(crate) const MANUAL: &str = "manual";
+/// A run its `every:` interval started.
+pub(crate) const INTERVAL: &str = "interval";
+/// A run an upstream commit started.
+pub(crate) const UPSTREAM: &str = "upstream";
+
+/// An upstream commit starts a run once the inputs have not moved for this long…
+const QUIET: Duration = Duration::from_secs(2);
+/// …or this long after the first change, for inputs that never stop moving (event streams).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The Delta application id under which a computed dataset's table records the version of an
+/// input it was computed from.
+fn input_app_id(input: &DatasetRef) -> String {
+    format!("tessera-transform-input:{input}")
+}
+
+fn parse(record: &TransformRecord) -> Result<TransformSpec> {
+    tessera_spec::transform_from_file(&record.file_name, &record.source).map_err(|e| {
+        ServiceError::Internal(format!(
+            "transform {}.{}.{} is stored but cannot be read: {e}",
+            record.domain, record.product, record.dataset
+        ))
+    })
+}
+
+fn target_of(record: &TransformRecord) -> Result<DatasetRef> {
+    format!("{}.{}.{}", record.domain, record.product, record.dataset)
+        .parse()
+        .map_err(|e| ServiceError::Internal(format!("transform target: {e}")))
+}
+
+/// This instance's view of the transforms' background runs.
+#[derive(Default)]
+pub(crate) struct TransformRunners {
+    /// Per computed dataset: the input versions last seen changed, and since when they stood.
+    pending: Mutex<HashMap<DatasetRef, Pending>>,
+    /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
+    /// time.
+    running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct Pending {
+    versions: Vec<Option<i64>>,
+    first_seen: Instant,
+    last_moved: Instant,
+}
+
+impl TransformRunners {
+    fn run_lock(&self, target: &DatasetRef) -> Arc<tokio::sync::Mutex<()>> {
+        self.running
+            .lock()
+            .expect("transform run locks")
+            .entry(target.clone())
+            .or_default()
+            .clone()
+    }
+}
+
+/// What a run did, for its record.
+struct Done {
+    rows_in: i64,
+    rows_out: i64,
+    table_version: Option<i64>,
+}
+
+impl Mesh {
+    /// Runs one transform now and records the run; the record (a failed run is in its status
+    /// and error, with nothing committed). `cx` started it; it runs as the product's owner team.
+    pub(crate) async fn run_transform(
+        &self,
+        cx: &RequestContext,
+        record: &TransformRecord,
+        trigger: &str,
+        full_refresh: bool,
+    ) -> Result<TransformRunRecord> {
+        let spec = parse(record)?;
+        let target = target_of(record)?;
+        let lock = self.transform_runners.run_lock(&target);
+        let _one_run_at_a_time = lock.lock().await;
+        let started = chrono::Utc::now();
+        let clock = Instant::now();
+        let mode = if full_refresh {
+            "full"
+        } else {
+            match spec.materialization {
+                Materialization::FullRefresh => "full",
+                Materialization::Append { .. } => "append",
+                Materialization::Merge => "merge",
+            }
+        };
+        let mut inputs = Vec::new();
+        let outcome = self
+            .compute(cx, &spec, &target, full_refresh, &mut inputs)
+            .await;
+        let mut run = TransformRunRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            domain: record.domain.clone(),
+            product: record.product.clone(),
+            dataset: record.dataset.clone(),
+            trigger: trigger.to_string(),
+            mode: mode.to_string(),
+            principal: cx.principal.to_string(),
+            started_at: tessera_catalog::store_time(started),
+            duration_ms: clock.elapsed().as_millis() as i64,
+            inputs: inputs.join(", "),
+            ..Default::default()
+        };
+        match outcome {
+            Ok(done) => {
+                run.status = "succeeded".into();
+                run.rows_in = done.rows_in;
+                run.rows_out = done.rows_out;
+                run.table_version = done.table_version;
+                tracing::info!(dataset = %target, trigger, rows_out = done.rows_out, ms = run.duration_ms, "transform ran");
+            }
+            Err(e) => {
+                run.status = "failed".into();
+                run.error = Some(e.to_string());
+                tracing::warn!(dataset = %target, trigger, error = %e, "a transform run failed; the dataset keeps its last good version");
+            }
+        }
+        self.catalog.record_transform_run(&run).await?;
+        Ok(run)
+    }
+
+    /// Computes `target` with `spec` and commits it; `inputs` gets each dataset read, at the
+    /// table version read.
+    async fn compute(
+        &self,
+        cx: &RequestContext,
+        spec: &TransformSpec,
+        target: &DatasetRef,
+        full_refresh: bool,
+        inputs: &mut Vec<String>,
+    ) -> Result<Done> {
+        let (domain, product) = (target.domain.as_str(), target.product.as_str());
+        let owner = self.as_owner(cx, domain, product).await?;
+        // The owner team writes the dataset: it must be allowed to, whoever started the run.
+        self.authorize(&owner, Action::Ingest, &dataset_resource(target))
+            .await?;
+        let record = self.dataset_record(target).await?;
+        let schema = self.dataset_schema(&record).await?;
+        // The table is written by this run alone from reading its watermark to its commit.
+        let lock = self.ingest_lock(&record.location);
+        let _one_writer = lock.lock().await;
+
+        let mut positions: Vec<(String, i64)> = Vec::new();
+        for input in &spec.inputs {
+            let input_record = self.dataset_record(input).await?;
+            let version = self
+                .storage
+                .table_info(&input_record.location)
+                .await?
+                .and_then(|t| t.version);
+            inputs.push(match version {
+                Some(v) => format!("{input}@{v}"),
+                None => input.to_string(),
+            });
+            if let Some(v) = version {
+                positions.push((input_app_id(input), v));
+            }
+        }
+        let positions: Vec<(&str, i64)> = positions.iter().map(|(a, v)| (a.as_str(), *v)).collect();
+
+        let materialization = if full_refresh {
+            &Materialization::FullRefresh
+        } else {
+            &spec.materialization
+        };
+        let keys: Vec<String> = schema
+            .columns
+            .iter()
+            .filter(|c| c.primary_key)
+            .map(|c| c.name.to_string())
+            .collect();
+        if matches!(materialization, Materialization::Merge) && keys.is_empty() {
+            return Err(ServiceError::BadRequest(format!(
+                "a merge transform merges by the contract's primary key, and the contract of {target} has none: mark its key columns `primaryKey: true`"
+            )));
+        }
+        // Append: only the rows past the newest watermark the table holds.
+        let past = match materialization {
+            Materialization::Append { watermark } => self
+                .newest(&owner, target, watermark.as_str())
+                .await?
+                .map(|newest| (watermark.to_string(), newest)),
+            _ => None,
+        };
+        let refine: tessera_query::Refine = match past {
+            Some((column, newest)) => Box::new(move |df| {
+                df.filter(Expr::Column(Column::new_unqualified(column)).gt(lit(newest)))
+            }),
+            None => Box::new(Ok),
+        };
+        let (result, rows_in) = self.transform_query(&owner, &spec.sql, refine).await?;
+
+        let now = chrono::Utc::now();
+        let batch_id = format!("transform-{target}-{}", now.timestamp_micros());
+        let (prepared, hits) = {
+            let (schema, batch_id) = (schema.clone(), batch_id.clone());
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let validator = RowValidator::new(&schema)
+                    .map_err(|e| ServiceError::Internal(format!("contract rules: {e}")))?;
+                let prepared = if result.num_rows() == 0 {
+                    tessera_ingest::Prepared::empty(&schema, &batch_id, now.timestamp_micros())?
+                } else {
+                    tessera_ingest::prepare_batch(
+                        &schema,
+                        &validator,
+                        result,
+                        &batch_id,
+                        now.timestamp_micros(),
+                    )
+                    .map_err(|e| {
+                        ServiceError::BadRequest(format!(
+                            "the result does not fit the contract of {}: {e}",
+                            schema.name
+                        ))
+                    })?
+                };
+                let hits = crate::mesh::personal_data_hits(&schema, &prepared.valid);
+                Ok((prepared, hits))
+            })
+            .await
+            .map_err(|e| {
+                ServiceError::Internal(format!("checking a transform's result panicked: {e}"))
+            })??
+        };
+        if prepared.quarantined() > 0 {
+            return Err(ServiceError::BadRequest(format!(
+                "{} of the result's {} rows break the contract of {target} (first: {}); nothing was committed",
+                prepared.quarantined(),
+                prepared.rows,
+                first_reason(&prepared.quarantine)
+            )));
+        }
+        let gate_mode = match materialization {
+            Materialization::FullRefresh => GateMode::Replace,
+            Materialization::Append { .. } => GateMode::Append,
+            Materialization::Merge => GateMode::Merge(&keys),
+        };
+        let gate = self
+            .gate(&owner, &record, &prepared.valid, gate_mode)
+            .await?;
+        if let Some((_, _, reason)) = gate.as_ref().and_then(|g| g.refused_by.as_ref()) {
+            return Err(ServiceError::BadRequest(format!(
+                "{}; nothing was committed",
+                reason.replacen("the batch", "the result", 1)
+            )));
+        }
+        let rows_out = prepared.valid.num_rows();
+        let outcome = match materialization {
+            Materialization::FullRefresh => {
+                self.storage
+                    .replace_sequenced(&record.location, vec![prepared.valid.clone()], &positions)
+                    .await?
+            }
+            Materialization::Append { .. } => {
+                self.storage
+                    .append_sequenced(&record.location, vec![prepared.valid.clone()], &positions)
+                    .await?
+            }
+            Materialization::Merge => {
+                let ctx = self.session(&owner).await?;
+                let frame = ctx.read_batch(prepared.valid.clone()).map_err(|e| {
+                    ServiceError::Internal(format!("the transform's result as a table: {e}"))
+                })?;
+                self.storage
+                    .merge_sequenced(&record.location, frame, rows_out, &keys, &positions)
+                    .await?
+            }
+        };
+        let batch = tessera_catalog::BatchRecord {
+            domain: record.domain.clone(),
+            product: record.product.clone(),
+            dataset: record.name.clone(),
+            batch_id,
+            accepted: rows_out as i64,
+            quarantined: 0,
+            table_version: outcome.version,
+            committed_at: tessera_catalog::store_time(now),
+        };
+        self.record_commit(
+            &owner,
+            &record,
+            gate,
+            false,
+            outcome.version,
+            outcome.version,
+            batch,
+            hits,
+        )
+        .await?;
+        Ok(Done {
+            rows_in,
+            rows_out: rows_out as i64,
+            table_version: outcome.version,
+        })
+    }
+
+    /// The newest value of `column` in `target` (none: the table holds no row with one).
+    async fn newest(
+        &self,
+        owner: &RequestContext,
+        target: &DatasetRef,
+        column: &str,
+    ) -> Result<Option<ScalarValue>> {
+        let sql = format!(
+            "SELECT max({}) FROM {target}",
+            tessera_quality::ident(column)
+        );
+        let ctx = self.session(owner).await?;
+        let batches = self
+            .engine()
+            .run(&ctx.clone(), async move {
+                tessera_query::plan_sql(&ctx, &sql)
+                    .await?
+                    .collect()
+                    .await
+                    .map_err(tessera_query::QueryError::from_datafusion)
+            })
+            .await
+            .map_err(|e| ServiceError::from(e).with_context("reading the watermark"))?;
+        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        let newest = ScalarValue::try_from_array(batch.column(0), 0)
+            .map_err(|e| ServiceError::Internal(format!("the watermark's value: {e}")))?;
+        Ok((!newest.is_null()).then_some(newest))
+    }
+
+    /// Runs a transform's query as `owner` (the query limits apply, and it is logged as the
+    /// owner's); its whole result and the rows its scans read.
+    async fn transform_query(
+        &self,
+        owner: &RequestContext,
+        sql: &str,
+        refine: tessera_query::Refine,
+    ) -> Result<(RecordBatch, i64)> {
+        let snapshot = self.snapshot_for(owner).await?;
+        let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+        let log = self.query_log.clone();
+        let entry = crate::query_log::entry_for(owner, sql);
+        let observer = Box::new(move |report: tessera_query::QueryReport| {
+            let _ = report_tx.send(report.rows_scanned);
+            log.record(entry.with(report));
+        });
+        let stream = self
+            .engine()
+            .execute_refined(&snapshot, sql, owner, observer, refine)
+            .await?;
+        let schema = stream.schema();
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        let rows_in = report_rx.await.unwrap_or(0) as i64;
+        let result = arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| ServiceError::Internal(format!("the transform's result: {e}")))?;
+        Ok((result, rows_in))
+    }
+
+    /// Every transform, in the order they feed each other.
+    async fn transforms_in_order(&self) -> Result<Vec<(DatasetRef, TransformRecord)>> {
+        let (records, graph) = self.transform_graph().await?;
+        let order = graph.order().map_err(|cycles| {
+            ServiceError::Conflict(format!(
+                "the transforms read each other's results round a loop: {}",
+                cycles
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        Ok(order
+            .into_iter()
+            .filter_map(|target| {
+                let record = records
+                    .iter()
+                    .find(|r| target_of(r).ok().as_ref() == Some(&target))?;
+                Some((target, record.clone()))
+            })
+            .collect())
+    }
+
+    /// The transforms as the graph of what feeds what.
+    async fn transform_graph(&self) -> Result<(Vec<TransformRecord>, TransformGraph)> {
+        let records = self.catalog.transforms(None).await?;
+        let specs: Vec<(DatasetRef, TransformSpec)> = records
+            .iter()
+            .filter_map(|r| Some((target_of(r).ok()?, parse(r).ok()?)))
+            .collect();
+        let graph = TransformGraph::new(specs.iter().map(|(t, s)| (t.clone(), s.inputs.clone())));
+        Ok((records, graph))
+    }
+
+    fn run_view(&self, run: TransformRunRecord) -> TransformRunView {
+        TransformRunView {
+            run_id: run.run_id,
+            dataset: format!("{}.{}.{}", run.domain, run.product, run.dataset),
+            trigger: run.trigger,
+            mode: run.mode,
+            status: run.status,
+            principal: run.principal,
+            started_at: run.started_at,
+            duration_ms: run.duration_ms,
+            rows_in: run.rows_in,
+            rows_out: run.rows_out,
+            table_version: run.table_version,
+            inputs: run
+                .inputs
+                .split(", ")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            error: run.error,
+        }
+    }
+
+    /// Whether the caller may discover the product `domain.product`.
+    async fn discovers_product(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+    ) -> Result<bool> {
+        let access = self.access_for(cx).await?;
+        Ok(access.allowed(
+            &cx.principal,
+            Action::Discover,
+            &product_resource(domain, product),
+        ))
+    }
+
+    /// Which transforms are due now, in the order they feed each other, with their triggers.
+    async fn due_transforms(&self) -> Result<Vec<(TransformRecord, &'static str)>> {
+        let mut due = Vec::new();
+        for (target, record) in self.transforms_in_order().await? {
+            let Ok(spec) = parse(&record) else { continue };
+            if let Some(every) = spec.every {
+                let last = self
+                    .catalog
+                    .transform_runs(
+                        RunsOf::dataset(&record.domain, &record.product, &record.dataset),
+                        1,
+                    )
+                    .await?
+                    .pop();
+                let since = last
+                    .map(|r| r.started_at)
+                    .unwrap_or_else(|| record.updated_at.clone());
+                let elapsed = chrono::DateTime::parse_from_rfc3339(&since)
+                    .map(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .ok()
+                    .and_then(|d| d.to_std().ok());
+                if elapsed.is_some_and(|e| e >= every) {
+                    due.push((record, INTERVAL));
+                    continue;
+                }
+            }
+            if spec.on_upstream && self.upstream_settled(&target, &spec).await? {
+                due.push((record, UPSTREAM));
+            }
+        }
+        Ok(due)
+    }
+
+    /// Whether an input of `target` committed since it was last computed and has settled
+    /// (see [`QUIET`] and [`MAX_WAIT`]).
+    async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
+        let record = self.dataset_record(target).await?;
+        let ids: Vec<String> = spec.inputs.iter().map(input_app_id).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let computed_from = self.storage.sequences(&record.location, &ids).await?;
+        let mut now_at = Vec::with_capacity(spec.inputs.len());
+        for input in &spec.inputs {
+            let location = self.dataset_record(input).await?.location;
+            now_at.push(
+                self.storage
+                    .table_info(&location)
+                    .await?
+                    .and_then(|t| t.version),
+            );
+        }
+        let moved = now_at
+            .iter()
+            .zip(&computed_from)
+            .any(|(now, then)| now.is_some() && now != then);
+        let mut pending = self
+            .transform_runners
+            .pending
+            .lock()
+            .expect("pending transforms");
+        if !moved {
+            pending.remove(target);
+            return Ok(false);
+        }
+        let seen = pending.entry(target.clone()).or_insert_with(|| Pending {
+            versions: now_at.clone(),
+            first_seen: Instant::now(),
+            last_moved: Instant::now(),
+        });
+        if seen.versions != now_at {
+            seen.versions = now_at;
+            seen.last_moved = Instant::now();
+        }
+        let settled = seen.last_moved.elapsed() >= QUIET || seen.first_seen.elapsed() >= MAX_WAIT;
+        if settled {
+            pending.remove(target);
+        }
+        Ok(settled)
+    }
+}
+
+/// The reason given for the first row of a quarantine batch.
+fn first_reason(quarantine: &RecordBatch) -> String {
+    quarantine
+        .column_by_name(QUARANTINE_REASON)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        .filter(|c| !c.is_empty())
+        .map(|c| c.value(0).to_string())
+        .unwrap_or_default()
+}
+
+/// Runs the transforms that are due, one after the other in the order they feed each other,
+/// until the task is aborted.
+pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let due = match mesh.due_transforms().await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "finding the transforms that are due");
+                continue;
+            }
+        };
+        for (record, trigger) in due {
+            let cx = RequestContext::system(
+                "scheduler",
+                uuid::Uuid::new_v4().to_string(),
+                FrontEnd::Scheduler,
+            );
+            if let Err(e) = mesh.run_transform(&cx, &record, trigger, false).await {
+                tracing::warn!(dataset = %record.dataset, error = %e, "a transform run was not recorded");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TransformsService for Mesh {
+    async fn transforms(
+        &self,
+        cx: &RequestContext,
+        product: Option<(&str, &str)>,
+    ) -> Result<Vec<TransformView>> {
+        let access = self.access_for(cx).await?;
+        let mut views = Vec::new();
+        for record in self.catalog.transforms(product).await? {
+            if !access.allowed(
+                &cx.principal,
+                Action::Discover,
+                &product_resource(&record.domain, &record.product),
+            ) {
+                continue;
+            }
+            let spec = parse(&record)?;
+            let last_run = self
+                .catalog
+                .transform_runs(
+                    RunsOf::dataset(&record.domain, &record.product, &record.dataset),
+                    1,
+                )
+                .await?
+                .pop()
+                .map(|r| self.run_view(r));
+            let mut triggers = Vec::new();
+            if let Some(every) = spec.every {
+                triggers.push(format!("every {}s", every.as_secs_f64()));
+            }
+            if spec.on_upstream {
+                triggers.push("after an upstream commit".to_string());
+            }
+            views.push(TransformView {
+                domain: record.domain.clone(),
+                product: record.product.clone(),
+                dataset: format!("{}.{}.{}", record.domain, record.product, record.dataset),
+                description: spec.description.clone(),
+                materialization: spec.materialization.to_string(),
+                inputs: spec.inputs.iter().map(|i| i.to_string()).collect(),
+                triggers,
+                file: record.file_name.clone(),
+                sql: record.source.clone(),
+                last_run,
+            });
+        }
+        Ok(views)
+    }
+
+    async fn run_transforms(
+        &self,
+        cx: &RequestContext,
+        domain: &str,
+        product: &str,
+        dataset: Option<&str>,
+        full_refresh: bool,
+    ) -> Result<Vec<TransformRunView>> {
+        if !self.discovers_product(cx, domain, product).await? {
+            return Err(ServiceError::NotFound(format!(
+                "no product {domain}.{product}"
+            )));
+        }
+        let chosen: Vec<TransformRecord> = self
+            .transforms_in_order()
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| {
+                r.domain == domain && r.product == product && dataset.is_none_or(|d| r.dataset == d)
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Err(ServiceError::NotFound(match dataset {
+                Some(d) => format!("{domain}.{product}.{d} is not computed by a transform"),
+                None => format!("{domain}.{product} has no transforms"),
+            }));
+        }
+        // Whoever starts a run must be allowed to write the datasets it computes.
+        for r in &chosen {
+            self.authorize(cx, Action::Ingest, &dataset_resource(&target_of(r)?))
+                .await?;
+        }
+        let mut runs = Vec::new();
+        for r in &chosen {
+            let run = self.run_transform(cx, r, MANUAL, full_refresh).await?;
+            runs.push(self.run_view(run));
+        }
+        Ok(runs)
+    }
+
+    async fn transform_runs(
+        &self,
+        cx: &RequestContext,
+        of: RunsOf<'_>,
+        limit: i64,
+    ) -> Result<Vec<TransformRunView>> {
+        let access = self.access_for(cx).await?;
+        Ok(self
+            .catalog
+            .transform_runs(of, limit.clamp(1, 1000))
+            .await?
+            .into_iter()
+            .filter(|r| {
+                access.allowed(
+                    &cx.principal,
+                    Action::Discover,
+                    &product_resource(&r.domain, &r.product),
+                )
+            })
+            .map(|r| self.run_view(r))
+            .collect())
+    }
+}

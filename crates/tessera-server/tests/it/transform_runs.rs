@@ -1,0 +1,560 @@
+//! Transform runs: each materialization gives the table recomputing from scratch gives, after
+//! any sequence of upstream commits; a run that breaks the contract commits nothing and says
+//! why; a run reads as the product's owner team; upstream commits and intervals start runs.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::on_both_stores;
+use crate::support::*;
+
+on_both_stores!(runs_are_recorded_with_their_rows_in_and_out_and_listed_newest_first);
+
+const STATS_PRODUCT: &str = "apiVersion: v1.0.0
+kind: DataProduct
+id: stats-daily
+name: daily
+domain: stats
+status: active
+team:
+  name: stats team
+inputPorts:
+  - name: orders
+    version: 1.0.0
+    contractId: shop-orders-contract
+outputPorts:
+  - name: daily
+    version: 1.0.0
+    contractId: stats-daily-contract
+";
+
+const STATS_CONTRACT: &str = "apiVersion: v3.1.0
+kind: DataContract
+id: stats-daily-contract
+version: 1.0.0
+status: active
+schema:
+  - name: order_counts
+    properties:
+      - name: status
+        logicalType: string
+      - name: orders
+        logicalType: integer
+  - name: shipped_orders
+    properties:
+      - name: order_id
+        logicalType: integer
+        primaryKey: true
+        required: true
+      - name: amount
+        logicalType: number
+      - name: placed_at
+        logicalType: timestamp
+  - name: customer_totals
+    properties:
+      - name: customer_id
+        logicalType: string
+        primaryKey: true
+        required: true
+      - name: orders
+        logicalType: integer
+      - name: amount
+        logicalType: number
+";
+
+/// Full refresh.
+const ORDER_COUNTS: &str = "-- materialize: full
+SELECT status, count(*) AS orders FROM shop.orders.orders GROUP BY status";
+/// Appended by its watermark.
+const SHIPPED_ORDERS: &str = "-- materialize: append
+-- watermark: placed_at
+SELECT order_id, CAST(amount AS DOUBLE) AS amount, placed_at
+FROM shop.orders.orders
+WHERE status = 'shipped'";
+/// Merged by the contract's primary key.
+const CUSTOMER_TOTALS: &str = "-- materialize: merge
+SELECT customer_id, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
+FROM shop.orders.orders
+GROUP BY customer_id";
+
+/// Each computed dataset, its transform and the column its rows are ordered by.
+const TRANSFORMS: [(&str, &str, &str); 3] = [
+    ("order_counts", ORDER_COUNTS, "status"),
+    ("shipped_orders", SHIPPED_ORDERS, "order_id"),
+    ("customer_totals", CUSTOMER_TOTALS, "customer_id"),
+];
+
+fn stats_folder(transforms: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            "stats/product.odps.yaml".to_string(),
+            STATS_PRODUCT.to_string(),
+        ),
+        (
+            "stats/daily.odcs.yaml".to_string(),
+            STATS_CONTRACT.to_string(),
+        ),
+    ];
+    for (dataset, sql) in transforms {
+        files.push((format!("stats/transforms/{dataset}.sql"), sql.to_string()));
+    }
+    files
+}
+
+async fn apply_stats(server: &TestServer, transforms: &[(&str, &str)]) {
+    let files = stats_folder(transforms);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect();
+    let (status, body) = server.apply(&files, false).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The shop and the stats product, with the stats team allowed to read the shop's orders.
+async fn mesh(tick: Duration) -> TestServer {
+    mesh_on(Store::Sqlite, tick).await
+}
+
+async fn mesh_on(store: Store, tick: Duration) -> TestServer {
+    let server = TestServer::start_with(store, Tables::Local, |c| c.transform_tick = tick).await;
+    server.apply(&shop_folder(), false).await;
+    let all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
+    apply_stats(&server, &all).await;
+    grant_stats_team(&server).await;
+    server
+}
+
+async fn grant_stats_team(server: &TestServer) {
+    let (status, body) = server
+        .post_json(
+            "/api/v1/grants",
+            &json!({"product": "shop.orders", "grantee": "team:stats team"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn ingest_orders(server: &TestServer, csv: &str) {
+    let (status, body) = server
+        .ingest("shop.orders.orders", "", "text/csv", csv.to_string())
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn run(server: &TestServer, path: &str) -> Vec<Value> {
+    let (status, body) = server.post_json(path, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+/// The transform's query without its header.
+fn query_of(sql: &str) -> String {
+    sql.lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every computed dataset holds what its query computes from scratch now.
+async fn assert_recomputed(server: &TestServer, after: &str) {
+    assert_datasets_recomputed(
+        server,
+        &["order_counts", "shipped_orders", "customer_totals"],
+        after,
+    )
+    .await;
+}
+
+async fn assert_datasets_recomputed(server: &TestServer, datasets: &[&str], after: &str) {
+    for (dataset, sql, key) in TRANSFORMS
+        .into_iter()
+        .filter(|(d, _, _)| datasets.contains(d))
+    {
+        let held = server
+            .rows(&format!(
+                "SELECT * FROM stats.daily.{dataset} ORDER BY {key}"
+            ))
+            .await;
+        let from_scratch = server
+            .rows(&format!("SELECT * FROM ({}) ORDER BY {key}", query_of(sql)))
+            .await;
+        assert_eq!(held, from_scratch, "{dataset} after {after}");
+    }
+}
+
+/// An order as the shop's CSV has it.
+#[derive(Debug, Clone)]
+struct Order {
+    customer: u8,
+    cents: u32,
+    status: &'static str,
+}
+
+fn order() -> impl Strategy<Value = Order> {
+    (
+        1u8..5,
+        0u32..100_000,
+        prop::sample::select(vec!["open", "shipped", "returned"]),
+    )
+        .prop_map(|(customer, cents, status)| Order {
+            customer,
+            cents,
+            status,
+        })
+}
+
+/// The batches as CSV: order ids count up, and each batch's orders are placed after every
+/// earlier one's (what an append by watermark relies on).
+fn csv_batches(batches: &[Vec<Order>]) -> Vec<String> {
+    let mut id = 0;
+    batches
+        .iter()
+        .enumerate()
+        .map(|(day, orders)| {
+            let mut csv = String::from("order_id,customer_id,amount,status,placed_at\n");
+            for (second, o) in orders.iter().enumerate() {
+                id += 1;
+                csv.push_str(&format!(
+                    "{id},U0000000{},{}.{:02},{},2026-03-{:02}T10:00:{:02}Z\n",
+                    o.customer,
+                    o.cents / 100,
+                    o.cents % 100,
+                    o.status,
+                    day + 1,
+                    second
+                ));
+            }
+            csv
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 4,
+        max_shrink_iters: 8,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Full, append and merge runs after each of a random sequence of upstream commits leave
+    /// each dataset as recomputing it from scratch would.
+    #[test]
+    fn every_materialization_equals_recomputing_from_scratch(
+        batches in prop::collection::vec(prop::collection::vec(order(), 1..12), 1..5)
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = mesh(Duration::ZERO).await;
+            for (i, csv) in csv_batches(&batches).iter().enumerate() {
+                ingest_orders(&server, csv).await;
+                let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
+                let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
+                assert_eq!(statuses, [&json!("succeeded"); 3], "{runs:?}");
+                assert_recomputed(&server, &format!("upstream commit {}", i + 1)).await;
+            }
+        });
+    }
+}
+
+async fn runs_are_recorded_with_their_rows_in_and_out_and_listed_newest_first(store: Store) {
+    let server = mesh_on(store, Duration::ZERO).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
+    let summary: Vec<(Value, Value, Value, Value)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["dataset"].clone(),
+                r["mode"].clone(),
+                r["status"].clone(),
+                r["rows_out"].clone(),
+            )
+        })
+        .collect();
+    // The good rows of ORDERS_CSV: open, shipped, returned, open; customers 1, 2, 1, 3.
+    assert_eq!(
+        summary,
+        [
+            (
+                json!("stats.daily.customer_totals"),
+                json!("merge"),
+                json!("succeeded"),
+                json!(3)
+            ),
+            (
+                json!("stats.daily.order_counts"),
+                json!("full"),
+                json!("succeeded"),
+                json!(3)
+            ),
+            (
+                json!("stats.daily.shipped_orders"),
+                json!("append"),
+                json!("succeeded"),
+                json!(1)
+            ),
+        ]
+    );
+    assert!(runs.iter().all(|r| r["rows_in"] == json!(4)), "{runs:?}");
+    assert!(
+        runs[0]["inputs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("shop.orders.orders@")
+    );
+
+    // One more shipped order, later than the others: the append reads past the watermark and
+    // adds the one row.
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n10,U00000002,20,shipped,2026-02-01T00:00:00Z\n",
+    )
+    .await;
+    let runs = run(&server, "/api/v1/transforms/stats/daily/shipped_orders/run").await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["rows_out"], json!(1), "{runs:?}");
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM stats.daily.shipped_orders")
+            .await,
+        json!(2)
+    );
+    // A full refresh of the append transform recomputes it: the same rows.
+    let runs = run(
+        &server,
+        "/api/v1/transforms/stats/daily/shipped_orders/run?full_refresh=true",
+    )
+    .await;
+    assert_eq!(
+        (&runs[0]["mode"], &runs[0]["rows_out"]),
+        (&json!("full"), &json!(2))
+    );
+    assert_datasets_recomputed(&server, &["shipped_orders"], "a full refresh").await;
+
+    // The history, newest first, of one dataset and of the product.
+    let (status, history) = server
+        .get("/api/v1/transform-runs?domain=stats&product=daily&dataset=shipped_orders")
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let modes: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["mode"])
+        .collect();
+    assert_eq!(modes, [&json!("full"), &json!("append"), &json!("append")]);
+    let (_, all) = server
+        .get("/api/v1/transform-runs?domain=stats&limit=100")
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 5, "{all}");
+    let (status, body) = server.get("/api/v1/transform-runs?product=daily").await;
+    assert_eq!(status, 400, "{body}");
+
+    // The transforms, with their last runs.
+    let (status, transforms) = server.get("/api/v1/transforms/stats/daily").await;
+    assert_eq!(status, 200, "{transforms}");
+    let shipped = transforms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["dataset"] == "stats.daily.shipped_orders")
+        .unwrap();
+    assert_eq!(shipped["materialization"], json!("append by placed_at"));
+    assert_eq!(shipped["inputs"], json!(["shop.orders.orders"]));
+    assert_eq!(shipped["triggers"], json!(["after an upstream commit"]));
+    assert_eq!(shipped["last_run"]["mode"], json!("full"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_breaks_the_contract_commits_nothing_and_says_why() {
+    let server = mesh(Duration::ZERO).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    run(&server, "/api/v1/transforms/stats/daily/run").await;
+    let before = server
+        .rows("SELECT * FROM stats.daily.customer_totals ORDER BY customer_id")
+        .await;
+    let (_, dataset) = server
+        .get("/api/v1/datasets/stats/daily/customer_totals")
+        .await;
+    let version = dataset["table_version"].clone();
+
+    // A row without its required key: the row breaks the contract.
+    let no_key = "-- materialize: merge
+SELECT CASE WHEN customer_id = 'U00000001' THEN NULL ELSE customer_id END AS customer_id,
+       count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
+FROM shop.orders.orders GROUP BY customer_id";
+    apply_stats(&server, &[("customer_totals", no_key)]).await;
+    let runs = run(
+        &server,
+        "/api/v1/transforms/stats/daily/customer_totals/run",
+    )
+    .await;
+    assert_eq!(runs[0]["status"], json!("failed"), "{runs:?}");
+    let error = runs[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("1 of the result's 3 rows break the contract of stats.daily.customer_totals (first: customer_id"),
+        "{error}"
+    );
+    assert!(error.ends_with("nothing was committed"), "{error}");
+
+    // Every row the same key: a full refresh the primary key check refuses.
+    let one_key = "-- materialize: full
+SELECT 'U00000001' AS customer_id, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
+FROM shop.orders.orders GROUP BY customer_id";
+    apply_stats(&server, &[("customer_totals", one_key)]).await;
+    let runs = run(
+        &server,
+        "/api/v1/transforms/stats/daily/customer_totals/run",
+    )
+    .await;
+    assert_eq!(runs[0]["status"], json!("failed"), "{runs:?}");
+    let error = runs[0]["error"].as_str().unwrap();
+    assert!(
+        error
+            == "the result would make check customer_totals.customer_id.primary_key_unique fail: 2 duplicate row(s), which does not meet = 0; nothing was committed",
+        "{error}"
+    );
+
+    // The dataset kept its last good version, and the history says why each run failed.
+    assert_eq!(
+        server
+            .rows("SELECT * FROM stats.daily.customer_totals ORDER BY customer_id")
+            .await,
+        before
+    );
+    let (_, dataset) = server
+        .get("/api/v1/datasets/stats/daily/customer_totals")
+        .await;
+    assert_eq!(dataset["table_version"], version);
+    let (_, history) = server
+        .get("/api/v1/transform-runs?domain=stats&product=daily&dataset=customer_totals")
+        .await;
+    let statuses: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("failed"), &json!("failed"), &json!("succeeded")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_reads_as_the_owner_team_and_needs_ingest_rights_to_start() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::ZERO
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(&server, &[("order_counts", ORDER_COUNTS)]).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+
+    // The admin starts it, but the stats team may not read the shop's orders yet.
+    let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
+    assert_eq!(runs[0]["status"], json!("failed"), "{runs:?}");
+    let error = runs[0]["error"].as_str().unwrap();
+    assert!(error.contains("shop.orders.orders"), "{error}");
+    assert!(error.contains("stats team"), "{error}");
+
+    grant_stats_team(&server).await;
+    let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
+    assert_eq!(runs[0]["status"], json!("succeeded"), "{runs:?}");
+
+    // Someone outside the stats team may not start it; a product without transforms is named.
+    let eve = server.token_for("eve", &[], &[]).await;
+    let (status, body) = server
+        .post_json_as(Some(&eve), "/api/v1/transforms/stats/daily/run", &json!({}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server
+        .post_json("/api/v1/transforms/shop/orders/run", &json!({}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        json!("shop.orders has no transforms")
+    );
+}
+
+/// Polls the run history of `dataset` until `done` holds for it (at most 30 s).
+async fn wait_for_runs(
+    server: &TestServer,
+    dataset: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, history) = server
+            .get(&format!(
+                "/api/v1/transform-runs?domain=stats&product=daily&dataset={dataset}&limit=100"
+            ))
+            .await;
+        let runs = history.as_array().cloned().unwrap_or_default();
+        if done(&runs) {
+            return runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{dataset}: the runs never came: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_commits_and_intervals_start_runs() {
+    let server = mesh(Duration::from_millis(200)).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    // Once the upstream commit settles, each transform runs by itself, in order.
+    let runs = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter()
+            .any(|r| r["trigger"] == "upstream" && r["rows_out"] == json!(3))
+    })
+    .await;
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r["principal"] == "system:scheduler"),
+        "{runs:?}"
+    );
+    wait_for_runs(&server, "shipped_orders", |runs| {
+        runs.iter()
+            .any(|r| r["trigger"] == "upstream" && r["rows_out"] == json!(1))
+    })
+    .await;
+    assert_recomputed(&server, "the scheduled runs").await;
+
+    // Nothing new upstream: no more runs.
+    let (_, before) = server
+        .get("/api/v1/transform-runs?domain=stats&limit=100")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, after) = server
+        .get("/api/v1/transform-runs?domain=stats&limit=100")
+        .await;
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+
+    // Every second, whatever happens upstream.
+    let every = "-- every: 1s\n-- on_upstream: false\nSELECT status, count(*) AS orders FROM shop.orders.orders GROUP BY status";
+    let all: Vec<(&str, &str)> = TRANSFORMS
+        .iter()
+        .map(|(d, s, _)| (*d, if *d == "order_counts" { every } else { *s }))
+        .collect();
+    apply_stats(&server, &all).await;
+    wait_for_runs(&server, "order_counts", |runs| {
+        runs.iter().filter(|r| r["trigger"] == "interval").count() >= 2
+    })
+    .await;
+}
