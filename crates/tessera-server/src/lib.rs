@@ -48,6 +48,7 @@ pub use mesh::{BatchData, Mesh};
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
     OperationsService, PublishService, QualityService, QueryService, Services, SourcesService,
+    TransformsService,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

@@ -505,36 +505,50 @@ impl Mesh {
         Ok(due)
     }
 
-    /// Whether an input of `target` committed since it was last computed and has settled
-    /// (see [`QUIET`] and [`MAX_WAIT`]).
-    async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
+    /// The inputs' table versions now, when one of them committed rows since `target` was last
+    /// computed (a compaction or a commit of positions alone does not count); `None` otherwise.
+    async fn inputs_moved(
+        &self,
+        target: &DatasetRef,
+        spec: &TransformSpec,
+    ) -> Result<Option<Vec<Option<i64>>>> {
         let record = self.dataset_record(target).await?;
         let ids: Vec<String> = spec.inputs.iter().map(input_app_id).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let computed_from = self.storage.sequences(&record.location, &ids).await?;
         let mut now_at = Vec::with_capacity(spec.inputs.len());
-        for input in &spec.inputs {
+        let mut moved = false;
+        for (input, then) in spec.inputs.iter().zip(&computed_from) {
             let location = self.dataset_record(input).await?.location;
-            now_at.push(
-                self.storage
-                    .table_info(&location)
-                    .await?
-                    .and_then(|t| t.version),
-            );
+            let now = self
+                .storage
+                .table_info(&location)
+                .await?
+                .and_then(|t| t.version);
+            moved |= match (now, then) {
+                (None, _) => false,
+                (Some(now), Some(then)) if now == *then => false,
+                (Some(_), Some(then)) => self.storage.data_changed_since(&location, *then).await?,
+                (Some(_), None) => true,
+            };
+            now_at.push(now);
         }
-        let moved = now_at
-            .iter()
-            .zip(&computed_from)
-            .any(|(now, then)| now.is_some() && now != then);
+        Ok(moved.then_some(now_at))
+    }
+
+    /// Whether an input of `target` committed since it was last computed and has settled
+    /// (see [`QUIET`] and [`MAX_WAIT`]).
+    async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
+        let moved = self.inputs_moved(target, spec).await?;
         let mut pending = self
             .transform_runners
             .pending
             .lock()
             .expect("pending transforms");
-        if !moved {
+        let Some(now_at) = moved else {
             pending.remove(target);
             return Ok(false);
-        }
+        };
         let seen = pending.entry(target.clone()).or_insert_with(|| Pending {
             versions: now_at.clone(),
             first_seen: Instant::now(),
@@ -549,6 +563,23 @@ impl Mesh {
             pending.remove(target);
         }
         Ok(settled)
+    }
+
+    /// Runs now, in the order they feed each other, every transform whose inputs committed rows
+    /// since its dataset was last computed — without waiting for them to settle: what a loader
+    /// does once it has loaded. The runs, failed ones included.
+    pub async fn run_stale_transforms(
+        &self,
+        cx: &RequestContext,
+    ) -> Result<Vec<TransformRunRecord>> {
+        let mut runs = Vec::new();
+        for (target, record) in self.transforms_in_order().await? {
+            let spec = parse(&record)?;
+            if self.inputs_moved(&target, &spec).await?.is_some() {
+                runs.push(self.run_transform(cx, &record, UPSTREAM, false).await?);
+            }
+        }
+        Ok(runs)
     }
 }
 

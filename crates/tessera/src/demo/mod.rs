@@ -3,9 +3,9 @@
 //! It applies the five product folders under `examples/artgo/` (embedded in the binary, so the
 //! demo runs from anywhere), generates deterministic synthetic source data and loads it through
 //! the same service calls the API uses — the asset catalog as files its product's files source
-//! pulls, the engagement stream through the event API, sales as batches —, derives the other
-//! datasets with SQL over the loaded ones (until SQL transforms run them, C7), then serves the
-//! mesh and prints example queries.
+//! pulls, the engagement stream through the event API, sales as batches —, runs the products'
+//! SQL transforms (`transforms/*.sql`) that compute the other datasets from them, then serves
+//! the mesh and prints example queries.
 //! Running it again on the same data directory writes nothing new: every batch has a fixed id.
 
 mod generate;
@@ -14,7 +14,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::DatasetRef;
@@ -25,7 +24,7 @@ use tessera_server::views::{
 use tessera_server::{
     ADMIN_GROUP, AccessService, Application, BatchData, CatalogService, FrontEnd, GlossaryService,
     GovernanceService, IngestService, Mesh, PublishService, QualityService, REFUSED_COMMIT,
-    RequestContext, SourcesService,
+    RequestContext, SourcesService, TransformsService,
 };
 
 use crate::cli::DemoArgs;
@@ -52,6 +51,14 @@ const FOLDERS: &[&[(&str, &str)]] = &[
             "examples/artgo/digital_assets/sources/upload_drops.yaml",
             include_str!("../../../../examples/artgo/digital_assets/sources/upload_drops.yaml"),
         ),
+        (
+            "examples/artgo/digital_assets/transforms/format_trends.sql",
+            include_str!("../../../../examples/artgo/digital_assets/transforms/format_trends.sql"),
+        ),
+        (
+            "examples/artgo/digital_assets/transforms/storage_costs.sql",
+            include_str!("../../../../examples/artgo/digital_assets/transforms/storage_costs.sql"),
+        ),
     ],
     &[
         (
@@ -66,6 +73,24 @@ const FOLDERS: &[&[(&str, &str)]] = &[
             "examples/artgo/artwork_engagement/virality.odcs.yaml",
             include_str!("../../../../examples/artgo/artwork_engagement/virality.odcs.yaml"),
         ),
+        (
+            "examples/artgo/artwork_engagement/transforms/events_clean.sql",
+            include_str!(
+                "../../../../examples/artgo/artwork_engagement/transforms/events_clean.sql"
+            ),
+        ),
+        (
+            "examples/artgo/artwork_engagement/transforms/virality_daily.sql",
+            include_str!(
+                "../../../../examples/artgo/artwork_engagement/transforms/virality_daily.sql"
+            ),
+        ),
+        (
+            "examples/artgo/artwork_engagement/transforms/trending_artists.sql",
+            include_str!(
+                "../../../../examples/artgo/artwork_engagement/transforms/trending_artists.sql"
+            ),
+        ),
     ],
     &[
         (
@@ -75,6 +100,10 @@ const FOLDERS: &[&[(&str, &str)]] = &[
         (
             "examples/artgo/marketplace/provenance.odcs.yaml",
             include_str!("../../../../examples/artgo/marketplace/provenance.odcs.yaml"),
+        ),
+        (
+            "examples/artgo/marketplace/transforms/ownership_history.sql",
+            include_str!("../../../../examples/artgo/marketplace/transforms/ownership_history.sql"),
         ),
     ],
     &[
@@ -86,6 +115,12 @@ const FOLDERS: &[&[(&str, &str)]] = &[
             "examples/artgo/marketplace_collectors/collectors.odcs.yaml",
             include_str!("../../../../examples/artgo/marketplace_collectors/collectors.odcs.yaml"),
         ),
+        (
+            "examples/artgo/marketplace_collectors/transforms/collectors.sql",
+            include_str!(
+                "../../../../examples/artgo/marketplace_collectors/transforms/collectors.sql"
+            ),
+        ),
     ],
     &[
         (
@@ -96,102 +131,11 @@ const FOLDERS: &[&[(&str, &str)]] = &[
             "examples/artgo/marketing/campaign_targets.odcs.yaml",
             include_str!("../../../../examples/artgo/marketing/campaign_targets.odcs.yaml"),
         ),
+        (
+            "examples/artgo/marketing/transforms/campaign_targets.sql",
+            include_str!("../../../../examples/artgo/marketing/transforms/campaign_targets.sql"),
+        ),
     ],
-];
-
-/// Datasets derived from the loaded ones, in dependency order: (dataset, SQL producing its rows).
-const DERIVED: &[(&str, &str)] = &[
-    (
-        "digital_assets.asset_catalog.format_trends",
-        "WITH m AS (
-           SELECT CAST(date_trunc('month', uploaded_at) AS DATE) AS month, format, COUNT(*) AS uploads
-           FROM digital_assets.asset_catalog.assets GROUP BY 1, 2)
-         SELECT month, format, uploads,
-                CAST(uploads AS DOUBLE) / SUM(uploads) OVER (PARTITION BY month) AS share
-         FROM m ORDER BY month, format",
-    ),
-    (
-        "digital_assets.asset_catalog.storage_costs",
-        "WITH m AS (
-           SELECT CAST(date_trunc('month', uploaded_at) AS DATE) AS month, format, SUM(file_bytes) AS added
-           FROM digital_assets.asset_catalog.assets GROUP BY 1, 2),
-         c AS (SELECT month, format, SUM(added) OVER (PARTITION BY format ORDER BY month) AS stored_bytes FROM m)
-         SELECT month, format, stored_bytes,
-                CAST(stored_bytes / 1e9 * 0.023 AS DECIMAL(12, 2)) AS cost_usd
-         FROM c ORDER BY month, format",
-    ),
-    (
-        "artwork_engagement.engagement.events_clean",
-        "SELECT event_id, event_type, asset_id, user_id, dwell_ms, occurred_at
-         FROM artwork_engagement.engagement.events_raw
-         WHERE NOT regexp_like(user_agent, '(?i)bot|crawler|spider|headless')",
-    ),
-    (
-        "artwork_engagement.engagement.virality_daily",
-        "WITH d AS (
-           SELECT asset_id, CAST(occurred_at AS DATE) AS day,
-                  SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
-                  SUM(CASE WHEN event_type = 'like' THEN 1 ELSE 0 END) AS likes,
-                  SUM(CASE WHEN event_type = 'share' THEN 1 ELSE 0 END) AS shares
-           FROM artwork_engagement.engagement.events_clean GROUP BY 1, 2)
-         SELECT asset_id, day, views, likes, shares,
-                (likes + 3.0 * shares) * 100.0 / (views + 20) AS virality_score
-         FROM d ORDER BY day, asset_id",
-    ),
-    (
-        "artwork_engagement.engagement.trending_artists",
-        "WITH recent AS (
-           SELECT v.asset_id, v.views, v.virality_score
-           FROM artwork_engagement.engagement.virality_daily v
-           WHERE v.day > (SELECT MAX(day) FROM artwork_engagement.engagement.virality_daily) - INTERVAL '7' DAY),
-         per_artist AS (
-           SELECT a.artist_id, COUNT(DISTINCT r.asset_id) AS artworks, SUM(r.views) AS views,
-                  SUM(r.virality_score) AS trend_score
-           FROM recent r JOIN digital_assets.asset_catalog.assets a ON a.asset_id = r.asset_id
-           GROUP BY a.artist_id)
-         SELECT artist_id, artworks, views, trend_score,
-                ROW_NUMBER() OVER (ORDER BY trend_score DESC, artist_id) AS rank
-         FROM per_artist",
-    ),
-    (
-        "marketplace.collectors.collectors",
-        "SELECT buyer_id AS collector_id,
-                concat('Collector ', substr(buyer_id, 2)) AS display_name,
-                concat('collector.', lower(buyer_id), '@mail.artgo.example') AS contact_email,
-                CASE CAST(right(buyer_id, 1) AS INT) % 4
-                  WHEN 0 THEN 'DE' WHEN 1 THEN 'FR' WHEN 2 THEN 'GB' ELSE 'US' END AS country,
-                min(sold_at) AS first_purchase_at, count(*) AS purchases
-         FROM marketplace.provenance.sales GROUP BY buyer_id ORDER BY buyer_id",
-    ),
-    (
-        "marketplace.provenance.ownership_history",
-        "WITH transfers AS (
-           SELECT a.asset_id, a.artist_id AS owner_id, a.uploaded_at AS owned_from, CAST(NULL AS VARCHAR) AS acquired_by_sale
-           FROM digital_assets.asset_catalog.assets a
-           WHERE a.asset_id IN (SELECT asset_id FROM marketplace.provenance.sales)
-           UNION ALL
-           SELECT asset_id, buyer_id, sold_at, sale_id FROM marketplace.provenance.sales)
-         SELECT asset_id, owner_id, owned_from,
-                LEAD(owned_from) OVER (PARTITION BY asset_id ORDER BY owned_from) AS owned_until,
-                acquired_by_sale
-         FROM transfers ORDER BY asset_id, owned_from",
-    ),
-    (
-        "marketing.artist_campaigns.campaign_targets",
-        "WITH s AS (
-           SELECT a.artist_id, COUNT(*) AS sales, SUM(s.price) AS revenue
-           FROM marketplace.provenance.sales s
-           JOIN digital_assets.asset_catalog.assets a ON a.asset_id = s.asset_id
-           GROUP BY a.artist_id)
-         SELECT t.artist_id, t.rank AS trend_rank, t.trend_score,
-                COALESCE(s.sales, 0) AS sales, COALESCE(s.revenue, 0) AS revenue,
-                CASE WHEN COALESCE(s.sales, 0) = 0 THEN 'hidden_gem'
-                     WHEN t.rank <= 20 THEN 'rising_star'
-                     ELSE 'proven_seller' END AS segment
-         FROM artwork_engagement.engagement.trending_artists t
-         LEFT JOIN s ON s.artist_id = t.artist_id
-         WHERE t.rank <= 100",
-    ),
 ];
 
 /// The queries the demo suggests, one per paragraph of `examples/artgo/queries.sql`: a `--`
@@ -356,14 +300,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         sales,
     )
     .await?;
-    for (dataset, sql) in DERIVED {
-        let (schema, batches) = mesh
-            .query_all(&demo(), sql)
-            .await
-            .with_context(|| format!("deriving {dataset}"))?;
-        let batch = concat_batches(&schema, &batches)?;
-        total_rows += load(&mesh, dataset, batch, &prefix, CHUNK_ROWS).await?;
-    }
+    total_rows += compute_derived(&mesh).await?;
     println!(
         "Loaded {total_rows} rows in {:.1} s.",
         started.elapsed().as_secs_f64()
@@ -666,6 +603,35 @@ async fn held(mesh: &Mesh, dataset: &str) -> Result<(i64, i64)> {
 }
 
 /// The line `load` prints for a dataset, from what its tables hold, and how the rows came.
+/// Runs the transforms whose inputs moved (all of them on a new mesh), in the order they feed
+/// each other, and shows what each computed dataset holds; the rows they hold.
+async fn compute_derived(mesh: &Mesh) -> Result<i64> {
+    let runs = mesh.run_stale_transforms(&demo()).await?;
+    if let Some(failed) = runs.iter().find(|r| r.status != "succeeded") {
+        bail!(
+            "the transform computing {}.{}.{} failed: {}",
+            failed.domain,
+            failed.product,
+            failed.dataset,
+            failed.error.as_deref().unwrap_or("?")
+        );
+    }
+    let mut rows = 0;
+    for transform in mesh.transforms(&demo(), None).await? {
+        let held = held(mesh, &transform.dataset).await?;
+        print_held(
+            &transform.dataset,
+            held,
+            &format!(
+                "computed by {}, {}",
+                transform.file, transform.materialization
+            ),
+        );
+        rows += held.0;
+    }
+    Ok(rows)
+}
+
 fn print_held(dataset: &str, (accepted, quarantined): (i64, i64), how: &str) {
     let note = if quarantined > 0 {
         format!(", {quarantined} quarantined")
