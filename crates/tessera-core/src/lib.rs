@@ -12,6 +12,7 @@
 mod context;
 mod error;
 mod glossary;
+mod lineage;
 mod model;
 mod name;
 mod policy;
@@ -25,6 +26,9 @@ mod types;
 pub use context::{FrontEnd, Principal, PrincipalKind, RequestContext};
 pub use error::{CoreError, Result};
 pub use glossary::{GLOSSARY_TAG, GLOSSARY_URL, GlossaryTerm, TermRef};
+pub use lineage::{
+    ColumnRef, Derivation, Direction, LineageEdge, LineageGraph, LineageNode, QueryLineage, Sources,
+};
 pub use model::{
     Column, Constraints, Contract, DatasetSchema, InputPort, MaskKind, OutputPort, Product,
     QUARANTINE_AT, QUARANTINE_BATCH_ID, QUARANTINE_COLUMN, QUARANTINE_REASON,

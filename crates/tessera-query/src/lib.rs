@@ -22,6 +22,7 @@ mod executor;
 mod functions;
 mod governed;
 mod interrupt;
+mod lineage;
 mod masks;
 mod memory;
 mod overflow;
@@ -36,6 +37,7 @@ pub use engine::{
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
+pub use lineage::query_lineage;
 pub use masks::{PersonalColumn, hash_mask, partial_mask};
 pub use report::{QueryObserver, QueryOutcome, QueryReport};
 pub use sources::{SourceFormat, register_source};

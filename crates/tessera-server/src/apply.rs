@@ -202,6 +202,7 @@ impl Mesh {
         // Contract versions, scoped to the product's domain: new ones are stored; a stored
         // version never changes.
         let domain = product.domain.as_str();
+        let mut impact = Vec::new();
         for c in &contracts {
             let id = &c.contract.id;
             let version = &c.contract.version;
@@ -230,15 +231,22 @@ impl Mesh {
                     (Some(old), Some(new)) => new > old,
                     _ => false,
                 };
+                let hit = if breaking.is_empty() {
+                    Vec::new()
+                } else {
+                    self.impact_of(&product, id).await?
+                };
                 if !breaking.is_empty() && !major_bump {
                     return Err(ServiceError::Conflict(format!(
-                        "{}: contract {id:?} {} -> {version} has breaking changes, which need a new major version (e.g. {}):\n  - {}",
+                        "{}: contract {id:?} {} -> {version} has breaking changes, which need a new major version (e.g. {}):\n  - {}{}",
                         c.file.name,
                         previous.version,
                         next_major(&previous.version),
-                        breaking.join("\n  - ")
+                        breaking.join("\n  - "),
+                        render_impact(&hit)
                     )));
                 }
+                impact.extend(hit);
                 detail = Some(format!(
                     "new version of {}{}",
                     previous.version,
@@ -488,6 +496,7 @@ impl Mesh {
             applied: !dry_run && !refused,
             changes,
             policies: Some(evaluation.view()),
+            impact,
         };
         let trigger = match (under_test, dry_run) {
             (Some(_), _) => "test",
@@ -942,6 +951,74 @@ fn schema_evolution(
     } else {
         format!(", adds column(s) {}", added.join(", "))
     })
+}
+
+/// The downstream datasets a breaking change hits, as a message's last lines.
+fn render_impact(hit: &[ImpactView]) -> String {
+    if hit.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = hit
+        .iter()
+        .map(|h| {
+            format!(
+                "{} (product {}, owner team {}), computed from {}",
+                h.dataset,
+                h.product,
+                h.owner.as_deref().unwrap_or("none"),
+                h.changed
+            )
+        })
+        .collect();
+    format!(
+        "\nDownstream datasets it would hit:\n  - {}",
+        lines.join("\n  - ")
+    )
+}
+
+impl Mesh {
+    /// The datasets downstream of the product's datasets governed by `contract_id`, with their
+    /// products' owner teams.
+    async fn impact_of(&self, product: &Product, contract_id: &str) -> Result<Vec<ImpactView>> {
+        let changed: Vec<String> = self
+            .catalog
+            .datasets(Some((product.domain.as_str(), product.name.as_str())))
+            .await?
+            .into_iter()
+            .filter(|d| d.contract_id == contract_id)
+            .map(|d| format!("{}.{}.{}", d.domain, d.product, d.name))
+            .collect();
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let graph = self.lineage_graph().await?;
+        let products = self.catalog.products(None).await?;
+        let mut hit: Vec<ImpactView> = Vec::new();
+        for dataset in &changed {
+            for downstream in graph.downstream_datasets(dataset) {
+                if hit.iter().any(|h| h.dataset == downstream) {
+                    continue;
+                }
+                let Ok(reference) = downstream.parse::<DatasetRef>() else {
+                    continue;
+                };
+                let owner = products
+                    .iter()
+                    .find(|p| {
+                        p.domain == reference.domain.as_str()
+                            && p.name == reference.product.as_str()
+                    })
+                    .and_then(|p| p.owner.clone());
+                hit.push(ImpactView {
+                    product: format!("{}.{}", reference.domain, reference.product),
+                    dataset: downstream,
+                    owner,
+                    changed: dataset.clone(),
+                });
+            }
+        }
+        Ok(hit)
+    }
 }
 
 /// The breaking changes (see `tessera_spec::diff_contracts`) from a stored contract version to

@@ -22,6 +22,7 @@ mod events;
 mod gate;
 mod glossary;
 mod governance;
+mod lineage;
 mod local_test;
 mod maintenance;
 mod mesh;
@@ -47,8 +48,8 @@ pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
-    OperationsService, PublishService, QualityService, QueryService, Services, SourcesService,
-    TransformsService,
+    LineageService, OperationsService, PublishService, QualityService, QueryService, Services,
+    SourcesService, TransformsService,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

@@ -355,6 +355,21 @@ pub trait TransformsService: Send + Sync {
     ) -> Result<Vec<TransformRunView>>;
 }
 
+/// Lineage: which datasets and columns feed which.
+#[async_trait]
+pub trait LineageService: Send + Sync {
+    /// The lineage edges reached from `dataset` (or one of its columns) walking `direction`, at
+    /// most `depth` edges away, between datasets the caller may discover.
+    async fn lineage(
+        &self,
+        cx: &RequestContext,
+        dataset: &DatasetRef,
+        column: Option<&str>,
+        direction: tessera_core::Direction,
+        depth: usize,
+    ) -> Result<LineageView>;
+}
+
 /// Everything a front end may call.
 pub trait Services:
     OperationsService
@@ -369,6 +384,7 @@ pub trait Services:
     + GlossaryService
     + SourcesService
     + TransformsService
+    + LineageService
 {
 }
 
@@ -385,5 +401,6 @@ impl<T> Services for T where
         + GlossaryService
         + SourcesService
         + TransformsService
+        + LineageService
 {
 }

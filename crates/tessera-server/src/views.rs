@@ -168,6 +168,22 @@ pub struct ApplyPlan {
     /// The governance policies evaluated on the product as it would be after the apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<PolicyOutcomeView>,
+    /// The datasets downstream of a dataset whose contract changes in a breaking way, and
+    /// whom to tell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impact: Vec<ImpactView>,
+}
+
+/// A dataset computed (directly or not) from one whose contract changes in a breaking way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImpactView {
+    /// `domain.product.dataset` downstream.
+    pub dataset: String,
+    /// Its product, `domain.product`, and that product's owner team.
+    pub product: String,
+    pub owner: Option<String>,
+    /// The changed dataset it is computed from.
+    pub changed: String,
 }
 
 /// What the governance policies found on a product (or on the mesh).
@@ -1025,4 +1041,30 @@ pub struct TransformRunView {
     /// What it read, each dataset at the table version it read: `d.p.x@3`.
     pub inputs: Vec<String>,
     pub error: Option<String>,
+}
+
+/// Lineage reached from a dataset or a column, one way.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LineageView {
+    /// `domain.product.dataset` or `domain.product.dataset.column`.
+    pub start: String,
+    /// `upstream` or `downstream`.
+    pub direction: String,
+    pub depth: i64,
+    /// The edges reached, nearest first.
+    pub edges: Vec<LineageEdgeView>,
+}
+
+/// `from` feeds `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LineageEdgeView {
+    /// A dataset (`domain.product.dataset`), a column (`….column`), or a source
+    /// (`source:domain.product.name`).
+    pub from: String,
+    pub to: String,
+    /// What moves the data: `transform domain.product.dataset`, `source domain.product.name (kafka)`.
+    pub job: String,
+    /// For column edges, how `to` depends on `from`: `identity`, `transformation`, `aggregation`
+    /// (direct), `filter`, `join`, `group_by`, `sort`, `window`, `conditional` (indirect).
+    pub derivations: Vec<String>,
 }

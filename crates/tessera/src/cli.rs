@@ -260,6 +260,30 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Lineage of a dataset or one of its columns: what feeds it (--upstream, the default) or
+    /// what it feeds (--downstream), through which transforms and sources, and how each column
+    /// depends on another (identity, transformation, aggregation; filter, join, group_by, sort,
+    /// window, conditional).
+    Lineage {
+        /// DOMAIN.PRODUCT.DATASET
+        dataset: String,
+        /// Follow this column of the dataset.
+        #[arg(long)]
+        column: Option<String>,
+        /// What feeds it (the default).
+        #[arg(long, conflicts_with = "downstream")]
+        upstream: bool,
+        /// What it feeds.
+        #[arg(long)]
+        downstream: bool,
+        /// How many edges away at most.
+        #[arg(long, default_value_t = 20)]
+        depth: i64,
+        #[arg(long, value_enum, default_value_t = LineageFormat::Text)]
+        format: LineageFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Secrets sources name (a connection URL, a password), kept sealed in the metadata store:
     /// set, list, delete. Values are never shown.
     Secret {
@@ -268,6 +292,18 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretAction,
     },
+}
+
+/// How `tessera lineage` prints the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// One edge a line, nearest first.
+    Text,
+    Json,
+    /// Graphviz: `tessera lineage … --format dot | dot -Tsvg > lineage.svg`.
+    Dot,
+    /// A Mermaid flowchart (renders in Markdown on GitHub and GitLab).
+    Mermaid,
 }
 
 #[derive(Debug, Subcommand)]

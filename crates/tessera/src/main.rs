@@ -182,6 +182,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::transforms::run(&Client::connect(&client)?, &target, full_refresh, format)
                 .await
         }
+        Command::Lineage {
+            dataset,
+            column,
+            upstream: _,
+            downstream,
+            depth,
+            format,
+            client,
+        } => {
+            commands::lineage::lineage(
+                &Client::connect(&client)?,
+                &dataset,
+                column.as_deref(),
+                downstream,
+                depth,
+                format,
+            )
+            .await
+        }
         Command::Runs {
             target,
             limit,

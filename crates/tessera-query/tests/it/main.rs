@@ -249,3 +249,5 @@ async fn a_table_the_principal_may_only_discover_is_listed_but_never_read() {
             .is_ok()
     );
 }
+
+mod lineage;

@@ -117,6 +117,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
         (name = "governance", description = "Governance policies as SQL over tessera_meta: the standard library, the council's global policies, domains' own, and their evaluations"),
         (name = "sources", description = "Sources datasets pull their rows from (PostgreSQL, Kafka, files), where each stands, and the secrets they name"),
         (name = "transforms", description = "SQL transforms that compute datasets from others, their runs and run history"),
+        (name = "lineage", description = "Which datasets and columns feed which, derived from transforms' plans and sources"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -181,6 +182,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(run_product_transforms))
         .routes(routes!(run_transform))
         .routes(routes!(list_transform_runs))
+        .routes(routes!(get_lineage))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -1454,4 +1456,50 @@ async fn list_transform_runs(
     };
     let limit = f.limit.unwrap_or(20).clamp(1, 1000);
     Ok(Json(s.services.transform_runs(&cx, of, limit).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LineageParams {
+    /// Follow one column of the dataset rather than the whole dataset.
+    column: Option<String>,
+    /// `upstream` (what feeds it, the default) or `downstream` (what it feeds).
+    direction: Option<String>,
+    /// How many edges away at most (default 20, at most 100).
+    depth: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lineage/{domain}/{product}/{dataset}", tag = "lineage",
+    params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path), LineageParams),
+    responses((status = 200, description = "The lineage edges reached, nearest first; column edges say how (identity, transformation, aggregation, filter, join, group_by, sort, window, conditional)", body = LineageView),
+              (status = 400, description = "A direction that is neither upstream nor downstream, or a depth below 1", body = ErrorBody),
+              (status = 404, description = "No such dataset or column", body = ErrorBody)))]
+async fn get_lineage(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    Path((domain, product, dataset)): Path<(String, String, String)>,
+    params: Result<Query<LineageParams>, QueryRejection>,
+) -> ApiResult<Json<LineageView>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let r = dataset_ref(&domain, &product, &dataset)?;
+    let direction = match params.direction.as_deref() {
+        None | Some("upstream") => tessera_core::Direction::Upstream,
+        Some("downstream") => tessera_core::Direction::Downstream,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "direction is upstream or downstream, not {other:?}"
+            )));
+        }
+    };
+    let depth = params.depth.unwrap_or(20);
+    if !(1..=100).contains(&depth) {
+        return Err(ApiError::bad_request(format!(
+            "depth is from 1 to 100, not {depth}"
+        )));
+    }
+    Ok(Json(
+        s.services
+            .lineage(&cx, &r, params.column.as_deref(), direction, depth as usize)
+            .await?,
+    ))
 }

@@ -868,6 +868,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/governance/policies/{policy_id}",
             "GET /api/v1/governance/scorecard",
             "GET /api/v1/grants",
+            "GET /api/v1/lineage/{domain}/{product}/{dataset}",
             "GET /api/v1/policies",
             "GET /api/v1/products",
             "GET /api/v1/products/{domain}/{product}",

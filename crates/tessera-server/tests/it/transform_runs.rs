@@ -558,3 +558,133 @@ async fn upstream_commits_and_intervals_start_runs() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_follows_columns_through_the_transforms_plans() {
+    let server = mesh(Duration::ZERO).await;
+    // Upstream of one column, and what decides its rows.
+    let (status, body) = server
+        .get("/api/v1/lineage/stats/daily/customer_totals?column=amount")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["start"], json!("stats.daily.customer_totals.amount"));
+    let edges: Vec<(String, String, Value)> = body["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().to_string(),
+                e["job"].as_str().unwrap().to_string(),
+                e["derivations"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            (
+                "shop.orders.orders.amount".to_string(),
+                "transform stats.daily.customer_totals".to_string(),
+                json!(["aggregation"])
+            ),
+            (
+                "shop.orders.orders.customer_id".to_string(),
+                "transform stats.daily.customer_totals".to_string(),
+                json!(["group_by"])
+            ),
+        ]
+    );
+
+    // Downstream of the orders: every dataset computed from them.
+    let (status, body) = server
+        .get("/api/v1/lineage/shop/orders/orders?direction=downstream")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut reached: Vec<&str> = body["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    reached.sort();
+    assert_eq!(
+        reached,
+        [
+            "stats.daily.customer_totals",
+            "stats.daily.order_counts",
+            "stats.daily.shipped_orders"
+        ]
+    );
+
+    // What cannot be answered is named.
+    let (status, body) = server
+        .get("/api/v1/lineage/stats/daily/customer_totals?direction=sideways")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .get("/api/v1/lineage/stats/daily/customer_totals?column=nope")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        json!("stats.daily.customer_totals has no column \"nope\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaking_contract_change_names_the_datasets_downstream_and_their_owners() {
+    let server = mesh(Duration::ZERO).await;
+    // Optional → required is breaking.
+    let required = |version: &str| {
+        SHOP_CONTRACT.replace("version: 1.0.0", version).replace(
+            "      - name: status\n        logicalType: string\n",
+            "      - name: status\n        logicalType: string\n        required: true\n",
+        )
+    };
+    let v2 = required("version: 2.0.0");
+    let (status, plan) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &v2),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let hit = |dataset: &str| {
+        json!({
+            "dataset": format!("stats.daily.{dataset}"),
+            "product": "stats.daily",
+            "owner": "stats team",
+            "changed": "shop.orders.orders"
+        })
+    };
+    assert_eq!(
+        plan["impact"],
+        json!([
+            hit("customer_totals"),
+            hit("order_counts"),
+            hit("shipped_orders")
+        ])
+    );
+
+    // Without a major version the change is refused, and the message says whom it would hit.
+    let v11 = required("version: 1.1.0");
+    let (status, body) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &v11),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("Downstream datasets it would hit:\n  - stats.daily.customer_totals (product stats.daily, owner team stats team), computed from shop.orders.orders\n  - stats.daily.order_counts (product stats.daily, owner team stats team), computed from shop.orders.orders\n  - stats.daily.shipped_orders (product stats.daily, owner team stats team), computed from shop.orders.orders"),
+        "{message}"
+    );
+}

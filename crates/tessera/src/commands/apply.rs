@@ -94,6 +94,18 @@ pub fn print_plan(plan: &ApplyPlan) {
             None => println!("  {sign} {kind:<9} {}", c.name),
         }
     }
+    if !plan.impact.is_empty() {
+        println!("Breaking changes reach downstream datasets (tell their owners):");
+        for h in &plan.impact {
+            println!(
+                "  {} (product {}, owner team {}), computed from {}",
+                h.dataset,
+                h.product,
+                h.owner.as_deref().unwrap_or("none"),
+                h.changed
+            );
+        }
+    }
     let (create, change, unchanged) = (
         count(Action::Create),
         count(Action::Change) + count(Action::Remove),

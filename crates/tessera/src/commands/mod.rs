@@ -8,6 +8,7 @@ pub mod check;
 pub mod diff;
 pub mod governance;
 pub mod ingest;
+pub mod lineage;
 pub mod lint;
 pub mod query;
 pub mod send;

@@ -212,6 +212,63 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 
+    // Lineage from the transforms' plans: the whole chain from the engagement stream and the
+    // sales to the campaign targets, and one column's sources with how each reaches it.
+    let chain = server
+        .cli(&[
+            "lineage",
+            "marketing.artist_campaigns.campaign_targets",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let chain: serde_json::Value = serde_json::from_str(&chain.stdout).unwrap();
+    let mut upstream: Vec<&str> = chain["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["from"].as_str().unwrap())
+        .collect();
+    upstream.sort();
+    upstream.dedup();
+    assert_eq!(
+        upstream,
+        [
+            "artwork_engagement.engagement.events_clean",
+            "artwork_engagement.engagement.events_raw",
+            "artwork_engagement.engagement.trending_artists",
+            "artwork_engagement.engagement.virality_daily",
+            "digital_assets.asset_catalog.assets",
+            "events:artwork_engagement.engagement.events_raw",
+            "marketplace.provenance.sales",
+            "source:digital_assets.asset_catalog.upload_drops",
+        ]
+    );
+    let segment = server
+        .cli(&[
+            "lineage",
+            "marketing.artist_campaigns.campaign_targets",
+            "--column",
+            "segment",
+            "--depth",
+            "1",
+        ])
+        .ok();
+    let job = "(transform marketing.artist_campaigns.campaign_targets)";
+    let to = "marketing.artist_campaigns.campaign_targets.segment";
+    assert_eq!(
+        segment.stdout,
+        format!(
+            "Upstream of {to}:
+  artwork_engagement.engagement.trending_artists.artist_id -> {to} [join]  {job}
+  artwork_engagement.engagement.trending_artists.rank -> {to} [filter, conditional]  {job}
+  digital_assets.asset_catalog.assets.artist_id -> {to} [join, group_by]  {job}
+  digital_assets.asset_catalog.assets.asset_id -> {to} [join]  {job}
+  marketplace.provenance.sales.asset_id -> {to} [join]  {job}
+"
+        )
+    );
+
     // The tables are plain Delta: DuckDB reads them without Tessera.
     let python = std::env::var("TESSERA_TEST_PYTHON")
         .expect("TESSERA_TEST_PYTHON is not set: run the suite with scripts/test");

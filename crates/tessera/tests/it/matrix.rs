@@ -152,7 +152,12 @@ fn every_principal_may_do_exactly_what_the_policies_say_on_every_demo_product() 
             Who::Owner,
             Some(token("lferreira")),
             vec!["marketing.artist_campaigns"],
-            vec!["artwork_engagement.engagement", "marketplace.provenance"],
+            // Its input ports: campaign targets join trends, sales and the asset catalog.
+            vec![
+                "artwork_engagement.engagement",
+                "marketplace.provenance",
+                "digital_assets.asset_catalog",
+            ],
         ),
         (
             Who::Granted,
