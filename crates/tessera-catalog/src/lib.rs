@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod error;
 mod governance;
+mod lineage_events;
 mod migrate;
 mod query_log;
 mod records;
@@ -23,6 +24,7 @@ pub use audit::{
     entry_hash,
 };
 pub use error::{CatalogError, Result};
+pub use lineage_events::LineageEventRecord;
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
     DatasetRecord, DetectionRecord, DomainRecord, GlossaryTermRecord, GovernancePolicyRecord,

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_sources.sql")),
     (13, include_str!("../migrations/0013_transforms.sql")),
     (14, include_str!("../migrations/0014_transform_runs.sql")),
+    (15, include_str!("../migrations/0015_lineage_events.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

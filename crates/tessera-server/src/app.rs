@@ -23,6 +23,7 @@ pub struct Application {
     check_tick_seconds: u64,
     source_tick: std::time::Duration,
     transform_tick: std::time::Duration,
+    openlineage: crate::openlineage::OpenLineageConfig,
     maintenance: crate::maintenance::MaintenanceConfig,
     shutdown_timeout_seconds: u64,
     first_admin_token: Option<String>,
@@ -54,6 +55,7 @@ impl Application {
             check_tick_seconds: config.check_tick_seconds,
             source_tick: config.source_tick,
             transform_tick: config.transform_tick,
+            openlineage: config.openlineage.clone(),
             maintenance: config.maintenance.clone(),
             shutdown_timeout_seconds: config.shutdown_timeout_seconds,
             first_admin_token,
@@ -109,6 +111,13 @@ impl Application {
                 self.transform_tick,
             ))
         });
+        let lineage_delivery = self.openlineage.url.clone().map(|url| {
+            tokio::spawn(crate::openlineage::deliver(
+                self.mesh.clone(),
+                url,
+                self.openlineage.tick,
+            ))
+        });
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -144,9 +153,15 @@ impl Application {
                 Ok(())
             }
         };
-        for task in [scheduler, maintenance, sources, transforms]
-            .into_iter()
-            .flatten()
+        for task in [
+            scheduler,
+            maintenance,
+            sources,
+            transforms,
+            lineage_delivery,
+        ]
+        .into_iter()
+        .flatten()
         {
             task.abort();
         }

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub events: crate::events::EventConfig,
     /// Background table maintenance: compaction, checkpoints, log cleanup, vacuum.
     pub maintenance: crate::maintenance::MaintenanceConfig,
+    /// Where OpenLineage events go, and the namespace they name Tessera's datasets in.
+    pub openlineage: crate::openlineage::OpenLineageConfig,
 }
 
 impl ServerConfig {
@@ -64,6 +66,7 @@ impl ServerConfig {
             query: QueryConfig::default(),
             events: crate::events::EventConfig::default(),
             maintenance: crate::maintenance::MaintenanceConfig::default(),
+            openlineage: crate::openlineage::OpenLineageConfig::default(),
         }
     }
 

@@ -27,6 +27,7 @@ mod local_test;
 mod maintenance;
 mod mesh;
 mod meta;
+mod openlineage;
 mod policies;
 mod query_log;
 mod scheduler;
@@ -46,6 +47,7 @@ pub use events::{EVENTS_APP_ID, EventBody, EventConfig};
 pub use local_test::test_contract;
 pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
+pub use openlineage::OpenLineageConfig;
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
     LineageService, OperationsService, PublishService, QualityService, QueryService, Services,

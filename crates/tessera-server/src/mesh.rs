@@ -94,6 +94,8 @@ pub struct Mesh {
     pub(crate) event_groups: crate::events::EventGroups,
     /// The server's data directory (the files connector's relative folders are under it).
     pub(crate) data_dir: std::path::PathBuf,
+    /// What OpenLineage events name Tessera's datasets and jobs in.
+    pub(crate) openlineage: crate::openlineage::OpenLineageConfig,
 }
 
 /// A product descriptor's source text and the model parsed from it.
@@ -133,6 +135,7 @@ impl Mesh {
             event_targets: Mutex::new(Default::default()),
             event_groups: Default::default(),
             data_dir: config.data_dir.clone(),
+            openlineage: config.openlineage.clone(),
             mask_key: mask_key.into(),
             query_log: Arc::new(crate::query_log::QueryLog::start(catalog.clone())),
             catalog,

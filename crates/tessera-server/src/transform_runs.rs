@@ -35,6 +35,7 @@ use crate::error::{Result, ServiceError};
 use crate::gate::GateMode;
 use crate::governance::{dataset_resource, product_resource};
 use crate::mesh::Mesh;
+use crate::openlineage::EventDataset;
 use crate::service::TransformsService;
 use crate::views::{TransformRunView, TransformView};
 
@@ -98,6 +99,17 @@ impl TransformRunners {
     }
 }
 
+/// What a run saw on its way, kept for its OpenLineage events even when it fails.
+#[derive(Default)]
+struct Observed {
+    /// Each dataset read, at the table version read (`d.p.x@3`).
+    inputs: Vec<String>,
+    /// The query's column lineage, read from its plan.
+    lineage: Option<tessera_core::QueryLineage>,
+    /// The gate's checks, measured on the dataset as the run would leave it.
+    assertions: Vec<tessera_quality::CheckResult>,
+}
+
 /// What a run did, for its record.
 struct Done {
     rows_in: i64,
@@ -130,12 +142,26 @@ impl Mesh {
                 Materialization::Merge => "merge",
             }
         };
-        let mut inputs = Vec::new();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let schemas = self.event_schemas(&target, &spec).await;
+        let (output, inputs_named) = schemas.datasets(&target, &spec);
+        self.emit_lineage(self.openlineage.transform_event(
+            "START",
+            started,
+            &run_id,
+            &spec.sql,
+            &inputs_named,
+            &output,
+            None,
+        ))
+        .await;
+        let mut observed = Observed::default();
         let outcome = self
-            .compute(cx, &spec, &target, full_refresh, &mut inputs)
+            .compute(cx, &spec, &target, full_refresh, &mut observed)
             .await;
+        let inputs = &observed.inputs;
         let mut run = TransformRunRecord {
-            run_id: uuid::Uuid::new_v4().to_string(),
+            run_id: run_id.clone(),
             domain: record.domain.clone(),
             product: record.product.clone(),
             dataset: record.dataset.clone(),
@@ -147,6 +173,29 @@ impl Mesh {
             inputs: inputs.join(", "),
             ..Default::default()
         };
+        let location = schemas
+            .location
+            .as_deref()
+            .and_then(|l| self.storage.table_url(l).ok())
+            .map(|u| u.to_string());
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        let end = crate::openlineage::RunEnd {
+            lineage: observed.lineage.as_ref(),
+            location,
+            rows: outcome.as_ref().ok().map(|d| d.rows_out),
+            assertions: &observed.assertions,
+            error: error.as_deref(),
+        };
+        self.emit_lineage(self.openlineage.transform_event(
+            if outcome.is_ok() { "COMPLETE" } else { "FAIL" },
+            chrono::Utc::now(),
+            &run_id,
+            &spec.sql,
+            &inputs_named,
+            &output,
+            Some(&end),
+        ))
+        .await;
         match outcome {
             Ok(done) => {
                 run.status = "succeeded".into();
@@ -165,15 +214,14 @@ impl Mesh {
         Ok(run)
     }
 
-    /// Computes `target` with `spec` and commits it; `inputs` gets each dataset read, at the
-    /// table version read.
+    /// Computes `target` with `spec` and commits it; `observed` gets what the run saw on its way.
     async fn compute(
         &self,
         cx: &RequestContext,
         spec: &TransformSpec,
         target: &DatasetRef,
         full_refresh: bool,
-        inputs: &mut Vec<String>,
+        observed: &mut Observed,
     ) -> Result<Done> {
         let (domain, product) = (target.domain.as_str(), target.product.as_str());
         let owner = self.as_owner(cx, domain, product).await?;
@@ -194,7 +242,7 @@ impl Mesh {
                 .table_info(&input_record.location)
                 .await?
                 .and_then(|t| t.version);
-            inputs.push(match version {
+            observed.inputs.push(match version {
                 Some(v) => format!("{input}@{v}"),
                 None => input.to_string(),
             });
@@ -228,13 +276,20 @@ impl Mesh {
                 .map(|newest| (watermark.to_string(), newest)),
             _ => None,
         };
-        let refine: tessera_query::Refine = match past {
-            Some((column, newest)) => Box::new(move |df| {
-                df.filter(Expr::Column(Column::new_unqualified(column)).gt(lit(newest)))
-            }),
-            None => Box::new(Ok),
-        };
-        let (result, rows_in) = self.transform_query(&owner, &spec.sql, refine).await?;
+        // The query's lineage is read from its plan as written, before the watermark's filter.
+        let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
+        let refine: tessera_query::Refine = Box::new(move |df| {
+            let _ = lineage_tx.send(tessera_query::query_lineage(df.logical_plan()).ok());
+            match past {
+                Some((column, newest)) => {
+                    df.filter(Expr::Column(Column::new_unqualified(column)).gt(lit(newest)))
+                }
+                None => Ok(df),
+            }
+        });
+        let queried = self.transform_query(&owner, &spec.sql, refine).await;
+        observed.lineage = lineage_rx.try_recv().ok().flatten();
+        let (result, rows_in) = queried?;
 
         let now = chrono::Utc::now();
         let batch_id = format!("transform-{target}-{}", now.timestamp_micros());
@@ -284,6 +339,9 @@ impl Mesh {
         let gate = self
             .gate(&owner, &record, &prepared.valid, gate_mode)
             .await?;
+        if let Some(verdict) = &gate {
+            observed.assertions = verdict.after.clone();
+        }
         if let Some((_, _, reason)) = gate.as_ref().and_then(|g| g.refused_by.as_ref()) {
             return Err(ServiceError::BadRequest(format!(
                 "{}; nothing was committed",
@@ -338,6 +396,23 @@ impl Mesh {
             rows_out: rows_out as i64,
             table_version: outcome.version,
         })
+    }
+
+    /// The contracts' schemas of a transform's output and inputs, for its events (a dataset
+    /// that cannot be read is named without one).
+    async fn event_schemas(&self, target: &DatasetRef, spec: &TransformSpec) -> EventSchemas {
+        let mut schemas = EventSchemas::default();
+        for (i, dataset) in std::iter::once(target).chain(&spec.inputs).enumerate() {
+            let Ok(record) = self.dataset_record(dataset).await else {
+                schemas.of.push(None);
+                continue;
+            };
+            if i == 0 {
+                schemas.location = Some(record.location.clone());
+            }
+            schemas.of.push(self.dataset_schema(&record).await.ok());
+        }
+        schemas
     }
 
     /// The newest value of `column` in `target` (none: the table holds no row with one).
@@ -580,6 +655,39 @@ impl Mesh {
             }
         }
         Ok(runs)
+    }
+}
+
+/// The schemas a transform's events carry: the output's first, then each input's.
+#[derive(Default)]
+struct EventSchemas {
+    of: Vec<Option<tessera_core::DatasetSchema>>,
+    /// The output table's location.
+    location: Option<String>,
+}
+
+impl EventSchemas {
+    /// The output and the inputs as events name them.
+    fn datasets<'a>(
+        &'a self,
+        target: &DatasetRef,
+        spec: &TransformSpec,
+    ) -> (EventDataset<'a>, Vec<EventDataset<'a>>) {
+        let schema = |i: usize| self.of.get(i).and_then(Option::as_ref);
+        let output = EventDataset {
+            name: target.to_string(),
+            schema: schema(0),
+        };
+        let inputs = spec
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| EventDataset {
+                name: d.to_string(),
+                schema: schema(i + 1),
+            })
+            .collect();
+        (output, inputs)
     }
 }
 

@@ -688,3 +688,233 @@ async fn a_breaking_contract_change_names_the_datasets_downstream_and_their_owne
         "{message}"
     );
 }
+
+/// An OpenLineage endpoint that refuses its first event (the emitter must try again) and keeps
+/// every event it takes, in order.
+async fn lineage_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let refused_once = Arc::new(AtomicBool::new(false));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/api/v1/lineage",
+        axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
+            let (keep, refused_once) = (keep.clone(), refused_once.clone());
+            async move {
+                if !refused_once.swap(true, Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                keep.lock().unwrap().push(event);
+                axum::http::StatusCode::CREATED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/lineage", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// The OpenLineage schemas of `tests/standards/openlineage`, found by their `$id`s.
+struct OpenLineageSchemas {
+    root: std::path::PathBuf,
+}
+
+impl jsonschema::Retrieve for OpenLineageSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let uri = uri.as_str();
+        let file = if uri == "https://openlineage.io/spec/2-0-2/OpenLineage.json" {
+            self.root.join("OpenLineage.json")
+        } else {
+            let name = uri.rsplit('/').next().unwrap_or_default();
+            self.root.join("facets").join(name)
+        };
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+        if schema["$id"] != uri {
+            return Err(format!("{uri} is not the version kept here ({})", schema["$id"]).into());
+        }
+        Ok(schema)
+    }
+}
+
+/// Validates an event against OpenLineage 2-0-2, and each of its facets against the facet's
+/// own schema (the version its `_schemaURL` names).
+fn assert_valid_openlineage(event: &Value) {
+    let problems = openlineage_problems(event);
+    assert!(problems.is_empty(), "{problems:#?}\n{event:#}");
+}
+
+/// What the OpenLineage schemas find wrong with an event and its facets.
+fn openlineage_problems(event: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/standards/openlineage/spec");
+    let mut validate = |schema: Value, instance: &Value, what: &str| {
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .with_retriever(OpenLineageSchemas { root: root.clone() })
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
+        problems.extend(
+            validator
+                .iter_errors(instance)
+                .map(|e| format!("{what}: {} at {}", e, e.instance_path())),
+        );
+    };
+    validate(
+        json!({"$ref": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}),
+        event,
+        "the event",
+    );
+    let mut facets: Vec<(&String, &Value)> = Vec::new();
+    for holder in [&event["run"]["facets"], &event["job"]["facets"]] {
+        facets.extend(holder.as_object().into_iter().flatten());
+    }
+    for dataset in event["inputs"]
+        .as_array()
+        .into_iter()
+        .chain(event["outputs"].as_array())
+        .flatten()
+    {
+        facets.extend(dataset["facets"].as_object().into_iter().flatten());
+    }
+    assert!(!facets.is_empty(), "{event:#}");
+    for (key, facet) in facets {
+        let url = facet["_schemaURL"].as_str().unwrap_or_default();
+        let file = url.split('#').next().unwrap_or_default();
+        validate(
+            json!({"$ref": file}),
+            &json!({ key.clone(): facet }),
+            &format!("facet {key} ({url})"),
+        );
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_runs_emit_valid_openlineage_events_to_the_endpoint() {
+    let (url, got) = lineage_receiver().await;
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::ZERO;
+        c.openlineage.url = Some(url);
+        c.openlineage.namespace = "tessera://test".into();
+        c.openlineage.tick = Duration::from_millis(100);
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    let all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
+    apply_stats(&server, &all).await;
+    grant_stats_team(&server).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    run(&server, "/api/v1/transforms/stats/daily/run").await;
+    // A run that fails: a row without its key.
+    let no_key = "-- materialize: merge
+SELECT CAST(NULL AS VARCHAR) AS customer_id, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
+FROM shop.orders.orders GROUP BY customer_id";
+    apply_stats(&server, &[("customer_totals", no_key)]).await;
+    let failed = run(&server, "/api/v1/transforms/stats/daily/run").await;
+    assert_eq!(failed[0]["status"], json!("failed"), "{failed:?}");
+
+    // Three runs that succeeded and one that failed: a START and an end each, in order.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = got.lock().unwrap().clone();
+        if events.len() >= 8 {
+            break events;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} events came: {events:#?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(events.len(), 8);
+    for event in &events {
+        assert_valid_openlineage(event);
+    }
+    // The schemas do catch what is wrong: an event time without its offset, a facet without
+    // its producer.
+    let mut wrong = events[1].clone();
+    wrong["eventTime"] = json!("2026-12-05T10:00:00");
+    wrong["outputs"][0]["facets"]["columnLineage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("_producer");
+    let problems = openlineage_problems(&wrong);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("the event:") && p.contains("eventTime"))
+            && problems
+                .iter()
+                .any(|p| p.starts_with("facet columnLineage") && p.contains("_producer")),
+        "{problems:#?}"
+    );
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["job"]["name"].as_str().unwrap(),
+                e["eventType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("transform.stats.daily.customer_totals", "START"),
+            ("transform.stats.daily.customer_totals", "COMPLETE"),
+            ("transform.stats.daily.order_counts", "START"),
+            ("transform.stats.daily.order_counts", "COMPLETE"),
+            ("transform.stats.daily.shipped_orders", "START"),
+            ("transform.stats.daily.shipped_orders", "COMPLETE"),
+            ("transform.stats.daily.customer_totals", "START"),
+            ("transform.stats.daily.customer_totals", "FAIL"),
+        ]
+    );
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0]["run"]["runId"], pair[1]["run"]["runId"]);
+    }
+    // The output's column lineage, row count and the gate's assertions; the failure's message.
+    let totals = &events[1]["outputs"][0];
+    assert_eq!(totals["namespace"], json!("tessera://test"));
+    assert_eq!(totals["name"], json!("stats.daily.customer_totals"));
+    assert_eq!(
+        totals["facets"]["columnLineage"]["fields"]["amount"]["inputFields"],
+        json!([{
+            "namespace": "tessera://test",
+            "name": "shop.orders.orders",
+            "field": "amount",
+            "transformations": [{"type": "DIRECT", "subtype": "AGGREGATION"}]
+        }])
+    );
+    assert_eq!(
+        totals["facets"]["columnLineage"]["dataset"],
+        json!([{
+            "namespace": "tessera://test",
+            "name": "shop.orders.orders",
+            "field": "customer_id",
+            "transformations": [{"type": "INDIRECT", "subtype": "GROUP_BY"}]
+        }])
+    );
+    assert_eq!(totals["facets"]["dataQualityMetrics"]["rowCount"], json!(3));
+    let assertions = totals["facets"]["dataQualityAssertions"]["assertions"]
+        .as_array()
+        .unwrap();
+    assert!(
+        assertions
+            .iter()
+            .any(|a| a["assertion"] == "primary_key_unique" && a["success"] == json!(true)),
+        "{assertions:?}"
+    );
+    assert_eq!(events[1]["inputs"][0]["name"], json!("shop.orders.orders"));
+    let message = events[7]["run"]["facets"]["errorMessage"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("break the contract"), "{message}");
+}

@@ -19,6 +19,11 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
     config.transform_tick = std::time::Duration::from_secs(args.transform_tick_seconds);
+    config.openlineage = tessera_server::OpenLineageConfig {
+        url: args.openlineage_url.clone(),
+        namespace: args.openlineage_namespace.clone(),
+        ..Default::default()
+    };
     config.events = EventConfig {
         max_body_bytes: args.event_max_body_bytes,
         commit_interval: std::time::Duration::from_millis(args.event_commit_interval_ms.max(1)),
