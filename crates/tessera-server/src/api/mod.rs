@@ -1418,10 +1418,10 @@ struct TransformRunFilter {
     /// Only this domain's runs.
     #[param(pattern = "^[a-z][a-z0-9_]*$")]
     domain: Option<String>,
-    /// Only this product's runs (with `domain`).
+    /// Only this product's runs.
     #[param(pattern = "^[a-z][a-z0-9_]*$")]
     product: Option<String>,
-    /// Only the runs computing this dataset (with `domain` and `product`).
+    /// Only the runs computing a dataset of this name.
     #[param(pattern = "^[a-z][a-z0-9_]*$")]
     dataset: Option<String>,
     /// How many runs, newest first (default 20, at most 1000).
@@ -1431,7 +1431,7 @@ struct TransformRunFilter {
 #[utoipa::path(get, path = "/api/v1/transform-runs", tag = "transforms",
     params(TransformRunFilter),
     responses((status = 200, description = "Transform runs, newest first: status, trigger, rows in and out, duration and the error", body = [TransformRunView]),
-              (status = 400, description = "A product without its domain, or a dataset without its product", body = ErrorBody)))]
+              (status = 400, description = "A name that is not one", body = ErrorBody)))]
 async fn list_transform_runs(
     State(s): State<AppState>,
     Caller(cx): Caller,
@@ -1444,11 +1444,6 @@ async fn list_transform_runs(
         checked(&f.product)?,
         checked(&f.dataset)?,
     );
-    if (product.is_some() && domain.is_none()) || (dataset.is_some() && product.is_none()) {
-        return Err(ApiError::bad_request(
-            "name the domain with a product, and the product with a dataset",
-        ));
-    }
     let of = tessera_catalog::RunsOf {
         domain: domain.as_ref().map(|n| n.as_str()),
         product: product.as_ref().map(|n| n.as_str()),
@@ -1464,8 +1459,10 @@ struct LineageParams {
     /// Follow one column of the dataset rather than the whole dataset.
     column: Option<String>,
     /// `upstream` (what feeds it, the default) or `downstream` (what it feeds).
+    #[param(pattern = "^(upstream|downstream)$")]
     direction: Option<String>,
-    /// How many edges away at most (default 20, at most 100).
+    /// How many edges away at most (default 20).
+    #[param(minimum = 1, maximum = 100)]
     depth: Option<i64>,
 }
 
