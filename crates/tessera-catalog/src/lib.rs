@@ -24,7 +24,7 @@ pub use audit::{
     entry_hash,
 };
 pub use error::{CatalogError, Result};
-pub use lineage_events::LineageEventRecord;
+pub use lineage_events::{LineageEventRecord, ReceivedLineageRecord};
 pub use records::{
     AccessRequestRecord, BatchRecord, CheckResultRecord, CheckRunRecord, ContractRecord,
     DatasetRecord, DetectionRecord, DomainRecord, GlossaryTermRecord, GovernancePolicyRecord,

@@ -111,3 +111,77 @@ impl Catalog {
         rows.iter().map(event_row).collect()
     }
 }
+
+/// An OpenLineage event another tool sent.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReceivedLineageRecord {
+    pub event_id: String,
+    /// `run`, `dataset` or `job`.
+    pub kind: String,
+    pub event_type: Option<String>,
+    pub job_namespace: Option<String>,
+    pub job_name: Option<String>,
+    pub run_id: Option<String>,
+    pub event_time: String,
+    /// The datasets it read and wrote, each `namespace` and `name` as a JSON array of pairs.
+    pub inputs: String,
+    pub outputs: String,
+    /// The event as it came.
+    pub body: String,
+    pub received_at: String,
+    pub received_by: String,
+}
+
+const RECEIVED_SELECT: &str = "SELECT event_id, kind, event_type, job_namespace, job_name, run_id, event_time, inputs, outputs, body, received_at, received_by FROM received_lineage_events";
+
+fn received_row(row: &AnyRow) -> Result<ReceivedLineageRecord> {
+    Ok(ReceivedLineageRecord {
+        event_id: row.try_get("event_id")?,
+        kind: row.try_get("kind")?,
+        event_type: row.try_get("event_type")?,
+        job_namespace: row.try_get("job_namespace")?,
+        job_name: row.try_get("job_name")?,
+        run_id: row.try_get("run_id")?,
+        event_time: row.try_get("event_time")?,
+        inputs: row.try_get("inputs")?,
+        outputs: row.try_get("outputs")?,
+        body: row.try_get("body")?,
+        received_at: row.try_get("received_at")?,
+        received_by: row.try_get("received_by")?,
+    })
+}
+
+impl Catalog {
+    /// Keeps an event another tool sent.
+    pub async fn record_received_lineage(&self, e: &ReceivedLineageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO received_lineage_events (event_id, kind, event_type, job_namespace, job_name, run_id, event_time, inputs, outputs, body, received_at, received_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(e.event_id.clone())
+        .bind(e.kind.clone())
+        .bind(e.event_type.clone())
+        .bind(e.job_namespace.clone())
+        .bind(e.job_name.clone())
+        .bind(e.run_id.clone())
+        .bind(e.event_time.clone())
+        .bind(e.inputs.clone())
+        .bind(e.outputs.clone())
+        .bind(e.body.clone())
+        .bind(e.received_at.clone())
+        .bind(e.received_by.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The events other tools sent that name inputs or outputs, oldest first.
+    pub async fn received_lineage(&self) -> Result<Vec<ReceivedLineageRecord>> {
+        let rows = sqlx::query(constant_sql(format!(
+            "{RECEIVED_SELECT} WHERE inputs <> '[]' OR outputs <> '[]' ORDER BY event_time, received_at"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(received_row).collect()
+    }
+}

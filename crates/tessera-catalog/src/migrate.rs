@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_transforms.sql")),
     (14, include_str!("../migrations/0014_transform_runs.sql")),
     (15, include_str!("../migrations/0015_lineage_events.sql")),
+    (16, include_str!("../migrations/0016_received_lineage.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

@@ -296,6 +296,37 @@ impl LineageGraph {
         out
     }
 
+    /// The edges connected to `starts` (either way), at most `depth` edges away from them: the
+    /// neighbourhood of a dataset or a job, as Marquez's lineage answers it.
+    pub fn neighbourhood(&self, starts: &[LineageNode], depth: usize) -> Vec<LineageEdge> {
+        let mut seen_nodes: BTreeSet<LineageNode> = starts.iter().cloned().collect();
+        let mut seen_edges = BTreeSet::new();
+        let mut out = Vec::new();
+        let mut queue: VecDeque<(LineageNode, usize)> =
+            starts.iter().map(|s| (s.clone(), 0)).collect();
+        while let Some((node, at)) = queue.pop_front() {
+            if at >= depth {
+                continue;
+            }
+            for edge in &self.edges {
+                let next = if edge.to == node {
+                    &edge.from
+                } else if edge.from == node {
+                    &edge.to
+                } else {
+                    continue;
+                };
+                if seen_edges.insert((edge.from.clone(), edge.to.clone(), edge.job.clone())) {
+                    out.push(edge.clone());
+                }
+                if seen_nodes.insert(next.clone()) {
+                    queue.push_back((next.clone(), at + 1));
+                }
+            }
+        }
+        out
+    }
+
     /// Every dataset downstream of `dataset`, however far.
     pub fn downstream_datasets(&self, dataset: &str) -> Vec<String> {
         let mut found: Vec<String> = self

@@ -368,6 +368,22 @@ pub trait LineageService: Send + Sync {
         direction: tessera_core::Direction,
         depth: usize,
     ) -> Result<LineageView>;
+    /// The lineage around a node named as Marquez names them — `dataset:NAMESPACE:NAME` or
+    /// `job:NAMESPACE:NAME` —, both ways, at most `depth` edges away.
+    async fn node_lineage(
+        &self,
+        cx: &RequestContext,
+        node: &str,
+        depth: usize,
+    ) -> Result<LineageView>;
+    /// Takes an OpenLineage event another tool sent (strictly checked against the schema, or
+    /// as leniently as Marquez); what it was read as.
+    async fn receive_lineage(
+        &self,
+        cx: &RequestContext,
+        event: &serde_json::Value,
+        lenient: bool,
+    ) -> Result<ReceivedLineageView>;
 }
 
 /// Everything a front end may call.

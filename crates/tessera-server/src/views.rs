@@ -1068,3 +1068,17 @@ pub struct LineageEdgeView {
     /// (direct), `filter`, `join`, `group_by`, `sort`, `window`, `conditional` (indirect).
     pub derivations: Vec<String>,
 }
+
+/// An OpenLineage event Tessera took.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceivedLineageView {
+    pub event_id: String,
+    /// `run`, `dataset` or `job`.
+    pub kind: String,
+    /// `NAMESPACE/NAME` of its job, if it has one.
+    pub job: Option<String>,
+    pub run_id: Option<String>,
+    /// The datasets it read and wrote, as the lineage graph names them.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}

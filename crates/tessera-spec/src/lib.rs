@@ -16,6 +16,7 @@ mod error;
 mod load;
 mod odcs;
 mod odps;
+mod openlineage;
 mod policy;
 mod schedule;
 mod source;
@@ -29,6 +30,9 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{FileLimits, LintOutcome, Loaded, lint, load, load_contract, load_with};
 pub use odcs::{SqlRuleSite, contract_for_checks, contract_from_document, sql_rules};
 pub use odps::{SAMPLE_QUERIES_PROPERTY, SampleQuerySite, product_from_document, sample_queries};
+pub use openlineage::{
+    LineageEventError, LineageEventKind, NamedDataset, ReceivedLineageEvent, read_lineage_event,
+};
 pub use policy::{policy_from_document, term_from_document};
 pub use schedule::{Schedule, parse_schedule};
 pub use source::source_from_document;

@@ -265,7 +265,8 @@ pub enum Command {
     /// depends on another (identity, transformation, aggregation; filter, join, group_by, sort,
     /// window, conditional).
     Lineage {
-        /// DOMAIN.PRODUCT.DATASET
+        /// DOMAIN.PRODUCT.DATASET, or a node another tool reported: dataset:NAMESPACE:NAME,
+        /// job:NAMESPACE:NAME (its neighbourhood, both ways).
         dataset: String,
         /// Follow this column of the dataset.
         #[arg(long)]

@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(run_transform))
         .routes(routes!(list_transform_runs))
         .routes(routes!(get_lineage))
+        .routes(routes!(get_node_lineage, receive_lineage))
         .split_for_parts();
     let openapi = Arc::new(document_shared_rules(
         serde_json::to_value(&openapi).expect("the OpenAPI document serialises"),
@@ -1466,6 +1467,17 @@ struct LineageParams {
     depth: Option<i64>,
 }
 
+/// How far a lineage walk goes: 20 edges unless asked, from 1 to 100.
+fn lineage_depth(depth: Option<i64>) -> ApiResult<usize> {
+    let depth = depth.unwrap_or(20);
+    if !(1..=100).contains(&depth) {
+        return Err(ApiError::bad_request(format!(
+            "depth is from 1 to 100, not {depth}"
+        )));
+    }
+    Ok(depth as usize)
+}
+
 #[utoipa::path(get, path = "/api/v1/lineage/{domain}/{product}/{dataset}", tag = "lineage",
     params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path), LineageParams),
     responses((status = 200, description = "The lineage edges reached, nearest first; column edges say how (identity, transformation, aggregation, filter, join, group_by, sort, window, conditional)", body = LineageView),
@@ -1488,15 +1500,66 @@ async fn get_lineage(
             )));
         }
     };
-    let depth = params.depth.unwrap_or(20);
-    if !(1..=100).contains(&depth) {
-        return Err(ApiError::bad_request(format!(
-            "depth is from 1 to 100, not {depth}"
-        )));
-    }
+    let depth = lineage_depth(params.depth)?;
     Ok(Json(
         s.services
-            .lineage(&cx, &r, params.column.as_deref(), direction, depth as usize)
+            .lineage(&cx, &r, params.column.as_deref(), direction, depth)
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct NodeLineageParams {
+    /// `dataset:NAMESPACE:NAME` or `job:NAMESPACE:NAME`, as Marquez names nodes.
+    #[param(pattern = "^(dataset|job):.+:.+$")]
+    node: String,
+    /// How many edges away at most (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    depth: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lineage", tag = "lineage",
+    params(NodeLineageParams),
+    responses((status = 200, description = "The lineage around the node, both ways: Tessera's datasets, and the jobs and datasets other tools reported", body = LineageView),
+              (status = 400, description = "A node that is not dataset:NAMESPACE:NAME or job:NAMESPACE:NAME", body = ErrorBody),
+              (status = 404, description = "No lineage of that node", body = ErrorBody)))]
+async fn get_node_lineage(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<NodeLineageParams>, QueryRejection>,
+) -> ApiResult<Json<LineageView>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let depth = lineage_depth(params.depth)?;
+    Ok(Json(
+        s.services.node_lineage(&cx, &params.node, depth).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReceiveParams {
+    /// Take what Marquez takes beyond the schema: no `schemaURL`, an event time without offset.
+    lenient: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/lineage", tag = "lineage",
+    params(ReceiveParams),
+    request_body(content = Object, description = "One OpenLineage 2-0-2 event: a run event, a dataset event or a job event"),
+    responses((status = 201, description = "The event, kept; its inputs and outputs are in the lineage graph", body = ReceivedLineageView),
+              (status = 400, description = "A namespace with characters a namespace may not have", body = ErrorBody),
+              (status = 422, description = "Not an event Tessera can take: each problem with where it is", body = ErrorBody)))]
+async fn receive_lineage(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<ReceiveParams>, QueryRejection>,
+    event: Result<Json<serde_json::Value>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    let Json(event) = event.map_err(|r| ApiError::from_json_rejection(r, s.max_body_bytes))?;
+    let received = s
+        .services
+        .receive_lineage(&cx, &event, params.lenient.unwrap_or(false))
+        .await?;
+    Ok((StatusCode::CREATED, Json(received)).into_response())
 }

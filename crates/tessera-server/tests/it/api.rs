@@ -868,6 +868,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "GET /api/v1/governance/policies/{policy_id}",
             "GET /api/v1/governance/scorecard",
             "GET /api/v1/grants",
+            "GET /api/v1/lineage",
             "GET /api/v1/lineage/{domain}/{product}/{dataset}",
             "GET /api/v1/policies",
             "GET /api/v1/products",
@@ -896,6 +897,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/governance/policies/{policy_id}/disable",
             "POST /api/v1/governance/policies/{policy_id}/enable",
             "POST /api/v1/grants",
+            "POST /api/v1/lineage",
             "POST /api/v1/products/{domain}/{product}/checks",
             "POST /api/v1/query",
             "POST /api/v1/sources/{domain}/{product}/{source}/run",
@@ -942,6 +944,11 @@ async fn the_openapi_document_is_true_to_the_server() {
                 "explain",
                 "explain?user=admin&action=read&resource=shop.orders",
             );
+        let path = if path == "/api/v1/lineage" {
+            "/api/v1/lineage?node=dataset:tessera://local:shop.orders.orders".to_string()
+        } else {
+            path
+        };
         let (status, body) = server.get(&path).await;
         assert_eq!(status, 200, "{path}: {body}");
     }

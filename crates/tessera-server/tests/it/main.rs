@@ -10,6 +10,7 @@ mod events;
 mod glossary;
 mod governance;
 mod hardening;
+mod lineage_in;
 mod meta;
 mod openapi;
 mod query_log;

@@ -17,11 +17,23 @@ pub async fn lineage(
     depth: i64,
     format: LineageFormat,
 ) -> Result<()> {
+    let depth = depth.to_string();
+    // A node another tool reported, named as Marquez names nodes: its neighbourhood, both ways.
+    if dataset.starts_with("dataset:") || dataset.starts_with("job:") {
+        let view: LineageView = client
+            .get(
+                &["api", "v1", "lineage"],
+                &[("node", dataset), ("depth", depth.as_str())],
+            )
+            .await?;
+        return show(&view, format);
+    }
     let parts: Vec<&str> = dataset.split('.').collect();
     let [d, p, x] = parts.as_slice() else {
-        bail!("{dataset:?} is not a dataset: give DOMAIN.PRODUCT.DATASET");
+        bail!(
+            "{dataset:?} is not a dataset: give DOMAIN.PRODUCT.DATASET (or dataset:NAMESPACE:NAME, job:NAMESPACE:NAME)"
+        );
     };
-    let depth = depth.to_string();
     let mut query = vec![
         (
             "direction",
@@ -35,11 +47,15 @@ pub async fn lineage(
     let view: LineageView = client
         .get(&["api", "v1", "lineage", d, p, x], &query)
         .await?;
+    show(&view, format)
+}
+
+fn show(view: &LineageView, format: LineageFormat) -> Result<()> {
     match format {
-        LineageFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-        LineageFormat::Text => print!("{}", text(&view)),
-        LineageFormat::Dot => print!("{}", dot(&view)),
-        LineageFormat::Mermaid => print!("{}", mermaid(&view)),
+        LineageFormat::Json => println!("{}", serde_json::to_string_pretty(view)?),
+        LineageFormat::Text => print!("{}", text(view)),
+        LineageFormat::Dot => print!("{}", dot(view)),
+        LineageFormat::Mermaid => print!("{}", mermaid(view)),
     }
     Ok(())
 }
@@ -53,7 +69,11 @@ fn how(edge: &LineageEdgeView) -> String {
 }
 
 fn text(view: &LineageView) -> String {
-    let mut out = format!("{} of {}:\n", capitalized(&view.direction), view.start);
+    let mut out = if view.direction == "both" {
+        format!("Around {}:\n", view.start)
+    } else {
+        format!("{} of {}:\n", capitalized(&view.direction), view.start)
+    };
     if view.edges.is_empty() {
         out.push_str("  nothing\n");
     }
@@ -163,5 +183,11 @@ mod tests {
             text(&view()),
             "Upstream of a.b.daily:\n  a.b.raw.x -> a.b.daily.x [aggregation]  (transform a.b.daily)\n"
         );
+        let around = LineageView {
+            direction: "both".into(),
+            start: "job:kitchen:pie".into(),
+            ..view()
+        };
+        assert!(text(&around).starts_with("Around job:kitchen:pie:\n"));
     }
 }
