@@ -82,34 +82,6 @@ impl Catalog {
         .await?;
         Ok(())
     }
-
-    /// The newest `limit` events, newest first, or those of one run (oldest first).
-    pub async fn lineage_events(
-        &self,
-        run_id: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<LineageEventRecord>> {
-        let rows = match run_id {
-            Some(run) => {
-                sqlx::query(constant_sql(format!(
-                    "{EVENT_SELECT} WHERE run_id = $1 ORDER BY created_at, event_id LIMIT $2"
-                )))
-                .bind(run.to_string())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(constant_sql(format!(
-                    "{EVENT_SELECT} ORDER BY created_at DESC, event_id DESC LIMIT $1"
-                )))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter().map(event_row).collect()
-    }
 }
 
 /// An OpenLineage event another tool sent.

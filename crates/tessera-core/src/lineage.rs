@@ -35,18 +35,6 @@ pub enum Derivation {
 }
 
 impl Derivation {
-    pub const ALL: [Derivation; 9] = [
-        Derivation::Identity,
-        Derivation::Transformation,
-        Derivation::Aggregation,
-        Derivation::Filter,
-        Derivation::Join,
-        Derivation::GroupBy,
-        Derivation::Sort,
-        Derivation::Window,
-        Derivation::Conditional,
-    ];
-
     /// Whether the output value comes from the input value (OpenLineage `DIRECT`).
     pub fn is_direct(self) -> bool {
         matches!(
@@ -109,17 +97,6 @@ impl Derivation {
 impl fmt::Display for Derivation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Derivation {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Derivation::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a kind of lineage"))
     }
 }
 
@@ -356,7 +333,6 @@ mod tests {
         assert_eq!(Aggregation.through(Identity), Aggregation);
         assert_eq!(Transformation.through(Filter), Filter);
         assert_eq!(GroupBy.through(Aggregation), GroupBy);
-        assert_eq!("group_by".parse::<Derivation>(), Ok(GroupBy));
     }
 
     #[test]

@@ -509,29 +509,6 @@ impl Mesh {
         Ok((records, graph))
     }
 
-    fn run_view(&self, run: TransformRunRecord) -> TransformRunView {
-        TransformRunView {
-            run_id: run.run_id,
-            dataset: format!("{}.{}.{}", run.domain, run.product, run.dataset),
-            trigger: run.trigger,
-            mode: run.mode,
-            status: run.status,
-            principal: run.principal,
-            started_at: run.started_at,
-            duration_ms: run.duration_ms,
-            rows_in: run.rows_in,
-            rows_out: run.rows_out,
-            table_version: run.table_version,
-            inputs: run
-                .inputs
-                .split(", ")
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            error: run.error,
-        }
-    }
-
     /// Whether the caller may discover the product `domain.product`.
     async fn discovers_product(
         &self,
@@ -691,6 +668,30 @@ impl EventSchemas {
     }
 }
 
+/// A run as the API shows it.
+fn run_view(run: TransformRunRecord) -> TransformRunView {
+    TransformRunView {
+        run_id: run.run_id,
+        dataset: format!("{}.{}.{}", run.domain, run.product, run.dataset),
+        trigger: run.trigger,
+        mode: run.mode,
+        status: run.status,
+        principal: run.principal,
+        started_at: run.started_at,
+        duration_ms: run.duration_ms,
+        rows_in: run.rows_in,
+        rows_out: run.rows_out,
+        table_version: run.table_version,
+        inputs: run
+            .inputs
+            .split(", ")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        error: run.error,
+    }
+}
+
 /// The reason given for the first row of a quarantine batch.
 fn first_reason(quarantine: &RecordBatch) -> String {
     quarantine
@@ -754,7 +755,7 @@ impl TransformsService for Mesh {
                 )
                 .await?
                 .pop()
-                .map(|r| self.run_view(r));
+                .map(run_view);
             let mut triggers = Vec::new();
             if let Some(every) = spec.every {
                 triggers.push(format!("every {}s", every.as_secs_f64()));
@@ -814,7 +815,7 @@ impl TransformsService for Mesh {
         let mut runs = Vec::new();
         for r in &chosen {
             let run = self.run_transform(cx, r, MANUAL, full_refresh).await?;
-            runs.push(self.run_view(run));
+            runs.push(run_view(run));
         }
         Ok(runs)
     }
@@ -838,7 +839,7 @@ impl TransformsService for Mesh {
                     &product_resource(&r.domain, &r.product),
                 )
             })
-            .map(|r| self.run_view(r))
+            .map(run_view)
             .collect())
     }
 }
