@@ -82,6 +82,31 @@ impl Catalog {
         .await?;
         Ok(())
     }
+
+    /// Deletes the events kept from before `before` (a store time) that were delivered, or all
+    /// of them with `undelivered_too` (no endpoint waits for them); how many went.
+    pub async fn prune_lineage_events(&self, before: &str, undelivered_too: bool) -> Result<u64> {
+        let sql = if undelivered_too {
+            "DELETE FROM lineage_events WHERE created_at < $1"
+        } else {
+            "DELETE FROM lineage_events WHERE created_at < $1 AND delivered_at IS NOT NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(before.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many events are kept, and how many of those wait for delivery.
+    pub async fn lineage_event_counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS kept, COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), 0) AS waiting FROM lineage_events",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("kept")?, row.try_get("waiting")?))
+    }
 }
 
 /// An OpenLineage event another tool sent.

@@ -118,6 +118,7 @@ impl Application {
                 self.openlineage.tick,
             ))
         });
+        let lineage_pruning = Some(tokio::spawn(crate::openlineage::prune(self.mesh.clone())));
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -159,6 +160,7 @@ impl Application {
             sources,
             transforms,
             lineage_delivery,
+            lineage_pruning,
         ]
         .into_iter()
         .flatten()

@@ -523,6 +523,7 @@ impl Mesh {
             .stream
             .parse()
             .map_err(|e| ServiceError::Internal(format!("event stream {}: {e}", run.stream)))?;
+        let started = chrono::Utc::now();
         let record = self.dataset_record(&reference).await?;
         let quarantine_location = reference.quarantine().relative_path();
         let lock = self.ingest_lock(&record.location);
@@ -637,15 +638,23 @@ impl Mesh {
             table_version: outcome.version,
             committed_at: tessera_catalog::store_time(now),
         };
+        let run = crate::openlineage::CommitRun {
+            job: crate::openlineage::EventJob::events(&reference),
+            inputs: Vec::new(),
+            started,
+        };
         self.record_commit(
             &system,
-            &record,
-            gate,
-            refusal.is_some(),
-            outcome.version,
-            outcome.version,
-            batch,
-            hits,
+            crate::gate::Commit {
+                record: &record,
+                gate,
+                refused: refusal.is_some(),
+                committed: outcome.version,
+                table_version: outcome.version,
+                batch,
+                hits,
+                run: Some(run),
+            },
         )
         .await?;
         Ok(())

@@ -65,6 +65,23 @@ pub(crate) struct GateVerdict {
     merged: bool,
 }
 
+/// One commit into a dataset, as [`Mesh::record_commit`] records it.
+pub(crate) struct Commit<'a> {
+    pub record: &'a DatasetRecord,
+    /// The gate's verdict on the rows (`None`: not gated, e.g. a batch already in the table).
+    pub gate: Option<GateVerdict>,
+    /// The gate refused the rows: they went to the quarantine table.
+    pub refused: bool,
+    /// The version the commit made in the dataset's table (`None`: nothing was written to it).
+    pub committed: Option<i64>,
+    /// The table's version the check run is stored at.
+    pub table_version: Option<i64>,
+    pub batch: tessera_catalog::BatchRecord,
+    pub hits: Vec<tessera_ingest::DetectorHits>,
+    /// Whose run the commit ends, for its OpenLineage events (`None`: the caller emits them).
+    pub run: Option<crate::openlineage::CommitRun>,
+}
+
 /// The kept key indexes of a dataset at one table version, by key columns.
 #[derive(Default)]
 pub(crate) struct KeyIndexes {
@@ -222,23 +239,30 @@ impl Mesh {
     }
 
     /// What a commit leaves behind, whatever brought its rows (a batch, a run of events, a
-    /// source's pull): what the gate knows of the dataset now and the run of its checks (when
-    /// it was gated), the batch's record, and the personal data its accepted values revealed.
-    /// `committed` is the version the commit made in the dataset's table (`None`: nothing was
-    /// written to it), `table_version` the table's version the run is stored at. The check
-    /// run's id, if one was stored.
-    #[allow(clippy::too_many_arguments)]
+    /// source's pull, a transform run): what the gate knows of the dataset now and the run of
+    /// its checks (when it was gated), the batch's record, the personal data its accepted
+    /// values revealed, and its OpenLineage START and end (when `commit.run` says whose it
+    /// is). The check run's id, if one was stored.
     pub(crate) async fn record_commit(
         &self,
         cx: &RequestContext,
-        record: &DatasetRecord,
-        gate: Option<GateVerdict>,
-        refused: bool,
-        committed: Option<i64>,
-        table_version: Option<i64>,
-        batch: tessera_catalog::BatchRecord,
-        hits: Vec<tessera_ingest::DetectorHits>,
+        commit: Commit<'_>,
     ) -> Result<Option<String>> {
+        let Commit {
+            record,
+            gate,
+            refused,
+            committed,
+            table_version,
+            batch,
+            hits,
+            run: lineage,
+        } = commit;
+        let refusal = gate
+            .as_ref()
+            .and_then(|g| g.refused_by.as_ref())
+            .map(|(_, _, reason)| reason.clone());
+        let assertions = gate.as_ref().map(|g| g.after.clone()).unwrap_or_default();
         let run = match gate {
             Some(gate) => {
                 self.gate_committed(&record.location, &gate, refused, committed)
@@ -260,6 +284,23 @@ impl Mesh {
             .await?;
         if !refused && !hits.is_empty() {
             self.record_detections(cx, record, hits).await;
+        }
+        if let Some(lineage) = lineage {
+            let error = refused.then(|| {
+                format!(
+                    "the commit gate refused the batch ({}): its {} rows are in the quarantine table",
+                    refusal.as_deref().unwrap_or("a blocking check"),
+                    batch.quarantined
+                )
+            });
+            self.emit_commit_run(
+                &lineage,
+                record,
+                Some(batch.accepted),
+                &assertions,
+                error.as_deref(),
+            )
+            .await;
         }
         Ok(run)
     }

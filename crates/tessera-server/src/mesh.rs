@@ -27,8 +27,9 @@ use tessera_storage::Storage;
 
 use crate::config::ServerConfig;
 use crate::error::{Result, ServiceError};
-use crate::gate::GateMode;
+use crate::gate::{Commit, GateMode};
 use crate::governance::{dataset_resource, product_resource};
+use crate::openlineage::{CommitRun, EventJob};
 use crate::views::*;
 use tessera_governance::{Action, Resource};
 
@@ -757,6 +758,43 @@ impl IngestService for Mesh {
         data: BatchData,
         batch_id: Option<String>,
     ) -> Result<IngestReport> {
+        self.ingest_as(
+            cx,
+            reference,
+            data,
+            batch_id,
+            EventJob::ingest(reference),
+            Vec::new(),
+        )
+        .await
+    }
+
+    async fn send_events(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        body: crate::events::EventBody,
+        idempotency_key: Option<String>,
+    ) -> Result<EventsReceipt> {
+        self.accept_events(cx, reference, body, idempotency_key)
+            .await
+    }
+}
+
+impl Mesh {
+    /// [`IngestService::ingest`] as `job` (a source's pull of a file, or a batch posted),
+    /// which read `inputs` (OpenLineage `(namespace, name)`s outside the mesh). A batch that
+    /// fails once it is taken (not a duplicate) is a failed run of the job.
+    pub(crate) async fn ingest_as(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        data: BatchData,
+        batch_id: Option<String>,
+        job: EventJob,
+        inputs: Vec<(String, String)>,
+    ) -> Result<IngestReport> {
+        let started = chrono::Utc::now();
         let resource = dataset_resource(reference);
         self.discoverable(cx, &resource, || format!("no dataset {reference}"))
             .await?;
@@ -792,7 +830,32 @@ impl IngestService for Mesh {
                 check_run: None,
             });
         }
-        let schema = self.dataset_schema(&record).await?;
+        let run = CommitRun {
+            job,
+            inputs,
+            started,
+        };
+        let outcome = self
+            .commit_batch(cx, reference, &record, data, batch_id, &run)
+            .await;
+        if let Err(e) = &outcome {
+            self.emit_commit_run(&run, &record, None, &[], Some(&e.to_string()))
+                .await;
+        }
+        outcome
+    }
+
+    /// Prepares, gates and commits a batch that is not in the dataset yet.
+    async fn commit_batch(
+        &self,
+        cx: &RequestContext,
+        reference: &DatasetRef,
+        record: &DatasetRecord,
+        data: BatchData,
+        batch_id: String,
+        run: &CommitRun,
+    ) -> Result<IngestReport> {
+        let schema = self.dataset_schema(record).await?;
         let now = chrono::Utc::now();
         // One batch at a time per dataset, from the gate to the commit, so that two batches
         // that each pass cannot break a rule together.
@@ -846,7 +909,7 @@ impl IngestService for Mesh {
             None
         } else {
             let owner = self.as_owner(cx, &record.domain, &record.product).await?;
-            self.gate(&owner, &record, &prepared.valid, GateMode::Append)
+            self.gate(&owner, record, &prepared.valid, GateMode::Append)
                 .await?
         };
         let mut refusal = None;
@@ -902,13 +965,17 @@ impl IngestService for Mesh {
         let check_run = self
             .record_commit(
                 cx,
-                &record,
-                gate.filter(|_| !outcome.duplicate),
-                refusal.is_some(),
-                outcome.version,
-                table_version,
-                batch,
-                hits,
+                Commit {
+                    record,
+                    gate: gate.filter(|_| !outcome.duplicate),
+                    refused: refusal.is_some(),
+                    committed: outcome.version,
+                    table_version,
+                    batch,
+                    hits,
+                    // A batch already in the table was its run's commit before a crash.
+                    run: (!outcome.duplicate).then(|| run.clone()),
+                },
             )
             .await?;
         Ok(IngestReport {
@@ -925,19 +992,6 @@ impl IngestService for Mesh {
         })
     }
 
-    async fn send_events(
-        &self,
-        cx: &RequestContext,
-        reference: &DatasetRef,
-        body: crate::events::EventBody,
-        idempotency_key: Option<String>,
-    ) -> Result<EventsReceipt> {
-        self.accept_events(cx, reference, body, idempotency_key)
-            .await
-    }
-}
-
-impl Mesh {
     /// Keeps what a committed batch's values revealed; when a column turns out to hold
     /// personal data, the product is evaluated again, so the scorecard shows it at once (and
     /// the next publish is gated on it). The batch is committed either way: a failure here is

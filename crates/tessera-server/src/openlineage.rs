@@ -1,19 +1,28 @@
-//! OpenLineage 2-0-2 run events for what Tessera runs: a transform run emits START when it
-//! begins and COMPLETE or FAIL when it ends, with its inputs and output, the output's schema,
-//! column lineage (from the query's plan), data source, row count and the commit gate's
-//! assertions, and the error of a failed run.
+//! OpenLineage 2-0-2 run events for what Tessera runs: a transform run, a source's pull, a
+//! batch ingested and a commit of the event API each emit START when they begin and COMPLETE or
+//! FAIL when they end, with their inputs and output, the output's schema, column lineage (a
+//! transform's, from the query's plan), data source, row count and the commit gate's
+//! assertions, and the error of a failed run. A commit the gate refused is a FAIL: its rows went
+//! to the quarantine, not the dataset.
 //!
 //! Every event is kept in the metadata store (`lineage_events`, an outbox) and, with
 //! `--openlineage-url`, sent there by a background task (Marquez's `POST /api/v1/lineage`),
 //! oldest first, retried with backoff: a commit never waits for it.
 //!
 //! Datasets are named `domain.product.dataset` in the namespace `tessera://<mesh>` (the
-//! configured namespace); jobs `transform.domain.product.dataset` in the same namespace.
+//! configured namespace); jobs `transform.domain.product.dataset`,
+//! `ingest.domain.product.dataset`, `events.domain.product.dataset` and
+//! `source.domain.product.source` in the same namespace. What a source reads is named as
+//! OpenLineage names it (`postgres://host:port` and `db.schema.table`, `kafka://broker` and the
+//! topic, `file` and a folder, `s3://bucket` and a prefix).
+//!
+//! Events older than the retention are deleted once delivered (or at once without an
+//! endpoint), by [`prune`] every hour.
 
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tessera_catalog::LineageEventRecord;
+use tessera_catalog::{DatasetRecord, LineageEventRecord};
 use tessera_core::{DatasetSchema, QueryLineage};
 use tessera_quality::{CheckResult, Outcome};
 
@@ -50,6 +59,8 @@ pub struct OpenLineageConfig {
     pub namespace: String,
     /// How often the delivery task looks for events to send.
     pub tick: Duration,
+    /// How long events are kept once delivered (without an endpoint: once emitted).
+    pub retention: Duration,
 }
 
 impl Default for OpenLineageConfig {
@@ -58,14 +69,91 @@ impl Default for OpenLineageConfig {
             url: None,
             namespace: "tessera://local".into(),
             tick: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
 
 /// A dataset as an event names it, with what is known of it.
 pub(crate) struct EventDataset<'a> {
+    /// Outside the mesh (what a source reads): its namespace; `None`: the mesh's.
+    pub namespace: Option<String>,
     pub name: String,
     pub schema: Option<&'a DatasetSchema>,
+}
+
+impl<'a> EventDataset<'a> {
+    /// One of the mesh's datasets.
+    pub fn mesh(name: impl Into<String>, schema: Option<&'a DatasetSchema>) -> Self {
+        Self {
+            namespace: None,
+            name: name.into(),
+            schema,
+        }
+    }
+}
+
+/// The job a run belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct EventJob {
+    /// `transform.d.p.x`, `ingest.d.p.x`, `events.d.p.x`, `source.d.p.name`.
+    pub name: String,
+    /// The job type facet's `jobType`: TRANSFORM, INGEST, EVENTS or SOURCE.
+    pub job_type: &'static str,
+    /// Streaming (the event API) rather than batch.
+    pub streaming: bool,
+    /// The SQL a transform runs.
+    pub sql: Option<String>,
+}
+
+impl EventJob {
+    pub fn transform(dataset: &impl std::fmt::Display, sql: &str) -> Self {
+        Self {
+            name: format!("transform.{dataset}"),
+            job_type: "TRANSFORM",
+            streaming: false,
+            sql: Some(sql.to_string()),
+        }
+    }
+
+    /// Batches posted to a dataset.
+    pub fn ingest(dataset: &impl std::fmt::Display) -> Self {
+        Self {
+            name: format!("ingest.{dataset}"),
+            job_type: "INGEST",
+            streaming: false,
+            sql: None,
+        }
+    }
+
+    /// The event API's commits into a dataset.
+    pub fn events(dataset: &impl std::fmt::Display) -> Self {
+        Self {
+            name: format!("events.{dataset}"),
+            job_type: "EVENTS",
+            streaming: true,
+            sql: None,
+        }
+    }
+
+    /// A source's pulls.
+    pub fn source(domain: &str, product: &str, source: &str) -> Self {
+        Self {
+            name: format!("source.{domain}.{product}.{source}"),
+            job_type: "SOURCE",
+            streaming: false,
+            sql: None,
+        }
+    }
+}
+
+/// A commit's run, described once it is done: the caller's job, with what it read.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitRun {
+    pub job: EventJob,
+    /// Datasets outside the mesh it read: `(namespace, name)`.
+    pub inputs: Vec<(String, String)>,
+    pub started: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a run's end adds to its output dataset.
@@ -144,18 +232,18 @@ impl OpenLineageConfig {
         if let Some(schema) = d.schema {
             facets.insert("schema".into(), schema_facet(schema));
         }
-        json!({ "namespace": self.namespace, "name": d.name, "facets": facets })
+        let namespace = d.namespace.as_deref().unwrap_or(&self.namespace);
+        json!({ "namespace": namespace, "name": d.name, "facets": facets })
     }
 
-    /// A run event of a transform computing `output` from `inputs` with `sql`; `end` for
-    /// COMPLETE and FAIL.
+    /// A run event of `job` writing `output` from `inputs`; `end` for COMPLETE and FAIL.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn transform_event(
+    pub(crate) fn run_event(
         &self,
         event_type: &str,
         event_time: chrono::DateTime<chrono::Utc>,
         run_id: &str,
-        sql: &str,
+        job: &EventJob,
         inputs: &[EventDataset<'_>],
         output: &EventDataset<'_>,
         end: Option<&RunEnd<'_>>,
@@ -227,24 +315,36 @@ impl OpenLineageConfig {
                 );
             }
         }
+        let mut job_facets = Map::new();
+        if let Some(sql) = &job.sql {
+            job_facets.insert(
+                "sql".into(),
+                facet(
+                    "SQLJobFacet",
+                    "1-1-0",
+                    json!({ "query": sql, "dialect": "datafusion" }),
+                ),
+            );
+        }
+        job_facets.insert(
+            "jobType".into(),
+            facet(
+                "JobTypeJobFacet",
+                "2-0-4",
+                json!({
+                    "processingType": if job.streaming { "STREAMING" } else { "BATCH" },
+                    "integration": "TESSERA",
+                    "jobType": job.job_type,
+                }),
+            ),
+        );
         json!({
             "eventType": event_type,
             "eventTime": event_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "producer": PRODUCER,
             "schemaURL": SCHEMA_URL,
             "run": { "runId": run_id, "facets": run_facets },
-            "job": {
-                "namespace": self.namespace,
-                "name": format!("transform.{}", output.name),
-                "facets": {
-                    "sql": facet("SQLJobFacet", "1-1-0", json!({ "query": sql, "dialect": "datafusion" })),
-                    "jobType": facet("JobTypeJobFacet", "2-0-4", json!({
-                        "processingType": "BATCH",
-                        "integration": "TESSERA",
-                        "jobType": "TRANSFORM",
-                    })),
-                },
-            },
+            "job": { "namespace": self.namespace, "name": job.name, "facets": job_facets },
             "inputs": inputs.iter().map(|i| self.dataset(i)).collect::<Vec<_>>(),
             "outputs": [out],
         })
@@ -252,6 +352,80 @@ impl OpenLineageConfig {
 }
 
 impl Mesh {
+    /// Emits a commit's run, START (at when it started) and COMPLETE, or FAIL with `error`:
+    /// `rows` committed into `record`'s dataset, the gate's `assertions` on them.
+    pub(crate) async fn emit_commit_run(
+        &self,
+        run: &CommitRun,
+        record: &DatasetRecord,
+        rows: Option<i64>,
+        assertions: &[CheckResult],
+        error: Option<&str>,
+    ) {
+        let schema = self.dataset_schema(record).await.ok();
+        let output = EventDataset::mesh(
+            format!("{}.{}.{}", record.domain, record.product, record.name),
+            schema.as_ref(),
+        );
+        let location = self
+            .storage
+            .table_url(&record.location)
+            .ok()
+            .map(|u| u.to_string());
+        let end = RunEnd {
+            lineage: None,
+            location,
+            rows,
+            assertions,
+            error,
+        };
+        self.emit_run(run, &output, &end).await;
+    }
+
+    /// Emits a run that has ended, START (at `run.started`) and COMPLETE or FAIL, writing
+    /// `output`.
+    pub(crate) async fn emit_run(
+        &self,
+        run: &CommitRun,
+        output: &EventDataset<'_>,
+        end: &RunEnd<'_>,
+    ) {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let inputs: Vec<EventDataset<'_>> = run
+            .inputs
+            .iter()
+            .map(|(namespace, name)| EventDataset {
+                namespace: Some(namespace.clone()),
+                name: name.clone(),
+                schema: None,
+            })
+            .collect();
+        self.emit_lineage(self.openlineage.run_event(
+            "START",
+            run.started,
+            &run_id,
+            &run.job,
+            &inputs,
+            output,
+            None,
+        ))
+        .await;
+        self.emit_lineage(self.openlineage.run_event(
+            if end.error.is_none() {
+                "COMPLETE"
+            } else {
+                "FAIL"
+            },
+            chrono::Utc::now(),
+            &run_id,
+            &run.job,
+            &inputs,
+            output,
+            Some(end),
+        ))
+        .await;
+    }
+
     /// Keeps an event in the store's outbox (the delivery task sends it on). An event that
     /// cannot be kept is logged, never an error of the run it describes.
     pub(crate) async fn emit_lineage(&self, event: Value) {
@@ -275,6 +449,44 @@ impl Mesh {
         if let Err(e) = self.catalog.record_lineage_event(&record).await {
             tracing::warn!(error = %e, "an OpenLineage event was not kept");
         }
+    }
+}
+
+/// How often kept events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes the kept events older than the retention every hour, until the task is aborted:
+/// delivered ones, or all of them when no endpoint is configured (events that wait for an
+/// endpoint that is down are kept until it takes them).
+pub(crate) async fn prune(mesh: std::sync::Arc<Mesh>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = mesh.prune_lineage_events(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "pruning the kept OpenLineage events");
+        }
+    }
+}
+
+impl Mesh {
+    /// Deletes the kept events that are older than the retention at `now` (and delivered, when
+    /// an endpoint is configured); how many went.
+    pub async fn prune_lineage_events(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::error::Result<u64> {
+        let retention =
+            chrono::Duration::from_std(self.openlineage.retention).unwrap_or(chrono::Duration::MAX);
+        let before = tessera_catalog::store_time(now - retention);
+        let pruned = self
+            .catalog
+            .prune_lineage_events(&before, self.openlineage.url.is_none())
+            .await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "old OpenLineage events deleted");
+        }
+        Ok(pruned)
     }
 }
 

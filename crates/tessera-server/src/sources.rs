@@ -32,10 +32,11 @@ use tessera_sources::{Committed, OpenContext, Pull, PulledRows, SourceReader};
 use tessera_spec::{Diagnostic, Loaded, SpecDocument};
 
 use crate::error::{Result, ServiceError};
-use crate::gate::GateMode;
+use crate::gate::{Commit, GateMode};
 use crate::governance::{dataset_resource, product_resource};
 use crate::mesh::{BatchData, Mesh};
-use crate::service::{IngestService, SourcesService};
+use crate::openlineage::{CommitRun, EventDataset, EventJob, RunEnd};
+use crate::service::SourcesService;
 use crate::views::{
     Action as PlanAction, PlannedChange, ResourceKind, SecretRequest, SecretView, SourceFile,
     SourceView,
@@ -77,6 +78,8 @@ struct OpenReader {
     text: String,
     secret_updated: Option<String>,
     reader: Box<dyn SourceReader>,
+    /// What it reads, as OpenLineage names it.
+    origin: Option<(String, String)>,
 }
 
 /// When a source last ran and how it went, for deciding when it runs next.
@@ -405,7 +408,20 @@ impl Mesh {
             .await?
             .and_then(|p| p.owner);
         let owner = system.acting_as(crate::mesh::owner_principal(owner_team.clone()));
-        let (secret, secret_updated) = self.source_secret(&spec, owner_team.as_deref()).await?;
+        let mut run = CommitRun {
+            job: EventJob::source(&record.domain, &record.product, &record.name),
+            inputs: open
+                .as_ref()
+                .and_then(|o| o.origin.clone())
+                .into_iter()
+                .collect(),
+            started: chrono::Utc::now(),
+        };
+        let (secret, secret_updated) = match self.source_secret(&spec, owner_team.as_deref()).await
+        {
+            Ok(secret) => secret,
+            Err(e) => return Err(self.source_failed(&run, &reference, e).await),
+        };
 
         let stale = open
             .as_ref()
@@ -418,10 +434,17 @@ impl Mesh {
                 data_dir: self.data_dir.clone(),
                 columns: schema.columns.iter().map(|c| c.name.to_string()).collect(),
             };
+            let origin = connector.origin(&spec, secret.as_deref(), &context);
+            run.inputs = origin.clone().into_iter().collect();
+            let reader = match connector.open(&spec, secret, &context).await {
+                Ok(reader) => reader,
+                Err(e) => return Err(self.source_failed(&run, &reference, e.into()).await),
+            };
             *open = Some(OpenReader {
                 text: record.source.clone(),
                 secret_updated,
-                reader: connector.open(&spec, secret, &context).await?,
+                reader,
+                origin,
             });
         }
         let reader = &mut open.as_mut().expect("a reader, opened above").reader;
@@ -431,14 +454,18 @@ impl Mesh {
         };
         let mut done = CycleDone::default();
         for _ in 0..PULLS_PER_CYCLE {
-            let Some(pull) = reader.pull(&committed, PULL_MAX_ROWS).await? else {
-                break;
+            run.started = chrono::Utc::now();
+            let pull = match reader.pull(&committed, PULL_MAX_ROWS).await {
+                Ok(Some(pull)) => pull,
+                Ok(None) => break,
+                Err(e) => return Err(self.source_failed(&run, &reference, e.into()).await),
             };
             let more = pull.more;
             done.position = Some(pull.describe.clone());
             done.lag_seconds = pull.lag_seconds;
+            // A commit that fails emits its run's FAIL itself.
             done.rows += self
-                .commit_pull(&owner, &reference, &dataset, &schema, &spec, pull)
+                .commit_pull(&owner, &reference, &dataset, &schema, &spec, pull, &run)
                 .await?;
             done.pulls += 1;
             if !more {
@@ -448,8 +475,26 @@ impl Mesh {
         Ok(done)
     }
 
-    /// Commits one pull as the product's owner team; the rows it committed (accepted and
-    /// quarantined).
+    /// A source's run that failed before it committed: its START and FAIL; `error`, back.
+    async fn source_failed(
+        &self,
+        run: &CommitRun,
+        reference: &DatasetRef,
+        error: ServiceError,
+    ) -> ServiceError {
+        let message = error.to_string();
+        let end = RunEnd {
+            error: Some(&message),
+            ..Default::default()
+        };
+        self.emit_run(run, &EventDataset::mesh(reference.to_string(), None), &end)
+            .await;
+        error
+    }
+
+    /// Commits one pull as the product's owner team, as a run of `run`'s job; the rows it
+    /// committed (accepted and quarantined).
+    #[allow(clippy::too_many_arguments)]
     async fn commit_pull(
         &self,
         owner: &RequestContext,
@@ -458,6 +503,7 @@ impl Mesh {
         schema: &DatasetSchema,
         spec: &SourceSpec,
         pull: Pull,
+        run: &CommitRun,
     ) -> Result<i64> {
         match (pull.rows, pull.batch_id) {
             (
@@ -470,7 +516,7 @@ impl Mesh {
             ) => {
                 let format = format.as_deref().and_then(|f| f.parse::<Format>().ok());
                 let report = self
-                    .ingest(
+                    .ingest_as(
                         owner,
                         reference,
                         BatchData::File {
@@ -479,24 +525,33 @@ impl Mesh {
                             file_name: Some(name),
                         },
                         Some(batch_id),
+                        run.job.clone(),
+                        run.inputs.clone(),
                     )
                     .await?;
                 Ok(report.accepted + report.quarantined)
             }
             (PulledRows::Ndjson(bytes), _) => {
-                self.commit_positioned(
-                    owner,
-                    record,
-                    schema,
-                    &spec.name,
-                    Positioned {
-                        rows: bytes,
-                        unreadable: pull.unreadable,
-                        positions: pull.positions,
-                        merge_on: pull.merge_on,
-                    },
-                )
-                .await
+                let committed = self
+                    .commit_positioned(
+                        owner,
+                        record,
+                        schema,
+                        &spec.name,
+                        Positioned {
+                            rows: bytes,
+                            unreadable: pull.unreadable,
+                            positions: pull.positions,
+                            merge_on: pull.merge_on,
+                        },
+                        run,
+                    )
+                    .await;
+                if let Err(e) = &committed {
+                    self.emit_commit_run(run, record, None, &[], Some(&e.to_string()))
+                        .await;
+                }
+                committed
             }
             (PulledRows::File { .. }, None) => Err(ServiceError::Internal(format!(
                 "source {}: a file pulled without its batch id",
@@ -515,6 +570,7 @@ impl Mesh {
         schema: &DatasetSchema,
         source: &str,
         pulled: Positioned,
+        run: &CommitRun,
     ) -> Result<i64> {
         let Positioned {
             rows,
@@ -656,13 +712,16 @@ impl Mesh {
         };
         self.record_commit(
             owner,
-            record,
-            gate,
-            refusal.is_some(),
-            outcome.version,
-            outcome.version,
-            batch,
-            hits,
+            Commit {
+                record,
+                gate,
+                refused: refusal.is_some(),
+                committed: outcome.version,
+                table_version: outcome.version,
+                batch,
+                hits,
+                run: Some(run.clone()),
+            },
         )
         .await?;
         Ok((accepted + prepared.quarantined()) as i64)

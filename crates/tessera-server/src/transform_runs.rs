@@ -32,10 +32,10 @@ use tessera_governance::Action;
 use tessera_quality::RowValidator;
 
 use crate::error::{Result, ServiceError};
-use crate::gate::GateMode;
+use crate::gate::{Commit, GateMode};
 use crate::governance::{dataset_resource, product_resource};
 use crate::mesh::Mesh;
-use crate::openlineage::EventDataset;
+use crate::openlineage::{EventDataset, EventJob};
 use crate::service::TransformsService;
 use crate::views::{TransformRunView, TransformView};
 
@@ -145,11 +145,12 @@ impl Mesh {
         let run_id = uuid::Uuid::new_v4().to_string();
         let schemas = self.event_schemas(&target, &spec).await;
         let (output, inputs_named) = schemas.datasets(&target, &spec);
-        self.emit_lineage(self.openlineage.transform_event(
+        let job = EventJob::transform(&target, &spec.sql);
+        self.emit_lineage(self.openlineage.run_event(
             "START",
             started,
             &run_id,
-            &spec.sql,
+            &job,
             &inputs_named,
             &output,
             None,
@@ -186,11 +187,11 @@ impl Mesh {
             assertions: &observed.assertions,
             error: error.as_deref(),
         };
-        self.emit_lineage(self.openlineage.transform_event(
+        self.emit_lineage(self.openlineage.run_event(
             if outcome.is_ok() { "COMPLETE" } else { "FAIL" },
             chrono::Utc::now(),
             &run_id,
-            &spec.sql,
+            &job,
             &inputs_named,
             &output,
             Some(&end),
@@ -380,15 +381,19 @@ impl Mesh {
             table_version: outcome.version,
             committed_at: tessera_catalog::store_time(now),
         };
+        // The run's own START and end are emitted by `run_transform`, with its column lineage.
         self.record_commit(
             &owner,
-            &record,
-            gate,
-            false,
-            outcome.version,
-            outcome.version,
-            batch,
-            hits,
+            Commit {
+                record: &record,
+                gate,
+                refused: false,
+                committed: outcome.version,
+                table_version: outcome.version,
+                batch,
+                hits,
+                run: None,
+            },
         )
         .await?;
         Ok(Done {
@@ -651,18 +656,12 @@ impl EventSchemas {
         spec: &TransformSpec,
     ) -> (EventDataset<'a>, Vec<EventDataset<'a>>) {
         let schema = |i: usize| self.of.get(i).and_then(Option::as_ref);
-        let output = EventDataset {
-            name: target.to_string(),
-            schema: schema(0),
-        };
+        let output = EventDataset::mesh(target.to_string(), schema(0));
         let inputs = spec
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, d)| EventDataset {
-                name: d.to_string(),
-                schema: schema(i + 1),
-            })
+            .map(|(i, d)| EventDataset::mesh(d.to_string(), schema(i + 1)))
             .collect();
         (output, inputs)
     }

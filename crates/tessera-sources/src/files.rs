@@ -66,6 +66,30 @@ impl Connector for FilesConnector {
         problems
     }
 
+    fn origin(
+        &self,
+        source: &SourceSpec,
+        _secret: Option<&str>,
+        context: &OpenContext,
+    ) -> Option<(String, String)> {
+        let path = source.options.get("path")?.as_str()?;
+        if path.contains("://") {
+            let url = url::Url::parse(path).ok()?;
+            let namespace = match url.host_str() {
+                Some(host) => format!("{}://{host}", url.scheme()),
+                None => url.scheme().to_string(),
+            };
+            let name = url.path().trim_start_matches('/');
+            Some((
+                namespace,
+                if name.is_empty() { "/" } else { name }.to_string(),
+            ))
+        } else {
+            let dir = context.data_dir.join(path);
+            Some(("file".into(), dir.display().to_string()))
+        }
+    }
+
     async fn open(
         &self,
         source: &SourceSpec,

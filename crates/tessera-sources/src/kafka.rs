@@ -94,6 +94,17 @@ impl Connector for KafkaConnector {
         problems
     }
 
+    fn origin(
+        &self,
+        source: &SourceSpec,
+        _secret: Option<&str>,
+        _context: &OpenContext,
+    ) -> Option<(String, String)> {
+        let broker = brokers(source).into_iter().next()?;
+        let topic = source.options.get("topic")?.as_str()?;
+        Some((format!("kafka://{broker}"), topic.to_string()))
+    }
+
     async fn open(
         &self,
         source: &SourceSpec,

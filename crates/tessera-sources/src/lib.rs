@@ -67,6 +67,16 @@ pub trait Connector: Send + Sync {
     /// connecting anywhere). `columns` are the dataset's, as its contract declares them.
     fn check(&self, source: &SourceSpec, columns: &[String]) -> Vec<OptionProblem>;
 
+    /// What a source reads, named as OpenLineage names datasets: `(namespace, name)`, e.g.
+    /// `("postgres://db:5432", "shop.public.orders")` (never a credential). `None` when it
+    /// cannot be told (a query rather than a table, a secret that is no URL).
+    fn origin(
+        &self,
+        source: &SourceSpec,
+        secret: Option<&str>,
+        context: &OpenContext,
+    ) -> Option<(String, String)>;
+
     /// A reader for one source. `secret` is the credential the source names, opened.
     async fn open(
         &self,

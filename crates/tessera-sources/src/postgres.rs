@@ -195,6 +195,28 @@ impl Connector for PostgresConnector {
         options(source, columns).err().unwrap_or_default()
     }
 
+    fn origin(
+        &self,
+        source: &SourceSpec,
+        secret: Option<&str>,
+        _context: &OpenContext,
+    ) -> Option<(String, String)> {
+        let table = source.options.get("table")?.as_str()?;
+        let url = url::Url::parse(secret?).ok()?;
+        let host = url.host_str()?;
+        let database = url.path().trim_start_matches('/');
+        let database = if database.is_empty() {
+            url.username()
+        } else {
+            database
+        };
+        let (schema, table) = table.split_once('.').unwrap_or(("public", table));
+        Some((
+            format!("postgres://{host}:{}", url.port().unwrap_or(5432)),
+            format!("{database}.{schema}.{table}"),
+        ))
+    }
+
     async fn open(
         &self,
         source: &SourceSpec,
@@ -532,6 +554,43 @@ mod tests {
             PostgresConnector.check(&spec(write), &columns)[0]
                 .message
                 .contains("must be a SELECT")
+        );
+    }
+
+    #[test]
+    fn a_table_is_named_as_openlineage_names_postgres_tables_without_its_credentials() {
+        let context = OpenContext {
+            data_dir: std::path::PathBuf::from("/data"),
+            columns: Vec::new(),
+        };
+        let table = spec(serde_json::json!({"table": "orders"}));
+        assert_eq!(
+            PostgresConnector.origin(
+                &table,
+                Some("postgres://reader:secret@db.internal:5433/shop"),
+                &context
+            ),
+            Some((
+                "postgres://db.internal:5433".to_string(),
+                "shop.public.orders".to_string()
+            ))
+        );
+        let in_schema = spec(serde_json::json!({"table": "sales.orders"}));
+        assert_eq!(
+            PostgresConnector
+                .origin(&in_schema, Some("postgres://reader@db/shop"), &context)
+                .map(|(namespace, name)| format!("{namespace} {name}")),
+            Some("postgres://db:5432 shop.sales.orders".to_string())
+        );
+        // A query reads no one table; a secret that is no URL names nothing.
+        let query = spec(serde_json::json!({"query": "SELECT 1"}));
+        assert_eq!(
+            PostgresConnector.origin(&query, Some("postgres://db/shop"), &context),
+            None
+        );
+        assert_eq!(
+            PostgresConnector.origin(&table, Some("secret"), &context),
+            None
         );
     }
 }

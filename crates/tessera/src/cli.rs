@@ -717,8 +717,9 @@ pub struct ServeArgs {
     /// upstream commit settled), in seconds (0: transforms run by hand only, `tessera run`).
     #[arg(long, env = "TESSERA_TRANSFORM_TICK_SECONDS", default_value_t = 1)]
     pub transform_tick_seconds: u64,
-    /// Send OpenLineage run events (transform runs) to this endpoint, e.g. Marquez's
-    /// `http://marquez:5000/api/v1/lineage`; they are kept in the metadata store either way.
+    /// Send OpenLineage run events (transform runs, source pulls, ingest and event commits) to
+    /// this endpoint, e.g. Marquez's `http://marquez:5000/api/v1/lineage`; they are kept in
+    /// the metadata store either way.
     #[arg(long, env = "TESSERA_OPENLINEAGE_URL")]
     pub openlineage_url: Option<String>,
     /// The OpenLineage namespace of this mesh's datasets and jobs.
@@ -728,6 +729,10 @@ pub struct ServeArgs {
         default_value = "tessera://local"
     )]
     pub openlineage_namespace: String,
+    /// Days the kept OpenLineage events stay in the metadata store once delivered (without
+    /// `--openlineage-url`: once emitted).
+    #[arg(long, env = "TESSERA_OPENLINEAGE_RETENTION_DAYS", default_value_t = 7)]
+    pub openlineage_retention_days: u64,
     /// Memory one query may hold (joins, sorts, aggregations, values functions build), in bytes.
     #[arg(long, env = "TESSERA_QUERY_MEMORY_LIMIT_BYTES", default_value_t = 1 << 30)]
     pub query_memory_limit_bytes: usize,

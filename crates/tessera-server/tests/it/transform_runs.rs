@@ -716,6 +716,25 @@ async fn lineage_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Valu
     (url, got)
 }
 
+/// The first `count` events the receiver took (waiting up to 30 s for them).
+async fn events_received(got: &std::sync::Mutex<Vec<Value>>, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = got.lock().unwrap().clone();
+        if events.len() >= count {
+            // Nothing more than expected comes a moment later.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return got.lock().unwrap().clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} events came: {events:#?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The OpenLineage schemas of `tests/standards/openlineage`, found by their `$id`s.
 struct OpenLineageSchemas {
     root: std::path::PathBuf,
@@ -819,24 +838,18 @@ FROM shop.orders.orders GROUP BY customer_id";
     let failed = run(&server, "/api/v1/transforms/stats/daily/run").await;
     assert_eq!(failed[0]["status"], json!("failed"), "{failed:?}");
 
-    // Three runs that succeeded and one that failed: a START and an end each, in order.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let events = loop {
-        let events = got.lock().unwrap().clone();
-        if events.len() >= 8 {
-            break events;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} events came: {events:#?}",
-            events.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(events.len(), 8);
+    // The orders' ingest, then three runs that succeeded and one that failed: a START and an
+    // end each, in order.
+    let events = events_received(&got, 10).await;
+    assert_eq!(events.len(), 10);
     for event in &events {
         assert_valid_openlineage(event);
     }
+    assert_eq!(
+        (&events[0]["job"]["name"], &events[1]["eventType"]),
+        (&json!("ingest.shop.orders.orders"), &json!("COMPLETE"))
+    );
+    let events = &events[2..];
     // The schemas do catch what is wrong: an event time without its offset, a facet without
     // its producer.
     let mut wrong = events[1].clone();
@@ -917,4 +930,174 @@ FROM shop.orders.orders GROUP BY customer_id";
         .as_str()
         .unwrap();
     assert!(message.contains("break the contract"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_commits_source_pulls_and_event_commits_emit_valid_openlineage_events() {
+    let (url, got) = lineage_receiver().await;
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.openlineage.url = Some(url);
+        c.openlineage.tick = Duration::from_millis(100);
+        c.events.commit_interval = Duration::from_millis(100);
+        c.source_tick = Duration::ZERO;
+    })
+    .await;
+    let mut folder = shop_folder();
+    let source = "apiVersion: tessera/v1\nkind: Source\nname: drops\ndataset: orders\nconnector: files\nevery: 1h\nfiles:\n  path: incoming/orders\n  pattern: \"*.csv\"\n";
+    folder.push(("shop/sources/drops.yaml", source));
+    let (status, plan) = server.apply(&folder, false).await;
+    assert_eq!(status, 200, "{plan}");
+
+    // A batch posted: four rows in, three to the quarantine.
+    ingest_orders(&server, ORDERS_CSV).await;
+    // A file the source pulls.
+    let incoming = server.config.data_dir.join("incoming/orders");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(
+        incoming.join("day-2.csv"),
+        "order_id,customer_id,amount,status\n20,U00000020,1,open\n21,U00000021,2,open\n",
+    )
+    .unwrap();
+    let (status, state) = server
+        .post_json("/api/v1/sources/shop/orders/drops/run", &json!({}))
+        .await;
+    assert_eq!((status, &state["last_rows"]), (200, &json!(2)), "{state}");
+    // Events, committed by the event API's committer.
+    let (status, receipt) = server
+        .post_json(
+            "/api/v1/datasets/shop/orders/orders/events",
+            &json!({"order_id": 30, "customer_id": "U00000030", "amount": 3, "status": "open"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{receipt}");
+
+    let events = events_received(&got, 6).await;
+    assert_eq!(events.len(), 6, "{events:#?}");
+    for event in &events {
+        assert_valid_openlineage(event);
+    }
+    let runs: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["job"]["name"].as_str().unwrap(),
+                e["eventType"].as_str().unwrap(),
+                e["job"]["facets"]["jobType"]["processingType"]
+                    .as_str()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("ingest.shop.orders.orders", "START", "BATCH"),
+            ("ingest.shop.orders.orders", "COMPLETE", "BATCH"),
+            ("source.shop.orders.drops", "START", "BATCH"),
+            ("source.shop.orders.drops", "COMPLETE", "BATCH"),
+            ("events.shop.orders.orders", "START", "STREAMING"),
+            ("events.shop.orders.orders", "COMPLETE", "STREAMING"),
+        ]
+    );
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0]["run"]["runId"], pair[1]["run"]["runId"]);
+        assert_eq!(pair[1]["outputs"][0]["name"], json!("shop.orders.orders"));
+        assert!(
+            pair[1]["outputs"][0]["facets"]["schema"]["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "customer_id"),
+            "{:#}",
+            pair[1]
+        );
+    }
+    // What each commit put into the dataset, and the gate's checks on it.
+    let rows: Vec<&Value> = events
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|e| &e["outputs"][0]["facets"]["dataQualityMetrics"]["rowCount"])
+        .collect();
+    assert_eq!(rows, [&json!(4), &json!(2), &json!(1)]);
+    // The pull read the source's folder, named as OpenLineage names local files.
+    let folder = std::fs::canonicalize(&incoming).unwrap_or(incoming.clone());
+    let read = &events[3]["inputs"][0];
+    assert_eq!(read["namespace"], json!("file"), "{read}");
+    assert!(
+        [incoming.display().to_string(), folder.display().to_string()]
+            .contains(&read["name"].as_str().unwrap().to_string()),
+        "{read}"
+    );
+    assert!(events[0]["inputs"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_and_a_failing_source_are_failed_runs() {
+    let (url, got) = lineage_receiver().await;
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.openlineage.url = Some(url);
+        c.openlineage.tick = Duration::from_millis(100);
+        c.source_tick = Duration::ZERO;
+    })
+    .await;
+    let mut folder = shop_folder();
+    // A source whose folder cannot be made: a file is in the way.
+    let source = "apiVersion: tessera/v1\nkind: Source\nname: drops\ndataset: orders\nconnector: files\nevery: 1h\nfiles:\n  path: blocked/orders\n";
+    folder.push(("shop/sources/drops.yaml", source));
+    let (status, plan) = server.apply(&folder, false).await;
+    assert_eq!(status, 200, "{plan}");
+    std::fs::write(server.config.data_dir.join("blocked"), "in the way").unwrap();
+    ingest_orders(&server, ORDERS_CSV).await;
+    // The same order id again: the gate refuses the batch (the primary key would repeat).
+    let (status, report) = server
+        .ingest(
+            "shop.orders.orders",
+            "batch_id=clash",
+            "text/csv",
+            "order_id,customer_id,amount,status\n1,U00000009,1,open\n",
+        )
+        .await;
+    assert_eq!(status, 201, "{report}");
+    assert!(report["refused"].is_string(), "{report}");
+    let (_, state) = server
+        .post_json("/api/v1/sources/shop/orders/drops/run", &json!({}))
+        .await;
+    assert_eq!(state["state"], json!("failing"), "{state}");
+
+    let events = events_received(&got, 6).await;
+    for event in &events {
+        assert_valid_openlineage(event);
+    }
+    let refused = &events[3];
+    assert_eq!(
+        (&refused["job"]["name"], &refused["eventType"]),
+        (&json!("ingest.shop.orders.orders"), &json!("FAIL"))
+    );
+    let message = refused["run"]["facets"]["errorMessage"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("the commit gate refused the batch") && message.contains("quarantine"),
+        "{message}"
+    );
+    assert!(
+        refused["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["success"] == json!(false)),
+        "{refused:#}"
+    );
+    let failed = &events[5];
+    assert_eq!(
+        (&failed["job"]["name"], &failed["eventType"]),
+        (&json!("source.shop.orders.drops"), &json!("FAIL"))
+    );
+    let blocked = server.config.data_dir.join("blocked/orders");
+    assert_eq!(
+        failed["inputs"][0],
+        json!({"namespace": "file", "name": blocked.display().to_string(), "facets": {}})
+    );
+    assert!(failed["run"]["facets"]["errorMessage"]["message"].is_string());
 }

@@ -22,6 +22,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.openlineage = tessera_server::OpenLineageConfig {
         url: args.openlineage_url.clone(),
         namespace: args.openlineage_namespace.clone(),
+        retention: std::time::Duration::from_secs(args.openlineage_retention_days * 24 * 3600),
         ..Default::default()
     };
     config.events = EventConfig {
