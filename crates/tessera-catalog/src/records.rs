@@ -300,7 +300,7 @@ impl DetectionRecord {
     /// Most sampled values matched (four in five): the column holds what the detector looks
     /// for, not the odd value that happens to.
     pub fn holds(&self) -> bool {
-        self.sampled > 0 && self.matched * 5 >= self.sampled * 4
+        tessera_core::detection_holds(self.matched as usize, self.sampled as usize)
     }
 }
 

@@ -49,3 +49,10 @@ pub use transform::{Cycle, Materialization, TransformGraph, TransformSpec, refer
 pub use types::{
     LogicalType, arrow_type, timestamp_zone_stated, type_mapping_table, utc_timestamp,
 };
+
+/// Whether a personal data detector's hits on a column's sampled values say the column holds
+/// what the detector looks for: most values (four in five) matched, not the odd one that
+/// happens to. Ingest's detections and `tessera new --from-file` both judge by it.
+pub fn detection_holds(matched: usize, sampled: usize) -> bool {
+    sampled > 0 && matched * 5 >= sampled * 4
+}

@@ -285,6 +285,22 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Scaffold from a golden-path template: a domain folder, or a product folder (descriptor,
+    /// contract, source or transform, policy stub, README, sample data) that lints clean,
+    /// passes the standard policies and applies as it is. `tessera new --list` shows the
+    /// templates.
+    #[command(args_conflicts_with_subcommands = true)]
+    New {
+        /// List the templates: built in, and the platform team's (--templates).
+        #[arg(long)]
+        list: bool,
+        /// A folder of the platform team's own templates, each a folder with a template.yaml
+        /// (they replace built-in ones of the same name; docs/templates.md).
+        #[arg(long, global = true, env = "TESSERA_TEMPLATES", value_name = "DIR")]
+        templates: Option<PathBuf>,
+        #[command(subcommand)]
+        what: Option<NewWhat>,
+    },
     /// Secrets sources name (a connection URL, a password), kept sealed in the metadata store:
     /// set, list, delete. Values are never shown.
     Secret {
@@ -293,6 +309,78 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NewWhat {
+    /// A domain folder: the owner team and support channel its products start with.
+    Domain(NewDomainArgs),
+    /// A product folder DOMAIN/NAME from a template.
+    Product(Box<NewProductArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct NewDomainArgs {
+    /// The domain's name (lower-case snake_case).
+    pub name: String,
+    /// The team that owns the domain's products.
+    #[arg(long)]
+    pub owner: String,
+    /// Where consumers ask questions (default: #DOMAIN).
+    #[arg(long)]
+    pub support_channel: Option<String>,
+    /// The support channel's URL.
+    #[arg(long)]
+    pub support_url: Option<String>,
+    /// The folder the domain folder is made in.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct NewProductArgs {
+    /// DOMAIN/NAME: the product folder is made at DIR/DOMAIN/NAME.
+    pub name: String,
+    /// The golden path: source-aligned, aggregate, consumer, or a platform template.
+    #[arg(long, default_value = "source-aligned")]
+    pub template: String,
+    /// The owner team (default: the domain folder's, from `tessera new domain`).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// The output dataset's name (default: the product's).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// What the product is for, in a sentence.
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub support_channel: Option<String>,
+    #[arg(long)]
+    pub support_url: Option<String>,
+    /// Infer the schema from a sample file (CSV, NDJSON or Parquet), kept as the sample data.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Read a PostgreSQL table (postgres://USER:PASSWORD@HOST:PORT/DB): its columns become the
+    /// schema, and a source reads it; the URL is not written anywhere (it becomes a secret).
+    #[arg(long, value_name = "URL", requires = "table")]
+    pub source: Option<String>,
+    /// The table --source reads (SCHEMA.TABLE).
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub table: Option<String>,
+    /// The column that says when a row last changed (default: updated_at and the like).
+    #[arg(long, value_name = "COLUMN")]
+    pub cursor_timestamp: Option<String>,
+    /// The column rows are merged by (default: the one-column primary key).
+    #[arg(long, value_name = "COLUMN")]
+    pub cursor_key: Option<String>,
+    /// An input port: a dataset the product is computed from (aggregate, consumer); repeat it.
+    #[arg(long = "input", value_name = "DOMAIN.PRODUCT.DATASET")]
+    pub inputs: Vec<String>,
+    /// The folder the domain folder is in.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// How `tessera lineage` prints the graph.

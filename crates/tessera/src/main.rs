@@ -18,7 +18,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, NewWhat};
 use client::Client;
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +75,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::Lint { paths } => commands::lint::run(&paths),
+        Command::New {
+            list,
+            templates,
+            what,
+        } => match what {
+            Some(NewWhat::Domain(args)) => commands::new::new_domain(&args),
+            Some(NewWhat::Product(args)) => {
+                commands::new::new_product(&args, templates.as_deref()).await
+            }
+            None if list => commands::new::list(templates.as_deref()),
+            None => anyhow::bail!(
+                "tessera new domain NAME --owner TEAM, tessera new product DOMAIN/NAME --template T, or tessera new --list"
+            ),
+        },
         Command::Import { file } => commands::lint::import(&file),
         Command::Test {
             contract,

@@ -10,6 +10,7 @@ pub mod governance;
 pub mod ingest;
 pub mod lineage;
 pub mod lint;
+pub mod new;
 pub mod query;
 pub mod send;
 pub mod serve;

@@ -10,4 +10,5 @@ mod limits;
 mod matrix;
 mod sources;
 mod support;
+mod templates;
 mod transforms;
