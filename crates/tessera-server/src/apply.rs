@@ -395,15 +395,13 @@ impl Mesh {
             .iter()
             .map(|(_, s)| (s.name.clone(), s.dataset.clone()))
             .collect();
-        let dataset_names: Vec<String> = datasets
-            .iter()
-            .map(|d| d.reference.dataset.to_string())
-            .collect();
+        let dataset_schemas: Vec<&tessera_core::DatasetSchema> =
+            datasets.iter().map(|d| &d.schema).collect();
         if let Some(records) = self
             .plan_transforms(
                 &product,
                 &folder_transforms,
-                &dataset_names,
+                &dataset_schemas,
                 &sourced,
                 &mut changes,
             )

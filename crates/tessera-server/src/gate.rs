@@ -56,6 +56,8 @@ pub(crate) struct GateVerdict {
     pub started: chrono::DateTime<chrono::Utc>,
     /// The state without the batch (kept when the batch is refused).
     before_state: GateState,
+    /// Whether `before_state` was measured (a replacement is judged alone, without it).
+    before_measured: bool,
     /// The state with the batch, for the table version its commit creates.
     next_state: GateState,
     /// The batch's keys by key columns, added to the key indexes once it is committed.
@@ -318,15 +320,27 @@ impl Mesh {
     ) {
         let Some(version) = version else { return };
         if verdict.merged && !refused {
-            // What is kept adds batches up; a merge replaced rows: measured again next time.
+            // A merge or a replacement was measured whole, as the table now is: that state is
+            // kept (the next append adds to it, not measuring the table again); the key
+            // indexes held the old rows' keys and are built again when next needed.
+            let mut state = verdict.next_state.clone();
+            state.table_version = Some(version);
             self.gate_states
                 .lock()
                 .expect("gate states")
-                .remove(location);
+                .insert(location.to_string(), state);
             let indexes = self.key_indexes(location);
             let mut indexes = indexes.lock().await;
             indexes.by_columns.clear();
             indexes.table_version = Some(version);
+            return;
+        }
+        if refused && !verdict.before_measured {
+            // A refused replacement: the table is as it was, and was not measured.
+            self.gate_states
+                .lock()
+                .expect("gate states")
+                .remove(location);
             return;
         }
         let mut state = if refused {
@@ -410,8 +424,17 @@ impl Measure {
             MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).map_err(failed)?;
         ctx.register_table(INCOMING, Arc::new(incoming))
             .map_err(failed)?;
+        // A replacement is judged alone: what the table holds now is not measured for it.
+        let before_measured = cached.is_some() || !matches!(mode, OwnedMode::Replace);
         let before = match cached {
             Some(state) => state,
+            None if !before_measured => GateState {
+                table_version: version,
+                contract: contract_key.clone(),
+                rows: 0.0,
+                counts: HashMap::new(),
+                keys: HashMap::new(),
+            },
             None => measure_state(&ctx, &table, &checks, version, &contract_key)
                 .await
                 .map_err(measure_failed)?,
@@ -437,7 +460,7 @@ impl Measure {
             let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
                 .await
                 .map_err(measure_failed)?;
-            return judge(
+            let mut verdict = judge(
                 &ctx,
                 &table,
                 &checks,
@@ -449,7 +472,9 @@ impl Measure {
                     alone: matches!(mode, OwnedMode::Replace),
                 },
             )
-            .await;
+            .await?;
+            verdict.before_measured = before_measured;
+            return Ok(verdict);
         }
         let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
             .await
@@ -601,6 +626,7 @@ async fn judge(
         refused_by,
         started: chrono::Utc::now(),
         before_state,
+        before_measured: true,
         next_state: after,
         batch_keys,
         merged: matches!(judged, Judged::Whole { .. }),

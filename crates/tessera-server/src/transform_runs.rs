@@ -264,10 +264,10 @@ impl Mesh {
             .filter(|c| c.primary_key)
             .map(|c| c.name.to_string())
             .collect();
-        if matches!(materialization, Materialization::Merge) && keys.is_empty() {
-            return Err(ServiceError::BadRequest(format!(
-                "a merge transform merges by the contract's primary key, and the contract of {target} has none: mark its key columns `primaryKey: true`"
-            )));
+        // Checked at apply too; the contract may have changed since.
+        if let Some(message) = crate::transforms::materialization_problem(&schema, materialization)
+        {
+            return Err(ServiceError::BadRequest(format!("{target}: {message}")));
         }
         // Append: only the rows past the newest watermark the table holds.
         let past = match materialization {

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use tessera_catalog::TransformRecord;
-use tessera_core::{DatasetRef, Name, Product, TransformGraph, TransformSpec};
+use tessera_core::{
+    DatasetRef, DatasetSchema, Materialization, Name, Product, TransformGraph, TransformSpec,
+};
 use tessera_spec::Diagnostic;
 
 use crate::error::{Result, ServiceError};
@@ -29,7 +31,7 @@ impl Mesh {
         &self,
         product: &Product,
         files: &[(&SourceFile, TransformSpec)],
-        datasets: &[String],
+        datasets: &[&DatasetSchema],
         sourced: &[(String, String)],
         changes: &mut Vec<PlannedChange>,
     ) -> Result<Option<Vec<TransformRecord>>> {
@@ -105,7 +107,7 @@ impl Mesh {
         &self,
         product: &Product,
         files: &[(&SourceFile, TransformSpec)],
-        datasets: &[String],
+        datasets: &[&DatasetSchema],
         sourced: &[(String, String)],
     ) -> Result<Vec<TransformRecord>> {
         let (domain, name) = (product.domain.as_str(), product.name.as_str());
@@ -124,15 +126,28 @@ impl Mesh {
             .collect();
         for (file, spec) in files {
             let target = spec.dataset.as_str();
-            if !datasets.iter().any(|d| d == target) {
-                problems.push(problem(
+            match datasets.iter().find(|d| d.name.as_str() == target) {
+                None => problems.push(problem(
                     file,
                     None,
                     format!(
                         "{domain}.{name} has no dataset {target:?}: a transform computes one of the product's own datasets ({}), named by its file",
-                        datasets.join(", ")
+                        datasets
+                            .iter()
+                            .map(|d| d.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
-                ));
+                )),
+                Some(schema) => {
+                    if let Some(message) = materialization_problem(schema, &spec.materialization) {
+                        problems.push(problem(
+                            file,
+                            line_of(&file.content, "materialize:"),
+                            format!("{domain}.{name}.{target}: {message}"),
+                        ));
+                    }
+                }
             }
             if let Some((source, _)) = sourced.iter().find(|(_, d)| d == target) {
                 problems.push(problem(
@@ -147,7 +162,7 @@ impl Mesh {
                 let line = line_of(&file.content, &input.to_string());
                 let own = input.domain.as_str() == domain && input.product.as_str() == name;
                 if own {
-                    if !datasets.iter().any(|d| d == input.dataset.as_str()) {
+                    if !datasets.iter().any(|d| d.name == input.dataset) {
                         problems.push(problem(
                             file,
                             line,
@@ -232,5 +247,25 @@ impl Mesh {
             return Err(ServiceError::InvalidFiles(problems));
         }
         Ok(stored)
+    }
+}
+
+/// What keeps `materialization` from writing a dataset of `schema`: a merge needs the
+/// contract's primary key to merge by, an append a watermark column the dataset has.
+pub(crate) fn materialization_problem(
+    schema: &DatasetSchema,
+    materialization: &Materialization,
+) -> Option<String> {
+    match materialization {
+        Materialization::Merge if !schema.columns.iter().any(|c| c.primary_key) => Some(
+            "a merge transform merges by the contract's primary key, and the contract has none: mark its key columns `primaryKey: true`".into(),
+        ),
+        Materialization::Append { watermark } if schema.column(watermark.as_str()).is_none() => {
+            Some(format!(
+                "the watermark {:?} is not a column of the dataset: an append transform adds the rows past the newest value of one of its columns",
+                watermark.as_str()
+            ))
+        }
+        _ => None,
     }
 }

@@ -154,6 +154,30 @@ async fn undeclared_inputs_unknown_targets_and_loops_are_refused_with_their_name
         ]
     );
 
+    // A merge needs the target's primary key (order_counts has none), an append a watermark
+    // that is one of its columns: refused at the header's line.
+    for (header, expected) in [
+        (
+            "-- materialize: merge",
+            "stats/transforms/order_counts.sql:1: stats.daily.order_counts: a merge transform merges by the contract's primary key, and the contract has none: mark its key columns `primaryKey: true`",
+        ),
+        (
+            "-- materialize: append\n-- watermark: placed_at",
+            "stats/transforms/order_counts.sql:1: stats.daily.order_counts: the watermark \"placed_at\" is not a column of the dataset: an append transform adds the rows past the newest value of one of its columns",
+        ),
+    ] {
+        let (status, body) = apply(
+            &server,
+            &stats_folder(
+                &["shop-orders-contract"],
+                &COUNTS.replace("-- materialize: full", header),
+            ),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(messages(&body), [expected]);
+    }
+
     // A loop across two products: stats.daily reads audit.mirror.copy, which reads
     // stats.daily.order_counts.
     let (status, body) = apply(&server, &stats_folder(&["shop-orders-contract"], COUNTS)).await;

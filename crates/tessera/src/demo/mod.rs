@@ -692,18 +692,33 @@ async fn stream_events(
             .map(|(i, body, events)| {
                 let reference = reference.clone();
                 async move {
-                    let receipt = mesh
-                        .send_events(
-                            &demo(),
-                            &reference,
-                            tessera_server::EventBody {
-                                bytes: body.into(),
-                                gzip: false,
-                            },
-                            Some(format!("{prefix}-events-{i}")),
-                        )
-                        .await
-                        .with_context(|| format!("posting events to {dataset}"))?;
+                    let body = bytes::Bytes::from(body);
+                    // A full event log (a large scale outruns the committer) is waited out,
+                    // as an HTTP client does on 429; the request's key makes a retry safe.
+                    let mut wait = std::time::Duration::from_millis(50);
+                    let receipt = loop {
+                        let sent = mesh
+                            .send_events(
+                                &demo(),
+                                &reference,
+                                tessera_server::EventBody {
+                                    bytes: body.clone(),
+                                    gzip: false,
+                                },
+                                Some(format!("{prefix}-events-{i}")),
+                            )
+                            .await;
+                        match sent {
+                            Err(tessera_server::ServiceError::Backlogged(_)) => {
+                                tokio::time::sleep(wait).await;
+                                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                            }
+                            other => {
+                                break other
+                                    .with_context(|| format!("posting events to {dataset}"))?;
+                            }
+                        }
+                    };
                     Ok::<_, anyhow::Error>((receipt, events))
                 }
             })
