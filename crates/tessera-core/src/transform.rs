@@ -25,8 +25,11 @@ pub enum Materialization {
     /// (all rows into an empty table).
     Append { watermark: Name },
     /// Every run merges its result into the table by the contract's primary key: a row whose
-    /// key the table holds replaces it, the others are added.
-    Merge,
+    /// key the table holds replaces it, the others are added. With a `watermark` (a column of
+    /// the dataset), a run computes only the result's rows whose watermark is at or past the
+    /// newest the table holds — the filter is planned into the query, so a daily aggregate
+    /// reads only the newest day's input and recomputes it, and the days after.
+    Merge { watermark: Option<Name> },
 }
 
 impl fmt::Display for Materialization {
@@ -34,7 +37,10 @@ impl fmt::Display for Materialization {
         match self {
             Materialization::FullRefresh => f.write_str("full"),
             Materialization::Append { watermark } => write!(f, "append by {watermark}"),
-            Materialization::Merge => f.write_str("merge"),
+            Materialization::Merge { watermark: None } => f.write_str("merge"),
+            Materialization::Merge {
+                watermark: Some(watermark),
+            } => write!(f, "merge from the newest {watermark}"),
         }
     }
 }

@@ -139,7 +139,7 @@ impl Mesh {
             match spec.materialization {
                 Materialization::FullRefresh => "full",
                 Materialization::Append { .. } => "append",
-                Materialization::Merge => "merge",
+                Materialization::Merge { .. } => "merge",
             }
         };
         let run_id = uuid::Uuid::new_v4().to_string();
@@ -269,12 +269,19 @@ impl Mesh {
         {
             return Err(ServiceError::BadRequest(format!("{target}: {message}")));
         }
-        // Append: only the rows past the newest watermark the table holds.
+        // Append: only the rows past the newest watermark the table holds; merge with a
+        // watermark: the rows at or past it (the newest may be incomplete: it is recomputed).
         let past = match materialization {
             Materialization::Append { watermark } => self
                 .newest(&owner, target, watermark.as_str())
                 .await?
-                .map(|newest| (watermark.to_string(), newest)),
+                .map(|newest| (watermark.to_string(), newest, false)),
+            Materialization::Merge {
+                watermark: Some(watermark),
+            } => self
+                .newest(&owner, target, watermark.as_str())
+                .await?
+                .map(|newest| (watermark.to_string(), newest, true)),
             _ => None,
         };
         // The query's lineage is read from its plan as written, before the watermark's filter.
@@ -282,8 +289,13 @@ impl Mesh {
         let refine: tessera_query::Refine = Box::new(move |df| {
             let _ = lineage_tx.send(tessera_query::query_lineage(df.logical_plan()).ok());
             match past {
-                Some((column, newest)) => {
-                    df.filter(Expr::Column(Column::new_unqualified(column)).gt(lit(newest)))
+                Some((column, newest, from)) => {
+                    let column = Expr::Column(Column::new_unqualified(column));
+                    df.filter(if from {
+                        column.gt_eq(lit(newest))
+                    } else {
+                        column.gt(lit(newest))
+                    })
                 }
                 None => Ok(df),
             }
@@ -335,7 +347,7 @@ impl Mesh {
         let gate_mode = match materialization {
             Materialization::FullRefresh => GateMode::Replace,
             Materialization::Append { .. } => GateMode::Append,
-            Materialization::Merge => GateMode::Merge(&keys),
+            Materialization::Merge { .. } => GateMode::Merge(&keys),
         };
         let gate = self
             .gate(&owner, &record, &prepared.valid, gate_mode)
@@ -361,7 +373,7 @@ impl Mesh {
                     .append_sequenced(&record.location, vec![prepared.valid.clone()], &positions)
                     .await?
             }
-            Materialization::Merge => {
+            Materialization::Merge { .. } => {
                 let ctx = self.session(&owner).await?;
                 let frame = ctx.read_batch(prepared.valid.clone()).map_err(|e| {
                     ServiceError::Internal(format!("the transform's result as a table: {e}"))

@@ -257,15 +257,16 @@ pub(crate) fn materialization_problem(
     materialization: &Materialization,
 ) -> Option<String> {
     match materialization {
-        Materialization::Merge if !schema.columns.iter().any(|c| c.primary_key) => Some(
+        Materialization::Merge { .. } if !schema.columns.iter().any(|c| c.primary_key) => Some(
             "a merge transform merges by the contract's primary key, and the contract has none: mark its key columns `primaryKey: true`".into(),
         ),
-        Materialization::Append { watermark } if schema.column(watermark.as_str()).is_none() => {
-            Some(format!(
-                "the watermark {:?} is not a column of the dataset: an append transform adds the rows past the newest value of one of its columns",
-                watermark.as_str()
-            ))
-        }
+        Materialization::Append { watermark }
+        | Materialization::Merge {
+            watermark: Some(watermark),
+        } if schema.column(watermark.as_str()).is_none() => Some(format!(
+            "the watermark {:?} is not a column of the dataset: a run computes the rows from the newest value of one of its columns",
+            watermark.as_str()
+        )),
         _ => None,
     }
 }

@@ -109,7 +109,9 @@ pub fn transform_from_file(file: &str, text: &str) -> Result<TransformSpec> {
     };
     let materialization = match field("materialize").map(|(line, _, v)| (line, v)) {
         None | Some((_, "full")) => Some(Materialization::FullRefresh),
-        Some((_, "merge")) => Some(Materialization::Merge),
+        Some((_, "merge")) => Some(Materialization::Merge {
+            watermark: watermark.as_ref().map(|(_, name)| name.clone()),
+        }),
         Some((line, "append")) => match &watermark {
             Some((_, name)) => Some(Materialization::Append {
                 watermark: name.clone(),
@@ -133,12 +135,14 @@ pub fn transform_from_file(file: &str, text: &str) -> Result<TransformSpec> {
         }
     };
     if let (Some((line, _)), Some(m)) = (&watermark, &materialization)
-        && !matches!(m, Materialization::Append { .. })
+        && matches!(m, Materialization::FullRefresh)
     {
         problems.push(problem(
             Some(*line),
             "watermark",
-            format!("a watermark is for `materialize: append`; this transform is {m}"),
+            format!(
+                "a watermark is for `materialize: append` or `merge`; this transform is {m}: it recomputes everything"
+            ),
         ));
     }
     let every = match field("every") {
@@ -295,11 +299,22 @@ mod tests {
         assert_eq!(
             messages(
                 "t.sql",
-                "-- materialize: merge\n-- watermark: at\nSELECT 1 AS x FROM a.b.c"
+                "-- materialize: full\n-- watermark: at\nSELECT 1 AS x FROM a.b.c"
             ),
             [
-                "t.sql:2: watermark: a watermark is for `materialize: append`; this transform is merge"
+                "t.sql:2: watermark: a watermark is for `materialize: append` or `merge`; this transform is full: it recomputes everything"
             ]
+        );
+        let merge = transform_from_file(
+            "transforms/daily.sql",
+            "-- materialize: merge\n-- watermark: day\nSELECT 1 AS day FROM a.b.c",
+        )
+        .unwrap();
+        assert_eq!(
+            merge.materialization,
+            Materialization::Merge {
+                watermark: Some(Name::parse("day").unwrap())
+            }
         );
     }
 

@@ -62,6 +62,16 @@ schema:
         logicalType: integer
       - name: amount
         logicalType: number
+  - name: daily_amounts
+    properties:
+      - name: day
+        logicalType: date
+        primaryKey: true
+        required: true
+      - name: orders
+        logicalType: integer
+      - name: amount
+        logicalType: number
 ";
 
 /// Full refresh.
@@ -78,6 +88,13 @@ const CUSTOMER_TOTALS: &str = "-- materialize: merge
 SELECT customer_id, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
 FROM shop.orders.orders
 GROUP BY customer_id";
+
+/// Merged by its key, each run recomputing from the newest day the dataset holds.
+const DAILY_AMOUNTS: &str = "-- materialize: merge
+-- watermark: day
+SELECT CAST(placed_at AS DATE) AS day, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
+FROM shop.orders.orders
+GROUP BY CAST(placed_at AS DATE)";
 
 /// Each computed dataset, its transform and the column its rows are ordered by.
 const TRANSFORMS: [(&str, &str, &str); 3] = [
@@ -207,7 +224,8 @@ fn order() -> impl Strategy<Value = Order> {
 }
 
 /// The batches as CSV: order ids count up, and each batch's orders are placed after every
-/// earlier one's (what an append by watermark relies on).
+/// earlier one's (what an append by watermark relies on); two batches a day, so that a day
+/// is added to after it was first computed.
 fn csv_batches(batches: &[Vec<Order>]) -> Vec<String> {
     let mut id = 0;
     batches
@@ -218,12 +236,13 @@ fn csv_batches(batches: &[Vec<Order>]) -> Vec<String> {
             for (second, o) in orders.iter().enumerate() {
                 id += 1;
                 csv.push_str(&format!(
-                    "{id},U0000000{},{}.{:02},{},2026-03-{:02}T10:00:{:02}Z\n",
+                    "{id},U0000000{},{}.{:02},{},2026-03-{:02}T10:{:02}:{:02}Z\n",
                     o.customer,
                     o.cents / 100,
                     o.cents % 100,
                     o.status,
-                    day + 1,
+                    day / 2 + 1,
+                    (day % 2) * 30,
                     second
                 ));
             }
@@ -240,8 +259,9 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Full, append and merge runs after each of a random sequence of upstream commits leave
-    /// each dataset as recomputing it from scratch would.
+    /// Full, append and merge runs (merge by key alone, and from a watermark) after each of a
+    /// random sequence of upstream commits leave each dataset as recomputing it from scratch
+    /// would.
     #[test]
     fn every_materialization_equals_recomputing_from_scratch(
         batches in prop::collection::vec(prop::collection::vec(order(), 1..12), 1..5)
@@ -253,12 +273,23 @@ proptest! {
             .unwrap();
         runtime.block_on(async {
             let server = mesh(Duration::ZERO).await;
+            let mut all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
+            all.push(("daily_amounts", DAILY_AMOUNTS));
+            apply_stats(&server, &all).await;
             for (i, csv) in csv_batches(&batches).iter().enumerate() {
                 ingest_orders(&server, csv).await;
                 let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
                 let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
-                assert_eq!(statuses, [&json!("succeeded"); 3], "{runs:?}");
-                assert_recomputed(&server, &format!("upstream commit {}", i + 1)).await;
+                assert_eq!(statuses, [&json!("succeeded"); 4], "{runs:?}");
+                let after = format!("upstream commit {}", i + 1);
+                assert_recomputed(&server, &after).await;
+                let held = server
+                    .rows("SELECT * FROM stats.daily.daily_amounts ORDER BY day")
+                    .await;
+                let from_scratch = server
+                    .rows(&format!("SELECT * FROM ({}) ORDER BY day", query_of(DAILY_AMOUNTS)))
+                    .await;
+                assert_eq!(held, from_scratch, "daily_amounts after {after}");
             }
         });
     }

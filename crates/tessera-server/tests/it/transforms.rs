@@ -163,7 +163,7 @@ async fn undeclared_inputs_unknown_targets_and_loops_are_refused_with_their_name
         ),
         (
             "-- materialize: append\n-- watermark: placed_at",
-            "stats/transforms/order_counts.sql:1: stats.daily.order_counts: the watermark \"placed_at\" is not a column of the dataset: an append transform adds the rows past the newest value of one of its columns",
+            "stats/transforms/order_counts.sql:1: stats.daily.order_counts: the watermark \"placed_at\" is not a column of the dataset: a run computes the rows from the newest value of one of its columns",
         ),
     ] {
         let (status, body) = apply(

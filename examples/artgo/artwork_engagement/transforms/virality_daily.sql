@@ -1,5 +1,8 @@
 -- description: Views, likes and shares per artwork and day, and a virality score from them.
--- materialize: full
+-- Each run recomputes the newest day it holds (more events may have come for it) and the
+-- days after, and merges them by (asset_id, day): the older days stay as they are.
+-- materialize: merge
+-- watermark: day
 WITH d AS (
   SELECT asset_id, CAST(occurred_at AS DATE) AS day,
          SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
