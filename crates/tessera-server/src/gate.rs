@@ -284,6 +284,13 @@ impl Mesh {
         self.catalog
             .record_batch(&batch, &cx.principal.to_string())
             .await?;
+        if committed.is_some() && !refused {
+            // Transforms reading the dataset look at its table again.
+            self.transform_runners.committed(&format!(
+                "{}.{}.{}",
+                record.domain, record.product, record.name
+            ));
+        }
         if !refused && !hits.is_empty() {
             self.record_detections(cx, record, hits).await;
         }

@@ -77,6 +77,12 @@ fn target_of(record: &TransformRecord) -> Result<DatasetRef> {
 pub(crate) struct TransformRunners {
     /// Per computed dataset: the input versions last seen changed, and since when they stood.
     pending: Mutex<HashMap<DatasetRef, Pending>>,
+    /// Per dataset (`d.p.x`): how many commits this server made into it — the cheap signal
+    /// that an input moved, so that a tick reads no table's log while nothing was committed.
+    commits: Mutex<HashMap<String, u64>>,
+    /// Per computed dataset: its inputs' commit counts when their tables were last read, and
+    /// when.
+    checked: Mutex<HashMap<DatasetRef, (Vec<u64>, Instant)>>,
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
     running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
@@ -88,7 +94,29 @@ struct Pending {
     last_moved: Instant,
 }
 
+/// How long a tick trusts the commit counts alone: a table written by another process (a
+/// second server, a Delta writer outside Tessera) is noticed within this.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
 impl TransformRunners {
+    /// A commit of rows into `dataset` (`d.p.x`) by this server.
+    pub(crate) fn committed(&self, dataset: &str) {
+        *self
+            .commits
+            .lock()
+            .expect("commit counts")
+            .entry(dataset.to_string())
+            .or_default() += 1;
+    }
+
+    fn commit_counts(&self, inputs: &[DatasetRef]) -> Vec<u64> {
+        let commits = self.commits.lock().expect("commit counts");
+        inputs
+            .iter()
+            .map(|i| commits.get(&i.to_string()).copied().unwrap_or(0))
+            .collect()
+    }
+
     fn run_lock(&self, target: &DatasetRef) -> Arc<tokio::sync::Mutex<()>> {
         self.running
             .lock()
@@ -608,7 +636,32 @@ impl Mesh {
     /// Whether an input of `target` committed since it was last computed and has settled
     /// (see [`QUIET`] and [`MAX_WAIT`]).
     async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
+        // Nothing waiting to settle, no commit into an input since its tables were last read,
+        // and read recently: nothing moved, and no table's log is read.
+        let counts = self.transform_runners.commit_counts(&spec.inputs);
+        let waiting = self
+            .transform_runners
+            .pending
+            .lock()
+            .expect("pending transforms")
+            .contains_key(target);
+        if !waiting
+            && self
+                .transform_runners
+                .checked
+                .lock()
+                .expect("checked transforms")
+                .get(target)
+                .is_some_and(|(seen, at)| *seen == counts && at.elapsed() < RECHECK_EVERY)
+        {
+            return Ok(false);
+        }
         let moved = self.inputs_moved(target, spec).await?;
+        self.transform_runners
+            .checked
+            .lock()
+            .expect("checked transforms")
+            .insert(target.clone(), (counts, Instant::now()));
         let mut pending = self
             .transform_runners
             .pending
