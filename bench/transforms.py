@@ -224,9 +224,10 @@ def main():
     data = scratch_dir("tessera-bench-")
     print(f"loading the demo at scale {args.scale} into {data}", flush=True)
     load = subprocess.run(
-        # The demo posts its events faster than the committer commits them on 2 cores: at
-        # scale 20 the default backlog bound (256 MiB) refuses a request, which the demo does
-        # not retry; a larger bound lets the load finish.
+        # The demo posts its events faster than they are committed: at scale 20 the event log
+        # reaches the default backlog bound (256 MiB), and the demo then commits what waits
+        # before it goes on; a larger bound loads in fewer, larger commits, as the runs in
+        # bench/RESULTS.md were loaded.
         [args.binary, "demo", "--no-serve", "--scale", str(args.scale), "--data-dir", str(data),
          "--event-max-backlog-bytes", str(args.event_backlog_bytes)],
         capture_output=True, text=True)
@@ -265,7 +266,8 @@ def main():
         # them below):
         # - full: every transform recomputed (`?full_refresh=true`);
         # - first: the incremental run after 1% was appended upstream, right after a full
-        #   refresh (the commit gate measures a replaced table anew on its next commit);
+        #   refresh (the commit gate keeps the state a replacement was measured at, but builds
+        #   the replaced table's key index again on its next commit);
         # - incr: the incremental run after another 1%, following an incremental run.
         kinds, full, first, steady, appends = [], [], [], [], []
 

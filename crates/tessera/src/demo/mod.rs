@@ -693,9 +693,9 @@ async fn stream_events(
                 let reference = reference.clone();
                 async move {
                     let body = bytes::Bytes::from(body);
-                    // A full event log (a large scale outruns the committer) is waited out,
-                    // as an HTTP client does on 429; the request's key makes a retry safe.
-                    let mut wait = std::time::Duration::from_millis(50);
+                    // A full event log (a large scale posts faster than events are committed)
+                    // is committed now — the demo runs no committer while it loads — and the
+                    // request tried again; its key makes the retry safe.
                     let receipt = loop {
                         let sent = mesh
                             .send_events(
@@ -710,8 +710,9 @@ async fn stream_events(
                             .await;
                         match sent {
                             Err(tessera_server::ServiceError::Backlogged(_)) => {
-                                tokio::time::sleep(wait).await;
-                                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                                mesh.flush_events()
+                                    .await
+                                    .with_context(|| format!("committing events to {dataset}"))?;
                             }
                             other => {
                                 break other

@@ -114,7 +114,19 @@ fn loaded_counts(stdout: &str) -> Vec<String> {
 fn the_artgo_demo_loads_serves_and_answers_sql() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
-    let first = run(&["demo", "--no-serve", "--scale", SCALE, "--data-dir", dir]).ok();
+    // A small event log bound: the load fills it many times over and must commit its way on
+    // (the demo runs no committer of its own while it loads).
+    let first = run(&[
+        "demo",
+        "--no-serve",
+        "--scale",
+        SCALE,
+        "--data-dir",
+        dir,
+        "--event-max-backlog-bytes",
+        "100000",
+    ])
+    .ok();
     assert!(
         first.stdout.contains("applied marketplace.provenance"),
         "{}",
