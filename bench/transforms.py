@@ -2,7 +2,8 @@
 """Benchmark: the artgo demo's derived datasets computed by its transforms
 (`examples/artgo/*/transforms/*.sql`) — a full refresh of the whole DAG, then, after 1% of each
 upstream table's rows is appended, the incremental run (`events_clean` appends the rows past its
-watermark; the others are `full` and recompute), right after a full refresh and after another
+watermark, `virality_daily` — since d234008 — recomputes from its newest day and merges; the
+others are `full` and recompute), right after a full refresh and after another
 incremental run — against DuckDB running the same SQL over the same Delta tables with
 delta_scan.
 
