@@ -58,6 +58,9 @@ pub(crate) struct GateVerdict {
     before_state: GateState,
     /// Whether `before_state` was measured (a replacement is judged alone, without it).
     before_measured: bool,
+    /// The batch replaces the dataset (a full refresh): `batch_keys` are then all its keys,
+    /// the key indexes of the table it leaves.
+    replaced: bool,
     /// The state with the batch, for the table version its commit creates.
     next_state: GateState,
     /// The batch's keys by key columns, added to the key indexes once it is committed.
@@ -328,8 +331,9 @@ impl Mesh {
         let Some(version) = version else { return };
         if verdict.merged && !refused {
             // A merge or a replacement was measured whole, as the table now is: that state is
-            // kept (the next append adds to it, not measuring the table again); the key
-            // indexes held the old rows' keys and are built again when next needed.
+            // kept (the next append adds to it, not measuring the table again). The key
+            // indexes held the old rows' keys: a replacement's are its own keys, a merge's are
+            // built again when next needed.
             let mut state = verdict.next_state.clone();
             state.table_version = Some(version);
             self.gate_states
@@ -339,6 +343,13 @@ impl Mesh {
             let indexes = self.key_indexes(location);
             let mut indexes = indexes.lock().await;
             indexes.by_columns.clear();
+            if verdict.replaced {
+                for (columns, keys) in &verdict.batch_keys {
+                    let mut index = KeyIndex::default();
+                    index.insert(keys);
+                    indexes.by_columns.insert(columns.clone(), index);
+                }
+            }
             indexes.table_version = Some(version);
             return;
         }
@@ -467,6 +478,18 @@ impl Measure {
             let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
                 .await
                 .map_err(measure_failed)?;
+            // A replacement's keys are the table's keys after it: indexed from memory, the next
+            // append does not read them back from the whole table.
+            let replaced = matches!(mode, OwnedMode::Replace);
+            let mut keys_of_batch: Vec<(Vec<String>, BatchKeys)> = Vec::new();
+            if replaced {
+                for columns in checks.iter().filter_map(|c| c.key_columns()) {
+                    if !keys_of_batch.iter().any(|(c, _)| *c == columns) {
+                        let keys = batch_keys(&batch, &columns).map_err(measure_failed)?;
+                        keys_of_batch.push((columns, keys));
+                    }
+                }
+            }
             let mut verdict = judge(
                 &ctx,
                 &table,
@@ -474,13 +497,12 @@ impl Measure {
                 before,
                 after,
                 version,
-                Vec::new(),
-                Judged::Whole {
-                    alone: matches!(mode, OwnedMode::Replace),
-                },
+                keys_of_batch,
+                Judged::Whole { alone: replaced },
             )
             .await?;
             verdict.before_measured = before_measured;
+            verdict.replaced = replaced;
             return Ok(verdict);
         }
         let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
@@ -634,6 +656,7 @@ async fn judge(
         started: chrono::Utc::now(),
         before_state,
         before_measured: true,
+        replaced: false,
         next_state: after,
         batch_keys,
         merged: matches!(judged, Judged::Whole { .. }),

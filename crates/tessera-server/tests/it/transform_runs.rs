@@ -1132,3 +1132,42 @@ async fn a_refused_batch_and_a_failing_source_are_failed_runs() {
     );
     assert!(failed["run"]["facets"]["errorMessage"]["message"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_full_refresh_the_gate_still_knows_every_key() {
+    let server = mesh(Duration::ZERO).await;
+    // Keys that repeat across runs: orders 1 and 3 both become key 1.
+    let clashing = "-- materialize: append
+-- watermark: placed_at
+SELECT order_id % 2 AS order_id, CAST(amount AS DOUBLE) AS amount, placed_at
+FROM shop.orders.orders";
+    apply_stats(&server, &[("shipped_orders", clashing)]).await;
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n1,U00000001,5,open,2026-03-01T10:00:00Z\n",
+    )
+    .await;
+    let replaced = run(
+        &server,
+        "/api/v1/transforms/stats/daily/shipped_orders/run?full_refresh=true",
+    )
+    .await;
+    assert_eq!(replaced[0]["status"], json!("succeeded"), "{replaced:?}");
+    // The next append brings key 1 again: the gate, which kept the replacement's keys,
+    // refuses it.
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n3,U00000003,7,open,2026-03-02T10:00:00Z\n",
+    )
+    .await;
+    let appended = run(&server, "/api/v1/transforms/stats/daily/shipped_orders/run").await;
+    assert_eq!(appended[0]["status"], json!("failed"), "{appended:?}");
+    let error = appended[0]["error"].as_str().unwrap();
+    assert!(error.contains("order_id"), "{error}");
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM stats.daily.shipped_orders")
+            .await,
+        json!(1)
+    );
+}
