@@ -44,7 +44,7 @@ pub use checks::REFUSED_COMMIT;
 pub use config::ServerConfig;
 pub use error::{Result, ServiceError, render_violation};
 pub use events::{EVENTS_APP_ID, EventBody, EventConfig};
-pub use local_test::test_contract;
+pub use local_test::{read_local_file, test_contract};
 pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
 pub use openlineage::OpenLineageConfig;

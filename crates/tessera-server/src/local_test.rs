@@ -85,6 +85,43 @@ pub async fn test_contract(
     run_contract(cx, &contract, &path, format, &name).await
 }
 
+/// An engine for a command that reads local files in the user's own process: relative paths
+/// from the working directory, the default limits.
+fn local_engine() -> Result<QueryEngine> {
+    let storage = Storage::new(".", HashMap::new())?;
+    Ok(QueryEngine::new(Arc::new(storage), QueryConfig::default())?)
+}
+
+/// The first `limit` rows of a local file (`format`: `csv` with a header, `ndjson`, `parquet`),
+/// read through a session like any other (the same functions and limits) — what
+/// `tessera new --from-file` learns a schema from.
+pub async fn read_local_file(
+    cx: &RequestContext,
+    path: &str,
+    format: &str,
+    limit: usize,
+) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    let format = SourceFormat::parse(format)
+        .filter(|f| *f != SourceFormat::Delta)
+        .ok_or_else(|| {
+            ServiceError::BadRequest(format!(
+                "{path}: a .csv, .ndjson (.jsonl) or .parquet file is needed"
+            ))
+        })?;
+    let engine = local_engine()?;
+    let ctx = engine.session_with(&MeshSnapshot::default(), cx, Identifiers::AsWritten)?;
+    register_source(&ctx, "sample", path, format, &[]).await?;
+    let session = ctx.clone();
+    let batches = engine
+        .run(&session, async move {
+            let df = ctx.table("sample").await?.limit(0, Some(limit))?;
+            Ok(df.collect().await?)
+        })
+        .await;
+    engine.shut_down();
+    Ok(batches?)
+}
+
 async fn run_contract(
     cx: &RequestContext,
     contract: &Contract,
@@ -96,8 +133,7 @@ async fn run_contract(
     // written for datacontract-cli run on DuckDB, which matches identifiers regardless of case
     // (`AVG(ARR_DELAY)` on a column `ARR_DELAY`): identifiers are taken as written here, not
     // folded to lower case as in the mesh's SQL.
-    let storage = Storage::new(".", HashMap::new())?;
-    let engine = QueryEngine::new(Arc::new(storage), QueryConfig::default())?;
+    let engine = local_engine()?;
     let started = chrono::Utc::now();
     let facts = TableFacts {
         now_seconds: started.timestamp_micros() as f64 / 1e6,

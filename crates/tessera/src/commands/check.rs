@@ -37,13 +37,7 @@ pub async fn test(
     let name = contract.display().to_string();
     let text = std::fs::read_to_string(contract)
         .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
-    // Offline, in the user's own process: as the local user.
-    let user = std::env::var("USER").unwrap_or_else(|_| "local".into());
-    let cx = tessera_server::RequestContext::new(
-        tessera_server::Principal::user(user, Vec::new(), Vec::new()),
-        "tessera-test",
-        tessera_server::FrontEnd::Offline,
-    );
+    let cx = crate::commands::local_context("tessera-test");
     let report = tessera_server::test_contract(&cx, &name, &text, server).await?;
     show(&report, format)
 }

@@ -12,7 +12,7 @@
 //! folder of template folders (docs/templates.md).
 //!
 //! What a team knows fills the template in: `--from-file` infers the schema from a sample file
-//! (DataFusion reads CSV, NDJSON or Parquet), `--source postgres://…` from the table's columns,
+//! (CSV, NDJSON or Parquet, read as `tessera test` reads local files: `read_local_file`), `--source postgres://…` from the table's columns,
 //! `--input` resolves each input port's contract (and, for the consumer template, its columns)
 //! through the server.
 
@@ -863,44 +863,29 @@ fn all_timestamps(values: &[&str]) -> bool {
 /// values are unique as the key, personal data by name (as the standard policy finds it) or by
 /// value (as ingest's detectors do).
 async fn infer_from_file(file: &Path) -> Result<(Vec<ColumnDef>, String)> {
-    use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
     let extension = file
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    let format = match extension.as_str() {
+        "csv" => "csv",
+        "ndjson" | "jsonl" | "json" => "ndjson",
+        "parquet" => "parquet",
+        _ => bail!(
+            "--from-file {}: a .csv, .ndjson (.jsonl) or .parquet file is needed",
+            file.display()
+        ),
+    };
     let path = file
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("{}: the path is not UTF-8", file.display()))?;
     if !file.is_file() {
         bail!("--from-file {}: no such file", file.display());
     }
-    let ctx = datafusion::prelude::SessionContext::new();
-    let dotted = format!(".{extension}");
-    let (frame, format) = match extension.as_str() {
-        "csv" => (
-            ctx.read_csv(path, CsvReadOptions::new().file_extension(&dotted))
-                .await,
-            "csv",
-        ),
-        "ndjson" | "jsonl" | "json" => (
-            ctx.read_json(path, JsonReadOptions::default().file_extension(&dotted))
-                .await,
-            "ndjson",
-        ),
-        "parquet" => (
-            ctx.read_parquet(path, ParquetReadOptions::default()).await,
-            "parquet",
-        ),
-        _ => bail!(
-            "--from-file {}: a .csv, .ndjson (.jsonl) or .parquet file is needed",
-            file.display()
-        ),
-    };
-    let frame = frame.with_context(|| format!("reading {}", file.display()))?;
-    let batches = frame
-        .limit(0, Some(SAMPLED_ROWS))?
-        .collect()
+    // Read in this process, as the local user, through a session like any other.
+    let cx = crate::commands::local_context("tessera-new");
+    let batches = tessera_server::read_local_file(&cx, path, format, SAMPLED_ROWS)
         .await
         .with_context(|| format!("reading {}", file.display()))?;
     let schema = batches

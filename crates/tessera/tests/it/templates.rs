@@ -94,6 +94,18 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
         ingested.stdout
     );
     assert_eq!(count(&server, "shop.orders.orders"), "n\n3\n");
+    // The source the template wrote takes files dropped into the server's folder.
+    let incoming = data.path().join("incoming/shop/orders/orders");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(
+        incoming.join("day-2.csv"),
+        "id,status,amount,updated_at\nr-0004,new,1.00,2026-01-04T08:00:00Z\n",
+    )
+    .unwrap();
+    server
+        .cli(&["sources", "run", "shop.orders.orders_drops"])
+        .ok();
+    assert_eq!(count(&server, "shop.orders.orders"), "n\n4\n");
     // The sample query the descriptor carries works as written.
     let newest = server
         .cli(&[
@@ -106,7 +118,7 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
     assert!(
         newest
             .stdout
-            .starts_with("id,status,amount,updated_at\nr-0003,"),
+            .starts_with("id,status,amount,updated_at\nr-0004,"),
         "{}",
         newest.stdout
     );
@@ -150,7 +162,7 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
             "csv",
         ])
         .ok();
-    assert_eq!(rows.stdout, "input,row_count\nshop.orders.orders,3\n");
+    assert_eq!(rows.stdout, "input,row_count\nshop.orders.orders,4\n");
 
     // A consumer product in another domain, owned by another team: it starts as a copy of its
     // input's columns, and runs once its team may read the input.
@@ -195,7 +207,7 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
         .cli(&["access", "grant", "shop.orders", "--team", "finance team"])
         .ok();
     server.cli(&["run", "finance.open_orders.open_orders"]).ok();
-    assert_eq!(count(&server, "finance.open_orders.open_orders"), "n\n3\n");
+    assert_eq!(count(&server, "finance.open_orders.open_orders"), "n\n4\n");
 }
 
 #[test]
