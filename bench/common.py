@@ -78,6 +78,8 @@ def start_server(binary, data_dir, *extra, token=None):
         [binary, "serve", "--data-dir", str(data_dir), "--http", "127.0.0.1:0",
          "--credentials", str(pathlib.Path(data_dir) / "credentials"), *extra],
         stdout=subprocess.PIPE, text=True,
+        # A free port for the PostgreSQL front end too, unless the caller chose one.
+        env={"TESSERA_PG": "127.0.0.1:0", **os.environ},
     )
     for line in server.stdout:
         if m := re.search(r"(tsr_\S+)", line):

@@ -31,6 +31,8 @@ pub struct Generations {
     pub datasets: String,
     /// Governance policies, their results, glossary terms, detections.
     pub governance: i64,
+    /// Check runs stored.
+    pub quality: i64,
 }
 
 /// How long another instance's change may take to be seen here: generations are read from the
@@ -141,6 +143,7 @@ impl Catalog {
         let g = Generations {
             access: counter("access")?,
             governance: counter("governance")?,
+            quality: counter("quality")?,
             datasets: self.datasets_generation().await?,
         };
         *self.generations.read.lock().expect("generations") = Some((read_at, changes, g.clone()));
@@ -481,6 +484,9 @@ impl Catalog {
         .bind(run.table_version)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("UPDATE generations SET value = value + 1 WHERE name = 'quality'")
+            .execute(&mut *tx)
+            .await?;
         for r in results {
             sqlx::query(
                 "INSERT INTO check_results (run_id, position, check_key, check_type, name, model, field, dimension, severity, quality_id, result, measured, threshold, reason, samples)
@@ -565,6 +571,38 @@ impl Catalog {
                     score: r.try_get("score")?,
                     table_version: r.try_get("table_version")?,
                 })
+            })
+            .collect()
+    }
+
+    /// The blocking checks that fail in each dataset's latest check run (a refused batch's run
+    /// is not one: its data was never committed): (domain, product, dataset, when the run
+    /// started, the check's name), by dataset and check order.
+    pub async fn failing_blocking_checks(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.domain, r.product, r.dataset, r.started_at, c.name
+             FROM check_runs r JOIN check_results c ON c.run_id = r.run_id
+             WHERE r.result = 'failed' AND c.result = 'failed' AND c.severity = 'error'
+               AND r.trigger <> 'refused_commit'
+               AND r.run_id = (SELECT l.run_id FROM check_runs l
+                               WHERE l.domain = r.domain AND l.product = r.product
+                                 AND l.dataset = r.dataset AND l.trigger <> 'refused_commit'
+                               ORDER BY l.started_at DESC, l.run_id DESC LIMIT 1)
+             ORDER BY r.domain, r.product, r.dataset, c.position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("domain")?,
+                    r.try_get("product")?,
+                    r.try_get("dataset")?,
+                    r.try_get("started_at")?,
+                    r.try_get("name")?,
+                ))
             })
             .collect()
     }

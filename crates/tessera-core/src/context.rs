@@ -84,6 +84,8 @@ impl fmt::Display for Principal {
 pub enum FrontEnd {
     /// The HTTP API (and the CLI, which is its client).
     Http,
+    /// The PostgreSQL wire protocol (psql, drivers, BI tools).
+    Postgres,
     /// The server's scheduler (scheduled checks).
     Scheduler,
     /// `tessera demo` loading the reference mesh.
@@ -98,6 +100,7 @@ impl FrontEnd {
     pub fn as_str(self) -> &'static str {
         match self {
             FrontEnd::Http => "http",
+            FrontEnd::Postgres => "postgres",
             FrontEnd::Scheduler => "scheduler",
             FrontEnd::Demo => "demo",
             FrontEnd::Offline => "offline",

@@ -177,6 +177,44 @@ pub enum Identifiers {
     AsWritten,
 }
 
+/// How a front end shapes the session the one session factory makes
+/// ([`QueryEngine::session_shaped`]): the mesh's tables and governance are always the same;
+/// what a front end may add is how identifiers read, where unqualified names resolve, and
+/// schemas or functions of its own (the PostgreSQL front end's `pg_catalog`).
+#[derive(Clone, Default)]
+pub struct SessionShape {
+    pub identifiers: Identifiers,
+    /// The catalog (a domain) that `product.dataset` resolves in; by default the built-in
+    /// `tessera` catalog, so datasets are named `domain.product.dataset`.
+    pub default_catalog: Option<String>,
+    /// Registers a front end's own schemas and functions once the mesh's tables are in.
+    pub extend: Option<SessionExtension>,
+}
+
+/// See [`SessionShape::extend`].
+pub type SessionExtension =
+    Arc<dyn Fn(&SessionContext) -> datafusion::error::Result<()> + Send + Sync>;
+
+impl SessionShape {
+    /// The default shape with identifiers read as `identifiers` says.
+    pub fn identifiers(identifiers: Identifiers) -> Self {
+        Self {
+            identifiers,
+            ..Self::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionShape")
+            .field("identifiers", &self.identifiers)
+            .field("default_catalog", &self.default_catalog)
+            .field("extended", &self.extend.is_some())
+            .finish()
+    }
+}
+
 /// How long a cancelled query may take to notice before its caller stops waiting for it.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
@@ -219,7 +257,8 @@ pub struct QueryEngine {
     expressions: Arc<std::sync::OnceLock<SessionContext>>,
 }
 
-const DEFAULT_CATALOG: &str = "tessera";
+/// The catalog a session resolves `schema.table` in by default (see [`SessionShape`]).
+pub const DEFAULT_CATALOG: &str = "tessera";
 const DEFAULT_SCHEMA: &str = "public";
 
 impl QueryEngine {
@@ -251,15 +290,15 @@ impl QueryEngine {
     /// will apply) whose catalogs are the snapshot's domains, with its own memory limit,
     /// Tessera's functions and checked integer arithmetic.
     pub fn session(&self, snapshot: &MeshSnapshot, cx: &RequestContext) -> Result<SessionContext> {
-        self.session_with(snapshot, cx, Identifiers::Folded)
+        self.session_shaped(snapshot, cx, &SessionShape::default())
     }
 
-    /// [`session`](Self::session) with identifiers read as `identifiers` says.
-    pub fn session_with(
+    /// [`session`](Self::session) shaped for a front end (see [`SessionShape`]).
+    pub fn session_shaped(
         &self,
         snapshot: &MeshSnapshot,
         cx: &RequestContext,
-        identifiers: Identifiers,
+        shape: &SessionShape,
     ) -> Result<SessionContext> {
         let token = self.executor.query_token();
         let mut config = session_config(self.config.target_partitions).with_extension(Arc::new(
@@ -269,7 +308,7 @@ impl QueryEngine {
                 request: cx.clone(),
             },
         ));
-        if identifiers == Identifiers::AsWritten {
+        if shape.identifiers == Identifiers::AsWritten {
             config.options_mut().sql_parser.enable_ident_normalization = false;
         }
         let runtime = Arc::new(RuntimeEnv {
@@ -319,17 +358,40 @@ impl QueryEngine {
             }
             ctx.register_catalog(domain, Arc::new(catalog));
         }
+        if let Some(catalog) = &shape.default_catalog
+            && ctx.catalog(catalog).is_none()
+        {
+            // A domain whose datasets the principal may not discover still resolves (empty).
+            ctx.register_catalog(catalog, Arc::new(MemoryCatalogProvider::new()));
+        }
         if !snapshot.meta.is_empty() {
-            let schema = MemorySchemaProvider::new();
+            let schema = Arc::new(MemorySchemaProvider::new());
             for meta in &snapshot.meta {
                 schema
                     .register_table(meta.name.to_string(), meta.table.clone())
                     .map_err(QueryError::from_datafusion)?;
             }
-            ctx.catalog(DEFAULT_CATALOG)
-                .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?
-                .register_schema(META_SCHEMA, Arc::new(schema))
-                .map_err(QueryError::from_datafusion)?;
+            for catalog in std::iter::once(DEFAULT_CATALOG).chain(shape.default_catalog.as_deref())
+            {
+                ctx.catalog(catalog)
+                    .ok_or_else(|| {
+                        QueryError::Internal(format!("the catalog {catalog} is missing"))
+                    })?
+                    .register_schema(META_SCHEMA, schema.clone())
+                    .map_err(QueryError::from_datafusion)?;
+            }
+        }
+        if let Some(catalog) = &shape.default_catalog {
+            // Read when a name resolves, so it applies to every statement planned from here on.
+            ctx.state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_catalog = catalog.clone();
+        }
+        if let Some(extend) = &shape.extend {
+            extend(&ctx).map_err(QueryError::from_datafusion)?;
         }
         Ok(ctx)
     }
@@ -504,6 +566,27 @@ impl QueryEngine {
             .await
     }
 
+    /// [`execute_refined`](Self::execute_refined) in a session shaped for a front end.
+    pub async fn execute_shaped(
+        &self,
+        snapshot: &MeshSnapshot,
+        sql: &str,
+        cx: &RequestContext,
+        observer: QueryObserver,
+        refine: Refine,
+        shape: &SessionShape,
+    ) -> Result<QueryStream> {
+        let observer = Arc::new(std::sync::Mutex::new(Some(observer)));
+        let result = self
+            .start_query(snapshot, sql, cx, observer.clone(), refine, shape)
+            .await;
+        if let Err(e) = &result {
+            // Unless the query's own task told it already.
+            crate::report::report_early(&observer, e);
+        }
+        result
+    }
+
     /// [`execute_observed`](Self::execute_observed), with the planned statement passed through
     /// `refine` before it runs (a transform keeps only the rows past its watermark: a filter
     /// the optimizer pushes down to the scans).
@@ -515,15 +598,15 @@ impl QueryEngine {
         observer: QueryObserver,
         refine: Refine,
     ) -> Result<QueryStream> {
-        let observer = Arc::new(std::sync::Mutex::new(Some(observer)));
-        let result = self
-            .start_query(snapshot, sql, cx, observer.clone(), refine)
-            .await;
-        if let Err(e) = &result {
-            // Unless the query's own task told it already.
-            crate::report::report_early(&observer, e);
-        }
-        result
+        self.execute_shaped(
+            snapshot,
+            sql,
+            cx,
+            observer,
+            refine,
+            &SessionShape::default(),
+        )
+        .await
     }
 
     async fn start_query(
@@ -533,12 +616,13 @@ impl QueryEngine {
         cx: &RequestContext,
         observer: Arc<std::sync::Mutex<Option<QueryObserver>>>,
         refine: Refine,
+        shape: &SessionShape,
     ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         // A query waits for its turn at most as long as it may run; its time starts then.
         let admission = self.executor.admit(timeout).await?;
         let deadline = Instant::now() + timeout;
-        let ctx = self.session(snapshot, cx)?;
+        let ctx = self.session_shaped(snapshot, cx, shape)?;
         let token = token_of(&ctx).expect("sessions carry a token");
         self.executor.cancel_at(deadline, token.clone());
         let why = Cancelled {
@@ -551,7 +635,7 @@ impl QueryEngine {
             max_rows: self.config.max_result_rows,
             max_bytes: self.config.max_result_bytes,
         };
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<SchemaRef>>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(SchemaRef, Vec<DatasetRef>)>>();
         let (batches_tx, batches_rx) = mpsc::channel::<Result<RecordBatch>>(2);
         let task = self.executor.spawn(async move {
             // Dropped unfinished (the task aborted), it reports the query abandoned.
@@ -597,7 +681,10 @@ impl QueryEngine {
                     return;
                 }
             };
-            if ready_tx.send(Ok(schema)).is_err() {
+            if ready_tx
+                .send(Ok((schema, reporter.datasets.clone())))
+                .is_err()
+            {
                 return;
             }
             let mut counted = limits.counter();
@@ -628,22 +715,24 @@ impl QueryEngine {
                 }
             }
         });
-        let schema = match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {
-            Ok(Ok(ready)) => ready?,
-            // The task ended without a word: it panicked or the server is stopping.
-            Ok(Err(_)) => {
-                return Err(match task.await {
-                    Err(e) => e,
-                    Ok(()) => QueryError::Internal("the query ended before it started".into()),
-                });
-            }
-            Err(_) => {
-                task.abort();
-                return Err(QueryError::Timeout(self.config.timeout_seconds));
-            }
-        };
+        let (schema, datasets) =
+            match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {
+                Ok(Ok(ready)) => ready?,
+                // The task ended without a word: it panicked or the server is stopping.
+                Ok(Err(_)) => {
+                    return Err(match task.await {
+                        Err(e) => e,
+                        Ok(()) => QueryError::Internal("the query ended before it started".into()),
+                    });
+                }
+                Err(_) => {
+                    task.abort();
+                    return Err(QueryError::Timeout(self.config.timeout_seconds));
+                }
+            };
         Ok(QueryStream::new(
             schema,
+            datasets,
             batches_rx,
             task,
             token,

@@ -67,6 +67,33 @@ impl QueryError {
         }
     }
 
+    /// The SQLSTATE a PostgreSQL client gets for this error (and from which the Flight SQL
+    /// front end's gRPC status follows): one classification for every front end.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            QueryError::Invalid(message) => invalid_sqlstate(message),
+            QueryError::Forbidden(_) => "42501",
+            QueryError::ReadOnly(_) => "25006",
+            QueryError::Failed(message) => {
+                let message = message.to_lowercase();
+                if message.contains("divide by zero") || message.contains("division by zero") {
+                    "22012"
+                } else if message.contains("overflow") {
+                    "22003"
+                } else {
+                    "22000"
+                }
+            }
+            QueryError::ResourcesExhausted(_) => "53200",
+            QueryError::ResultTooLarge(_) => "54000",
+            QueryError::Timeout(_) => "57014",
+            QueryError::Busy => "53300",
+            QueryError::ShuttingDown => "57P01",
+            QueryError::Unavailable(_) => "58000",
+            QueryError::Internal(_) => "XX000",
+        }
+    }
+
     /// Classifies an error DataFusion returned.
     pub fn from_datafusion(error: DataFusionError) -> Self {
         let message = error.strip_backtrace();
@@ -112,6 +139,31 @@ impl QueryError {
             }
             _ => QueryError::Unavailable(message),
         }
+    }
+}
+
+/// Which kind of invalid statement `message` describes, as PostgreSQL would say it.
+fn invalid_sqlstate(message: &str) -> &'static str {
+    let lower = message.to_lowercase();
+    if lower.contains("parsererror")
+        || lower.contains("sql error")
+        || lower.contains("syntax")
+        || lower.contains("expected one sql statement")
+        || lower.contains("the query is empty")
+    {
+        "42601"
+    } else if lower.contains("table") && lower.contains("not found") {
+        "42P01"
+    } else if lower.contains("no field named") {
+        "42703"
+    } else if lower.contains("invalid function") {
+        "42883"
+    } else if lower.contains("more than the limit") || lower.contains("nested") {
+        "54001"
+    } else if lower.starts_with("not supported") {
+        "0A000"
+    } else {
+        "42000"
     }
 }
 

@@ -79,6 +79,8 @@ impl ResultCounter {
 /// The result of [`QueryEngine::execute`](crate::QueryEngine::execute).
 pub struct QueryStream {
     schema: SchemaRef,
+    /// The datasets the query reads, as planned.
+    datasets: Vec<tessera_core::DatasetRef>,
     batches: mpsc::Receiver<Result<RecordBatch>>,
     task: Task<()>,
     /// Cancelled when the stream is dropped, which stops the query inside its operators.
@@ -91,8 +93,10 @@ pub struct QueryStream {
 }
 
 impl QueryStream {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         schema: SchemaRef,
+        datasets: Vec<tessera_core::DatasetRef>,
         batches: mpsc::Receiver<Result<RecordBatch>>,
         task: Task<()>,
         token: CancellationToken,
@@ -102,6 +106,7 @@ impl QueryStream {
     ) -> Self {
         Self {
             schema,
+            datasets,
             batches,
             task,
             token,
@@ -114,6 +119,11 @@ impl QueryStream {
 
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The datasets the query reads (quarantine tables included), as its plan names them.
+    pub fn datasets(&self) -> &[tessera_core::DatasetRef] {
+        &self.datasets
     }
 }
 

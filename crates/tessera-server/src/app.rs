@@ -18,6 +18,8 @@ pub struct Application {
     mesh: Arc<Mesh>,
     listener: TcpListener,
     address: SocketAddr,
+    /// The PostgreSQL front end's listener, when it is on.
+    postgres: Option<(TcpListener, crate::pgwire::PgServer)>,
     max_body_bytes: usize,
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
@@ -42,6 +44,18 @@ impl Application {
         let listener = TcpListener::bind(config.http).await.map_err(|e| {
             ServiceError::BadRequest(format!("cannot listen on {}: {e}", config.http))
         })?;
+        let postgres = match config.postgres.address {
+            Some(address) => {
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    ServiceError::BadRequest(format!(
+                        "cannot listen for PostgreSQL clients on {address}: {e} (--pg ADDR, or --pg off)"
+                    ))
+                })?;
+                let server = crate::pgwire::PgServer::new(mesh.clone(), &config.postgres)?;
+                Some((listener, server))
+            }
+            None => None,
+        };
         let first_admin_token = mesh.bootstrap_admin().await?;
         let address = listener
             .local_addr()
@@ -50,6 +64,7 @@ impl Application {
             mesh,
             listener,
             address,
+            postgres,
             max_body_bytes: config.max_body_bytes,
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
@@ -65,6 +80,13 @@ impl Application {
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address the PostgreSQL front end listens on, when it is on.
+    pub fn postgres_address(&self) -> Option<SocketAddr> {
+        self.postgres
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// On the first start of a new mesh, the token of the user `admin` (group `admins`) made
@@ -119,6 +141,14 @@ impl Application {
             ))
         });
         let lineage_pruning = Some(tokio::spawn(crate::openlineage::prune(self.mesh.clone())));
+        let stop_postgres = tokio_util::sync::CancellationToken::new();
+        let postgres = self.postgres.map(|(listener, server)| {
+            tokio::spawn(crate::pgwire::serve(
+                listener,
+                server,
+                stop_postgres.clone(),
+            ))
+        });
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +166,7 @@ impl Application {
                 }
                 tracing::info!("shutting down: cancelling running queries");
                 mesh.stop_queries();
+                stop_postgres.cancel();
                 let _ = signalled.send(());
             })
             .into_future();
@@ -161,6 +192,7 @@ impl Application {
             transforms,
             lineage_delivery,
             lineage_pruning,
+            postgres,
         ]
         .into_iter()
         .flatten()

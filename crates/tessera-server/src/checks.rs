@@ -3,6 +3,7 @@
 //! measured value, the threshold and failed-row samples, and the dataset's quality score.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tessera_catalog::{
     CheckResultRecord, CheckRunRecord, DatasetRecord, RunFilter, Triggers, store_time,
@@ -245,6 +246,66 @@ impl Mesh {
             last_commit_seconds: last_commit,
             typed: true,
         })
+    }
+
+    /// What a reader of `datasets` should know of their quality: one line for each whose
+    /// latest check run has failing blocking checks (a query still answers; its front end says
+    /// so: a header over HTTP, a NOTICE over PostgreSQL). Read again only after a check run was
+    /// stored; a store that cannot say is logged and says nothing.
+    pub(crate) async fn failing_check_warnings(
+        &self,
+        datasets: &[tessera_core::DatasetRef],
+    ) -> Vec<String> {
+        if datasets.is_empty() {
+            return Vec::new();
+        }
+        let failing = match self.failing_checks().await {
+            Ok(failing) => failing,
+            Err(e) => {
+                tracing::warn!(error = %e, "the failing checks could not be read");
+                return Vec::new();
+            }
+        };
+        let mut warnings: Vec<String> = datasets
+            .iter()
+            .filter_map(|d| failing.get(&d.to_string()).cloned())
+            .collect();
+        warnings.dedup();
+        warnings
+    }
+
+    async fn failing_checks(&self) -> Result<Arc<HashMap<String, String>>> {
+        let generation = self.catalog.generations().await?.quality;
+        let mut cached = self.failing_checks.lock().await;
+        if let Some((g, failing)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(failing.clone());
+        }
+        let mut by_dataset: std::collections::BTreeMap<String, (String, Vec<String>)> =
+            Default::default();
+        for (domain, product, dataset, started_at, check) in
+            self.catalog.failing_blocking_checks().await?
+        {
+            by_dataset
+                .entry(format!("{domain}.{product}.{dataset}"))
+                .or_insert_with(|| (started_at, Vec::new()))
+                .1
+                .push(check);
+        }
+        let failing: HashMap<String, String> = by_dataset
+            .into_iter()
+            .map(|(dataset, (at, checks))| {
+                let line = format!(
+                    "{dataset}: blocking checks fail in its latest check run ({at}): {}",
+                    checks.join("; ")
+                );
+                (dataset, line)
+            })
+            .collect();
+        let failing = Arc::new(failing);
+        *cached = Some((generation, failing.clone()));
+        Ok(failing)
     }
 
     /// Keeps a run: its results, its worst outcome and its score.

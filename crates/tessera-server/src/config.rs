@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub maintenance: crate::maintenance::MaintenanceConfig,
     /// Where OpenLineage events go, and the namespace they name Tessera's datasets in.
     pub openlineage: crate::openlineage::OpenLineageConfig,
+    /// The PostgreSQL wire front end (off unless an address is set).
+    pub postgres: crate::pgwire::PostgresConfig,
 }
 
 impl ServerConfig {
@@ -67,6 +69,7 @@ impl ServerConfig {
             events: crate::events::EventConfig::default(),
             maintenance: crate::maintenance::MaintenanceConfig::default(),
             openlineage: crate::openlineage::OpenLineageConfig::default(),
+            postgres: crate::pgwire::PostgresConfig::default(),
         }
     }
 

@@ -28,6 +28,7 @@ mod maintenance;
 mod mesh;
 mod meta;
 mod openlineage;
+mod pgwire;
 mod policies;
 mod query_log;
 mod scheduler;
@@ -48,6 +49,7 @@ pub use local_test::{read_local_file, test_contract};
 pub use maintenance::MaintenanceConfig;
 pub use mesh::{BatchData, Mesh};
 pub use openlineage::OpenLineageConfig;
+pub use pgwire::PostgresConfig;
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
     LineageService, OperationsService, PublishService, QualityService, QueryService, Services,

@@ -10,7 +10,8 @@ use tessera_core::{Contract, RequestContext};
 use tessera_quality::{CheckResult, TableFacts, run_checks};
 
 use tessera_query::{
-    Identifiers, MeshSnapshot, QueryConfig, QueryEngine, SourceFormat, register_source,
+    Identifiers, MeshSnapshot, QueryConfig, QueryEngine, SessionShape, SourceFormat,
+    register_source,
 };
 use tessera_spec::SpecDocument;
 use tessera_storage::Storage;
@@ -109,7 +110,11 @@ pub async fn read_local_file(
             ))
         })?;
     let engine = local_engine()?;
-    let ctx = engine.session_with(&MeshSnapshot::default(), cx, Identifiers::AsWritten)?;
+    let ctx = engine.session_shaped(
+        &MeshSnapshot::default(),
+        cx,
+        &SessionShape::identifiers(Identifiers::AsWritten),
+    )?;
     register_source(&ctx, "sample", path, format, &[]).await?;
     let session = ctx.clone();
     let batches = engine
@@ -145,7 +150,11 @@ async fn run_contract(
         let table = dataset.name.as_str();
         let path = path.replace("{model}", table);
         let columns: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
-        let ctx = engine.session_with(&MeshSnapshot::default(), cx, Identifiers::AsWritten)?;
+        let ctx = engine.session_shaped(
+            &MeshSnapshot::default(),
+            cx,
+            &SessionShape::identifiers(Identifiers::AsWritten),
+        )?;
         register_source(&ctx, table, &path, format, &columns).await?;
         let checks = dataset.checks(&contract.sla);
         let results: Vec<CheckResult> = {

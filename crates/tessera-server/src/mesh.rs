@@ -19,7 +19,8 @@ use tessera_core::{Principal, RequestContext};
 use tessera_ingest::{Format, Prepared};
 use tessera_quality::RowValidator;
 use tessera_query::{
-    DatasetEntry, MeshSnapshot, PersonalColumn, QueryEngine, QueryStream, TableAccess, Task,
+    DatasetEntry, MeshSnapshot, PersonalColumn, QueryEngine, QueryStream, SessionShape,
+    TableAccess, Task,
 };
 
 use crate::service::{CatalogService, IngestService, OperationsService, QueryService};
@@ -67,6 +68,9 @@ pub struct Mesh {
     /// The `tessera_meta` rows of the whole mesh, with the snapshot and access generation
     /// they were built at (see `meta.rs`).
     meta: tokio::sync::Mutex<Option<MetaCache>>,
+    /// Each dataset's failing blocking checks as of the store's quality generation (see
+    /// [`Mesh::quality_warnings`]).
+    pub(crate) failing_checks: tokio::sync::Mutex<Option<FailingChecks>>,
     /// Who may do what, as of the store's access generation (see `governance.rs`).
     pub(crate) access_state: tokio::sync::Mutex<Option<Arc<crate::governance::AccessState>>>,
     /// One apply at a time, so plans are computed against what is really there.
@@ -98,6 +102,10 @@ pub struct Mesh {
     /// What OpenLineage events name Tessera's datasets and jobs in.
     pub(crate) openlineage: crate::openlineage::OpenLineageConfig,
 }
+
+/// The quality generation, and a line for each dataset (by `domain.product.dataset`) whose
+/// latest check run has failing blocking checks.
+pub(crate) type FailingChecks = (i64, Arc<HashMap<String, String>>);
 
 /// A product descriptor's source text and the model parsed from it.
 type ParsedProduct = (String, Arc<tessera_core::Product>);
@@ -146,6 +154,7 @@ impl Mesh {
             products: Mutex::new(HashMap::new()),
             snapshot: tokio::sync::Mutex::new(None),
             meta: tokio::sync::Mutex::new(None),
+            failing_checks: tokio::sync::Mutex::new(None),
             access_state: tokio::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             ingest_locks: Mutex::new(HashMap::new()),
@@ -371,6 +380,43 @@ impl Mesh {
     ) -> Result<datafusion::prelude::SessionContext> {
         let snapshot = self.snapshot_for(cx).await?;
         Ok(self.engine.session(&snapshot, cx)?)
+    }
+
+    /// A user's query as every front end runs it: the principal's governed snapshot, the
+    /// engine's limits, the query log (naming `cx.front_end`). `refine` binds parameters;
+    /// `shape` is the front end's (see [`SessionShape`]). The outer error is the service's
+    /// (the snapshot), the inner the query's, kept whole for a front end's own status codes.
+    pub(crate) async fn query_shaped(
+        &self,
+        cx: &RequestContext,
+        sql: &str,
+        refine: tessera_query::Refine,
+        shape: &SessionShape,
+    ) -> Result<tessera_query::Result<QueryStream>> {
+        let snapshot = self.snapshot_for(cx).await?;
+        let log = self.query_log.clone();
+        let entry = crate::query_log::entry_for(cx, sql);
+        let observer = Box::new(move |report| log.record(entry.with(report)));
+        Ok(self
+            .engine
+            .execute_shaped(&snapshot, sql, cx, observer, refine, shape)
+            .await)
+    }
+
+    /// Plans a user's statement without running it (a prepared statement's types), in the
+    /// session [`query_shaped`](Self::query_shaped) would run it in.
+    pub(crate) async fn plan_shaped(
+        &self,
+        cx: &RequestContext,
+        sql: &str,
+        shape: &SessionShape,
+    ) -> Result<tessera_query::Result<datafusion::prelude::DataFrame>> {
+        let snapshot = self.snapshot_for(cx).await?;
+        let ctx = match self.engine.session_shaped(&snapshot, cx, shape) {
+            Ok(ctx) => ctx,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(tessera_query::plan_sql(&ctx, sql).await)
     }
 
     pub(crate) fn engine(&self) -> &QueryEngine {
@@ -1037,14 +1083,13 @@ impl QueryService for Mesh {
     /// comes back once its first rows are ready, and ends with an error item if the query
     /// fails or passes a limit after that.
     async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream> {
-        let snapshot = self.snapshot_for(cx).await?;
-        let log = self.query_log.clone();
-        let entry = crate::query_log::entry_for(cx, sql);
-        let observer = Box::new(move |report| log.record(entry.with(report)));
         Ok(self
-            .engine
-            .execute_observed(&snapshot, sql, cx, observer)
-            .await?)
+            .query_shaped(cx, sql, Box::new(Ok), &SessionShape::default())
+            .await??)
+    }
+
+    async fn quality_warnings(&self, datasets: &[tessera_core::DatasetRef]) -> Vec<String> {
+        self.failing_check_warnings(datasets).await
     }
 
     async fn queries(&self, cx: &RequestContext, limit: i64) -> Result<Vec<QueryLogView>> {

@@ -93,6 +93,10 @@ pub trait IngestService: Send + Sync {
 pub trait QueryService: Send + Sync {
     /// One statement; the result streams (see [`QueryStream`]).
     async fn query(&self, cx: &RequestContext, sql: &str) -> Result<QueryStream>;
+
+    /// One line for each of `datasets` (what a query read) whose latest check run has failing
+    /// blocking checks: the query answered, and its reader should know.
+    async fn quality_warnings(&self, datasets: &[tessera_core::DatasetRef]) -> Vec<String>;
     /// Runs CPU-heavy work of a front end (encoding a result) on the query runtime, off the
     /// threads that answer requests. Dropping the handle cancels it.
     fn offload(&self, work: BoxFuture<'static, ()>) -> Task<()>;

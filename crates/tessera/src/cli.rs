@@ -739,6 +739,13 @@ pub struct ServeArgs {
     /// Address of the HTTP API (port 0 picks a free port).
     #[arg(long, env = "TESSERA_HTTP", default_value = "127.0.0.1:7070")]
     pub http: SocketAddr,
+    /// Address of the PostgreSQL wire front end (`psql -h HOST -p PORT -U USER -d DOMAIN`, the
+    /// API token as password; port 0 picks a free port), or `off`.
+    #[arg(long = "pg", env = "TESSERA_PG", default_value = "127.0.0.1:5433", value_parser = parse_listen_address)]
+    pub pg: ListenAddress,
+    /// PostgreSQL connections open at once; more are refused (SQLSTATE 53300).
+    #[arg(long, env = "TESSERA_PG_MAX_CONNECTIONS", default_value_t = 100)]
+    pub pg_max_connections: usize,
     /// Directory of the embedded defaults (metadata.db, tables/).
     #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data")]
     pub data_dir: PathBuf,
@@ -883,4 +890,18 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddress(pub Option<SocketAddr>);
+
+fn parse_listen_address(value: &str) -> Result<ListenAddress, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(ListenAddress(None));
+    }
+    value
+        .parse()
+        .map(|a| ListenAddress(Some(a)))
+        .map_err(|e| format!("{e}: expected HOST:PORT (e.g. 127.0.0.1:5433) or off"))
 }

@@ -233,7 +233,15 @@ impl Client {
             .json(&tessera_server::views::QueryRequest {
                 sql: sql.to_string(),
             });
-        Ok(self.send(request).await?.bytes().await?)
+        let response = self.send(request).await?;
+        // The datasets read whose blocking checks fail: said on stderr, the answer on stdout.
+        for warning in response
+            .headers()
+            .get_all(tessera_server::api::QUALITY_WARNING)
+        {
+            eprintln!("warning: {}", String::from_utf8_lossy(warning.as_bytes()));
+        }
+        Ok(response.bytes().await?)
     }
 
     /// Sends events, waiting out a full event log (429 with `Retry-After`) a few times.

@@ -251,3 +251,96 @@ async fn a_table_the_principal_may_only_discover_is_listed_but_never_read() {
 }
 
 mod lineage;
+
+/// An engine over empty tables for both datasets of [`snapshot`], in `dir`.
+async fn engine_over_the_snapshots_tables(
+    dir: &tempfile::TempDir,
+    config: QueryConfig,
+) -> QueryEngine {
+    let storage = Arc::new(Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap());
+    for location in ["shop/orders/items", "crm/people/names"] {
+        storage
+            .ensure_table(location, &schema(), "t", None)
+            .await
+            .unwrap();
+    }
+    QueryEngine::new(storage, config).unwrap()
+}
+
+/// The SQLSTATE each kind of error gets, from the errors the engine really returns: what every
+/// PostgreSQL client (and the Flight SQL front end's status codes) see.
+#[tokio::test]
+async fn errors_carry_the_sqlstate_postgresql_would_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueryConfig {
+        max_sql_bytes: 200,
+        ..QueryConfig::default()
+    };
+    let engine = engine_over_the_snapshots_tables(&dir, config).await;
+    let mut discover_only = snapshot();
+    discover_only.tables[1].access = TableAccess::DiscoverOnly;
+    for (sql, sqlstate) in [
+        ("SELEC 1", "42601"),
+        ("SELECT 1; SELECT 2", "42601"),
+        ("SELECT * FROM shop.orders.nothing", "42P01"),
+        ("SELECT nothing FROM shop.orders.items", "42703"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("DROP TABLE shop.orders.items", "25006"),
+        ("SELECT * FROM crm.people.names", "42501"),
+        ("SELECT 1 / 0", "22012"),
+        ("SELECT 9223372036854775807 + 1", "22003"),
+        (&format!("SELECT '{}'", "x".repeat(300)), "54001"),
+    ] {
+        let answer = match engine.execute(&discover_only, sql, &cx()).await {
+            Err(e) => e,
+            Ok(stream) => {
+                use futures::TryStreamExt;
+                match stream.try_collect::<Vec<_>>().await {
+                    Err(e) => e,
+                    Ok(_) => panic!("{sql}: expected an error"),
+                }
+            }
+        };
+        assert_eq!(answer.sqlstate(), sqlstate, "{sql}: {answer}");
+    }
+}
+
+/// A front end's shape: `product.dataset` resolves in its default catalog (a PostgreSQL
+/// client's database), `domain.product.dataset` still everywhere, its extension runs.
+#[tokio::test]
+async fn a_shaped_session_resolves_in_its_default_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_over_the_snapshots_tables(&dir, QueryConfig::default()).await;
+    let extended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = extended.clone();
+    let shape = tessera_query::SessionShape {
+        default_catalog: Some("shop".into()),
+        extend: Some(Arc::new(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })),
+        ..Default::default()
+    };
+    let stream = engine
+        .execute_shaped(
+            &snapshot(),
+            "SELECT count(*) FROM orders.items i JOIN crm.people.names n ON i.id = n.id",
+            &cx(),
+            Box::new(|_| {}),
+            Box::new(Ok),
+            &shape,
+        )
+        .await
+        .unwrap();
+    use futures::TryStreamExt;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    assert_eq!(batches[0].num_rows(), 1);
+    assert_eq!(extended.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Without the shape, `orders.items` names nothing.
+    assert!(
+        engine
+            .execute(&snapshot(), "SELECT count(*) FROM orders.items", &cx())
+            .await
+            .is_err()
+    );
+}

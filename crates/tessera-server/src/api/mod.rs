@@ -203,6 +203,10 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// The names of the mesh in paths and query strings, as `Name::parse` checks them.
 const NAME_PATTERN: &str = "^[a-z][a-z0-9_]*$";
+
+/// A query's response header, once for each dataset it read whose latest check run has failing
+/// blocking checks (the answer is still given): `DOMAIN.PRODUCT.DATASET: blocking checks fail…`.
+pub const QUALITY_WARNING: &str = "tessera-quality-warning";
 /// Secret names, as `SourcesService::put_secret` checks them.
 const SECRET_NAME_PATTERN: &str = "^[a-z][a-z0-9_.-]*$";
 
@@ -635,7 +639,7 @@ async fn apply(
 #[utoipa::path(post, path = "/api/v1/query", tag = "query",
     request_body = QueryRequest,
     params(("Accept" = Option<String>, Header, description = "application/json (default), application/x-ndjson, text/csv, or application/vnd.apache.arrow.stream")),
-    responses((status = 200, description = "The result, encoded as the Accept header asks and streamed. A failure or a limit reached once rows were sent ends the body with an error marker (see the README)",
+    responses((status = 200, description = "The result, encoded as the Accept header asks and streamed. A failure or a limit reached once rows were sent ends the body with an error marker (see the README). A `Tessera-Quality-Warning` header names each dataset read whose latest check run has failing blocking checks",
                content((QueryResult = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"),
                        (Vec<u8> = "application/vnd.apache.arrow.stream"))),
               (status = 400, description = "The SQL does not parse or plan, would change something, is too long or too deeply nested, or fails on the data (division by zero, a failed cast, an integer overflow)", body = ErrorBody),
@@ -653,8 +657,26 @@ async fn query(
         ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let stream = s.services.query(&cx, &request.sql).await?;
     let encoder = ResultEncoder::new(format, &stream.schema())?;
+    let warnings = s.services.quality_warnings(stream.datasets()).await;
     let body = results::stream_body(s.services.as_ref(), stream, encoder);
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+    let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    for warning in warnings {
+        // Header values are visible ASCII: anything else in a check's name is replaced.
+        let ascii: String = warning
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(value) = header::HeaderValue::from_str(&ascii) {
+            response.headers_mut().append(QUALITY_WARNING, value);
+        }
+    }
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/api/v1/products/{domain}/{product}/checks", tag = "quality",

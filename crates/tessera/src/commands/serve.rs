@@ -44,6 +44,10 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         },
     };
     config.shutdown_timeout_seconds = args.shutdown_timeout_seconds;
+    config.postgres = tessera_server::PostgresConfig {
+        address: args.pg.0,
+        max_connections: args.pg_max_connections.max(1),
+    };
     config.contract_limits = FileLimits {
         max_bytes: args.contract_max_bytes,
         max_datasets: args.contract_max_datasets,
@@ -103,8 +107,16 @@ pub fn keep_admin_token(args: &ServeArgs, app: &Application, token: &str) -> Res
     Ok(path.display().to_string())
 }
 
-/// The line scripts and tests wait for: the address actually bound.
+/// The line scripts and tests wait for: the address actually bound (after the PostgreSQL
+/// front end's, when it is on).
 pub fn announce(app: &Application) {
+    if let Some(address) = app.postgres_address() {
+        println!(
+            "PostgreSQL clients: psql -h {} -p {} -U USER -d DOMAIN (the API token as password)",
+            address.ip(),
+            address.port()
+        );
+    }
     println!(
         "Tessera listening on http://{} ({})",
         app.address(),

@@ -8,6 +8,7 @@ mod events;
 mod fixtures;
 mod limits;
 mod matrix;
+mod postgres_wire;
 mod sources;
 mod support;
 mod templates;

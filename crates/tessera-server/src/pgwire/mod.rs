@@ -1,0 +1,784 @@
+//! The PostgreSQL wire front end: `psql -h HOST -p 5433 -U USER -d DOMAIN` with the user's API
+//! token as the password. The database is a domain and a schema is one of its products; SQL may
+//! still name any dataset as `domain.product.dataset`. Every statement runs as the token's
+//! principal through the one governed session (`Mesh::query_shaped`): the same masks, row
+//! filters, limits and query log as the HTTP API, logged with front end `postgres`.
+//!
+//! `pgwire` speaks the protocol (startup, simple and extended queries, portals); `arrow-pg`
+//! encodes Arrow batches as rows and decodes bound parameters; `datafusion-pg-catalog` rewrites
+//! the catalog queries of psql and drivers and serves `pg_catalog` (see `catalog.rs`). Tessera
+//! supplies what those leave open: the token check, one session per statement for the
+//! connection's principal, SQLSTATEs, session statements (SET, SHOW, BEGIN) and cancellation.
+
+mod catalog;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{Set, Statement, TransactionAccessMode, TransactionMode};
+use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::{Sink, SinkExt, StreamExt, stream};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireConnectionState,
+    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::DataRow;
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tessera_core::{FrontEnd, RequestContext};
+use tessera_query::{QueryError, QueryStream, Refine, SessionShape};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ServiceError;
+use crate::mesh::Mesh;
+use crate::service::{AccessService, CatalogService};
+
+/// The PostgreSQL listener's settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// Where it listens; `None` turns the front end off.
+    pub address: Option<SocketAddr>,
+    /// Connections open at once; one more is refused with SQLSTATE 53300.
+    pub max_connections: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            address: None,
+            max_connections: 100,
+        }
+    }
+}
+
+/// The front end's handlers, shared by every connection.
+#[derive(Clone)]
+pub(crate) struct PgServer(Arc<PgInner>);
+
+pub(crate) struct PgInner {
+    mesh: Arc<Mesh>,
+    parser: Arc<PgParser>,
+    cancels: Arc<Cancels>,
+    pids: RandomPidSecretKeyGenerator,
+    parameters: DefaultServerParameterProvider,
+    slots: Arc<Semaphore>,
+    /// `pg_catalog`'s fixed tables (pg_type, pg_proc...), decoded once per server.
+    tables: Arc<PgCatalogStaticTables>,
+}
+
+impl PgServer {
+    pub(crate) fn new(mesh: Arc<Mesh>, config: &PostgresConfig) -> crate::error::Result<Self> {
+        let tables = PgCatalogStaticTables::try_new()
+            .map_err(|e| ServiceError::Internal(format!("pg_catalog does not load: {e}")))?;
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.is_superuser = false;
+        parameters.default_transaction_read_only = true;
+        Ok(Self(Arc::new(PgInner {
+            parser: Arc::new(PgParser {
+                mesh: mesh.clone(),
+                sql: PostgresCompatibilityParser::new(),
+            }),
+            mesh,
+            cancels: Arc::default(),
+            pids: RandomPidSecretKeyGenerator::default(),
+            parameters,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            tables: Arc::new(tables),
+        })))
+    }
+}
+
+impl PgWireServerHandlers for PgServer {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.0.clone()
+    }
+}
+
+/// Accepts connections until `stop` is cancelled; each is served on a task of its own.
+pub(crate) async fn serve(listener: TcpListener, server: PgServer, stop: CancellationToken) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a PostgreSQL connection failed");
+                    continue;
+                }
+            },
+        };
+        let server = server.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = pgwire::tokio::process_socket(socket, None, server) => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "a PostgreSQL connection ended with an error");
+                    }
+                }
+                // Shutdown: running queries are cancelled by the engine; the socket closes.
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// One client connection, kept in pgwire's per-connection extensions (dropped at disconnect,
+/// with its connection slot and cancel registration).
+struct Conn {
+    /// Checked again for every statement, so a revoked token or a changed grant applies to
+    /// open connections too.
+    token: String,
+    domain: String,
+    catalog: Arc<catalog::PgCatalog>,
+    /// Cancels the statement running now (a client's CancelRequest).
+    running: Mutex<CancellationToken>,
+}
+
+impl Conn {
+    fn begin(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        *self.running.lock().expect("running statement") = token.clone();
+        token
+    }
+
+    fn shape(&self) -> SessionShape {
+        let catalog = self.catalog.clone();
+        SessionShape {
+            default_catalog: Some(self.domain.clone()),
+            extend: Some(Arc::new(move |ctx| catalog.install(ctx))),
+            ..SessionShape::default()
+        }
+    }
+}
+
+/// Open connections by (pid, secret key), for CancelRequests (which come on a new socket).
+#[derive(Default)]
+struct Cancels(Mutex<HashMap<(i32, Bytes), Weak<Conn>>>);
+
+/// Removes a connection from [`Cancels`] when it closes.
+struct Registered(Arc<Cancels>, (i32, Bytes));
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.0.lock() {
+            open.remove(&self.1);
+        }
+    }
+}
+
+/// The connection slot a connection holds while it is open.
+struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+#[async_trait]
+impl StartupHandler for PgInner {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let token = password.into_password()?.password;
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .ok_or(PgWireError::UserNameRequired)?;
+                let domain = client
+                    .metadata()
+                    .get(METADATA_DATABASE)
+                    .cloned()
+                    .unwrap_or_else(|| user.clone());
+                // A token of another user is as wrong as a wrong one: nothing says whose it is.
+                let cx = self
+                    .mesh
+                    .authenticate(&token, request_id(), FrontEnd::Postgres)
+                    .await
+                    .ok()
+                    .filter(|cx| cx.principal.name == user)
+                    .ok_or_else(|| PgWireError::InvalidPassword(user.clone()))?;
+                // Unknown and not discoverable read the same, as over HTTP.
+                if self.mesh.domain(&cx, &domain).await.is_err() {
+                    return Err(fatal(
+                        "3D000",
+                        format!(
+                            "database \"{domain}\" does not exist (a database is a domain the user may discover; \\l lists them)"
+                        ),
+                    ));
+                }
+                let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
+                    fatal(
+                        "53300",
+                        "sorry, too many clients already (--pg-max-connections)",
+                    )
+                })?;
+                let catalog = catalog::PgCatalog::new(&domain, self.tables.clone())
+                    .map_err(|e| fatal("XX000", format!("pg_catalog does not load: {e}")))?;
+                let (pid, key) = self.pids.generate(client);
+                client.set_pid_and_secret_key(pid, key.clone());
+                let conn = Arc::new(Conn {
+                    token,
+                    domain,
+                    catalog: Arc::new(catalog),
+                    running: Mutex::default(),
+                });
+                let registered = (pid, key.to_bytes());
+                self.cancels
+                    .0
+                    .lock()
+                    .expect("open connections")
+                    .insert(registered.clone(), Arc::downgrade(&conn));
+                let extensions = client.session_extensions();
+                extensions.insert(Registered(self.cancels.clone(), registered));
+                extensions.insert(Slot(slot));
+                extensions.insert(conn);
+                finish_authentication(client, &self.parameters).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CancelHandler for PgInner {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let conn = self
+            .cancels
+            .0
+            .lock()
+            .expect("open connections")
+            .get(&key)
+            .and_then(Weak::upgrade);
+        if let Some(conn) = conn {
+            conn.running.lock().expect("running statement").cancel();
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgInner {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = self.parser.parse(query)?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let answer = match SessionStatement::of(&statement)? {
+                Some(session) => session.answer(client),
+                None => self
+                    .run(client, &statement.to_string(), None, &Format::UnifiedText)
+                    .await
+                    .map(Response::Query),
+            };
+            match answer {
+                Ok(response) => responses.push(response),
+                // As PostgreSQL does: the results before stay, the statements after do not run.
+                Err(PgWireError::UserError(info)) if info.severity != "FATAL" => {
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// A statement as the extended protocol keeps it between Parse and Execute.
+#[derive(Clone, Debug)]
+pub(crate) enum PgStatement {
+    /// A query, planned at Parse in the connection's session (for Describe); planned again,
+    /// with its parameters, when it runs.
+    Query { sql: String, plan: Arc<LogicalPlan> },
+    /// SET, SHOW, BEGIN and the like, answered by the front end.
+    Session(SessionStatement),
+}
+
+pub(crate) struct PgParser {
+    mesh: Arc<Mesh>,
+    sql: PostgresCompatibilityParser,
+}
+
+impl PgParser {
+    /// PostgreSQL's SQL, with the catalog queries of psql and drivers rewritten to plan.
+    fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        self.sql
+            .parse(sql)
+            .map_err(|e| error("42601", format!("syntax error: {e}")))
+    }
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PgStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        if let Some(session) = SessionStatement::of(&statement)? {
+            return Ok(Some(PgStatement::Session(session)));
+        }
+        let conn = connection(client)?;
+        let cx = request(&self.mesh, &conn).await?;
+        let sql = statement.to_string();
+        let shape = conn.shape();
+        let planned = self
+            .mesh
+            .plan_shaped(&cx, &sql, &shape)
+            .await
+            .map_err(service_error)?;
+        match planned {
+            Ok(df) => Ok(Some(PgStatement::Query {
+                sql,
+                plan: Arc::new(df.logical_plan().clone()),
+            })),
+            // A statement refused at Parse is logged as refused, as it would be at Execute.
+            Err(_) => match self
+                .mesh
+                .query_shaped(&cx, &sql, Box::new(Ok), &shape)
+                .await
+                .map_err(service_error)?
+            {
+                Err(e) => Err(query_error(e)),
+                Ok(_) => Err(error(
+                    "XX000",
+                    "the statement plans when it runs but not when it is prepared",
+                )),
+            },
+        }
+    }
+
+    fn get_parameter_types(&self, statement: &PgStatement) -> PgWireResult<Vec<Type>> {
+        let PgStatement::Query { plan, .. } = statement else {
+            return Ok(Vec::new());
+        };
+        parameter_types(plan)?
+            .iter()
+            .map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &PgStatement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match statement {
+            PgStatement::Query { plan, .. } => arrow_schema_to_pg_fields(
+                plan.schema().as_arrow(),
+                format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            PgStatement::Session(session) => Ok(session.fields()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgInner {
+    type Statement = PgStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<PgParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<PgStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match &portal.statement.statement {
+            PgStatement::Session(session) => session.answer(client),
+            PgStatement::Query { sql, plan } => {
+                let types = parameter_types(plan)?;
+                let types: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+                let parameters = deserialize_parameters(portal, &types)?;
+                self.run(client, sql, Some(parameters), &portal.result_column_format)
+                    .await
+                    .map(Response::Query)
+            }
+        }
+    }
+}
+
+impl PgInner {
+    /// One statement through the governed engine path; its rows stream as the client reads.
+    /// A NOTICE comes first for each dataset it reads whose blocking checks fail.
+    async fn run<C>(
+        &self,
+        client: &mut C,
+        sql: &str,
+        parameters: Option<ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<QueryResponse>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let conn = connection(client)?;
+        let cx = request(&self.mesh, &conn).await?;
+        let cancelled = conn.begin();
+        let refine: Refine = match parameters {
+            Some(values) => Box::new(move |df| df.with_param_values(values)),
+            None => Box::new(Ok),
+        };
+        let shape = conn.shape();
+        let started = tokio::select! {
+            biased;
+            _ = cancelled.cancelled() => return Err(PgWireError::QueryCanceled),
+            started = self.mesh.query_shaped(&cx, sql, refine, &shape) => started,
+        };
+        let stream = started.map_err(service_error)?.map_err(query_error)?;
+        for warning in self.mesh.failing_check_warnings(stream.datasets()).await {
+            let notice = ErrorInfo::new("NOTICE".into(), "01000".into(), warning);
+            client
+                .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
+                .await?;
+        }
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields = Arc::new(arrow_schema_to_pg_fields(
+            &stream.schema(),
+            format,
+            Some(options),
+        )?);
+        Ok(QueryResponse::new(
+            fields.clone(),
+            rows(stream, fields, cancelled),
+        ))
+    }
+}
+
+/// The batches of a running query as DataRows, encoded as the client reads them. A cancel ends
+/// them with 57014; dropping the stream (the client went away) cancels the query.
+fn rows(
+    stream: QueryStream,
+    fields: Arc<Vec<FieldInfo>>,
+    cancelled: CancellationToken,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let after = cancelled.clone();
+    stream
+        .take_until(cancelled.cancelled_owned())
+        .flat_map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
+                Ok(batch) => encode_recordbatch(fields.clone(), batch),
+                Err(e) => Box::new(std::iter::once(Err(query_error(e)))),
+            };
+            stream::iter(rows)
+        })
+        .chain(
+            stream::once(async move {
+                after
+                    .is_cancelled()
+                    .then_some(Err(PgWireError::QueryCanceled))
+            })
+            .filter_map(futures::future::ready),
+        )
+}
+
+/// The statements a PostgreSQL client sends about its session rather than the data: answered
+/// here (Tessera is read-only, so a transaction is only a bracket).
+#[derive(Clone, Debug)]
+pub(crate) enum SessionStatement {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SET name = value` (remembered for SHOW) or `SET TIME ZONE`.
+    Set {
+        name: String,
+        value: String,
+    },
+    Show(String),
+    Discard,
+}
+
+impl SessionStatement {
+    /// `Some` for a session statement; an error for one that would make the session write.
+    fn of(statement: &Statement) -> PgWireResult<Option<Self>> {
+        let writes = |modes: &[TransactionMode]| {
+            modes.contains(&TransactionMode::AccessMode(
+                TransactionAccessMode::ReadWrite,
+            ))
+        };
+        let read_only = || {
+            error(
+                "25006",
+                "Tessera's query interface is read-only: a transaction cannot be read-write",
+            )
+        };
+        Ok(Some(match statement {
+            Statement::StartTransaction { modes, .. } => {
+                if writes(modes) {
+                    return Err(read_only());
+                }
+                SessionStatement::Begin
+            }
+            Statement::Commit { .. } => SessionStatement::Commit,
+            Statement::Rollback { .. } => SessionStatement::Rollback,
+            Statement::Set(Set::SetTransaction { modes, .. }) => {
+                if writes(modes) {
+                    return Err(read_only());
+                }
+                SessionStatement::Set {
+                    name: "transaction".into(),
+                    value: String::new(),
+                }
+            }
+            Statement::Set(Set::SingleAssignment {
+                variable, values, ..
+            }) => SessionStatement::Set {
+                name: variable.to_string().to_lowercase(),
+                value: values
+                    .iter()
+                    .map(|v| v.to_string().trim_matches('\'').to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            Statement::Set(Set::SetTimeZone { value, .. }) => SessionStatement::Set {
+                name: "timezone".into(),
+                value: value.to_string().trim_matches('\'').to_string(),
+            },
+            Statement::Set(Set::SetNames { charset_name, .. }) => SessionStatement::Set {
+                name: "client_encoding".into(),
+                value: charset_name.value.clone(),
+            },
+            Statement::ShowVariable { variable } => SessionStatement::Show(
+                variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Statement::Discard { .. } => SessionStatement::Discard,
+            _ => return Ok(None),
+        }))
+    }
+
+    fn fields(&self) -> Vec<FieldInfo> {
+        match self {
+            SessionStatement::Show(name) => vec![FieldInfo::new(
+                name.clone(),
+                None,
+                None,
+                Type::TEXT,
+                pgwire::api::results::FieldFormat::Text,
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn answer<C: ClientInfo>(&self, client: &mut C) -> PgWireResult<Response> {
+        Ok(match self {
+            SessionStatement::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            SessionStatement::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+            SessionStatement::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+            SessionStatement::Discard => Response::Execution(Tag::new("DISCARD ALL")),
+            SessionStatement::Set { name, value } => {
+                client.metadata_mut().insert(name.clone(), value.clone());
+                Response::Execution(Tag::new("SET"))
+            }
+            SessionStatement::Show(name) => {
+                let value = setting(client, name).ok_or_else(|| {
+                    error(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                })?;
+                let fields = Arc::new(self.fields());
+                let mut encoder = DataRowEncoder::new(fields.clone());
+                encoder.encode_field(&Some(value))?;
+                let row = encoder.take_row();
+                Response::Query(QueryResponse::new(fields, stream::iter([Ok(row)])))
+            }
+        })
+    }
+}
+
+/// What `SHOW name` answers: what the client set, or the server's value.
+fn setting<C: ClientInfo>(client: &C, name: &str) -> Option<String> {
+    if let Some(value) = client.metadata().get(name) {
+        return Some(value.clone());
+    }
+    Some(
+        match name {
+            "server_version" => "16.6",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "timezone" | "time zone" => "Etc/UTC",
+            "datestyle" => "ISO, YMD",
+            "intervalstyle" => "postgres",
+            "search_path" => "public",
+            "transaction_isolation" | "transaction isolation level" => "read committed",
+            "default_transaction_isolation" => "read committed",
+            "transaction_read_only" | "default_transaction_read_only" => "on",
+            "standard_conforming_strings" | "integer_datetimes" => "on",
+            "is_superuser" => "off",
+            "max_identifier_length" => "63",
+            "lc_collate" | "lc_ctype" => "C.UTF-8",
+            "application_name" => "",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// The connection a handler serves, set up by the startup handler.
+fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
+    client
+        .session_extensions()
+        .get::<Arc<Conn>>()
+        .map(|conn| (*conn).clone())
+        .ok_or_else(|| fatal("08P01", "the connection is not authenticated"))
+}
+
+/// The connection's principal, authenticated again for this statement.
+async fn request(mesh: &Mesh, conn: &Conn) -> PgWireResult<RequestContext> {
+    mesh.authenticate(&conn.token, request_id(), FrontEnd::Postgres)
+        .await
+        .map_err(|_| {
+            fatal(
+                "28000",
+                "the connection's token is no longer valid (revoked or expired); connect again with a valid token",
+            )
+        })
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `$1..$n` in order, with the types the plan infers for them.
+fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
+    let mut types: Vec<(usize, Option<DataType>)> = plan
+        .get_parameter_types()
+        .map_err(|e| query_error(QueryError::from_datafusion(e)))?
+        .into_iter()
+        .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
+        .collect();
+    types.sort_by_key(|(n, _)| *n);
+    Ok(types.into_iter().map(|(_, t)| t).collect())
+}
+
+fn error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message.into(),
+    )))
+}
+
+fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message.into(),
+    )))
+}
+
+/// A query's error with its SQLSTATE (see `QueryError::sqlstate`).
+fn query_error(e: QueryError) -> PgWireError {
+    let severity = if matches!(e, QueryError::ShuttingDown) {
+        "FATAL"
+    } else {
+        "ERROR"
+    };
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        severity.into(),
+        e.sqlstate().into(),
+        e.to_string(),
+    )))
+}
+
+/// An error of the service around a query (its principal, its snapshot).
+fn service_error(e: ServiceError) -> PgWireError {
+    let code = match &e {
+        ServiceError::Unauthenticated(_) => return fatal("28000", e.to_string()),
+        ServiceError::Forbidden(_) => "42501",
+        ServiceError::NotFound(_) => "42P01",
+        ServiceError::InvalidQuery(_) | ServiceError::BadRequest(_) => "42000",
+        ServiceError::QueryLimit(_) => "54000",
+        ServiceError::Busy(_) => "53300",
+        ServiceError::Unavailable(_) => "58000",
+        _ => "XX000",
+    };
+    error(code, e.to_string())
+}
