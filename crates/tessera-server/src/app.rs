@@ -20,6 +20,10 @@ pub struct Application {
     address: SocketAddr,
     /// The PostgreSQL front end's listener, when it is on.
     postgres: Option<(TcpListener, crate::pgwire::PgServer)>,
+    /// TLS for the HTTP API (HTTPS) when `--tls-cert` and `--tls-key` are given.
+    https: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS for PostgreSQL clients that ask for it (`sslmode=require`).
+    postgres_tls: Option<tokio_rustls::TlsAcceptor>,
     max_body_bytes: usize,
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
@@ -44,6 +48,14 @@ impl Application {
         let listener = TcpListener::bind(config.http).await.map_err(|e| {
             ServiceError::BadRequest(format!("cannot listen on {}: {e}", config.http))
         })?;
+        // Read at start, so a certificate that does not load stops the server at once.
+        let (https, postgres_tls) = match &config.tls {
+            Some(tls) => (
+                Some(crate::tls::acceptor(tls, &[b"h2", b"http/1.1"])?),
+                Some(crate::tls::acceptor(tls, &[b"postgresql"])?),
+            ),
+            None => (None, None),
+        };
         let postgres = match config.postgres.address {
             Some(address) => {
                 let listener = TcpListener::bind(address).await.map_err(|e| {
@@ -65,6 +77,8 @@ impl Application {
             listener,
             address,
             postgres,
+            https,
+            postgres_tls,
             max_body_bytes: config.max_body_bytes,
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
@@ -80,6 +94,15 @@ impl Application {
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// `https` when the HTTP API is served over TLS, `http` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The address the PostgreSQL front end listens on, when it is on.
@@ -142,10 +165,12 @@ impl Application {
         });
         let lineage_pruning = Some(tokio::spawn(crate::openlineage::prune(self.mesh.clone())));
         let stop_postgres = tokio_util::sync::CancellationToken::new();
+        let postgres_tls = self.postgres_tls.clone();
         let postgres = self.postgres.map(|(listener, server)| {
             tokio::spawn(crate::pgwire::serve(
                 listener,
                 server,
+                postgres_tls,
                 stop_postgres.clone(),
             ))
         });
@@ -153,23 +178,38 @@ impl Application {
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
         let mesh = self.mesh.clone();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // The events waiting are committed while the query runtime (which the commit
-                // gate runs on) still runs; a commit in flight is dropped whole, its events
-                // stay in the log. Events acknowledged after this wait in the log for the next
-                // start.
-                stop_committing.abort();
-                if let Err(e) = mesh.flush_events().await {
-                    tracing::warn!(error = %e, "events not committed at shutdown stay in the event log for the next start");
+        let graceful = async move {
+            shutdown.await;
+            // The events waiting are committed while the query runtime (which the commit
+            // gate runs on) still runs; a commit in flight is dropped whole, its events
+            // stay in the log. Events acknowledged after this wait in the log for the next
+            // start.
+            stop_committing.abort();
+            if let Err(e) = mesh.flush_events().await {
+                tracing::warn!(error = %e, "events not committed at shutdown stay in the event log for the next start");
+            }
+            tracing::info!("shutting down: cancelling running queries");
+            mesh.stop_queries();
+            stop_postgres.cancel();
+            let _ = signalled.send(());
+        };
+        let served: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+            match self.https {
+                Some(acceptor) => {
+                    let listener = crate::tls::TlsListener::new(self.listener, acceptor)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    Box::pin(
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(graceful)
+                            .into_future(),
+                    )
                 }
-                tracing::info!("shutting down: cancelling running queries");
-                mesh.stop_queries();
-                stop_postgres.cancel();
-                let _ = signalled.send(());
-            })
-            .into_future();
+                None => Box::pin(
+                    axum::serve(self.listener, app)
+                        .with_graceful_shutdown(graceful)
+                        .into_future(),
+                ),
+            };
         let grace = std::time::Duration::from_secs(self.shutdown_timeout_seconds);
         let served = tokio::select! {
             served = served => served

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub openlineage: crate::openlineage::OpenLineageConfig,
     /// The PostgreSQL wire front end (off unless an address is set).
     pub postgres: crate::pgwire::PostgresConfig,
+    /// TLS for every front end (HTTPS, PostgreSQL's `sslmode=require`); off by default.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -70,6 +72,7 @@ impl ServerConfig {
             maintenance: crate::maintenance::MaintenanceConfig::default(),
             openlineage: crate::openlineage::OpenLineageConfig::default(),
             postgres: crate::pgwire::PostgresConfig::default(),
+            tls: None,
         }
     }
 

@@ -1,11 +1,12 @@
-//! Tessera's service layer and its HTTP API.
+//! Tessera's service layer, its HTTP API and its PostgreSQL wire front end.
 //!
 //! [`Mesh`] is the service: apply product folders, ingest batches, answer queries, list and show
 //! the catalog. It ties the metadata store (`tessera-catalog`), the Delta tables
 //! (`tessera-storage`), batch preparation (`tessera-ingest`) and the query engine
 //! (`tessera-query`) together, and is the only thing front ends call. [`api`] is the HTTP front
 //! end (axum; its OpenAPI document is generated from the handlers by utoipa); [`views`] are the
-//! answers as serialised, shared with the CLI. [`Application`] binds and serves.
+//! answers as serialised, shared with the CLI. `pgwire` serves PostgreSQL clients through the
+//! same governed query path; `tls` gives both TLS. [`Application`] binds and serves.
 //!
 //! This crate holds no SQL of its own and no Delta or DataFusion details: those stay behind the
 //! crates it ties together. Errors become HTTP statuses in one place, `api::error`.
@@ -35,6 +36,7 @@ mod scheduler;
 mod scorecard;
 pub mod service;
 mod sources;
+mod tls;
 mod transform_runs;
 mod transforms;
 pub mod views;
@@ -60,3 +62,4 @@ pub use tessera_ingest::Format;
 pub use tessera_query::{QueryConfig, STACK_BYTES};
 pub use tessera_spec::FileLimits;
 pub use tessera_storage::{MaintenancePolicy, MaintenanceReport};
+pub use tls::TlsConfig;

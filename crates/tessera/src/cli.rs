@@ -743,6 +743,13 @@ pub struct ServeArgs {
     /// API token as password; port 0 picks a free port), or `off`.
     #[arg(long = "pg", env = "TESSERA_PG", default_value = "127.0.0.1:5433", value_parser = parse_listen_address)]
     pub pg: ListenAddress,
+    /// A PEM certificate chain: with --tls-key, the HTTP API is served over HTTPS and
+    /// PostgreSQL clients may connect with TLS (sslmode=require).
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// PostgreSQL connections open at once; more are refused (SQLSTATE 53300).
     #[arg(long, env = "TESSERA_PG_MAX_CONNECTIONS", default_value_t = 100)]
     pub pg_max_connections: usize,

@@ -1,6 +1,8 @@
 //! The CLI's HTTP client of the Tessera API. Answers are deserialised into the server's own
 //! view types; error answers become messages that say what the server said.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -76,9 +78,23 @@ impl Client {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
+        let mut http = reqwest::Client::builder();
+        // A server whose certificate a private CA signed (or a self-signed one): trust it too.
+        if let Some(path) = std::env::var_os("TESSERA_CA_CERT") {
+            let pem = std::fs::read(&path).with_context(|| {
+                format!("cannot read TESSERA_CA_CERT {}", Path::new(&path).display())
+            })?;
+            let certificate = reqwest::Certificate::from_pem(&pem).with_context(|| {
+                format!(
+                    "TESSERA_CA_CERT {} is not a PEM certificate",
+                    Path::new(&path).display()
+                )
+            })?;
+            http = http.add_root_certificate(certificate);
+        }
         Ok(Self {
             base,
-            http: reqwest::Client::new(),
+            http: http.build().context("the HTTP client cannot start")?,
             token: None,
             token_hint: String::new(),
         })
@@ -118,7 +134,12 @@ impl Client {
             None => request,
         };
         let response = request.send().await.map_err(|e| {
-            if e.is_connect() {
+            if let Some(why) = untrusted_certificate(&e) {
+                anyhow!(
+                    "the Tessera server at {} has a TLS certificate this client does not trust ({why}): set TESSERA_CA_CERT to the PEM certificate of the CA that signed it (or to the certificate itself)",
+                    self.base
+                )
+            } else if e.is_connect() {
                 anyhow!(
                     "cannot reach the Tessera server at {}: start one with `tessera serve` (or `tessera demo`), or point --server / TESSERA_URL at it",
                     self.base
@@ -302,4 +323,23 @@ impl Client {
             .await
             .context("the server's answer is not what this client expects")
     }
+}
+
+/// Why the server's certificate was refused, when that is why a request failed.
+fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!("{why:?}"));
+        }
+        // An I/O error's `source` skips the error it wraps.
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }

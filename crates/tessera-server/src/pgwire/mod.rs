@@ -128,8 +128,14 @@ impl PgWireServerHandlers for PgServer {
     }
 }
 
-/// Accepts connections until `stop` is cancelled; each is served on a task of its own.
-pub(crate) async fn serve(listener: TcpListener, server: PgServer, stop: CancellationToken) {
+/// Accepts connections until `stop` is cancelled; each is served on a task of its own. With
+/// `tls`, a client that asks for TLS (`sslmode=require`) gets it.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    server: PgServer,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: CancellationToken,
+) {
     loop {
         let (socket, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -141,11 +147,10 @@ pub(crate) async fn serve(listener: TcpListener, server: PgServer, stop: Cancell
                 }
             },
         };
-        let server = server.clone();
-        let stop = stop.clone();
+        let (server, tls, stop) = (server.clone(), tls.clone(), stop.clone());
         tokio::spawn(async move {
             tokio::select! {
-                ended = pgwire::tokio::process_socket(socket, None, server) => {
+                ended = pgwire::tokio::process_socket(socket, tls, server) => {
                     if let Err(e) = ended {
                         tracing::debug!(%peer, error = %e, "a PostgreSQL connection ended with an error");
                     }
@@ -358,8 +363,9 @@ pub(crate) struct PgParser {
 impl PgParser {
     /// PostgreSQL's SQL, with the catalog queries of psql and drivers rewritten to plan.
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        let sql = regproc_literals_as_names(sql);
         self.sql
-            .parse(sql)
+            .parse(&sql)
             .map_err(|e| error("42601", format!("syntax error: {e}")))
     }
 }
@@ -554,6 +560,19 @@ fn rows(
             })
             .filter_map(futures::future::ready),
         )
+}
+
+/// `'pg_catalog.array_in'::regproc` as `'array_in'`: this `pg_catalog` keeps regproc columns
+/// (`pg_type.typinput`...) as function names, so a literal compared with them must be one too
+/// (the PostgreSQL JDBC driver, under DBeaver, asks so whether a type is an array).
+fn regproc_literals_as_names(sql: &str) -> std::borrow::Cow<'_, str> {
+    static REGPROC: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)'(?:pg_catalog\.)?([a-z_][a-z0-9_]*)'\s*::\s*(?:pg_catalog\.)?regproc\b",
+        )
+        .expect("a valid pattern")
+    });
+    REGPROC.replace_all(sql, "'$1'")
 }
 
 /// The statements a PostgreSQL client sends about its session rather than the data: answered

@@ -44,6 +44,13 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         },
     };
     config.shutdown_timeout_seconds = args.shutdown_timeout_seconds;
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tessera_server::TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     config.postgres = tessera_server::PostgresConfig {
         address: args.pg.0,
         max_connections: args.pg_max_connections.max(1),
@@ -88,7 +95,7 @@ pub fn local_url(app: &Application) -> String {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    format!("http://{address}")
+    format!("{}://{address}", app.scheme())
 }
 
 /// Writes an admin token and the server's address to the credentials file, so the CLI on this
@@ -112,13 +119,19 @@ pub fn keep_admin_token(args: &ServeArgs, app: &Application, token: &str) -> Res
 pub fn announce(app: &Application) {
     if let Some(address) = app.postgres_address() {
         println!(
-            "PostgreSQL clients: psql -h {} -p {} -U USER -d DOMAIN (the API token as password)",
+            "PostgreSQL clients: psql -h {} -p {} -U USER -d DOMAIN (the API token as password{})",
             address.ip(),
-            address.port()
+            address.port(),
+            if app.scheme() == "https" {
+                "; TLS with sslmode=require"
+            } else {
+                ""
+            }
         );
     }
     println!(
-        "Tessera listening on http://{} ({})",
+        "Tessera listening on {}://{} ({})",
+        app.scheme(),
         app.address(),
         app.mesh().describe()
     );

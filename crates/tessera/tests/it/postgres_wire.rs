@@ -510,3 +510,147 @@ print(sum(c.execute('SELECT 1').fetchone()[0] for c in held), 'held')
         soak.stdout
     );
 }
+
+#[test]
+fn with_a_certificate_http_and_postgres_clients_connect_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A server certificate, not a CA's (rustls refuses a CA's as a server's own).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "{made:?}");
+    let data = dir.path().join("data");
+    let server = Server::start(
+        "serve",
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    // The CLI trusts the certificate it is given, and works over HTTPS.
+    let over_https = |args: &[&str]| -> Run {
+        tessera()
+            .env("TESSERA_CREDENTIALS", &server.credentials)
+            .env("TESSERA_CA_CERT", &cert)
+            .args(args)
+            .arg("--server")
+            .arg(&server.url)
+            .output()
+            .expect("run tessera")
+            .into()
+    };
+    let quickstart = repo_root().join("examples/quickstart");
+    over_https(&["apply", quickstart.to_str().unwrap()]).ok();
+    over_https(&[
+        "ingest",
+        "shop.orders.orders",
+        quickstart.join("orders.csv").to_str().unwrap(),
+    ])
+    .ok();
+    // Without the certificate, the CLI does not trust the server.
+    let untrusted = server.cli(&["query", "SELECT 1"]).failed();
+    assert!(
+        untrusted
+            .stderr
+            .contains("has a TLS certificate this client does not trust")
+            && untrusted.stderr.contains("TESSERA_CA_CERT"),
+        "{}",
+        untrusted.stderr
+    );
+
+    // psql with sslmode=require gets TLS; psycopg verifies the certificate.
+    let (host, port) = pg_address(&server);
+    let conninfo = format!("host={host} port={port} user=admin dbname=shop sslmode=require");
+    let psql_tls: Run = Command::new("psql")
+        .env("PGPASSWORD", &server.admin_token)
+        .args(["-X", "-w", &conninfo, "-c", "\\conninfo", "-c"])
+        .arg("SELECT count(*) FROM orders.orders")
+        .output()
+        .expect("run psql")
+        .into();
+    let psql_tls = psql_tls.ok();
+    assert!(
+        psql_tls.stdout.contains("SSL connection"),
+        "{}",
+        psql_tls.stdout
+    );
+    assert!(psql_tls.stdout.contains(" 3\n"), "{}", psql_tls.stdout);
+    let verified = statements(
+        &format!(
+            "{conninfo} password={} sslmode=verify-full sslrootcert={}",
+            server.admin_token,
+            cert.display()
+        ),
+        &[("SELECT count(*) FROM orders.orders", json!(null))],
+    );
+    assert_eq!(verified[0]["rows"][0][0], 3, "{}", verified[0]);
+
+    replay_tool_queries(&server, "admin", &server.admin_token, "shop", dir.path());
+}
+
+/// What DBeaver (over the PostgreSQL JDBC driver) and Metabase send when they connect and
+/// browse, replayed over both protocols — psycopg's extended one, psql's simple one — as
+/// `user` (with `token`) on database `database`: every statement must run.
+fn replay_tool_queries(
+    server: &Server,
+    user: &str,
+    token: &str,
+    database: &str,
+    dir: &std::path::Path,
+) {
+    let tools: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/pg_tool_queries.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for tool in ["dbeaver", "metabase"] {
+        let queries: Vec<(&str, Value)> = tools[tool]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| (q.as_str().unwrap(), json!(null)))
+            .collect();
+        let db = conninfo(server, user, token, database);
+        for (result, (sql, _)) in statements(&db, &queries).iter().zip(&queries) {
+            assert!(result.get("sqlstate").is_none(), "{tool}: {sql}\n{result}");
+        }
+        let script = dir_file(dir, &format!("{tool}.sql"), &{
+            let sql: Vec<&str> = queries.iter().map(|(q, _)| *q).collect();
+            sql.join(";\n") + ";\n"
+        });
+        let (host, port) = pg_address(server);
+        let replayed: Run = Command::new("psql")
+            .env("PGPASSWORD", token)
+            .args(["-h", &host, "-p", &port, "-U", user, "-d", database])
+            .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(&script)
+            .output()
+            .expect("run psql")
+            .into();
+        replayed.ok();
+    }
+}
+
+/// Writes `text` to `name` in `dir`; returns its path.
+fn dir_file(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
