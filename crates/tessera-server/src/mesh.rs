@@ -416,7 +416,14 @@ impl Mesh {
             Ok(ctx) => ctx,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(tessera_query::plan_sql(&ctx, sql).await)
+        // On the query runtime, under the time limit, as every planning is.
+        let (planning, sql) = (ctx.clone(), sql.to_string());
+        Ok(self
+            .engine
+            .run(&ctx, async move {
+                tessera_query::plan_sql(&planning, &sql).await
+            })
+            .await)
     }
 
     pub(crate) fn engine(&self) -> &QueryEngine {

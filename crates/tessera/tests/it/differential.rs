@@ -3,7 +3,8 @@
 //! as principals who read masked and row-filtered data; each answer must equal the answer of a
 //! plain DataFusion session over copies of the same tables to which the test applied the masks
 //! and filters to the data itself. No raw masked value may appear in any answer or error, and
-//! EXPLAIN is refused wherever it would show the rewrite.
+//! EXPLAIN is refused wherever it would show the rewrite. The same queries run over the
+//! PostgreSQL front end (psycopg, `pg_differential.py`) give the same answers as over HTTP.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::support::*;
 
 /// A principal of the test and what it reads: (table, personal columns masked, row filter).
 struct Reader {
+    user: &'static str,
     token: String,
     tables: Vec<(&'static str, &'static [&'static str], Option<&'static str>)>,
 }
@@ -297,6 +299,7 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
     }
     let readers = [
         Reader {
+            user: "dpatel",
             token: analyst,
             tables: vec![
                 (EVENTS, &["user_agent", "ip"], None),
@@ -306,6 +309,7 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
             ],
         },
         Reader {
+            user: "rita",
             token: filtered,
             tables: vec![
                 (
@@ -324,7 +328,7 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
     ];
     // The mesh's mask key, read from its metadata store as another instance would.
     let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(&python)
         .args([
             "-c",
             "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT value FROM mesh_secrets WHERE name = 'mask_key'\").fetchone()[0])",
@@ -373,6 +377,41 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
             }
             compared += 1;
         }
+        // The PostgreSQL front end gives the same answers as HTTP to the same principal.
+        let queries_file = data.path().join(format!("queries-{i}.json"));
+        std::fs::write(
+            &queries_file,
+            serde_json::to_string(&queries(i == 0)).unwrap(),
+        )
+        .unwrap();
+        let pg = crate::postgres_wire::conninfo(
+            &server,
+            reader.user,
+            &reader.token,
+            "artwork_engagement",
+        );
+        let out = std::process::Command::new(&python)
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/it/pg_differential.py"),
+            )
+            .args([&pg, &server.url, &reader.token])
+            .arg(&queries_file)
+            .output()
+            .unwrap();
+        let out: Run = out.into();
+        let out = out.ok();
+        let report: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(
+            report["differences"],
+            serde_json::json!([]),
+            "reader {i}: {report}"
+        );
+        assert!(
+            report["answered"].as_u64().unwrap() * 100 >= report["compared"].as_u64().unwrap() * 95,
+            "reader {i}: {report}"
+        );
+
         // EXPLAIN would show the masks and filters: refused.
         let refused = runtime.block_on(tessera_answer(
             &server,

@@ -46,7 +46,7 @@ fn psql(server: &Server, user: &str, token: &str, database: &str, command: &str)
         .into()
 }
 
-fn conninfo(server: &Server, user: &str, token: &str, database: &str) -> String {
+pub fn conninfo(server: &Server, user: &str, token: &str, database: &str) -> String {
     let (host, port) = pg_address(server);
     format!(
         "host={host} port={port} user={user} password={token} dbname={database} connect_timeout=20"
