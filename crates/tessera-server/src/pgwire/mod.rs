@@ -530,36 +530,43 @@ impl PgInner {
         )?);
         Ok(QueryResponse::new(
             fields.clone(),
-            rows(stream, fields, cancelled),
+            rows(&self.mesh, stream, fields, cancelled),
         ))
     }
 }
 
-/// The batches of a running query as DataRows, encoded as the client reads them. A cancel ends
-/// them with 57014; dropping the stream (the client went away) cancels the query.
+/// The batches of a running query as DataRows, encoded on the query runtime (never on the
+/// threads that serve connections) a batch ahead of the client, as it reads them. A cancel
+/// ends them with 57014; dropping the stream (the client went away) aborts the encoding task,
+/// which drops the `QueryStream` and so cancels the query.
 fn rows(
+    mesh: &Mesh,
     stream: QueryStream,
     fields: Arc<Vec<FieldInfo>>,
     cancelled: CancellationToken,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    let after = cancelled.clone();
-    stream
-        .take_until(cancelled.cancelled_owned())
-        .flat_map(move |batch| {
-            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> = match batch {
-                Ok(batch) => encode_recordbatch(fields.clone(), batch),
-                Err(e) => Box::new(std::iter::once(Err(query_error(e)))),
+    let (encoded, received) = tokio::sync::mpsc::channel::<Vec<PgWireResult<DataRow>>>(2);
+    let task = mesh.offload_work(async move {
+        let mut batches = std::pin::pin!(stream.take_until(cancelled.clone().cancelled_owned()));
+        while let Some(batch) = batches.next().await {
+            let rows: Vec<PgWireResult<DataRow>> = match batch {
+                Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
+                Err(e) => vec![Err(query_error(e))],
             };
-            stream::iter(rows)
-        })
-        .chain(
-            stream::once(async move {
-                after
-                    .is_cancelled()
-                    .then_some(Err(PgWireError::QueryCanceled))
-            })
-            .filter_map(futures::future::ready),
-        )
+            let failed = rows.iter().any(Result::is_err);
+            if encoded.send(rows).await.is_err() || failed {
+                return;
+            }
+        }
+        if cancelled.is_cancelled() {
+            let _ = encoded.send(vec![Err(PgWireError::QueryCanceled)]).await;
+        }
+    });
+    stream::unfold((received, task), |(mut received, task)| async move {
+        let rows = received.recv().await?;
+        Some((stream::iter(rows), (received, task)))
+    })
+    .flatten()
 }
 
 /// `'pg_catalog.array_in'::regproc` as `'array_in'`: this `pg_catalog` keeps regproc columns
