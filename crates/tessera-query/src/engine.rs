@@ -189,6 +189,8 @@ pub struct SessionShape {
     pub default_catalog: Option<String>,
     /// Registers a front end's own schemas and functions once the mesh's tables are in.
     pub extend: Option<SessionExtension>,
+    /// How the front end's own type names plan (PostgreSQL's `regclass` and other oid types).
+    pub type_planner: Option<Arc<dyn datafusion::logical_expr::planner::TypePlanner>>,
 }
 
 /// See [`SessionShape::extend`].
@@ -211,6 +213,7 @@ impl std::fmt::Debug for SessionShape {
             .field("identifiers", &self.identifiers)
             .field("default_catalog", &self.default_catalog)
             .field("extended", &self.extend.is_some())
+            .field("type_planner", &self.type_planner)
             .finish()
     }
 }
@@ -320,12 +323,15 @@ impl QueryEngine {
             cache_manager: self.shared.cache_manager.clone(),
             object_store_registry: self.shared.object_store_registry.clone(),
         });
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins { token }))
-            .build();
+            .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins { token }));
+        if let Some(planner) = &shape.type_planner {
+            state = state.with_type_planner(planner.clone());
+        }
+        let state = state.build();
         let ctx = SessionContext::new_with_state(state);
         // After type coercion, which the default rules end with.
         ctx.add_analyzer_rule(Arc::new(

@@ -11,7 +11,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList, TableFunctionImpl};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
@@ -169,6 +168,12 @@ impl PgCatalog {
         })
     }
 
+    /// How PostgreSQL's oid types (`regclass`, `regproc`...) plan: as int4, as
+    /// `setup_pg_catalog` has it (see `SessionShape::type_planner`).
+    pub(super) fn type_planner() -> Arc<dyn datafusion::logical_expr::planner::TypePlanner> {
+        Arc::new(oid_type_planner::PgOidTypePlanner)
+    }
+
     /// Adds `pg_catalog` and PostgreSQL's catalog functions to a statement's session (see
     /// `SessionShape::extend`); the catalog tables then read that session's tables.
     pub(super) fn install(&self, ctx: &SessionContext) -> Result<()> {
@@ -183,12 +188,6 @@ impl PgCatalog {
             ctx.register_udf(function.clone());
         }
         ctx.register_udtf("pg_get_keywords", self.keywords.clone());
-        // `regclass` and the other oid types parse (as int4), as setup_pg_catalog does.
-        let state = ctx.state_ref();
-        let existing = state.read().clone();
-        *state.write() = SessionStateBuilder::new_from_existing(existing)
-            .with_type_planner(Arc::new(oid_type_planner::PgOidTypePlanner))
-            .build();
         generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
         Ok(())
     }

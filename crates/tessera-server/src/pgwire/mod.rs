@@ -186,6 +186,7 @@ impl Conn {
         SessionShape {
             default_catalog: Some(self.domain.clone()),
             extend: Some(Arc::new(move |ctx| catalog.install(ctx))),
+            type_planner: Some(catalog::PgCatalog::type_planner()),
             ..SessionShape::default()
         }
     }
