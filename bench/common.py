@@ -71,17 +71,21 @@ def scratch_dir(prefix):
 
 
 def start_server(binary, data_dir, *extra, token=None):
-    """`tessera serve` on a free port over `data_dir` (a new mesh): returns the process, its URL
-    and the admin token its first start prints (kept in `data_dir/credentials`, not the user's).
+    """`tessera serve` on a free port over `data_dir` (a new mesh): returns the process (its
+    `banner` the lines printed before it listened), its URL and the admin token its first start
+    prints (kept in `data_dir/credentials`, not the user's).
     Over a mesh started before, pass its admin `token` (it is not printed again)."""
     server = subprocess.Popen(
         [binary, "serve", "--data-dir", str(data_dir), "--http", "127.0.0.1:0",
          "--credentials", str(pathlib.Path(data_dir) / "credentials"), *extra],
         stdout=subprocess.PIPE, text=True,
         # A free port for the PostgreSQL front end too, unless the caller chose one.
-        env={"TESSERA_PG": "127.0.0.1:0", **os.environ},
+        env={"TESSERA_PG": "127.0.0.1:0", "TESSERA_FLIGHT": "127.0.0.1:0", **os.environ},
     )
+    # Every line up to the one that says where it listens (the front ends' addresses).
+    server.banner = []
     for line in server.stdout:
+        server.banner.append(line)
         if m := re.search(r"(tsr_\S+)", line):
             token = m.group(1)
         if m := re.search(r"listening on (\S+)", line):

@@ -86,6 +86,8 @@ pub enum FrontEnd {
     Http,
     /// The PostgreSQL wire protocol (psql, drivers, BI tools).
     Postgres,
+    /// Arrow Flight SQL (ADBC, JDBC and other Flight SQL clients).
+    FlightSql,
     /// The server's scheduler (scheduled checks).
     Scheduler,
     /// `tessera demo` loading the reference mesh.
@@ -101,6 +103,7 @@ impl FrontEnd {
         match self {
             FrontEnd::Http => "http",
             FrontEnd::Postgres => "postgres",
+            FrontEnd::FlightSql => "flight_sql",
             FrontEnd::Scheduler => "scheduler",
             FrontEnd::Demo => "demo",
             FrontEnd::Offline => "offline",

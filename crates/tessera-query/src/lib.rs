@@ -39,6 +39,6 @@ pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
 pub use lineage::query_lineage;
 pub use masks::{PersonalColumn, hash_mask, partial_mask};
-pub use report::{QueryObserver, QueryOutcome, QueryReport};
+pub use report::{QueryObserver, QueryOutcome, QueryReport, datasets_read};
 pub use sources::{SourceFormat, register_source};
 pub use stream::QueryStream;

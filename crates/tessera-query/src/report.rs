@@ -115,7 +115,7 @@ pub(crate) fn report_early(observer: &Arc<Mutex<Option<QueryObserver>>>, error: 
 }
 
 /// The datasets a logical plan scans, subqueries included.
-pub(crate) fn datasets_read(plan: &LogicalPlan) -> Vec<DatasetRef> {
+pub fn datasets_read(plan: &LogicalPlan) -> Vec<DatasetRef> {
     let mut found = Vec::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node

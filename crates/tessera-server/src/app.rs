@@ -24,6 +24,10 @@ pub struct Application {
     https: Option<tokio_rustls::TlsAcceptor>,
     /// TLS for PostgreSQL clients that ask for it (`sslmode=require`).
     postgres_tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The Flight SQL front end's listener, when it is on.
+    flight: Option<(TcpListener, crate::flightsql::TesseraFlightSql)>,
+    /// TLS for Flight SQL (`grpc+tls`): with a certificate, its port is TLS only.
+    flight_tls: Option<tokio_rustls::TlsAcceptor>,
     max_body_bytes: usize,
     event_max_body_bytes: usize,
     check_tick_seconds: u64,
@@ -49,12 +53,13 @@ impl Application {
             ServiceError::BadRequest(format!("cannot listen on {}: {e}", config.http))
         })?;
         // Read at start, so a certificate that does not load stops the server at once.
-        let (https, postgres_tls) = match &config.tls {
+        let (https, postgres_tls, flight_tls) = match &config.tls {
             Some(tls) => (
                 Some(crate::tls::acceptor(tls, &[b"h2", b"http/1.1"])?),
                 Some(crate::tls::acceptor(tls, &[b"postgresql"])?),
+                Some(crate::tls::acceptor(tls, &[b"h2"])?),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let postgres = match config.postgres.address {
             Some(address) => {
@@ -65,6 +70,18 @@ impl Application {
                 })?;
                 let server = crate::pgwire::PgServer::new(mesh.clone(), &config.postgres)?;
                 Some((listener, server))
+            }
+            None => None,
+        };
+        let flight = match config.flight.address {
+            Some(address) => {
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    ServiceError::BadRequest(format!(
+                        "cannot listen for Flight SQL clients on {address}: {e} (--flight ADDR, or --flight off)"
+                    ))
+                })?;
+                let service = crate::flightsql::TesseraFlightSql::new(mesh.clone())?;
+                Some((listener, service))
             }
             None => None,
         };
@@ -79,6 +96,8 @@ impl Application {
             postgres,
             https,
             postgres_tls,
+            flight,
+            flight_tls,
             max_body_bytes: config.max_body_bytes,
             event_max_body_bytes: config.events.max_body_bytes,
             check_tick_seconds: config.check_tick_seconds,
@@ -110,6 +129,22 @@ impl Application {
         self.postgres
             .as_ref()
             .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The address the Flight SQL front end listens on, when it is on.
+    pub fn flight_address(&self) -> Option<SocketAddr> {
+        self.flight
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// `grpc+tls` when Flight SQL is served over TLS, `grpc` otherwise.
+    pub fn flight_scheme(&self) -> &'static str {
+        if self.flight_tls.is_some() {
+            "grpc+tls"
+        } else {
+            "grpc"
+        }
     }
 
     /// On the first start of a new mesh, the token of the user `admin` (group `admins`) made
@@ -164,14 +199,23 @@ impl Application {
             ))
         });
         let lineage_pruning = Some(tokio::spawn(crate::openlineage::prune(self.mesh.clone())));
-        let stop_postgres = tokio_util::sync::CancellationToken::new();
+        let stop_front_ends = tokio_util::sync::CancellationToken::new();
         let postgres_tls = self.postgres_tls.clone();
         let postgres = self.postgres.map(|(listener, server)| {
             tokio::spawn(crate::pgwire::serve(
                 listener,
                 server,
                 postgres_tls,
-                stop_postgres.clone(),
+                stop_front_ends.clone(),
+            ))
+        });
+        let flight_tls = self.flight_tls.clone();
+        let flight = self.flight.map(|(listener, service)| {
+            tokio::spawn(crate::flightsql::serve(
+                listener,
+                service,
+                flight_tls,
+                stop_front_ends.clone(),
             ))
         });
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
@@ -190,7 +234,7 @@ impl Application {
             }
             tracing::info!("shutting down: cancelling running queries");
             mesh.stop_queries();
-            stop_postgres.cancel();
+            stop_front_ends.cancel();
             let _ = signalled.send(());
         };
         let served: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
@@ -233,6 +277,7 @@ impl Application {
             lineage_delivery,
             lineage_pruning,
             postgres,
+            flight,
         ]
         .into_iter()
         .flatten()

@@ -560,3 +560,18 @@ pub(crate) fn unstored_run(
             .collect(),
     }
 }
+
+/// A warning as a header value (HTTP's `Tessera-Quality-Warning`, Flight SQL's metadata):
+/// header values are visible ASCII, so anything else in a check's name is replaced by `?`.
+pub(crate) fn header_text(warning: &str) -> String {
+    warning
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}

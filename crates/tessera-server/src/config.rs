@@ -47,7 +47,10 @@ pub struct ServerConfig {
     pub openlineage: crate::openlineage::OpenLineageConfig,
     /// The PostgreSQL wire front end (off unless an address is set).
     pub postgres: crate::pgwire::PostgresConfig,
-    /// TLS for every front end (HTTPS, PostgreSQL's `sslmode=require`); off by default.
+    /// The Arrow Flight SQL front end (off unless an address is set).
+    pub flight: crate::flightsql::FlightConfig,
+    /// TLS for every front end (HTTPS, PostgreSQL's `sslmode=require`, Flight SQL's
+    /// `grpc+tls`); off by default.
     pub tls: Option<crate::tls::TlsConfig>,
 }
 
@@ -72,6 +75,7 @@ impl ServerConfig {
             maintenance: crate::maintenance::MaintenanceConfig::default(),
             openlineage: crate::openlineage::OpenLineageConfig::default(),
             postgres: crate::pgwire::PostgresConfig::default(),
+            flight: crate::flightsql::FlightConfig::default(),
             tls: None,
         }
     }

@@ -743,8 +743,12 @@ pub struct ServeArgs {
     /// API token as password; port 0 picks a free port), or `off`.
     #[arg(long = "pg", env = "TESSERA_PG", default_value = "127.0.0.1:5433", value_parser = parse_listen_address)]
     pub pg: ListenAddress,
-    /// A PEM certificate chain: with --tls-key, the HTTP API is served over HTTPS and
-    /// PostgreSQL clients may connect with TLS (sslmode=require).
+    /// Address of the Arrow Flight SQL front end (ADBC, JDBC: grpc://HOST:PORT, the API token as
+    /// a bearer token or as the password; port 0 picks a free port), or `off`.
+    #[arg(long = "flight", env = "TESSERA_FLIGHT", default_value = "127.0.0.1:50051", value_parser = parse_listen_address)]
+    pub flight: ListenAddress,
+    /// A PEM certificate chain: with --tls-key, the HTTP API is served over HTTPS, PostgreSQL
+    /// clients may connect with TLS (sslmode=require) and Flight SQL is served as grpc+tls only.
     #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.

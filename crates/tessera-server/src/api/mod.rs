@@ -661,18 +661,7 @@ async fn query(
     let body = results::stream_body(s.services.as_ref(), stream, encoder);
     let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     for warning in warnings {
-        // Header values are visible ASCII: anything else in a check's name is replaced.
-        let ascii: String = warning
-            .chars()
-            .map(|c| {
-                if c.is_ascii() && !c.is_ascii_control() {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect();
-        if let Ok(value) = header::HeaderValue::from_str(&ascii) {
+        if let Ok(value) = header::HeaderValue::from_str(&crate::checks::header_text(&warning)) {
             response.headers_mut().append(QUALITY_WARNING, value);
         }
     }

@@ -55,6 +55,9 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         address: args.pg.0,
         max_connections: args.pg_max_connections.max(1),
     };
+    config.flight = tessera_server::FlightConfig {
+        address: args.flight.0,
+    };
     config.contract_limits = FileLimits {
         max_bytes: args.contract_max_bytes,
         max_datasets: args.contract_max_datasets,
@@ -114,8 +117,8 @@ pub fn keep_admin_token(args: &ServeArgs, app: &Application, token: &str) -> Res
     Ok(path.display().to_string())
 }
 
-/// The line scripts and tests wait for: the address actually bound (after the PostgreSQL
-/// front end's, when it is on).
+/// The line scripts and tests wait for: the address actually bound (after the PostgreSQL and
+/// Flight SQL front ends', when they are on).
 pub fn announce(app: &Application) {
     if let Some(address) = app.postgres_address() {
         println!(
@@ -127,6 +130,12 @@ pub fn announce(app: &Application) {
             } else {
                 ""
             }
+        );
+    }
+    if let Some(address) = app.flight_address() {
+        println!(
+            "Flight SQL clients: {}://{address} (the API token as a bearer token, or as the password)",
+            app.flight_scheme()
         );
     }
     println!(

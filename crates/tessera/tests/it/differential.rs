@@ -4,7 +4,8 @@
 //! plain DataFusion session over copies of the same tables to which the test applied the masks
 //! and filters to the data itself. No raw masked value may appear in any answer or error, and
 //! EXPLAIN is refused wherever it would show the rewrite. The same queries run over the
-//! PostgreSQL front end (psycopg, `pg_differential.py`) give the same answers as over HTTP.
+//! PostgreSQL front end (psycopg) and the Flight SQL front end (ADBC) give the same answers as over
+//! HTTP (`front_end_differential.py`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -377,7 +378,8 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
             }
             compared += 1;
         }
-        // The PostgreSQL front end gives the same answers as HTTP to the same principal.
+        // The PostgreSQL and Flight SQL front ends give the same answers as HTTP to the same
+        // principal.
         let queries_file = data.path().join(format!("queries-{i}.json"));
         std::fs::write(
             &queries_file,
@@ -393,9 +395,14 @@ fn masked_and_filtered_answers_equal_a_reference_over_masked_copies() {
         let out = std::process::Command::new(&python)
             .arg(
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/it/pg_differential.py"),
+                    .join("tests/it/front_end_differential.py"),
             )
-            .args([&pg, &server.url, &reader.token])
+            .args([
+                &pg,
+                &crate::flight_sql::flight_uri(&server),
+                &server.url,
+                &reader.token,
+            ])
             .arg(&queries_file)
             .output()
             .unwrap();

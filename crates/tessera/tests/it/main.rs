@@ -6,6 +6,7 @@ mod demo;
 mod differential;
 mod events;
 mod fixtures;
+mod flight_sql;
 mod limits;
 mod matrix;
 mod postgres_wire;

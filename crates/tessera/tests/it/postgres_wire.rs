@@ -431,12 +431,7 @@ fn limits_answer_with_their_sqlstates_and_closed_connections_leave_nothing_behin
             "4",
         ],
     );
-    let quickstart = repo_root().join("examples/quickstart");
-    server.cli(&["apply", quickstart.to_str().unwrap()]).ok();
-    let csv = quickstart.join("orders.csv");
-    server
-        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
-        .ok();
+    server.with_quickstart();
     let admin = server.admin_token.clone();
     let shop = conninfo(&server, "admin", &admin, "shop");
     let results = statements(
@@ -512,7 +507,7 @@ print(sum(c.execute('SELECT 1').fetchone()[0] for c in held), 'held')
 }
 
 #[test]
-fn with_a_certificate_http_and_postgres_clients_connect_over_tls() {
+fn with_a_certificate_http_postgres_and_flight_clients_connect_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")
@@ -599,6 +594,7 @@ fn with_a_certificate_http_and_postgres_clients_connect_over_tls() {
         &[("SELECT count(*) FROM orders.orders", json!(null))],
     );
     assert_eq!(verified[0]["rows"][0][0], 3, "{}", verified[0]);
+    crate::flight_sql::flight_over_tls(&server, &cert);
 
     replay_tool_queries(&server, "admin", &server.admin_token, "shop", dir.path());
 }

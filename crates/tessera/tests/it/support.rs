@@ -13,7 +13,8 @@ pub fn tessera() -> Command {
         .env("TESSERA_CREDENTIALS", "/nonexistent/tessera/credentials")
         .env("TESSERA_LOG", "warn")
         // Servers of parallel tests do not compete for 5433.
-        .env("TESSERA_PG", "127.0.0.1:0");
+        .env("TESSERA_PG", "127.0.0.1:0")
+        .env("TESSERA_FLIGHT", "127.0.0.1:0");
     c
 }
 
@@ -167,6 +168,15 @@ impl Server {
                 done.stdout
             );
         }
+    }
+
+    /// Applies `examples/quickstart` and ingests its three orders (`shop.orders.orders`).
+    pub fn with_quickstart(&self) {
+        let quickstart = repo_root().join("examples/quickstart");
+        self.cli(&["apply", quickstart.to_str().unwrap()]).ok();
+        let csv = quickstart.join("orders.csv");
+        self.cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+            .ok();
     }
 
     pub fn cli(&self, args: &[&str]) -> Run {
