@@ -80,7 +80,7 @@ impl Application {
                         "cannot listen for Flight SQL clients on {address}: {e} (--flight ADDR, or --flight off)"
                     ))
                 })?;
-                let service = crate::flightsql::TesseraFlightSql::new(mesh.clone())?;
+                let service = crate::flightsql::TesseraFlightSql::new(mesh.clone()).await?;
                 Some((listener, service))
             }
             None => None,
@@ -218,6 +218,7 @@ impl Application {
                 stop_front_ends.clone(),
             ))
         });
+        let front_ends_stopped = stop_front_ends.clone();
         let committer = tokio::spawn(crate::events::run_committer(self.mesh.clone()));
         let stop_committing = committer.abort_handle();
         let (signalled, stop_waiting) = tokio::sync::oneshot::channel::<()>();
@@ -269,6 +270,11 @@ impl Application {
                 Ok(())
             }
         };
+        // PostgreSQL and Flight SQL clients get the rest of the grace period to see their
+        // statements end (cancelled, with their status) before their connections are cut.
+        front_ends_stopped.cancel();
+        let mut front_ends: Vec<_> = [postgres, flight].into_iter().flatten().collect();
+        let _ = tokio::time::timeout(grace, futures::future::join_all(front_ends.iter_mut())).await;
         for task in [
             scheduler,
             maintenance,
@@ -276,12 +282,13 @@ impl Application {
             transforms,
             lineage_delivery,
             lineage_pruning,
-            postgres,
-            flight,
         ]
         .into_iter()
         .flatten()
         {
+            task.abort();
+        }
+        for task in front_ends {
             task.abort();
         }
         committer.abort();

@@ -67,6 +67,22 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The PostgreSQL SQLSTATE of an error around a query (its principal, its snapshot), which
+    /// the front ends other than HTTP answer with (as `QueryError::sqlstate` for the query's own).
+    pub fn sqlstate(&self) -> &'static str {
+        use ServiceError::*;
+        match self {
+            Unauthenticated(_) => "28000",
+            Forbidden(_) => "42501",
+            NotFound(_) => "42P01",
+            InvalidQuery(_) | BadRequest(_) => "42000",
+            QueryLimit(_) => "54000",
+            Busy(_) => "53300",
+            Unavailable(_) => "58000",
+            _ => "XX000",
+        }
+    }
+
     /// The same error, its message prefixed with what was being done.
     pub fn with_context(self, context: &str) -> Self {
         use ServiceError::*;

@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod events;
 mod flightsql;
+mod front_end;
 mod gate;
 mod glossary;
 mod governance;

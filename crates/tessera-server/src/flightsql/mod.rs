@@ -47,17 +47,21 @@ use datafusion::prelude::DataFrame;
 use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tessera_core::{FrontEnd, RequestContext};
-use tessera_query::{QueryError, Refine, SessionShape};
+use tessera_query::{QueryError, SessionShape};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::error::ServiceError;
+use crate::front_end::{bind, parameter_types, request_id};
 use crate::mesh::Mesh;
 use crate::service::AccessService;
 
 use ticket::{Handle, Keys, Kind};
+
+/// The mesh secret that seals statement handles and tickets.
+const HANDLE_KEY: &str = "flight_sql_handle_key";
 
 /// The schema metadata key that names the datasets whose blocking checks fail.
 pub const QUALITY_WARNINGS_KEY: &str = "tessera.quality_warnings";
@@ -80,7 +84,7 @@ pub(crate) struct TesseraFlightSql {
 }
 
 impl TesseraFlightSql {
-    pub(crate) fn new(mesh: Arc<Mesh>) -> crate::error::Result<Self> {
+    pub(crate) async fn new(mesh: Arc<Mesh>) -> crate::error::Result<Self> {
         let mut info = SqlInfoDataBuilder::new();
         info.append(SqlInfo::FlightSqlServerName, "Tessera");
         info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -110,8 +114,16 @@ impl TesseraFlightSql {
         // A ticket waits for its DoGet at most as long as its query may run, and a minute.
         let lifetime =
             Duration::from_secs(mesh.engine().config().timeout_seconds.saturating_add(60));
+        // A secret of its own in the metadata store (so every instance sharing it accepts the
+        // same handles), made on first use.
+        let fresh = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let secret = mesh.catalog.secret(HANDLE_KEY, &fresh).await?;
         Ok(Self {
-            keys: Keys::derive(&mesh.mask_key, lifetime),
+            keys: Keys::new(secret.as_bytes(), lifetime),
             mesh,
             sql_info,
         })
@@ -121,42 +133,28 @@ impl TesseraFlightSql {
     /// revoked token or a changed grant applies at the next call).
     async fn caller(&self, metadata: &MetadataMap) -> Result<RequestContext, Status> {
         let (token, user) = credentials(metadata)?;
-        // A token of another user is as wrong as a wrong one: nothing says whose it is.
-        self.mesh
-            .authenticate(&token, request_id(), FrontEnd::FlightSql)
-            .await
-            .ok()
-            .filter(|cx| user.as_deref().is_none_or(|u| cx.principal.name == u))
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "the API token is not valid (unknown, revoked or expired, or not this user's)",
-                )
-            })
-    }
-
-    /// Plans `sql` as `cx` would run it. A statement refused here is run once through the
-    /// governed path instead, so the query log records the refusal as every front end's does.
-    async fn plan(&self, cx: &RequestContext, sql: &str) -> Result<DataFrame, Status> {
-        let shape = SessionShape::default();
+        // A token of another user is as wrong as a wrong one: nothing says whose it is. A store
+        // that cannot say is not the token's fault.
         match self
             .mesh
-            .plan_shaped(cx, sql, &shape)
+            .authenticate(&token, request_id(), FrontEnd::FlightSql)
+            .await
+        {
+            Ok(cx) if user.as_deref().is_none_or(|u| cx.principal.name == u) => Ok(cx),
+            Ok(_) | Err(ServiceError::Unauthenticated(_)) => Err(Status::unauthenticated(
+                "the API token is not valid (unknown, revoked or expired, or not this user's)",
+            )),
+            Err(e) => Err(service_status(e)),
+        }
+    }
+
+    /// Plans `sql` as `cx` would run it (a refusal is in the query log).
+    async fn plan(&self, cx: &RequestContext, sql: &str) -> Result<DataFrame, Status> {
+        self.mesh
+            .prepare_shaped(cx, sql, &SessionShape::default())
             .await
             .map_err(service_status)?
-        {
-            Ok(df) => Ok(df),
-            Err(_) => match self
-                .mesh
-                .query_shaped(cx, sql, Box::new(Ok), &shape)
-                .await
-                .map_err(service_status)?
-            {
-                Err(e) => Err(query_status(e)),
-                Ok(_) => Err(Status::internal(
-                    "the statement runs but does not plan when it is prepared",
-                )),
-            },
-        }
+            .map_err(query_status)
     }
 
     /// FlightInfo for one execution of a statement: its schema as DoGet will send it, and a
@@ -208,10 +206,7 @@ impl TesseraFlightSql {
         cx: RequestContext,
         handle: Handle,
     ) -> Result<Response<DoGetStream>, Status> {
-        let refine: Refine = match handle.parameter_values()? {
-            Some(values) => Box::new(move |df| df.with_param_values(values)),
-            None => Box::new(Ok),
-        };
+        let refine = bind(handle.parameter_values()?);
         let stream = self
             .mesh
             .query_shaped(&cx, &handle.sql, refine, &SessionShape::default())
@@ -364,12 +359,22 @@ impl FlightSqlService for TesseraFlightSql {
         let mut handle = self
             .keys
             .open(&query.prepared_statement_handle, Kind::Prepared, &cx)?;
-        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
             request.into_inner().map_err(FlightError::from),
-        )
-        .try_collect()
-        .await
-        .map_err(|e| Status::invalid_argument(format!("the parameters cannot be read: {e}")))?;
+        );
+        // One row is all a query binds: reading stops at the second.
+        let (mut batches, mut rows) = (Vec::new(), 0);
+        while rows <= 1 {
+            match stream.try_next().await.map_err(|e| {
+                Status::invalid_argument(format!("the parameters cannot be read: {e}"))
+            })? {
+                Some(batch) => {
+                    rows += batch.num_rows();
+                    batches.push(batch);
+                }
+                None => break,
+            }
+        }
         handle.bind(&batches)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(self.keys.seal(&handle)),
@@ -467,13 +472,12 @@ impl FlightSqlService for TesseraFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let cx = self.caller(request.metadata()).await?;
         let mut builder = query.into_builder();
-        let mut domains: Vec<String> = self
+        let domains: std::collections::BTreeSet<String> = self
             .discoverable(&cx, None)
             .await?
             .into_iter()
             .map(|r| r.domain.to_string())
             .collect();
-        domains.dedup();
         for domain in domains {
             builder.append(domain);
         }
@@ -488,14 +492,12 @@ impl FlightSqlService for TesseraFlightSql {
         let cx = self.caller(request.metadata()).await?;
         let catalog = query.catalog.clone();
         let mut builder = query.into_builder();
-        let mut products: Vec<(String, String)> = self
+        let products: std::collections::BTreeSet<(String, String)> = self
             .discoverable(&cx, catalog.as_deref())
             .await?
             .into_iter()
             .map(|r| (r.domain.to_string(), r.product.to_string()))
             .collect();
-        products.sort();
-        products.dedup();
         for (domain, product) in products {
             builder.append(domain, product);
         }
@@ -651,10 +653,6 @@ fn credentials(metadata: &MetadataMap) -> Result<(String, Option<String>), Statu
     Err(missing())
 }
 
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// The encoder every result goes through, so FlightInfo's schema is exactly DoGet's (ADBC
 /// refuses a stream whose schema differs). Dictionaries are sent as dictionaries: the types
 /// reach the client as the engine made them.
@@ -706,17 +704,12 @@ fn warning_headers(metadata: &mut MetadataMap, warnings: &[String]) {
 
 /// `$1..$n` in order as a schema (fields `$1`, `$2`...), typed as the plan infers them.
 fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
-    let mut parameters: Vec<(usize, Option<DataType>)> = plan
-        .get_parameter_types()
-        .map_err(|e| query_status(QueryError::from_datafusion(e)))?
-        .into_iter()
-        .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
-        .collect();
-    parameters.sort_by_key(|(n, _)| *n);
+    let types = parameter_types(plan).map_err(query_status)?;
     Ok(Schema::new(
-        parameters
+        types
             .into_iter()
-            .map(|(n, t)| Field::new(format!("${n}"), t.unwrap_or(DataType::Null), true))
+            .enumerate()
+            .map(|(i, t)| Field::new(format!("${}", i + 1), t.unwrap_or(DataType::Null), true))
             .collect::<Vec<_>>(),
     ))
 }
@@ -731,8 +724,17 @@ fn ipc_schema(schema: &Schema) -> Result<Bytes, Status> {
 /// A query's error as a gRPC status, by its SQLSTATE (the one classification every front end
 /// uses), which also travels as `tessera-sqlstate` in the status's metadata.
 fn query_status(e: QueryError) -> Status {
-    let sqlstate = e.sqlstate();
+    status(e.sqlstate(), e.to_string())
+}
+
+/// An error of the service around a query (its principal, its snapshot), likewise.
+fn service_status(e: ServiceError) -> Status {
+    status(e.sqlstate(), e.to_string())
+}
+
+fn status(sqlstate: &'static str, message: String) -> Status {
     let code = match sqlstate {
+        "28000" => Code::Unauthenticated,
         "42501" => Code::PermissionDenied,
         "42P01" => Code::NotFound,
         "57014" => Code::DeadlineExceeded,
@@ -749,21 +751,7 @@ fn query_status(e: QueryError) -> Status {
     };
     let mut metadata = MetadataMap::new();
     metadata.insert("tessera-sqlstate", MetadataValue::from_static(sqlstate));
-    Status::with_metadata(code, e.to_string(), metadata)
-}
-
-/// An error of the service around a query (its principal, its snapshot).
-fn service_status(e: ServiceError) -> Status {
-    let code = match &e {
-        ServiceError::Unauthenticated(_) => Code::Unauthenticated,
-        ServiceError::Forbidden(_) => Code::PermissionDenied,
-        ServiceError::NotFound(_) => Code::NotFound,
-        ServiceError::InvalidQuery(_) | ServiceError::BadRequest(_) => Code::InvalidArgument,
-        ServiceError::QueryLimit(_) | ServiceError::Busy(_) => Code::ResourceExhausted,
-        ServiceError::Unavailable(_) => Code::Unavailable,
-        _ => Code::Internal,
-    };
-    Status::new(code, e.to_string())
+    Status::with_metadata(code, message, metadata)
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {

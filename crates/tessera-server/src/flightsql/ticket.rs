@@ -1,7 +1,7 @@
 //! Flight SQL statement tickets and prepared-statement handles: the statement itself (SQL, its
 //! bound parameter row, whose it is), sealed with an HMAC so a client can hand it back but not
 //! alter it. Nothing is kept on the server, so a handle outlives a connection and works on any
-//! instance that shares the metadata store (the key is derived from the mesh's own secret).
+//! instance that shares the metadata store (the key is a secret kept there).
 //!
 //! A handle never grants anything: the call that brings it back is authenticated again and runs
 //! the SQL as *that* caller, through the one governed path. The seal and the principal check
@@ -100,8 +100,8 @@ impl Handle {
     }
 
     /// The bound parameters as the engine binds them: positional (`$1..$n`) when the columns
-    /// are numbered (`0, 1, ...` as ADBC's DB-API names them, or `$1, $2, ...`), by name
-    /// otherwise (`$name`).
+    /// are numbered (`0, 1, ...` as ADBC's DB-API names them, or `$1, $2, ...`; in the order of
+    /// their numbers), by name otherwise (`$name`).
     pub(crate) fn parameter_values(&self) -> Result<Option<ParamValues>, Status> {
         let Some(bytes) = &self.parameters else {
             return Ok(None);
@@ -123,12 +123,15 @@ impl Handle {
             .map(|column| ScalarValue::try_from_array(column, 0))
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(|e| Status::invalid_argument(format!("a parameter cannot be read: {e}")))?;
-        let numbered = schema
+        let numbers: Option<Vec<usize>> = schema
             .fields()
             .iter()
-            .all(|f| f.name().trim_start_matches('$').parse::<usize>().is_ok());
-        Ok(Some(if numbered {
-            ParamValues::List(values.into_iter().map(Into::into).collect())
+            .map(|f| f.name().trim_start_matches('$').parse::<usize>().ok())
+            .collect();
+        Ok(Some(if let Some(numbers) = numbers {
+            let mut numbered: Vec<(usize, ScalarValue)> = numbers.into_iter().zip(values).collect();
+            numbered.sort_by_key(|(n, _)| *n);
+            ParamValues::List(numbered.into_iter().map(|(_, v)| v.into()).collect())
         } else {
             ParamValues::Map(
                 schema
@@ -149,14 +152,16 @@ pub(crate) struct Keys {
     ticket_lifetime: Duration,
 }
 
+/// How far apart the clocks of two instances may be for a ticket made by one to open on the other.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 impl Keys {
-    /// Derived from the mesh's own secret, so instances sharing a metadata store accept each
-    /// other's handles.
-    pub(crate) fn derive(mesh_secret: &[u8], ticket_lifetime: Duration) -> Self {
-        let mut mac = mac(mesh_secret);
-        mac.update(b"tessera/flight-sql-handle/v1");
+    /// Keys from a secret that every instance sharing the metadata store reads alike (so each
+    /// accepts the others' handles), and used for nothing else.
+    pub(crate) fn new(secret: &[u8], ticket_lifetime: Duration) -> Self {
+        use sha2::Digest;
         Self {
-            key: mac.finalize().into_bytes().into(),
+            key: Sha256::digest(secret).into(),
             ticket_lifetime,
         }
     }
@@ -195,8 +200,9 @@ impl Keys {
                 "the statement handle belongs to another user",
             ));
         }
-        let age = Duration::from_millis(now_ms().saturating_sub(handle.issued_at_ms) as u64);
-        if kind == Kind::Ticket && age > self.ticket_lifetime {
+        // Made by an instance whose clock is ahead: its age is below zero, which is no age.
+        let age = Duration::from_millis(now_ms().saturating_sub(handle.issued_at_ms).max(0) as u64);
+        if kind == Kind::Ticket && age > self.ticket_lifetime + CLOCK_SKEW {
             return Err(Status::invalid_argument(format!(
                 "the ticket expired (it is valid for {} s after the statement was planned); execute the statement again",
                 self.ticket_lifetime.as_secs()
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_handle_opens_only_unaltered_for_its_own_user_and_kind() {
-        let keys = Keys::derive(b"secret", Duration::from_secs(60));
+        let keys = Keys::new(b"secret", Duration::from_secs(60));
         let alice = cx("alice");
         let handle = Handle::new(Kind::Prepared, "SELECT 1".into(), &alice);
         let sealed = keys.seal(&handle);
@@ -247,22 +253,32 @@ mod tests {
         assert_eq!(wrong_kind.code(), tonic::Code::InvalidArgument);
         let other_user = keys.open(&sealed, Kind::Prepared, &cx("bob")).unwrap_err();
         assert_eq!(other_user.code(), tonic::Code::PermissionDenied);
+        // The SQL altered in place (the sealed bytes still decode): the seal no longer fits.
         let mut altered = sealed.to_vec();
-        let at = altered.len() / 2;
-        altered[at] ^= 1;
-        assert_eq!(
-            keys.open(&altered, Kind::Prepared, &alice)
-                .unwrap_err()
-                .code(),
-            tonic::Code::InvalidArgument
+        let at = altered
+            .windows(8)
+            .position(|w| w == b"SELECT 1")
+            .expect("the SQL is in the handle");
+        altered[at + 7] = b'2';
+        let refused = keys.open(&altered, Kind::Prepared, &alice).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().contains("not made by this mesh"),
+            "{refused:?}"
         );
-        let another_mesh = Keys::derive(b"other secret", Duration::from_secs(60));
-        assert!(another_mesh.open(&sealed, Kind::Prepared, &alice).is_err());
+        let another_mesh = Keys::new(b"other secret", Duration::from_secs(60));
+        let refused = another_mesh
+            .open(&sealed, Kind::Prepared, &alice)
+            .unwrap_err();
+        assert!(
+            refused.message().contains("not made by this mesh"),
+            "{refused:?}"
+        );
     }
 
     #[test]
     fn a_ticket_expires_but_a_prepared_handle_does_not() {
-        let keys = Keys::derive(b"secret", Duration::from_secs(60));
+        let keys = Keys::new(b"secret", Duration::from_secs(60));
         let alice = cx("alice");
         let mut old = Handle::new(Kind::Prepared, "SELECT 1".into(), &alice);
         old.issued_at_ms -= 3_600_000;
@@ -271,5 +287,57 @@ mod tests {
         ticket.issued_at_ms -= 3_600_000;
         let expired = keys.open(&keys.seal(&ticket), Kind::Ticket, &alice);
         assert!(expired.unwrap_err().message().contains("expired"));
+        // A ticket from an instance whose clock is ahead opens.
+        let mut ahead = old.to_ticket();
+        ahead.issued_at_ms += 30_000;
+        assert!(keys.open(&keys.seal(&ahead), Kind::Ticket, &alice).is_ok());
+    }
+
+    #[test]
+    fn numbered_parameters_bind_in_the_order_of_their_numbers() {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let batch = |names: [&str; 2]| {
+            let schema = Schema::new(vec![
+                Field::new(names[0], DataType::Utf8, true),
+                Field::new(names[1], DataType::Int64, true),
+            ]);
+            RecordBatch::try_new(
+                std::sync::Arc::new(schema),
+                vec![
+                    std::sync::Arc::new(StringArray::from(vec!["view"])),
+                    std::sync::Arc::new(Int64Array::from(vec![1000])),
+                ],
+            )
+            .unwrap()
+        };
+        let bound = |names| {
+            let mut handle = Handle::new(Kind::Prepared, "SELECT $1, $2".into(), &cx("alice"));
+            handle.bind(&[batch(names)]).unwrap();
+            handle.parameter_values().unwrap().unwrap()
+        };
+        let ParamValues::List(in_order) = bound(["0", "1"]) else {
+            panic!("positional")
+        };
+        assert_eq!(in_order[0].value(), &ScalarValue::Utf8(Some("view".into())));
+        let ParamValues::List(swapped) = bound(["$2", "$1"]) else {
+            panic!("positional")
+        };
+        assert_eq!(swapped[0].value(), &ScalarValue::Int64(Some(1000)));
+        let ParamValues::Map(named) = bound(["kind", "dwell"]) else {
+            panic!("by name")
+        };
+        assert_eq!(named["dwell"].value(), &ScalarValue::Int64(Some(1000)));
+        let two_rows = RecordBatch::try_new(
+            batch(["0", "1"]).schema(),
+            vec![
+                std::sync::Arc::new(StringArray::from(vec!["a", "b"])),
+                std::sync::Arc::new(Int64Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        let mut handle = Handle::new(Kind::Prepared, "SELECT $1, $2".into(), &cx("alice"));
+        let refused = handle.bind(&[two_rows]).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -49,12 +49,13 @@ use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tessera_core::{FrontEnd, RequestContext};
-use tessera_query::{QueryError, QueryStream, Refine, SessionShape};
+use tessera_query::{QueryError, QueryStream, SessionShape};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
+use crate::front_end::{bind, parameter_types, request_id};
 use crate::mesh::Mesh;
 use crate::service::{AccessService, CatalogService};
 
@@ -246,13 +247,18 @@ impl StartupHandler for PgInner {
                     .cloned()
                     .unwrap_or_else(|| user.clone());
                 // A token of another user is as wrong as a wrong one: nothing says whose it is.
-                let cx = self
+                // A store that cannot say is not the password's fault.
+                let cx = match self
                     .mesh
                     .authenticate(&token, request_id(), FrontEnd::Postgres)
                     .await
-                    .ok()
-                    .filter(|cx| cx.principal.name == user)
-                    .ok_or_else(|| PgWireError::InvalidPassword(user.clone()))?;
+                {
+                    Ok(cx) if cx.principal.name == user => cx,
+                    Ok(_) | Err(ServiceError::Unauthenticated(_)) => {
+                        return Err(PgWireError::InvalidPassword(user.clone()));
+                    }
+                    Err(e) => return Err(fatal(e.sqlstate(), e.to_string())),
+                };
                 // Unknown and not discoverable read the same, as over HTTP.
                 if self.mesh.domain(&cx, &domain).await.is_err() {
                     return Err(fatal(
@@ -401,37 +407,24 @@ impl QueryParser for PgParser {
         let cx = request(&self.mesh, &conn).await?;
         let sql = statement.to_string();
         let shape = conn.shape();
-        let planned = self
+        let df = self
             .mesh
-            .plan_shaped(&cx, &sql, &shape)
+            .prepare_shaped(&cx, &sql, &shape)
             .await
-            .map_err(service_error)?;
-        match planned {
-            Ok(df) => Ok(Some(PgStatement::Query {
-                sql,
-                plan: Arc::new(df.logical_plan().clone()),
-            })),
-            // A statement refused at Parse is logged as refused, as it would be at Execute.
-            Err(_) => match self
-                .mesh
-                .query_shaped(&cx, &sql, Box::new(Ok), &shape)
-                .await
-                .map_err(service_error)?
-            {
-                Err(e) => Err(query_error(e)),
-                Ok(_) => Err(error(
-                    "XX000",
-                    "the statement plans when it runs but not when it is prepared",
-                )),
-            },
-        }
+            .map_err(service_error)?
+            .map_err(query_error)?;
+        Ok(Some(PgStatement::Query {
+            sql,
+            plan: Arc::new(df.logical_plan().clone()),
+        }))
     }
 
     fn get_parameter_types(&self, statement: &PgStatement) -> PgWireResult<Vec<Type>> {
         let PgStatement::Query { plan, .. } = statement else {
             return Ok(Vec::new());
         };
-        parameter_types(plan)?
+        parameter_types(plan)
+            .map_err(query_error)?
             .iter()
             .map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
             .collect()
@@ -477,7 +470,7 @@ impl ExtendedQueryHandler for PgInner {
         match &portal.statement.statement {
             PgStatement::Session(session) => session.answer(client),
             PgStatement::Query { sql, plan } => {
-                let types = parameter_types(plan)?;
+                let types = parameter_types(plan).map_err(query_error)?;
                 let types: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
                 let parameters = deserialize_parameters(portal, &types)?;
                 self.run(client, sql, Some(parameters), &portal.result_column_format)
@@ -506,10 +499,7 @@ impl PgInner {
         let conn = connection(client)?;
         let cx = request(&self.mesh, &conn).await?;
         let cancelled = conn.begin();
-        let refine: Refine = match parameters {
-            Some(values) => Box::new(move |df| df.with_param_values(values)),
-            None => Box::new(Ok),
-        };
+        let refine = bind(parameters);
         let shape = conn.shape();
         let started = tokio::select! {
             biased;
@@ -737,32 +727,18 @@ fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
         .ok_or_else(|| fatal("08P01", "the connection is not authenticated"))
 }
 
-/// The connection's principal, authenticated again for this statement.
+/// The connection's principal, authenticated again for this statement. A store that cannot
+/// say is not the token's fault.
 async fn request(mesh: &Mesh, conn: &Conn) -> PgWireResult<RequestContext> {
     mesh.authenticate(&conn.token, request_id(), FrontEnd::Postgres)
         .await
-        .map_err(|_| {
-            fatal(
+        .map_err(|e| match e {
+            ServiceError::Unauthenticated(_) => fatal(
                 "28000",
                 "the connection's token is no longer valid (revoked or expired); connect again with a valid token",
-            )
+            ),
+            other => service_error(other),
         })
-}
-
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// `$1..$n` in order, with the types the plan infers for them.
-fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
-    let mut types: Vec<(usize, Option<DataType>)> = plan
-        .get_parameter_types()
-        .map_err(|e| query_error(QueryError::from_datafusion(e)))?
-        .into_iter()
-        .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
-        .collect();
-    types.sort_by_key(|(n, _)| *n);
-    Ok(types.into_iter().map(|(_, t)| t).collect())
 }
 
 fn error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -797,15 +773,8 @@ fn query_error(e: QueryError) -> PgWireError {
 
 /// An error of the service around a query (its principal, its snapshot).
 fn service_error(e: ServiceError) -> PgWireError {
-    let code = match &e {
-        ServiceError::Unauthenticated(_) => return fatal("28000", e.to_string()),
-        ServiceError::Forbidden(_) => "42501",
-        ServiceError::NotFound(_) => "42P01",
-        ServiceError::InvalidQuery(_) | ServiceError::BadRequest(_) => "42000",
-        ServiceError::QueryLimit(_) => "54000",
-        ServiceError::Busy(_) => "53300",
-        ServiceError::Unavailable(_) => "58000",
-        _ => "XX000",
-    };
-    error(code, e.to_string())
+    match &e {
+        ServiceError::Unauthenticated(_) => fatal(e.sqlstate(), e.to_string()),
+        _ => error(e.sqlstate(), e.to_string()),
+    }
 }

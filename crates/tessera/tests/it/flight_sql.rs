@@ -342,11 +342,24 @@ fn adbc_queries_the_mesh_as_the_tokens_principal() {
     let audit = server
         .cli(&["audit", "show", "--limit", "1000", "--format", "json"])
         .ok();
+    let audit: Value = serde_json::from_str(&audit.stdout).unwrap();
+    let entries = audit
+        .get("entries")
+        .unwrap_or(&audit)
+        .as_array()
+        .unwrap()
+        .clone();
+    let denied_read = entries.iter().find(|e| {
+        e["actor"] == "user dpatel"
+            && e["action"] == "query"
+            && e["detail"]["front_end"] == "flight_sql"
+            && e["detail"]["status"] == "denied"
+    });
     assert!(
-        audit.stdout.contains("\"front_end\":\"flight_sql\"")
-            || audit.stdout.contains("\"front_end\": \"flight_sql\""),
-        "{}",
-        audit.stdout
+        denied_read.is_some_and(|e| e["detail"]["datasets"]
+            .to_string()
+            .contains("marketplace.provenance.sales")),
+        "{entries:?}"
     );
 }
 
