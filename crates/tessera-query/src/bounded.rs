@@ -60,7 +60,14 @@ const BOUNDED: &[(&str, Growth)] = &[
 /// Replaces the session's functions that can build huge values with bounded ones.
 pub(crate) fn bound_functions(ctx: &SessionContext, limit_bytes: usize) {
     for (name, growth) in BOUNDED {
-        if let Some(inner) = ctx.state().scalar_functions().get(*name).cloned() {
+        // Read under the lock: `ctx.state()` would copy the whole session for each name.
+        let inner = ctx
+            .state_ref()
+            .read()
+            .scalar_functions()
+            .get(*name)
+            .cloned();
+        if let Some(inner) = inner {
             let bounded = Bounded {
                 inner: UdfEq::from(inner.inner().clone()),
                 growth: *growth,

@@ -233,7 +233,8 @@ struct SessionControl {
 
 /// The request a session made by [`QueryEngine::session`] runs for.
 pub fn request_of(ctx: &SessionContext) -> Option<RequestContext> {
-    ctx.state()
+    ctx.state_ref()
+        .read()
         .config()
         .get_extension::<SessionControl>()
         .map(|c| c.request.clone())
@@ -241,7 +242,9 @@ pub fn request_of(ctx: &SessionContext) -> Option<RequestContext> {
 
 /// The cancellation token of a session made by [`QueryEngine::session`].
 fn token_of(ctx: &SessionContext) -> Option<CancellationToken> {
-    ctx.state()
+    // Under the lock: `ctx.state()` would copy the whole session.
+    ctx.state_ref()
+        .read()
         .config()
         .get_extension::<SessionControl>()
         .map(|c| c.token.clone())

@@ -4,7 +4,7 @@
 //! governed session); the database is the connected domain, its schemas are the domain's
 //! products, and `\l` lists every domain the principal may discover.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -188,7 +188,29 @@ impl PgCatalog {
             ctx.register_udf(function.clone());
         }
         ctx.register_udtf("pg_get_keywords", self.keywords.clone());
-        generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+        for (name, function) in widened_series_functions() {
+            ctx.register_udtf(name, function.clone());
+        }
         Ok(())
     }
+}
+
+/// `generate_series` and `range` taking PostgreSQL's int4 arguments, as
+/// `CoerceIntArgsToBigInt::widen` makes them. Made once: `widen` itself copies the whole
+/// session state twice, which each statement would pay for.
+fn widened_series_functions() -> &'static [(String, Arc<dyn TableFunctionImpl>)] {
+    static WIDENED: OnceLock<Vec<(String, Arc<dyn TableFunctionImpl>)>> = OnceLock::new();
+    WIDENED.get_or_init(|| {
+        let ctx = SessionContext::new();
+        generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
+        let state = ctx.state_ref();
+        let state = state.read();
+        ["generate_series", "range"]
+            .into_iter()
+            .filter_map(|name| {
+                let function = state.table_functions().get(name)?.function().clone();
+                Some((name.to_string(), function))
+            })
+            .collect()
+    })
 }

@@ -11,6 +11,7 @@
 //! connection's principal, SQLSTATEs, session statements (SET, SHOW, BEGIN) and cancellation.
 
 mod catalog;
+mod text;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -541,7 +542,10 @@ fn rows(
         let mut batches = std::pin::pin!(stream.take_until(cancelled.clone().cancelled_owned()));
         while let Some(batch) = batches.next().await {
             let rows: Vec<PgWireResult<DataRow>> = match batch {
-                Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
+                Ok(batch) => match text::timestamps_as_text(batch, &fields) {
+                    Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
+                    Err(e) => vec![Err(e)],
+                },
                 Err(e) => vec![Err(query_error(e))],
             };
             let failed = rows.iter().any(Result::is_err);
