@@ -63,11 +63,7 @@ impl Application {
         };
         let postgres = match config.postgres.address {
             Some(address) => {
-                let listener = TcpListener::bind(address).await.map_err(|e| {
-                    ServiceError::BadRequest(format!(
-                        "cannot listen for PostgreSQL clients on {address}: {e} (--pg ADDR, or --pg off)"
-                    ))
-                })?;
+                let listener = bind_front_end(address, "PostgreSQL", "--pg").await?;
                 let server = crate::pgwire::PgServer::new(mesh.clone(), &config.postgres)?;
                 Some((listener, server))
             }
@@ -75,11 +71,7 @@ impl Application {
         };
         let flight = match config.flight.address {
             Some(address) => {
-                let listener = TcpListener::bind(address).await.map_err(|e| {
-                    ServiceError::BadRequest(format!(
-                        "cannot listen for Flight SQL clients on {address}: {e} (--flight ADDR, or --flight off)"
-                    ))
-                })?;
+                let listener = bind_front_end(address, "Flight SQL", "--flight").await?;
                 let service = crate::flightsql::TesseraFlightSql::new(mesh.clone()).await?;
                 Some((listener, service))
             }
@@ -296,4 +288,14 @@ impl Application {
         self.mesh.close().await;
         served
     }
+}
+
+/// The listener of a front end that `flag` turns on (`--pg`, `--flight`), or an error that says
+/// how to move it or turn it off.
+async fn bind_front_end(address: SocketAddr, clients: &str, flag: &str) -> Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        ServiceError::BadRequest(format!(
+            "cannot listen for {clients} clients on {address}: {e} ({flag} ADDR, or {flag} off)"
+        ))
+    })
 }

@@ -417,6 +417,30 @@ fn psql_and_psycopg_query_the_mesh_as_the_tokens_principal() {
 }
 
 #[test]
+fn a_front_end_port_in_use_stops_the_server_naming_the_flag_that_moves_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    for (flag, clients) in [("--pg", "PostgreSQL"), ("--flight", "Flight SQL")] {
+        let failed = tessera()
+            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args([flag, address.as_str()])
+            .output()
+            .map(Run::from)
+            .unwrap()
+            .failed();
+        let said = format!("cannot listen for {clients} clients on {address}");
+        let remedy = format!("({flag} ADDR, or {flag} off)");
+        assert!(
+            failed.stderr.contains(&said) && failed.stderr.contains(&remedy),
+            "{}",
+            failed.stderr
+        );
+    }
+}
+
+#[test]
 fn limits_answer_with_their_sqlstates_and_closed_connections_leave_nothing_behind() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(
