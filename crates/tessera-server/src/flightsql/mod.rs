@@ -768,6 +768,48 @@ mod tests {
         md
     }
 
+    /// The gRPC status for each kind of failure, with its SQLSTATE alongside. The integration
+    /// tests cause most of them from ADBC; too many queries at once (53300) is checked here.
+    #[test]
+    fn each_failure_has_its_grpc_code_and_its_sqlstate() {
+        let cases = [
+            (
+                QueryError::Invalid("syntax error".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                QueryError::ReadOnly("a write".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                QueryError::Forbidden("no grant".into()),
+                Code::PermissionDenied,
+            ),
+            (QueryError::Timeout(30), Code::DeadlineExceeded),
+            // 53300: too many queries at once.
+            (QueryError::Busy, Code::ResourceExhausted),
+            (
+                QueryError::ResultTooLarge("rows".into()),
+                Code::ResourceExhausted,
+            ),
+            (
+                QueryError::ResourcesExhausted("memory".into()),
+                Code::ResourceExhausted,
+            ),
+            (QueryError::ShuttingDown, Code::Unavailable),
+        ];
+        for (error, code) in cases {
+            let sqlstate = error.sqlstate();
+            let status = query_status(error);
+            assert_eq!(status.code(), code, "{sqlstate}");
+            assert_eq!(
+                status.metadata().get("tessera-sqlstate").unwrap(),
+                sqlstate,
+                "{sqlstate}"
+            );
+        }
+    }
+
     #[test]
     fn credentials_come_as_bearer_or_basic_padded_or_not() {
         assert_eq!(
