@@ -4,7 +4,7 @@
 //! governed session); the database is the connected domain, its schemas are the domain's
 //! products, and `\l` lists every domain the principal may discover.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -117,10 +117,15 @@ pub(super) struct PgCatalog {
     schema: Arc<PgCatalogSchemaProvider<ScopedCatalog, EmptyContextProvider>>,
     functions: Vec<ScalarUDF>,
     keywords: Arc<dyn TableFunctionImpl>,
+    series: Arc<WidenedFunctions>,
 }
 
 impl PgCatalog {
-    pub(super) fn new(domain: &str, tables: Arc<PgCatalogStaticTables>) -> Result<Self> {
+    pub(super) fn new(
+        domain: &str,
+        tables: Arc<PgCatalogStaticTables>,
+        series: Arc<WidenedFunctions>,
+    ) -> Result<Self> {
         let scoped = ScopedCatalog {
             domain: domain.to_string(),
             list: Arc::new(RwLock::new(Arc::new(MemoryCatalogProviderList::new()))),
@@ -165,6 +170,7 @@ impl PgCatalog {
             schema,
             functions,
             keywords: tables.pg_get_keywords.clone(),
+            series,
         })
     }
 
@@ -188,7 +194,7 @@ impl PgCatalog {
             ctx.register_udf(function.clone());
         }
         ctx.register_udtf("pg_get_keywords", self.keywords.clone());
-        for (name, function) in widened_series_functions() {
+        for (name, function) in self.series.iter() {
             ctx.register_udtf(name, function.clone());
         }
         Ok(())
@@ -196,21 +202,21 @@ impl PgCatalog {
 }
 
 /// `generate_series` and `range` taking PostgreSQL's int4 arguments, as
-/// `CoerceIntArgsToBigInt::widen` makes them. Made once: `widen` itself copies the whole
-/// session state twice, which each statement would pay for.
-fn widened_series_functions() -> &'static [(String, Arc<dyn TableFunctionImpl>)] {
-    static WIDENED: OnceLock<Vec<(String, Arc<dyn TableFunctionImpl>)>> = OnceLock::new();
-    WIDENED.get_or_init(|| {
-        let ctx = SessionContext::new();
-        generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
-        let state = ctx.state_ref();
-        let state = state.read();
-        ["generate_series", "range"]
-            .into_iter()
-            .filter_map(|name| {
-                let function = state.table_functions().get(name)?.function().clone();
-                Some((name.to_string(), function))
-            })
-            .collect()
-    })
+/// `CoerceIntArgsToBigInt::widen` makes them in `session` (one of the engine's). Made once per
+/// server: `widen` itself copies the whole session state twice, which each statement would pay
+/// for.
+pub(super) fn widened_series_functions(session: &SessionContext) -> WidenedFunctions {
+    generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(session);
+    let state = session.state_ref();
+    let state = state.read();
+    ["generate_series", "range"]
+        .into_iter()
+        .filter_map(|name| {
+            let function = state.table_functions().get(name)?.function().clone();
+            Some((name.to_string(), function))
+        })
+        .collect()
 }
+
+/// Table functions by name, installed into every statement's session.
+pub(super) type WidenedFunctions = Vec<(String, Arc<dyn TableFunctionImpl>)>;

@@ -91,12 +91,21 @@ pub(crate) struct PgInner {
     slots: Arc<Semaphore>,
     /// `pg_catalog`'s fixed tables (pg_type, pg_proc...), decoded once per server.
     tables: Arc<PgCatalogStaticTables>,
+    /// `generate_series` and `range` widened for int4 arguments, made once per server.
+    series: Arc<catalog::WidenedFunctions>,
 }
 
 impl PgServer {
     pub(crate) fn new(mesh: Arc<Mesh>, config: &PostgresConfig) -> crate::error::Result<Self> {
         let tables = PgCatalogStaticTables::try_new()
             .map_err(|e| ServiceError::Internal(format!("pg_catalog does not load: {e}")))?;
+        // A session of the engine's, over nothing, only to take the functions from.
+        let cx = RequestContext::system("pg-catalog", request_id(), FrontEnd::System);
+        let session = mesh
+            .engine()
+            .session(&tessera_query::MeshSnapshot::default(), &cx)
+            .map_err(|e| ServiceError::Internal(format!("pg_catalog does not load: {e}")))?;
+        let series = Arc::new(catalog::widened_series_functions(&session));
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.is_superuser = false;
         parameters.default_transaction_read_only = true;
@@ -111,6 +120,7 @@ impl PgServer {
             parameters,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             tables: Arc::new(tables),
+            series,
         })))
     }
 }
@@ -275,8 +285,9 @@ impl StartupHandler for PgInner {
                         "sorry, too many clients already (--pg-max-connections)",
                     )
                 })?;
-                let catalog = catalog::PgCatalog::new(&domain, self.tables.clone())
-                    .map_err(|e| fatal("XX000", format!("pg_catalog does not load: {e}")))?;
+                let catalog =
+                    catalog::PgCatalog::new(&domain, self.tables.clone(), self.series.clone())
+                        .map_err(|e| fatal("XX000", format!("pg_catalog does not load: {e}")))?;
                 let (pid, key) = self.pids.generate(client);
                 client.set_pid_and_secret_key(pid, key.clone());
                 let conn = Arc::new(Conn {
