@@ -281,6 +281,7 @@ impl Catalog {
         }
         let at = now();
         let mut hash = [0u8; 32];
+        let mut entries = Vec::with_capacity(events.len());
         for event in events {
             seq += 1;
             let detail = event.detail.to_string();
@@ -294,23 +295,31 @@ impl Catalog {
                 &prev_hash,
             );
             let hash_hex = hex::encode(hash);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash, mac)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(seq)
-            .bind(at.clone())
-            .bind(event.actor.clone())
-            .bind(event.action.clone())
-            .bind(event.subject.clone())
-            .bind(detail)
-            .bind(prev_hash)
-            .bind(hash_hex.clone())
-            .bind(hex::encode(self.audit.mac(&hash)))
-            .execute(&mut *conn)
-            .await?;
+            let mac = hex::encode(self.audit.mac(&hash));
+            entries.push((seq, event, detail, prev_hash, hash_hex.clone(), mac));
             prev_hash = hash_hex;
         }
+        // A few statements for many entries (a group of the query log's).
+        crate::store::execute_rows(
+            conn,
+            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash, mac)",
+            "",
+            9,
+            &entries,
+            |query, (seq, event, detail, prev_hash, hash, mac)| {
+                query
+                    .bind(*seq)
+                    .bind(at.clone())
+                    .bind(event.actor.clone())
+                    .bind(event.action.clone())
+                    .bind(event.subject.clone())
+                    .bind(detail.clone())
+                    .bind(prev_hash.clone())
+                    .bind(hash.clone())
+                    .bind(mac.clone())
+            },
+        )
+        .await?;
         sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
             .bind(prev_hash)

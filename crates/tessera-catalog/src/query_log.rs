@@ -2,13 +2,15 @@
 //! audit entries and the denied decisions gathered with them), read newest first, all of it or
 //! what one principal ran and what read some products.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::records::QueryRecord;
-use crate::store::{Catalog, constant_sql};
+use crate::store::{Catalog, constant_sql, execute_rows, fetch_rows};
 
 const QUERY_SELECT: &str = "SELECT query_id, request_id, principal, front_end, sql_text, datasets, started_at, wall_ms, cpu_ms, rows_returned, bytes_returned, rows_scanned, bytes_scanned, status, error_class, error FROM query_log";
 
@@ -21,45 +23,56 @@ impl Catalog {
         denials: &[AuditEvent],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut events = Vec::with_capacity(queries.len() + denials.len());
-        for q in queries {
-            let stored = sqlx::query(
-                "INSERT INTO query_log (query_id, request_id, principal, front_end, sql_text, datasets, started_at, wall_ms, cpu_ms, rows_returned, bytes_returned, rows_scanned, bytes_scanned, status, error_class, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (query_id) DO NOTHING",
-            )
-            .bind(q.query_id.clone())
-            .bind(q.request_id.clone())
-            .bind(q.principal.clone())
-            .bind(q.front_end.clone())
-            .bind(q.sql.clone())
-            .bind(q.datasets.join(","))
-            .bind(q.started_at.clone())
-            .bind(q.wall_ms)
-            .bind(q.cpu_ms)
-            .bind(q.rows_returned)
-            .bind(q.bytes_returned)
-            .bind(q.rows_scanned)
-            .bind(q.bytes_scanned)
-            .bind(q.status.clone())
-            .bind(q.error_class.clone())
-            .bind(q.error.clone())
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
-                continue;
-            }
-            events.push(query_event(q));
-            for product in &q.products {
-                sqlx::query(
-                    "INSERT INTO query_log_products (query_id, product) VALUES ($1, $2) ON CONFLICT (query_id, product) DO NOTHING",
-                )
-                .bind(q.query_id.clone())
-                .bind(product.clone())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        // A few statements for the whole group, not one per entry: a busy server logs
+        // thousands of queries a second.
+        let stored: HashSet<String> = fetch_rows(
+            &mut tx,
+            "INSERT INTO query_log (query_id, request_id, principal, front_end, sql_text, datasets, started_at, wall_ms, cpu_ms, rows_returned, bytes_returned, rows_scanned, bytes_scanned, status, error_class, error)",
+            "ON CONFLICT (query_id) DO NOTHING RETURNING query_id",
+            16,
+            queries,
+            |query, q| {
+                query
+                    .bind(q.query_id.clone())
+                    .bind(q.request_id.clone())
+                    .bind(q.principal.clone())
+                    .bind(q.front_end.clone())
+                    .bind(q.sql.clone())
+                    .bind(q.datasets.join(","))
+                    .bind(q.started_at.clone())
+                    .bind(q.wall_ms)
+                    .bind(q.cpu_ms)
+                    .bind(q.rows_returned)
+                    .bind(q.bytes_returned)
+                    .bind(q.rows_scanned)
+                    .bind(q.bytes_scanned)
+                    .bind(q.status.clone())
+                    .bind(q.error_class.clone())
+                    .bind(q.error.clone())
+            },
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get("query_id"))
+        .collect::<std::result::Result<_, _>>()?;
+        let new: Vec<&QueryRecord> = queries
+            .iter()
+            .filter(|q| stored.contains(&q.query_id))
+            .collect();
+        let products: Vec<(&str, &str)> = new
+            .iter()
+            .flat_map(|q| q.products.iter().map(|p| (q.query_id.as_str(), p.as_str())))
+            .collect();
+        execute_rows(
+            &mut tx,
+            "INSERT INTO query_log_products (query_id, product)",
+            "ON CONFLICT (query_id, product) DO NOTHING",
+            2,
+            &products,
+            |query, (id, product)| query.bind(id.to_string()).bind(product.to_string()),
+        )
+        .await?;
+        let mut events: Vec<AuditEvent> = new.into_iter().map(query_event).collect();
         events.extend_from_slice(denials);
         self.commit_audited(tx, &events).await
     }

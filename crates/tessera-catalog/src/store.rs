@@ -956,6 +956,20 @@ pub(crate) async fn execute_rows<T>(
     rows: &[T],
     bind: impl Fn(AnyQuery, &T) -> AnyQuery,
 ) -> Result<()> {
+    fetch_rows(conn, head, tail, width, rows, bind).await?;
+    Ok(())
+}
+
+/// [`execute_rows`], returning what the statements return (`tail` ending in `RETURNING ...`).
+pub(crate) async fn fetch_rows<T>(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    rows: &[T],
+    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let mut returned = Vec::new();
     let numbered = conn.backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
@@ -974,9 +988,9 @@ pub(crate) async fn execute_rows<T>(
         for row in chunk {
             query = bind(query, row);
         }
-        query.execute(&mut *conn).await?;
+        returned.extend(query.fetch_all(&mut *conn).await?);
     }
-    Ok(())
+    Ok(returned)
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

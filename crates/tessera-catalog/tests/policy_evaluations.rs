@@ -1,9 +1,11 @@
-//! Storing policy evaluations at mesh scale: hundreds of outcomes and violations written in
-//! multi-row statements, on SQLite and on the test PostgreSQL, with where each product stands
-//! moving as a row-by-row write would move it.
+//! Storing at mesh scale in multi-row statements, on SQLite and on the test PostgreSQL:
+//! policy evaluations (hundreds of outcomes and violations, with where each product stands
+//! moving as a row-by-row write would move it) and the query log's groups (hundreds of queries
+//! with their audit entries, a query stored before kept as it was).
 
 use tessera_catalog::{
-    Catalog, KeyFiles, PolicyEvaluationRecord, PolicyOutcomeRecord, PolicyViolationRecord,
+    AuditEvent, Catalog, KeyFiles, PolicyEvaluationRecord, PolicyOutcomeRecord,
+    PolicyViolationRecord, QueryRecord,
 };
 
 const PRODUCTS: usize = 250;
@@ -133,23 +135,111 @@ async fn stores_evaluations_at_scale(catalog: Catalog) {
     );
 }
 
+fn query(n: usize) -> QueryRecord {
+    QueryRecord {
+        query_id: format!("q{n:04}"),
+        request_id: format!("r{n}"),
+        principal: format!("user u{}", n % 3),
+        front_end: "postgres".to_string(),
+        sql: format!("SELECT {n}"),
+        datasets: vec![format!("d.p{}.t", n % 5)],
+        products: vec![format!("d.p{}", n % 5), "d.shared".to_string()],
+        started_at: format!("2026-01-01T00:00:{:02}.{n:06}Z", n % 60),
+        wall_ms: 0.5,
+        cpu_ms: 0.25,
+        rows_returned: 1,
+        bytes_returned: 8,
+        rows_scanned: 0,
+        bytes_scanned: 0,
+        status: "finished".to_string(),
+        error_class: None,
+        error: None,
+    }
+}
+
+async fn stores_query_log_groups(catalog: Catalog) {
+    let before = catalog
+        .verify_audit()
+        .await
+        .expect("verify the chain")
+        .entries;
+    // A group larger than one statement takes, with a denial.
+    let first: Vec<QueryRecord> = (0..450).map(query).collect();
+    let denial = AuditEvent::new(
+        "user u1",
+        "access.denied",
+        "d.p1.t",
+        serde_json::json!({"action": "read"}),
+    );
+    catalog
+        .record_activity(&first, std::slice::from_ref(&denial))
+        .await
+        .expect("store the first group");
+    // The next group repeats 50 queries (a retried write): those are kept as they were and
+    // not audited again.
+    let mut second: Vec<QueryRecord> = (400..600).map(query).collect();
+    second[0].status = "failed".to_string();
+    catalog
+        .record_activity(&second, &[])
+        .await
+        .expect("store the second group");
+    let stored = catalog.queries(None, 1000).await.expect("the log");
+    assert_eq!(stored.len(), 600);
+    let q400 = stored.iter().find(|q| q.query_id == "q0400").unwrap();
+    assert_eq!(q400.status, "finished");
+    // What a principal ran, and what read its products.
+    let p2_readers = catalog
+        .queries(Some(("user nobody", &["d.p2".to_string()])), 1000)
+        .await
+        .expect("by product");
+    assert_eq!(p2_readers.len(), 120);
+    let audit = catalog.verify_audit().await.expect("verify the chain");
+    assert!(audit.problem.is_none(), "{:?}", audit.problem);
+    assert_eq!(
+        audit.entries - before,
+        600 + 1,
+        "one entry per stored query, and the denial"
+    );
+}
+
+#[tokio::test]
+async fn query_log_groups_on_sqlite() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    stores_query_log_groups(sqlite_catalog(&dir).await).await;
+}
+
+#[tokio::test]
+async fn query_log_groups_on_postgres() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    stores_query_log_groups(postgres_catalog(&dir, "querylog").await).await;
+}
+
 #[tokio::test]
 async fn evaluations_at_scale_on_sqlite() {
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-    let catalog = Catalog::connect(&url, &KeyFiles::in_dir(dir.path()))
-        .await
-        .expect("open the store");
-    stores_evaluations_at_scale(catalog).await;
+    stores_evaluations_at_scale(sqlite_catalog(&dir).await).await;
 }
 
 #[tokio::test]
 async fn evaluations_at_scale_on_postgres() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    stores_evaluations_at_scale(postgres_catalog(&dir, "evaluations").await).await;
+}
+
+async fn sqlite_catalog(dir: &tempfile::TempDir) -> Catalog {
+    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+    Catalog::connect(&url, &KeyFiles::in_dir(dir.path()))
+        .await
+        .expect("open the store")
+}
+
+/// A new database `what` of this process on the test PostgreSQL.
+async fn postgres_catalog(dir: &tempfile::TempDir, what: &str) -> Catalog {
     use sqlx::Connection;
     let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").expect(
         "TESSERA_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
     );
-    let name = format!("tessera_catalog_{}", std::process::id());
+    let name = format!("tessera_catalog_{what}_{}", std::process::id());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .expect("connect to the test PostgreSQL");
@@ -164,9 +254,7 @@ async fn evaluations_at_scale_on_postgres() {
         .await
         .expect("create a test database");
     let base = admin.rsplit_once('/').expect("URL with a database").0;
-    let dir = tempfile::tempdir().expect("a scratch directory");
-    let catalog = Catalog::connect(&format!("{base}/{name}"), &KeyFiles::in_dir(dir.path()))
+    Catalog::connect(&format!("{base}/{name}"), &KeyFiles::in_dir(dir.path()))
         .await
-        .expect("open the store");
-    stores_evaluations_at_scale(catalog).await;
+        .expect("open the store")
 }

@@ -250,6 +250,47 @@ fn token_of(ctx: &SessionContext) -> Option<CancellationToken> {
         .map(|c| c.token.clone())
 }
 
+/// A session kept for the statements of one connection (the PostgreSQL front end's), so a
+/// statement does not pay for a new session (DataFusion's ~400 functions registered, the
+/// catalogs and a front end's schemas built). Made by [`QueryEngine::keep_session`] over one
+/// snapshot, which the caller keeps beside it: a snapshot that changed (a grant, a new
+/// dataset) needs a new session. Its statements run one at a time.
+pub struct KeptSession {
+    /// Tells the plans made in it ([`PreparedPlan`]) from those of another session.
+    id: u64,
+    ctx: SessionContext,
+    joins: crate::interrupt::TokenSlot,
+}
+
+impl std::fmt::Debug for KeptSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeptSession({})", self.id)
+    }
+}
+
+/// A statement planned in a kept session ([`QueryEngine::plan_kept`]): run in that session it
+/// is not planned again; anywhere else it is planned from its SQL.
+#[derive(Debug, Clone)]
+pub struct PreparedPlan {
+    session: u64,
+    plan: Arc<LogicalPlan>,
+}
+
+impl PreparedPlan {
+    /// The plan, before parameters are bound (their types, the result's schema).
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+}
+
+/// The session a statement runs in (see [`QueryEngine::start_query`]).
+enum SessionFor<'a> {
+    /// A new one, made over the snapshot in the shape.
+    New(&'a MeshSnapshot, &'a SessionShape),
+    /// A connection's, with the statement's plan if it was prepared.
+    Kept(&'a KeptSession, Option<&'a PreparedPlan>),
+}
+
 /// Plans and runs read-only SQL over a [`MeshSnapshot`], on a runtime of its own.
 #[derive(Clone)]
 pub struct QueryEngine {
@@ -306,6 +347,66 @@ impl QueryEngine {
         cx: &RequestContext,
         shape: &SessionShape,
     ) -> Result<SessionContext> {
+        Ok(self.build_session(snapshot, cx, shape)?.0)
+    }
+
+    /// A session for the statements of one connection, made once by the session factory
+    /// ([`session_shaped`](Self::session_shaped)) over `snapshot` and renewed for each
+    /// statement by [`execute_kept`](Self::execute_kept) and [`plan_kept`](Self::plan_kept).
+    pub fn keep_session(
+        &self,
+        snapshot: &MeshSnapshot,
+        cx: &RequestContext,
+        shape: &SessionShape,
+    ) -> Result<KeptSession> {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let (ctx, joins) = self.build_session(snapshot, cx, shape)?;
+        Ok(KeptSession {
+            id: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ctx,
+            joins,
+        })
+    }
+
+    /// The kept session, ready for its next statement: a new cancellation token (its plans'
+    /// joins check it) and the statement's request. Its catalogs, functions and the front
+    /// end's schemas stay as they were made.
+    fn renew(&self, kept: &KeptSession, cx: &RequestContext) -> SessionContext {
+        let token = self.executor.query_token();
+        kept.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(SessionControl {
+                max_sql_bytes: self.config.max_sql_bytes,
+                token: token.clone(),
+                request: cx.clone(),
+            }));
+        kept.joins.set(token);
+        kept.ctx.clone()
+    }
+
+    /// A runtime for one query: the shared pool, disk, caches and object stores, with the
+    /// query's own memory limit inside the pool.
+    fn query_runtime(&self) -> Arc<RuntimeEnv> {
+        Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(crate::memory::QueryPool::new(
+                self.shared.memory_pool.clone(),
+                self.config.memory_limit_bytes,
+            )),
+            disk_manager: self.shared.disk_manager.clone(),
+            cache_manager: self.shared.cache_manager.clone(),
+            object_store_registry: self.shared.object_store_registry.clone(),
+        })
+    }
+
+    /// The session factory itself; see [`session_shaped`](Self::session_shaped).
+    fn build_session(
+        &self,
+        snapshot: &MeshSnapshot,
+        cx: &RequestContext,
+        shape: &SessionShape,
+    ) -> Result<(SessionContext, crate::interrupt::TokenSlot)> {
         let token = self.executor.query_token();
         let mut config = session_config(self.config.target_partitions).with_extension(Arc::new(
             SessionControl {
@@ -317,20 +418,14 @@ impl QueryEngine {
         if shape.identifiers == Identifiers::AsWritten {
             config.options_mut().sql_parser.enable_ident_normalization = false;
         }
-        let runtime = Arc::new(RuntimeEnv {
-            memory_pool: Arc::new(crate::memory::QueryPool::new(
-                self.shared.memory_pool.clone(),
-                self.config.memory_limit_bytes,
-            )),
-            disk_manager: self.shared.disk_manager.clone(),
-            cache_manager: self.shared.cache_manager.clone(),
-            object_store_registry: self.shared.object_store_registry.clone(),
-        });
+        let joins = crate::interrupt::TokenSlot::new(token);
         let mut state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(runtime)
+            .with_runtime_env(self.query_runtime())
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins { token }));
+            .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins {
+                token: joins.clone(),
+            }));
         if let Some(planner) = &shape.type_planner {
             state = state.with_type_planner(planner.clone());
         }
@@ -402,7 +497,7 @@ impl QueryEngine {
         if let Some(extend) = &shape.extend {
             extend(&ctx).map_err(QueryError::from_datafusion)?;
         }
-        Ok(ctx)
+        Ok((ctx, joins))
     }
 
     /// The table a session registers for `entry`: the dataset itself, or, when the principal
@@ -585,9 +680,60 @@ impl QueryEngine {
         refine: Refine,
         shape: &SessionShape,
     ) -> Result<QueryStream> {
+        self.start_reported(SessionFor::New(snapshot, shape), sql, cx, observer, refine)
+            .await
+    }
+
+    /// [`execute_shaped`](Self::execute_shaped) in a connection's kept session: renewed for
+    /// this statement, and planned from `prepared` when that was planned in this same session
+    /// ([`plan_kept`](Self::plan_kept)), from `sql` otherwise.
+    pub async fn execute_kept(
+        &self,
+        kept: &KeptSession,
+        sql: &str,
+        prepared: Option<&PreparedPlan>,
+        cx: &RequestContext,
+        observer: QueryObserver,
+        refine: Refine,
+    ) -> Result<QueryStream> {
+        self.start_reported(SessionFor::Kept(kept, prepared), sql, cx, observer, refine)
+            .await
+    }
+
+    /// Plans a statement in a connection's kept session without running it (a prepared
+    /// statement), on the query runtime under the time limit as every planning is. The plan
+    /// runs later through [`execute_kept`](Self::execute_kept) without being planned again,
+    /// while the connection keeps this session.
+    pub async fn plan_kept(
+        &self,
+        kept: &KeptSession,
+        sql: &str,
+        cx: &RequestContext,
+    ) -> Result<PreparedPlan> {
+        let ctx = self.renew(kept, cx);
+        let (planning, sql) = (ctx.clone(), sql.to_string());
+        let df = self
+            .run(&ctx, async move { plan_sql(&planning, &sql).await })
+            .await?;
+        Ok(PreparedPlan {
+            session: kept.id,
+            plan: Arc::new(df.logical_plan().clone()),
+        })
+    }
+
+    /// Starts a query, telling `observer` of a refusal or failure before it started (the
+    /// query's own task tells it of the rest).
+    async fn start_reported(
+        &self,
+        session: SessionFor<'_>,
+        sql: &str,
+        cx: &RequestContext,
+        observer: QueryObserver,
+        refine: Refine,
+    ) -> Result<QueryStream> {
         let observer = Arc::new(std::sync::Mutex::new(Some(observer)));
         let result = self
-            .start_query(snapshot, sql, cx, observer.clone(), refine, shape)
+            .start_query(session, sql, cx, observer.clone(), refine)
             .await;
         if let Err(e) = &result {
             // Unless the query's own task told it already.
@@ -620,18 +766,26 @@ impl QueryEngine {
 
     async fn start_query(
         &self,
-        snapshot: &MeshSnapshot,
+        session: SessionFor<'_>,
         sql: &str,
         cx: &RequestContext,
         observer: Arc<std::sync::Mutex<Option<QueryObserver>>>,
         refine: Refine,
-        shape: &SessionShape,
     ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
         // A query waits for its turn at most as long as it may run; its time starts then.
         let admission = self.executor.admit(timeout).await?;
         let deadline = Instant::now() + timeout;
-        let ctx = self.session_shaped(snapshot, cx, shape)?;
+        let (ctx, prepared) = match session {
+            SessionFor::New(snapshot, shape) => (self.session_shaped(snapshot, cx, shape)?, None),
+            SessionFor::Kept(kept, prepared) => (
+                self.renew(kept, cx),
+                prepared
+                    .filter(|p| p.session == kept.id)
+                    .map(|p| p.plan.as_ref().clone()),
+            ),
+        };
+        let runtime = self.query_runtime();
         let token = token_of(&ctx).expect("sessions carry a token");
         self.executor.cancel_at(deadline, token.clone());
         let why = Cancelled {
@@ -651,10 +805,14 @@ impl QueryEngine {
             let mut reporter = Reporter::new(observer);
             // The datasets are known once it is planned, so a query refused by a policy or one
             // that fails on its data still names them.
-            let planned = why
-                .guard(plan_sql_reading(&ctx, &sql, &mut reporter.datasets))
-                .await
-                .and_then(|df| refine(df).map_err(QueryError::from_datafusion));
+            let planned = match prepared {
+                Some(plan) => checked_frame(ctx.state(), plan, &mut reporter.datasets),
+                None => {
+                    why.guard(plan_sql_reading(&ctx, &sql, &mut reporter.datasets))
+                        .await
+                }
+            }
+            .and_then(|df| refine(df).map_err(QueryError::from_datafusion));
             let df = match planned {
                 Ok(df) => df,
                 Err(e) => {
@@ -665,7 +823,8 @@ impl QueryEngine {
             };
             let start = async {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let task_ctx = Arc::new(df.task_ctx());
+                // The query's own memory limit, also in a session kept for many queries.
+                let task_ctx = Arc::new(df.task_ctx().with_runtime(runtime));
                 let plan = df
                     .create_physical_plan()
                     .await
@@ -860,6 +1019,18 @@ async fn plan_sql_reading(
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+    checked_frame(state, plan, read)
+}
+
+/// A read-only plan as a statement of `state`'s session, refused when it scans a table the
+/// session may not read; `read` is told which datasets it reads either way. A plan made by
+/// [`plan_sql`] earlier in the same session (a kept one's prepared statement) runs through
+/// here again.
+fn checked_frame(
+    state: datafusion::execution::SessionState,
+    plan: LogicalPlan,
+    read: &mut Vec<DatasetRef>,
+) -> Result<DataFrame> {
     *read = datasets_read(&plan);
     refuse_unreadable(
         &plan,

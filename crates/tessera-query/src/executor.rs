@@ -9,7 +9,9 @@
 //!   process. On Linux the workers run at a lower scheduling priority than the rest of the
 //!   process, so the request threads get a core whenever they need one.
 //! - **Cancellation.** Each query has a token, cancelled at its deadline by a timer thread of
-//!   its own, when its reader goes away, or when the engine shuts down. Work is spawned as a
+//!   its own (which looks at the deadlines every [`DEADLINE_TICK`] while queries run, rather
+//!   than being woken for each query), when its reader goes away, or when the engine shuts
+//!   down. Work is spawned as a
 //!   task that is aborted when its handle is dropped; DataFusion's operators yield to the
 //!   runtime between batches, and joins that might not are made to check the token
 //!   (`interrupt.rs`), so a cancelled query stops using its core within a batch step.
@@ -32,13 +34,51 @@ use crate::error::{QueryError, Result};
 /// Stack of each query thread. Only what is touched is backed by memory.
 pub const STACK_BYTES: usize = 256 << 20;
 
+/// How late, at most, a query's deadline cancels it.
+const DEADLINE_TICK: Duration = Duration::from_millis(50);
+
+/// The deadlines of running work, each with the token it cancels.
+#[derive(Default)]
+struct Deadlines {
+    pending: std::sync::Mutex<Vec<(tokio::time::Instant, CancellationToken)>>,
+    /// Wakes the timer when the first deadline comes in after none.
+    added: tokio::sync::Notify,
+}
+
+impl Deadlines {
+    /// Cancels the tokens whose deadline passed and forgets those cancelled otherwise; while
+    /// any is left, looks again every [`DEADLINE_TICK`].
+    async fn watch(&self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(DEADLINE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let idle = {
+                let now = tokio::time::Instant::now();
+                let mut pending = self.pending.lock().expect("deadlines");
+                pending.retain(|(deadline, token)| {
+                    if *deadline <= now {
+                        token.cancel();
+                    }
+                    !token.is_cancelled()
+                });
+                pending.is_empty()
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.added.notified(), if idle => {}
+                _ = tick.tick(), if !idle => {}
+            }
+        }
+    }
+}
+
 /// The query runtime and its admission control.
 pub(crate) struct Executor {
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     /// Runs the deadline timers on a thread of its own: the query threads may all be busy.
     timer: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
-    timer_handle: tokio::runtime::Handle,
+    deadlines: Arc<Deadlines>,
     running: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     queue_length: usize,
@@ -61,15 +101,21 @@ impl Executor {
             .enable_time()
             .build()
             .map_err(|e| QueryError::Internal(format!("cannot start the query timer: {e}")))?;
+        let deadlines = Arc::new(Deadlines::default());
+        let shutdown = CancellationToken::new();
+        timer.spawn({
+            let (deadlines, shutdown) = (deadlines.clone(), shutdown.clone());
+            async move { deadlines.watch(shutdown).await }
+        });
         Ok(Self {
             handle: runtime.handle().clone(),
             runtime: std::sync::Mutex::new(Some(runtime)),
-            timer_handle: timer.handle().clone(),
             timer: std::sync::Mutex::new(Some(timer)),
+            deadlines,
             running: Arc::new(Semaphore::new(concurrency.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             queue_length,
-            shutdown: CancellationToken::new(),
+            shutdown,
         })
     }
 
@@ -115,14 +161,14 @@ impl Executor {
         self.shutdown.child_token()
     }
 
-    /// Cancels `token` at `deadline`, unless it is cancelled before.
+    /// Cancels `token` at `deadline` (at most [`DEADLINE_TICK`] later), unless it is cancelled
+    /// before.
     pub(crate) fn cancel_at(&self, deadline: tokio::time::Instant, token: CancellationToken) {
-        self.timer_handle.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => token.cancel(),
-                _ = token.cancelled() => {}
-            }
-        });
+        let mut pending = self.deadlines.pending.lock().expect("deadlines");
+        pending.push((deadline, token));
+        if pending.len() == 1 {
+            self.deadlines.added.notify_one();
+        }
     }
 
     /// Cancels everything running and refuses new work.

@@ -7,7 +7,9 @@
 //! session carries a cancellation token (cancelled when its query runs out of time, its reader
 //! goes away or the server stops), and [`InterruptibleJoins`] wraps the filter of every nested
 //! loop and hash join in [`Interruptible`], which checks the token before each evaluation (an
-//! atomic load per batch step): the join then ends with an error within one step.
+//! atomic load per batch step): the join then ends with an error within one step. A session
+//! kept for a connection's statements gets a new token for each; the rule reads it from a
+//! [`TokenSlot`] when the statement is planned, so each plan holds its own statement's token.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -35,7 +37,26 @@ pub(crate) const INTERRUPTED: &str = "the query was cancelled";
 /// The physical optimizer rule; see the module documentation. One per session.
 #[derive(Debug)]
 pub(crate) struct InterruptibleJoins {
-    pub(crate) token: CancellationToken,
+    pub(crate) token: TokenSlot,
+}
+
+/// The token of the statement a session plans now: set when the session is made and again
+/// when a kept session is renewed for its next statement.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenSlot(Arc<std::sync::Mutex<CancellationToken>>);
+
+impl TokenSlot {
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(token)))
+    }
+
+    pub(crate) fn set(&self, token: CancellationToken) {
+        *self.0.lock().expect("token slot") = token;
+    }
+
+    fn get(&self) -> CancellationToken {
+        self.0.lock().expect("token slot").clone()
+    }
 }
 
 impl PhysicalOptimizerRule for InterruptibleJoins {
@@ -44,13 +65,14 @@ impl PhysicalOptimizerRule for InterruptibleJoins {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let token = self.token.get();
         plan.transform_up(|node| {
             if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>()
                 && let Some(filter) = join.filter()
                 && !is_interruptible(filter)
             {
                 let rebuilt = NestedLoopJoinExecBuilder::from(join)
-                    .with_filter(Some(self.wrap(filter)))
+                    .with_filter(Some(wrap(filter, &token)))
                     .build()?;
                 return Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>));
             }
@@ -60,7 +82,7 @@ impl PhysicalOptimizerRule for InterruptibleJoins {
             {
                 let rebuilt = join
                     .builder()
-                    .with_filter(Some(self.wrap(filter)))
+                    .with_filter(Some(wrap(filter, &token)))
                     .build()?;
                 return Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>));
             }
@@ -78,17 +100,15 @@ impl PhysicalOptimizerRule for InterruptibleJoins {
     }
 }
 
-impl InterruptibleJoins {
-    fn wrap(&self, filter: &JoinFilter) -> JoinFilter {
-        JoinFilter::new(
-            Arc::new(Interruptible {
-                inner: filter.expression().clone(),
-                token: self.token.clone(),
-            }),
-            filter.column_indices().to_vec(),
-            filter.schema().clone(),
-        )
-    }
+fn wrap(filter: &JoinFilter, token: &CancellationToken) -> JoinFilter {
+    JoinFilter::new(
+        Arc::new(Interruptible {
+            inner: filter.expression().clone(),
+            token: token.clone(),
+        }),
+        filter.column_indices().to_vec(),
+        filter.schema().clone(),
+    )
 }
 
 fn is_interruptible(filter: &JoinFilter) -> bool {

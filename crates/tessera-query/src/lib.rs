@@ -32,8 +32,9 @@ mod stream;
 mod table;
 
 pub use engine::{
-    DEFAULT_CATALOG, DatasetEntry, Identifiers, META_SCHEMA, MeshSnapshot, MetaTable, QueryConfig,
-    QueryEngine, Refine, SessionExtension, SessionShape, TableAccess, plan_sql, request_of,
+    DEFAULT_CATALOG, DatasetEntry, Identifiers, KeptSession, META_SCHEMA, MeshSnapshot, MetaTable,
+    PreparedPlan, QueryConfig, QueryEngine, Refine, SessionExtension, SessionShape, TableAccess,
+    plan_sql, request_of,
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};

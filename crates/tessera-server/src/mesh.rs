@@ -394,13 +394,17 @@ impl Mesh {
         shape: &SessionShape,
     ) -> Result<tessera_query::Result<QueryStream>> {
         let snapshot = self.snapshot_for(cx).await?;
-        let log = self.query_log.clone();
-        let entry = crate::query_log::entry_for(cx, sql);
-        let observer = Box::new(move |report| log.record(entry.with(report)));
         Ok(self
             .engine
-            .execute_shaped(&snapshot, sql, cx, observer, refine, shape)
+            .execute_shaped(&snapshot, sql, cx, self.logged(cx, sql), refine, shape)
             .await)
+    }
+
+    /// What writes a user's query into the query log once it ends.
+    pub(crate) fn logged(&self, cx: &RequestContext, sql: &str) -> tessera_query::QueryObserver {
+        let log = self.query_log.clone();
+        let entry = crate::query_log::entry_for(cx, sql);
+        Box::new(move |report| log.record(entry.with(report)))
     }
 
     /// Plans a user's statement without running it (a prepared statement's types), in the

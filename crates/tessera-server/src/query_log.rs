@@ -2,16 +2,18 @@
 //! audit entries of queries and of denied access decisions. A finished query's entry (or a
 //! denial) goes into a bounded channel; a background task writes what has gathered in one
 //! transaction every [`FLUSH_EVERY`] (or sooner when [`GROUP`] entries wait), and writes the
-//! rest when the mesh closes (graceful shutdown). A crash loses at most the last
+//! rest when the mesh closes (graceful shutdown). The writer is woken by the first entry after
+//! a write and by a full group, not by every entry: a query costs no thread wakeup for its log
+//! entry. A crash loses at most the last
 //! [`FLUSH_EVERY`] of entries; if the store is down or the channel full, entries are dropped
 //! and counted in the log (`tracing` warnings), never waited for.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_catalog::{AuditEvent, Catalog, QueryRecord};
 use tessera_governance::Action;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 /// How long an entry waits, at most, before it is written.
@@ -32,16 +34,20 @@ enum Activity {
 pub(crate) struct QueryLog {
     sender: Mutex<Option<mpsc::Sender<Activity>>>,
     writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Wakes the writer before [`FLUSH_EVERY`]: a group is waiting, or the log closes.
+    hurry: Arc<Notify>,
 }
 
 impl QueryLog {
     /// Starts the writer over `catalog` (on the current runtime).
     pub(crate) fn start(catalog: Catalog) -> Self {
         let (sender, receiver) = mpsc::channel(CAPACITY);
-        let writer = tokio::spawn(write_groups(catalog, receiver));
+        let hurry = Arc::new(Notify::new());
+        let writer = tokio::spawn(write_groups(catalog, receiver, hurry.clone()));
         Self {
             sender: Mutex::new(Some(sender)),
             writer: tokio::sync::Mutex::new(Some(writer)),
+            hurry,
         }
     }
 
@@ -73,6 +79,9 @@ impl QueryLog {
                 if let Err(e) = sender.try_send(entry) {
                     tracing::warn!(error = %e, "query log entry dropped: the writer is behind or stopped");
                 }
+                if sender.max_capacity() - sender.capacity() >= GROUP {
+                    self.hurry.notify_one();
+                }
             }
             None => tracing::warn!("query log entry dropped: the log is closed"),
         }
@@ -81,28 +90,43 @@ impl QueryLog {
     /// Writes every queued entry and stops the writer.
     pub(crate) async fn close(&self) {
         self.sender.lock().expect("query log sender").take();
+        self.hurry.notify_one();
         if let Some(writer) = self.writer.lock().await.take() {
             let _ = writer.await;
         }
     }
 }
 
-async fn write_groups(catalog: Catalog, mut receiver: mpsc::Receiver<Activity>) {
+async fn write_groups(
+    catalog: Catalog,
+    mut receiver: mpsc::Receiver<Activity>,
+    hurry: Arc<Notify>,
+) {
     let mut group = Vec::with_capacity(GROUP);
     loop {
-        // Wait for the first entry, then gather what comes within FLUSH_EVERY.
+        // Wait for the first entry, then let what comes within FLUSH_EVERY gather in the
+        // channel (unless a group is waiting or the log closes) and write it in groups.
         match receiver.recv().await {
             Some(entry) => group.push(entry),
             None => break,
         }
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        while group.len() < GROUP {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(entry)) => group.push(entry),
-                Ok(None) | Err(_) => break,
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => {}
+            _ = hurry.notified() => {}
+        }
+        loop {
+            while group.len() < GROUP {
+                match receiver.try_recv() {
+                    Ok(entry) => group.push(entry),
+                    Err(_) => break,
+                }
+            }
+            let full = group.len() == GROUP;
+            write(&catalog, &mut group).await;
+            if !full {
+                break;
             }
         }
-        write(&catalog, &mut group).await;
     }
     write(&catalog, &mut group).await;
 }

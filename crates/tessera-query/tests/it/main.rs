@@ -344,3 +344,87 @@ async fn a_shaped_session_resolves_in_its_default_catalog() {
             .is_err()
     );
 }
+
+/// The count a statement answers in a connection's kept session, or its error.
+async fn kept_count(
+    engine: &QueryEngine,
+    kept: &tessera_query::KeptSession,
+    sql: &str,
+    prepared: Option<&tessera_query::PreparedPlan>,
+) -> Result<i64, QueryError> {
+    use futures::TryStreamExt;
+    let stream = engine
+        .execute_kept(kept, sql, prepared, &cx(), Box::new(|_| {}), Box::new(Ok))
+        .await?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await?;
+    Ok(batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0))
+}
+
+/// A session kept for a connection's statements answers each as a new session would: rows
+/// committed between two statements are read by the second, each statement has the memory
+/// limit to itself (one over it fails, the next runs), a prepared plan runs in the session it
+/// was planned in, and one from another session is planned again from its SQL.
+#[tokio::test]
+async fn a_kept_session_answers_each_statement_as_a_new_session_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueryConfig {
+        memory_limit_bytes: 4 << 20,
+        ..QueryConfig::default()
+    };
+    let engine = engine_over_the_snapshots_tables(&dir, config).await;
+    let storage = Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+    let shape = tessera_query::SessionShape::default();
+    let kept = engine.keep_session(&snapshot(), &cx(), &shape).unwrap();
+    let count_items = "SELECT count(*) FROM shop.orders.items";
+    assert_eq!(
+        kept_count(&engine, &kept, count_items, None).await.unwrap(),
+        0
+    );
+    storage
+        .append("shop/orders/items", vec![batch(&[1, 2, 3])], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept_count(&engine, &kept, count_items, None).await.unwrap(),
+        3
+    );
+
+    // A statement over its memory limit fails; the next one has the whole limit again.
+    let too_big = "SELECT count(*) FROM generate_series(1, 1000000) a \
+                   JOIN generate_series(1, 1000000) b ON a.value = b.value";
+    for _ in 0..2 {
+        let failed = kept_count(&engine, &kept, too_big, None).await.unwrap_err();
+        assert_eq!(failed.sqlstate(), "53200", "{failed}");
+        assert_eq!(
+            kept_count(&engine, &kept, count_items, None).await.unwrap(),
+            3
+        );
+    }
+
+    // A prepared plan runs where it was planned (with the data as of when it runs); in another
+    // session its SQL is planned again (here: to a different statement, which shows which ran).
+    let prepared = engine.plan_kept(&kept, count_items, &cx()).await.unwrap();
+    storage
+        .append("shop/orders/items", vec![batch(&[4])], None)
+        .await
+        .unwrap();
+    let sql_given = "SELECT count(*) FROM crm.people.names";
+    assert_eq!(
+        kept_count(&engine, &kept, sql_given, Some(&prepared))
+            .await
+            .unwrap(),
+        4
+    );
+    let other = engine.keep_session(&snapshot(), &cx(), &shape).unwrap();
+    assert_eq!(
+        kept_count(&engine, &other, sql_given, Some(&prepared))
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -7,10 +7,13 @@
 //! `pgwire` speaks the protocol (startup, simple and extended queries, portals); `arrow-pg`
 //! encodes Arrow batches as rows and decodes bound parameters; `datafusion-pg-catalog` rewrites
 //! the catalog queries of psql and drivers and serves `pg_catalog` (see `catalog.rs`). Tessera
-//! supplies what those leave open: the token check, one session per statement for the
-//! connection's principal, SQLSTATEs, session statements (SET, SHOW, BEGIN) and cancellation.
+//! supplies what those leave open: the token check, a session kept per connection for its
+//! principal (made again when what the principal may see changes; a statement prepared in it
+//! is not planned again when it runs), SQLSTATEs, session statements (SET, SHOW, BEGIN) and
+//! cancellation.
 
 mod catalog;
+mod socket;
 mod text;
 
 use std::collections::HashMap;
@@ -23,8 +26,8 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{Set, Statement, TransactionAccessMode, TransactionMode};
 use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -50,13 +53,13 @@ use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tessera_core::{FrontEnd, RequestContext};
-use tessera_query::{QueryError, QueryStream, SessionShape};
+use tessera_query::{PreparedPlan, QueryError, QueryStream, SessionShape};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
-use crate::front_end::{bind, parameter_types, request_id};
+use crate::front_end::{ConnectionSession, bind, parameter_types, request_id};
 use crate::mesh::Mesh;
 use crate::service::{AccessService, CatalogService};
 
@@ -162,7 +165,7 @@ pub(crate) async fn serve(
         let (server, tls, stop) = (server.clone(), tls.clone(), stop.clone());
         tokio::spawn(async move {
             tokio::select! {
-                ended = pgwire::tokio::process_socket(socket, tls, server) => {
+                ended = socket::process_socket(socket, tls, server) => {
                     if let Err(e) = ended {
                         tracing::debug!(%peer, error = %e, "a PostgreSQL connection ended with an error");
                     }
@@ -180,8 +183,9 @@ struct Conn {
     /// Checked again for every statement, so a revoked token or a changed grant applies to
     /// open connections too.
     token: String,
-    domain: String,
-    catalog: Arc<catalog::PgCatalog>,
+    /// The principal's session, with the connection's domain as its default catalog and
+    /// `pg_catalog` in it.
+    session: ConnectionSession,
     /// Cancels the statement running now (a client's CancelRequest).
     running: Mutex<CancellationToken>,
 }
@@ -192,15 +196,17 @@ impl Conn {
         *self.running.lock().expect("running statement") = token.clone();
         token
     }
+}
 
-    fn shape(&self) -> SessionShape {
-        let catalog = self.catalog.clone();
-        SessionShape {
-            default_catalog: Some(self.domain.clone()),
-            extend: Some(Arc::new(move |ctx| catalog.install(ctx))),
-            type_planner: Some(catalog::PgCatalog::type_planner()),
-            ..SessionShape::default()
-        }
+/// The session shape of a connection to `domain`: `product.dataset` resolves in it, and
+/// `pg_catalog` is there.
+fn shape(domain: &str, catalog: catalog::PgCatalog) -> SessionShape {
+    let catalog = Arc::new(catalog);
+    SessionShape {
+        default_catalog: Some(domain.to_string()),
+        extend: Some(Arc::new(move |ctx| catalog.install(ctx))),
+        type_planner: Some(catalog::PgCatalog::type_planner()),
+        ..SessionShape::default()
     }
 }
 
@@ -292,8 +298,7 @@ impl StartupHandler for PgInner {
                 client.set_pid_and_secret_key(pid, key.clone());
                 let conn = Arc::new(Conn {
                     token,
-                    domain,
-                    catalog: Arc::new(catalog),
+                    session: ConnectionSession::new(shape(&domain, catalog)),
                     running: Mutex::default(),
                 });
                 let registered = (pid, key.to_bytes());
@@ -346,7 +351,13 @@ impl SimpleQueryHandler for PgInner {
             let answer = match SessionStatement::of(&statement)? {
                 Some(session) => session.answer(client),
                 None => self
-                    .run(client, &statement.to_string(), None, &Format::UnifiedText)
+                    .run(
+                        client,
+                        &statement.to_string(),
+                        None,
+                        None,
+                        &Format::UnifiedText,
+                    )
                     .await
                     .map(Response::Query),
             };
@@ -367,9 +378,10 @@ impl SimpleQueryHandler for PgInner {
 /// A statement as the extended protocol keeps it between Parse and Execute.
 #[derive(Clone, Debug)]
 pub(crate) enum PgStatement {
-    /// A query, planned at Parse in the connection's session (for Describe); planned again,
-    /// with its parameters, when it runs.
-    Query { sql: String, plan: Arc<LogicalPlan> },
+    /// A query, planned at Parse in the connection's session (for Describe); run from that
+    /// plan, with its parameters bound, while the connection keeps the session (planned again
+    /// from its SQL once what the principal may see has changed).
+    Query { sql: String, prepared: PreparedPlan },
     /// SET, SHOW, BEGIN and the like, answered by the front end.
     Session(SessionStatement),
 }
@@ -418,24 +430,20 @@ impl QueryParser for PgParser {
         let conn = connection(client)?;
         let cx = request(&self.mesh, &conn).await?;
         let sql = statement.to_string();
-        let shape = conn.shape();
-        let df = self
+        let prepared = self
             .mesh
-            .prepare_shaped(&cx, &sql, &shape)
+            .prepare_on(&cx, &sql, &conn.session)
             .await
             .map_err(service_error)?
             .map_err(query_error)?;
-        Ok(Some(PgStatement::Query {
-            sql,
-            plan: Arc::new(df.logical_plan().clone()),
-        }))
+        Ok(Some(PgStatement::Query { sql, prepared }))
     }
 
     fn get_parameter_types(&self, statement: &PgStatement) -> PgWireResult<Vec<Type>> {
-        let PgStatement::Query { plan, .. } = statement else {
+        let PgStatement::Query { prepared, .. } = statement else {
             return Ok(Vec::new());
         };
-        parameter_types(plan)
+        parameter_types(prepared.plan())
             .map_err(query_error)?
             .iter()
             .map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
@@ -448,8 +456,8 @@ impl QueryParser for PgParser {
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match statement {
-            PgStatement::Query { plan, .. } => arrow_schema_to_pg_fields(
-                plan.schema().as_arrow(),
+            PgStatement::Query { prepared, .. } => arrow_schema_to_pg_fields(
+                prepared.plan().schema().as_arrow(),
                 format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
@@ -481,13 +489,23 @@ impl ExtendedQueryHandler for PgInner {
     {
         match &portal.statement.statement {
             PgStatement::Session(session) => session.answer(client),
-            PgStatement::Query { sql, plan } => {
-                let types = parameter_types(plan).map_err(query_error)?;
+            PgStatement::Query { sql, prepared } => {
+                let types = parameter_types(prepared.plan()).map_err(query_error)?;
                 let types: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-                let parameters = deserialize_parameters(portal, &types)?;
-                self.run(client, sql, Some(parameters), &portal.result_column_format)
-                    .await
-                    .map(Response::Query)
+                // A statement without parameters is run as it is (binding none rewrites it).
+                let parameters = match types.is_empty() {
+                    true => None,
+                    false => Some(deserialize_parameters(portal, &types)?),
+                };
+                self.run(
+                    client,
+                    sql,
+                    Some(prepared),
+                    parameters,
+                    &portal.result_column_format,
+                )
+                .await
+                .map(Response::Query)
             }
         }
     }
@@ -500,6 +518,7 @@ impl PgInner {
         &self,
         client: &mut C,
         sql: &str,
+        prepared: Option<&PreparedPlan>,
         parameters: Option<ParamValues>,
         format: &Format,
     ) -> PgWireResult<QueryResponse>
@@ -512,11 +531,10 @@ impl PgInner {
         let cx = request(&self.mesh, &conn).await?;
         let cancelled = conn.begin();
         let refine = bind(parameters);
-        let shape = conn.shape();
         let started = tokio::select! {
             biased;
             _ = cancelled.cancelled() => return Err(PgWireError::QueryCanceled),
-            started = self.mesh.query_shaped(&cx, sql, refine, &shape) => started,
+            started = self.mesh.query_on(&cx, sql, prepared, refine, &conn.session) => started,
         };
         let stream = started.map_err(service_error)?.map_err(query_error)?;
         for warning in self.mesh.failing_check_warnings(stream.datasets()).await {
@@ -538,41 +556,104 @@ impl PgInner {
     }
 }
 
-/// The batches of a running query as DataRows, encoded on the query runtime (never on the
-/// threads that serve connections) a batch ahead of the client, as it reads them. A cancel
-/// ends them with 57014; dropping the stream (the client went away) aborts the encoding task,
-/// which drops the `QueryStream` and so cancels the query.
+/// A batch of at most this many values is encoded on the connection's own task: less work than
+/// handing it to the query runtime and being woken for its rows.
+const INLINE_VALUES: usize = 4096;
+
+/// The batches of a running query as DataRows, as the client reads them. Small batches are
+/// encoded where they arrive; from the first large one on, the rest are encoded on the query
+/// runtime (never on the threads that serve connections) a batch ahead of the client. A cancel
+/// ends them with 57014; dropping the stream (the client went away) drops the `QueryStream`,
+/// or aborts the encoding task that holds it, and so cancels the query.
 fn rows(
     mesh: &Mesh,
     stream: QueryStream,
     fields: Arc<Vec<FieldInfo>>,
     cancelled: CancellationToken,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    let (encoded, received) = tokio::sync::mpsc::channel::<Vec<PgWireResult<DataRow>>>(2);
-    let task = mesh.offload_work(async move {
-        let mut batches = std::pin::pin!(stream.take_until(cancelled.clone().cancelled_owned()));
-        while let Some(batch) = batches.next().await {
-            let rows: Vec<PgWireResult<DataRow>> = match batch {
-                Ok(batch) => match text::timestamps_as_text(batch, &fields) {
-                    Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
-                    Err(e) => vec![Err(e)],
+    type Batches =
+        std::pin::Pin<Box<dyn futures::Stream<Item = tessera_query::Result<RecordBatch>> + Send>>;
+    enum Source {
+        Here(Batches),
+        Offloaded(
+            tokio::sync::mpsc::Receiver<Vec<PgWireResult<DataRow>>>,
+            tessera_query::Task<()>,
+        ),
+        Ended,
+    }
+    let batches: Batches = Box::pin(stream.take_until(cancelled.clone().cancelled_owned()));
+    let engine = mesh.engine().clone();
+    stream::unfold(Source::Here(batches), move |source| {
+        let (fields, cancelled, engine) = (fields.clone(), cancelled.clone(), engine.clone());
+        async move {
+            match source {
+                Source::Here(mut batches) => match batches.next().await {
+                    Some(Ok(batch)) if batch.num_rows() * batch.num_columns() <= INLINE_VALUES => {
+                        let rows = encode(batch, &fields);
+                        let next = if rows.iter().any(Result::is_err) {
+                            Source::Ended
+                        } else {
+                            Source::Here(batches)
+                        };
+                        Some((rows, next))
+                    }
+                    Some(Ok(batch)) => {
+                        let (encoded, received) = tokio::sync::mpsc::channel(2);
+                        let task =
+                            engine.spawn(encode_ahead(batch, batches, fields, cancelled, encoded));
+                        Some((Vec::new(), Source::Offloaded(received, task)))
+                    }
+                    Some(Err(e)) => Some((vec![Err(query_error(e))], Source::Ended)),
+                    None if cancelled.is_cancelled() => {
+                        Some((vec![Err(PgWireError::QueryCanceled)], Source::Ended))
+                    }
+                    None => None,
                 },
-                Err(e) => vec![Err(query_error(e))],
-            };
-            let failed = rows.iter().any(Result::is_err);
-            if encoded.send(rows).await.is_err() || failed {
-                return;
+                Source::Offloaded(mut received, task) => {
+                    let rows = received.recv().await?;
+                    Some((rows, Source::Offloaded(received, task)))
+                }
+                Source::Ended => None,
             }
         }
-        if cancelled.is_cancelled() {
-            let _ = encoded.send(vec![Err(PgWireError::QueryCanceled)]).await;
-        }
-    });
-    stream::unfold((received, task), |(mut received, task)| async move {
-        let rows = received.recv().await?;
-        Some((stream::iter(rows), (received, task)))
     })
-    .flatten()
+    .flat_map(stream::iter)
+}
+
+/// Encodes `first` and then the rest of `batches` on the query runtime, a batch ahead of the
+/// reader of `encoded`.
+async fn encode_ahead(
+    first: RecordBatch,
+    mut batches: std::pin::Pin<
+        Box<dyn futures::Stream<Item = tessera_query::Result<RecordBatch>> + Send>,
+    >,
+    fields: Arc<Vec<FieldInfo>>,
+    cancelled: CancellationToken,
+    encoded: tokio::sync::mpsc::Sender<Vec<PgWireResult<DataRow>>>,
+) {
+    let mut next = Some(Ok(first));
+    while let Some(batch) = next {
+        let rows = match batch {
+            Ok(batch) => encode(batch, &fields),
+            Err(e) => vec![Err(query_error(e))],
+        };
+        let failed = rows.iter().any(Result::is_err);
+        if encoded.send(rows).await.is_err() || failed {
+            return;
+        }
+        next = batches.next().await;
+    }
+    if cancelled.is_cancelled() {
+        let _ = encoded.send(vec![Err(PgWireError::QueryCanceled)]).await;
+    }
+}
+
+/// A batch's rows as DataRows of `fields`.
+fn encode(batch: RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
+    match text::timestamps_as_text(batch, fields) {
+        Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
+        Err(e) => vec![Err(e)],
+    }
 }
 
 /// `'pg_catalog.array_in'::regproc` as `'array_in'`: this `pg_catalog` keeps regproc columns

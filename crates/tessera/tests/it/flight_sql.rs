@@ -5,7 +5,7 @@
 //! them, errors carry their gRPC codes, and every statement lands in the query log and the audit
 //! log as front end `flight_sql`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -24,20 +24,7 @@ pub fn flight_uri(server: &Server) -> String {
 
 /// Runs a job of `flight_client.py` (ADBC) against `uri` and returns what it printed.
 pub fn adbc(uri: &str, job: Value) -> Value {
-    let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/flight_client.py");
-    let dir = tempfile::tempdir().unwrap();
-    let job_file = dir.path().join("job.json");
-    std::fs::write(&job_file, job.to_string()).unwrap();
-    let out: Run = Command::new(python)
-        .arg(script)
-        .arg(uri)
-        .arg(&job_file)
-        .output()
-        .expect("run python")
-        .into();
-    let out = out.ok();
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    client_job("flight_client.py", uri, &job)
 }
 
 /// The results of `statements` over one ADBC connection with `token` as a bearer token.

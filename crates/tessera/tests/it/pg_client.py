@@ -4,14 +4,20 @@ and prints what came back as JSON: for each statement its columns (name, type oi
 
     python pg_client.py CONNINFO JOB.json
 
-JOB: {"statements": [{"sql": "...", "params": [...]}, ...], "cancel_after": SECONDS?}
-Each result also holds the NOTICEs the server sent while the statement ran.
+JOB: {"statements": [{"sql": "...", "params": [...], "prepare": BOOL?}, ...], "cancel_after": SECONDS?}
+Each result also holds the NOTICEs the server sent while the statement ran. "prepare": true
+makes psycopg prepare the statement on the server (a named statement, run by Bind and Execute
+only). A step {"run": [ARGV...], "capture": NAME?, "pattern": REGEX?} runs a command between
+statements on the still open connection (a grant given or revoked meanwhile); with "capture",
+the pattern's first group in its output replaces "{NAME}" in the arguments of later steps.
 With "cancel_after", the one statement runs while another thread cancels it after that long.
 """
 
 import datetime
 import decimal
 import json
+import re
+import subprocess
 import sys
 import threading
 
@@ -44,7 +50,7 @@ def run(conn, statement):
 def answer(conn, statement):
     try:
         with conn.cursor() as cur:
-            cur.execute(statement["sql"], statement.get("params"))
+            cur.execute(statement["sql"], statement.get("params"), prepare=statement.get("prepare"))
             columns = [[c.name, c.type_code] for c in cur.description or []]
             rows = cur.fetchall() if cur.description else []
             return {
@@ -54,6 +60,18 @@ def answer(conn, statement):
             }
     except psycopg.Error as e:
         return {"sqlstate": e.sqlstate, "message": str(e)}
+
+
+def run_command(step, captured):
+    argv = step["run"]
+    for name, text in captured.items():
+        argv = [a.replace("{" + name + "}", text) for a in argv]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if "capture" in step and done.returncode == 0:
+        found = re.search(step["pattern"], done.stdout)
+        if found:
+            captured[step["capture"]] = found.group(1)
+    return {"ran": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
 def main():
@@ -75,7 +93,12 @@ def main():
             conn.rollback()
             results.append(run(conn, {"sql": "SELECT 1 AS still_here"}))
         else:
-            results = [run(conn, s) for s in job["statements"]]
+            results, captured = [], {}
+            for s in job["statements"]:
+                if "run" in s:
+                    results.append(run_command(s, captured))
+                else:
+                    results.append(run(conn, s))
             if not job.get("autocommit", False):
                 conn.rollback()
     print(json.dumps({"results": results}))

@@ -55,20 +55,7 @@ pub fn conninfo(server: &Server, user: &str, token: &str, database: &str) -> Str
 
 /// Runs a job of `pg_client.py` (psycopg 3) and returns what it printed.
 fn psycopg(conninfo: &str, job: Value) -> Value {
-    let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/pg_client.py");
-    let dir = tempfile::tempdir().unwrap();
-    let job_file = dir.path().join("job.json");
-    std::fs::write(&job_file, job.to_string()).unwrap();
-    let out: Run = Command::new(python)
-        .arg(script)
-        .arg(conninfo)
-        .arg(&job_file)
-        .output()
-        .expect("run python")
-        .into();
-    let out = out.ok();
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    client_job("pg_client.py", conninfo, &job)
 }
 
 /// The results of `statements` run one after another on one connection (autocommit).
@@ -393,6 +380,74 @@ fn psql_and_psycopg_query_the_mesh_as_the_tokens_principal() {
     );
     assert_eq!(sqlstate(&cancelled["results"][0]), "57014", "{cancelled}");
     assert_eq!(cancelled["results"][1]["rows"][0][0], 1, "{cancelled}");
+
+    // A connection keeps its session (and its prepared statements their plans) only while
+    // what its principal may see stays the same: a grant given or revoked applies to the next
+    // statement of an open connection, a statement prepared before it included.
+    let sales = "SELECT count(*) FROM marketplace.provenance.sales";
+    let sales_over_http = http_rows(
+        &server,
+        &admin,
+        "SELECT count(*) AS n FROM marketplace.provenance.sales",
+    );
+    let as_admin = |args: &[&str]| -> Value {
+        let mut argv = vec![env!("CARGO_BIN_EXE_tessera")];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--server", &server.url, "--token", &admin]);
+        json!({"run": argv})
+    };
+    let mut grant = as_admin(&[
+        "access",
+        "grant",
+        "marketplace.provenance",
+        "--user",
+        "dpatel",
+    ]);
+    grant["capture"] = json!("grant");
+    grant["pattern"] = json!("Grant (\\S+):");
+    let by_event = "SELECT count(*) FROM engagement.events_clean WHERE event_type = %s";
+    let prepared =
+        |sql: &str, params: Value| json!({"sql": sql, "params": params, "prepare": true});
+    let changing = psycopg(
+        &analyst_db,
+        json!({"autocommit": true, "statements": [
+            prepared(sales, json!(null)),
+            grant,
+            prepared(sales, json!(null)),
+            prepared(sales, json!(null)),
+            as_admin(&["access", "revoke", "{grant}"]),
+            prepared(sales, json!(null)),
+            prepared(by_event, json!(["view"])),
+            prepared(by_event, json!(["like"])),
+            prepared(by_event, json!(["view"])),
+        ]}),
+    );
+    let steps = changing["results"].as_array().unwrap();
+    assert_eq!(sqlstate(&steps[0]), "42501", "{changing}");
+    assert_eq!(steps[1]["ran"], 0, "{changing}");
+    assert_eq!(
+        steps[2]["rows"][0][0], sales_over_http[0]["n"],
+        "{changing}"
+    );
+    assert_eq!(
+        steps[3]["rows"][0][0], sales_over_http[0]["n"],
+        "{changing}"
+    );
+    assert_eq!(steps[4]["ran"], 0, "{changing}");
+    assert_eq!(sqlstate(&steps[5]), "42501", "{changing}");
+    // One prepared statement, run again with other parameters, answers for each.
+    for (step, event) in [(6, "view"), (7, "like"), (8, "view")] {
+        let over_http = http_rows(
+            &server,
+            &analyst,
+            &format!(
+                "SELECT count(*) AS n FROM artwork_engagement.engagement.events_clean \
+                 WHERE event_type = '{event}'"
+            ),
+        );
+        assert_eq!(steps[step]["rows"][0][0], over_http[0]["n"], "{changing}");
+    }
+    assert_ne!(steps[6]["rows"][0][0], steps[7]["rows"][0][0], "{changing}");
 
     // Every statement is in the query log, naming its front end.
     let log = server.cli(&["queries", "--format", "json"]).ok();

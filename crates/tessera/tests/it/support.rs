@@ -292,3 +292,25 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a job of a client script of `tests/it` (`pg_client.py`: psycopg, `flight_client.py`:
+/// ADBC) with the test venv's Python against `target` (a conninfo or a URI), and returns the
+/// JSON it printed.
+pub fn client_job(script: &str, target: &str, job: &serde_json::Value) -> serde_json::Value {
+    let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it")
+        .join(script);
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.json");
+    std::fs::write(&job_file, job.to_string()).unwrap();
+    let out: Run = Command::new(python)
+        .arg(script)
+        .arg(target)
+        .arg(&job_file)
+        .output()
+        .expect("run python")
+        .into();
+    let out = out.ok();
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
