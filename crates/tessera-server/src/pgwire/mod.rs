@@ -560,6 +560,10 @@ impl PgInner {
 /// handing it to the query runtime and being woken for its rows.
 const INLINE_VALUES: usize = 4096;
 
+/// A running query's batches, until the statement is cancelled.
+type Batches =
+    std::pin::Pin<Box<dyn futures::Stream<Item = tessera_query::Result<RecordBatch>> + Send>>;
+
 /// The batches of a running query as DataRows, as the client reads them. Small batches are
 /// encoded where they arrive; from the first large one on, the rest are encoded on the query
 /// runtime (never on the threads that serve connections) a batch ahead of the client. A cancel
@@ -571,8 +575,6 @@ fn rows(
     fields: Arc<Vec<FieldInfo>>,
     cancelled: CancellationToken,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    type Batches =
-        std::pin::Pin<Box<dyn futures::Stream<Item = tessera_query::Result<RecordBatch>> + Send>>;
     enum Source {
         Here(Batches),
         Offloaded(
@@ -624,9 +626,7 @@ fn rows(
 /// reader of `encoded`.
 async fn encode_ahead(
     first: RecordBatch,
-    mut batches: std::pin::Pin<
-        Box<dyn futures::Stream<Item = tessera_query::Result<RecordBatch>> + Send>,
-    >,
+    mut batches: Batches,
     fields: Arc<Vec<FieldInfo>>,
     cancelled: CancellationToken,
     encoded: tokio::sync::mpsc::Sender<Vec<PgWireResult<DataRow>>>,
