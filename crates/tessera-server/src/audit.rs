@@ -31,6 +31,8 @@ impl AuditService for Mesh {
             ));
         }
         let limit = limit.clamp(1, PAGE_MAX);
+        // Queries and denied decisions arrive through the query log's writer.
+        self.query_log.written().await;
         let (records, next_after) = match after {
             // One entry more than the page tells whether another page follows.
             Some(after) => {
@@ -65,6 +67,7 @@ impl AuditService for Mesh {
     async fn verify_audit(&self, cx: &RequestContext) -> Result<AuditVerificationView> {
         self.authorize(cx, Action::Manage, &Resource::Platform)
             .await?;
+        self.query_log.written().await;
         let found = self.catalog.verify_audit().await?;
         Ok(AuditVerificationView {
             ok: found.problem.is_none(),

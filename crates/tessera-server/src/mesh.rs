@@ -1106,6 +1106,7 @@ impl QueryService for Mesh {
     async fn queries(&self, cx: &RequestContext, limit: i64) -> Result<Vec<QueryLogView>> {
         let access = self.access_for(cx).await?;
         let limit = limit.clamp(1, 1000);
+        self.query_log.written().await;
         let records = if access.allowed(&cx.principal, Action::Manage, &Resource::Platform) {
             self.catalog.queries(None, limit).await?
         } else {

@@ -4,7 +4,8 @@
 //! transaction every [`FLUSH_EVERY`] (or sooner when [`GROUP`] entries wait), and writes the
 //! rest when the mesh closes (graceful shutdown). The writer is woken by the first entry after
 //! a write and by a full group, not by every entry: a query costs no thread wakeup for its log
-//! entry. A crash loses at most the last
+//! entry. Who reads the log ([`QueryLog::written`]) first has what was queued before written,
+//! so a user sees the query they just ran. A crash loses at most the last
 //! [`FLUSH_EVERY`] of entries; if the store is down or the channel full, entries are dropped
 //! and counted in the log (`tracing` warnings), never waited for.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use tessera_catalog::{AuditEvent, Catalog, QueryRecord};
 use tessera_governance::Action;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// How long an entry waits, at most, before it is written.
@@ -29,7 +30,13 @@ const CAPACITY: usize = 20_000;
 enum Activity {
     Query(QueryRecord),
     Denied(AuditEvent),
+    /// A reader waits for everything queued before this to be written.
+    Written(oneshot::Sender<()>),
 }
+
+/// How long a reader of the log waits for what is queued to be written; past it (a slow or
+/// failing store), it reads what is there.
+const READER_WAITS_AT_MOST: Duration = Duration::from_secs(5);
 
 pub(crate) struct QueryLog {
     sender: Mutex<Option<mpsc::Sender<Activity>>>,
@@ -87,6 +94,27 @@ impl QueryLog {
         }
     }
 
+    /// Waits until every entry queued before this call is written (at most
+    /// [`READER_WAITS_AT_MOST`]): the query log and audit readers call it first, so what a user
+    /// just ran is in what they read.
+    pub(crate) async fn written(&self) {
+        let (done, written) = oneshot::channel();
+        let sender = self.sender.lock().expect("query log sender").clone();
+        let Some(sender) = sender else { return };
+        if sender.try_send(Activity::Written(done)).is_err() {
+            return;
+        }
+        self.hurry.notify_one();
+        if tokio::time::timeout(READER_WAITS_AT_MOST, written)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the query log is read before its last entries are written: the metadata store is slow"
+            );
+        }
+    }
+
     /// Writes every queued entry and stops the writer.
     pub(crate) async fn close(&self) {
         self.sender.lock().expect("query log sender").take();
@@ -135,15 +163,21 @@ async fn write(catalog: &Catalog, group: &mut Vec<Activity>) {
     if group.is_empty() {
         return;
     }
-    let (mut queries, mut denials) = (Vec::new(), Vec::new());
+    let (mut queries, mut denials, mut readers) = (Vec::new(), Vec::new(), Vec::new());
     for entry in group.drain(..) {
         match entry {
             Activity::Query(q) => queries.push(q),
             Activity::Denied(d) => denials.push(d),
+            Activity::Written(reader) => readers.push(reader),
         }
     }
-    if let Err(e) = catalog.record_activity(&queries, &denials).await {
+    if (!queries.is_empty() || !denials.is_empty())
+        && let Err(e) = catalog.record_activity(&queries, &denials).await
+    {
         tracing::warn!(error = %e, queries = queries.len(), denials = denials.len(), "query log and audit entries lost: the metadata store refused them");
+    }
+    for reader in readers {
+        let _ = reader.send(());
     }
 }
 

@@ -308,7 +308,9 @@ fn adbc_queries_the_mesh_as_the_tokens_principal() {
 
     // Every statement is in the query log naming its front end (a statement refused when it
     // was prepared too), and in the audit log.
-    let log = server.cli(&["queries", "--format", "json"]).ok();
+    let log = server
+        .cli(&["queries", "--limit", "1000", "--format", "json"])
+        .ok();
     let log: Vec<Value> = serde_json::from_str(&log.stdout).unwrap();
     let over_flight: Vec<&Value> = log
         .iter()

@@ -450,7 +450,9 @@ fn psql_and_psycopg_query_the_mesh_as_the_tokens_principal() {
     assert_ne!(steps[6]["rows"][0][0], steps[7]["rows"][0][0], "{changing}");
 
     // Every statement is in the query log, naming its front end.
-    let log = server.cli(&["queries", "--format", "json"]).ok();
+    let log = server
+        .cli(&["queries", "--limit", "1000", "--format", "json"])
+        .ok();
     let log: Vec<Value> = serde_json::from_str(&log.stdout).unwrap();
     let over_pg: Vec<&Value> = log
         .iter()
