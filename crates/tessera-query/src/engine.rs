@@ -9,16 +9,20 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
+use datafusion::common::ParamValues;
 use datafusion::common::config::Dialect;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
+use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tessera_core::sql::{MAX_NESTING, nesting, read_only, too_deep_message};
 use tessera_core::{DatasetRef, QUARANTINE_REASON, QUARANTINE_SUFFIX, RequestContext};
 use tessera_storage::Storage;
@@ -274,6 +278,9 @@ impl std::fmt::Debug for KeptSession {
 pub struct PreparedPlan {
     session: u64,
     plan: Arc<LogicalPlan>,
+    /// A statement of constants (see [`constant_statement`]) planned to the end once: it runs
+    /// from this physical plan, with this task context, on the caller's own task.
+    constant: Option<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)>,
 }
 
 impl PreparedPlan {
@@ -684,18 +691,26 @@ impl QueryEngine {
             .await
     }
 
-    /// [`execute_shaped`](Self::execute_shaped) in a connection's kept session: renewed for
-    /// this statement, and planned from `prepared` when that was planned in this same session
-    /// ([`plan_kept`](Self::plan_kept)), from `sql` otherwise.
+    /// [`execute_shaped`](Self::execute_shaped) in a connection's kept session, with
+    /// `parameters` bound: renewed for this statement, and planned from `prepared` when that
+    /// was planned in this same session ([`plan_kept`](Self::plan_kept)), from `sql`
+    /// otherwise. A prepared statement of constants runs from its physical plan.
     pub async fn execute_kept(
         &self,
         kept: &KeptSession,
         sql: &str,
         prepared: Option<&PreparedPlan>,
+        parameters: Option<ParamValues>,
         cx: &RequestContext,
         observer: QueryObserver,
-        refine: Refine,
     ) -> Result<QueryStream> {
+        let prepared = prepared.filter(|p| p.session == kept.id);
+        if let Some(constant) = prepared.and_then(|p| p.constant.as_ref())
+            && parameters.is_none()
+        {
+            return self.run_constant(constant, observer).await;
+        }
+        let refine = bind(parameters);
         self.start_reported(SessionFor::Kept(kept, prepared), sql, cx, observer, refine)
             .await
     }
@@ -712,13 +727,70 @@ impl QueryEngine {
     ) -> Result<PreparedPlan> {
         let ctx = self.renew(kept, cx);
         let (planning, sql) = (ctx.clone(), sql.to_string());
-        let df = self
-            .run(&ctx, async move { plan_sql(&planning, &sql).await })
+        let (plan, constant) = self
+            .run(&ctx, async move {
+                let df = plan_sql(&planning, &sql).await?;
+                let plan = df.logical_plan().clone();
+                if !constant_statement(&plan) {
+                    return Ok((plan, None));
+                }
+                // Its immutable functions are folded to literals here, under the time limit.
+                let task_ctx = df.task_ctx();
+                let physical = df
+                    .create_physical_plan()
+                    .await
+                    .map_err(QueryError::from_datafusion)?;
+                Ok((plan, Some((physical, Arc::new(task_ctx)))))
+            })
             .await?;
         Ok(PreparedPlan {
             session: kept.id,
-            plan: Arc::new(df.logical_plan().clone()),
+            plan: Arc::new(plan),
+            constant,
         })
+    }
+
+    /// Runs a prepared statement of constants on the caller's task: what it computes was
+    /// computed when it was planned, so there is nothing to plan, cancel or take a query slot
+    /// for. It is logged as every statement is.
+    async fn run_constant(
+        &self,
+        (plan, task_ctx): &(Arc<dyn ExecutionPlan>, Arc<TaskContext>),
+        observer: QueryObserver,
+    ) -> Result<QueryStream> {
+        let mut reporter = Reporter::new(Arc::new(std::sync::Mutex::new(Some(observer))));
+        let ran = async {
+            let plan = reset_plan_states(plan.clone()).map_err(QueryError::from_datafusion)?;
+            let batches = datafusion::physical_plan::collect(plan.clone(), task_ctx.clone())
+                .await
+                .map_err(QueryError::from_datafusion)?;
+            let mut counted = self.result_limits().counter();
+            for batch in &batches {
+                counted.add(batch)?;
+            }
+            Ok::<_, QueryError>((plan, batches, counted))
+        };
+        match ran.await {
+            Ok((plan, batches, counted)) => {
+                let schema = plan.schema();
+                (reporter.rows_returned, reporter.bytes_returned) =
+                    (counted.rows(), counted.bytes());
+                reporter.plan = Some(plan);
+                reporter.finish(QueryOutcome::Finished);
+                Ok(QueryStream::whole(schema, batches))
+            }
+            Err(e) => {
+                reporter.finish(QueryOutcome::Failed(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    fn result_limits(&self) -> ResultLimits {
+        ResultLimits {
+            max_rows: self.config.max_result_rows,
+            max_bytes: self.config.max_result_bytes,
+        }
     }
 
     /// Starts a query, telling `observer` of a refusal or failure before it started (the
@@ -794,11 +866,8 @@ impl QueryEngine {
             token: token.clone(),
         };
         let sql = sql.to_string();
-        let limits = ResultLimits {
-            max_rows: self.config.max_result_rows,
-            max_bytes: self.config.max_result_bytes,
-        };
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<(SchemaRef, Vec<DatasetRef>)>>();
+        let limits = self.result_limits();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<Started>>();
         let (batches_tx, batches_rx) = mpsc::channel::<Result<RecordBatch>>(2);
         let task = self.executor.spawn(async move {
             // Dropped unfinished (the task aborted), it reports the query abandoned.
@@ -849,13 +918,47 @@ impl QueryEngine {
                     return;
                 }
             };
+            let mut counted = limits.counter();
+            // A result that is whole already (no batch, or one and then its end, as `SELECT 1`
+            // gives) is answered with the word that the query started: its reader is woken
+            // once, not again for the batch, the end and this task's own end.
+            let mut peeked = match &first {
+                None => Some(None),
+                Some(_) => stream.next().now_or_never(),
+            };
+            if let Some(None) = peeked {
+                let outcome = match first.map(|batch| counted.add(&batch).map(|()| batch)) {
+                    Some(Ok(batch)) => batches_tx
+                        .try_send(Ok(batch))
+                        .map(|()| QueryOutcome::Finished),
+                    Some(Err(e)) => batches_tx
+                        .try_send(Err(e.clone()))
+                        .map(|()| QueryOutcome::Failed(e)),
+                    None => Ok(QueryOutcome::Finished),
+                }
+                .expect("a new channel holds two batches");
+                (reporter.rows_returned, reporter.bytes_returned) =
+                    (counted.rows(), counted.bytes());
+                let datasets = reporter.datasets.clone();
+                reporter.finish(outcome);
+                drop(batches_tx);
+                let _ = ready_tx.send(Ok(Started {
+                    schema,
+                    datasets,
+                    whole: true,
+                }));
+                return;
+            }
             if ready_tx
-                .send(Ok((schema, reporter.datasets.clone())))
+                .send(Ok(Started {
+                    schema,
+                    datasets: reporter.datasets.clone(),
+                    whole: false,
+                }))
                 .is_err()
             {
                 return;
             }
-            let mut counted = limits.counter();
             let forward = async {
                 let mut next = first;
                 while let Some(batch) = next {
@@ -864,11 +967,12 @@ impl QueryEngine {
                         // Nobody reads the result any more: the query stops here.
                         return Ok(false);
                     }
-                    next = stream
-                        .next()
-                        .await
-                        .transpose()
-                        .map_err(QueryError::from_datafusion)?;
+                    next = match peeked.take() {
+                        Some(item) => item,
+                        None => stream.next().await,
+                    }
+                    .transpose()
+                    .map_err(QueryError::from_datafusion)?;
                 }
                 Ok::<_, QueryError>(true)
             };
@@ -883,24 +987,31 @@ impl QueryEngine {
                 }
             }
         });
-        let (schema, datasets) =
-            match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {
-                Ok(Ok(ready)) => ready?,
-                // The task ended without a word: it panicked or the server is stopping.
-                Ok(Err(_)) => {
-                    return Err(match task.await {
-                        Err(e) => e,
-                        Ok(()) => QueryError::Internal("the query ended before it started".into()),
-                    });
-                }
-                Err(_) => {
-                    task.abort();
-                    return Err(QueryError::Timeout(self.config.timeout_seconds));
-                }
-            };
+        let started = match tokio::time::timeout_at(deadline + CANCEL_GRACE, ready_rx).await {
+            Ok(Ok(ready)) => ready?,
+            // The task ended without a word: it panicked or the server is stopping.
+            Ok(Err(_)) => {
+                return Err(match task.await {
+                    Err(e) => e,
+                    Ok(()) => QueryError::Internal("the query ended before it started".into()),
+                });
+            }
+            Err(_) => {
+                task.abort();
+                return Err(QueryError::Timeout(self.config.timeout_seconds));
+            }
+        };
+        if started.whole {
+            token.cancel();
+            return Ok(QueryStream::ended(
+                started.schema,
+                started.datasets,
+                batches_rx,
+            ));
+        }
         Ok(QueryStream::new(
-            schema,
-            datasets,
+            started.schema,
+            started.datasets,
             batches_rx,
             task,
             token,
@@ -966,6 +1077,73 @@ impl QueryEngine {
     pub fn is_shut_down(&self) -> bool {
         self.executor.is_shut_down()
     }
+}
+
+/// Binds `parameters` (if any) to a statement when it runs, as a [`Refine`].
+pub fn bind(parameters: Option<ParamValues>) -> Refine {
+    match parameters {
+        Some(values) => Box::new(move |df| df.with_param_values(values)),
+        None => Box::new(Ok),
+    }
+}
+
+/// Whether a plan is a statement of constants: projections (filtered, sorted, limited) of no
+/// relation, without parameters or subqueries, whose functions are all immutable (`SELECT 1`,
+/// `SELECT version()`, what drivers and pools send to check a connection). Planning folds its
+/// functions to literals, so its physical plan gives the same rows every time it runs.
+fn constant_statement(plan: &LogicalPlan) -> bool {
+    use datafusion::logical_expr::{Expr, Volatility};
+    let mut constant = true;
+    let _ = plan.apply(|node| {
+        constant &= matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Limit(_)
+        );
+        let _ = node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                constant &= match e {
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::Placeholder(_)
+                    | Expr::ScalarSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery(_)
+                    | Expr::SetComparison(_)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::ScalarVariable(..)
+                    | Expr::AggregateFunction(_)
+                    | Expr::WindowFunction(_) => false,
+                    _ => true,
+                };
+                Ok(if constant {
+                    TreeNodeRecursion::Continue
+                } else {
+                    TreeNodeRecursion::Stop
+                })
+            })
+        });
+        Ok(if constant {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    constant
+}
+
+/// What a query's task tells once its result starts.
+struct Started {
+    schema: SchemaRef,
+    /// The datasets its plan reads.
+    datasets: Vec<DatasetRef>,
+    /// The whole result is in the batch channel already, and the query's outcome reported.
+    whole: bool,
 }
 
 /// A change to a planned statement before it runs (see [`QueryEngine::execute_refined`]).
@@ -1160,6 +1338,40 @@ impl Cancelled {
             QueryError::Timeout(self.timeout_seconds)
         } else {
             QueryError::ShuttingDown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn constant(sql: &str) -> bool {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT)").await.unwrap();
+        let df = ctx.sql(sql).await.unwrap();
+        constant_statement(df.logical_plan())
+    }
+
+    #[tokio::test]
+    async fn statements_of_constants_are_told_from_the_rest() {
+        for sql in [
+            "SELECT 1",
+            "SELECT version()",
+            "SELECT upper('a') AS x WHERE 1 < 2 ORDER BY x LIMIT 1",
+        ] {
+            assert!(constant(sql).await, "{sql}");
+        }
+        for sql in [
+            "SELECT a FROM t",
+            "SELECT now()",
+            "SELECT random()",
+            "SELECT $1",
+            "SELECT (SELECT max(a) FROM t)",
+            "SELECT * FROM (VALUES (1), (2))",
+            "SELECT count(*)",
+        ] {
+            assert!(!constant(sql).await, "{sql}");
         }
     }
 }

@@ -34,7 +34,7 @@ mod table;
 pub use engine::{
     DEFAULT_CATALOG, DatasetEntry, Identifiers, KeptSession, META_SCHEMA, MeshSnapshot, MetaTable,
     PreparedPlan, QueryConfig, QueryEngine, Refine, SessionExtension, SessionShape, TableAccess,
-    plan_sql, request_of,
+    bind, plan_sql, request_of,
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};

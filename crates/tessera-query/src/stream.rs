@@ -82,13 +82,20 @@ pub struct QueryStream {
     /// The datasets the query reads, as planned.
     datasets: Vec<tessera_core::DatasetRef>,
     batches: mpsc::Receiver<Result<RecordBatch>>,
+    /// The query still producing `batches`; none when the whole result is in them already
+    /// (the query ended before its reader was told it started).
+    running: Option<Running>,
+    done: bool,
+}
+
+/// What a query producing its result on the query runtime holds.
+struct Running {
     task: Task<()>,
     /// Cancelled when the stream is dropped, which stops the query inside its operators.
     token: CancellationToken,
     /// When the caller stops waiting for a query that does not notice its own deadline.
     give_up: Pin<Box<Sleep>>,
     timeout_seconds: u64,
-    done: bool,
     _admission: Admission,
 }
 
@@ -108,13 +115,41 @@ impl QueryStream {
             schema,
             datasets,
             batches,
-            task,
-            token,
-            give_up: Box::pin(tokio::time::sleep_until(give_up_at)),
-            timeout_seconds,
+            running: Some(Running {
+                task,
+                token,
+                give_up: Box::pin(tokio::time::sleep_until(give_up_at)),
+                timeout_seconds,
+                _admission: admission,
+            }),
             done: false,
-            _admission: admission,
         }
+    }
+
+    /// A result whole in `batches` already (its sender dropped), of a query that has ended.
+    pub(crate) fn ended(
+        schema: SchemaRef,
+        datasets: Vec<tessera_core::DatasetRef>,
+        batches: mpsc::Receiver<Result<RecordBatch>>,
+    ) -> Self {
+        Self {
+            schema,
+            datasets,
+            batches,
+            running: None,
+            done: false,
+        }
+    }
+
+    /// The result of a query that ended without a task: these batches, reading no dataset.
+    pub(crate) fn whole(schema: SchemaRef, result: Vec<RecordBatch>) -> Self {
+        let (sender, batches) = mpsc::channel(result.len().max(1));
+        for batch in result {
+            sender
+                .try_send(Ok(batch))
+                .expect("the channel holds every batch");
+        }
+        Self::ended(schema, Vec::new(), batches)
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -129,7 +164,9 @@ impl QueryStream {
 
 impl Drop for QueryStream {
     fn drop(&mut self) {
-        self.token.cancel();
+        if let Some(running) = &self.running {
+            running.token.cancel();
+        }
     }
 }
 
@@ -140,20 +177,27 @@ impl Stream for QueryStream {
         if self.done {
             return Poll::Ready(None);
         }
-        match self.batches.poll_recv(cx) {
+        let item = self.batches.poll_recv(cx);
+        let this = &mut *self;
+        let Some(running) = &mut this.running else {
+            // The result's end is the channel's.
+            this.done = matches!(item, Poll::Ready(None | Some(Err(_))));
+            return item;
+        };
+        match item {
             Poll::Ready(Some(item)) => {
                 if item.is_err() {
-                    self.done = true;
-                    self.task.abort();
+                    this.done = true;
+                    running.task.abort();
                 }
                 return Poll::Ready(Some(item));
             }
             // The producer is gone: finished, or stopped without a word (shutdown, panic),
             // which its task's outcome tells.
             Poll::Ready(None) => {
-                return match Pin::new(&mut self.task).poll(cx) {
+                return match Pin::new(&mut running.task).poll(cx) {
                     Poll::Ready(outcome) => {
-                        self.done = true;
+                        this.done = true;
                         Poll::Ready(outcome.err().map(Err))
                     }
                     Poll::Pending => Poll::Pending,
@@ -161,10 +205,10 @@ impl Stream for QueryStream {
             }
             Poll::Pending => {}
         }
-        if self.give_up.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            self.task.abort();
-            return Poll::Ready(Some(Err(QueryError::Timeout(self.timeout_seconds))));
+        if running.give_up.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            running.task.abort();
+            return Poll::Ready(Some(Err(QueryError::Timeout(running.timeout_seconds))));
         }
         Poll::Pending
     }

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::prelude::DataFrame;
 use tessera_core::RequestContext;
+pub(crate) use tessera_query::bind;
 use tessera_query::{
-    KeptSession, MeshSnapshot, PreparedPlan, QueryError, QueryStream, Refine, SessionShape,
+    KeptSession, MeshSnapshot, PreparedPlan, QueryError, QueryStream, SessionShape,
 };
 
 use crate::error::Result;
@@ -31,14 +32,6 @@ pub(crate) fn parameter_types(plan: &LogicalPlan) -> tessera_query::Result<Vec<O
         .collect();
     types.sort_by_key(|(n, _)| *n);
     Ok(types.into_iter().map(|(_, t)| t).collect())
-}
-
-/// Binds `parameters` (if any) to the statement when it runs, through the engine's refine hook.
-pub(crate) fn bind(parameters: Option<ParamValues>) -> Refine {
-    match parameters {
-        Some(values) => Box::new(move |df| df.with_param_values(values)),
-        None => Box::new(Ok),
-    }
 }
 
 impl Mesh {
@@ -74,29 +67,31 @@ impl Mesh {
             return Ok(Ok(plan));
         }
         Ok(not_planned(
-            self.query_on(cx, sql, None, Box::new(Ok), session).await?,
+            self.query_on(cx, sql, None, None, session).await?,
         ))
     }
 
-    /// [`query_shaped`](Self::query_shaped) in a connection's kept session, from `prepared`
-    /// when it was planned in it.
+    /// [`query_shaped`](Self::query_shaped) in a connection's kept session with `parameters`
+    /// bound, from `prepared` when it was planned in it.
     pub(crate) async fn query_on(
         &self,
         cx: &RequestContext,
         sql: &str,
         prepared: Option<&PreparedPlan>,
-        refine: Refine,
+        parameters: Option<ParamValues>,
         session: &ConnectionSession,
     ) -> Result<tessera_query::Result<QueryStream>> {
         let Ok(kept) = self.kept_session(cx, session).await? else {
             // A session that cannot be made fails the query as it does for any front end,
             // logged.
-            return self.query_shaped(cx, sql, refine, &session.shape).await;
+            return self
+                .query_shaped(cx, sql, bind(parameters), &session.shape)
+                .await;
         };
         let observer = self.logged(cx, sql);
         Ok(self
             .engine()
-            .execute_kept(&kept, sql, prepared, cx, observer, refine)
+            .execute_kept(&kept, sql, prepared, parameters, cx, observer)
             .await)
     }
 

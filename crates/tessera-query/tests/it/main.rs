@@ -354,7 +354,7 @@ async fn kept_count(
 ) -> Result<i64, QueryError> {
     use futures::TryStreamExt;
     let stream = engine
-        .execute_kept(kept, sql, prepared, &cx(), Box::new(|_| {}), Box::new(Ok))
+        .execute_kept(kept, sql, prepared, None, &cx(), Box::new(|_| {}))
         .await?;
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
     Ok(batches[0]
@@ -427,4 +427,68 @@ async fn a_kept_session_answers_each_statement_as_a_new_session_would() {
             .unwrap(),
         0
     );
+}
+
+/// A prepared statement of constants (what drivers and pools send to check a connection) runs
+/// from the plan it was prepared to, answering and being reported each time; one that calls a
+/// function whose answer changes (`now()`, `random()`) is not frozen at its first answer.
+#[tokio::test]
+async fn prepared_constants_answer_each_time_and_changing_functions_are_not_frozen() {
+    use futures::TryStreamExt;
+    use std::sync::Mutex;
+    use tessera_query::{QueryOutcome, QueryReport};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_over_the_snapshots_tables(&dir, QueryConfig::default()).await;
+    let shape = tessera_query::SessionShape::default();
+    let kept = engine.keep_session(&snapshot(), &cx(), &shape).unwrap();
+    let answer = |sql: &'static str, prepared: tessera_query::PreparedPlan| {
+        let (engine, kept) = (&engine, &kept);
+        async move {
+            let reports: Arc<Mutex<Vec<QueryReport>>> = Arc::default();
+            let told = reports.clone();
+            let stream = engine
+                .execute_kept(
+                    kept,
+                    sql,
+                    Some(&prepared),
+                    None,
+                    &cx(),
+                    Box::new(move |r| told.lock().unwrap().push(r)),
+                )
+                .await
+                .unwrap();
+            let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+            let text = arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            let report = reports
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("the statement is reported");
+            (text, report)
+        }
+    };
+
+    let constant = "SELECT 1 AS one, upper('ab') || 'c' AS letters WHERE 2 > 1";
+    let prepared = engine.plan_kept(&kept, constant, &cx()).await.unwrap();
+    for _ in 0..3 {
+        let (text, report) = answer(constant, prepared.clone()).await;
+        assert!(text.contains("| 1   | ABc     |"), "{text}");
+        assert!(matches!(report.outcome, QueryOutcome::Finished));
+        assert_eq!(report.rows_returned, 1);
+    }
+    let none = "SELECT 1 AS one WHERE 1 > 2";
+    let prepared = engine.plan_kept(&kept, none, &cx()).await.unwrap();
+    let (text, report) = answer(none, prepared).await;
+    assert!(!text.contains("| 1"), "{text}");
+    assert_eq!(report.rows_returned, 0);
+
+    for changing in ["SELECT CAST(now() AS VARCHAR) AS t", "SELECT random() AS r"] {
+        let prepared = engine.plan_kept(&kept, changing, &cx()).await.unwrap();
+        let (first, _) = answer(changing, prepared.clone()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (second, _) = answer(changing, prepared).await;
+        assert_ne!(first, second, "{changing}");
+    }
 }

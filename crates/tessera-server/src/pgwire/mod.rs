@@ -59,7 +59,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
-use crate::front_end::{ConnectionSession, bind, parameter_types, request_id};
+use crate::front_end::{ConnectionSession, parameter_types, request_id};
 use crate::mesh::Mesh;
 use crate::service::{AccessService, CatalogService};
 
@@ -530,11 +530,10 @@ impl PgInner {
         let conn = connection(client)?;
         let cx = request(&self.mesh, &conn).await?;
         let cancelled = conn.begin();
-        let refine = bind(parameters);
         let started = tokio::select! {
             biased;
             _ = cancelled.cancelled() => return Err(PgWireError::QueryCanceled),
-            started = self.mesh.query_on(&cx, sql, prepared, refine, &conn.session) => started,
+            started = self.mesh.query_on(&cx, sql, prepared, parameters, &conn.session) => started,
         };
         let stream = started.map_err(service_error)?.map_err(query_error)?;
         for warning in self.mesh.failing_check_warnings(stream.datasets()).await {

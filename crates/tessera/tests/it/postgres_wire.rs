@@ -420,6 +420,10 @@ fn psql_and_psycopg_query_the_mesh_as_the_tokens_principal() {
             prepared(by_event, json!(["view"])),
             prepared(by_event, json!(["like"])),
             prepared(by_event, json!(["view"])),
+            prepared("SELECT 1 AS one", json!(null)),
+            prepared("SELECT 1 AS one", json!(null)),
+            prepared("SELECT CAST(now() AS VARCHAR) AS t", json!(null)),
+            prepared("SELECT CAST(now() AS VARCHAR) AS t", json!(null)),
         ]}),
     );
     let steps = changing["results"].as_array().unwrap();
@@ -448,6 +452,10 @@ fn psql_and_psycopg_query_the_mesh_as_the_tokens_principal() {
         assert_eq!(steps[step]["rows"][0][0], over_http[0]["n"], "{changing}");
     }
     assert_ne!(steps[6]["rows"][0][0], steps[7]["rows"][0][0], "{changing}");
+    // A prepared statement of constants answers each time it runs; `now()` is not frozen.
+    assert_eq!(steps[9]["rows"], json!([[1]]), "{changing}");
+    assert_eq!(steps[10]["rows"], json!([[1]]), "{changing}");
+    assert_ne!(steps[11]["rows"], steps[12]["rows"], "{changing}");
 
     // Every statement is in the query log, naming its front end.
     let log = server
