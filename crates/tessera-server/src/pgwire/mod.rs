@@ -13,6 +13,7 @@
 //! cancellation.
 
 mod catalog;
+mod rows;
 mod socket;
 mod text;
 
@@ -22,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use arrow_pg::datatypes::df::deserialize_parameters;
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
@@ -650,7 +651,7 @@ async fn encode_ahead(
 /// A batch's rows as DataRows of `fields`.
 fn encode(batch: RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
     match text::timestamps_as_text(batch, fields) {
-        Ok(batch) => encode_recordbatch(fields.clone(), batch).collect(),
+        Ok(batch) => rows::encode_rows(&batch, fields),
         Err(e) => vec![Err(e)],
     }
 }
