@@ -392,37 +392,44 @@ fn flight_limits_answer_with_grpc_codes_and_closed_connections_leave_nothing_ope
     assert_eq!(grpc_code(&results[1]), 8, "{}", results[1]); // RESOURCE_EXHAUSTED
     assert_eq!(grpc_code(&results[2]), 4, "{}", results[2]); // DEADLINE_EXCEEDED
 
-    // A thousand connections opened, used and closed leave no connection open in the server.
+    // A thousand connections opened, used and closed leave no connection open in the server
+    // and no memory held.
     let open_files = || {
         std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
             .unwrap()
             .count()
     };
-    let before = open_files();
     let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
-    let soak: Run = Command::new(python)
-        .args([
-            "-c",
-            r#"
+    let soak = |connections: &str| -> Run {
+        Command::new(&python)
+            .args([
+                "-c",
+                r#"
 import sys
 import adbc_driver_flightsql.dbapi as flight_sql
 from adbc_driver_flightsql import DatabaseOptions
 kwargs = {DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + sys.argv[2]}
 total = 0
-for i in range(1000):
+for i in range(int(sys.argv[3])):
     with flight_sql.connect(sys.argv[1], db_kwargs=kwargs, autocommit=True) as conn:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 AS one")
             total += cur.fetchone()[0]
 print(total, "answered")
 "#,
-            &uri,
-            &admin,
-        ])
-        .output()
-        .expect("run python")
-        .into();
-    let soak = soak.ok();
+                &uri,
+                &admin,
+                connections,
+            ])
+            .output()
+            .expect("run python")
+            .into()
+    };
+    // A hundred first, so what the server keeps for good (caches, pools) is there already.
+    soak("100").ok();
+    let before = open_files();
+    let memory_before = server.memory_bytes();
+    let soak = soak("1000").ok();
     assert!(soak.stdout.contains("1000 answered"), "{}", soak.stdout);
     // The client has gone; the server notices each closed connection at once.
     let mut after = open_files();
@@ -436,6 +443,11 @@ print(total, "answered")
     assert!(
         after <= before + 2,
         "{before} files open before, {after} after"
+    );
+    let memory_after = server.memory_bytes();
+    assert!(
+        memory_after < memory_before + SOAK_GROWTH_BYTES,
+        "the server held {memory_before} bytes after 100 connections, {memory_after} after 1,000 more"
     );
 }
 

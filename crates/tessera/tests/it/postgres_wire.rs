@@ -563,16 +563,19 @@ fn limits_answer_with_their_sqlstates_and_closed_connections_leave_nothing_behin
     assert!(several.stderr.contains("42P01"), "{}", several.stderr);
 
     // A thousand connections opened and closed: every one gives its slot back (the server
-    // allows four at once), and four at once still connect afterwards.
+    // allows four at once), four at once still connect afterwards, and the server holds no
+    // more memory than after the first hundred.
     let python = std::env::var("TESSERA_TEST_PYTHON").expect("run with scripts/test");
-    let soak = Command::new(python)
-        .args([
-            "-c",
-            r#"
+    let soak = |connections: &str| -> Run {
+        Command::new(&python)
+            .args([
+                "-c",
+                r#"
 import sys, psycopg
-for i in range(1000):
+for i in range(int(sys.argv[2])):
     with psycopg.connect(sys.argv[1], autocommit=True) as c:
         assert c.execute('SELECT 1').fetchone()[0] == 1
+        assert c.execute('SELECT count(*) FROM orders.orders').fetchone()[0] >= 0
 held = [psycopg.connect(sys.argv[1], autocommit=True) for _ in range(4)]
 try:
     psycopg.connect(sys.argv[1])
@@ -581,17 +584,26 @@ except psycopg.OperationalError as e:
     print('fifth refused:', e)
 print(sum(c.execute('SELECT 1').fetchone()[0] for c in held), 'held')
 "#,
-            &shop,
-        ])
-        .output()
-        .expect("run python");
-    let soak: Run = soak.into();
-    let soak = soak.ok();
-    assert!(soak.stdout.contains("4 held"), "{}", soak.stdout);
+                &shop,
+                connections,
+            ])
+            .output()
+            .expect("run python")
+            .into()
+    };
+    soak("100").ok();
+    let before = server.memory_bytes();
+    let soaked = soak("1000").ok();
+    assert!(soaked.stdout.contains("4 held"), "{}", soaked.stdout);
     assert!(
-        soak.stdout.contains("fifth refused") && soak.stdout.contains("too many clients"),
+        soaked.stdout.contains("fifth refused") && soaked.stdout.contains("too many clients"),
         "{}",
-        soak.stdout
+        soaked.stdout
+    );
+    let after = server.memory_bytes();
+    assert!(
+        after < before + SOAK_GROWTH_BYTES,
+        "the server held {before} bytes after 100 connections, {after} after 1,000 more"
     );
 }
 

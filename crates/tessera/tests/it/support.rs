@@ -279,8 +279,17 @@ impl Server {
 
     /// The most memory the server process has held (its peak resident set), in bytes.
     pub fn peak_memory_bytes(&self) -> u64 {
+        self.memory_status("VmHWM:")
+    }
+
+    /// The memory the server process holds now (its resident set), in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_status("VmRSS:")
+    }
+
+    fn memory_status(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
     }
@@ -292,6 +301,11 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// How much more memory than before a server may hold after a thousand connections were
+/// opened, used and closed: a connection's session left behind (hundreds of KiB each) would
+/// be several times this.
+pub const SOAK_GROWTH_BYTES: u64 = 48 << 20;
 
 /// Runs a job of a client script of `tests/it` (`pg_client.py`: psycopg, `flight_client.py`:
 /// ADBC) with the test venv's Python against `target` (a conninfo or a URI), and returns the
