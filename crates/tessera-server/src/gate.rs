@@ -99,6 +99,8 @@ pub(crate) type SharedKeyIndexes = Arc<tokio::sync::Mutex<KeyIndexes>>;
 
 const INCOMING: &str = "tessera.public.incoming_batch";
 const AFTER: &str = "tessera.public.dataset_with_batch";
+/// The rows of the dataset a merge replaces (those whose key the batch holds).
+const REPLACED: &str = "tessera.public.rows_the_batch_replaces";
 
 /// How a commit adds its batch to the dataset, which decides what the dataset would be.
 #[derive(Debug, Clone, Copy)]
@@ -457,16 +459,20 @@ impl Measure {
                 .await
                 .map_err(measure_failed)?,
         };
+        // A merge into a table unique on its keys, whose uniqueness checks are all on those
+        // keys, adds up as an append does, less the rows it replaces (as many as the batch's
+        // keys the index finds): it is not measured whole.
+        let merge_on = match &mode {
+            OwnedMode::Merge(keys) if merge_adds_up(&checks, keys, &before) => Some(keys.clone()),
+            _ => None,
+        };
         let whole = match &mode {
             OwnedMode::Append => None,
+            OwnedMode::Merge(_) if merge_on.is_some() => None,
             // The dataset as the merge would leave it: its rows whose key the batch does not
             // hold, and the batch.
             OwnedMode::Merge(keys) => {
-                let on = keys
-                    .iter()
-                    .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
+                let on = key_join(keys);
                 Some(format!(
                     "SELECT * FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on}) UNION ALL SELECT * FROM {INCOMING}"
                 ))
@@ -508,6 +514,36 @@ impl Measure {
         let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
             .await
             .map_err(measure_failed)?;
+        // The rows a merge replaces, measured when a check counts something in them.
+        let replaced_state = match &merge_on {
+            Some(keys) if checks.iter().any(Check::counts_rows) => {
+                let on = key_join(keys);
+                let view = tessera_query::plan_sql(
+                    &ctx,
+                    &format!(
+                        "SELECT * FROM {table} t WHERE EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on})"
+                    ),
+                )
+                .await
+                .map_err(|e| {
+                    ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
+                })?;
+                ctx.register_table(REPLACED, view.into_view())
+                    .map_err(failed)?;
+                Some(
+                    measure_state(&ctx, REPLACED, &checks, None, &contract_key)
+                        .await
+                        .map_err(measure_failed)?,
+                )
+            }
+            _ => None,
+        };
+        let replaced_count = |key: &str| {
+            replaced_state
+                .as_ref()
+                .and_then(|s| s.counts.get(key).copied())
+                .unwrap_or(0.0)
+        };
 
         // The state with the batch: counts add up; keys add up, less the batch's keys the
         // dataset already has (found through the kept index of its keys).
@@ -519,11 +555,13 @@ impl Measure {
             keys: HashMap::new(),
         };
         let mut keys_of_batch: Vec<(Vec<String>, BatchKeys)> = Vec::new();
+        let mut replaced_rows = 0.0;
         for check in &checks {
             let key = check.key();
             if check.counts_rows() {
                 let sum = before.counts.get(&key).copied().unwrap_or(0.0)
-                    + batch_state.counts.get(&key).copied().unwrap_or(0.0);
+                    + batch_state.counts.get(&key).copied().unwrap_or(0.0)
+                    - replaced_count(&key);
                 after.counts.insert(key.clone(), sum);
             }
             if let Some(columns) = check.key_columns() {
@@ -553,11 +591,18 @@ impl Measure {
                     .shared(&ctx, &table, &columns, &batch, &keys)
                     .await
                     .map_err(measure_failed)?;
+                // A merge replaces the rows of the keys the table holds (one each: it is
+                // unique on them); an append adds to them.
+                let replaced = if merge_on.is_some() { shared } else { 0.0 };
                 after
                     .keys
-                    .insert(key, (nn + b_nn, distinct + b_distinct - shared));
+                    .insert(key, (nn + b_nn - replaced, distinct + b_distinct - shared));
+                if merge_on.is_some() {
+                    replaced_rows = shared;
+                }
             }
         }
+        after.rows -= replaced_rows;
         if checks
             .iter()
             .any(|c| matches!(c.kind, CheckKind::Sql { .. }))
@@ -581,6 +626,41 @@ impl Measure {
         )
         .await
     }
+}
+
+/// The join of the table `t` and the batch `b` on `keys`.
+fn key_join(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("b.{c} = t.{c}", c = tessera_quality::ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Whether a merge on `keys` can be measured by adding up (see [`Measure::run`]): no `sql`
+/// rule (it reads the dataset as it would be), at least one uniqueness check, every one of
+/// them on exactly the merge's keys, and the table unique on them now (so a key it holds is
+/// one row the merge replaces).
+fn merge_adds_up(checks: &[Check], keys: &[String], before: &GateState) -> bool {
+    let mut merge_keys = keys.to_vec();
+    merge_keys.sort();
+    let mut uniqueness = 0;
+    for check in checks {
+        if matches!(check.kind, CheckKind::Sql { .. }) {
+            return false;
+        }
+        if let Some(mut columns) = check.key_columns() {
+            columns.sort();
+            let unique_now = before
+                .keys
+                .get(&check.key())
+                .is_some_and(|(nn, distinct)| nn == distinct);
+            if columns != merge_keys || !unique_now {
+                return false;
+            }
+            uniqueness += 1;
+        }
+    }
+    uniqueness > 0
 }
 
 /// How the dataset with the batch was measured.

@@ -262,6 +262,14 @@ impl Mesh {
         // The table is written by this run alone from reading its watermark to its commit.
         let lock = self.ingest_lock(&record.location);
         let _one_writer = lock.lock().await;
+        // A merge rewrites every file holding a key it matches: a table merged from a
+        // watermark is kept in files small enough that a run rewrites only its newest ones.
+        if matches!(
+            spec.materialization,
+            Materialization::Merge { watermark: Some(_) }
+        ) {
+            self.storage.size_files_for_merges(&record.location).await?;
+        }
 
         let mut positions: Vec<(String, i64)> = Vec::new();
         for input in &spec.inputs {

@@ -84,16 +84,23 @@ impl Storage {
         };
         let failed = |e| StorageError::delta(location, e);
 
-        let small = {
+        // A table that says how big its files are (`delta.targetFileSize`, e.g. one a
+        // transform merges at its end) is compacted to that size, not to the policy's.
+        let (small, target_bytes) = {
             let snapshot = table.snapshot().map_err(failed)?;
-            snapshot
+            let target_bytes = snapshot
+                .table_config()
+                .target_file_size
+                .map_or(policy.target_file_bytes, |size| size.get());
+            let small = snapshot
                 .log_data()
                 .iter()
-                .filter(|f| (f.size() as u64) < policy.target_file_bytes / 2)
-                .count()
+                .filter(|f| (f.size() as u64) < target_bytes / 2)
+                .count();
+            (small, target_bytes)
         };
         if small >= policy.min_small_files {
-            let target = NonZeroU64::new(policy.target_file_bytes.max(1)).expect("at least 1");
+            let target = NonZeroU64::new(target_bytes.max(1)).expect("at least 1");
             let (optimized, metrics) = table
                 .clone()
                 .optimize()

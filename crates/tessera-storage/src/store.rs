@@ -28,6 +28,23 @@ pub struct DataFiles {
     pub rows: Option<u64>,
 }
 
+/// The files a table merged at its end is held in ([`Storage::size_files_for_merges`]): a merge
+/// of its newest rows rewrites about one of them.
+pub const MERGED_TABLE_FILES: u64 = 16;
+/// The smallest file size [`Storage::size_files_for_merges`] sets: below it a file's fixed costs
+/// (its footer, a request to the store) outweigh what a smaller rewrite saves.
+pub const MERGED_FILE_BYTES_MIN: u64 = 256 << 10;
+/// The largest, Delta's own default: a big table is not cut finer than any other.
+pub const MERGED_FILE_BYTES_MAX: u64 = 128 << 20;
+
+/// The file size for a table of `bytes` merged at its end: a sixteenth of it, rounded up to a
+/// power of two (so the size moves once per doubling of the table, not on every merge).
+fn merged_file_bytes(bytes: u64) -> u64 {
+    (bytes / MERGED_TABLE_FILES)
+        .next_power_of_two()
+        .clamp(MERGED_FILE_BYTES_MIN, MERGED_FILE_BYTES_MAX)
+}
+
 /// How long Delta keeps transaction ids, i.e. how long a retried batch is recognised.
 const TXN_RETENTION: &str = "interval 30 days";
 
@@ -507,6 +524,45 @@ impl Storage {
             version,
             duplicate: false,
         })
+    }
+
+    /// Sizes the table's files for merges of its newest rows: sets its `delta.targetFileSize`
+    /// so that it is held in about [`MERGED_TABLE_FILES`] files (a power of two between
+    /// [`MERGED_FILE_BYTES_MIN`] and [`MERGED_FILE_BYTES_MAX`]). A merge rewrites every file
+    /// holding a key it matches, and Delta prunes the files by their keys' min/max, so a table
+    /// written in key order and merged a little at its end (a transform's watermark) rewrites
+    /// its last files instead of all of itself. Writes, merges and compaction follow the
+    /// property. One metadata commit, only when the size moves (at most once per doubling).
+    pub async fn size_files_for_merges(&self, location: &str) -> Result<()> {
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(());
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?;
+        let bytes: u64 = snapshot
+            .log_data()
+            .iter()
+            .map(|f| f.size().max(0) as u64)
+            .sum();
+        let wanted = merged_file_bytes(bytes);
+        if snapshot.table_config().target_file_size.map(|s| s.get()) == Some(wanted) {
+            return Ok(());
+        }
+        let table = table
+            .set_tbl_properties()
+            .with_properties(HashMap::from([(
+                TableProperty::TargetFileSize.as_ref().to_string(),
+                wanted.to_string(),
+            )]))
+            .with_raise_if_not_exists(false)
+            .with_commit_properties(CommitProperties::default().with_create_checkpoint(false))
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        publish(&slot, &table);
+        Ok(())
     }
 
     /// Whether a batch with this id was committed to the table (a Delta application

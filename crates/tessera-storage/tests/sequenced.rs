@@ -111,6 +111,114 @@ async fn a_replace_leaves_only_the_new_rows_with_its_position() {
     );
 }
 
+/// A table sized for merges at its end (`size_files_for_merges`) is written in many files, and a
+/// merge of its newest keys rewrites only the files holding them: the older files stay as they
+/// are, and the rows are what an upsert gives.
+#[tokio::test]
+async fn a_merge_at_the_end_of_a_table_sized_for_it_rewrites_only_its_last_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "stats/daily/visits";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Int64, false),
+        Field::new("page", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, false),
+    ]));
+    storage
+        .ensure_table(location, &schema, "visits", None)
+        .await
+        .unwrap();
+    let rows = |days: std::ops::Range<i64>, note: &str| {
+        let (day, page): (Vec<i64>, Vec<i64>) =
+            days.flat_map(|d| (0..1_000).map(move |p| (d, p))).unzip();
+        // Notes that do not compress away, so the table has some size.
+        let notes: Vec<String> = day
+            .iter()
+            .zip(&page)
+            .map(|(d, p)| {
+                format!(
+                    "{note}-{:016x}",
+                    ((d * 1_000 + p) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                )
+            })
+            .collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(day)),
+                Arc::new(Int64Array::from(page)),
+                Arc::new(arrow::array::StringArray::from(notes)),
+            ],
+        )
+        .unwrap()
+    };
+    storage.size_files_for_merges(location).await.unwrap();
+    storage
+        .replace_sequenced(location, vec![rows(0..400, "first")], &[("run", 1)])
+        .await
+        .unwrap();
+    let before = file_uris(&storage, location).await;
+    assert!(
+        before.len() >= 8,
+        "400,000 rows in files of at most 256 KiB: {} files",
+        before.len()
+    );
+    // The newest day again and a new one, as a transform's run from its watermark computes.
+    let ctx = datafusion::prelude::SessionContext::new();
+    let source = ctx.read_batch(rows(399..401, "second")).unwrap();
+    storage.size_files_for_merges(location).await.unwrap();
+    storage
+        .merge_sequenced(
+            location,
+            source,
+            2_000,
+            &["day".to_string(), "page".to_string()],
+            &[("run", 2)],
+        )
+        .await
+        .unwrap();
+    let after = file_uris(&storage, location).await;
+    let kept = before.iter().filter(|f| after.contains(f)).count();
+    assert!(
+        kept >= before.len() - 2,
+        "the merge rewrote {} of {} files",
+        before.len() - kept,
+        before.len()
+    );
+    let ctx = datafusion::prelude::SessionContext::new();
+    let provider = storage
+        .table_provider(location, &ctx.state())
+        .await
+        .unwrap()
+        .unwrap();
+    ctx.register_table("t", provider).unwrap();
+    let counts = ctx
+        .sql("SELECT count(*), count(DISTINCT (day, page)), sum(CAST(note LIKE 'second-%' AS BIGINT)) FROM t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let value = |i: usize| {
+        counts[0]
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!((value(0), value(1), value(2)), (401_000, 401_000, 2_000));
+}
+
+/// The data files of the table's current version.
+async fn file_uris(storage: &Storage, location: &str) -> Vec<String> {
+    let table = deltalake::open_table(storage.table_url(location).unwrap())
+        .await
+        .unwrap();
+    table.get_file_uris().unwrap().collect()
+}
+
 /// The ids the table holds, in order, as a DataFusion reader sees them.
 async fn ids(storage: &Storage) -> Vec<i64> {
     let ctx = datafusion::prelude::SessionContext::new();

@@ -1171,3 +1171,72 @@ FROM shop.orders.orders";
         json!(1)
     );
 }
+
+/// A merge is gated by what it would leave: the rows it replaces do not count twice (a run
+/// recomputing every customer keeps three rows), the rows it adds do (a fourth customer breaks
+/// the contract's row count, and nothing is committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_is_gated_by_the_rows_it_replaces_and_adds() {
+    let server = mesh(Duration::ZERO).await;
+    let contract = STATS_CONTRACT
+        .replace(
+            "id: stats-daily-contract\nversion: 1.0.0",
+            "id: stats-daily-contract\nversion: 2.0.0",
+        )
+        .replace(
+            "  - name: customer_totals\n",
+            "  - name: customer_totals\n    quality:\n      - metric: rowCount\n        mustBeLessOrEqualTo: 3\n",
+        );
+    let mut files = stats_folder(&[("customer_totals", CUSTOMER_TOTALS)]);
+    files[1].1 = contract;
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect();
+    let (status, body) = server.apply(&files, false).await;
+    assert_eq!(status, 200, "{body}");
+    let path = "/api/v1/transforms/stats/daily/customer_totals/run";
+    ingest_orders(&server, ORDERS_CSV).await;
+    let first = run(&server, path).await;
+    assert_eq!(first[0]["status"], json!("succeeded"), "{first:?}");
+
+    // Customer 2 orders again: every customer is recomputed and merged over its row.
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n8,U00000002,1,open,2026-02-01T10:00:00Z\n",
+    )
+    .await;
+    let again = run(&server, path).await;
+    assert_eq!(again[0]["status"], json!("succeeded"), "{again:?}");
+    assert_eq!(again[0]["rows_out"], json!(3));
+    assert_eq!(
+        server
+            .scalar(
+                "SELECT orders FROM stats.daily.customer_totals WHERE customer_id = 'U00000002'"
+            )
+            .await,
+        json!(2)
+    );
+
+    // A fourth customer: the merge would leave four rows.
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n9,U00000009,1,open,2026-02-02T10:00:00Z\n",
+    )
+    .await;
+    let refused = run(&server, path).await;
+    assert_eq!(refused[0]["status"], json!("failed"), "{refused:?}");
+    let error = refused[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("row_count")
+            && error.contains("4")
+            && error.ends_with("nothing was committed"),
+        "{error}"
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM stats.daily.customer_totals")
+            .await,
+        json!(3)
+    );
+}
