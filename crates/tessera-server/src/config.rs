@@ -30,6 +30,8 @@ pub struct ServerConfig {
     /// How often the server looks for transforms that are due to run (an interval passed, an
     /// upstream commit settled); zero runs transforms by hand only.
     pub transform_tick: std::time::Duration,
+    /// How long an upstream commit waits to settle before the transforms it feeds run.
+    pub transform_debounce: crate::transform_runs::Debounce,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
     pub shutdown_timeout_seconds: u64,
@@ -67,6 +69,7 @@ impl ServerConfig {
             check_tick_seconds: 30,
             source_tick: std::time::Duration::from_secs(1),
             transform_tick: std::time::Duration::from_secs(1),
+            transform_debounce: Default::default(),
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,

@@ -66,3 +66,4 @@ pub use tessera_query::{QueryConfig, STACK_BYTES};
 pub use tessera_spec::FileLimits;
 pub use tessera_storage::{MaintenancePolicy, MaintenanceReport};
 pub use tls::TlsConfig;
+pub use transform_runs::Debounce;

@@ -140,7 +140,9 @@ impl Mesh {
             events,
             event_config: config.events.clone(),
             sources: Default::default(),
-            transform_runners: Default::default(),
+            transform_runners: crate::transform_runs::TransformRunners::new(
+                config.transform_debounce,
+            ),
             event_targets: Mutex::new(Default::default()),
             event_groups: Default::default(),
             data_dir: config.data_dir.clone(),

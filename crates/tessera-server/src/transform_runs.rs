@@ -10,8 +10,9 @@
 //! upstream commit makes a transform due.
 //!
 //! Runs start by hand (`tessera run`, the API), every `every:` interval, and after an upstream
-//! commit (debounced: once the inputs have been quiet for [`QUIET`], or [`MAX_WAIT`] after the
-//! first change when they never are), in the order the transforms feed each other.
+//! commit (debounced, see [`Debounce`]: once the inputs have been quiet for a while, or a longer
+//! while after the first change when they never are), in the order the transforms feed each
+//! other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,10 +47,22 @@ pub(crate) const INTERVAL: &str = "interval";
 /// A run an upstream commit started.
 pub(crate) const UPSTREAM: &str = "upstream";
 
-/// An upstream commit starts a run once the inputs have not moved for this long…
-const QUIET: Duration = Duration::from_secs(2);
-/// …or this long after the first change, for inputs that never stop moving (event streams).
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// When an upstream commit starts a run: once the inputs have not moved for `quiet`, or
+/// `max_wait` after the first change, for inputs that never stop moving (event streams).
+#[derive(Debug, Clone, Copy)]
+pub struct Debounce {
+    pub quiet: Duration,
+    pub max_wait: Duration,
+}
+
+impl Default for Debounce {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::from_secs(2),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The Delta application id under which a computed dataset's table records the version of an
 /// input it was computed from.
@@ -75,6 +88,8 @@ fn target_of(record: &TransformRecord) -> Result<DatasetRef> {
 /// This instance's view of the transforms' background runs.
 #[derive(Default)]
 pub(crate) struct TransformRunners {
+    /// When an upstream commit starts a run.
+    debounce: Debounce,
     /// Per computed dataset: the input versions last seen changed, and since when they stood.
     pending: Mutex<HashMap<DatasetRef, Pending>>,
     /// Per dataset (`d.p.x`): how many commits this server made into it — the cheap signal
@@ -99,6 +114,13 @@ struct Pending {
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 impl TransformRunners {
+    pub(crate) fn new(debounce: Debounce) -> Self {
+        Self {
+            debounce,
+            ..Default::default()
+        }
+    }
+
     /// A commit of rows into `dataset` (`d.p.x`) by this server.
     pub(crate) fn committed(&self, dataset: &str) {
         *self
@@ -642,7 +664,7 @@ impl Mesh {
     }
 
     /// Whether an input of `target` committed since it was last computed and has settled
-    /// (see [`QUIET`] and [`MAX_WAIT`]).
+    /// (see [`Debounce`]).
     async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
         // Nothing waiting to settle, no commit into an input since its tables were last read,
         // and read recently: nothing moved, and no table's log is read.
@@ -688,7 +710,8 @@ impl Mesh {
             seen.versions = now_at;
             seen.last_moved = Instant::now();
         }
-        let settled = seen.last_moved.elapsed() >= QUIET || seen.first_seen.elapsed() >= MAX_WAIT;
+        let Debounce { quiet, max_wait } = self.transform_runners.debounce;
+        let settled = seen.last_moved.elapsed() >= quiet || seen.first_seen.elapsed() >= max_wait;
         if settled {
             pending.remove(target);
         }

@@ -823,6 +823,14 @@ pub struct ServeArgs {
     /// upstream commit settled), in seconds (0: transforms run by hand only, `tessera run`).
     #[arg(long, env = "TESSERA_TRANSFORM_TICK_SECONDS", default_value_t = 1)]
     pub transform_tick_seconds: u64,
+    /// A transform runs after an upstream commit once its inputs have not moved for this long,
+    /// in seconds…
+    #[arg(long, env = "TESSERA_TRANSFORM_QUIET_SECONDS", default_value_t = 2)]
+    pub transform_quiet_seconds: u64,
+    /// …or this long after the first commit, in seconds, when they never stop moving (an event
+    /// stream).
+    #[arg(long, env = "TESSERA_TRANSFORM_MAX_WAIT_SECONDS", default_value_t = 60)]
+    pub transform_max_wait_seconds: u64,
     /// Send OpenLineage run events (transform runs, source pulls, ingest and event commits) to
     /// this endpoint, e.g. Marquez's `http://marquez:5000/api/v1/lineage`; they are kept in
     /// the metadata store either way.

@@ -590,6 +590,42 @@ async fn upstream_commits_and_intervals_start_runs() {
     .await;
 }
 
+/// An upstream commit waits to settle: with inputs that must be quiet for an hour nothing runs,
+/// unless the longest wait after the first commit has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait() {
+    let started = |max_wait: Duration| async move {
+        let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+            c.transform_tick = Duration::from_millis(100);
+            c.transform_debounce = tessera_server::Debounce {
+                quiet: Duration::from_secs(3600),
+                max_wait,
+            };
+        })
+        .await;
+        server.apply(&shop_folder(), false).await;
+        apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+        grant_stats_team(&server).await;
+        ingest_orders(&server, ORDERS_CSV).await;
+        server
+    };
+    let held = started(Duration::from_secs(3600)).await;
+    let waited = started(Duration::from_secs(1)).await;
+    // The longest wait passes: the run starts although the input never was quiet for an hour.
+    let runs = wait_for_runs(&waited, "customer_totals", |runs| {
+        runs.iter()
+            .any(|r| r["trigger"] == "upstream" && r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(runs[0]["rows_out"], json!(3), "{runs:?}");
+    // Meanwhile (and a while after), the other server's transform still waits.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, history) = held
+        .get("/api/v1/transform-runs?domain=stats&product=daily&dataset=customer_totals")
+        .await;
+    assert_eq!(history, json!([]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lineage_follows_columns_through_the_transforms_plans() {
     let server = mesh(Duration::ZERO).await;

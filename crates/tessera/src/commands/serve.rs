@@ -19,6 +19,10 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.max_body_bytes = args.max_body_bytes;
     config.check_tick_seconds = args.check_tick_seconds;
     config.transform_tick = std::time::Duration::from_secs(args.transform_tick_seconds);
+    config.transform_debounce = tessera_server::Debounce {
+        quiet: std::time::Duration::from_secs(args.transform_quiet_seconds),
+        max_wait: std::time::Duration::from_secs(args.transform_max_wait_seconds),
+    };
     config.openlineage = tessera_server::OpenLineageConfig {
         url: args.openlineage_url.clone(),
         namespace: args.openlineage_namespace.clone(),
