@@ -186,20 +186,12 @@ async fn a_merge_at_the_end_of_a_table_sized_for_it_rewrites_only_its_last_files
         before.len() - kept,
         before.len()
     );
-    let ctx = datafusion::prelude::SessionContext::new();
-    let provider = storage
-        .table_provider(location, &ctx.state())
-        .await
-        .unwrap()
-        .unwrap();
-    ctx.register_table("t", provider).unwrap();
-    let counts = ctx
-        .sql("SELECT count(*), count(DISTINCT (day, page)), sum(CAST(note LIKE 'second-%' AS BIGINT)) FROM t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let counts = query(
+        &storage,
+        location,
+        "SELECT count(*), count(DISTINCT (day, page)), sum(CAST(note LIKE 'second-%' AS BIGINT)) FROM t",
+    )
+    .await;
     let value = |i: usize| {
         counts[0]
             .column(i)
@@ -219,31 +211,34 @@ async fn file_uris(storage: &Storage, location: &str) -> Vec<String> {
     table.get_file_uris().unwrap().collect()
 }
 
-/// The ids the table holds, in order, as a DataFusion reader sees them.
-async fn ids(storage: &Storage) -> Vec<i64> {
+/// `sql` over the table at `location`, named `t`, as a DataFusion reader sees it.
+async fn query(storage: &Storage, location: &str, sql: &str) -> Vec<RecordBatch> {
     let ctx = datafusion::prelude::SessionContext::new();
     let provider = storage
-        .table_provider("stats/daily/counts", &ctx.state())
+        .table_provider(location, &ctx.state())
         .await
         .unwrap()
         .unwrap();
     ctx.register_table("t", provider).unwrap();
-    let batches = ctx
-        .sql("SELECT id FROM t ORDER BY id")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    batches
-        .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .to_vec()
-        })
-        .collect()
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+/// The ids the table holds, in order, as a DataFusion reader sees them.
+async fn ids(storage: &Storage) -> Vec<i64> {
+    query(
+        storage,
+        "stats/daily/counts",
+        "SELECT id FROM t ORDER BY id",
+    )
+    .await
+    .iter()
+    .flat_map(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    })
+    .collect()
 }

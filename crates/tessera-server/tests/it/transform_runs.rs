@@ -121,7 +121,10 @@ fn stats_folder(transforms: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn apply_stats(server: &TestServer, transforms: &[(&str, &str)]) {
-    let files = stats_folder(transforms);
+    apply_folder(server, stats_folder(transforms)).await;
+}
+
+async fn apply_folder(server: &TestServer, files: Vec<(String, String)>) {
     let files: Vec<(&str, &str)> = files
         .iter()
         .map(|(n, c)| (n.as_str(), c.as_str()))
@@ -1225,24 +1228,23 @@ async fn a_merge_is_gated_by_the_rows_it_replaces_and_adds() {
         );
     let mut files = stats_folder(&[("customer_totals", CUSTOMER_TOTALS)]);
     files[1].1 = contract;
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(n, c)| (n.as_str(), c.as_str()))
-        .collect();
-    let (status, body) = server.apply(&files, false).await;
-    assert_eq!(status, 200, "{body}");
-    let path = "/api/v1/transforms/stats/daily/customer_totals/run";
-    ingest_orders(&server, ORDERS_CSV).await;
-    let first = run(&server, path).await;
+    apply_folder(&server, files).await;
+    // Orders (CSV with its header), then a run of customer_totals.
+    let order_and_run = |csv: &'static str| {
+        let server = &server;
+        async move {
+            ingest_orders(server, csv).await;
+            run(server, "/api/v1/transforms/stats/daily/customer_totals/run").await
+        }
+    };
+    let first = order_and_run(ORDERS_CSV).await;
     assert_eq!(first[0]["status"], json!("succeeded"), "{first:?}");
 
     // Customer 2 orders again: every customer is recomputed and merged over its row.
-    ingest_orders(
-        &server,
+    let again = order_and_run(
         "order_id,customer_id,amount,status,placed_at\n8,U00000002,1,open,2026-02-01T10:00:00Z\n",
     )
     .await;
-    let again = run(&server, path).await;
     assert_eq!(again[0]["status"], json!("succeeded"), "{again:?}");
     assert_eq!(again[0]["rows_out"], json!(3));
     assert_eq!(
@@ -1255,12 +1257,10 @@ async fn a_merge_is_gated_by_the_rows_it_replaces_and_adds() {
     );
 
     // A fourth customer: the merge would leave four rows.
-    ingest_orders(
-        &server,
+    let refused = order_and_run(
         "order_id,customer_id,amount,status,placed_at\n9,U00000009,1,open,2026-02-02T10:00:00Z\n",
     )
     .await;
-    let refused = run(&server, path).await;
     assert_eq!(refused[0]["status"], json!("failed"), "{refused:?}");
     let error = refused[0]["error"].as_str().unwrap();
     assert!(
