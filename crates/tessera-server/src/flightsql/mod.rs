@@ -511,8 +511,12 @@ impl FlightSqlService for TesseraFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let cx = self.caller(request.metadata()).await?;
         let catalog = query.catalog.clone();
+        let datasets = matching(
+            self.discoverable(&cx, catalog.as_deref()).await?,
+            query.db_schema_filter_pattern.as_deref(),
+            query.table_name_filter_pattern.as_deref(),
+        )?;
         let mut builder = query.into_builder();
-        let datasets = self.discoverable(&cx, catalog.as_deref()).await?;
         // Schemas as a query sees them (a masked column is text), from the caller's session.
         let session = if builder.include_schema() {
             let snapshot = self.mesh.snapshot_for(&cx).await.map_err(service_status)?;
@@ -578,6 +582,46 @@ impl FlightSqlService for TesseraFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The datasets whose product and name match GetTables' patterns (SQL `LIKE`, as the builder
+/// filters its rows), so that schemas are read for those alone.
+fn matching(
+    datasets: Vec<tessera_core::DatasetRef>,
+    product_pattern: Option<&str>,
+    name_pattern: Option<&str>,
+) -> Result<Vec<tessera_core::DatasetRef>, Status> {
+    use arrow::array::{Array, StringArray};
+    let mut keep = vec![true; datasets.len()];
+    let patterns = [
+        (
+            product_pattern,
+            datasets
+                .iter()
+                .map(|d| d.product.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            name_pattern,
+            datasets.iter().map(|d| d.dataset.as_str()).collect(),
+        ),
+    ];
+    for (pattern, names) in patterns {
+        let Some(pattern) = pattern else { continue };
+        let matched = arrow::compute::kernels::comparison::like(
+            &StringArray::from(names),
+            &StringArray::new_scalar(pattern),
+        )
+        .map_err(|e| Status::invalid_argument(format!("the filter pattern {pattern:?}: {e}")))?;
+        for (i, keep) in keep.iter_mut().enumerate() {
+            *keep &= matched.is_valid(i) && matched.value(i);
+        }
+    }
+    Ok(datasets
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(d, keep)| keep.then_some(d))
+        .collect())
 }
 
 /// Serves until `stop` is cancelled. With `tls` (an acceptor offering ALPN `h2`), only TLS
@@ -766,6 +810,37 @@ mod tests {
         let mut md = MetadataMap::new();
         md.insert("authorization", authorization.parse().unwrap());
         md
+    }
+
+    /// GetTables reads schemas only for the datasets its patterns (SQL `LIKE`) keep.
+    #[test]
+    fn get_tables_patterns_choose_the_datasets_before_any_schema_is_read() {
+        let datasets: Vec<tessera_core::DatasetRef> = [
+            "shop.orders.orders",
+            "shop.orders.order_items",
+            "stats.daily.counts",
+        ]
+        .iter()
+        .map(|d| d.parse().unwrap())
+        .collect();
+        let names = |product: Option<&str>, name: Option<&str>| -> Vec<String> {
+            matching(datasets.clone(), product, name)
+                .unwrap()
+                .iter()
+                .map(|d| d.to_string())
+                .collect()
+        };
+        assert_eq!(names(None, None).len(), 3);
+        assert_eq!(
+            names(Some("ord%"), None),
+            ["shop.orders.orders", "shop.orders.order_items"]
+        );
+        assert_eq!(
+            names(Some("ord%"), Some("%\\_items")),
+            ["shop.orders.order_items"]
+        );
+        assert_eq!(names(None, Some("count_")), ["stats.daily.counts"]);
+        assert_eq!(names(Some("daily"), Some("orders")), Vec::<String>::new());
     }
 
     /// The gRPC status for each kind of failure, with its SQLSTATE alongside. The integration
