@@ -457,7 +457,8 @@ fn table_schema(dataset: &DatasetSchema, format: &'static str) -> Result<SchemaR
 
 /// The lines of an NDJSON document, the last one counted unended or not: about its rows.
 fn lines_in(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|b| **b == b'\n').count() + 1
+    // memchr's vectorised search: a byte-by-byte count was a few percent of an event request.
+    memchr::memchr_iter(b'\n', bytes).count() + 1
 }
 
 /// Every key that appears in any line of an NDJSON document, in order of first appearance; a

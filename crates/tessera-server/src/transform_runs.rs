@@ -49,10 +49,13 @@ pub(crate) const UPSTREAM: &str = "upstream";
 
 /// When an upstream commit starts a run: once the inputs have not moved for `quiet`, or
 /// `max_wait` after the first change, for inputs that never stop moving (event streams).
+/// `recheck`: how long a tick trusts this server's own commit counts alone — a table written
+/// by another process (a second server, a Delta writer outside Tessera) is noticed within it.
 #[derive(Debug, Clone, Copy)]
 pub struct Debounce {
     pub quiet: Duration,
     pub max_wait: Duration,
+    pub recheck: Duration,
 }
 
 impl Default for Debounce {
@@ -60,6 +63,7 @@ impl Default for Debounce {
         Self {
             quiet: Duration::from_secs(2),
             max_wait: Duration::from_secs(60),
+            recheck: Duration::from_secs(30),
         }
     }
 }
@@ -108,10 +112,6 @@ struct Pending {
     first_seen: Instant,
     last_moved: Instant,
 }
-
-/// How long a tick trusts the commit counts alone: a table written by another process (a
-/// second server, a Delta writer outside Tessera) is noticed within this.
-const RECHECK_EVERY: Duration = Duration::from_secs(30);
 
 impl TransformRunners {
     pub(crate) fn new(debounce: Debounce) -> Self {
@@ -682,7 +682,9 @@ impl Mesh {
                 .lock()
                 .expect("checked transforms")
                 .get(target)
-                .is_some_and(|(seen, at)| *seen == counts && at.elapsed() < RECHECK_EVERY)
+                .is_some_and(|(seen, at)| {
+                    *seen == counts && at.elapsed() < self.transform_runners.debounce.recheck
+                })
         {
             return Ok(false);
         }
@@ -710,7 +712,9 @@ impl Mesh {
             seen.versions = now_at;
             seen.last_moved = Instant::now();
         }
-        let Debounce { quiet, max_wait } = self.transform_runners.debounce;
+        let Debounce {
+            quiet, max_wait, ..
+        } = self.transform_runners.debounce;
         let settled = seen.last_moved.elapsed() >= quiet || seen.first_seen.elapsed() >= max_wait;
         if settled {
             pending.remove(target);

@@ -603,6 +603,7 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
             c.transform_debounce = tessera_server::Debounce {
                 quiet: Duration::from_secs(3600),
                 max_wait,
+                ..Default::default()
             };
         })
         .await;
@@ -627,6 +628,57 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
         .get("/api/v1/transform-runs?domain=stats&product=daily&dataset=customer_totals")
         .await;
     assert_eq!(history, json!([]));
+}
+
+/// A commit another process makes into an input (a Delta writer outside this server) is
+/// noticed without this server's own commit counts, once the recheck interval has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_from_outside_the_server_starts_the_transforms_it_feeds() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::from_millis(100);
+        c.transform_debounce = tessera_server::Debounce {
+            quiet: Duration::ZERO,
+            recheck: Duration::from_secs(1),
+            ..Default::default()
+        };
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+    grant_stats_team(&server).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["rows_out"] == json!(3))
+    })
+    .await;
+
+    // A fourth customer's order, appended to the orders table past Tessera.
+    let outside = tessera_storage::Storage::new(
+        &server.config.storage_url(),
+        server.config.storage_options.clone(),
+    )
+    .unwrap();
+    let location = "shop/orders/orders";
+    let schema = outside.table_info(location).await.unwrap().unwrap().schema;
+    let line = r#"{"order_id": 8, "customer_id": "U00000007", "amount": 3, "status": "open", "placed_at": "2026-02-01T10:00:00Z"}"#;
+    let order = arrow::json::ReaderBuilder::new(schema)
+        .with_coerce_primitive(true)
+        .build(std::io::Cursor::new(line))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    outside
+        .append_sequenced(location, vec![order], &[])
+        .await
+        .unwrap();
+
+    let runs = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter()
+            .any(|r| r["trigger"] == "upstream" && r["rows_out"] == json!(4))
+    })
+    .await;
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

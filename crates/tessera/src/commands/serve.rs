@@ -22,6 +22,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     config.transform_debounce = tessera_server::Debounce {
         quiet: std::time::Duration::from_secs(args.transform_quiet_seconds),
         max_wait: std::time::Duration::from_secs(args.transform_max_wait_seconds),
+        ..Default::default()
     };
     config.openlineage = tessera_server::OpenLineageConfig {
         url: args.openlineage_url.clone(),
