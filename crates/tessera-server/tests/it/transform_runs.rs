@@ -593,25 +593,32 @@ async fn upstream_commits_and_intervals_start_runs() {
     .await;
 }
 
+/// The shop with its orders and the stats product computing only customer_totals, on a server
+/// that looks for due transforms every 100 ms and lets upstream commits settle as `debounce`
+/// says.
+async fn scheduled_customer_totals(debounce: tessera_server::Debounce) -> TestServer {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::from_millis(100);
+        c.transform_debounce = debounce;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+    grant_stats_team(&server).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    server
+}
+
 /// An upstream commit waits to settle: with inputs that must be quiet for an hour nothing runs,
 /// unless the longest wait after the first commit has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait() {
-    let started = |max_wait: Duration| async move {
-        let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
-            c.transform_tick = Duration::from_millis(100);
-            c.transform_debounce = tessera_server::Debounce {
-                quiet: Duration::from_secs(3600),
-                max_wait,
-                ..Default::default()
-            };
+    let started = |max_wait: Duration| {
+        scheduled_customer_totals(tessera_server::Debounce {
+            quiet: Duration::from_secs(3600),
+            max_wait,
+            ..Default::default()
         })
-        .await;
-        server.apply(&shop_folder(), false).await;
-        apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
-        grant_stats_team(&server).await;
-        ingest_orders(&server, ORDERS_CSV).await;
-        server
     };
     let held = started(Duration::from_secs(3600)).await;
     let waited = started(Duration::from_secs(1)).await;
@@ -634,19 +641,12 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
 /// noticed without this server's own commit counts, once the recheck interval has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_from_outside_the_server_starts_the_transforms_it_feeds() {
-    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
-        c.transform_tick = Duration::from_millis(100);
-        c.transform_debounce = tessera_server::Debounce {
-            quiet: Duration::ZERO,
-            recheck: Duration::from_secs(1),
-            ..Default::default()
-        };
+    let server = scheduled_customer_totals(tessera_server::Debounce {
+        quiet: Duration::ZERO,
+        recheck: Duration::from_secs(1),
+        ..Default::default()
     })
     .await;
-    server.apply(&shop_folder(), false).await;
-    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
-    grant_stats_team(&server).await;
-    ingest_orders(&server, ORDERS_CSV).await;
     wait_for_runs(&server, "customer_totals", |runs| {
         runs.iter().any(|r| r["rows_out"] == json!(3))
     })
