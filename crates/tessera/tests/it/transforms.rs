@@ -128,3 +128,99 @@ fn apply_sends_the_folders_transforms() {
         refused.stderr
     );
 }
+
+/// `tessera serve --openlineage-url URL` sends the run events of what it commits to that
+/// endpoint: an ingested file's START and COMPLETE arrive as OpenLineage JSON.
+#[test]
+fn serve_sends_openlineage_events_to_the_url_it_is_given() {
+    let (url, received) = lineage_endpoint();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start("serve", data.path(), &["--openlineage-url", &url]);
+    server.without_standard_policies();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("product.odps.yaml"), PRODUCT).unwrap();
+    std::fs::write(folder.path().join("orders.odcs.yaml"), CONTRACT).unwrap();
+    server.cli(&["apply", folder.path().to_str().unwrap()]).ok();
+    let csv = folder.path().join("orders.csv");
+    std::fs::write(&csv, "order_id,amount\n1,10\n2,150\n").unwrap();
+    server
+        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+        .ok();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let events = loop {
+        let events = received.lock().unwrap().clone();
+        if events.len() >= 2 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let runs: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["job"]["name"].as_str().unwrap_or_default(),
+                e["eventType"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("ingest.shop.orders.orders", "START"),
+            ("ingest.shop.orders.orders", "COMPLETE")
+        ],
+        "{events:?}"
+    );
+}
+
+/// An HTTP endpoint on a free port that answers every POST with 201 and keeps its JSON body:
+/// its URL, and the bodies it took.
+fn lineage_endpoint() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/lineage", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(connection) = connection else { return };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(connection.try_clone().unwrap());
+                let mut writer = connection;
+                // Requests one after another on a kept-alive connection.
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    keep.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    writer
+                        .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, received)
+}
