@@ -225,9 +225,10 @@ def timed_medians(fns, runs, expected):
     return {name: statistics.median(t) for name, t in spent.items()}
 
 
-def latencies_ms(run_one, count):
-    """Round trips of one statement on one open connection: (p50, p99) in ms after a warm-up."""
-    for _ in range(100):
+def latencies_ms(run_one, count, warmup=100):
+    """Round trips of one statement on one open connection: (p50, p99) in ms after `warmup`
+    unmeasured ones."""
+    for _ in range(warmup):
         run_one()
     times = []
     for _ in range(count):

@@ -35,18 +35,15 @@ def round_trips(conninfo, sql, count, pid=None):
     """(p50 ms, p99 ms, server CPU ms per statement or None) of `count` round trips after 200
     warm-up ones, on one connection."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        def run_one():
+            conn.execute(sql).fetchone()
         for _ in range(200):
-            conn.execute(sql).fetchone()
+            run_one()
         cpu = server_cpu_seconds(pid) if pid else None
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            conn.execute(sql).fetchone()
-            times.append((time.perf_counter() - start) * 1000)
+        p50, p99 = front_ends.latencies_ms(run_one, count, warmup=0)
         if pid:
             cpu = (server_cpu_seconds(pid) - cpu) / count * 1000
-    times.sort()
-    return times[len(times) // 2], times[int(len(times) * 0.99)], cpu
+    return p50, p99, cpu
 
 
 def main():

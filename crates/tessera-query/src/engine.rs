@@ -294,7 +294,8 @@ impl PreparedPlan {
 enum SessionFor<'a> {
     /// A new one, made over the snapshot in the shape.
     New(&'a MeshSnapshot, &'a SessionShape),
-    /// A connection's, with the statement's plan if it was prepared.
+    /// A connection's, with the statement's plan if it was prepared in this same session
+    /// ([`QueryEngine::execute_kept`] keeps no other).
     Kept(&'a KeptSession, Option<&'a PreparedPlan>),
 }
 
@@ -852,9 +853,7 @@ impl QueryEngine {
             SessionFor::New(snapshot, shape) => (self.session_shaped(snapshot, cx, shape)?, None),
             SessionFor::Kept(kept, prepared) => (
                 self.renew(kept, cx),
-                prepared
-                    .filter(|p| p.session == kept.id)
-                    .map(|p| p.plan.as_ref().clone()),
+                prepared.map(|p| p.plan.as_ref().clone()),
             ),
         };
         let runtime = self.query_runtime();

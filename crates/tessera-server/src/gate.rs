@@ -518,18 +518,15 @@ impl Measure {
         let replaced_state = match &merge_on {
             Some(keys) if checks.iter().any(Check::counts_rows) => {
                 let on = key_join(keys);
-                let view = tessera_query::plan_sql(
+                register_view(
                     &ctx,
+                    &table,
+                    REPLACED,
                     &format!(
                         "SELECT * FROM {table} t WHERE EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on})"
                     ),
                 )
-                .await
-                .map_err(|e| {
-                    ServiceError::Unavailable(format!("gating a batch for {table}: {e}"))
-                })?;
-                ctx.register_table(REPLACED, view.into_view())
-                    .map_err(failed)?;
+                .await?;
                 Some(
                     measure_state(&ctx, REPLACED, &checks, None, &contract_key)
                         .await
@@ -673,14 +670,19 @@ enum Judged {
     Whole { alone: bool },
 }
 
-/// Registers [`AFTER`], the dataset as it would be with the batch, as the view `sql` (planned
-/// through `plan_sql`, as every SQL text is).
+/// Registers [`AFTER`], the dataset as it would be with the batch, as the view `sql`.
 async fn register_after(ctx: &SessionContext, table: &str, sql: &str) -> Result<()> {
+    register_view(ctx, table, AFTER, sql).await
+}
+
+/// Registers the view `sql` as `name` while `table` is gated (planned through `plan_sql`, as
+/// every SQL text is).
+async fn register_view(ctx: &SessionContext, table: &str, name: &str, sql: &str) -> Result<()> {
     let failed = |e: String| ServiceError::Unavailable(format!("gating a batch for {table}: {e}"));
     let view = tessera_query::plan_sql(ctx, sql)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    ctx.register_table(AFTER, view.into_view())
+    ctx.register_table(name, view.into_view())
         .map_err(|e| failed(e.to_string()))?;
     Ok(())
 }

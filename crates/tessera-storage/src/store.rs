@@ -539,16 +539,13 @@ impl Storage {
         let Some(table) = self.fresh(location).await? else {
             return Ok(());
         };
-        let snapshot = table
+        let wanted = merged_file_bytes(self.info(location, &table)?.bytes);
+        let set = table
             .snapshot()
-            .map_err(|e| StorageError::delta(location, e))?;
-        let bytes: u64 = snapshot
-            .log_data()
-            .iter()
-            .map(|f| f.size().max(0) as u64)
-            .sum();
-        let wanted = merged_file_bytes(bytes);
-        if snapshot.table_config().target_file_size.map(|s| s.get()) == Some(wanted) {
+            .map_err(|e| StorageError::delta(location, e))?
+            .table_config()
+            .target_file_size;
+        if set.map(|s| s.get()) == Some(wanted) {
             return Ok(());
         }
         let table = table
