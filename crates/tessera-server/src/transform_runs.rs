@@ -207,6 +207,7 @@ impl Mesh {
         ))
         .await;
         let mut observed = Observed::default();
+        let began_ms = clock.elapsed().as_millis();
         let outcome = self
             .compute(cx, &spec, &target, full_refresh, &mut observed)
             .await;
@@ -261,7 +262,17 @@ impl Mesh {
                 tracing::warn!(dataset = %target, trigger, error = %e, "a transform run failed; the dataset keeps its last good version");
             }
         }
+        let emitted_ms = clock.elapsed().as_millis();
         self.catalog.record_transform_run(&run).await?;
+        // Around the computation: its START emitted, its end emitted, the run recorded.
+        tracing::debug!(
+            dataset = %target,
+            began_ms,
+            computed_ms = run.duration_ms,
+            emitted_ms,
+            recorded_ms = clock.elapsed().as_millis(),
+            "transform run recorded"
+        );
         Ok(run)
     }
 
@@ -274,6 +285,7 @@ impl Mesh {
         full_refresh: bool,
         observed: &mut Observed,
     ) -> Result<Done> {
+        let clock = Instant::now();
         let (domain, product) = (target.domain.as_str(), target.product.as_str());
         let owner = self.as_owner(cx, domain, product).await?;
         // The owner team writes the dataset: it must be allowed to, whoever started the run.
@@ -310,6 +322,7 @@ impl Mesh {
             }
         }
         let positions: Vec<(&str, i64)> = positions.iter().map(|(a, v)| (a.as_str(), *v)).collect();
+        let looked_up_ms = clock.elapsed().as_millis();
 
         let materialization = if full_refresh {
             &Materialization::FullRefresh
@@ -342,6 +355,7 @@ impl Mesh {
                 .map(|newest| (watermark.to_string(), newest, true)),
             _ => None,
         };
+        let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
         let refine: tessera_query::Refine = Box::new(move |df| {
@@ -361,6 +375,7 @@ impl Mesh {
         let queried = self.transform_query(&owner, &spec.sql, refine).await;
         observed.lineage = lineage_rx.try_recv().ok().flatten();
         let (result, rows_in) = queried?;
+        let queried_ms = clock.elapsed().as_millis();
 
         let now = chrono::Utc::now();
         let batch_id = format!("transform-{target}-{}", now.timestamp_micros());
@@ -402,6 +417,7 @@ impl Mesh {
                 first_reason(&prepared.quarantine)
             )));
         }
+        let prepared_ms = clock.elapsed().as_millis();
         let gate_mode = match materialization {
             Materialization::FullRefresh => GateMode::Replace,
             Materialization::Append { .. } => GateMode::Append,
@@ -420,6 +436,7 @@ impl Mesh {
             )));
         }
         let rows_out = prepared.valid.num_rows();
+        let gated_ms = clock.elapsed().as_millis();
         let outcome = match materialization {
             Materialization::FullRefresh => {
                 self.storage
@@ -441,6 +458,7 @@ impl Mesh {
                     .await?
             }
         };
+        let written_ms = clock.elapsed().as_millis();
         let batch = tessera_catalog::BatchRecord {
             domain: record.domain.clone(),
             product: record.product.clone(),
@@ -466,6 +484,21 @@ impl Mesh {
             },
         )
         .await?;
+        // Where a run's time goes, for whoever tunes transforms (ms since it began: the
+        // records, the owner and the inputs' versions looked up, the watermark read, the query
+        // run, its result cast to the contract, gated, written, the commit recorded).
+        tracing::debug!(
+            dataset = %target,
+            rows = rows_out,
+            looked_up_ms,
+            watermark_ms,
+            queried_ms,
+            prepared_ms,
+            gated_ms,
+            written_ms,
+            recorded_ms = clock.elapsed().as_millis(),
+            "transform computed"
+        );
         Ok(Done {
             rows_in,
             rows_out: rows_out as i64,
