@@ -23,5 +23,6 @@ mod wal;
 
 pub use error::{PipelineError, Result};
 pub use wal::{
-    Entry, EventBatch, EventLog, KeyClaim, LogOptions, LogStats, Reservation, Run, StreamBacklog,
+    Entry, EventBatch, EventGroup, EventLog, KeyClaim, LogOptions, LogStats, Reservation, Run,
+    StreamBacklog,
 };

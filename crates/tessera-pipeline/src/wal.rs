@@ -2,7 +2,8 @@
 //! appends, each stream's pending batches in memory for the committer, and idempotency keys.
 //!
 //! On disk, `DIR/{first_seq:020}.wal` segments hold frames `[u32 len][u32 crc32][payload]`, the
-//! payload `[u8 kind][u64 seq][fields…]`; `DIR/keys.snapshot` (same frames, replaced
+//! payload `[u8 kind][u64 seq][fields…]` (a group of requests' batches is one frame that holds
+//! as many sequence numbers as it has requests, from its own); `DIR/keys.snapshot` (same frames, replaced
 //! atomically) holds the live idempotency keys and the next sequence number whenever a segment
 //! is deleted, so neither is lost with the segment that held them.
 
@@ -22,6 +23,7 @@ use crate::error::{PipelineError, Result};
 const BATCH: u8 = 1;
 const KEY: u8 = 2;
 const NEXT_SEQ: u8 = 3;
+const GROUP: u8 = 4;
 const FRAME_HEADER: usize = 8;
 /// A frame longer than this is damage, not data (a request body is far smaller).
 const MAX_FRAME: u32 = 1 << 30;
@@ -60,6 +62,20 @@ pub struct EventBatch {
     pub quarantine: Option<RecordBatch>,
     /// What the request answered, replayed to a retry with the same idempotency key.
     pub receipt: Vec<u8>,
+}
+
+/// Many requests' events for one stream, validated together: one frame in the log and one
+/// Arrow batch of each kind, yet each request its own [`Entry`] (the commit gate may refuse one
+/// request's events without costing the others theirs).
+#[derive(Debug, Clone)]
+pub struct EventGroup {
+    pub stream: String,
+    /// Every request's valid rows, request after request.
+    pub valid: RecordBatch,
+    /// Every request's quarantined rows, in the same order.
+    pub quarantine: RecordBatch,
+    /// Each request's share, in order: (valid rows, quarantined rows).
+    pub parts: Vec<(usize, usize)>,
 }
 
 /// A durable batch waiting for (or in) a Delta commit.
@@ -197,7 +213,9 @@ struct Shared {
 struct WriteRequest {
     stream: String,
     body: Vec<u8>,
-    entry: Entry,
+    /// One frame's entries: one for a batch, one per request for a group (sequence numbers
+    /// from the frame's own, one each).
+    entries: Vec<Entry>,
     key: Option<(String, i64, Vec<u8>)>,
     reply: oneshot::Sender<Result<u64>>,
 }
@@ -285,40 +303,42 @@ impl EventLog {
             let mut live = 0;
             for (seq, payload) in frames {
                 state.next_seq = state.next_seq.max(seq + 1);
-                if let Decoded::Batch {
-                    stream,
-                    key,
-                    valid,
-                    quarantine,
-                } = decode(seq, payload, &path)?
-                {
-                    if let Some((key, expires_ms, receipt)) = key
-                        && expires_ms > now
-                    {
-                        state.keys.insert(
-                            (stream.clone(), key),
-                            KeyState::Done {
-                                expires_ms,
-                                receipt,
-                            },
-                        );
+                let frame_bytes = (payload.len() + FRAME_HEADER) as u64;
+                let (stream, entries) = match decode(seq, payload, &path)? {
+                    Decoded::Batch {
+                        stream,
+                        key,
+                        valid,
+                        quarantine,
+                    } => {
+                        if let Some((key, expires_ms, receipt)) = key
+                            && expires_ms > now
+                        {
+                            state.keys.insert(
+                                (stream.clone(), key),
+                                KeyState::Done {
+                                    expires_ms,
+                                    receipt,
+                                },
+                            );
+                        }
+                        (stream, vec![entry(valid, quarantine, frame_bytes)])
                     }
-                    let entry_bytes = (payload.len() + FRAME_HEADER) as u64;
-                    backlog += entry_bytes;
-                    live += 1;
-                    state
-                        .streams
-                        .entry(stream)
-                        .or_default()
-                        .pending
-                        .push_back(Entry {
-                            seq,
-                            valid,
-                            quarantine,
-                            segment: first_seq,
-                            bytes: entry_bytes,
-                            durable_at: recovered_at,
-                        });
+                    Decoded::Group(group) => {
+                        let entries = group_entries(&group, frame_bytes);
+                        (group.stream, entries)
+                    }
+                    _ => continue,
+                };
+                state.next_seq = state.next_seq.max(seq + entries.len() as u64);
+                backlog += frame_bytes;
+                live += entries.len();
+                let queue = &mut state.streams.entry(stream).or_default().pending;
+                for (i, mut entry) in entries.into_iter().enumerate() {
+                    entry.seq = seq + i as u64;
+                    entry.segment = first_seq;
+                    entry.durable_at = recovered_at;
+                    queue.push_back(entry);
                 }
             }
             if let Some((offset, why)) = torn {
@@ -420,22 +440,48 @@ impl EventLog {
             + i64::try_from(self.shared.options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
         let key = claim.as_ref().map(|c| c.key.clone());
         let body = encode_batch(&batch, key.as_deref(), expires_ms)?;
-        // As framed: the header, and the sequence number the writer adds.
-        let bytes = (body.len() + FRAME_HEADER + 8) as u64;
+        let entries = vec![entry(batch.valid, batch.quarantine, framed_bytes(&body))];
+        let key = key.map(|k| (k, expires_ms, batch.receipt));
+        let result = self.write(batch.stream, body, entries, key).await;
+        if let (Ok(_), Some(mut claim)) = (&result, claim) {
+            claim.used = true;
+        }
+        result
+    }
+
+    /// Appends a group of requests' batches as one frame; each request is its own entry, with
+    /// its own sequence number (the first is returned) once the frame is durable. All or none:
+    /// refused while the backlog is over its bound.
+    pub async fn append_group(&self, group: EventGroup) -> Result<u64> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(PipelineError::Closed);
+        }
+        let limit = self.shared.options.max_backlog_bytes;
+        let backlog = self.shared.backlog_bytes.load(Ordering::Acquire);
+        if backlog >= limit {
+            return Err(PipelineError::Backlogged { backlog, limit });
+        }
+        let body = encode_group(&group)?;
+        let entries = group_entries(&group, framed_bytes(&body));
+        self.write(group.stream, body, entries, None).await
+    }
+
+    /// Hands one frame to the writer; its first sequence number once it is durable.
+    async fn write(
+        &self,
+        stream: String,
+        body: Vec<u8>,
+        entries: Vec<Entry>,
+        key: Option<(String, i64, Vec<u8>)>,
+    ) -> Result<u64> {
+        let bytes: u64 = entries.iter().map(|e| e.bytes).sum();
         self.shared.backlog_bytes.fetch_add(bytes, Ordering::AcqRel);
         let (reply, answer) = oneshot::channel();
         let request = WriteRequest {
-            stream: batch.stream,
+            stream,
             body,
-            entry: Entry {
-                seq: 0,
-                valid: batch.valid,
-                quarantine: batch.quarantine,
-                segment: 0,
-                bytes,
-                durable_at: Instant::now(),
-            },
-            key: key.map(|k| (k, expires_ms, batch.receipt)),
+            entries,
+            key,
             reply,
         };
         let sent = self
@@ -450,12 +496,8 @@ impl EventLog {
             return Err(PipelineError::Closed);
         }
         let result = answer.await.unwrap_or(Err(PipelineError::Closed));
-        match (&result, claim) {
-            (Ok(_), Some(mut claim)) => claim.used = true,
-            (Err(_), _) => {
-                self.shared.backlog_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            }
-            _ => {}
+        if result.is_err() {
+            self.shared.backlog_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
         result
     }
@@ -600,7 +642,7 @@ fn write_loop(shared: Arc<Shared>, receiver: mpsc::Receiver<WriteRequest>, file:
         for request in &group {
             frame(&mut buffer, seq, &request.body);
             seqs.push(seq);
-            seq += 1;
+            seq += request.entries.len() as u64;
         }
         let outcome = file
             .write_all(&buffer)
@@ -629,19 +671,15 @@ fn write_loop(shared: Arc<Shared>, receiver: mpsc::Receiver<WriteRequest>, file:
             continue;
         }
         written += buffer.len() as u64;
-        shared
-            .appends
-            .fetch_add(group.len() as u64, Ordering::AcqRel);
+        let entries: u64 = group.iter().map(|r| r.entries.len() as u64).sum();
+        shared.appends.fetch_add(entries, Ordering::AcqRel);
         let mut state = shared.state.lock().expect("event log state");
         state.next_seq = seq;
         let mut replies = Vec::with_capacity(group.len());
+        let durable_at = Instant::now();
         for (request, seq) in group.into_iter().zip(seqs) {
-            let mut entry = request.entry;
-            entry.seq = seq;
-            entry.segment = active;
-            entry.durable_at = Instant::now();
             if let Some(s) = state.segments.iter_mut().find(|s| s.first_seq == active) {
-                s.live += 1;
+                s.live += request.entries.len();
             }
             if let Some((key, expires_ms, receipt)) = request.key {
                 state.keys.insert(
@@ -652,12 +690,13 @@ fn write_loop(shared: Arc<Shared>, receiver: mpsc::Receiver<WriteRequest>, file:
                     },
                 );
             }
-            state
-                .streams
-                .entry(request.stream)
-                .or_default()
-                .pending
-                .push_back(entry);
+            let queue = &mut state.streams.entry(request.stream).or_default().pending;
+            for (i, mut entry) in request.entries.into_iter().enumerate() {
+                entry.seq = seq + i as u64;
+                entry.segment = active;
+                entry.durable_at = durable_at;
+                queue.push_back(entry);
+            }
             replies.push((request.reply, seq));
         }
         if written >= shared.options.segment_max_bytes
@@ -767,13 +806,55 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// `[u32 len][u32 crc][kind][u64 seq][rest]`, the body being `[kind][rest]`.
 fn frame(out: &mut Vec<u8>, seq: u64, body: &[u8]) {
-    let mut payload = Vec::with_capacity(body.len() + 8);
-    payload.push(body[0]);
-    payload.extend_from_slice(&seq.to_le_bytes());
-    payload.extend_from_slice(&body[1..]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let seq = seq.to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&body[..1]);
+    crc.update(&seq);
+    crc.update(&body[1..]);
+    out.extend_from_slice(&((body.len() + seq.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&body[..1]);
+    out.extend_from_slice(&seq);
+    out.extend_from_slice(&body[1..]);
+}
+
+/// The bytes a frame of `body` takes in the log: its header and the sequence number the
+/// writer adds.
+fn framed_bytes(body: &[u8]) -> u64 {
+    (body.len() + FRAME_HEADER + 8) as u64
+}
+
+/// An entry of these rows (no rows: none), its sequence number and segment still to be set.
+fn entry(valid: Option<RecordBatch>, quarantine: Option<RecordBatch>, bytes: u64) -> Entry {
+    Entry {
+        seq: 0,
+        valid,
+        quarantine,
+        segment: 0,
+        bytes,
+        durable_at: Instant::now(),
+    }
+}
+
+/// A group's entries, one per request (slices of the group's batches), the frame's
+/// `frame_bytes` shared out among them so that committing them all frees exactly that.
+fn group_entries(group: &EventGroup, frame_bytes: u64) -> Vec<Entry> {
+    let n = group.parts.len().max(1) as u64;
+    let (mut valid_at, mut quarantine_at) = (0, 0);
+    let mut entries = Vec::with_capacity(group.parts.len());
+    for (i, (valid, quarantined)) in group.parts.iter().copied().enumerate() {
+        let share = frame_bytes / n + u64::from(i as u64 == n - 1) * (frame_bytes % n);
+        let rows =
+            |batch: &RecordBatch, at: usize, len: usize| (len > 0).then(|| batch.slice(at, len));
+        entries.push(entry(
+            rows(&group.valid, valid_at, valid),
+            rows(&group.quarantine, quarantine_at, quarantined),
+            share,
+        ));
+        valid_at += valid;
+        quarantine_at += quarantined;
+    }
+    entries
 }
 
 /// Whole frames (seq, payload from the kind on), and where and why the rest is unreadable.
@@ -822,6 +903,7 @@ enum Decoded {
         receipt: Vec<u8>,
     },
     NextSeq(u64),
+    Group(EventGroup),
 }
 
 fn encode_batch(batch: &EventBatch, key: Option<&str>, expires_ms: i64) -> Result<Vec<u8>> {
@@ -838,6 +920,37 @@ fn encode_batch(batch: &EventBatch, key: Option<&str>, expires_ms: i64) -> Resul
     }
     put_bytes32(&mut body, &ipc(batch.valid.as_ref())?)?;
     put_bytes32(&mut body, &ipc(batch.quarantine.as_ref())?)?;
+    Ok(body)
+}
+
+/// `[GROUP][str16 stream][u32 requests][u32 valid rows, u32 quarantined rows]…[bytes32 valid
+/// IPC][bytes32 quarantine IPC]`.
+fn encode_group(group: &EventGroup) -> Result<Vec<u8>> {
+    let (valid, quarantined) = group
+        .parts
+        .iter()
+        .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq));
+    if valid != group.valid.num_rows() || quarantined != group.quarantine.num_rows() {
+        return Err(PipelineError::Internal(format!(
+            "a group's requests hold {valid} valid and {quarantined} quarantined rows, its batches {} and {}",
+            group.valid.num_rows(),
+            group.quarantine.num_rows()
+        )));
+    }
+    let count = |n: usize| {
+        u32::try_from(n)
+            .map_err(|_| PipelineError::Internal(format!("{n} is too many for a group")))
+    };
+    let mut body = vec![GROUP];
+    put_str16(&mut body, &group.stream)?;
+    body.extend_from_slice(&count(group.parts.len())?.to_le_bytes());
+    for (valid, quarantined) in &group.parts {
+        body.extend_from_slice(&count(*valid)?.to_le_bytes());
+        body.extend_from_slice(&count(*quarantined)?.to_le_bytes());
+    }
+    for batch in [&group.valid, &group.quarantine] {
+        put_bytes32(&mut body, &ipc((batch.num_rows() > 0).then_some(batch))?)?;
+    }
     Ok(body)
 }
 
@@ -877,6 +990,37 @@ fn decode(seq: u64, payload: &[u8], path: &Path) -> Result<Decoded> {
                 quarantine,
             })
         }
+        GROUP => {
+            let stream = r.str16().map_err(corrupt)?;
+            let requests = r.u32().map_err(corrupt)? as usize;
+            let mut parts = Vec::with_capacity(requests.min(1 << 16));
+            for _ in 0..requests {
+                let valid = r.u32().map_err(corrupt)? as usize;
+                let quarantined = r.u32().map_err(corrupt)? as usize;
+                parts.push((valid, quarantined));
+            }
+            let batch = |bytes: &[u8], rows: usize| -> Result<RecordBatch, String> {
+                match from_ipc(bytes)? {
+                    Some(batch) if batch.num_rows() == rows => Ok(batch),
+                    None if rows == 0 => Ok(RecordBatch::new_empty(Arc::new(
+                        arrow::datatypes::Schema::empty(),
+                    ))),
+                    _ => Err("a group's rows do not add up".to_string()),
+                }
+            };
+            let (valid_rows, quarantined_rows) = parts
+                .iter()
+                .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq));
+            let valid = batch(r.bytes32().map_err(corrupt)?, valid_rows).map_err(corrupt)?;
+            let quarantine =
+                batch(r.bytes32().map_err(corrupt)?, quarantined_rows).map_err(corrupt)?;
+            Ok(Decoded::Group(EventGroup {
+                stream,
+                valid,
+                quarantine,
+                parts,
+            }))
+        }
         other => Err(corrupt(format!("unknown frame kind {other}"))),
     }
 }
@@ -896,6 +1040,11 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_le_bytes(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use tessera_pipeline::{EventBatch, EventLog, LogOptions, PipelineError, Reservation};
+use tessera_pipeline::{EventBatch, EventGroup, EventLog, LogOptions, PipelineError, Reservation};
 
 fn rows(from: i64, n: i64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
@@ -327,4 +327,88 @@ async fn a_full_backlog_refuses_appends_until_committed() {
         .expect("room again");
     // A refused append holds no sequence number and no rows.
     assert_eq!(ids(&log, "d.p.a"), vec![100]);
+}
+
+/// Each entry's sequence number and the ids of its valid and quarantined rows, taken and given
+/// back.
+fn entries(log: &EventLog, stream: &str) -> Vec<(u64, Vec<i64>, Vec<i64>)> {
+    let run = log.take(stream, usize::MAX).expect("a run");
+    let ids = |b: &Option<RecordBatch>| {
+        b.as_ref().map_or_else(Vec::new, |b| {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>();
+            ids.expect("ids").values().to_vec()
+        })
+    };
+    let out = run
+        .entries
+        .iter()
+        .map(|e| (e.seq, ids(&e.valid), ids(&e.quarantine)))
+        .collect();
+    log.release(run);
+    out
+}
+
+#[tokio::test]
+async fn a_group_is_one_frame_yet_each_request_its_own_entry_across_a_restart() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let group = EventGroup {
+        stream: "d.p.a".to_string(),
+        valid: rows(0, 5),
+        quarantine: rows(100, 2),
+        // Three requests: two valid rows; two quarantined; three valid.
+        parts: vec![(2, 0), (0, 2), (3, 0)],
+    };
+    let want = |first: u64| {
+        vec![
+            (first, vec![0, 1], vec![]),
+            (first + 1, vec![], vec![100, 101]),
+            (first + 2, vec![2, 3, 4], vec![]),
+            (first + 3, vec![5], vec![]),
+        ]
+    };
+    let first;
+    {
+        let log = EventLog::open(LogOptions::new(dir.path())).expect("open");
+        let uneven = EventGroup {
+            parts: vec![(2, 0), (2, 2)],
+            ..group.clone()
+        };
+        assert!(
+            matches!(
+                log.append_group(uneven).await,
+                Err(PipelineError::Internal(_))
+            ),
+            "parts that do not add up to the batches are refused"
+        );
+        first = log.append_group(group).await.expect("a group");
+        assert_eq!(log.stats().fsyncs, 1, "one frame, one fsync");
+        let next = log
+            .append(batch("d.p.a", 5, 1), None)
+            .await
+            .expect("append");
+        assert_eq!(next, first + 3, "a group takes a sequence number a request");
+        assert_eq!(entries(&log, "d.p.a"), want(first));
+    }
+    // The crash: read back as it was acknowledged, request by request.
+    let log = EventLog::open(LogOptions::new(dir.path())).expect("reopen");
+    assert_eq!(entries(&log, "d.p.a"), want(first));
+    // Committed request by request, the group's frame is freed whole only with its last.
+    let run = log.take("d.p.a", 1).expect("the first request");
+    assert_eq!(run.last_seq(), first);
+    log.committed(run).expect("committed");
+    assert!(log.stats().backlog_bytes > 0);
+    let rest = log.take("d.p.a", usize::MAX).expect("the rest");
+    assert_eq!(rest.entries.len(), 3);
+    log.committed(rest).expect("committed");
+    assert_eq!(log.stats().backlog_bytes, 0);
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "the recovered segment is gone"
+    );
+    let next = log
+        .append(batch("d.p.a", 6, 1), None)
+        .await
+        .expect("append");
+    assert_eq!(next, first + 4, "sequence numbers go on after the group's");
 }

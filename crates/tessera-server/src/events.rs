@@ -20,7 +20,9 @@ use bytes::Bytes;
 use tessera_core::{DatasetRef, FrontEnd, RequestContext};
 use tessera_governance::Action;
 use tessera_ingest::Format;
-use tessera_pipeline::{EventBatch, EventLog, LogOptions, PipelineError, Reservation, Run};
+use tessera_pipeline::{
+    EventBatch, EventGroup, EventLog, LogOptions, PipelineError, Reservation, Run,
+};
 use tessera_quality::RowValidator;
 use tokio::sync::{mpsc, oneshot};
 
@@ -100,15 +102,20 @@ pub struct EventBody {
 
 impl From<PipelineError> for ServiceError {
     fn from(e: PipelineError) -> Self {
-        match e {
-            PipelineError::Backlogged { .. } => ServiceError::Backlogged(e.to_string()),
-            PipelineError::KeyInProgress { .. } => ServiceError::Conflict(e.to_string()),
-            PipelineError::Closed => ServiceError::Unavailable(e.to_string()),
-            PipelineError::Io { .. } | PipelineError::Corrupt { .. } => {
-                ServiceError::Unavailable(e.to_string())
-            }
-            PipelineError::Internal(_) => ServiceError::Internal(e.to_string()),
+        log_failure(&e)
+    }
+}
+
+/// What the caller is told when the event log fails it (one failure may answer many requests).
+fn log_failure(e: &PipelineError) -> ServiceError {
+    let message = e.to_string();
+    match e {
+        PipelineError::Backlogged { .. } => ServiceError::Backlogged(message),
+        PipelineError::KeyInProgress { .. } => ServiceError::Conflict(message),
+        PipelineError::Closed | PipelineError::Io { .. } | PipelineError::Corrupt { .. } => {
+            ServiceError::Unavailable(message)
         }
+        PipelineError::Internal(_) => ServiceError::Internal(message),
     }
 }
 
@@ -217,30 +224,36 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
         .collect();
     let received = group[0].request.received.timestamp_micros();
     match tessera_ingest::prepare_together(&target.schema, &target.validator, &bodies, received) {
-        Ok(Some(together)) => {
-            // Each request stays its own entry in the log: the commit gate may refuse one
-            // request's events without costing the others theirs.
+        // One frame in the log for the group, yet each request its own entry in it: the commit
+        // gate may refuse one request's events without costing the others theirs. (Each
+        // request's quarantined rows follow the previous request's, as its valid rows do.)
+        Ok(Some(together)) if quarantined_in_order(&together.bodies) => {
             let rejections = crate::mesh::rejections(&together.quarantine, usize::MAX);
-            let mut next_valid = 0;
-            let mut appends = Vec::with_capacity(group.len());
+            let mut answers = Vec::with_capacity(group.len());
+            let mut parts = Vec::with_capacity(group.len());
             for (waiting, rows) in group.into_iter().zip(&together.bodies) {
                 let quarantined = rows.quarantined.len();
-                let accepted = rows.rows - quarantined;
-                let valid = together.valid.slice(next_valid, accepted);
-                next_valid += accepted;
-                let quarantine = together
-                    .quarantine
-                    .slice(rows.quarantined.first().copied().unwrap_or(0), quarantined);
+                parts.push((rows.rows - quarantined, quarantined));
                 let mine = rows.quarantined.iter().map(|i| rejections[*i].clone());
                 let receipt = receipt(stream, waiting.request.request_id, rows.rows, mine);
-                let log = log.clone();
-                let stream = stream.to_string();
-                appends.push(async move {
-                    let appended = append(&log, stream, valid, quarantine, &receipt, None).await;
-                    let _ = waiting.answer.send(appended.map(|()| receipt));
-                });
+                answers.push((waiting.answer, receipt));
             }
-            tokio::spawn(futures::future::join_all(appends));
+            let group = EventGroup {
+                stream: stream.to_string(),
+                valid: together.valid,
+                quarantine: together.quarantine,
+                parts,
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let appended = log.append_group(group).await;
+                for (answer, receipt) in answers {
+                    let _ = answer.send(match &appended {
+                        Ok(_) => Ok(receipt),
+                        Err(e) => Err(log_failure(e)),
+                    });
+                }
+            });
         }
         _ => {
             for Waiting { request, answer } in group {
@@ -261,6 +274,18 @@ fn append_group(log: &Arc<EventLog>, stream: &str, group: Vec<Waiting>) {
             }
         }
     }
+}
+
+/// Whether each body's quarantined rows follow the previous body's in the quarantine batch.
+fn quarantined_in_order(bodies: &[tessera_ingest::BodyRows]) -> bool {
+    let mut next = 0;
+    bodies.iter().all(|body| {
+        body.quarantined.iter().all(|i| {
+            let in_order = *i == next;
+            next += 1;
+            in_order
+        })
+    })
 }
 
 /// One request's events split by the contract, and what the request is answered.
