@@ -930,6 +930,10 @@ fn encode_group(group: &EventGroup) -> Result<Vec<u8>> {
         .parts
         .iter()
         .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq));
+    if group.parts.is_empty() {
+        // It would take no sequence number, and the next frame would share its own.
+        return Err(PipelineError::Internal("a group of no requests".into()));
+    }
     if valid != group.valid.num_rows() || quarantined != group.quarantine.num_rows() {
         return Err(PipelineError::Internal(format!(
             "a group's requests hold {valid} valid and {quarantined} quarantined rows, its batches {} and {}",

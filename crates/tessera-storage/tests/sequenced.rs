@@ -203,6 +203,74 @@ async fn a_merge_at_the_end_of_a_table_sized_for_it_rewrites_only_its_last_files
     assert_eq!((value(0), value(1), value(2)), (401_000, 401_000, 2_000));
 }
 
+#[tokio::test]
+async fn maintenance_compacts_a_table_sized_for_merges_to_its_own_file_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "stats/daily/pages";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, false),
+    ]));
+    storage
+        .ensure_table(location, &schema, "pages", None)
+        .await
+        .unwrap();
+    // A small table: files of the smallest merge size, 256 KiB.
+    storage.size_files_for_merges(location).await.unwrap();
+    // 24 commits of 2,000 rows whose notes do not compress away (~50 KB each): small files
+    // that add up to several of the table's own size, and to far less than the policy's.
+    for commit in 0..24i64 {
+        let ids: Vec<i64> = (commit * 2_000..(commit + 1) * 2_000).collect();
+        let notes: Vec<String> = ids
+            .iter()
+            .map(|i| format!("{:016x}", (*i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(arrow::array::StringArray::from(notes)),
+            ],
+        )
+        .unwrap();
+        storage
+            .append_sequenced(location, vec![batch], &[("run", commit + 1)])
+            .await
+            .unwrap();
+    }
+    let policy = tessera_storage::MaintenancePolicy::default();
+    assert_eq!(policy.target_file_bytes, 128 << 20);
+    let report = storage.maintain(location, &policy).await.unwrap();
+    assert_eq!(report.files_compacted, 24);
+    assert!(
+        report.files_written >= 3,
+        "compacted to 256 KiB files, not to one of the policy's 128 MiB: {report:?}"
+    );
+    let sizes: Vec<u64> = file_uris(&storage, location)
+        .await
+        .iter()
+        .map(|uri| {
+            let path = uri.strip_prefix("file://").unwrap_or(uri);
+            std::fs::metadata(path).unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes.len() as u64, report.files_written);
+    assert!(
+        sizes.iter().all(|s| *s <= 512 << 10),
+        "every file about the table's own size: {sizes:?}"
+    );
+    let counts = query(&storage, location, "SELECT count(DISTINCT id) FROM t").await;
+    let rows = counts[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(rows, 48_000, "compaction keeps every row");
+}
+
 /// The data files of the table's current version.
 async fn file_uris(storage: &Storage, location: &str) -> Vec<String> {
     let table = deltalake::open_table(storage.table_url(location).unwrap())
