@@ -38,14 +38,21 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Warnings, but not delta-rs's about its own merge metrics (every merge says it derived the
+/// files it skipped, nothing a user can act on); the merge's other warnings stay.
+const DEFAULT_LOG: &str = "warn,deltalake_core::operations::merge=error,\
+    deltalake_core::operations::merge::source_stats=warn";
+
 fn run_cli() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal; plain lines for a file, a pipe or a service's journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(tessera_server::STACK_BYTES)

@@ -11,7 +11,8 @@ pub fn tessera() -> Command {
     c.env_remove("TESSERA_URL")
         .env_remove("TESSERA_TOKEN")
         .env("TESSERA_CREDENTIALS", "/nonexistent/tessera/credentials")
-        .env("TESSERA_LOG", "warn")
+        // The logs a user gets when they set nothing.
+        .env_remove("TESSERA_LOG")
         // Servers of parallel tests do not compete for 5433.
         .env("TESSERA_PG", "127.0.0.1:0")
         .env("TESSERA_FLIGHT", "127.0.0.1:0");
