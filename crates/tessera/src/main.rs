@@ -15,6 +15,10 @@ use clap::Parser;
 
 // The server allocates many short-lived buffers per request (JSON decoding, Arrow arrays, IPC
 // frames); glibc's allocator spent a quarter of a single-event POST's time in malloc and free.
+// Built without transparent huge pages (mimalloc's `no_thp`: it does not ask the kernel for
+// them): each fresh 2 MiB page was zeroed whole on first touch, and with mimalloc handing
+// memory back and taking it again that was most of a large aggregation's time (the commit
+// gate's first measure of a 2M-row table: 2.4 s with them, 0.9 s without; bench/RESULTS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
