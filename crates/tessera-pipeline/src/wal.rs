@@ -428,14 +428,7 @@ impl EventLog {
     /// Appends a batch; returns its sequence number once it is durable (fsynced). Refused
     /// while the backlog is over its bound.
     pub async fn append(&self, batch: EventBatch, claim: Option<KeyClaim>) -> Result<u64> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(PipelineError::Closed);
-        }
-        let limit = self.shared.options.max_backlog_bytes;
-        let backlog = self.shared.backlog_bytes.load(Ordering::Acquire);
-        if backlog >= limit {
-            return Err(PipelineError::Backlogged { backlog, limit });
-        }
+        self.accepting()?;
         let expires_ms = now_ms()
             + i64::try_from(self.shared.options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
         let key = claim.as_ref().map(|c| c.key.clone());
@@ -453,6 +446,14 @@ impl EventLog {
     /// its own sequence number (the first is returned) once the frame is durable. All or none:
     /// refused while the backlog is over its bound.
     pub async fn append_group(&self, group: EventGroup) -> Result<u64> {
+        self.accepting()?;
+        let body = encode_group(&group)?;
+        let entries = group_entries(&group, framed_bytes(&body));
+        self.write(group.stream, body, entries, None).await
+    }
+
+    /// Whether the log takes appends now: open, and its backlog under its bound.
+    fn accepting(&self) -> Result<()> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(PipelineError::Closed);
         }
@@ -461,9 +462,7 @@ impl EventLog {
         if backlog >= limit {
             return Err(PipelineError::Backlogged { backlog, limit });
         }
-        let body = encode_group(&group)?;
-        let entries = group_entries(&group, framed_bytes(&body));
-        self.write(group.stream, body, entries, None).await
+        Ok(())
     }
 
     /// Hands one frame to the writer; its first sequence number once it is durable.
