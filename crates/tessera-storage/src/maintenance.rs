@@ -42,7 +42,7 @@ impl Default for MaintenancePolicy {
         Self {
             min_small_files: 16,
             target_file_bytes: 128 << 20,
-            checkpoint_every: 100,
+            checkpoint_every: 10,
             log_retention: Duration::from_secs(24 * 3600),
             file_retention: Duration::from_secs(7 * 24 * 3600),
         }

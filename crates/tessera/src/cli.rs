@@ -808,7 +808,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_COMPACT_TARGET_BYTES", default_value_t = 128 << 20)]
     pub compact_target_bytes: u64,
     /// Commits between two checkpoints of a table.
-    #[arg(long, env = "TESSERA_CHECKPOINT_EVERY", default_value_t = 100)]
+    #[arg(long, env = "TESSERA_CHECKPOINT_EVERY", default_value_t = 10)]
     pub checkpoint_every: i64,
     /// How long a table's log keeps its commits before a checkpoint replaces them, in hours.
     #[arg(long, env = "TESSERA_LOG_RETENTION_HOURS", default_value_t = 24)]
