@@ -925,10 +925,7 @@ fn encode_batch(batch: &EventBatch, key: Option<&str>, expires_ms: i64) -> Resul
 /// `[GROUP][str16 stream][u32 requests][u32 valid rows, u32 quarantined rows]…[bytes32 valid
 /// IPC][bytes32 quarantine IPC]`.
 fn encode_group(group: &EventGroup) -> Result<Vec<u8>> {
-    let (valid, quarantined) = group
-        .parts
-        .iter()
-        .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq));
+    let (valid, quarantined) = rows_of(&group.parts);
     if group.parts.is_empty() {
         // It would take no sequence number, and the next frame would share its own.
         return Err(PipelineError::Internal("a group of no requests".into()));
@@ -955,6 +952,13 @@ fn encode_group(group: &EventGroup) -> Result<Vec<u8>> {
         put_bytes32(&mut body, &ipc((batch.num_rows() > 0).then_some(batch))?)?;
     }
     Ok(body)
+}
+
+/// A group's rows in all, from each request's (valid, quarantined).
+fn rows_of(parts: &[(usize, usize)]) -> (usize, usize) {
+    parts
+        .iter()
+        .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq))
 }
 
 fn decode(seq: u64, payload: &[u8], path: &Path) -> Result<Decoded> {
@@ -996,6 +1000,10 @@ fn decode(seq: u64, payload: &[u8], path: &Path) -> Result<Decoded> {
         GROUP => {
             let stream = r.str16().map_err(corrupt)?;
             let requests = r.u32().map_err(corrupt)? as usize;
+            if requests == 0 {
+                // Never written (it would hold no entry to free its bytes): damage.
+                return Err(corrupt("a group of no requests".to_string()));
+            }
             let mut parts = Vec::with_capacity(requests.min(1 << 16));
             for _ in 0..requests {
                 let valid = r.u32().map_err(corrupt)? as usize;
@@ -1011,9 +1019,7 @@ fn decode(seq: u64, payload: &[u8], path: &Path) -> Result<Decoded> {
                     _ => Err("a group's rows do not add up".to_string()),
                 }
             };
-            let (valid_rows, quarantined_rows) = parts
-                .iter()
-                .fold((0, 0), |(v, q), (pv, pq)| (v + pv, q + pq));
+            let (valid_rows, quarantined_rows) = rows_of(&parts);
             let valid = batch(r.bytes32().map_err(corrupt)?, valid_rows).map_err(corrupt)?;
             let quarantine =
                 batch(r.bytes32().map_err(corrupt)?, quarantined_rows).map_err(corrupt)?;
