@@ -133,16 +133,20 @@ pub struct QueryLineage {
     pub columns: Vec<(String, Sources)>,
     /// Input columns every output row depends on indirectly: filters, joins, group by, sorts.
     pub rows: Sources,
+    /// Every dataset the query scans, whether or not a column of it reaches the output or
+    /// decides rows (`SELECT count(*) FROM t` reads no column of `t`, yet depends on it).
+    pub scanned: BTreeSet<String>,
 }
 
 impl QueryLineage {
-    /// The datasets the query reads columns of.
+    /// The datasets the query reads.
     pub fn datasets(&self) -> BTreeSet<&str> {
         self.columns
             .iter()
             .flat_map(|(_, s)| s.keys())
             .chain(self.rows.keys())
             .map(|c| c.dataset.as_str())
+            .chain(self.scanned.iter().map(String::as_str))
             .collect()
     }
 }

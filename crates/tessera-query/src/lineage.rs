@@ -9,7 +9,7 @@
 //! filter's, a join's, a grouping's or a sort's columns decide rows; a CASE condition and a
 //! window's partitions and order decide one column. Subqueries are read as plans of their own.
 
-use datafusion::common::tree_node::TreeNode;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Subquery, WindowFunctionDefinition};
@@ -25,9 +25,17 @@ pub fn query_lineage(plan: &LogicalPlan) -> Result<QueryLineage> {
         .map(|f| f.name().clone())
         .zip(node.columns)
         .collect();
+    let mut scanned = std::collections::BTreeSet::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scanned.insert(table_name(scan));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
     Ok(QueryLineage {
         columns,
         rows: node.rows,
+        scanned,
     })
 }
 

@@ -201,3 +201,22 @@ async fn subqueries_and_ctes_are_followed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_table_read_for_no_column_is_still_an_input() {
+    // `count(*)` reads no column of its table, nor does an EXISTS of a constant: the query
+    // still depends on both tables, so both are among its datasets.
+    let frame = tessera_query::plan_sql(
+        &session(),
+        "SELECT count(*) AS n FROM shop.orders.orders
+         WHERE EXISTS (SELECT 1 FROM shop.orders.customers)",
+    )
+    .await
+    .unwrap();
+    let lineage = query_lineage(frame.logical_plan()).unwrap();
+    assert_eq!(
+        lineage.datasets().into_iter().collect::<Vec<_>>(),
+        ["shop.orders.customers", "shop.orders.orders"]
+    );
+    assert_eq!(lineage.columns, [("n".to_string(), Default::default())]);
+}

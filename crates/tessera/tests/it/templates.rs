@@ -163,6 +163,17 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
         ])
         .ok();
     assert_eq!(rows.stdout, "input,row_count\nshop.orders.orders,4\n");
+    // Its lineage names its input, though the query reads no column of it (`count(*)`).
+    let upstream = server
+        .cli(&["lineage", "shop.order_stats.order_stats"])
+        .ok();
+    assert!(
+        upstream
+            .stdout
+            .contains("shop.orders.orders -> shop.order_stats.order_stats"),
+        "{}",
+        upstream.stdout
+    );
 
     // A consumer product in another domain, owned by another team: it starts as a copy of its
     // input's columns, and runs once its team may read the input.
