@@ -26,6 +26,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_transform_runs.sql")),
     (15, include_str!("../migrations/0015_lineage_events.sql")),
     (16, include_str!("../migrations/0016_received_lineage.sql")),
+    (
+        17,
+        include_str!("../migrations/0017_quality_generation.sql"),
+    ),
+    (
+        18,
+        include_str!("../migrations/0018_source_quarantine_counts.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

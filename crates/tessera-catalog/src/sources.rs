@@ -42,9 +42,14 @@ pub struct SourceStateRecord {
     pub position: Option<String>,
     pub last_pull_at: Option<String>,
     pub last_success_at: Option<String>,
-    /// Rows the last pull committed, and all pulls since the source was first applied.
+    /// Rows the last pull read, and all pulls since the source was first applied: each one
+    /// committed to the dataset or to its quarantine.
     pub last_rows: i64,
     pub total_rows: i64,
+    /// Of those, the rows that went to the quarantine (a rule broken, or the pull refused
+    /// whole by the commit gate).
+    pub last_quarantined: i64,
+    pub total_quarantined: i64,
     /// How far behind its origin the source was after its last pull, where the connector
     /// can tell.
     pub lag_seconds: Option<f64>,
@@ -67,7 +72,7 @@ pub struct SecretRecord {
 
 const SOURCE_SELECT: &str =
     "SELECT domain, product, name, dataset, connector, file_name, source, updated_at FROM sources";
-const STATE_SELECT: &str = "SELECT domain, product, name, state, position, last_pull_at, last_success_at, last_rows, total_rows, lag_seconds, failures, last_error, updated_at FROM source_states";
+const STATE_SELECT: &str = "SELECT domain, product, name, state, position, last_pull_at, last_success_at, last_rows, total_rows, last_quarantined, total_quarantined, lag_seconds, failures, last_error, updated_at FROM source_states";
 
 fn source_record(row: &AnyRow) -> Result<SourceRecord> {
     Ok(SourceRecord {
@@ -93,6 +98,8 @@ fn state_record(row: &AnyRow) -> Result<SourceStateRecord> {
         last_success_at: row.try_get("last_success_at")?,
         last_rows: row.try_get("last_rows")?,
         total_rows: row.try_get("total_rows")?,
+        last_quarantined: row.try_get("last_quarantined")?,
+        total_quarantined: row.try_get("total_quarantined")?,
         lag_seconds: row.try_get("lag_seconds")?,
         failures: row.try_get("failures")?,
         last_error: row.try_get("last_error")?,
@@ -196,12 +203,14 @@ impl Catalog {
     /// Stores where a source stands after a pull.
     pub async fn put_source_state(&self, s: &SourceStateRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO source_states (domain, product, name, state, position, last_pull_at, last_success_at, last_rows, total_rows, lag_seconds, failures, last_error, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            "INSERT INTO source_states (domain, product, name, state, position, last_pull_at, last_success_at, last_rows, total_rows, last_quarantined, total_quarantined, lag_seconds, failures, last_error, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (domain, product, name) DO UPDATE SET
                state = excluded.state, position = excluded.position,
                last_pull_at = excluded.last_pull_at, last_success_at = excluded.last_success_at,
                last_rows = excluded.last_rows, total_rows = excluded.total_rows,
+               last_quarantined = excluded.last_quarantined,
+               total_quarantined = excluded.total_quarantined,
                lag_seconds = excluded.lag_seconds, failures = excluded.failures,
                last_error = excluded.last_error, updated_at = excluded.updated_at",
         )
@@ -214,6 +223,8 @@ impl Catalog {
         .bind(s.last_success_at.clone())
         .bind(s.last_rows)
         .bind(s.total_rows)
+        .bind(s.last_quarantined)
+        .bind(s.total_quarantined)
         .bind(s.lag_seconds)
         .bind(s.failures)
         .bind(s.last_error.clone())

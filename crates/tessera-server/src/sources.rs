@@ -343,6 +343,7 @@ impl Mesh {
             name: record.name.clone(),
             last_pull_at: Some(tessera_catalog::store_time(started)),
             total_rows: previous.total_rows,
+            total_quarantined: previous.total_quarantined,
             position: previous.position.clone(),
             lag_seconds: previous.lag_seconds,
             last_success_at: previous.last_success_at.clone(),
@@ -351,8 +352,10 @@ impl Mesh {
         let found_rows = match &outcome {
             Ok(done) => {
                 state.state = "idle".into();
-                state.last_rows = done.rows;
-                state.total_rows += done.rows;
+                state.last_rows = done.rows.read;
+                state.total_rows += done.rows.read;
+                state.last_quarantined = done.rows.quarantined;
+                state.total_quarantined += done.rows.quarantined;
                 if done.position.is_some() {
                     state.position = done.position.clone();
                 }
@@ -493,7 +496,7 @@ impl Mesh {
     }
 
     /// Commits one pull as the product's owner team, as a run of `run`'s job; the rows it
-    /// committed (accepted and quarantined).
+    /// read and how many of them went to the quarantine.
     #[allow(clippy::too_many_arguments)]
     async fn commit_pull(
         &self,
@@ -504,7 +507,7 @@ impl Mesh {
         spec: &SourceSpec,
         pull: Pull,
         run: &CommitRun,
-    ) -> Result<i64> {
+    ) -> Result<PulledRowCounts> {
         match (pull.rows, pull.batch_id) {
             (
                 PulledRows::File {
@@ -529,7 +532,10 @@ impl Mesh {
                         run.inputs.clone(),
                     )
                     .await?;
-                Ok(report.accepted + report.quarantined)
+                Ok(PulledRowCounts {
+                    read: report.accepted + report.quarantined,
+                    quarantined: report.quarantined,
+                })
             }
             (PulledRows::Ndjson(bytes), _) => {
                 let committed = self
@@ -571,7 +577,7 @@ impl Mesh {
         source: &str,
         pulled: Positioned,
         run: &CommitRun,
-    ) -> Result<i64> {
+    ) -> Result<PulledRowCounts> {
         let Positioned {
             rows,
             unreadable,
@@ -602,7 +608,7 @@ impl Mesh {
             self.storage
                 .append_sequenced(&record.location, vec![empty], &positions)
                 .await?;
-            return Ok(0);
+            return Ok(PulledRowCounts::default());
         }
         let now = chrono::Utc::now();
         let batch_id = format!(
@@ -724,7 +730,10 @@ impl Mesh {
             },
         )
         .await?;
-        Ok((accepted + prepared.quarantined()) as i64)
+        Ok(PulledRowCounts {
+            read: (accepted + prepared.quarantined()) as i64,
+            quarantined: prepared.quarantined() as i64,
+        })
     }
 
     /// The sources' view: a record with where it stands.
@@ -752,6 +761,8 @@ impl Mesh {
             last_success_at: state.and_then(|s| s.last_success_at.clone()),
             last_rows: state.map_or(0, |s| s.last_rows),
             total_rows: state.map_or(0, |s| s.total_rows),
+            last_quarantined: state.map_or(0, |s| s.last_quarantined),
+            total_quarantined: state.map_or(0, |s| s.total_quarantined),
             lag_seconds: state.and_then(|s| s.lag_seconds),
             failures: state.map_or(0, |s| s.failures),
             last_error: state.and_then(|s| s.last_error.clone()),
@@ -783,6 +794,20 @@ impl Mesh {
     }
 }
 
+/// Rows a source read, and how many of them went to the quarantine.
+#[derive(Debug, Default, Clone, Copy)]
+struct PulledRowCounts {
+    read: i64,
+    quarantined: i64,
+}
+
+impl std::ops::AddAssign for PulledRowCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.read += other.read;
+        self.quarantined += other.quarantined;
+    }
+}
+
 /// A pull's rows with what their commit records.
 struct Positioned {
     rows: Bytes,
@@ -795,7 +820,7 @@ struct Positioned {
 #[derive(Default)]
 struct CycleDone {
     pulls: usize,
-    rows: i64,
+    rows: PulledRowCounts,
     position: Option<String>,
     lag_seconds: Option<f64>,
 }

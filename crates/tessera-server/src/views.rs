@@ -964,9 +964,13 @@ pub struct SourceView {
     pub position: Option<String>,
     pub last_pull_at: Option<String>,
     pub last_success_at: Option<String>,
-    /// Rows its last pull committed (accepted and quarantined), and since it was applied.
+    /// Rows its last pull read, and since it was applied: each committed to the dataset or
+    /// to its quarantine.
     pub last_rows: i64,
     pub total_rows: i64,
+    /// Of those, the rows that went to the quarantine (`DATASET_quarantine`, with the reason).
+    pub last_quarantined: i64,
+    pub total_quarantined: i64,
     /// How far behind its origin it was after its last pull, where the connector can tell.
     pub lag_seconds: Option<f64>,
     /// Failed pulls in a row; the source backs off longer after each.

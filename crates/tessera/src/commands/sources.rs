@@ -58,7 +58,8 @@ fn print_source(s: &SourceView) {
     println!("last success: {}", or_dash(&s.last_success_at));
     println!(
         "rows:         {} last pull, {} in all",
-        s.last_rows, s.total_rows
+        rows_read(s.last_rows, s.last_quarantined),
+        rows_read(s.total_rows, s.total_quarantined)
     );
     if let Some(e) = &s.last_error {
         println!("last error:   {e}");
@@ -88,6 +89,7 @@ pub async fn sources(client: &Client, action: SourcesAction) -> Result<()> {
                 "POSITION",
                 "LAG",
                 "ROWS",
+                "QUARANTINED",
                 "LAST ERROR",
             ]);
             for s in &all {
@@ -100,6 +102,7 @@ pub async fn sources(client: &Client, action: SourcesAction) -> Result<()> {
                     or_dash(&s.position),
                     lag(s.lag_seconds),
                     s.total_rows.to_string(),
+                    s.total_quarantined.to_string(),
                     or_dash(&s.last_error),
                 ]);
             }
@@ -127,8 +130,13 @@ pub async fn sources(client: &Client, action: SourcesAction) -> Result<()> {
             if s.state == "failing" {
                 bail!("source {source} failed to pull: {}", or_dash(&s.last_error));
             }
+            let accepted = s.last_rows - s.last_quarantined;
+            let quarantined = match s.last_quarantined {
+                0 => String::new(),
+                n => format!(", {n} quarantined (see {}_quarantine)", s.dataset),
+            };
             println!(
-                "source {source} pulled: {} row(s) committed into {}; position {}, lag {}.",
+                "source {source} pulled {} row(s): {accepted} committed into {}{quarantined}; position {}, lag {}.",
                 s.last_rows,
                 s.dataset,
                 or_dash(&s.position),
@@ -195,5 +203,13 @@ pub async fn secret(client: &Client, action: SecretAction) -> Result<()> {
             println!("secret {} of team {} is deleted", gone.name, gone.team);
             Ok(())
         }
+    }
+}
+
+/// Rows read, and how many of them went to the quarantine when any did.
+fn rows_read(read: i64, quarantined: i64) -> String {
+    match quarantined {
+        0 => read.to_string(),
+        q => format!("{read} ({q} quarantined)"),
     }
 }

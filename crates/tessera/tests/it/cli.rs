@@ -455,6 +455,17 @@ fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
     server
         .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
         .ok();
+    // The commit's checks already fail (2 rows, not more than 5): a query answers, and says so.
+    let count = "SELECT count(*) FROM shop.orders.orders";
+    let warned = server.cli(&["query", count]).ok();
+    assert!(
+        warned
+            .stderr
+            .contains("warning: shop.orders.orders: blocking checks fail in its latest check run")
+            && warned.stderr.contains("row_count > 5"),
+        "{}",
+        warned.stderr
+    );
 
     let table = server.cli(&["check", "shop.orders"]).failed();
     assert!(
@@ -542,6 +553,15 @@ fn checks_print_as_a_table_as_datacontract_json_and_as_junit() {
         scores.iter().all(|s| *s == scores[0] && *s != "100.0"),
         "{history}"
     );
+
+    // Once a check run passes, queries stop warning (what they say follows the latest run).
+    std::fs::write(&csv, "order_id,amount\n3,30\n4,40\n5,50\n6,60\n").unwrap();
+    server
+        .cli(&["ingest", "shop.orders.orders", csv.to_str().unwrap()])
+        .ok();
+    server.cli(&["check", "shop.orders"]).ok();
+    let passing = server.cli(&["query", count]).ok();
+    assert!(!passing.stderr.contains("warning:"), "{}", passing.stderr);
 }
 
 #[test]

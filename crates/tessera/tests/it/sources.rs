@@ -48,7 +48,7 @@ fn sources_and_secrets_from_the_cli() {
     let run = server.cli(&["sources", "run", "shop.orders.drops"]).ok();
     assert!(
         run.stdout.contains(
-            "source shop.orders.drops pulled: 2 row(s) committed into shop.orders.orders; position file 1.ndjson"
+            "source shop.orders.drops pulled 2 row(s): 1 committed into shop.orders.orders, 1 quarantined (see shop.orders.orders_quarantine); position file 1.ndjson"
         ),
         "{}",
         run.stdout
@@ -59,7 +59,7 @@ fn sources_and_secrets_from_the_cli() {
         "trigger:      schedule 0 0 1 1 *",
         "state:        idle",
         "position:     file 1.ndjson",
-        "rows:         2 last pull, 2 in all",
+        "rows:         2 (1 quarantined) last pull, 2 (1 quarantined) in all",
     ] {
         assert!(
             status.stdout.contains(expected),
@@ -67,11 +67,15 @@ fn sources_and_secrets_from_the_cli() {
             status.stdout
         );
     }
-    let listed = server.cli(&["sources", "list", "shop.orders"]).ok();
-    assert!(
-        listed.stdout.contains("shop.orders.drops"),
-        "{}",
-        listed.stdout
+    let listed = server
+        .cli(&["sources", "list", "shop.orders", "--format", "json"])
+        .ok();
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["name"], "drops", "{listed}");
+    assert_eq!(
+        (&listed[0]["total_rows"], &listed[0]["total_quarantined"]),
+        (&serde_json::json!(2), &serde_json::json!(1)),
+        "{listed}"
     );
     let quarantined = server
         .cli(&[
