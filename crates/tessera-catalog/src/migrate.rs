@@ -82,3 +82,34 @@ fn strip_comments(statement: &str) -> String {
         .trim()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// A file added to `migrations/` but not to [`MIGRATIONS`] is never applied: every file is
+    /// listed, under the version its name starts with, in order.
+    #[test]
+    fn every_migration_file_is_applied_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<(i64, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let version = name.split('_').next().unwrap().parse().unwrap();
+                (version, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        let listed: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|(v, sql)| (*v, sql.to_string()))
+            .collect();
+        assert_eq!(
+            files.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            listed.iter().map(|(v, _)| *v).collect::<Vec<_>>()
+        );
+        assert!(files == listed, "a listed migration is not its file's text");
+    }
+}
