@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// `Retry-After` (HTTP 429).
     #[error("{0}")]
     Backlogged(String),
+    /// A request body of a media type the endpoint does not take (HTTP 415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A request body over the configured limit.
     #[error(
         "the request body is larger than the limit of {limit_bytes} bytes (server option {option})"
@@ -99,6 +102,7 @@ impl ServiceError {
             QueryLimit(m) => QueryLimit(prefixed(m)),
             Busy(m) => Busy(prefixed(m)),
             Backlogged(m) => Backlogged(prefixed(m)),
+            UnsupportedMediaType(m) => UnsupportedMediaType(prefixed(m)),
             Unavailable(m) => Unavailable(prefixed(m)),
             Internal(m) => Internal(prefixed(m)),
             other @ (InvalidFiles(_) | PolicyViolations(_) | PayloadTooLarge { .. }) => other,

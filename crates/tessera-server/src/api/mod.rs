@@ -517,6 +517,15 @@ async fn ingest_batch(
     Ok((status, Json(report)).into_response())
 }
 
+/// The media types an event request's body may declare (NDJSON under its usual names, and JSON).
+const EVENT_CONTENT_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json",
+];
+
 #[utoipa::path(post, path = "/api/v1/datasets/{domain}/{product}/{dataset}/events", tag = "ingest",
     params(("domain" = String, Path), ("product" = String, Path), ("dataset" = String, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry harmless: within the server's idempotency window, a request with the same key to the same dataset is answered with the first answer and writes nothing"),
@@ -529,6 +538,7 @@ async fn ingest_batch(
               (status = 404, description = "No such dataset", body = ErrorBody),
               (status = 409, description = "A request with the same Idempotency-Key is still in progress", body = ErrorBody),
               (status = 413, description = "The body is over --event-max-body-bytes", body = ErrorBody),
+              (status = 415, description = "The Content-Type is not NDJSON or JSON", body = ErrorBody),
               (status = 422, description = "The events cannot be used (none, unknown columns); nothing was written", body = ErrorBody),
               (status = 429, description = "The event log's backlog is full: retry after Retry-After", body = ErrorBody)))]
 async fn send_events(
@@ -548,6 +558,19 @@ async fn send_events(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    if let Some(content_type) = header("content-type") {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if !EVENT_CONTENT_TYPES
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(essence))
+        {
+            return Err(ApiError(crate::ServiceError::UnsupportedMediaType(
+                format!(
+                    "Content-Type {content_type:?} is not events: send application/x-ndjson (one JSON object a line) or application/json (an array of objects, or one object a line); a body without a Content-Type is read as either"
+                ),
+            )));
+        }
+    }
     let gzip = match header("content-encoding").as_deref().map(str::trim) {
         None | Some("identity") => false,
         Some(e) if e.eq_ignore_ascii_case("gzip") => true,

@@ -369,6 +369,18 @@ async fn bad_event_requests_are_refused_whole_with_a_clear_error() {
             400,
             "does not decompress",
         ),
+        (
+            good.as_bytes().to_vec(),
+            vec![("content-type", "text/csv")],
+            415,
+            "Content-Type \"text/csv\" is not events",
+        ),
+        (
+            good.as_bytes().to_vec(),
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            415,
+            "application/x-ndjson",
+        ),
         (vec![b' '; 3_000], vec![], 413, "--event-max-body-bytes"),
         (
             gzip(&vec![b' '; 50_000]),
