@@ -110,27 +110,39 @@ fn parse(record: &SourceRecord) -> Result<SourceSpec> {
     }
 }
 
-/// What a dataset's table holds of a source, read from the table itself.
+/// What a dataset holds of a source: positions read from the table itself; batches from the
+/// table, or from the metadata store's record of them (a batch whose every row went to the
+/// quarantine leaves nothing in the table, and the record is written after both commits).
 struct TableCommitted {
     storage: Arc<tessera_storage::Storage>,
-    location: String,
+    catalog: tessera_catalog::Catalog,
+    dataset: DatasetRecord,
 }
 
 #[async_trait]
 impl Committed for TableCommitted {
     async fn position(&self, app_id: &str) -> tessera_sources::Result<Option<i64>> {
         self.storage
-            .sequences(&self.location, &[app_id])
+            .sequences(&self.dataset.location, &[app_id])
             .await
             .map(|v| v[0])
             .map_err(|e| tessera_sources::SourceError::Read(e.to_string()))
     }
 
     async fn has_batch(&self, batch_id: &str) -> tessera_sources::Result<bool> {
-        self.storage
-            .committed(&self.location, batch_id)
+        let read_failed = |e: String| tessera_sources::SourceError::Read(e);
+        let d = &self.dataset;
+        Ok(self
+            .catalog
+            .batch(&d.domain, &d.product, &d.name, batch_id)
             .await
-            .map_err(|e| tessera_sources::SourceError::Read(e.to_string()))
+            .map_err(|e| read_failed(e.to_string()))?
+            .is_some()
+            || self
+                .storage
+                .committed(&d.location, batch_id)
+                .await
+                .map_err(|e| read_failed(e.to_string()))?)
     }
 }
 
@@ -453,7 +465,8 @@ impl Mesh {
         let reader = &mut open.as_mut().expect("a reader, opened above").reader;
         let committed = TableCommitted {
             storage: self.storage.clone(),
-            location: dataset.location.clone(),
+            catalog: self.catalog.clone(),
+            dataset: dataset.clone(),
         };
         let mut done = CycleDone::default();
         for _ in 0..PULLS_PER_CYCLE {
@@ -532,9 +545,13 @@ impl Mesh {
                         run.inputs.clone(),
                     )
                     .await?;
-                Ok(PulledRowCounts {
-                    read: report.accepted + report.quarantined,
-                    quarantined: report.quarantined,
+                // A file committed before (seen again after a crash) adds nothing.
+                Ok(match report.duplicate {
+                    true => PulledRowCounts::default(),
+                    false => PulledRowCounts {
+                        read: report.accepted + report.quarantined,
+                        quarantined: report.quarantined,
+                    },
                 })
             }
             (PulledRows::Ndjson(bytes), _) => {

@@ -86,6 +86,29 @@ fn sources_and_secrets_from_the_cli() {
         ])
         .ok();
     assert_eq!(quarantined.stdout, "n\n1\n");
+    // A file whose every row breaks the contract is pulled once: its rows are in the
+    // quarantine, and the next pull does not read it again.
+    std::fs::write(
+        incoming.join("2.ndjson"),
+        "{\"order_id\": 3, \"amount\": -1}\n",
+    )
+    .unwrap();
+    let run = server.cli(&["sources", "run", "shop.orders.drops"]).ok();
+    assert!(
+        run.stdout
+            .contains("pulled 1 row(s): 0 committed into shop.orders.orders, 1 quarantined"),
+        "{}",
+        run.stdout
+    );
+    server.cli(&["sources", "run", "shop.orders.drops"]).ok();
+    let status = server.cli(&["sources", "status", "shop.orders.drops"]).ok();
+    assert!(
+        status
+            .stdout
+            .contains("rows:         0 last pull, 3 (2 quarantined) in all"),
+        "{}",
+        status.stdout
+    );
 
     // A secret piped in, never printed back.
     let mut set = tessera()
