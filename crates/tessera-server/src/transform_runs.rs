@@ -102,6 +102,11 @@ pub(crate) struct TransformRunners {
     /// Per computed dataset: its inputs' commit counts when their tables were last read, and
     /// when.
     checked: Mutex<HashMap<DatasetRef, (Vec<u64>, Instant)>>,
+    /// Per computed dataset: the input versions the last run an upstream commit started was
+    /// started for. The same versions start no other run: a run that failed (a refused gate, a
+    /// missing grant) is not retried until an input moves again, the interval comes, or
+    /// someone runs it by hand.
+    started_for: Mutex<HashMap<DatasetRef, Vec<Option<i64>>>>,
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
     running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
@@ -736,13 +741,22 @@ impl Mesh {
             pending.remove(target);
             return Ok(false);
         };
+        let mut started_for = self
+            .transform_runners
+            .started_for
+            .lock()
+            .expect("transform runs started");
+        if started_for.get(target) == Some(&now_at) {
+            pending.remove(target);
+            return Ok(false);
+        }
         let seen = pending.entry(target.clone()).or_insert_with(|| Pending {
             versions: now_at.clone(),
             first_seen: Instant::now(),
             last_moved: Instant::now(),
         });
         if seen.versions != now_at {
-            seen.versions = now_at;
+            seen.versions = now_at.clone();
             seen.last_moved = Instant::now();
         }
         let Debounce {
@@ -751,6 +765,7 @@ impl Mesh {
         let settled = seen.last_moved.elapsed() >= quiet || seen.first_seen.elapsed() >= max_wait;
         if settled {
             pending.remove(target);
+            started_for.insert(target.clone(), now_at);
         }
         Ok(settled)
     }

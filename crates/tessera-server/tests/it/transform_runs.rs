@@ -637,6 +637,48 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
     assert_eq!(history, json!([]));
 }
 
+/// A run an upstream commit started and that failed is not started again for the same inputs
+/// (it would fail the same way, every recheck, for ever); a new upstream commit starts one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_waits_for_its_inputs_to_move_before_it_runs_again() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::from_millis(100);
+        c.transform_debounce = tessera_server::Debounce {
+            quiet: Duration::ZERO,
+            recheck: Duration::from_millis(200),
+            ..Default::default()
+        };
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+    // The stats team may not read the orders yet: the run the commit starts fails.
+    ingest_orders(&server, ORDERS_CSV).await;
+    let tried = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["inputs"] == json!(["shop.orders.orders@1"]))
+    })
+    .await;
+    assert!(tried.iter().all(|r| r["status"] == "failed"), "{tried:?}");
+    // Many ticks and rechecks later, it has not been tried again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let runs = wait_for_runs(&server, "customer_totals", |_| true).await;
+    assert_eq!(runs.len(), tried.len(), "{runs:?}");
+
+    // With the grant, the next commit upstream starts a run that succeeds.
+    grant_stats_team(&server).await;
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n9,U00000009,4,open,2026-02-02T10:00:00Z\n",
+    )
+    .await;
+    let runs = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(runs[0]["rows_out"], json!(4), "{runs:?}");
+    assert_eq!(runs.len(), tried.len() + 1, "{runs:?}");
+}
+
 /// A commit another process makes into an input (a Delta writer outside this server) is
 /// noticed without this server's own commit counts, once the recheck interval has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
