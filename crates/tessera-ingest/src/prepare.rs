@@ -335,7 +335,9 @@ fn blank_is_null(column: ArrayRef, target: &DataType) -> Result<ArrayRef> {
     Ok(nullif(column.as_ref(), &is_empty)?)
 }
 
-fn check_columns(raw: &SchemaRef, target: &SchemaRef) -> Result<()> {
+/// Refuses `raw` (a file's, or a query result's, columns) when it has a column `target` (the
+/// contract's) does not declare.
+pub fn check_columns(raw: &SchemaRef, target: &SchemaRef) -> Result<()> {
     let unknown: Vec<String> = raw
         .fields()
         .iter()

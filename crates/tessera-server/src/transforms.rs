@@ -1,13 +1,15 @@
 //! Transforms at apply: a product folder's `transforms/<dataset>.sql` files checked against the
 //! product and the mesh — each computes one of the product's own datasets, reads only its
-//! input ports' datasets and its own, and closes no loop with the mesh's other transforms —
-//! then planned and stored with the product.
+//! input ports' datasets and its own, closes no loop with the mesh's other transforms, and
+//! (planned against the mesh) gives a result its dataset's contract can take — then planned
+//! and stored with the product.
 
 use std::collections::BTreeSet;
 
 use tessera_catalog::TransformRecord;
 use tessera_core::{
-    DatasetRef, DatasetSchema, Materialization, Name, Product, TransformGraph, TransformSpec,
+    DatasetRef, DatasetSchema, FrontEnd, Materialization, Name, Product, RequestContext,
+    TransformGraph, TransformSpec,
 };
 use tessera_spec::Diagnostic;
 
@@ -246,8 +248,113 @@ impl Mesh {
         if !problems.is_empty() {
             return Err(ServiceError::InvalidFiles(problems));
         }
+        problems.extend(
+            self.check_transform_results(product, files, datasets)
+                .await?,
+        );
+        if !problems.is_empty() {
+            return Err(ServiceError::InvalidFiles(problems));
+        }
         Ok(stored)
     }
+
+    /// Each transform whose inputs are all other products' datasets (their tables stand as
+    /// they are; this apply changes none of them), planned against the mesh: a query that does
+    /// not plan (a column its input lacks), or whose result cannot fit its dataset's contract
+    /// (a column the contract does not declare, a required column it leaves out), would fail
+    /// every run, so it is refused now.
+    async fn check_transform_results(
+        &self,
+        product: &Product,
+        files: &[(&SourceFile, TransformSpec)],
+        datasets: &[&DatasetSchema],
+    ) -> Result<Vec<Diagnostic>> {
+        let checked: Vec<(&SourceFile, &TransformSpec, &DatasetSchema)> = files
+            .iter()
+            .filter(|(_, spec)| {
+                spec.inputs
+                    .iter()
+                    .all(|i| i.domain != product.domain || i.product != product.name)
+            })
+            .filter_map(|(file, spec)| {
+                let schema = datasets.iter().find(|d| d.name == spec.dataset)?;
+                Some((*file, spec, *schema))
+            })
+            .collect();
+        if checked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cx = RequestContext::system(
+            "apply",
+            uuid::Uuid::new_v4().to_string(),
+            FrontEnd::Scheduler,
+        );
+        let ctx = self.session(&cx).await?;
+        let sqls: Vec<String> = checked
+            .iter()
+            .map(|(_, spec, _)| spec.sql.clone())
+            .collect();
+        // Every query planned in one piece of work on the query runtime.
+        let planned = self
+            .engine()
+            .run(&ctx.clone(), async move {
+                let mut out = Vec::with_capacity(sqls.len());
+                for sql in sqls {
+                    out.push(
+                        tessera_query::plan_sql(&ctx, &sql)
+                            .await
+                            .map(|frame| std::sync::Arc::new(frame.schema().as_arrow().clone()))
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut problems = Vec::new();
+        for ((file, spec, schema), result) in checked.into_iter().zip(planned) {
+            let target = format!("{}.{}.{}", product.domain, product.name, spec.dataset);
+            let message = match result {
+                Err(e) => Some(format!("the query does not plan against the mesh: {e}")),
+                Ok(result) => result_problem(&result, schema).map(|m| {
+                    format!("the query's result does not fit the contract of {target}: {m}")
+                }),
+            };
+            if let Some(message) = message {
+                problems.push(Diagnostic {
+                    file: file.name.clone(),
+                    line: None,
+                    field: String::new(),
+                    message,
+                });
+            }
+        }
+        Ok(problems)
+    }
+}
+
+/// Why a query's `result` columns cannot be written to a dataset of `schema`: a column the
+/// contract does not declare (the run refuses it), or a required one it leaves out (every row
+/// would be quarantined). Types are not compared: a value is cast at the run, row by row.
+fn result_problem(result: &arrow::datatypes::SchemaRef, schema: &DatasetSchema) -> Option<String> {
+    let contract = match schema.arrow_schema() {
+        Ok(contract) => contract,
+        Err(e) => return Some(e.to_string()),
+    };
+    if let Err(e) = tessera_ingest::check_columns(result, &contract) {
+        return Some(e.to_string().replacen("the file has", "it has", 1));
+    }
+    let missing: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| (c.required || c.primary_key) && result.field_with_name(&c.name).is_err())
+        .map(|c| c.name.as_str())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "it leaves out the required column(s) {}",
+            missing.join(", ")
+        )
+    })
 }
 
 /// What keeps `materialization` from writing a dataset of `schema`: a merge needs the

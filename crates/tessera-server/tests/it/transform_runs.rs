@@ -655,7 +655,8 @@ async fn a_failed_run_waits_for_its_inputs_to_move_before_it_runs_again() {
     // The stats team may not read the orders yet: the run the commit starts fails.
     ingest_orders(&server, ORDERS_CSV).await;
     let tried = wait_for_runs(&server, "customer_totals", |runs| {
-        runs.iter().any(|r| r["inputs"] == json!(["shop.orders.orders@1"]))
+        runs.iter()
+            .any(|r| r["inputs"] == json!(["shop.orders.orders@1"]))
     })
     .await;
     assert!(tried.iter().all(|r| r["status"] == "failed"), "{tried:?}");

@@ -213,3 +213,55 @@ async fn undeclared_inputs_unknown_targets_and_loops_are_refused_with_their_name
         ]
     );
 }
+
+/// A query planned at apply against the mesh as it stands: one that does not plan, or whose
+/// result cannot be written to its dataset, would fail every run, so it is refused now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_whose_result_cannot_fit_its_contract_is_refused_at_apply() {
+    let server = TestServer::start(Store::Sqlite, Tables::Local).await;
+    server.apply(&shop_folder(), false).await;
+    let target = "the query's result does not fit the contract of stats.daily.order_counts";
+    for (sql, orders_required, expected) in [
+        (
+            "SELECT status, count(*) AS orders, 1 AS extra FROM shop.orders.orders GROUP BY status",
+            false,
+            format!(
+                "{target}: it has columns the contract does not declare: extra; expected some of: status, orders"
+            ),
+        ),
+        (
+            "SELECT DISTINCT status FROM shop.orders.orders",
+            true,
+            format!("{target}: it leaves out the required column(s) orders"),
+        ),
+        (
+            "SELECT colour AS status, count(*) AS orders FROM shop.orders.orders GROUP BY colour",
+            false,
+            "the query does not plan against the mesh".to_string(),
+        ),
+    ] {
+        let mut folder = stats_folder(&["shop-orders-contract"], sql);
+        if orders_required {
+            folder[1].1 = folder[1].1.replace(
+                "logicalType: integer\n",
+                "logicalType: integer\n        required: true\n",
+            );
+        }
+        let (status, body) = apply(&server, &folder).await;
+        assert_eq!(status, 422, "{sql}: {body}");
+        let got = messages(&body);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with(&format!(
+                "stats/transforms/order_counts.sql:null: {expected}"
+            )),
+            "{sql}: {got:?}"
+        );
+        if expected.contains("plan") {
+            assert!(got[0].contains("colour"), "{got:?}");
+        }
+    }
+    // The same query without what broke it applies.
+    let (status, body) = apply(&server, &stats_folder(&["shop-orders-contract"], COUNTS)).await;
+    assert_eq!(status, 200, "{body}");
+}
