@@ -102,14 +102,25 @@ pub(crate) struct TransformRunners {
     /// Per computed dataset: its inputs' commit counts when their tables were last read, and
     /// when.
     checked: Mutex<HashMap<DatasetRef, (Vec<u64>, Instant)>>,
-    /// Per computed dataset: the input versions the last run an upstream commit started was
-    /// started for. The same versions start no other run: a run that failed (a refused gate, a
-    /// missing grant) is not retried until an input moves again, the interval comes, or
-    /// someone runs it by hand.
-    started_for: Mutex<HashMap<DatasetRef, Vec<Option<i64>>>>,
+    /// Per computed dataset: what the last run an upstream commit started was started for. The
+    /// same start runs no other: a run that failed (a refused gate, a missing grant) is not
+    /// retried until an input moves again, the transform or the access rules or the contracts
+    /// change, the interval comes, or someone runs it by hand.
+    started_for: Mutex<HashMap<DatasetRef, StartedFor>>,
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
     running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What an upstream-started run was started for: its inputs' versions, the transform as
+/// applied, and the mesh's access rules and datasets (their generations) — what a failed run's
+/// outcome depends on.
+#[derive(PartialEq)]
+struct StartedFor {
+    versions: Vec<Option<i64>>,
+    transform_applied_at: String,
+    access: i64,
+    datasets: String,
 }
 
 struct Pending {
@@ -663,7 +674,7 @@ impl Mesh {
                     continue;
                 }
             }
-            if spec.on_upstream && self.upstream_settled(&target, &spec).await? {
+            if spec.on_upstream && self.upstream_settled(&target, &record, &spec).await? {
                 due.push((record, UPSTREAM));
             }
         }
@@ -703,7 +714,12 @@ impl Mesh {
 
     /// Whether an input of `target` committed since it was last computed and has settled
     /// (see [`Debounce`]).
-    async fn upstream_settled(&self, target: &DatasetRef, spec: &TransformSpec) -> Result<bool> {
+    async fn upstream_settled(
+        &self,
+        target: &DatasetRef,
+        record: &TransformRecord,
+        spec: &TransformSpec,
+    ) -> Result<bool> {
         // Nothing waiting to settle, no commit into an input since its tables were last read,
         // and read recently: nothing moved, and no table's log is read.
         let counts = self.transform_runners.commit_counts(&spec.inputs);
@@ -727,6 +743,7 @@ impl Mesh {
             return Ok(false);
         }
         let moved = self.inputs_moved(target, spec).await?;
+        let generations = self.catalog.generations().await?;
         self.transform_runners
             .checked
             .lock()
@@ -746,7 +763,13 @@ impl Mesh {
             .started_for
             .lock()
             .expect("transform runs started");
-        if started_for.get(target) == Some(&now_at) {
+        let start = StartedFor {
+            versions: now_at.clone(),
+            transform_applied_at: record.updated_at.clone(),
+            access: generations.access,
+            datasets: generations.datasets,
+        };
+        if started_for.get(target) == Some(&start) {
             pending.remove(target);
             return Ok(false);
         }
@@ -765,7 +788,7 @@ impl Mesh {
         let settled = seen.last_moved.elapsed() >= quiet || seen.first_seen.elapsed() >= max_wait;
         if settled {
             pending.remove(target);
-            started_for.insert(target.clone(), now_at);
+            started_for.insert(target.clone(), start);
         }
         Ok(settled)
     }

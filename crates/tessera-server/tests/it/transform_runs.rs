@@ -638,9 +638,10 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
 }
 
 /// A run an upstream commit started and that failed is not started again for the same inputs
-/// (it would fail the same way, every recheck, for ever); a new upstream commit starts one.
+/// (it would fail the same way, every recheck, for ever) — unless what it depends on changed:
+/// a grant, or a new upstream commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_run_waits_for_its_inputs_to_move_before_it_runs_again() {
+async fn a_failed_run_waits_for_what_it_depends_on_to_change_before_it_runs_again() {
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
         c.transform_tick = Duration::from_millis(100);
         c.transform_debounce = tessera_server::Debounce {
@@ -665,19 +666,28 @@ async fn a_failed_run_waits_for_its_inputs_to_move_before_it_runs_again() {
     let runs = wait_for_runs(&server, "customer_totals", |_| true).await;
     assert_eq!(runs.len(), tried.len(), "{runs:?}");
 
-    // With the grant, the next commit upstream starts a run that succeeds.
+    // A grant changes what a run can do: the same inputs start a run again, and it succeeds.
     grant_stats_team(&server).await;
+    let runs = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(
+        (&runs[0]["rows_out"], runs.len()),
+        (&json!(3), tried.len() + 1),
+        "{runs:?}"
+    );
+    // And a new commit upstream starts the next.
     ingest_orders(
         &server,
         "order_id,customer_id,amount,status,placed_at\n9,U00000009,4,open,2026-02-02T10:00:00Z\n",
     )
     .await;
     let runs = wait_for_runs(&server, "customer_totals", |runs| {
-        runs.iter().any(|r| r["status"] == "succeeded")
+        runs.iter().any(|r| r["rows_out"] == json!(4))
     })
     .await;
-    assert_eq!(runs[0]["rows_out"], json!(4), "{runs:?}");
-    assert_eq!(runs.len(), tried.len() + 1, "{runs:?}");
+    assert_eq!(runs.len(), tried.len() + 2, "{runs:?}");
 }
 
 /// A commit another process makes into an input (a Delta writer outside this server) is
