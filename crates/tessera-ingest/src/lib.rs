@@ -18,6 +18,6 @@ pub use detect::{DetectorHits, SAMPLED_VALUES, personal_data_hits};
 pub use error::{IngestError, Result};
 pub use format::{Format, batch_id_of};
 pub use prepare::{
-    BodyRows, Prepared, PreparedTogether, check_columns, prepare, prepare_batch, prepare_together,
-    refused_rows, unreadable_rows,
+    BodyRows, Prepared, PreparedTogether, check_columns, ndjson_lines, prepare, prepare_batch,
+    prepare_together, refused_rows, unreadable_rows,
 };

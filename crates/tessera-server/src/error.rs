@@ -49,6 +49,11 @@ pub enum ServiceError {
     /// `Retry-After` (HTTP 429).
     #[error("{0}")]
     Backlogged(String),
+    /// An event request of more events than one request may hold (HTTP 413).
+    #[error(
+        "the request holds {events} events, more than the {limit} one request may hold (server option --event-max-rows): send them in smaller requests"
+    )]
+    TooManyEvents { events: usize, limit: usize },
     /// A request body of a media type the endpoint does not take (HTTP 415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -105,7 +110,10 @@ impl ServiceError {
             UnsupportedMediaType(m) => UnsupportedMediaType(prefixed(m)),
             Unavailable(m) => Unavailable(prefixed(m)),
             Internal(m) => Internal(prefixed(m)),
-            other @ (InvalidFiles(_) | PolicyViolations(_) | PayloadTooLarge { .. }) => other,
+            other @ (InvalidFiles(_)
+            | PolicyViolations(_)
+            | PayloadTooLarge { .. }
+            | TooManyEvents { .. }) => other,
         }
     }
 }

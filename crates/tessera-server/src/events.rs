@@ -46,6 +46,9 @@ pub struct EventConfig {
     pub commit_max_rows: usize,
     /// Largest event request body, after gzip decompression too (`--event-max-body-bytes`).
     pub max_body_bytes: usize,
+    /// Most events one request may hold (`--event-max-rows`): what validating one request
+    /// holds in memory stays bounded however small its events are.
+    pub max_events: usize,
     /// Acknowledged but uncommitted bytes past which requests get 429.
     pub max_backlog_bytes: u64,
     /// How long an `Idempotency-Key` answers a retry with the first answer.
@@ -60,6 +63,7 @@ impl Default for EventConfig {
             commit_interval: Duration::from_millis(500),
             commit_max_rows: 300_000,
             max_body_bytes: 16 << 20,
+            max_events: 100_000,
             max_backlog_bytes: log.max_backlog_bytes,
             idempotency_window: log.idempotency_window,
             segment_max_bytes: log.segment_max_bytes,
@@ -368,8 +372,9 @@ async fn append(
 }
 
 /// The body as NDJSON: gzip undone (bounded by `limit`), a JSON array turned into one event a
-/// line, each element checked to be an object.
-fn as_ndjson(body: EventBody, limit: usize) -> Result<Bytes> {
+/// line, each element checked to be an object; refused when it holds more than `max_events`
+/// events (an NDJSON body's lines are counted).
+fn as_ndjson(body: EventBody, limit: usize, max_events: usize) -> Result<Bytes> {
     let bytes = if body.gzip || body.bytes.starts_with(&[0x1f, 0x8b]) {
         use std::io::Read;
         let mut out = Vec::new();
@@ -403,6 +408,12 @@ fn as_ndjson(body: EventBody, limit: usize) -> Result<Bytes> {
                     "the request holds no events".into(),
                 ));
             }
+            if events.len() > max_events {
+                return Err(ServiceError::TooManyEvents {
+                    events: events.len(),
+                    limit: max_events,
+                });
+            }
             let mut out = Vec::with_capacity(bytes.len());
             for (i, event) in events.iter().enumerate() {
                 if !event.is_object() {
@@ -416,7 +427,16 @@ fn as_ndjson(body: EventBody, limit: usize) -> Result<Bytes> {
             }
             Ok(Bytes::from(out))
         }
-        Some(_) => Ok(bytes),
+        Some(_) => {
+            let lines = tessera_ingest::ndjson_lines(&bytes);
+            if lines > max_events {
+                return Err(ServiceError::TooManyEvents {
+                    events: lines,
+                    limit: max_events,
+                });
+            }
+            Ok(bytes)
+        }
     }
 }
 
@@ -462,7 +482,10 @@ impl Mesh {
             },
             None => None,
         };
-        let limit = self.event_config.max_body_bytes;
+        let (limit, max_events) = (
+            self.event_config.max_body_bytes,
+            self.event_config.max_events,
+        );
         let request_id = cx.request_id.clone();
         let received = chrono::Utc::now();
         let request = move |ndjson| EventRequest {
@@ -472,14 +495,14 @@ impl Mesh {
             received,
         };
         if small && claim.is_none() {
-            let request = request(as_ndjson(body, limit)?);
+            let request = request(as_ndjson(body, limit, max_events)?);
             return self
                 .event_groups
                 .submit(&self.events, &stream, request)
                 .await;
         }
         let dataset = stream.clone();
-        let validate = move || validate_one(dataset, request(as_ndjson(body, limit)?));
+        let validate = move || validate_one(dataset, request(as_ndjson(body, limit, max_events)?));
         // A small request is validated right here; a large one on a blocking thread, so that
         // it holds up no other request.
         let (valid, quarantine, receipt) = if small {

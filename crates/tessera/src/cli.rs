@@ -778,6 +778,9 @@ pub struct ServeArgs {
     /// Largest body of an event request (POST .../events), in bytes; a gzip body's decompressed size too.
     #[arg(long, env = "TESSERA_EVENT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub event_max_body_bytes: usize,
+    /// Most events one event request may hold (NDJSON lines, or array elements); more is 413.
+    #[arg(long, env = "TESSERA_EVENT_MAX_ROWS", default_value_t = 100_000)]
+    pub event_max_rows: usize,
     /// How often each dataset's acknowledged events are committed to its table, in milliseconds.
     #[arg(long, env = "TESSERA_EVENT_COMMIT_INTERVAL_MS", default_value_t = 500)]
     pub event_commit_interval_ms: u64,

@@ -89,6 +89,7 @@ pub(crate) fn status_and_code(error: &ServiceError) -> (StatusCode, &'static str
         Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         Backlogged(_) => (StatusCode::TOO_MANY_REQUESTS, "backlogged"),
         PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        TooManyEvents { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_events"),
         UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

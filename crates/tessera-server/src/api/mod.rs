@@ -537,7 +537,7 @@ const EVENT_CONTENT_TYPES: &[&str] = &[
               (status = 400, description = "The body is not NDJSON or a JSON array of objects, or does not decompress", body = ErrorBody),
               (status = 404, description = "No such dataset", body = ErrorBody),
               (status = 409, description = "A request with the same Idempotency-Key is still in progress", body = ErrorBody),
-              (status = 413, description = "The body is over --event-max-body-bytes", body = ErrorBody),
+              (status = 413, description = "The body is over --event-max-body-bytes, or holds more events than --event-max-rows", body = ErrorBody),
               (status = 415, description = "The Content-Type is not NDJSON or JSON", body = ErrorBody),
               (status = 422, description = "The events cannot be used (none, unknown columns); nothing was written", body = ErrorBody),
               (status = 429, description = "The event log's backlog is full: retry after Retry-After", body = ErrorBody)))]

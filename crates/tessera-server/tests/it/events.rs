@@ -325,6 +325,7 @@ async fn bad_event_requests_are_refused_whole_with_a_clear_error() {
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
         fast_commits(c);
         c.events.max_body_bytes = 2_000;
+        c.events.max_events = 3;
     })
     .await;
     server.apply(&shop_folder(), false).await;
@@ -382,6 +383,18 @@ async fn bad_event_requests_are_refused_whole_with_a_clear_error() {
             "application/x-ndjson",
         ),
         (vec![b' '; 3_000], vec![], 413, "--event-max-body-bytes"),
+        (
+            format!("{good}\n{good}\n{good}\n{good}").into_bytes(),
+            vec![],
+            413,
+            "the request holds 4 events, more than the 3 one request may hold (server option --event-max-rows)",
+        ),
+        (
+            format!("[{good}, {good}, {good}, {good}]").into_bytes(),
+            vec![],
+            413,
+            "--event-max-rows",
+        ),
         (
             gzip(&vec![b' '; 50_000]),
             vec![],

@@ -32,6 +32,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
     };
     config.events = EventConfig {
         max_body_bytes: args.event_max_body_bytes,
+        max_events: args.event_max_rows.max(1),
         commit_interval: std::time::Duration::from_millis(args.event_commit_interval_ms.max(1)),
         commit_max_rows: args.event_commit_rows.max(1),
         max_backlog_bytes: args.event_max_backlog_bytes,
