@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use tessera_server::views::{Action, ApplyPlan, ApplyRequest, SourceFile};
 
 use crate::client::Client;
-use crate::commands::lint::spec_files;
+use crate::commands::lint::{sent_name, spec_files};
 
 /// The files of a product folder: `*.odps.yaml` and `*.odcs.yaml` (also `.yml` and `.json`),
 /// in any subfolder, the domain policies in `policies/` and the sources in `sources/`
@@ -40,7 +40,7 @@ pub fn read_folder(dir: &Path) -> Result<Vec<SourceFile>> {
         let content = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         files.push(SourceFile {
-            name: path.display().to_string(),
+            name: sent_name(&path),
             content,
         });
     }

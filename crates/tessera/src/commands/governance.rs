@@ -17,7 +17,7 @@ use crate::client::Client;
 
 fn read_file(path: &Path) -> Result<SourceFile> {
     Ok(SourceFile {
-        name: path.display().to_string(),
+        name: crate::commands::lint::sent_name(path),
         content: std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
     })

@@ -187,6 +187,16 @@ impl Server {
         )
     }
 
+    /// Runs a client command as the admin from the folder `dir`.
+    pub fn cli_in(&self, dir: &Path, args: &[&str]) -> Run {
+        self.client_run(
+            tessera()
+                .current_dir(dir)
+                .env("TESSERA_CREDENTIALS", &self.credentials),
+            args,
+        )
+    }
+
     /// Runs a client command with `token` instead of the admin's.
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Run {
         self.client_run(tessera().env("TESSERA_TOKEN", token), args)

@@ -81,6 +81,17 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
     assert!(product.contains("name: \"shop team\""), "{product}");
     run(&["lint", path(&orders)]).ok();
     assert_applied_cleanly(&server.cli(&["apply", path(&orders)]).ok());
+    // Applied again from the domain's parent folder, as `new` suggests (`./shop/orders`) or
+    // without the `./`: the same files, so the second apply changes nothing.
+    server.cli_in(dir, &["apply", "shop/orders"]).ok();
+    let again = server.cli_in(dir, &["apply", "./shop/orders"]).ok();
+    assert!(
+        again
+            .stdout
+            .contains("shop.orders: no changes, everything is up to date."),
+        "{}",
+        again.stdout
+    );
     let ingested = server
         .cli(&[
             "ingest",
