@@ -48,7 +48,8 @@ fn runs_table(runs: &[TransformRunView]) -> String {
 
 pub async fn list(client: &Client, target: Option<String>, format: ListFormat) -> Result<()> {
     let all: Vec<TransformView> = match target.as_deref() {
-        None => client.get(&["api", "v1", "transforms"], &[]).await?,
+        // `tessera transforms list`, as `tessera sources list` is spelt, lists them all too.
+        None | Some("list") => client.get(&["api", "v1", "transforms"], &[]).await?,
         Some(t) => match t.split('.').collect::<Vec<_>>().as_slice() {
             [d, p] => client.get(&["api", "v1", "transforms", d, p], &[]).await?,
             _ => bail!("{t:?} is not a product: give DOMAIN.PRODUCT"),

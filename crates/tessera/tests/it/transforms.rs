@@ -63,14 +63,16 @@ fn apply_sends_the_folders_transforms() {
         ])
         .ok();
     assert_eq!(counted.stdout, "n\n2\n");
-    let listed = server.cli(&["transforms", "shop.orders"]).ok();
-    assert!(
-        listed.stdout.contains("shop.orders.big_orders")
-            && listed.stdout.contains("after an upstream commit")
-            && listed.stdout.contains("succeeded"),
-        "{}",
-        listed.stdout
-    );
+    for args in [&["transforms", "shop.orders"][..], &["transforms", "list"]] {
+        let listed = server.cli(args).ok();
+        assert!(
+            listed.stdout.contains("shop.orders.big_orders")
+                && listed.stdout.contains("after an upstream commit")
+                && listed.stdout.contains("succeeded"),
+            "{args:?}: {}",
+            listed.stdout
+        );
+    }
 
     // A run that breaks the contract (an order id that is no integer) fails with exit status
     // 1 and says why.
