@@ -91,6 +91,16 @@ impl ServiceError {
         }
     }
 
+    /// Whether trying again as it is may succeed: the server or a dependency was busy or
+    /// failing, or another writer got there first — not a refusal that would come again.
+    pub fn is_transient(&self) -> bool {
+        use ServiceError::*;
+        matches!(
+            self,
+            Busy(_) | Backlogged(_) | Unavailable(_) | Internal(_) | Conflict(_)
+        )
+    }
+
     /// The same error, its message prefixed with what was being done.
     pub fn with_context(self, context: &str) -> Self {
         use ServiceError::*;

@@ -103,9 +103,10 @@ pub(crate) struct TransformRunners {
     /// when.
     checked: Mutex<HashMap<DatasetRef, (Vec<u64>, Instant)>>,
     /// Per computed dataset: what the last run an upstream commit started was started for. The
-    /// same start runs no other: a run that failed (a refused gate, a missing grant) is not
-    /// retried until an input moves again, the transform or the access rules or the contracts
-    /// change, the interval comes, or someone runs it by hand.
+    /// same start runs no other: a run that was refused (by the gate, for a missing grant) is
+    /// not retried until an input moves again, the transform or the access rules or the
+    /// contracts change, the interval comes, or someone runs it by hand. A run that failed for
+    /// a passing reason (a busy server, storage down) forgets its start and is retried.
     started_for: Mutex<HashMap<DatasetRef, StartedFor>>,
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
@@ -153,6 +154,14 @@ impl TransformRunners {
             .iter()
             .map(|i| commits.get(&i.to_string()).copied().unwrap_or(0))
             .collect()
+    }
+
+    /// Lets the next look start a run for `target` again, whatever the last was started for.
+    fn forget_start(&self, target: &DatasetRef) {
+        self.started_for
+            .lock()
+            .expect("transform runs started")
+            .remove(target);
     }
 
     fn run_lock(&self, target: &DatasetRef) -> Arc<tokio::sync::Mutex<()>> {
@@ -273,6 +282,11 @@ impl Mesh {
                 tracing::info!(dataset = %target, trigger, rows_out = done.rows_out, ms = run.duration_ms, "transform ran");
             }
             Err(e) => {
+                if e.is_transient() {
+                    // Only a refusal would come again: a busy or failing server is retried at
+                    // the next look, as if the run had not started.
+                    self.transform_runners.forget_start(&target);
+                }
                 run.status = "failed".into();
                 run.error = Some(e.to_string());
                 tracing::warn!(dataset = %target, trigger, error = %e, "a transform run failed; the dataset keeps its last good version");
@@ -893,6 +907,9 @@ pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
                 FrontEnd::Scheduler,
             );
             if let Err(e) = mesh.run_transform(&cx, &record, trigger, false).await {
+                if let Ok(target) = target_of(&record) {
+                    mesh.transform_runners.forget_start(&target);
+                }
                 tracing::warn!(dataset = %record.dataset, error = %e, "a transform run was not recorded");
             }
         }

@@ -249,7 +249,7 @@ impl Mesh {
             return Err(ServiceError::InvalidFiles(problems));
         }
         problems.extend(
-            self.check_transform_results(product, files, datasets)
+            self.check_transform_results(product, files, datasets, &stored)
                 .await?,
         );
         if !problems.is_empty() {
@@ -258,23 +258,36 @@ impl Mesh {
         Ok(stored)
     }
 
-    /// Each transform whose inputs are all other products' datasets (their tables stand as
-    /// they are; this apply changes none of them), planned against the mesh: a query that does
-    /// not plan (a column its input lacks), or whose result cannot fit its dataset's contract
-    /// (a column the contract does not declare, a required column it leaves out), would fail
-    /// every run, so it is refused now.
+    /// Each new or changed transform whose inputs are all other products' datasets (their
+    /// tables stand as they are; this apply changes none of them), planned against the mesh: a
+    /// query that does not plan (a column its input lacks), or whose result cannot fit its
+    /// dataset's contract (a column the contract does not declare, a required column it leaves
+    /// out), would fail every run, so it is refused now. A transform applied before as it is
+    /// is not checked again: an edit elsewhere in its product is not held up by it (its runs
+    /// say what broke).
     async fn check_transform_results(
         &self,
         product: &Product,
         files: &[(&SourceFile, TransformSpec)],
         datasets: &[&DatasetSchema],
+        stored: &[TransformRecord],
     ) -> Result<Vec<Diagnostic>> {
+        let unchanged = |file: &SourceFile, spec: &TransformSpec| {
+            stored.iter().any(|t| {
+                t.domain == product.domain.as_str()
+                    && t.product == product.name.as_str()
+                    && t.dataset == spec.dataset.as_str()
+                    && t.source == file.content
+            })
+        };
         let checked: Vec<(&SourceFile, &TransformSpec, &DatasetSchema)> = files
             .iter()
-            .filter(|(_, spec)| {
-                spec.inputs
-                    .iter()
-                    .all(|i| i.domain != product.domain || i.product != product.name)
+            .filter(|(file, spec)| {
+                !unchanged(file, spec)
+                    && spec
+                        .inputs
+                        .iter()
+                        .all(|i| i.domain != product.domain || i.product != product.name)
             })
             .filter_map(|(file, spec)| {
                 let schema = datasets.iter().find(|d| d.name == spec.dataset)?;

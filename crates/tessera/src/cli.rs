@@ -97,9 +97,9 @@ pub enum Command {
         /// An NDJSON file, or `-` for stdin.
         #[arg(value_name = "FILE|-")]
         file: String,
-        /// Events per request.
-        #[arg(long, default_value_t = 5_000)]
-        batch_events: usize,
+        /// Events per request (at most the server's --event-max-rows, 100,000 by default).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_events: u32,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -517,13 +517,21 @@ async fn ingest_batch(
     Ok((status, Json(report)).into_response())
 }
 
-/// The media types an event request's body may declare (NDJSON under its usual names, and JSON).
+/// The media types an event request's body may declare: NDJSON under its usual names, JSON,
+/// and the generic types clients send a string or a gzip file as (the body is sniffed).
 const EVENT_CONTENT_TYPES: &[&str] = &[
     "application/x-ndjson",
     "application/ndjson",
     "application/jsonl",
     "application/x-jsonlines",
+    "application/jsonlines",
+    "application/x-json-stream",
+    "text/x-ndjson",
     "application/json",
+    "text/plain",
+    "application/octet-stream",
+    "application/gzip",
+    "application/x-gzip",
 ];
 
 #[utoipa::path(post, path = "/api/v1/datasets/{domain}/{product}/{dataset}/events", tag = "ingest",

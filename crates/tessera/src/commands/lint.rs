@@ -99,8 +99,6 @@ fn display_list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// Files under `dir` (recursively, hidden entries skipped) whose extension is one of `extensions`,
-/// sorted.
 /// How a file is named to the server: its path as given, without a leading `./`, so that
 /// `tessera apply ./shop/orders` and `tessera apply shop/orders` send the same names (a stored
 /// file's name is part of what an apply compares).
@@ -112,6 +110,8 @@ pub fn sent_name(path: &Path) -> String {
         .to_string()
 }
 
+/// Files under `dir` (recursively, hidden entries skipped) whose extension is one of `extensions`,
+/// sorted.
 pub fn spec_files(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -30,7 +30,7 @@ struct Totals {
     rejections: Vec<(usize, String, String)>,
 }
 
-pub async fn run(client: &Client, dataset: &str, file: &str, batch_events: usize) -> Result<()> {
+pub async fn run(client: &Client, dataset: &str, file: &str, batch_events: u32) -> Result<()> {
     let reference: DatasetRef = dataset.parse()?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -49,7 +49,7 @@ pub async fn run(client: &Client, dataset: &str, file: &str, batch_events: usize
     let mut body = Vec::new();
     // The file line of each event in the request being filled.
     let mut lines: Vec<usize> = Vec::new();
-    let batch_events = batch_events.max(1);
+    let batch_events = batch_events.max(1) as usize;
     for (number, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read line {} of {file}", number + 1))?;
         if line.trim().is_empty() {
