@@ -94,7 +94,7 @@ pub enum Command {
     Send {
         /// The dataset, as DOMAIN.PRODUCT.DATASET.
         dataset: String,
-        /// An NDJSON file, or `-` for stdin.
+        /// An NDJSON file (gzipped or not), or `-` for stdin.
         #[arg(value_name = "FILE|-")]
         file: String,
         /// Events per request (at most the server's --event-max-rows, 100,000 by default).

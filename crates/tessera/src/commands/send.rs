@@ -32,13 +32,26 @@ struct Totals {
 
 pub async fn run(client: &Client, dataset: &str, file: &str, batch_events: u32) -> Result<()> {
     let reference: DatasetRef = dataset.parse()?;
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
+    let raw: Box<dyn std::io::Read> = if file == "-" {
+        Box::new(std::io::stdin())
     } else {
         let path = Path::new(file);
-        Box::new(std::io::BufReader::new(
+        Box::new(
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    };
+    let mut raw = std::io::BufReader::new(raw);
+    // A gzip file (`events.ndjson.gz`, or one piped in) is read through, by its magic bytes.
+    let gzipped = raw
+        .fill_buf()
+        .with_context(|| format!("cannot read {file}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead> = if gzipped {
+        Box::new(std::io::BufReader::new(
+            flate2::bufread::MultiGzDecoder::new(raw),
         ))
+    } else {
+        Box::new(raw)
     };
     let progress = indicatif::ProgressBar::new_spinner();
     progress.set_style(

@@ -173,6 +173,38 @@ fn acknowledged_events_survive_a_sigkill_and_are_committed_once() {
         ),
         249
     );
+
+    // A gzip file is read through.
+    let gz = folder.path().join("more.ndjson.gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), Default::default());
+    encoder
+        .write_all(b"{\"order_id\": 1002, \"amount\": 1}\n{\"order_id\": 1003, \"amount\": 2}\n")
+        .unwrap();
+    encoder.finish().unwrap();
+    let zipped = server
+        .cli_as(
+            &token,
+            &["send", "shop.orders.orders", gz.to_str().unwrap()],
+        )
+        .ok();
+    assert!(
+        zipped
+            .stdout
+            .contains("2 events sent in 1 request(s), 2 accepted"),
+        "{}",
+        zipped.stdout
+    );
+    assert_eq!(
+        wait_for(
+            &server,
+            &token,
+            "shop.orders.orders",
+            251,
+            Duration::from_secs(20)
+        ),
+        251
+    );
 }
 
 /// A small xorshift generator: the kill moments vary from run to run, and the seed is printed
