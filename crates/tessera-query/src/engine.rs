@@ -1258,12 +1258,23 @@ fn refuse_unreadable(plan: &LogicalPlan, control: Option<&SessionControl>) -> Re
     Ok(())
 }
 
-/// Why reading `table` is refused: who may not read what, and how to ask.
+/// Why reading `table` is refused: who may not read what, and how to ask. A team (a product's
+/// owner, reading for its transform) is granted by the input's owners, not by a request: a
+/// request grants the user who makes it.
 pub(crate) fn refusal(principal: Option<&tessera_core::Principal>, table: &DatasetRef) -> String {
     let who = principal.map_or_else(|| "this session".to_string(), |p| p.to_string());
+    let product = format!("{}.{}", table.domain, table.product);
+    let how = match principal {
+        Some(p) if p.kind == tessera_core::PrincipalKind::Team => format!(
+            "its owner team or an admin grants it with `tessera access grant {product} --team \"{}\"`",
+            p.name
+        ),
+        _ => format!(
+            "ask for one with `tessera access request {product} --purpose \"what it is for\"`"
+        ),
+    };
     format!(
-        "{who} may not read dataset {table}: reading another team's product needs a grant (ask for one with `tessera access request {}.{}`)",
-        table.domain, table.product
+        "{who} may not read dataset {table}: reading another team's product needs a grant ({how})"
     )
 }
 

@@ -219,9 +219,13 @@ fn every_template_applies_as_written_takes_its_data_and_answers_queries() {
     let refused = server
         .cli(&["run", "finance.open_orders.open_orders"])
         .failed();
+    // The refusal says how the owner team gets read access (a request would grant its maker,
+    // not the team), and that is what makes the run succeed.
     assert!(
         refused.stderr.contains("failed and committed nothing")
-            && refused.stderr.contains("shop.orders"),
+            && refused.stderr.contains(
+                "team finance team may not read dataset shop.orders.orders: reading another team's product needs a grant (its owner team or an admin grants it with `tessera access grant shop.orders --team \"finance team\"`)"
+            ),
         "{}",
         refused.stderr
     );
