@@ -4,9 +4,7 @@
 //! showing only the datasets the caller may discover.
 
 use async_trait::async_trait;
-use tessera_core::{
-    DatasetRef, Direction, FrontEnd, LineageEdge, LineageGraph, LineageNode, RequestContext,
-};
+use tessera_core::{DatasetRef, Direction, LineageEdge, LineageGraph, LineageNode, RequestContext};
 use tessera_governance::{Action, Resource};
 
 use crate::error::{Result, ServiceError};
@@ -24,12 +22,6 @@ impl Mesh {
     /// against the mesh keeps its dataset edges, from the datasets its file names) and the
     /// sources'.
     pub(crate) async fn lineage_graph(&self) -> Result<LineageGraph> {
-        let cx = RequestContext::system(
-            "lineage",
-            uuid::Uuid::new_v4().to_string(),
-            FrontEnd::Scheduler,
-        );
-        let ctx = self.session(&cx).await?;
         let mut graph = LineageGraph::default();
         let mut transforms = Vec::new();
         for record in self.catalog.transforms(None).await? {
@@ -38,30 +30,12 @@ impl Mesh {
                 transforms.push((target, spec));
             }
         }
-        // Every query planned in one piece of work on the query runtime (a session's work ends
-        // with its token).
-        let planned = {
-            let (ctx, sqls) = (
-                ctx.clone(),
-                transforms
-                    .iter()
-                    .map(|(_, s)| s.sql.clone())
-                    .collect::<Vec<_>>(),
-            );
-            self.engine()
-                .run(&ctx.clone(), async move {
-                    let mut out = Vec::with_capacity(sqls.len());
-                    for sql in sqls {
-                        out.push(match tessera_query::plan_sql(&ctx, &sql).await {
-                            Ok(frame) => tessera_query::query_lineage(frame.logical_plan())
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        });
-                    }
-                    Ok(out)
-                })
-                .await?
-        };
+        let sqls = transforms.iter().map(|(_, s)| s.sql.clone()).collect();
+        let planned = self
+            .plan_transform_queries("lineage", sqls, |frame| {
+                tessera_query::query_lineage(frame.logical_plan()).map_err(|e| e.to_string())
+            })
+            .await?;
         for ((target, spec), lineage) in transforms.iter().zip(planned) {
             let job = format!("transform {target}");
             match lineage {

@@ -297,30 +297,13 @@ impl Mesh {
         if checked.is_empty() {
             return Ok(Vec::new());
         }
-        let cx = RequestContext::system(
-            "apply",
-            uuid::Uuid::new_v4().to_string(),
-            FrontEnd::Scheduler,
-        );
-        let ctx = self.session(&cx).await?;
-        let sqls: Vec<String> = checked
+        let sqls = checked
             .iter()
             .map(|(_, spec, _)| spec.sql.clone())
             .collect();
-        // Every query planned in one piece of work on the query runtime.
         let planned = self
-            .engine()
-            .run(&ctx.clone(), async move {
-                let mut out = Vec::with_capacity(sqls.len());
-                for sql in sqls {
-                    out.push(
-                        tessera_query::plan_sql(&ctx, &sql)
-                            .await
-                            .map(|frame| std::sync::Arc::new(frame.schema().as_arrow().clone()))
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-                Ok(out)
+            .plan_transform_queries("apply", sqls, |frame| {
+                Ok(std::sync::Arc::new(frame.schema().as_arrow().clone()))
             })
             .await?;
         let mut problems = Vec::new();
@@ -343,6 +326,37 @@ impl Mesh {
         }
         Ok(problems)
     }
+
+    /// Plans each of `sqls` (transforms' queries) against the whole mesh as the system, for
+    /// `purpose`, and takes what `read` wants of each plan; a query that does not plan gives
+    /// its error. Every query is planned in one piece of work on the query runtime (a
+    /// session's work ends with its token).
+    pub(crate) async fn plan_transform_queries<T: Send + 'static>(
+        &self,
+        purpose: &str,
+        sqls: Vec<String>,
+        read: fn(&datafusion::prelude::DataFrame) -> std::result::Result<T, String>,
+    ) -> Result<Vec<std::result::Result<T, String>>> {
+        let cx = RequestContext::system(
+            purpose,
+            uuid::Uuid::new_v4().to_string(),
+            FrontEnd::Scheduler,
+        );
+        let ctx = self.session(&cx).await?;
+        self.engine()
+            .run(&ctx.clone(), async move {
+                let mut out = Vec::with_capacity(sqls.len());
+                for sql in sqls {
+                    out.push(match tessera_query::plan_sql(&ctx, &sql).await {
+                        Ok(frame) => read(&frame),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(ServiceError::from)
+    }
 }
 
 /// Why a query's `result` columns cannot be written to a dataset of `schema`: a column the
@@ -353,8 +367,16 @@ fn result_problem(result: &arrow::datatypes::SchemaRef, schema: &DatasetSchema) 
         Ok(contract) => contract,
         Err(e) => return Some(e.to_string()),
     };
-    if let Err(e) = tessera_ingest::check_columns(result, &contract) {
-        return Some(e.to_string().replacen("the file has", "it has", 1));
+    match tessera_ingest::check_columns(result, &contract) {
+        Ok(()) => {}
+        Err(tessera_ingest::IngestError::UnknownColumns { unknown, expected }) => {
+            return Some(format!(
+                "it has columns the contract does not declare: {}; expected some of: {}",
+                unknown.join(", "),
+                expected.join(", ")
+            ));
+        }
+        Err(e) => return Some(e.to_string()),
     }
     let missing: Vec<&str> = schema
         .columns

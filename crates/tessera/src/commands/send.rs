@@ -62,7 +62,7 @@ pub async fn run(client: &Client, dataset: &str, file: &str, batch_events: u32) 
     let mut body = Vec::new();
     // The file line of each event in the request being filled.
     let mut lines: Vec<usize> = Vec::new();
-    let batch_events = batch_events.max(1) as usize;
+    let batch_events = batch_events as usize;
     for (number, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read line {} of {file}", number + 1))?;
         if line.trim().is_empty() {
