@@ -28,8 +28,15 @@ pub enum Materialization {
     /// key the table holds replaces it, the others are added. With a `watermark` (a column of
     /// the dataset), a run computes only the result's rows whose watermark is at or past the
     /// newest the table holds — the filter is planned into the query, so a daily aggregate
-    /// reads only the newest day's input and recomputes it, and the days after.
-    Merge { watermark: Option<Name> },
+    /// reads only the newest day's input and recomputes it, and the days after. With
+    /// `recompute_by` (a column of the primary key, which comes unchanged from the inputs'
+    /// columns), a run computes only the result's rows whose `recompute_by` value is one the
+    /// inputs' rows added since the last run hold — a per-customer aggregate recomputes the
+    /// customers with new orders. At most one of the two is given.
+    Merge {
+        watermark: Option<Name>,
+        recompute_by: Option<Name>,
+    },
 }
 
 impl fmt::Display for Materialization {
@@ -37,10 +44,15 @@ impl fmt::Display for Materialization {
         match self {
             Materialization::FullRefresh => f.write_str("full"),
             Materialization::Append { watermark } => write!(f, "append by {watermark}"),
-            Materialization::Merge { watermark: None } => f.write_str("merge"),
             Materialization::Merge {
                 watermark: Some(watermark),
+                ..
             } => write!(f, "merge from the newest {watermark}"),
+            Materialization::Merge {
+                recompute_by: Some(key),
+                ..
+            } => write!(f, "merge by the {key}s of new input rows"),
+            Materialization::Merge { .. } => f.write_str("merge"),
         }
     }
 }

@@ -393,7 +393,8 @@ fn result_problem(result: &arrow::datatypes::SchemaRef, schema: &DatasetSchema) 
 }
 
 /// What keeps `materialization` from writing a dataset of `schema`: a merge needs the
-/// contract's primary key to merge by, an append a watermark column the dataset has.
+/// contract's primary key to merge by (and its `recompute_by` is a column of it), an append a
+/// watermark column the dataset has.
 pub(crate) fn materialization_problem(
     schema: &DatasetSchema,
     materialization: &Materialization,
@@ -405,10 +406,25 @@ pub(crate) fn materialization_problem(
         Materialization::Append { watermark }
         | Materialization::Merge {
             watermark: Some(watermark),
+            ..
         } if schema.column(watermark.as_str()).is_none() => Some(format!(
             "the watermark {:?} is not a column of the dataset: a run computes the rows from the newest value of one of its columns",
             watermark.as_str()
         )),
+        // The rows a run recomputes replace the table's rows of the same keys: the keys must
+        // be the merge's, or a recomputed row could replace a row of a key left as it was.
+        Materialization::Merge {
+            recompute_by: Some(key),
+            ..
+        } if !schema
+            .column(key.as_str())
+            .is_some_and(|c| c.primary_key) =>
+        {
+            Some(format!(
+                "recompute_by {:?} is not a column of the contract's primary key: a run replaces the rows of the keys it recomputes, found by the primary key",
+                key.as_str()
+            ))
+        }
         _ => None,
     }
 }

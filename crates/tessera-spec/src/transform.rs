@@ -7,6 +7,7 @@
 //! -- description: Engagement events without the bots' traffic.
 //! -- materialize: append        (full | append | merge; default full)
 //! -- watermark: occurred_at     (append: the column new rows are found by)
+//! -- recompute_by: customer_id  (merge: recompute only the keys the inputs' new rows hold)
 //! -- every: 1h                  (also run on an interval; default: no interval)
 //! -- on_upstream: true          (run after a dataset it reads commits; default true)
 //! SELECT … FROM artwork_engagement.engagement.events_raw WHERE NOT is_bot
@@ -25,10 +26,11 @@ use tessera_core::{
 use crate::error::{Diagnostic, Result, SpecError};
 
 /// The header keys a transform file may give.
-pub const TRANSFORM_KEYS: [&str; 5] = [
+pub const TRANSFORM_KEYS: [&str; 6] = [
     "description",
     "materialize",
     "watermark",
+    "recompute_by",
     "every",
     "on_upstream",
 ];
@@ -107,11 +109,32 @@ pub fn transform_from_file(file: &str, text: &str) -> Result<TransformSpec> {
         },
         None => None,
     };
+    let recompute_by = match field("recompute_by") {
+        Some((line, _, value)) => match Name::parse(value) {
+            Ok(name) => Some((line, name)),
+            Err(e) => {
+                problems.push(problem(Some(line), "recompute_by", e.to_string()));
+                None
+            }
+        },
+        None => None,
+    };
     let materialization = match field("materialize").map(|(line, _, v)| (line, v)) {
         None | Some((_, "full")) => Some(Materialization::FullRefresh),
-        Some((_, "merge")) => Some(Materialization::Merge {
-            watermark: watermark.as_ref().map(|(_, name)| name.clone()),
-        }),
+        Some((_, "merge")) => match (&watermark, &recompute_by) {
+            (Some(_), Some((line, _))) => {
+                problems.push(problem(
+                    Some(*line),
+                    "recompute_by",
+                    "a merge recomputes from its watermark or by the keys of new input rows, not both: keep one of `watermark` and `recompute_by`".to_string(),
+                ));
+                None
+            }
+            _ => Some(Materialization::Merge {
+                watermark: watermark.as_ref().map(|(_, name)| name.clone()),
+                recompute_by: recompute_by.as_ref().map(|(_, name)| name.clone()),
+            }),
+        },
         Some((line, "append")) => match &watermark {
             Some((_, name)) => Some(Materialization::Append {
                 watermark: name.clone(),
@@ -142,6 +165,17 @@ pub fn transform_from_file(file: &str, text: &str) -> Result<TransformSpec> {
             "watermark",
             format!(
                 "a watermark is for `materialize: append` or `merge`; this transform is {m}: it recomputes everything"
+            ),
+        ));
+    }
+    if let (Some((line, _)), Some(m)) = (&recompute_by, &materialization)
+        && !matches!(m, Materialization::Merge { .. })
+    {
+        problems.push(problem(
+            Some(*line),
+            "recompute_by",
+            format!(
+                "recompute_by is for `materialize: merge`, which replaces the rows of the keys it recomputes; this transform is {m}"
             ),
         ));
     }
@@ -290,7 +324,7 @@ mod tests {
         assert_eq!(
             messages("transforms/t.sql", text),
             [
-                "transforms/t.sql:1: materialise: unknown header key \"materialise\"; a transform's header has description, materialize, watermark, every, on_upstream",
+                "transforms/t.sql:1: materialise: unknown header key \"materialise\"; a transform's header has description, materialize, watermark, recompute_by, every, on_upstream",
                 "transforms/t.sql:2: watermark: an append transform names the column its new rows are found by: add `-- watermark: COLUMN`",
                 "transforms/t.sql:3: every: `every: never` is not a duration above zero (e.g. 15m, 1h)",
                 "transforms/t.sql:4: on_upstream: on_upstream is true or false, not \"yes\"",
@@ -313,8 +347,39 @@ mod tests {
         assert_eq!(
             merge.materialization,
             Materialization::Merge {
-                watermark: Some(Name::parse("day").unwrap())
+                watermark: Some(Name::parse("day").unwrap()),
+                recompute_by: None,
             }
+        );
+        let by_key = transform_from_file(
+            "transforms/totals.sql",
+            "-- materialize: merge\n-- recompute_by: customer_id\nSELECT customer_id, count(*) AS n FROM a.b.c GROUP BY customer_id",
+        )
+        .unwrap();
+        assert_eq!(
+            by_key.materialization,
+            Materialization::Merge {
+                watermark: None,
+                recompute_by: Some(Name::parse("customer_id").unwrap()),
+            }
+        );
+        assert_eq!(
+            messages(
+                "t.sql",
+                "-- materialize: merge\n-- watermark: day\n-- recompute_by: day\nSELECT 1 AS day FROM a.b.c"
+            ),
+            [
+                "t.sql:3: recompute_by: a merge recomputes from its watermark or by the keys of new input rows, not both: keep one of `watermark` and `recompute_by`"
+            ]
+        );
+        assert_eq!(
+            messages(
+                "t.sql",
+                "-- materialize: append\n-- watermark: day\n-- recompute_by: day\nSELECT 1 AS day FROM a.b.c"
+            ),
+            [
+                "t.sql:3: recompute_by: recompute_by is for `materialize: merge`, which replaces the rows of the keys it recomputes; this transform is append by day"
+            ]
         );
     }
 

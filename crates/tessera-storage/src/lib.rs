@@ -8,6 +8,7 @@
 //! checkpoints, log cleanup and vacuum, see [`MaintenancePolicy`]) without holding up appends. It knows nothing of contracts, rules or
 //! SQL: callers hand it Arrow schemas and record batches.
 
+mod changes;
 pub mod durable;
 mod error;
 mod maintenance;

@@ -153,54 +153,6 @@ impl Storage {
         }
         Ok(report)
     }
-
-    /// Whether a commit after `version`, up to the table's latest, added or removed rows (a
-    /// compaction, a vacuum or a commit of positions alone do not). A commit that cannot be read
-    /// any more counts as a change.
-    pub async fn data_changed_since(&self, location: &str, version: i64) -> Result<bool> {
-        let Some(table) = self.fresh(location).await? else {
-            return Ok(true);
-        };
-        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
-        if latest < version {
-            return Ok(true);
-        }
-        // Far behind: measuring again is cheaper than reading every commit.
-        if latest - version > 64 {
-            return Ok(true);
-        }
-        let store = table.log_store();
-        for v in (version + 1)..=latest {
-            let Some(commit) = store
-                .read_commit_entry(v as u64)
-                .await
-                .map_err(|e| StorageError::delta(location, e))?
-            else {
-                return Ok(true);
-            };
-            if changes_data(&commit) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-}
-
-/// Whether a commit's actions add or remove rows: an `add` or `remove` with `dataChange`.
-fn changes_data(commit: &[u8]) -> bool {
-    commit
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .any(
-            |line| match serde_json::from_slice::<serde_json::Value>(line) {
-                Ok(action) => ["add", "remove", "cdc"].iter().any(|kind| {
-                    action.get(kind).is_some_and(|a| {
-                        a.get("dataChange").and_then(|d| d.as_bool()) != Some(false)
-                    })
-                }),
-                Err(_) => true,
-            },
-        )
 }
 
 /// The version of the table's newest checkpoint, from `_delta_log/_last_checkpoint`.
@@ -219,24 +171,4 @@ async fn last_checkpoint(table: &deltalake::DeltaTable) -> Option<i64> {
         .ok()?
         .get("version")?
         .as_i64()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::changes_data;
-
-    #[test]
-    fn compactions_and_positions_change_no_data() {
-        let optimize = br#"{"commitInfo":{"operation":"OPTIMIZE"}}
-{"add":{"path":"a.parquet","dataChange":false}}
-{"remove":{"path":"b.parquet","dataChange":false}}
-"#;
-        assert!(!changes_data(optimize));
-        let positions = br#"{"txn":{"appId":"tessera-events","version":9}}
-{"commitInfo":{"operation":"WRITE"}}
-"#;
-        assert!(!changes_data(positions));
-        let append = br#"{"add":{"path":"c.parquet","dataChange":true}}"#;
-        assert!(changes_data(append));
-    }
 }

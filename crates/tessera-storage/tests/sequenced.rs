@@ -310,3 +310,95 @@ async fn ids(storage: &Storage) -> Vec<i64> {
     })
     .collect()
 }
+
+/// The values one column holds in the rows added since a version: those of the appends after
+/// it, none when only positions were committed, and not known (`None`) once a commit rewrote
+/// rows — a transform then recomputes from the whole table.
+#[tokio::test]
+async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrites_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "shop/orders/orders";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("customer", DataType::Int64, true),
+    ]));
+    storage
+        .ensure_table(location, &schema, "orders", None)
+        .await
+        .unwrap();
+    let rows = |ids: Vec<i64>, customers: Vec<i64>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(Int64Array::from(customers)),
+            ],
+        )
+        .unwrap()
+    };
+    let first = storage
+        .append_sequenced(location, vec![rows(vec![1, 2], vec![10, 20])], &[])
+        .await
+        .unwrap()
+        .version
+        .unwrap();
+    let added = |since: i64| {
+        let storage = &storage;
+        async move {
+            storage
+                .values_added_since(location, since, "customer")
+                .await
+                .unwrap()
+                .map(|arrays| {
+                    let mut values: Vec<i64> = arrays
+                        .iter()
+                        .flat_map(|a| {
+                            a.as_any()
+                                .downcast_ref::<Int64Array>()
+                                .unwrap()
+                                .values()
+                                .to_vec()
+                        })
+                        .collect();
+                    values.sort();
+                    values
+                })
+        }
+    };
+    assert_eq!(added(first).await, Some(vec![]), "nothing since");
+    storage
+        .append_sequenced(location, vec![rows(vec![3], vec![30])], &[])
+        .await
+        .unwrap();
+    storage
+        .append_sequenced(
+            location,
+            vec![RecordBatch::new_empty(schema.clone())],
+            &[("run", 1)],
+        )
+        .await
+        .unwrap();
+    storage
+        .append_sequenced(location, vec![rows(vec![4, 5], vec![20, 40])], &[])
+        .await
+        .unwrap();
+    assert_eq!(added(first).await, Some(vec![20, 30, 40]));
+    assert_eq!(added(first - 1).await, Some(vec![10, 20, 20, 30, 40]));
+    assert_eq!(
+        storage
+            .values_added_since(location, first, "no_such_column")
+            .await
+            .unwrap(),
+        None
+    );
+    let replaced = storage
+        .replace_sequenced(location, vec![rows(vec![6], vec![60])], &[])
+        .await
+        .unwrap()
+        .version
+        .unwrap();
+    assert_eq!(added(first).await, None, "an overwrite rewrote rows");
+    assert_eq!(added(replaced).await, Some(vec![]));
+}
