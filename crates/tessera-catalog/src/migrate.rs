@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/0018_source_quarantine_counts.sql"),
     ),
+    (
+        19,
+        include_str!("../migrations/0019_transform_run_notes.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<()> {

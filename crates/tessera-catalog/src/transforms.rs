@@ -117,6 +117,9 @@ pub struct TransformRunRecord {
     /// The datasets it read, each at the table version it read: `d.p.x@3, d.p.y@7`.
     pub inputs: String,
     pub error: Option<String>,
+    /// What the run says beside its outcome: why a merge by the keys of new input rows
+    /// recomputed everything.
+    pub note: Option<String>,
 }
 
 /// Which transforms' runs: each part that is given narrows them (all: every transform).
@@ -139,7 +142,7 @@ impl<'a> RunsOf<'a> {
     }
 }
 
-const RUN_SELECT: &str = "SELECT run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error FROM transform_runs";
+const RUN_SELECT: &str = "SELECT run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error, note FROM transform_runs";
 
 fn run_row(row: &AnyRow) -> Result<TransformRunRecord> {
     Ok(TransformRunRecord {
@@ -158,6 +161,7 @@ fn run_row(row: &AnyRow) -> Result<TransformRunRecord> {
         table_version: row.try_get("table_version")?,
         inputs: row.try_get("inputs")?,
         error: row.try_get("error")?,
+        note: row.try_get("note")?,
     })
 }
 
@@ -165,8 +169,8 @@ impl Catalog {
     /// Stores a transform run as it ended.
     pub async fn record_transform_run(&self, run: &TransformRunRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO transform_runs (run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "INSERT INTO transform_runs (run_id, domain, product, dataset, trigger, mode, status, principal, started_at, duration_ms, rows_in, rows_out, table_version, inputs, error, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(run.run_id.clone())
         .bind(run.domain.clone())
@@ -183,6 +187,7 @@ impl Catalog {
         .bind(run.table_version)
         .bind(run.inputs.clone())
         .bind(run.error.clone())
+        .bind(run.note.clone())
         .execute(&self.pool)
         .await?;
         Ok(())

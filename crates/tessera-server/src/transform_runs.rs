@@ -74,6 +74,24 @@ fn input_app_id(input: &DatasetRef) -> String {
     format!("tessera-transform-input:{input}")
 }
 
+/// The Delta application id under which a computed dataset's table records which query computed
+/// it (a fingerprint of the transform's text): rows computed by another query are not kept by
+/// a run that recomputes only some keys.
+const QUERY_APP_ID: &str = "tessera-transform-query";
+
+/// A transform's text as a Delta application transaction's version: the first eight bytes of
+/// its SHA-256, as a number at or above zero.
+fn query_fingerprint(sql: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sql.as_bytes());
+    let bytes: [u8; 8] = digest[..8].try_into().expect("eight bytes of a digest");
+    i64::from_be_bytes(bytes) & i64::MAX
+}
+
+/// Past this many keys to recompute, a merge by the keys of new input rows recomputes the whole
+/// dataset instead: a filter of that many values costs more than it saves.
+const MAX_RECOMPUTED_KEYS: usize = 65_536;
+
 fn parse(record: &TransformRecord) -> Result<TransformSpec> {
     tessera_spec::transform_from_file(&record.file_name, &record.source).map_err(|e| {
         ServiceError::Internal(format!(
@@ -183,6 +201,25 @@ struct Observed {
     lineage: Option<tessera_core::QueryLineage>,
     /// The gate's checks, measured on the dataset as the run would leave it.
     assertions: Vec<tessera_quality::CheckResult>,
+    /// Why a run that recomputes only some keys recomputed everything instead (its mode is
+    /// then `full`).
+    recomputed_all: Option<String>,
+}
+
+/// An input as a run read it: where its table is, at which version (none: no table yet).
+struct InputRead {
+    input: DatasetRef,
+    location: String,
+    version: Option<i64>,
+}
+
+/// `key IN (values)`: the result's rows of the keys a run recomputes (no value: no row).
+fn key_filter(key: &str, values: &[ScalarValue]) -> Expr {
+    if values.is_empty() {
+        return lit(false);
+    }
+    Expr::Column(Column::new_unqualified(key))
+        .in_list(values.iter().cloned().map(lit).collect(), false)
 }
 
 /// What a run did, for its record.
@@ -237,6 +274,11 @@ impl Mesh {
             .compute(cx, &spec, &target, full_refresh, &mut observed)
             .await;
         let inputs = &observed.inputs;
+        let mode = if observed.recomputed_all.is_some() {
+            "full"
+        } else {
+            mode
+        };
         let mut run = TransformRunRecord {
             run_id: run_id.clone(),
             domain: record.domain.clone(),
@@ -248,6 +290,10 @@ impl Mesh {
             started_at: tessera_catalog::store_time(started),
             duration_ms: clock.elapsed().as_millis() as i64,
             inputs: inputs.join(", "),
+            note: observed
+                .recomputed_all
+                .as_ref()
+                .map(|why| format!("recomputed everything: {why}")),
             ..Default::default()
         };
         let location = schemas
@@ -330,12 +376,17 @@ impl Mesh {
         // watermark is kept in files small enough that a run rewrites only its newest ones.
         if matches!(
             spec.materialization,
-            Materialization::Merge { watermark: Some(_) }
+            Materialization::Merge {
+                watermark: Some(_),
+                ..
+            }
         ) {
             self.storage.size_files_for_merges(&record.location).await?;
         }
 
-        let mut positions: Vec<(String, i64)> = Vec::new();
+        let mut positions: Vec<(String, i64)> =
+            vec![(QUERY_APP_ID.to_string(), query_fingerprint(&spec.sql))];
+        let mut read_at = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             let input_record = self.dataset_record(input).await?;
             let version = self
@@ -350,15 +401,39 @@ impl Mesh {
             if let Some(v) = version {
                 positions.push((input_app_id(input), v));
             }
+            read_at.push(InputRead {
+                input: input.clone(),
+                location: input_record.location,
+                version,
+            });
         }
-        let positions: Vec<(&str, i64)> = positions.iter().map(|(a, v)| (a.as_str(), *v)).collect();
         let looked_up_ms = clock.elapsed().as_millis();
 
-        let materialization = if full_refresh {
+        let mut materialization = if full_refresh {
             &Materialization::FullRefresh
         } else {
             &spec.materialization
         };
+        // A merge by the keys of new input rows: the keys those rows hold, or (not known, or
+        // too many) everything recomputed, as a full refresh.
+        let scope = match materialization {
+            Materialization::Merge {
+                recompute_by: Some(key),
+                ..
+            } => match self
+                .keys_to_recompute(&owner, spec, &record, key.as_str(), &read_at)
+                .await?
+            {
+                Ok(values) => Some((key.to_string(), values)),
+                Err(why) => {
+                    observed.recomputed_all = Some(why);
+                    materialization = &Materialization::FullRefresh;
+                    None
+                }
+            },
+            _ => None,
+        };
+        let positions: Vec<(&str, i64)> = positions.iter().map(|(a, v)| (a.as_str(), *v)).collect();
         let keys: Vec<String> = schema
             .columns
             .iter()
@@ -379,6 +454,7 @@ impl Mesh {
                 .map(|newest| (watermark.to_string(), newest, false)),
             Materialization::Merge {
                 watermark: Some(watermark),
+                ..
             } => self
                 .newest(&owner, target, watermark.as_str())
                 .await?
@@ -388,8 +464,13 @@ impl Mesh {
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
+        let only_keys = scope.as_ref().map(|(key, values)| key_filter(key, values));
         let refine: tessera_query::Refine = Box::new(move |df| {
             let _ = lineage_tx.send(tessera_query::query_lineage(df.logical_plan()).ok());
+            let df = match only_keys {
+                Some(filter) => df.filter(filter)?,
+                None => df,
+            };
             match past {
                 Some((column, newest, from)) => {
                     let column = Expr::Column(Column::new_unqualified(column));
@@ -446,6 +527,26 @@ impl Mesh {
                 prepared.rows,
                 first_reason(&prepared.quarantine)
             )));
+        }
+        // The recomputed keys' rows replace the table's: a row the table holds for one of them
+        // that the run did not compute again (a group a filter now leaves out) would stay, so
+        // then the whole dataset is recomputed instead.
+        if let Some((key, values)) = &scope
+            && !values.is_empty()
+        {
+            let left = self
+                .rows_not_recomputed(&owner, target, key, values, &keys, &prepared.valid)
+                .await?;
+            if left > 0 {
+                drop(_one_writer);
+                *observed = Observed {
+                    recomputed_all: Some(format!(
+                        "{left} row(s) of the recomputed {key}s were not computed again: a merge would keep them"
+                    )),
+                    ..Observed::default()
+                };
+                return Box::pin(self.compute(cx, spec, target, true, observed)).await;
+            }
         }
         let prepared_ms = clock.elapsed().as_millis();
         let gate_mode = match materialization {
@@ -534,6 +635,152 @@ impl Mesh {
             rows_out: rows_out as i64,
             table_version: outcome.version,
         })
+    }
+
+    /// The values of `key` whose rows a merge by the keys of new input rows recomputes: those
+    /// the rows its inputs added since the dataset was last computed hold, in the input columns
+    /// `key` comes from unchanged (the query's lineage). `Err` says why everything is recomputed
+    /// instead: the dataset was never computed, or by another query; an input that moved
+    /// rewrote rows rather than adding them, or does not give `key` unchanged; too many keys.
+    async fn keys_to_recompute(
+        &self,
+        owner: &RequestContext,
+        spec: &TransformSpec,
+        record: &tessera_catalog::DatasetRecord,
+        key: &str,
+        read_at: &[InputRead],
+    ) -> Result<std::result::Result<Vec<ScalarValue>, String>> {
+        let ids: Vec<String> = std::iter::once(QUERY_APP_ID.to_string())
+            .chain(read_at.iter().map(|r| input_app_id(&r.input)))
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let computed_at = self.storage.sequences(&record.location, &ids).await?;
+        if computed_at[0] != Some(query_fingerprint(&spec.sql)) {
+            return Ok(Err(
+                "the dataset was not computed by this query before".to_string()
+            ));
+        }
+        let moved: Vec<(&InputRead, i64)> = read_at
+            .iter()
+            .zip(&computed_at[1..])
+            .filter_map(|(read, then)| match (read.version, then) {
+                (Some(now), Some(then)) if now == *then => None,
+                (_, then) => Some((read, then.unwrap_or(-1))),
+            })
+            .collect();
+        if moved.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        // Which input columns the key comes from unchanged, from the query's plan.
+        let ctx = self.session(owner).await?;
+        let sql = spec.sql.clone();
+        let lineage = self
+            .engine()
+            .run(&ctx.clone(), async move {
+                let frame = tessera_query::plan_sql(&ctx, &sql).await?;
+                Ok(tessera_query::query_lineage(frame.logical_plan()).ok())
+            })
+            .await
+            .map_err(|e| ServiceError::from(e).with_context("planning the transform"))?;
+        let sources: Vec<tessera_core::ColumnRef> = lineage
+            .as_ref()
+            .and_then(|l| l.columns.iter().find(|(name, _)| name == key))
+            .map(|(_, sources)| {
+                sources
+                    .iter()
+                    .filter(|(_, how)| how.contains(&tessera_core::Derivation::Identity))
+                    .map(|(column, _)| column.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut keys = std::collections::HashSet::new();
+        for (read, then) in moved {
+            let name = read.input.to_string();
+            let from: Vec<&tessera_core::ColumnRef> =
+                sources.iter().filter(|c| c.dataset == name).collect();
+            if from.is_empty() {
+                return Ok(Err(format!(
+                    "{name} moved, and {key} does not come unchanged from a column of it"
+                )));
+            }
+            for column in from {
+                let Some(arrays) = self
+                    .storage
+                    .values_added_since(&read.location, then, &column.column)
+                    .await?
+                else {
+                    return Ok(Err(format!(
+                        "{name} changed rows since the last run, not only added them"
+                    )));
+                };
+                for array in arrays {
+                    for i in 0..array.len() {
+                        if array.is_valid(i) {
+                            keys.insert(ScalarValue::try_from_array(&array, i).map_err(|e| {
+                                ServiceError::Internal(format!("a key of {name}: {e}"))
+                            })?);
+                        }
+                    }
+                    if keys.len() > MAX_RECOMPUTED_KEYS {
+                        return Ok(Err(format!(
+                            "the new rows hold more than {MAX_RECOMPUTED_KEYS} {key}s"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(Ok(keys.into_iter().collect()))
+    }
+
+    /// How many of the table's rows of the recomputed `values` of `key` the run's `result` does
+    /// not hold again (by the contract's primary key `primary`).
+    async fn rows_not_recomputed(
+        &self,
+        owner: &RequestContext,
+        target: &DatasetRef,
+        key: &str,
+        values: &[ScalarValue],
+        primary: &[String],
+        result: &RecordBatch,
+    ) -> Result<usize> {
+        use datafusion::prelude::JoinType;
+        let ctx = self.session(owner).await?;
+        let (table, filter, primary, result) = (
+            target.to_string(),
+            key_filter(key, values),
+            primary.to_vec(),
+            result.clone(),
+        );
+        self.engine()
+            .run(&ctx.clone(), async move {
+                let failed = tessera_query::QueryError::from_datafusion;
+                let side = |side: &str, k: &str| Expr::Column(Column::new(Some(side), k));
+                let names: Vec<&str> = primary.iter().map(String::as_str).collect();
+                let held = ctx
+                    .table(table.as_str())
+                    .await
+                    .map_err(failed)?
+                    .filter(filter)
+                    .and_then(|f| f.select_columns(&names))
+                    .and_then(|f| f.alias("held"))
+                    .map_err(failed)?;
+                let computed = ctx
+                    .read_batch(result)
+                    .and_then(|f| f.select_columns(&names))
+                    .and_then(|f| f.alias("computed"))
+                    .map_err(failed)?;
+                let on: Vec<Expr> = names
+                    .iter()
+                    .map(|k| side("held", k).eq(side("computed", k)))
+                    .collect();
+                held.join_on(computed, JoinType::LeftAnti, on)
+                    .map_err(failed)?
+                    .count()
+                    .await
+                    .map_err(failed)
+            })
+            .await
+            .map_err(|e| ServiceError::from(e).with_context("comparing the recomputed keys' rows"))
     }
 
     /// The contracts' schemas of a transform's output and inputs, for its events (a dataset
@@ -873,6 +1120,7 @@ fn run_view(run: TransformRunRecord) -> TransformRunView {
             .map(str::to_string)
             .collect(),
         error: run.error,
+        note: run.note,
     }
 }
 

@@ -1045,6 +1045,9 @@ pub struct TransformRunView {
     /// What it read, each dataset at the table version it read: `d.p.x@3`.
     pub inputs: Vec<String>,
     pub error: Option<String>,
+    /// What it says beside its outcome: why a merge by the keys of new input rows recomputed
+    /// everything (its mode is then `full`).
+    pub note: Option<String>,
 }
 
 /// Lineage reached from a dataset or a column, one way.

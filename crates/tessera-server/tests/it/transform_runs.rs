@@ -62,6 +62,26 @@ schema:
         logicalType: integer
       - name: amount
         logicalType: number
+  - name: small_customers
+    properties:
+      - name: customer_id
+        logicalType: string
+        primaryKey: true
+        required: true
+      - name: orders
+        logicalType: integer
+  - name: customer_orders
+    properties:
+      - name: customer_id
+        logicalType: string
+        primaryKey: true
+        required: true
+      - name: order_id
+        logicalType: integer
+        primaryKey: true
+        required: true
+      - name: recency
+        logicalType: integer
   - name: daily_amounts
     properties:
       - name: day
@@ -95,6 +115,29 @@ const DAILY_AMOUNTS: &str = "-- materialize: merge
 SELECT CAST(placed_at AS DATE) AS day, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount
 FROM shop.orders.orders
 GROUP BY CAST(placed_at AS DATE)";
+
+/// Merged by the keys of new orders: a new order recomputes its customer's count, and a
+/// customer with more than three orders leaves the result (its row must go).
+const SMALL_CUSTOMERS: &str = "-- materialize: merge
+-- recompute_by: customer_id
+SELECT customer_id, count(*) AS orders
+FROM shop.orders.orders
+GROUP BY customer_id
+HAVING count(*) <= 3";
+
+/// Merged by the keys of new orders: a window over each customer's orders, every one of them
+/// renumbered when one comes.
+const CUSTOMER_ORDERS: &str = "-- materialize: merge
+-- recompute_by: customer_id
+SELECT customer_id, order_id,
+       ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY order_id DESC) AS recency
+FROM shop.orders.orders";
+
+/// The transforms merged by the keys of new input rows, and the columns their rows are ordered by.
+const BY_KEY: [(&str, &str, &str); 2] = [
+    ("small_customers", SMALL_CUSTOMERS, "customer_id"),
+    ("customer_orders", CUSTOMER_ORDERS, "customer_id, order_id"),
+];
 
 /// Each computed dataset, its transform and the column its rows are ordered by.
 const TRANSFORMS: [(&str, &str, &str); 3] = [
@@ -278,14 +321,32 @@ proptest! {
             let server = mesh(Duration::ZERO).await;
             let mut all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
             all.push(("daily_amounts", DAILY_AMOUNTS));
+            all.extend(BY_KEY.iter().map(|(d, s, _)| (*d, *s)));
             apply_stats(&server, &all).await;
             for (i, csv) in csv_batches(&batches).iter().enumerate() {
                 ingest_orders(&server, csv).await;
                 let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
                 let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
-                assert_eq!(statuses, [&json!("succeeded"); 4], "{runs:?}");
+                assert_eq!(statuses, [&json!("succeeded"); 6], "{runs:?}");
                 let after = format!("upstream commit {}", i + 1);
                 assert_recomputed(&server, &after).await;
+                for (dataset, sql, order) in BY_KEY {
+                    let held = server
+                        .rows(&format!("SELECT * FROM stats.daily.{dataset} ORDER BY {order}"))
+                        .await;
+                    let from_scratch = server
+                        .rows(&format!("SELECT * FROM ({}) ORDER BY {order}", query_of(sql)))
+                        .await;
+                    assert_eq!(held, from_scratch, "{dataset} after {after}");
+                }
+                // The window's rows never go: after its first computation, each run merges the
+                // keys of the new orders alone.
+                let window = runs
+                    .iter()
+                    .find(|r| r["dataset"] == "stats.daily.customer_orders")
+                    .unwrap();
+                let wanted = if i == 0 { "full" } else { "merge" };
+                assert_eq!(window["mode"], wanted, "{window}");
                 let held = server
                     .rows("SELECT * FROM stats.daily.daily_amounts ORDER BY day")
                     .await;
@@ -405,6 +466,119 @@ async fn runs_are_recorded_with_their_rows_in_and_out_and_listed_newest_first(st
     assert_eq!(shipped["inputs"], json!(["shop.orders.orders"]));
     assert_eq!(shipped["triggers"], json!(["after an upstream commit"]));
     assert_eq!(shipped["last_run"]["mode"], json!("full"));
+}
+
+/// One order of customer `U0000000{customer}` as the shop's CSV has it.
+fn orders_of(customers: &[(u32, u8)]) -> String {
+    let mut csv = String::from("order_id,customer_id,amount,status,placed_at\n");
+    for (id, customer) in customers {
+        csv.push_str(&format!(
+            "{id},U0000000{customer},10.00,open,2026-03-01T10:00:{:02}Z\n",
+            id % 60
+        ));
+    }
+    csv
+}
+
+/// A merge by the keys of new input rows recomputes only the customers with new orders; it
+/// recomputes everything, and says why, the first time, after its query changed, and when a
+/// customer's row would have to go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_by_the_keys_of_new_rows_recomputes_only_those_keys() {
+    let server = mesh(Duration::ZERO).await;
+    apply_stats(&server, &[("small_customers", SMALL_CUSTOMERS)]).await;
+    let path = "/api/v1/transforms/stats/daily/small_customers/run";
+    let held = || async {
+        server
+            .rows(
+                "SELECT customer_id, orders FROM stats.daily.small_customers ORDER BY customer_id",
+            )
+            .await
+    };
+    ingest_orders(&server, &orders_of(&[(1, 1), (2, 1), (3, 1), (4, 2)])).await;
+    let first = run(&server, path).await;
+    assert_eq!(
+        (&first[0]["mode"], &first[0]["rows_out"], &first[0]["note"]),
+        (
+            &json!("full"),
+            &json!(2),
+            &json!("recomputed everything: the dataset was not computed by this query before")
+        ),
+        "{first:?}"
+    );
+
+    // A new order of customer 2: its row alone is computed and merged.
+    ingest_orders(&server, &orders_of(&[(5, 2)])).await;
+    let second = run(&server, path).await;
+    assert_eq!(
+        (
+            &second[0]["mode"],
+            &second[0]["rows_out"],
+            &second[0]["note"]
+        ),
+        (&json!("merge"), &json!(1), &json!(null)),
+        "{second:?}"
+    );
+    assert_eq!(
+        held().await,
+        [
+            json!({"customer_id": "U00000001", "orders": 3}),
+            json!({"customer_id": "U00000002", "orders": 2}),
+        ]
+    );
+
+    // Nothing new: nothing recomputed.
+    let idle = run(&server, path).await;
+    assert_eq!(
+        (&idle[0]["mode"], &idle[0]["rows_out"]),
+        (&json!("merge"), &json!(0))
+    );
+
+    // Customer 1's fourth order takes it out of the result: its row must go, which a merge
+    // would not do, so everything is recomputed.
+    ingest_orders(&server, &orders_of(&[(6, 1)])).await;
+    let third = run(&server, path).await;
+    assert_eq!(third[0]["mode"], json!("full"), "{third:?}");
+    assert_eq!(
+        third[0]["note"],
+        json!(
+            "recomputed everything: 1 row(s) of the recomputed customer_ids were not computed again: a merge would keep them"
+        )
+    );
+    assert_eq!(
+        held().await,
+        [json!({"customer_id": "U00000002", "orders": 2})]
+    );
+
+    // Another query: what the old one computed is not kept.
+    let changed = SMALL_CUSTOMERS.replace("<= 3", "<= 4");
+    apply_stats(&server, &[("small_customers", changed.as_str())]).await;
+    let fourth = run(&server, path).await;
+    assert_eq!(fourth[0]["mode"], json!("full"), "{fourth:?}");
+    assert_eq!(
+        held().await,
+        [
+            json!({"customer_id": "U00000001", "orders": 4}),
+            json!({"customer_id": "U00000002", "orders": 2}),
+        ]
+    );
+
+    // The key must be the merge's: a column outside the primary key is refused at apply.
+    let files = stats_folder(&[(
+        "customer_totals",
+        "-- materialize: merge\n-- recompute_by: orders\nSELECT customer_id, count(*) AS orders, CAST(sum(amount) AS DOUBLE) AS amount FROM shop.orders.orders GROUP BY customer_id",
+    )]);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_str()))
+        .collect();
+    let (status, body) = server.apply(&files, false).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("recompute_by \\\"orders\\\" is not a column of the contract's primary key"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ fn duration(ms: i64) -> String {
 fn runs_table(runs: &[TransformRunView]) -> String {
     let mut t = table(&[
         "STARTED", "DATASET", "TRIGGER", "MODE", "STATUS", "ROWS IN", "ROWS OUT", "DURATION",
-        "VERSION", "ERROR",
+        "VERSION", "ERROR", "NOTE",
     ]);
     for r in runs {
         t.add_row(vec![
@@ -41,6 +41,7 @@ fn runs_table(runs: &[TransformRunView]) -> String {
             duration(r.duration_ms),
             r.table_version.map_or("-".into(), |v| v.to_string()),
             r.error.clone().unwrap_or_else(|| "-".into()),
+            r.note.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     t.to_string()
