@@ -1,4 +1,6 @@
 -- description: Who owned each sold artwork when: its artist from the upload, then each buyer.
+-- Owners who took over at the same moment are ordered by their sale, so that every run numbers
+-- them alike.
 -- materialize: full
 WITH transfers AS (
   SELECT a.asset_id, a.artist_id AS owner_id, a.uploaded_at AS owned_from,
@@ -9,8 +11,11 @@ WITH transfers AS (
   SELECT asset_id, buyer_id, sold_at, sale_id
   FROM marketplace.provenance.sales
 )
-SELECT asset_id, owner_id, owned_from,
-       LEAD(owned_from) OVER (PARTITION BY asset_id ORDER BY owned_from) AS owned_until,
+SELECT asset_id,
+       ROW_NUMBER() OVER owners AS owner_number,
+       owner_id, owned_from,
+       LEAD(owned_from) OVER owners AS owned_until,
        acquired_by_sale
 FROM transfers
-ORDER BY asset_id, owned_from
+WINDOW owners AS (PARTITION BY asset_id ORDER BY owned_from, acquired_by_sale NULLS FIRST)
+ORDER BY asset_id, owner_number
