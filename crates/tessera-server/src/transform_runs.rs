@@ -665,6 +665,8 @@ impl Mesh {
             .zip(&computed_at[1..])
             .filter_map(|(read, then)| match (read.version, then) {
                 (Some(now), Some(then)) if now == *then => None,
+                // No table then or now: nothing was added.
+                (None, None) => None,
                 (_, then) => Some((read, then.unwrap_or(-1))),
             })
             .collect();

@@ -99,26 +99,16 @@ pub fn transform_from_file(file: &str, text: &str) -> Result<TransformSpec> {
     }
     let field = |key: &str| fields.iter().find(|(_, k, _)| *k == key).copied();
 
-    let watermark = match field("watermark") {
-        Some((line, _, value)) => match Name::parse(value) {
-            Ok(name) => Some((line, name)),
-            Err(e) => {
-                problems.push(problem(Some(line), "watermark", e.to_string()));
-                None
-            }
-        },
-        None => None,
+    // A column named by a header key, with its line.
+    let mut column_field = |key: &str| {
+        let (line, _, value) = field(key)?;
+        Name::parse(value)
+            .map(|name| (line, name))
+            .map_err(|e| problems.push(problem(Some(line), key, e.to_string())))
+            .ok()
     };
-    let recompute_by = match field("recompute_by") {
-        Some((line, _, value)) => match Name::parse(value) {
-            Ok(name) => Some((line, name)),
-            Err(e) => {
-                problems.push(problem(Some(line), "recompute_by", e.to_string()));
-                None
-            }
-        },
-        None => None,
-    };
+    let watermark = column_field("watermark");
+    let recompute_by = column_field("recompute_by");
     let materialization = match field("materialize").map(|(line, _, v)| (line, v)) {
         None | Some((_, "full")) => Some(Materialization::FullRefresh),
         Some((_, "merge")) => match (&watermark, &recompute_by) {
