@@ -74,6 +74,12 @@ fn input_app_id(input: &DatasetRef) -> String {
     format!("tessera-transform-input:{input}")
 }
 
+/// How long an upstream commit waits to start a run again after `failures` runs in a row failed
+/// for a passing reason: 1 s, doubling, at most a minute.
+fn retry_wait(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
 /// The Delta application id under which a computed dataset's table records which query computed
 /// it (a fingerprint of the transform's text): rows computed by another query are not kept by
 /// a run that recomputes only some keys.
@@ -126,6 +132,10 @@ pub(crate) struct TransformRunners {
     /// contracts change, the interval comes, or someone runs it by hand. A run that failed for
     /// a passing reason (a busy server, storage down) forgets its start and is retried.
     started_for: Mutex<HashMap<DatasetRef, StartedFor>>,
+    /// Per computed dataset whose last runs failed for a passing reason: how many in a row, and
+    /// when an upstream commit may start the next (the wait doubles each time, see
+    /// [`retry_wait`]), so a busy server is not asked again at every look.
+    retrying: Mutex<HashMap<DatasetRef, (u32, Instant)>>,
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
     running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
@@ -174,12 +184,36 @@ impl TransformRunners {
             .collect()
     }
 
-    /// Lets the next look start a run for `target` again, whatever the last was started for.
+    /// Lets a later look start a run for `target` again, whatever the last was started for —
+    /// once the wait after this many failures in a row has passed.
     fn forget_start(&self, target: &DatasetRef) {
         self.started_for
             .lock()
             .expect("transform runs started")
             .remove(target);
+        let mut retrying = self.retrying.lock().expect("transform runs retrying");
+        let failures = retrying.get(target).map_or(0, |(n, _)| *n) + 1;
+        retrying.insert(
+            target.clone(),
+            (failures, Instant::now() + retry_wait(failures)),
+        );
+    }
+
+    /// A run of `target` ended otherwise than for a passing reason: no wait before the next.
+    fn stop_retrying(&self, target: &DatasetRef) {
+        self.retrying
+            .lock()
+            .expect("transform runs retrying")
+            .remove(target);
+    }
+
+    /// Whether `target` waits before an upstream commit may start it again.
+    fn waits_to_retry(&self, target: &DatasetRef) -> bool {
+        self.retrying
+            .lock()
+            .expect("transform runs retrying")
+            .get(target)
+            .is_some_and(|(_, not_before)| Instant::now() < *not_before)
     }
 
     fn run_lock(&self, target: &DatasetRef) -> Arc<tokio::sync::Mutex<()>> {
@@ -321,6 +355,7 @@ impl Mesh {
         .await;
         match outcome {
             Ok(done) => {
+                self.transform_runners.stop_retrying(&target);
                 run.status = "succeeded".into();
                 run.rows_in = done.rows_in;
                 run.rows_out = done.rows_out;
@@ -329,9 +364,11 @@ impl Mesh {
             }
             Err(e) => {
                 if e.is_transient() {
-                    // Only a refusal would come again: a busy or failing server is retried at
-                    // the next look, as if the run had not started.
+                    // Only a refusal would come again: a busy or failing server is retried, as
+                    // if the run had not started, after a wait that grows while it fails.
                     self.transform_runners.forget_start(&target);
+                } else {
+                    self.transform_runners.stop_retrying(&target);
                 }
                 run.status = "failed".into();
                 run.error = Some(e.to_string());
@@ -983,6 +1020,9 @@ impl Mesh {
         record: &TransformRecord,
         spec: &TransformSpec,
     ) -> Result<bool> {
+        if self.transform_runners.waits_to_retry(target) {
+            return Ok(false);
+        }
         // Nothing waiting to settle, no commit into an input since its tables were last read,
         // and read recently: nothing moved, and no table's log is read.
         let counts = self.transform_runners.commit_counts(&spec.inputs);
@@ -1278,5 +1318,16 @@ impl TransformsService for Mesh {
             })
             .map(run_view)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_failing_for_a_passing_reason_waits_longer_each_time_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| retry_wait(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

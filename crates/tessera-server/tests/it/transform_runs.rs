@@ -864,6 +864,85 @@ async fn a_failed_run_waits_for_what_it_depends_on_to_change_before_it_runs_agai
     assert_eq!(runs.len(), tried.len() + 2, "{runs:?}");
 }
 
+/// A run that failed for a passing reason — every query slot taken, so its query was refused
+/// as busy — is tried again at the next look, with the same inputs, and succeeds once a slot
+/// is free: only a refusal waits for something to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_failed_for_a_passing_reason_is_tried_again_with_the_same_inputs() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::from_millis(100);
+        c.transform_debounce = tessera_server::Debounce {
+            quiet: Duration::ZERO,
+            recheck: Duration::from_millis(200),
+            ..Default::default()
+        };
+        c.query.timeout_seconds = 3;
+        c.query.concurrency = 1;
+        c.query.queue_length = 0;
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+    grant_stats_team(&server).await;
+    // The transform just applied computes its dataset from the empty orders first.
+    wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["status"] == "succeeded")
+    })
+    .await;
+    // A slow query holds the only query slot until its time limit.
+    let heavy = "SELECT count(*) FROM generate_series(1, 200000) a CROSS JOIN generate_series(1, 200000) b WHERE a.value + b.value = 7";
+    let slow = {
+        let (http, url) = (server.http.clone(), server.url.clone());
+        tokio::spawn(async move {
+            http.post(format!("{url}/api/v1/query"))
+                .json(&json!({ "sql": heavy }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    let busy = wait_for_runs(&server, "customer_totals", |runs| {
+        runs.iter().any(|r| r["status"] == "failed")
+    })
+    .await;
+    assert_eq!(
+        busy[0]["inputs"],
+        json!(["shop.orders.orders@1"]),
+        "{busy:?}"
+    );
+    let failed = busy.iter().find(|r| r["status"] == "failed").unwrap();
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("--query-concurrency"),
+        "{failed}"
+    );
+    assert_eq!(
+        slow.await.unwrap(),
+        422,
+        "the slow query ends at its time limit"
+    );
+    // No commit upstream since: the same inputs start it again, and it succeeds.
+    let runs = wait_for_runs(&server, "customer_totals", |runs| {
+        runs[0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(
+        (&runs[0]["inputs"], &runs[0]["rows_out"]),
+        (&failed["inputs"], &json!(3)),
+        "{runs:?}"
+    );
+    // Tried again after a wait that doubles (1 s, 2 s, …), not at every look (every 100 ms
+    // here): a few failed runs over the three seconds the slot was taken, not thirty.
+    let failures = runs.iter().filter(|r| r["status"] == "failed").count();
+    assert!((1..=4).contains(&failures), "{runs:?}");
+}
+
 /// A commit another process makes into an input (a Delta writer outside this server) is
 /// noticed without this server's own commit counts, once the recheck interval has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
