@@ -461,27 +461,9 @@ async fn queries_past_their_time_limit_are_cancelled_and_admission_is_bounded() 
     })
     .await;
     let heavy = "SELECT count(*) FROM generate_series(1, 200000) a CROSS JOIN generate_series(1, 200000) b WHERE a.value + b.value = 7";
-    let running = {
-        let (http, url) = (server.http.clone(), server.url.clone());
-        tokio::spawn(async move {
-            http.post(format!("{url}/api/v1/query"))
-                .json(&json!({ "sql": heavy }))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
+    let running = query_in_background(&server, heavy);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let queued = {
-        let (http, url) = (server.http.clone(), server.url.clone());
-        tokio::spawn(async move {
-            http.post(format!("{url}/api/v1/query"))
-                .json(&json!({ "sql": heavy }))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
+    let queued = query_in_background(&server, heavy);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let refused = server
         .http

@@ -462,6 +462,22 @@ schema:
         classification: pii
 "#;
 
+/// Posts `sql` to the query API as the admin in a task of its own, so that a slow query holds a
+/// query slot while the test goes on; the task ends with the query's answer.
+pub fn query_in_background(
+    server: &TestServer,
+    sql: &str,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let (http, url, sql) = (server.http.clone(), server.url.clone(), sql.to_string());
+    tokio::spawn(async move {
+        http.post(format!("{url}/api/v1/query"))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .unwrap()
+    })
+}
+
 pub fn shop_folder() -> Vec<(&'static str, &'static str)> {
     vec![
         ("shop/product.odps.yaml", SHOP_PRODUCT),

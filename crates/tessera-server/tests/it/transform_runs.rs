@@ -891,18 +891,7 @@ async fn a_run_that_failed_for_a_passing_reason_is_tried_again_with_the_same_inp
     .await;
     // A slow query holds the only query slot until its time limit.
     let heavy = "SELECT count(*) FROM generate_series(1, 200000) a CROSS JOIN generate_series(1, 200000) b WHERE a.value + b.value = 7";
-    let slow = {
-        let (http, url) = (server.http.clone(), server.url.clone());
-        tokio::spawn(async move {
-            http.post(format!("{url}/api/v1/query"))
-                .json(&json!({ "sql": heavy }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let slow = query_in_background(&server, heavy);
     tokio::time::sleep(Duration::from_millis(300)).await;
     ingest_orders(&server, ORDERS_CSV).await;
     let busy = wait_for_runs(&server, "customer_totals", |runs| {
@@ -923,7 +912,7 @@ async fn a_run_that_failed_for_a_passing_reason_is_tried_again_with_the_same_inp
         "{failed}"
     );
     assert_eq!(
-        slow.await.unwrap(),
+        slow.await.unwrap().status().as_u16(),
         422,
         "the slow query ends at its time limit"
     );
