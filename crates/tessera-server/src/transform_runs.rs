@@ -184,9 +184,9 @@ impl TransformRunners {
             .collect()
     }
 
-    /// Lets a later look start a run for `target` again, whatever the last was started for —
-    /// once the wait after this many failures in a row has passed.
-    fn forget_start(&self, target: &DatasetRef) {
+    /// A run of `target` failed for a passing reason: a later look may start it again, whatever
+    /// the last was started for, once the wait after this many such failures in a row passed.
+    fn failed_for_a_passing_reason(&self, target: &DatasetRef) {
         self.started_for
             .lock()
             .expect("transform runs started")
@@ -366,7 +366,7 @@ impl Mesh {
                 if e.is_transient() {
                     // Only a refusal would come again: a busy or failing server is retried, as
                     // if the run had not started, after a wait that grows while it fails.
-                    self.transform_runners.forget_start(&target);
+                    self.transform_runners.failed_for_a_passing_reason(&target);
                 } else {
                     self.transform_runners.stop_retrying(&target);
                 }
@@ -421,8 +421,6 @@ impl Mesh {
             self.storage.size_files_for_merges(&record.location).await?;
         }
 
-        let mut positions: Vec<(String, i64)> =
-            vec![(QUERY_APP_ID.to_string(), query_fingerprint(&spec.sql))];
         let mut read_at = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             let input_record = self.dataset_record(input).await?;
@@ -435,9 +433,6 @@ impl Mesh {
                 Some(v) => format!("{input}@{v}"),
                 None => input.to_string(),
             });
-            if let Some(v) = version {
-                positions.push((input_app_id(input), v));
-            }
             read_at.push(InputRead {
                 input: input.clone(),
                 location: input_record.location,
@@ -470,6 +465,15 @@ impl Mesh {
             },
             _ => None,
         };
+        // Recorded with the commit: the query, and each input's version read.
+        let positions: Vec<(String, i64)> =
+            std::iter::once((QUERY_APP_ID.to_string(), query_fingerprint(&spec.sql)))
+                .chain(
+                    read_at
+                        .iter()
+                        .filter_map(|r| Some((input_app_id(&r.input), r.version?))),
+                )
+                .collect();
         let positions: Vec<(&str, i64)> = positions.iter().map(|(a, v)| (a.as_str(), *v)).collect();
         let keys: Vec<String> = schema
             .columns
@@ -697,16 +701,18 @@ impl Mesh {
                 "the dataset was not computed by this query before".to_string()
             ));
         }
-        let moved: Vec<(&InputRead, i64)> = read_at
-            .iter()
-            .zip(&computed_at[1..])
-            .filter_map(|(read, then)| match (read.version, then) {
-                (Some(now), Some(then)) if now == *then => None,
+        let mut moved: Vec<(&InputRead, i64, i64)> = Vec::new();
+        for (read, then) in read_at.iter().zip(&computed_at[1..]) {
+            match (*then, read.version) {
+                (Some(then), Some(now)) if now == then => {}
                 // No table then or now: nothing was added.
-                (None, None) => None,
-                (_, then) => Some((read, then.unwrap_or(-1))),
-            })
-            .collect();
+                (None, None) => {}
+                (then, Some(now)) => moved.push((read, then.unwrap_or(-1), now)),
+                (Some(_), None) => {
+                    return Ok(Err(format!("{} has no table any more", read.input)));
+                }
+            }
+        }
         if moved.is_empty() {
             return Ok(Ok(Vec::new()));
         }
@@ -733,7 +739,7 @@ impl Mesh {
             })
             .unwrap_or_default();
         let mut keys = std::collections::HashSet::new();
-        for (read, then) in moved {
+        for (read, then, now) in moved {
             let name = read.input.to_string();
             let from: Vec<&tessera_core::ColumnRef> =
                 sources.iter().filter(|c| c.dataset == name).collect();
@@ -745,7 +751,7 @@ impl Mesh {
             for column in from {
                 let Some(arrays) = self
                     .storage
-                    .values_added_since(&read.location, then, &column.column)
+                    .values_added_since(&read.location, then, now, &column.column)
                     .await?
                 else {
                     return Ok(Err(format!(
@@ -1046,7 +1052,11 @@ impl Mesh {
             return Ok(false);
         }
         let moved = self.inputs_moved(target, spec).await?;
-        let generations = self.catalog.generations().await?;
+        // What a failed run's outcome depends on besides its inputs: read only when they moved.
+        let generations = match moved {
+            Some(_) => Some(self.catalog.generations().await?),
+            None => None,
+        };
         self.transform_runners
             .checked
             .lock()
@@ -1057,7 +1067,7 @@ impl Mesh {
             .pending
             .lock()
             .expect("pending transforms");
-        let Some(now_at) = moved else {
+        let (Some(now_at), Some(generations)) = (moved, generations) else {
             pending.remove(target);
             return Ok(false);
         };
@@ -1198,7 +1208,7 @@ pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
             );
             if let Err(e) = mesh.run_transform(&cx, &record, trigger, false).await {
                 if let Ok(target) = target_of(&record) {
-                    mesh.transform_runners.forget_start(&target);
+                    mesh.transform_runners.failed_for_a_passing_reason(&target);
                 }
                 tracing::warn!(dataset = %record.dataset, error = %e, "a transform run was not recorded");
             }

@@ -6,6 +6,7 @@
 use arrow::array::ArrayRef;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::DeltaTable;
 use deltalake::logstore::LogStore;
 use object_store::ObjectStoreExt;
 
@@ -39,28 +40,30 @@ impl Storage {
     pub async fn data_changed_since(&self, location: &str, version: i64) -> Result<bool> {
         Ok(
             match self
-                .changes_since(location, version, CHANGED_COMMITS_READ)
+                .changes_since(location, version, None, CHANGED_COMMITS_READ)
                 .await?
             {
                 None => true,
-                Some(changes) => changes.iter().any(|c| *c != CommitChange::None),
+                Some((_, changes)) => changes.iter().any(|c| *c != CommitChange::None),
             },
         )
     }
 
-    /// The values of `column` in the rows the commits after `version` added, if those commits
-    /// only added rows (appends, and compactions, vacuums and position commits, which change no
-    /// row). `None` when one removed or rewrote rows (an overwrite, a merge), cannot be read, a
-    /// file it added is gone or lacks the column, or there are too many to read: what changed is
-    /// then not known row by row. One array per file read (none: no row was added).
+    /// The values of `column` in the rows the commits after `version` up to `until` added, if
+    /// those commits only added rows (appends, and compactions, vacuums and position commits,
+    /// which change no row). `None` when one removed or rewrote rows (an overwrite, a merge),
+    /// cannot be read, a file it added is gone or lacks the column, or there are too many to
+    /// read: what changed is then not known row by row. One array per file read (none: no row
+    /// was added).
     pub async fn values_added_since(
         &self,
         location: &str,
         version: i64,
+        until: i64,
         column: &str,
     ) -> Result<Option<Vec<ArrayRef>>> {
-        let Some(changes) = self
-            .changes_since(location, version, ADDED_COMMITS_READ)
+        let Some((table, changes)) = self
+            .changes_since(location, version, Some(until), ADDED_COMMITS_READ)
             .await?
         else {
             return Ok(None);
@@ -73,9 +76,6 @@ impl Storage {
                 CommitChange::Rewrote => return Ok(None),
             }
         }
-        let Some(table) = self.fresh(location).await? else {
-            return Ok(None);
-        };
         let store = table.log_store().object_store(None);
         let mut values = Vec::with_capacity(files.len());
         for file in files {
@@ -118,19 +118,22 @@ impl Storage {
         Ok(Some(values))
     }
 
-    /// What each commit after `version`, up to the table's latest, did; `None` when the table
-    /// is gone, older than `version`, or more than `most` commits ahead of it.
+    /// The table, and what each commit after `version` up to `until` (none: the table's latest)
+    /// did; `None` when the table is gone, or does not reach `until`, or is older than
+    /// `version`, or more than `most` commits lie between.
     async fn changes_since(
         &self,
         location: &str,
         version: i64,
+        until: Option<i64>,
         most: i64,
-    ) -> Result<Option<Vec<CommitChange>>> {
+    ) -> Result<Option<(DeltaTable, Vec<CommitChange>)>> {
         let Some(table) = self.fresh(location).await? else {
             return Ok(None);
         };
-        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
-        if latest < version || latest - version > most {
+        let newest = table.version().map(|v| v as i64).unwrap_or(-1);
+        let latest = until.unwrap_or(newest);
+        if newest < latest || latest < version || latest - version > most {
             return Ok(None);
         }
         let store = table.log_store();
@@ -145,7 +148,7 @@ impl Storage {
                 None => CommitChange::Rewrote,
             });
         }
-        Ok(Some(changes))
+        Ok(Some((table, changes)))
     }
 }
 

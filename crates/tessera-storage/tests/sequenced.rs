@@ -344,11 +344,18 @@ async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrit
         .unwrap()
         .version
         .unwrap();
-    let added = |since: i64| {
+    // The values added after `since` up to `until` (none: the table's newest version).
+    let added = |since: i64, until: Option<i64>| {
         let storage = &storage;
         async move {
+            let newest = storage
+                .table_info(location)
+                .await
+                .unwrap()
+                .and_then(|t| t.version)
+                .unwrap();
             storage
-                .values_added_since(location, since, "customer")
+                .values_added_since(location, since, until.unwrap_or(newest), "customer")
                 .await
                 .unwrap()
                 .map(|arrays| {
@@ -367,10 +374,12 @@ async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrit
                 })
         }
     };
-    assert_eq!(added(first).await, Some(vec![]), "nothing since");
-    storage
+    assert_eq!(added(first, None).await, Some(vec![]), "nothing since");
+    let second = storage
         .append_sequenced(location, vec![rows(vec![3], vec![30])], &[])
         .await
+        .unwrap()
+        .version
         .unwrap();
     storage
         .append_sequenced(
@@ -384,11 +393,16 @@ async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrit
         .append_sequenced(location, vec![rows(vec![4, 5], vec![20, 40])], &[])
         .await
         .unwrap();
-    assert_eq!(added(first).await, Some(vec![20, 30, 40]));
-    assert_eq!(added(first - 1).await, Some(vec![10, 20, 20, 30, 40]));
+    assert_eq!(added(first, None).await, Some(vec![20, 30, 40]));
+    assert_eq!(added(first - 1, None).await, Some(vec![10, 20, 20, 30, 40]));
+    assert_eq!(
+        added(first, Some(second)).await,
+        Some(vec![30]),
+        "up to a version"
+    );
     assert_eq!(
         storage
-            .values_added_since(location, first, "no_such_column")
+            .values_added_since(location, first, second, "no_such_column")
             .await
             .unwrap(),
         None
@@ -399,6 +413,11 @@ async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrit
         .unwrap()
         .version
         .unwrap();
-    assert_eq!(added(first).await, None, "an overwrite rewrote rows");
-    assert_eq!(added(replaced).await, Some(vec![]));
+    assert_eq!(added(first, None).await, None, "an overwrite rewrote rows");
+    assert_eq!(added(replaced, None).await, Some(vec![]));
+    assert_eq!(
+        added(replaced, Some(replaced + 1)).await,
+        None,
+        "a version the table does not reach"
+    );
 }
