@@ -12,6 +12,7 @@ mod changes;
 pub mod durable;
 mod error;
 mod maintenance;
+mod parquet_properties;
 mod store;
 
 pub use error::{Result, StorageError};

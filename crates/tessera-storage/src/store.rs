@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::durable::SyncedLocalStore;
 use crate::error::{Result, StorageError};
+use crate::parquet_properties;
 
 /// Files past which [`Storage::scan_provider`] stops adding up a table's size.
 pub const SIZE_COUNTED_FILES: usize = 1_000;
@@ -329,9 +330,11 @@ impl Storage {
             properties =
                 properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
         }
+        let encoding = parquet_properties::for_batches(&batches);
         let table = table
             .write(batches)
             .with_save_mode(SaveMode::Append)
+            .with_writer_properties(encoding)
             .with_commit_properties(properties)
             .await
             .map_err(|e| StorageError::delta(location, e))?;
@@ -401,9 +404,11 @@ impl Storage {
             .collect();
         // An overwrite writes even without rows: it removes what the table held.
         let table = if mode == SaveMode::Overwrite || batches.iter().any(|b| b.num_rows() > 0) {
+            let encoding = parquet_properties::for_batches(&batches);
             table
                 .write(batches)
                 .with_save_mode(mode)
+                .with_writer_properties(encoding)
                 .with_commit_properties(
                     CommitProperties::default()
                         .with_create_checkpoint(false)

@@ -1,0 +1,293 @@
+//! How the Parquet files of a write are encoded: delta-rs's defaults (Snappy), except that a
+//! column whose dictionary would not pay is written without one.
+//!
+//! The Parquet writer dictionary-encodes every column until a column chunk's dictionary passes
+//! its page limit (1 MiB) and only then falls back to plain encoding. For an id, a user or a URL
+//! that is a hash-table insert per value for nothing: the dictionary holds every value again.
+//! Interning was a fifth of the server's CPU under the event benchmark's load (bench/RESULTS.md).
+//! So each column's distinct values are estimated from a sample of the write (Chao1, from how
+//! many sampled values were seen once and twice), and the dictionary is left off where it would
+//! hold more than half the rows or outgrow its page: a dictionary pays where values repeat (a
+//! kind, a format, a day's minutes), and there it is kept.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::{
+    DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT, DEFAULT_MAX_ROW_GROUP_ROW_COUNT, WriterProperties,
+};
+use deltalake::parquet::schema::types::ColumnPath;
+
+/// The rows of a write the choice looks at: enough to tell repeating values from distinct ones,
+/// few enough to cost nothing next to the write.
+const SAMPLE_ROWS: usize = 4096;
+
+/// The writer properties for writing `batches`: Snappy, as delta-rs writes by default, and no
+/// dictionary for the top-level columns whose dictionary would not pay (see the module's doc).
+pub(crate) fn for_batches(batches: &[RecordBatch]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
+        .set_compression(Compression::SNAPPY);
+    let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return builder.build();
+    };
+    // A dictionary is a column chunk's: at most a row group's rows.
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let chunk_rows = rows.min(DEFAULT_MAX_ROW_GROUP_ROW_COUNT);
+    for (index, field) in first.schema().fields().iter().enumerate() {
+        let dictionary_pays = Sample::of(batches, index)
+            .map(|sample| sample.dictionary_pays(chunk_rows))
+            .unwrap_or(true);
+        if !dictionary_pays {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    builder.build()
+}
+
+/// What a sample of one column says about its values.
+#[derive(Debug)]
+struct Sample {
+    /// Rows sampled, and how many of them held a value.
+    rows: usize,
+    values: usize,
+    /// Distinct values, and of them how many were seen once and how many twice.
+    distinct: usize,
+    once: usize,
+    twice: usize,
+    /// The values' mean size in bytes.
+    mean_bytes: f64,
+}
+
+impl Sample {
+    /// The first [`SAMPLE_ROWS`] rows of column `index`, across the batches; None for a kind of
+    /// column the choice does not apply to (booleans, nested, already dictionary-encoded,
+    /// fixed-width values over 16 bytes): those keep the writer's default.
+    fn of(batches: &[RecordBatch], index: usize) -> Option<Sample> {
+        let mut left = SAMPLE_ROWS;
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for batch in batches {
+            let take = batch.num_rows().min(left);
+            if take > 0 {
+                arrays.push(batch.column(index).slice(0, take));
+                left -= take;
+            }
+        }
+        let mut bytes: HashMap<&[u8], u32> = HashMap::new();
+        let mut fixed: HashMap<u128, u32> = HashMap::new();
+        let mut rows = 0;
+        let mut value_bytes = 0usize;
+        for array in &arrays {
+            let array = array.as_ref();
+            rows += array.len();
+            let present = (0..array.len()).filter(|&i| array.is_valid(i));
+            let mut add = |value: &'_ [u8]| value_bytes += value.len();
+            match array.data_type() {
+                DataType::Utf8 => {
+                    let a = array.as_string::<i32>();
+                    count(
+                        &mut bytes,
+                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
+                    );
+                }
+                DataType::LargeUtf8 => {
+                    let a = array.as_string::<i64>();
+                    count(
+                        &mut bytes,
+                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
+                    );
+                }
+                DataType::Utf8View => {
+                    let a = array.as_string_view();
+                    count(
+                        &mut bytes,
+                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
+                    );
+                }
+                DataType::Binary => {
+                    let a = array.as_binary::<i32>();
+                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
+                }
+                DataType::LargeBinary => {
+                    let a = array.as_binary::<i64>();
+                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
+                }
+                DataType::BinaryView => {
+                    let a = array.as_binary_view();
+                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
+                }
+                other => {
+                    let width = other.primitive_width().filter(|w| *w <= 16)?;
+                    let data = array.to_data();
+                    let buffer = data.buffers().first()?;
+                    let values = &buffer.as_slice()[data.offset() * width..];
+                    let keys = present.map(|i| {
+                        let mut key = [0u8; 16];
+                        key[..width].copy_from_slice(&values[i * width..(i + 1) * width]);
+                        u128::from_le_bytes(key)
+                    });
+                    count(&mut fixed, keys.inspect(|_| value_bytes += width));
+                }
+            }
+        }
+        let frequencies = bytes.values().chain(fixed.values());
+        let (mut values, mut once, mut twice) = (0usize, 0usize, 0usize);
+        for &n in frequencies {
+            values += n as usize;
+            once += usize::from(n == 1);
+            twice += usize::from(n == 2);
+        }
+        Some(Sample {
+            rows,
+            values,
+            distinct: bytes.len() + fixed.len(),
+            once,
+            twice,
+            mean_bytes: value_bytes as f64 / values.max(1) as f64,
+        })
+    }
+
+    /// Whether a dictionary pays for a column chunk of `chunk_rows` rows like the sample: its
+    /// estimated distinct values are at most half the chunk's values and fit the dictionary's
+    /// page (past it the writer gives the dictionary up, having interned a page's worth).
+    fn dictionary_pays(&self, chunk_rows: usize) -> bool {
+        if self.values == 0 {
+            return true;
+        }
+        let chunk_values = chunk_rows as f64 * self.values as f64 / self.rows as f64;
+        // Chao1, bias-corrected: the values never seen are estimated from those seen once
+        // against those seen twice.
+        let unseen =
+            (self.once * self.once.saturating_sub(1)) as f64 / (2 * (self.twice + 1)) as f64;
+        let distinct = (self.distinct as f64 + unseen).min(chunk_values);
+        distinct <= chunk_values / 2.0
+            && distinct * self.mean_bytes <= DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT as f64
+    }
+}
+
+/// Counts each of `values` into `counts`.
+fn count<K: Hash + Eq>(counts: &mut HashMap<K, u32>, values: impl Iterator<Item = K>) {
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    use super::*;
+
+    fn dictionary(properties: &WriterProperties, column: &str) -> bool {
+        properties.dictionary_enabled(&ColumnPath::from(column))
+    }
+
+    /// A deterministic stream of pseudo-random numbers below `range` (an LCG: the test needs
+    /// values spread like real ones, not quality randomness).
+    fn spread(range: u64) -> impl FnMut() -> u64 {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % range
+        }
+    }
+
+    #[test]
+    fn a_dictionary_is_left_off_where_it_would_not_pay() {
+        let rows = 300_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_id", DataType::Utf8, false),
+            Field::new("user_id", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("dwell_ms", DataType::Int64, true),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "loaded_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("country", DataType::Utf8, true),
+        ]));
+        let kinds = ["view", "like", "share", "purchase"];
+        let (mut user, mut dwell, mut minute) =
+            (spread(100_000_000), spread(60_000), spread(11_520));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("e{i:012}")),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|_| format!("U{:08}", user())),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| kinds[i % 4]),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|_| dwell() as i64),
+                )),
+                // Eight days of minutes: many repeats over the write, few within the sample.
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|_| 1_764_547_200_000_000 + minute() as i64 * 60_000_000),
+                )),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..rows as i64).map(|i| 1_764_547_200_000_000 + i),
+                )),
+                // Mostly missing: the few values there are repeat.
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| (i % 100 == 0).then_some("DE")),
+                )),
+            ],
+        )
+        .unwrap();
+        // Split, as a commit's batches are: the sample reads across them.
+        let batches = vec![batch.slice(0, 1000), batch.slice(1000, rows - 1000)];
+        let properties = for_batches(&batches);
+        assert!(!dictionary(&properties, "event_id"), "unique ids");
+        assert!(
+            !dictionary(&properties, "user_id"),
+            "nearly every user once"
+        );
+        assert!(!dictionary(&properties, "loaded_at"), "distinct timestamps");
+        assert!(dictionary(&properties, "kind"), "four kinds");
+        assert!(
+            dictionary(&properties, "dwell_ms"),
+            "60,000 values over 300,000 rows"
+        );
+        assert!(
+            dictionary(&properties, "at"),
+            "11,520 minutes over 300,000 rows"
+        );
+        assert!(
+            dictionary(&properties, "country"),
+            "one value among the missing"
+        );
+        assert_eq!(
+            properties.compression(&ColumnPath::from("kind")),
+            Compression::SNAPPY
+        );
+
+        // A small write of the same columns: a dictionary of the minutes would hold nearly
+        // every row's value.
+        let small = for_batches(&[batch.slice(0, 2000)]);
+        assert!(!dictionary(&small, "at"));
+        assert!(dictionary(&small, "kind"));
+    }
+
+    #[test]
+    fn a_write_without_rows_keeps_the_defaults() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let properties = for_batches(&[RecordBatch::new_empty(schema)]);
+        assert!(dictionary(&properties, "id"));
+    }
+}
