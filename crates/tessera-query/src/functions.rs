@@ -240,8 +240,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn date_diff_counts_boundaries_like_duckdb() {
+    /// A session as Tessera makes them, over an empty mesh.
+    fn tessera_session() -> SessionContext {
         let storage = tessera_storage::Storage::new(".", Default::default()).unwrap();
         let engine =
             crate::QueryEngine::new(std::sync::Arc::new(storage), Default::default()).unwrap();
@@ -250,9 +250,14 @@ mod tests {
             "test",
             tessera_core::FrontEnd::System,
         );
-        let ctx = engine
+        engine
             .session(&crate::MeshSnapshot::default(), &cx)
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn date_diff_counts_boundaries_like_duckdb() {
+        let ctx = tessera_session();
         let df = ctx
             .sql("SELECT date_diff('day', DATE '2024-01-31', DATE '2024-03-01') AS d, \
                   date_diff('month', DATE '2024-01-31', DATE '2024-03-01') AS m, \
@@ -277,17 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn date_trunc_gives_what_datafusion_gives_and_is_tesseras_own() {
-        let storage = tessera_storage::Storage::new(".", Default::default()).unwrap();
-        let engine =
-            crate::QueryEngine::new(std::sync::Arc::new(storage), Default::default()).unwrap();
-        let cx = tessera_core::RequestContext::system(
-            "query-tests",
-            "test",
-            tessera_core::FrontEnd::System,
-        );
-        let tessera = engine
-            .session(&crate::MeshSnapshot::default(), &cx)
-            .unwrap();
+        let tessera = tessera_session();
         let ours = || {
             ScalarUDF::new_from_impl(UtcDateTrunc {
                 inner: datafusion::functions::datetime::date_trunc(),
