@@ -443,6 +443,8 @@ impl QueryEngine {
         ctx.add_analyzer_rule(Arc::new(
             crate::overflow::CheckedIntegerArithmetic::default(),
         ));
+        // After DataFusion's optimizer rules, which push filters down first.
+        ctx.add_optimizer_rule(Arc::new(crate::utc_dates::FastUtcDates::default()));
         crate::functions::register_functions(&ctx);
         crate::bounded::bound_functions(&ctx, self.config.memory_limit_bytes);
         let mut catalogs: BTreeMap<String, BTreeMap<String, Vec<&DatasetEntry>>> = BTreeMap::new();

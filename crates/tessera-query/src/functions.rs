@@ -42,7 +42,7 @@ struct UtcDateTrunc {
 }
 
 /// The names a zone of no offset, ever, goes by in Arrow timestamps.
-fn is_utc(zone: &str) -> bool {
+pub(crate) fn is_utc(zone: &str) -> bool {
     matches!(
         zone,
         "UTC" | "Etc/UTC" | "utc" | "Z" | "+00:00" | "+0000" | "+00" | "GMT" | "Etc/GMT" | "Zulu"
@@ -235,13 +235,13 @@ fn boundaries(part: &str, a: i64, b: i64) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use datafusion::execution::FunctionRegistry;
 
     use super::*;
 
     /// A session as Tessera makes them, over an empty mesh.
-    fn tessera_session() -> SessionContext {
+    pub(crate) fn tessera_session() -> SessionContext {
         let storage = tessera_storage::Storage::new(".", Default::default()).unwrap();
         let engine =
             crate::QueryEngine::new(std::sync::Arc::new(storage), Default::default()).unwrap();

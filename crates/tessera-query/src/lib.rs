@@ -30,6 +30,7 @@ mod report;
 mod sources;
 mod stream;
 mod table;
+mod utc_dates;
 
 pub use engine::{
     DEFAULT_CATALOG, DatasetEntry, Identifiers, KeptSession, META_SCHEMA, MeshSnapshot, MetaTable,
