@@ -826,9 +826,12 @@ async fn a_failed_run_waits_for_what_it_depends_on_to_change_before_it_runs_agai
     })
     .await;
     server.apply(&shop_folder(), false).await;
-    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
-    // The stats team may not read the orders yet: the run the commit starts fails.
+    // The orders first: applied before them, the transform would be due at once for the empty
+    // table, and its first run would race the ingest (a run for the table as applied, then
+    // one for the commit — two runs, each for its inputs).
     ingest_orders(&server, ORDERS_CSV).await;
+    // The stats team may not read the orders yet: the run the new transform starts fails.
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
     let tried = wait_for_runs(&server, "customer_totals", |runs| {
         runs.iter()
             .any(|r| r["inputs"] == json!(["shop.orders.orders@1"]))
