@@ -61,13 +61,22 @@ fn without_utc(data_type: &DataType) -> Option<DataType> {
 
 /// The same values seen as `data_type` (a timestamp with or without its zone: the values are
 /// instants in UTC either way, so nothing is converted).
-fn retyped(array: &ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
-    let data = array
-        .to_data()
-        .into_builder()
-        .data_type(data_type.clone())
-        .build()?;
-    Ok(make_array(data))
+fn retyped(value: &ColumnarValue, data_type: &DataType) -> Result<ColumnarValue> {
+    let as_type = |array: &ArrayRef| -> Result<ArrayRef> {
+        let data = array
+            .to_data()
+            .into_builder()
+            .data_type(data_type.clone())
+            .build()?;
+        Ok(make_array(data))
+    };
+    Ok(match value {
+        ColumnarValue::Array(array) => ColumnarValue::Array(as_type(array)?),
+        ColumnarValue::Scalar(scalar) => {
+            let array = as_type(&scalar.to_array()?)?;
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+        }
+    })
 }
 
 impl ScalarUDFImpl for UtcDateTrunc {
@@ -104,13 +113,7 @@ impl ScalarUDFImpl for UtcDateTrunc {
         let Some((zoned, zone_less)) = zoned.and_then(|t| without_utc(&t).map(|z| (t, z))) else {
             return self.inner.invoke_with_args(args);
         };
-        args.args[1] = match &args.args[1] {
-            ColumnarValue::Array(array) => ColumnarValue::Array(retyped(array, &zone_less)?),
-            ColumnarValue::Scalar(scalar) => {
-                let array = retyped(&scalar.to_array()?, &zone_less)?;
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-            }
-        };
+        args.args[1] = retyped(&args.args[1], &zone_less)?;
         if let Some(field) = args.arg_fields.get_mut(1) {
             *field = Arc::new(Field::new(
                 field.name(),
@@ -120,13 +123,7 @@ impl ScalarUDFImpl for UtcDateTrunc {
         }
         let returns = &args.return_field;
         args.return_field = Arc::new(Field::new(returns.name(), zone_less, returns.is_nullable()));
-        Ok(match self.inner.invoke_with_args(args)? {
-            ColumnarValue::Array(array) => ColumnarValue::Array(retyped(&array, &zoned)?),
-            ColumnarValue::Scalar(scalar) => {
-                let array = retyped(&scalar.to_array()?, &zoned)?;
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-            }
-        })
+        retyped(&self.inner.invoke_with_args(args)?, &zoned)
     }
 }
 

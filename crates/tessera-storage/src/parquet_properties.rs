@@ -78,6 +78,19 @@ impl Sample {
                 left -= take;
             }
         }
+        // Text and bytes of every layout are read as `Binary`: a copy of the sample, one way
+        // of reading it.
+        let arrays: Vec<ArrayRef> = arrays
+            .iter()
+            .map(|a| match a.data_type() {
+                DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::LargeBinary
+                | DataType::BinaryView => arrow::compute::cast(a, &DataType::Binary).ok(),
+                _ => Some(a.clone()),
+            })
+            .collect::<Option<_>>()?;
         let mut bytes: HashMap<&[u8], u32> = HashMap::new();
         let mut fixed: HashMap<u128, u32> = HashMap::new();
         let mut rows = 0;
@@ -86,54 +99,22 @@ impl Sample {
             let array = array.as_ref();
             rows += array.len();
             let present = (0..array.len()).filter(|&i| array.is_valid(i));
-            let mut add = |value: &'_ [u8]| value_bytes += value.len();
-            match array.data_type() {
-                DataType::Utf8 => {
-                    let a = array.as_string::<i32>();
-                    count(
-                        &mut bytes,
-                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
-                    );
-                }
-                DataType::LargeUtf8 => {
-                    let a = array.as_string::<i64>();
-                    count(
-                        &mut bytes,
-                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
-                    );
-                }
-                DataType::Utf8View => {
-                    let a = array.as_string_view();
-                    count(
-                        &mut bytes,
-                        present.map(|i| a.value(i).as_bytes()).inspect(|v| add(v)),
-                    );
-                }
-                DataType::Binary => {
-                    let a = array.as_binary::<i32>();
-                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
-                }
-                DataType::LargeBinary => {
-                    let a = array.as_binary::<i64>();
-                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
-                }
-                DataType::BinaryView => {
-                    let a = array.as_binary_view();
-                    count(&mut bytes, present.map(|i| a.value(i)).inspect(|v| add(v)));
-                }
-                other => {
-                    let width = other.primitive_width().filter(|w| *w <= 16)?;
-                    let data = array.to_data();
-                    let buffer = data.buffers().first()?;
-                    let values = &buffer.as_slice()[data.offset() * width..];
-                    let keys = present.map(|i| {
-                        let mut key = [0u8; 16];
-                        key[..width].copy_from_slice(&values[i * width..(i + 1) * width]);
-                        u128::from_le_bytes(key)
-                    });
-                    count(&mut fixed, keys.inspect(|_| value_bytes += width));
-                }
+            if let DataType::Binary = array.data_type() {
+                let a = array.as_binary::<i32>();
+                let values = present.map(|i| a.value(i));
+                count(&mut bytes, values.inspect(|v| value_bytes += v.len()));
+                continue;
             }
+            let width = array.data_type().primitive_width().filter(|w| *w <= 16)?;
+            let data = array.to_data();
+            let buffer = data.buffers().first()?;
+            let values = &buffer.as_slice()[data.offset() * width..];
+            let keys = present.map(|i| {
+                let mut key = [0u8; 16];
+                key[..width].copy_from_slice(&values[i * width..(i + 1) * width]);
+                u128::from_le_bytes(key)
+            });
+            count(&mut fixed, keys.inspect(|_| value_bytes += width));
         }
         let frequencies = bytes.values().chain(fixed.values());
         let (mut values, mut once, mut twice) = (0usize, 0usize, 0usize);

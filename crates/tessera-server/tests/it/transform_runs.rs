@@ -811,18 +811,24 @@ async fn an_upstream_commit_waits_to_settle_but_no_longer_than_the_longest_wait(
     assert_eq!(history, json!([]));
 }
 
+/// A scheduler that looks for due transforms every 100 ms, rechecks inputs every 200 ms and
+/// starts a run as soon as an input moved.
+fn looks_often_and_runs_at_once(c: &mut tessera_server::ServerConfig) {
+    c.transform_tick = Duration::from_millis(100);
+    c.transform_debounce = tessera_server::Debounce {
+        quiet: Duration::ZERO,
+        recheck: Duration::from_millis(200),
+        ..Default::default()
+    };
+}
+
 /// A run an upstream commit started and that failed is not started again for the same inputs
 /// (it would fail the same way, every recheck, for ever) — unless what it depends on changed:
 /// a grant, or a new upstream commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_waits_for_what_it_depends_on_to_change_before_it_runs_again() {
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
-        c.transform_tick = Duration::from_millis(100);
-        c.transform_debounce = tessera_server::Debounce {
-            quiet: Duration::ZERO,
-            recheck: Duration::from_millis(200),
-            ..Default::default()
-        };
+        looks_often_and_runs_at_once(c);
     })
     .await;
     server.apply(&shop_folder(), false).await;
@@ -873,12 +879,7 @@ async fn a_failed_run_waits_for_what_it_depends_on_to_change_before_it_runs_agai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_failed_for_a_passing_reason_is_tried_again_with_the_same_inputs() {
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
-        c.transform_tick = Duration::from_millis(100);
-        c.transform_debounce = tessera_server::Debounce {
-            quiet: Duration::ZERO,
-            recheck: Duration::from_millis(200),
-            ..Default::default()
-        };
+        looks_often_and_runs_at_once(c);
         c.query.timeout_seconds = 3;
         c.query.concurrency = 1;
         c.query.queue_length = 0;
