@@ -5,7 +5,8 @@
 //! in memory). A batch's keys are hashed the same way: a key whose hash is not in the index is
 //! certainly not in the table; the few whose hash is (a duplicate, or very rarely a hash
 //! collision) are looked up in the table exactly, so the count of shared keys is exact. Built by
-//! one scan of the key columns; kept up to date by adding each committed batch's keys.
+//! one scan of the key columns; kept up to date by adding each committed batch's keys. The same
+//! hashes count a batch's distinct keys ([`BatchKeys::distinct`]) without a hash aggregate.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -15,6 +16,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
 use arrow::compute::{cast, filter_record_batch, take};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -150,6 +152,49 @@ impl KeyIndex {
     }
 }
 
+impl BatchKeys {
+    /// How many distinct keys the batch holds (what a `GROUP BY` over the key columns counts,
+    /// without one): a key whose hash no other key has is distinct; only the keys of a repeated
+    /// hash (a duplicate, or very rarely a collision) are compared exactly. `batch` and
+    /// `columns` are those the keys were taken from.
+    pub fn distinct(&self, batch: &RecordBatch, columns: &[String]) -> Result<usize> {
+        let mut seen: HashSet<u64, BuildHasherDefault<PassThrough>> =
+            HashSet::with_capacity_and_hasher(self.hashes.len(), Default::default());
+        let mut repeated: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
+        for hash in &self.hashes {
+            if !seen.insert(*hash) {
+                repeated.insert(*hash);
+            }
+        }
+        if repeated.is_empty() {
+            return Ok(seen.len());
+        }
+        // Keys of different hashes differ; those sharing one are told apart by their values.
+        let rows: Vec<u32> = self
+            .hashes
+            .iter()
+            .zip(&self.rows)
+            .filter(|(hash, _)| repeated.contains(hash))
+            .map(|(_, row)| *row)
+            .collect();
+        let indices = UInt32Array::from(rows);
+        let taken: Vec<ArrayRef> = key_columns(batch, columns)?
+            .columns()
+            .iter()
+            .map(|c| take(c, &indices, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let converter = RowConverter::new(
+            taken
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
+        let values = converter.convert_columns(&taken)?;
+        let exact: HashSet<_> = values.iter().collect();
+        Ok(seen.len() - repeated.len() + exact.len())
+    }
+}
+
 /// The non-null keys of `batch` over `columns`, hashed as [`KeyIndex`] hashes a table's.
 pub fn batch_keys(batch: &RecordBatch, columns: &[String]) -> Result<BatchKeys> {
     let projected = key_columns(batch, columns)?;
@@ -201,4 +246,97 @@ fn key_columns(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
         })
         .collect::<Result<_>>()?;
     Ok(batch.project(&indices)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    fn orders(regions: Vec<Option<&str>>, ids: Vec<Option<i64>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("region", DataType::Utf8, true),
+            Field::new("order_id", DataType::Int64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(regions)),
+                Arc::new(Int64Array::from(ids)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn key() -> Vec<String> {
+        vec!["region".to_string(), "order_id".to_string()]
+    }
+
+    #[test]
+    fn distinct_keys_are_counted_as_a_group_by_counts_them() {
+        // (eu, 1) three times, (us, 1) twice, (eu, 2) once; a null in either column is no key.
+        let batch = orders(
+            vec![
+                Some("eu"),
+                Some("us"),
+                Some("eu"),
+                Some("eu"),
+                None,
+                Some("us"),
+                Some("eu"),
+                Some("apac"),
+            ],
+            vec![
+                Some(1),
+                Some(1),
+                Some(2),
+                Some(1),
+                Some(1),
+                Some(1),
+                Some(1),
+                None,
+            ],
+        );
+        let keys = batch_keys(&batch, &key()).unwrap();
+        assert_eq!(keys.hashes.len(), 6, "six rows have a whole key");
+        assert_eq!(keys.distinct(&batch, &key()).unwrap(), 3);
+
+        let unique = orders(
+            vec![Some("eu"), Some("eu"), Some("us")],
+            vec![Some(1), Some(2), Some(1)],
+        );
+        let keys = batch_keys(&unique, &key()).unwrap();
+        assert_eq!(keys.distinct(&unique, &key()).unwrap(), 3);
+
+        let empty = orders(vec![], vec![]);
+        assert_eq!(
+            batch_keys(&empty, &key())
+                .unwrap()
+                .distinct(&empty, &key())
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn keys_that_share_a_hash_are_told_apart_by_their_values() {
+        // Every key given the same hash, as a collision would: only the values can tell them
+        // apart, and (eu, 1) twice is still one key.
+        let batch = orders(
+            vec![Some("eu"), Some("us"), Some("eu"), Some("eu")],
+            vec![Some(1), Some(1), Some(2), Some(1)],
+        );
+        let colliding = BatchKeys {
+            hashes: vec![42; 4],
+            rows: vec![0, 1, 2, 3],
+        };
+        assert_eq!(colliding.distinct(&batch, &key()).unwrap(), 3);
+        // Two hashes, each shared: rows 0 and 3 are one key, rows 1 and 2 two.
+        let paired = BatchKeys {
+            hashes: vec![1, 2, 2, 1],
+            rows: vec![0, 1, 2, 3],
+        };
+        assert_eq!(paired.distinct(&batch, &key()).unwrap(), 3);
+    }
 }

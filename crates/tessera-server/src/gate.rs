@@ -455,9 +455,16 @@ impl Measure {
                 counts: HashMap::new(),
                 keys: HashMap::new(),
             },
-            None => measure_state(&ctx, &table, &checks, version, &contract_key)
-                .await
-                .map_err(measure_failed)?,
+            None => measure_state(
+                &ctx,
+                &table,
+                &checks,
+                version,
+                &contract_key,
+                KeysFrom::Table,
+            )
+            .await
+            .map_err(measure_failed)?,
         };
         // A merge into a table unique on its keys, whose uniqueness checks are all on those
         // keys, adds up as an append does, less the rows it replaces (as many as the batch's
@@ -479,23 +486,28 @@ impl Measure {
             }
             OwnedMode::Replace => Some(format!("SELECT * FROM {INCOMING}")),
         };
+        // The batch's keys, hashed once: what a replacement or the batch alone holds is counted
+        // from them, and they go into the key indexes with the commit. A merge measured whole
+        // needs none of them.
+        let merged_whole = matches!(mode, OwnedMode::Merge(_)) && merge_on.is_none();
+        let keys_of_batch = if merged_whole {
+            Vec::new()
+        } else {
+            keys_of_batch(&batch, &checks).map_err(measure_failed)?
+        };
         if let Some(after_sql) = whole {
             register_after(&ctx, &table, &after_sql).await?;
-            let after = measure_state(&ctx, AFTER, &checks, None, &contract_key)
+            // A replacement's keys are the table's keys after it: counted from their hashes and
+            // indexed from memory, the next append does not read them back from the whole table.
+            let replaced = matches!(mode, OwnedMode::Replace);
+            let keys_from = if replaced {
+                KeysFrom::Batch(&batch, &keys_of_batch)
+            } else {
+                KeysFrom::Table
+            };
+            let after = measure_state(&ctx, AFTER, &checks, None, &contract_key, keys_from)
                 .await
                 .map_err(measure_failed)?;
-            // A replacement's keys are the table's keys after it: indexed from memory, the next
-            // append does not read them back from the whole table.
-            let replaced = matches!(mode, OwnedMode::Replace);
-            let mut keys_of_batch: Vec<(Vec<String>, BatchKeys)> = Vec::new();
-            if replaced {
-                for columns in checks.iter().filter_map(|c| c.key_columns()) {
-                    if !keys_of_batch.iter().any(|(c, _)| *c == columns) {
-                        let keys = batch_keys(&batch, &columns).map_err(measure_failed)?;
-                        keys_of_batch.push((columns, keys));
-                    }
-                }
-            }
             let mut verdict = judge(
                 &ctx,
                 &table,
@@ -511,9 +523,16 @@ impl Measure {
             verdict.replaced = replaced;
             return Ok(verdict);
         }
-        let batch_state = measure_state(&ctx, INCOMING, &checks, None, &contract_key)
-            .await
-            .map_err(measure_failed)?;
+        let batch_state = measure_state(
+            &ctx,
+            INCOMING,
+            &checks,
+            None,
+            &contract_key,
+            KeysFrom::Batch(&batch, &keys_of_batch),
+        )
+        .await
+        .map_err(measure_failed)?;
         // The rows a merge replaces, measured when a check counts something in them.
         let replaced_state = match &merge_on {
             Some(keys) if checks.iter().any(Check::counts_rows) => {
@@ -528,9 +547,16 @@ impl Measure {
                 )
                 .await?;
                 Some(
-                    measure_state(&ctx, REPLACED, &checks, None, &contract_key)
-                        .await
-                        .map_err(measure_failed)?,
+                    measure_state(
+                        &ctx,
+                        REPLACED,
+                        &checks,
+                        None,
+                        &contract_key,
+                        KeysFrom::Table,
+                    )
+                    .await
+                    .map_err(measure_failed)?,
                 )
             }
             _ => None,
@@ -551,7 +577,6 @@ impl Measure {
             counts: HashMap::new(),
             keys: HashMap::new(),
         };
-        let mut keys_of_batch: Vec<(Vec<String>, BatchKeys)> = Vec::new();
         let mut replaced_rows = 0.0;
         for check in &checks {
             let key = check.key();
@@ -564,12 +589,12 @@ impl Measure {
             if let Some(columns) = check.key_columns() {
                 let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
                 let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+                let hashed_now;
                 let keys = match keys_of_batch.iter().find(|(c, _)| *c == columns) {
-                    Some((_, keys)) => keys.clone(),
+                    Some((_, keys)) => keys,
                     None => {
-                        let keys = batch_keys(&batch, &columns).map_err(measure_failed)?;
-                        keys_of_batch.push((columns.clone(), keys.clone()));
-                        keys
+                        hashed_now = batch_keys(&batch, &columns).map_err(measure_failed)?;
+                        &hashed_now
                     }
                 };
                 if !indexes.by_columns.contains_key(&columns) {
@@ -585,7 +610,7 @@ impl Measure {
                 }
                 let index = &indexes.by_columns[&columns];
                 let shared = index
-                    .shared(&ctx, &table, &columns, &batch, &keys)
+                    .shared(&ctx, &table, &columns, &batch, keys)
                     .await
                     .map_err(measure_failed)?;
                 // A merge replaces the rows of the keys the table holds (one each: it is
@@ -767,22 +792,58 @@ fn raw(state: &GateState, check: &Check) -> f64 {
     state.counts.get(&check.key()).copied().unwrap_or(0.0)
 }
 
-/// Measures a table for the gated checks: one fused scan for the counts, one hash aggregate per
-/// key (reading the key columns only).
+/// Where a state's key counts come from.
+#[derive(Clone, Copy)]
+enum KeysFrom<'a> {
+    /// The table measured: a hash aggregate over its key columns.
+    Table,
+    /// The table measured is this batch, whose keys are hashed already: counted from the hashes.
+    Batch(&'a RecordBatch, &'a [(Vec<String>, BatchKeys)]),
+}
+
+/// Measures a table for the gated checks: one fused scan for the counts, and the non-null and
+/// distinct keys of each key (a hash aggregate reading the key columns, or the batch's hashes).
 async fn measure_state(
     ctx: &SessionContext,
     table: &str,
     checks: &[Check],
     version: Option<i64>,
     contract: &str,
+    keys_from: KeysFrom<'_>,
 ) -> tessera_quality::Result<GateState> {
     let counting: Vec<&Check> = checks.iter().filter(|c| c.counts_rows()).collect();
     let (rows, counts) = count_measures(ctx, table, &counting).await?;
     let mut keys = HashMap::new();
+    let mut by_columns: Vec<(Vec<String>, (f64, f64))> = Vec::new();
     for check in checks {
-        if let Some(columns) = check.key_columns() {
-            keys.insert(check.key(), key_counts(ctx, table, &columns).await?);
-        }
+        let Some(columns) = check.key_columns() else {
+            continue;
+        };
+        let counted = match by_columns.iter().find(|(c, _)| *c == columns) {
+            Some((_, counted)) => *counted,
+            None => {
+                let counted = match keys_from {
+                    KeysFrom::Table => key_counts(ctx, table, &columns).await?,
+                    KeysFrom::Batch(batch, hashed) => {
+                        let hashed_now;
+                        let keys = match hashed.iter().find(|(c, _)| *c == columns) {
+                            Some((_, keys)) => keys,
+                            None => {
+                                hashed_now = batch_keys(batch, &columns)?;
+                                &hashed_now
+                            }
+                        };
+                        (
+                            keys.hashes.len() as f64,
+                            keys.distinct(batch, &columns)? as f64,
+                        )
+                    }
+                };
+                by_columns.push((columns, counted));
+                counted
+            }
+        };
+        keys.insert(check.key(), counted);
     }
     Ok(GateState {
         table_version: version,
@@ -791,4 +852,19 @@ async fn measure_state(
         counts: counting.iter().map(|c| c.key()).zip(counts).collect(),
         keys,
     })
+}
+
+/// The batch's keys over each key of `checks`, hashed once for every check on the same columns.
+fn keys_of_batch(
+    batch: &RecordBatch,
+    checks: &[Check],
+) -> tessera_quality::Result<Vec<(Vec<String>, BatchKeys)>> {
+    let mut keys: Vec<(Vec<String>, BatchKeys)> = Vec::new();
+    for columns in checks.iter().filter_map(|c| c.key_columns()) {
+        if !keys.iter().any(|(c, _)| *c == columns) {
+            let hashed = batch_keys(batch, &columns)?;
+            keys.push((columns, hashed));
+        }
+    }
+    Ok(keys)
 }
