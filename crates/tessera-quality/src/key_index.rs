@@ -57,6 +57,22 @@ pub struct KeyIndex {
     hashes: HashSet<u64, BuildHasherDefault<PassThrough>>,
 }
 
+/// What building an index read: the table's non-null keys, and whether any hash came twice
+/// (a duplicate key, or very rarely a collision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedKeys {
+    pub keys: usize,
+    pub hash_repeated: bool,
+}
+
+impl IndexedKeys {
+    /// The table's distinct keys, when the build can tell: no hash came twice, so every key
+    /// is distinct. `None` asks for an exact count.
+    pub fn distinct(&self) -> Option<usize> {
+        (!self.hash_repeated).then_some(self.keys)
+    }
+}
+
 /// A batch's non-null keys: each one's hash and its row in the batch.
 #[derive(Debug, Clone, Default)]
 pub struct BatchKeys {
@@ -66,13 +82,13 @@ pub struct BatchKeys {
 
 impl KeyIndex {
     /// Reads the key columns of `table` once (streamed: only the hashes are kept), as `types`
-    /// (the batches' key types, so both hash alike).
+    /// (the batches' key types, so both hash alike); says how many keys it read.
     pub async fn build(
         ctx: &SessionContext,
         table: &str,
         columns: &[String],
         types: &[DataType],
-    ) -> Result<Self> {
+    ) -> Result<(Self, IndexedKeys)> {
         let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
         let not_null = all_present(&cols);
         let sql = format!("SELECT {} FROM {table} WHERE {not_null}", cols.join(", "));
@@ -84,6 +100,7 @@ impl KeyIndex {
             .map_err(|e| QualityError::Query(e.to_string()))?;
         let mut stream = df.execute_stream().await.map_err(query_failed)?;
         let mut index = KeyIndex::default();
+        let mut keys = 0;
         let mut buffer = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(query_failed)?;
@@ -93,8 +110,13 @@ impl KeyIndex {
             create_hashes(&arrays, &random_state(), &mut buffer)
                 .map_err(|e| QualityError::Query(e.to_string()))?;
             index.hashes.extend(buffer.iter().copied());
+            keys += buffer.len();
         }
-        Ok(index)
+        let read = IndexedKeys {
+            keys,
+            hash_repeated: index.hashes.len() < keys,
+        };
+        Ok((index, read))
     }
 
     /// The distinct keys the index holds (a collision counts once).

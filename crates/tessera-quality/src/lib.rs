@@ -19,5 +19,5 @@ pub use checks::{
     literal, run_checks, shared_keys, sql_measure, substitute, verdict,
 };
 pub use error::{QualityError, Result};
-pub use key_index::{BatchKeys, KeyIndex, batch_keys};
+pub use key_index::{BatchKeys, IndexedKeys, KeyIndex, batch_keys};
 pub use row_rules::{RowValidator, RowVerdicts, Violation};

@@ -455,13 +455,15 @@ impl Measure {
                 counts: HashMap::new(),
                 keys: HashMap::new(),
             },
+            // Appended or merged, the batch's keys are looked up in the key indexes: those
+            // missing are built as the table's keys are counted.
             None => measure_state(
                 &ctx,
                 &table,
                 &checks,
                 version,
                 &contract_key,
-                KeysFrom::Table,
+                KeysFrom::Indexed(&mut *indexes, &batch),
             )
             .await
             .map_err(measure_failed)?,
@@ -603,6 +605,7 @@ impl Measure {
                         KeyIndex::build(&ctx, &table, &columns, &types)
                             .await
                             .map_err(measure_failed)?
+                            .0
                     } else {
                         KeyIndex::default()
                     };
@@ -793,10 +796,13 @@ fn raw(state: &GateState, check: &Check) -> f64 {
 }
 
 /// Where a state's key counts come from.
-#[derive(Clone, Copy)]
 enum KeysFrom<'a> {
     /// The table measured: a hash aggregate over its key columns.
     Table,
+    /// The dataset's table, whose missing key indexes (hashed as this batch's keys) are built
+    /// on the way: the keys are counted as they are indexed, and by a hash aggregate only when
+    /// a hash comes twice.
+    Indexed(&'a mut KeyIndexes, &'a RecordBatch),
     /// The table measured is this batch, whose keys are hashed already: counted from the hashes.
     Batch(&'a RecordBatch, &'a [(Vec<String>, BatchKeys)]),
 }
@@ -809,7 +815,7 @@ async fn measure_state(
     checks: &[Check],
     version: Option<i64>,
     contract: &str,
-    keys_from: KeysFrom<'_>,
+    mut keys_from: KeysFrom<'_>,
 ) -> tessera_quality::Result<GateState> {
     let counting: Vec<&Check> = checks.iter().filter(|c| c.counts_rows()).collect();
     let (rows, counts) = count_measures(ctx, table, &counting).await?;
@@ -822,8 +828,22 @@ async fn measure_state(
         let counted = match by_columns.iter().find(|(c, _)| *c == columns) {
             Some((_, counted)) => *counted,
             None => {
-                let counted = match keys_from {
-                    KeysFrom::Table => key_counts(ctx, table, &columns).await?,
+                let counted = match &mut keys_from {
+                    KeysFrom::Indexed(indexes, batch)
+                        if !indexes.by_columns.contains_key(&columns) =>
+                    {
+                        let types = key_types(batch, &columns)
+                            .map_err(|e| tessera_quality::QualityError::Query(e.to_string()))?;
+                        let (index, read) = KeyIndex::build(ctx, table, &columns, &types).await?;
+                        indexes.by_columns.insert(columns.clone(), index);
+                        match read.distinct() {
+                            Some(distinct) => (read.keys as f64, distinct as f64),
+                            None => key_counts(ctx, table, &columns).await?,
+                        }
+                    }
+                    KeysFrom::Table | KeysFrom::Indexed(..) => {
+                        key_counts(ctx, table, &columns).await?
+                    }
                     KeysFrom::Batch(batch, hashed) => {
                         let hashed_now;
                         let keys = match hashed.iter().find(|(c, _)| *c == columns) {

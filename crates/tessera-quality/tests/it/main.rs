@@ -458,7 +458,7 @@ async fn the_key_index_counts_shared_keys_exactly() {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
-    use tessera_quality::{KeyIndex, batch_keys};
+    use tessera_quality::{IndexedKeys, KeyIndex, batch_keys};
 
     let schema = Arc::new(Schema::new(vec![
         Field::new("region", DataType::Utf8, true),
@@ -482,11 +482,12 @@ async fn the_key_index_counts_shared_keys_exactly() {
     ctx.register_batch("orders", table).unwrap();
     let columns = vec!["region".to_string(), "order_id".to_string()];
     let types = [DataType::Utf8, DataType::Int64];
-    let mut index = KeyIndex::build(&ctx, "orders", &columns, &types)
+    let (mut index, read) = KeyIndex::build(&ctx, "orders", &columns, &types)
         .await
         .unwrap();
-    // The row with a null region is no key.
+    // The row with a null region is no key; the other three are distinct, and the build says so.
     assert_eq!(index.len(), 3);
+    assert_eq!(read.distinct(), Some(3));
 
     // (eu, 2) is there twice in the batch but counts once; (us, 2) and the null key are not.
     let incoming = batch(
@@ -513,4 +514,22 @@ async fn the_key_index_counts_shared_keys_exactly() {
             .unwrap(),
         0.0
     );
+
+    // A table holding a key twice: the build read two keys and cannot say how many differ.
+    ctx.register_batch(
+        "orders_twice",
+        batch(vec![Some("eu"), Some("eu")], vec![Some(1), Some(1)]),
+    )
+    .unwrap();
+    let (_, read) = KeyIndex::build(&ctx, "orders_twice", &columns, &types)
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        IndexedKeys {
+            keys: 2,
+            hash_repeated: true
+        }
+    );
+    assert_eq!(read.distinct(), None);
 }

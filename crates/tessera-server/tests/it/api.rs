@@ -1300,6 +1300,63 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
     );
 }
 
+/// After a restart the gate counts the keys of the table while it indexes them again; a table
+/// that already holds a value twice (under a warning, which does not refuse) is counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_gate_counts_values_the_table_holds_twice() {
+    let server = TestServer::start(Store::Sqlite, Tables::Local).await;
+    let contract = SHOP_CONTRACT.replace(
+        "        logicalTypeOptions:\n          pattern: \"^U[0-9]{8}$\"\n",
+        "        logicalTypeOptions:\n          pattern: \"^U[0-9]{8}$\"\n        quality:\n          - metric: duplicateValues\n            mustBe: 0\n            severity: warning\n",
+    );
+    assert_ne!(contract, SHOP_CONTRACT);
+    let (status, plan) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", &contract),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    // Orders 1 and 3 are both U00000001's: one duplicate value, a warning.
+    let (_, first) = server
+        .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
+        .await;
+    assert_eq!(first["accepted"], json!(4), "{first}");
+
+    let server = server.stop().await.restart().await;
+    let (_, next) = server
+        .ingest(
+            "shop.orders.orders",
+            "",
+            "text/csv",
+            "order_id,customer_id\n80,U00000080\n81,U00000002\n",
+        )
+        .await;
+    assert_eq!(
+        (next["accepted"].clone(), next["refused"].clone()),
+        (json!(2), Value::Null),
+        "{next}"
+    );
+    let (_, history) = server
+        .get("/api/v1/datasets/shop/orders/orders/checks")
+        .await;
+    assert_eq!(history[0]["run_id"], next["check_run"]);
+    // U00000001 twice before, U00000002 twice now; order_id still unique.
+    let duplicates = check_of(&history[0], "field_duplicate_values", Some("customer_id"));
+    assert_eq!(
+        (duplicates["result"].clone(), duplicates["measured"].clone()),
+        (json!("warning"), json!(2.0)),
+        "{duplicates}"
+    );
+    assert_eq!(
+        check_of(&history[0], "primary_key_unique", Some("order_id"))["result"],
+        "passed"
+    );
+}
+
 /// A contract with a check schedule gets its checks run by the server, without being asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_checks_run_by_themselves() {
