@@ -979,6 +979,20 @@ fn shop_contract_with_checks() -> String {
         + "slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n    element: orders.placed_at\n  - property: completeness\n    value: 99\n    element: orders.amount\n"
 }
 
+/// Applies the shop product with `contract` as its orders contract; it must apply.
+async fn apply_shop_with(server: &TestServer, contract: &str) {
+    let (status, plan) = server
+        .apply(
+            &[
+                ("shop/product.odps.yaml", SHOP_PRODUCT),
+                ("shop/orders.odcs.yaml", contract),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+}
+
 fn check_of<'a>(run: &'a Value, check_type: &str, field: Option<&str>) -> &'a Value {
     run["checks"]
         .as_array()
@@ -991,16 +1005,7 @@ fn check_of<'a>(run: &'a Value, check_type: &str, field: Option<&str>) -> &'a Va
 async fn checks_run_on_demand_and_are_kept_with_a_score(store: Store) {
     let server = TestServer::start(store, Tables::Local).await;
     let contract = shop_contract_with_checks();
-    let (status, plan) = server
-        .apply(
-            &[
-                ("shop/product.odps.yaml", SHOP_PRODUCT),
-                ("shop/orders.odcs.yaml", &contract),
-            ],
-            false,
-        )
-        .await;
-    assert_eq!(status, 200, "{plan}");
+    apply_shop_with(&server, &contract).await;
     server
         .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
         .await;
@@ -1167,15 +1172,7 @@ async fn the_commit_gate_refuses_a_batch_that_would_break_a_blocking_rule(store:
         "  - name: orders\n    description: One row per order.\n",
         "  - name: orders\n    description: One row per order.\n    quality:\n      - metric: rowCount\n        mustBeGreaterThan: 100\n",
     );
-    server
-        .apply(
-            &[
-                ("shop/product.odps.yaml", SHOP_PRODUCT),
-                ("shop/orders.odcs.yaml", &contract),
-            ],
-            false,
-        )
-        .await;
+    apply_shop_with(&server, &contract).await;
     let (status, first) = server
         .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
         .await;
@@ -1310,16 +1307,7 @@ async fn after_a_restart_the_gate_counts_values_the_table_holds_twice() {
         "        logicalTypeOptions:\n          pattern: \"^U[0-9]{8}$\"\n        quality:\n          - metric: duplicateValues\n            mustBe: 0\n            severity: warning\n",
     );
     assert_ne!(contract, SHOP_CONTRACT);
-    let (status, plan) = server
-        .apply(
-            &[
-                ("shop/product.odps.yaml", SHOP_PRODUCT),
-                ("shop/orders.odcs.yaml", &contract),
-            ],
-            false,
-        )
-        .await;
-    assert_eq!(status, 200, "{plan}");
+    apply_shop_with(&server, &contract).await;
     // Orders 1 and 3 are both U00000001's: one duplicate value, a warning.
     let (_, first) = server
         .ingest("shop.orders.orders", "", "text/csv", ORDERS_CSV)
@@ -1366,16 +1354,7 @@ async fn scheduled_checks_run_by_themselves() {
         "schema:\n",
         "customProperties:\n  - property: checkSchedule\n    value: \"* * * * * *\"\nschema:\n",
     );
-    let (status, plan) = server
-        .apply(
-            &[
-                ("shop/product.odps.yaml", SHOP_PRODUCT),
-                ("shop/orders.odcs.yaml", &contract),
-            ],
-            false,
-        )
-        .await;
-    assert_eq!(status, 200, "{plan}");
+    apply_shop_with(&server, &contract).await;
     let mut triggers = Vec::new();
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
