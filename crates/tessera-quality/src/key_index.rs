@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
-use arrow::compute::{cast, filter_record_batch, take};
+use arrow::compute::{cast, filter_record_batch, take_record_batch};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
@@ -46,6 +46,9 @@ impl Hasher for PassThrough {
     }
 }
 
+/// A set of key hashes, used as they are.
+type Hashes = HashSet<u64, BuildHasherDefault<PassThrough>>;
+
 /// The same seed everywhere in the process, so a batch hashes as the table did.
 fn random_state() -> RandomState {
     RandomState::with_seed(0x7e55_e7a0)
@@ -54,7 +57,7 @@ fn random_state() -> RandomState {
 /// The hashes of a table's non-null keys over some columns.
 #[derive(Default)]
 pub struct KeyIndex {
-    hashes: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    hashes: Hashes,
 }
 
 /// What building an index read: the table's non-null keys, and whether any hash came twice
@@ -153,14 +156,7 @@ impl KeyIndex {
         if candidates.is_empty() {
             return Ok(0.0);
         }
-        let indices = UInt32Array::from(candidates);
-        let projected = key_columns(batch, columns)?;
-        let taken: Vec<ArrayRef> = projected
-            .columns()
-            .iter()
-            .map(|c| take(c, &indices, None))
-            .collect::<std::result::Result<_, _>>()?;
-        let candidates = RecordBatch::try_new(projected.schema(), taken)?;
+        let candidates = key_rows(batch, columns, candidates)?;
         let table_failed = |e: datafusion::error::DataFusionError| {
             QualityError::Query(format!("looking up candidate keys: {e}"))
         };
@@ -180,9 +176,8 @@ impl BatchKeys {
     /// hash (a duplicate, or very rarely a collision) are compared exactly. `batch` and
     /// `columns` are those the keys were taken from.
     pub fn distinct(&self, batch: &RecordBatch, columns: &[String]) -> Result<usize> {
-        let mut seen: HashSet<u64, BuildHasherDefault<PassThrough>> =
-            HashSet::with_capacity_and_hasher(self.hashes.len(), Default::default());
-        let mut repeated: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
+        let mut seen = Hashes::with_capacity_and_hasher(self.hashes.len(), Default::default());
+        let mut repeated = Hashes::default();
         for hash in &self.hashes {
             if !seen.insert(*hash) {
                 repeated.insert(*hash);
@@ -199,19 +194,15 @@ impl BatchKeys {
             .filter(|(hash, _)| repeated.contains(hash))
             .map(|(_, row)| *row)
             .collect();
-        let indices = UInt32Array::from(rows);
-        let taken: Vec<ArrayRef> = key_columns(batch, columns)?
-            .columns()
-            .iter()
-            .map(|c| take(c, &indices, None))
-            .collect::<std::result::Result<_, _>>()?;
+        let taken = key_rows(batch, columns, rows)?;
         let converter = RowConverter::new(
             taken
+                .columns()
                 .iter()
                 .map(|c| SortField::new(c.data_type().clone()))
                 .collect(),
         )?;
-        let values = converter.convert_columns(&taken)?;
+        let values = converter.convert_columns(taken.columns())?;
         let exact: HashSet<_> = values.iter().collect();
         Ok(seen.len() - repeated.len() + exact.len())
     }
@@ -250,6 +241,14 @@ fn as_types(arrays: &[ArrayRef], types: &[DataType]) -> Result<Vec<ArrayRef>> {
             }
         })
         .collect()
+}
+
+/// The key columns of `batch`'s rows `rows`.
+fn key_rows(batch: &RecordBatch, columns: &[String], rows: Vec<u32>) -> Result<RecordBatch> {
+    Ok(take_record_batch(
+        &key_columns(batch, columns)?,
+        &UInt32Array::from(rows),
+    )?)
 }
 
 /// `batch` with only the key columns, in the key's order.

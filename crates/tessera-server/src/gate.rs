@@ -15,6 +15,7 @@
 //! the table moved on without this process (another instance, a restart), the state and the
 //! indexes are measured again, once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,8 +25,8 @@ use datafusion::prelude::SessionContext;
 use tessera_catalog::DatasetRecord;
 use tessera_core::{Check, CheckKind};
 use tessera_quality::{
-    BatchKeys, CheckResult, KeyIndex, Outcome, batch_keys, count_measures, key_counts, sql_measure,
-    verdict,
+    BatchKeys, CheckResult, IndexedKeys, KeyIndex, Outcome, batch_keys, count_measures, key_counts,
+    sql_measure, verdict,
 };
 
 use tessera_core::RequestContext;
@@ -92,6 +93,37 @@ pub(crate) struct Commit<'a> {
 pub(crate) struct KeyIndexes {
     table_version: Option<i64>,
     by_columns: HashMap<Vec<String>, KeyIndex>,
+}
+
+impl KeyIndexes {
+    /// Keeps an index of the keys over `columns`: built from `table` unless one is kept (its keys
+    /// cast to `batch`'s key types, so both hash alike; an empty table is not read). What the
+    /// build read, when it built one.
+    async fn ensure(
+        &mut self,
+        ctx: &SessionContext,
+        table: &str,
+        columns: &[String],
+        batch: &RecordBatch,
+        table_is_empty: bool,
+    ) -> tessera_quality::Result<Option<IndexedKeys>> {
+        if self.by_columns.contains_key(columns) {
+            return Ok(None);
+        }
+        let (index, read) = if table_is_empty {
+            let nothing = IndexedKeys {
+                keys: 0,
+                hash_repeated: false,
+            };
+            (KeyIndex::default(), nothing)
+        } else {
+            let types = key_types(batch, columns)
+                .map_err(|e| tessera_quality::QualityError::Query(e.to_string()))?;
+            KeyIndex::build(ctx, table, columns, &types).await?
+        };
+        self.by_columns.insert(columns.to_vec(), index);
+        Ok(Some(read))
+    }
 }
 
 /// A dataset's key indexes, shared between the gate and the commit that follows it.
@@ -591,29 +623,13 @@ impl Measure {
             if let Some(columns) = check.key_columns() {
                 let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
                 let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-                let hashed_now;
-                let keys = match keys_of_batch.iter().find(|(c, _)| *c == columns) {
-                    Some((_, keys)) => keys,
-                    None => {
-                        hashed_now = batch_keys(&batch, &columns).map_err(measure_failed)?;
-                        &hashed_now
-                    }
-                };
-                if !indexes.by_columns.contains_key(&columns) {
-                    let index = if before.rows > 0.0 {
-                        let types = key_types(&batch, &columns).map_err(failed)?;
-                        KeyIndex::build(&ctx, &table, &columns, &types)
-                            .await
-                            .map_err(measure_failed)?
-                            .0
-                    } else {
-                        KeyIndex::default()
-                    };
-                    indexes.by_columns.insert(columns.clone(), index);
-                }
-                let index = &indexes.by_columns[&columns];
-                let shared = index
-                    .shared(&ctx, &table, &columns, &batch, keys)
+                let keys = hashed_keys(&keys_of_batch, &batch, &columns).map_err(measure_failed)?;
+                indexes
+                    .ensure(&ctx, &table, &columns, &batch, before.rows == 0.0)
+                    .await
+                    .map_err(measure_failed)?;
+                let shared = indexes.by_columns[&columns]
+                    .shared(&ctx, &table, &columns, &batch, &keys)
                     .await
                     .map_err(measure_failed)?;
                 // A merge replaces the rows of the keys the table holds (one each: it is
@@ -829,30 +845,18 @@ async fn measure_state(
             Some((_, counted)) => *counted,
             None => {
                 let counted = match &mut keys_from {
-                    KeysFrom::Indexed(indexes, batch)
-                        if !indexes.by_columns.contains_key(&columns) =>
-                    {
-                        let types = key_types(batch, &columns)
-                            .map_err(|e| tessera_quality::QualityError::Query(e.to_string()))?;
-                        let (index, read) = KeyIndex::build(ctx, table, &columns, &types).await?;
-                        indexes.by_columns.insert(columns.clone(), index);
-                        match read.distinct() {
-                            Some(distinct) => (read.keys as f64, distinct as f64),
+                    KeysFrom::Indexed(indexes, batch) => {
+                        let read = indexes
+                            .ensure(ctx, table, &columns, batch, rows == 0.0)
+                            .await?;
+                        match read.and_then(|r| Some((r.keys as f64, r.distinct()? as f64))) {
+                            Some(counted) => counted,
                             None => key_counts(ctx, table, &columns).await?,
                         }
                     }
-                    KeysFrom::Table | KeysFrom::Indexed(..) => {
-                        key_counts(ctx, table, &columns).await?
-                    }
+                    KeysFrom::Table => key_counts(ctx, table, &columns).await?,
                     KeysFrom::Batch(batch, hashed) => {
-                        let hashed_now;
-                        let keys = match hashed.iter().find(|(c, _)| *c == columns) {
-                            Some((_, keys)) => keys,
-                            None => {
-                                hashed_now = batch_keys(batch, &columns)?;
-                                &hashed_now
-                            }
-                        };
+                        let keys = hashed_keys(hashed, batch, &columns)?;
                         (
                             keys.hashes.len() as f64,
                             keys.distinct(batch, &columns)? as f64,
@@ -871,6 +875,18 @@ async fn measure_state(
         rows,
         counts: counting.iter().map(|c| c.key()).zip(counts).collect(),
         keys,
+    })
+}
+
+/// The batch's keys over `columns`: as hashed already for the checks, or hashed now.
+fn hashed_keys<'a>(
+    hashed: &'a [(Vec<String>, BatchKeys)],
+    batch: &RecordBatch,
+    columns: &[String],
+) -> tessera_quality::Result<Cow<'a, BatchKeys>> {
+    Ok(match hashed.iter().find(|(c, _)| c.as_slice() == columns) {
+        Some((_, keys)) => Cow::Borrowed(keys),
+        None => Cow::Owned(batch_keys(batch, columns)?),
     })
 }
 
