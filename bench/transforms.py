@@ -5,7 +5,9 @@ upstream table's rows is appended, the incremental run (`events_clean` appends t
 watermark, `virality_daily` recomputes from its newest day and merges; the others are `full`
 and recompute), right after a full refresh and after another
 incremental run — against DuckDB running the same SQL over the same Delta tables with
-delta_scan.
+delta_scan. Then the event stream alone: 1% appended to `events_raw` only, and one call that
+runs what is behind its inputs (`POST /api/v1/transforms/run`: the four transforms downstream of
+the events).
 
 Run from the repository root with the test venv's python (it has duckdb and its delta
 extension; `scripts/setup-test-env --venv` creates it):
@@ -174,11 +176,13 @@ class Upstream:
             "SELECT sale_id, asset_id, seller_id, buyer_id, CAST(price AS DECIMAL(12, 2)) AS price, currency, "
             "make_timestamptz(sold_us) AS sold_at, prev_hash, hash FROM new_sales ORDER BY sale_id", "sales")
 
-    def append(self, api):
-        """Appends the next 1% to the three upstream tables; (dataset, rows, seconds) each."""
+    def append(self, api, datasets=UPSTREAM):
+        """Appends the next 1% to the upstream tables (all three unless told); (dataset, rows,
+        seconds) each."""
         self.round += 1
         out = []
-        for dataset, make in ((EVENTS, self.events), (ASSETS, self.assets), (SALES, self.sales)):
+        makers = {EVENTS: self.events, ASSETS: self.assets, SALES: self.sales}
+        for dataset, make in ((d, makers[d]) for d in datasets):
             take, parquet = make()
             accepted, seconds = api.ingest(dataset, parquet)
             if accepted != take:
@@ -270,7 +274,7 @@ def main():
         #   refresh (the commit gate keeps the state a replacement was measured at, but builds
         #   the replaced table's key index again on its next commit);
         # - incr: the incremental run after another 1%, following an incremental run.
-        kinds, full, first, steady, appends = [], [], [], [], []
+        kinds, full, first, steady, appends, stream_appends = [], [], [], [], [], []
 
         def measured(kind, full_refresh, label):
             if kind in ("first", "incr"):
@@ -289,14 +293,17 @@ def main():
         for i in range(runs):
             measured("incr", False, f"incremental {i + 1} after an incremental run")
 
-        # What the incremental runs left equals what a full refresh computes.
-        held = api.rows("SELECT count(*) AS n, count(DISTINCT event_id) AS k FROM artwork_engagement.engagement.events_clean")[0]
-        want = api.rows("SELECT count(*) AS n FROM artwork_engagement.engagement.events_raw "
-                        "WHERE NOT regexp_like(user_agent, '(?i)bot|crawler|spider|headless')")[0]["n"]
-        if held["n"] != want or held["k"] != want:
-            raise SystemExit(f"events_clean holds {held} rows after the incremental runs, a full refresh {want}")
-        rss = peak_rss_mib(server.pid)
-        grown = {d: api.rows(f"SELECT count(*) AS n FROM {d}")[0]["n"] for d in UPSTREAM}
+        def check_events_clean():
+            """What the incremental runs left equals what a full refresh computes; its rows."""
+            held = api.rows("SELECT count(*) AS n, count(DISTINCT event_id) AS k "
+                            "FROM artwork_engagement.engagement.events_clean")[0]
+            want = api.rows("SELECT count(*) AS n FROM artwork_engagement.engagement.events_raw "
+                            "WHERE NOT regexp_like(user_agent, '(?i)bot|crawler|spider|headless')")[0]["n"]
+            if held["n"] != want or held["k"] != want:
+                raise SystemExit(f"events_clean holds {held} rows after the incremental runs, a full refresh {want}")
+            return want
+
+        check_events_clean()
 
         # The query each run ran, as the query log has it (written within a second): how much of
         # a run its query was; the rest is reading the watermark, casting the result to the
@@ -310,6 +317,26 @@ def main():
                 for kind in ("full", "first", "incr"):
                     query_ms.setdefault(kind, {})[d] = statistics.median(
                         ms for ms, k in zip(ran, kinds) if k == kind)
+
+        # The event stream alone: 1% appended to events_raw, then one call that runs, in order,
+        # what is behind its inputs (`POST /api/v1/transforms/run`), as a loader or the
+        # scheduler would — the transforms that do not read the events are not run.
+        stream = []
+        for i in range(runs):
+            stream_appends.append(upstream.append(api, (EVENTS,)))
+            start = time.perf_counter()
+            ran = api.call("POST", "/api/v1/transforms/run")
+            wall = (time.perf_counter() - start) * 1000
+            failed = [r for r in ran if r["status"] != "succeeded"]
+            if failed:
+                raise SystemExit(f"a run after an append to the event stream failed: {failed}")
+            stream.append((wall, {r["dataset"]: r["duration_ms"] for r in ran}))
+            print(f"the event stream alone {i + 1}: {wall:.0f} ms ("
+                  + ", ".join(f"{d.split('.')[-1]} {r['duration_ms']}" for d, r in
+                              ((r["dataset"], r) for r in ran)) + ")", flush=True)
+        want = check_events_clean()
+        rss = peak_rss_mib(server.pid)
+        grown = {d: api.rows(f"SELECT count(*) AS n FROM {d}")[0]["n"] for d in UPSTREAM}
     finally:
         server.terminate()
         server.wait()
@@ -334,8 +361,9 @@ def main():
     # INSERT, events_clean first made as it stood before the last 1% (not timed); then the full
     # ones recomputed as in Tessera.
     clean = "artwork_engagement.engagement.events_clean"
+    last_events = (stream_appends or appends)[-1][0][1]
     last_first_id = con.execute(
-        f"SELECT 'E' || lpad(CAST(max(CAST(substr(event_id, 2) AS BIGINT)) - {appends[-1][0][1]} + 1 AS VARCHAR), 10, '0') "
+        f"SELECT 'E' || lpad(CAST(max(CAST(substr(event_id, 2) AS BIGINT)) - {last_events} + 1 AS VARCHAR), 10, '0') "
         f"FROM {scan(EVENTS)}").fetchone()[0]
     duck_incr = []
     for _ in range(runs + 1):
@@ -436,6 +464,20 @@ def main():
     section.append(
         f"| **the DAG** | | | **{f:.0f}** | **{i:.0f}** | **{100 * i / f:.0f}%** | **{i0:.0f}** "
         f"| **{100 * i0 / f:.0f}%** | | {duck_total(duck_full):.0f} | {duck_total(duck_incr):.0f} |")
+    # The event stream alone: the call's wall time against the full refresh of the DAG.
+    s_total = statistics.median(wall for wall, _ in stream)
+    s_ran = [d for d in order if any(d in r for _, r in stream)]
+    s_ms = {d: statistics.median(r[d] for _, r in stream if d in r) for d in s_ran}
+    section += [
+        "",
+        f"The event stream alone, after the runs above: {runs} times {args.append_percent:g}% appended to "
+        f"`events_raw` only (+{stream_appends[0][0][1]:,} events), then one `POST /api/v1/transforms/run`, which "
+        f"runs in order the transforms whose datasets are behind their inputs — "
+        + ", ".join(f"`{short(d)}` ({sum(d in r for _, r in stream)} of {runs} times)" for d in s_ran)
+        + "; the others read no events and did not run. Median wall time of the call: "
+        f"**{s_total:.0f} ms, {100 * s_total / f:.0f}% of the DAG's full refresh**; each run's `duration_ms`, "
+        "median: " + ", ".join(f"`{short(d)}` {s_ms[d]:.0f}" for d in s_ran) + ".",
+    ]
     section.append("")
     write_section(args.results, section)
 

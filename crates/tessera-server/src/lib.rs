@@ -57,8 +57,8 @@ pub use openlineage::OpenLineageConfig;
 pub use pgwire::PostgresConfig;
 pub use service::{
     AccessService, AuditService, CatalogService, GlossaryService, GovernanceService, IngestService,
-    LineageService, OperationsService, PublishService, QualityService, QueryService, Services,
-    SourcesService, TransformsService,
+    LineageService, OperationsService, PublishService, QualityService, QueryService, RunScope,
+    Services, SourcesService, TransformsService,
 };
 pub use tessera_core::{FrontEnd, Principal, RequestContext};
 pub use tessera_ingest::Format;

@@ -328,6 +328,24 @@ pub trait SourcesService: Send + Sync {
     async fn delete_secret(&self, cx: &RequestContext, name: &str) -> Result<SecretView>;
 }
 
+/// Which transforms a run started by hand takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunScope<'a> {
+    /// Across the mesh, each transform whose dataset is behind its inputs: one of them
+    /// committed rows since it was last computed (judged when its turn comes, so a run also
+    /// takes what the runs before it committed), or it was never computed. With a full
+    /// refresh, every transform. Needs `ingest` on every dataset a transform computes.
+    Behind,
+    /// A product's transforms, each run whether behind or not.
+    Product { domain: &'a str, product: &'a str },
+    /// The transform computing one dataset.
+    Dataset {
+        domain: &'a str,
+        product: &'a str,
+        dataset: &'a str,
+    },
+}
+
 /// Transforms: the SQL that computes datasets, and their runs.
 #[async_trait]
 pub trait TransformsService: Send + Sync {
@@ -338,15 +356,13 @@ pub trait TransformsService: Send + Sync {
         cx: &RequestContext,
         product: Option<(&str, &str)>,
     ) -> Result<Vec<TransformView>>;
-    /// Runs a product's transforms now, in the order they feed each other, or only the one
-    /// computing `dataset` (needs `ingest` on each dataset computed); the runs, in order. A
-    /// failed run committed nothing and says why in its error.
+    /// Runs the transforms `scope` names now, in the order they feed each other (needs
+    /// `ingest` on each dataset they compute); the runs, in order. A failed run committed
+    /// nothing and says why in its error.
     async fn run_transforms(
         &self,
         cx: &RequestContext,
-        domain: &str,
-        product: &str,
-        dataset: Option<&str>,
+        scope: RunScope<'_>,
         full_refresh: bool,
     ) -> Result<Vec<TransformRunView>>;
     /// The newest runs, newest first, of the transforms `of` names whose products the caller

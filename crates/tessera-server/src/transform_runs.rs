@@ -37,7 +37,7 @@ use crate::gate::{Commit, GateMode};
 use crate::governance::{dataset_resource, product_resource};
 use crate::mesh::Mesh;
 use crate::openlineage::{EventDataset, EventJob};
-use crate::service::TransformsService;
+use crate::service::{RunScope, TransformsService};
 use crate::views::{TransformRunView, TransformView};
 
 /// A run started by hand.
@@ -1113,15 +1113,49 @@ impl Mesh {
         &self,
         cx: &RequestContext,
     ) -> Result<Vec<TransformRunRecord>> {
+        let in_order = self.transforms_in_order().await?;
+        self.run_in_order(cx, in_order, UPSTREAM, Pick::Behind)
+            .await
+    }
+
+    /// Runs `transforms` (in the order they feed each other), as `pick` says, each started by
+    /// `trigger`; the runs, failed ones included.
+    async fn run_in_order(
+        &self,
+        cx: &RequestContext,
+        transforms: Vec<(DatasetRef, TransformRecord)>,
+        trigger: &str,
+        pick: Pick,
+    ) -> Result<Vec<TransformRunRecord>> {
         let mut runs = Vec::new();
-        for (target, record) in self.transforms_in_order().await? {
-            let spec = parse(&record)?;
-            if self.inputs_moved(&target, &spec).await?.is_some() {
-                runs.push(self.run_transform(cx, &record, UPSTREAM, false).await?);
+        for (target, record) in transforms {
+            // Judged now, after the runs before it: what they committed makes it behind too.
+            let run = match pick {
+                Pick::All { .. } => true,
+                Pick::Behind => self
+                    .inputs_moved(&target, &parse(&record)?)
+                    .await?
+                    .is_some(),
+            };
+            if run {
+                let full_refresh = matches!(pick, Pick::All { full_refresh: true });
+                runs.push(
+                    self.run_transform(cx, &record, trigger, full_refresh)
+                        .await?,
+                );
             }
         }
         Ok(runs)
     }
+}
+
+/// Which of the transforms handed to [`Mesh::run_in_order`] run.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    /// Each of them, recomputing everything or as its materialization says.
+    All { full_refresh: bool },
+    /// Those whose dataset is behind its inputs (see [`Mesh::inputs_moved`]).
+    Behind,
 }
 
 /// The schemas a transform's events carry: the output's first, then each input's.
@@ -1269,42 +1303,57 @@ impl TransformsService for Mesh {
     async fn run_transforms(
         &self,
         cx: &RequestContext,
-        domain: &str,
-        product: &str,
-        dataset: Option<&str>,
+        scope: RunScope<'_>,
         full_refresh: bool,
     ) -> Result<Vec<TransformRunView>> {
-        if !self.discovers_product(cx, domain, product).await? {
-            return Err(ServiceError::NotFound(format!(
-                "no product {domain}.{product}"
-            )));
-        }
-        let chosen: Vec<TransformRecord> = self
-            .transforms_in_order()
-            .await?
-            .into_iter()
-            .map(|(_, r)| r)
-            .filter(|r| {
-                r.domain == domain && r.product == product && dataset.is_none_or(|d| r.dataset == d)
-            })
-            .collect();
-        if chosen.is_empty() {
-            return Err(ServiceError::NotFound(match dataset {
-                Some(d) => format!("{domain}.{product}.{d} is not computed by a transform"),
-                None => format!("{domain}.{product} has no transforms"),
-            }));
-        }
-        // Whoever starts a run must be allowed to write the datasets it computes.
-        for r in &chosen {
-            self.authorize(cx, Action::Ingest, &dataset_resource(&target_of(r)?))
+        let in_order = self.transforms_in_order().await?;
+        let (chosen, pick) = match scope {
+            RunScope::Behind => {
+                let pick = if full_refresh {
+                    Pick::All { full_refresh }
+                } else {
+                    Pick::Behind
+                };
+                (in_order, pick)
+            }
+            RunScope::Product { domain, product }
+            | RunScope::Dataset {
+                domain, product, ..
+            } => {
+                if !self.discovers_product(cx, domain, product).await? {
+                    return Err(ServiceError::NotFound(format!(
+                        "no product {domain}.{product}"
+                    )));
+                }
+                let dataset = match scope {
+                    RunScope::Dataset { dataset, .. } => Some(dataset),
+                    _ => None,
+                };
+                let chosen: Vec<_> = in_order
+                    .into_iter()
+                    .filter(|(_, r)| {
+                        r.domain == domain
+                            && r.product == product
+                            && dataset.is_none_or(|d| r.dataset == d)
+                    })
+                    .collect();
+                if chosen.is_empty() {
+                    return Err(ServiceError::NotFound(match dataset {
+                        Some(d) => format!("{domain}.{product}.{d} is not computed by a transform"),
+                        None => format!("{domain}.{product} has no transforms"),
+                    }));
+                }
+                (chosen, Pick::All { full_refresh })
+            }
+        };
+        // Whoever starts a run must be allowed to write the datasets it computes: across the
+        // mesh, every one that could be behind.
+        for (target, _) in &chosen {
+            self.authorize(cx, Action::Ingest, &dataset_resource(target))
                 .await?;
         }
-        let mut runs = Vec::new();
-        for r in &chosen {
-            let run = self.run_transform(cx, r, MANUAL, full_refresh).await?;
-            runs.push(run_view(run));
-        }
-        Ok(runs)
+        let runs = self.run_in_order(cx, chosen, MANUAL, pick).await?;
+        Ok(runs.into_iter().map(run_view).collect())
     }
 
     async fn transform_runs(

@@ -235,12 +235,15 @@ pub enum Command {
         client: ClientArgs,
     },
     /// Run a product's transforms now, in the order they feed each other, or the one computing
-    /// DOMAIN.PRODUCT.DATASET (needs ingest rights on what they compute); exit status 1 when a
-    /// run fails (it commits nothing and the dataset keeps its last good version).
+    /// DOMAIN.PRODUCT.DATASET; with no target, every transform of the mesh whose dataset is
+    /// behind its inputs (an input committed rows since it was last computed, or it never was).
+    /// Needs ingest rights on what they compute; exit status 1 when a run fails (it commits
+    /// nothing and the dataset keeps its last good version).
     Run {
-        /// DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET
-        target: String,
-        /// Recompute the whole dataset, whatever the transform's materialization.
+        /// DOMAIN.PRODUCT or DOMAIN.PRODUCT.DATASET; none: the mesh's datasets that are behind
+        target: Option<String>,
+        /// Recompute the whole dataset, whatever the transform's materialization (no target:
+        /// every transform of the mesh).
         #[arg(long)]
         full_refresh: bool,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]

@@ -204,8 +204,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             client,
         } => {
-            commands::transforms::run(&Client::connect(&client)?, &target, full_refresh, format)
-                .await
+            commands::transforms::run(
+                &Client::connect(&client)?,
+                target.as_deref(),
+                full_refresh,
+                format,
+            )
+            .await
         }
         Command::Lineage {
             dataset,

@@ -25,7 +25,7 @@ pub use results::{
 };
 
 use crate::mesh::BatchData;
-use crate::service::Services;
+use crate::service::{RunScope, Services};
 use crate::views::*;
 use tessera_core::{FrontEnd, Principal, RequestContext};
 
@@ -179,6 +179,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(put_secret, delete_secret))
         .routes(routes!(list_transforms))
         .routes(routes!(list_product_transforms))
+        .routes(routes!(run_behind_transforms))
         .routes(routes!(run_product_transforms))
         .routes(routes!(run_transform))
         .routes(routes!(list_transform_runs))
@@ -1403,6 +1404,23 @@ struct RunParams {
     full_refresh: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/api/v1/transforms/run", tag = "transforms",
+    params(RunParams),
+    responses((status = 200, description = "Across the mesh, in the order they feed each other, the transforms whose datasets are behind their inputs (an input committed rows since the dataset was last computed, or it never was), run now — with `full_refresh`, every transform; each run's status (a failed run committed nothing, its error says why). None when every dataset is up to date", body = [TransformRunView]),
+              (status = 403, description = "The caller may not write a dataset a transform computes", body = ErrorBody)))]
+async fn run_behind_transforms(
+    State(s): State<AppState>,
+    Caller(cx): Caller,
+    params: Result<Query<RunParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<TransformRunView>>> {
+    let Query(params) = params.map_err(ApiError::from_query_rejection)?;
+    Ok(Json(
+        s.services
+            .run_transforms(&cx, RunScope::Behind, params.full_refresh.unwrap_or(false))
+            .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/transforms/{domain}/{product}/run", tag = "transforms",
     params(("domain" = String, Path), ("product" = String, Path), RunParams),
     responses((status = 200, description = "The product's transforms, run now in the order they feed each other; each run's status (a failed run committed nothing, its error says why)", body = [TransformRunView]),
@@ -1420,9 +1438,10 @@ async fn run_product_transforms(
         s.services
             .run_transforms(
                 &cx,
-                domain.as_str(),
-                product.as_str(),
-                None,
+                RunScope::Product {
+                    domain: domain.as_str(),
+                    product: product.as_str(),
+                },
                 params.full_refresh.unwrap_or(false),
             )
             .await?,
@@ -1446,9 +1465,11 @@ async fn run_transform(
         s.services
             .run_transforms(
                 &cx,
-                r.domain.as_str(),
-                r.product.as_str(),
-                Some(r.dataset.as_str()),
+                RunScope::Dataset {
+                    domain: r.domain.as_str(),
+                    product: r.product.as_str(),
+                    dataset: r.dataset.as_str(),
+                },
                 params.full_refresh.unwrap_or(false),
             )
             .await?,

@@ -902,6 +902,7 @@ async fn the_openapi_document_is_true_to_the_server() {
             "POST /api/v1/query",
             "POST /api/v1/sources/{domain}/{product}/{source}/run",
             "POST /api/v1/tokens",
+            "POST /api/v1/transforms/run",
             "POST /api/v1/transforms/{domain}/{product}/run",
             "POST /api/v1/transforms/{domain}/{product}/{dataset}/run",
             "PUT /api/v1/glossary",

@@ -694,6 +694,108 @@ async fn a_run_reads_as_the_owner_team_and_needs_ingest_rights_to_start() {
     );
 }
 
+/// Small customers from another transform's dataset, so that runs feed each other.
+const SMALL_FROM_TOTALS: &str = "-- materialize: full
+SELECT customer_id, orders FROM stats.daily.customer_totals WHERE orders <= 1";
+
+/// The datasets `runs` computed, in the order they ran.
+fn ran(runs: &[Value]) -> Vec<&str> {
+    runs.iter()
+        .map(|r| r["dataset"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_across_the_mesh_takes_the_datasets_behind_their_inputs_in_order() {
+    let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+        c.transform_tick = Duration::ZERO
+    })
+    .await;
+    server.apply(&shop_folder(), false).await;
+    apply_stats(
+        &server,
+        &[
+            ("order_counts", ORDER_COUNTS),
+            ("customer_totals", CUSTOMER_TOTALS),
+            ("small_customers", SMALL_FROM_TOTALS),
+        ],
+    )
+    .await;
+    grant_stats_team(&server).await;
+    ingest_orders(&server, ORDERS_CSV).await;
+    let small_from_scratch = "SELECT customer_id, count(*) AS orders FROM shop.orders.orders \
+        GROUP BY customer_id HAVING count(*) <= 1 ORDER BY customer_id";
+    let small_held =
+        "SELECT customer_id, orders FROM stats.daily.small_customers ORDER BY customer_id";
+
+    // Never computed: all three, the one reading customer_totals after it.
+    let runs = run(&server, "/api/v1/transforms/run").await;
+    let first = ran(&runs);
+    assert_eq!(first.len(), 3, "{runs:?}");
+    let at = |d: &str| first.iter().position(|x| *x == d).unwrap();
+    assert!(at("stats.daily.customer_totals") < at("stats.daily.small_customers"));
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == json!("succeeded") && r["trigger"] == json!("manual")),
+        "{runs:?}"
+    );
+    assert_eq!(
+        server.rows(small_held).await,
+        server.rows(small_from_scratch).await
+    );
+
+    // Up to date: nothing runs.
+    assert_eq!(
+        run(&server, "/api/v1/transforms/run").await,
+        Vec::<Value>::new()
+    );
+
+    // customer_totals computed again by hand: only what reads it is behind.
+    run(
+        &server,
+        "/api/v1/transforms/stats/daily/customer_totals/run",
+    )
+    .await;
+    let runs = run(&server, "/api/v1/transforms/run").await;
+    assert_eq!(ran(&runs), ["stats.daily.small_customers"], "{runs:?}");
+
+    // New orders: everything reading them, and then what reads customer_totals, which the run
+    // before it committed (customer U00000003 now has two orders and leaves small_customers).
+    ingest_orders(
+        &server,
+        "order_id,customer_id,amount,status,placed_at\n8,U00000003,12,open,2026-01-08T10:00:00Z\n",
+    )
+    .await;
+    let runs = run(&server, "/api/v1/transforms/run").await;
+    let caught_up = ran(&runs);
+    assert_eq!(caught_up.len(), 3, "{runs:?}");
+    assert_eq!(caught_up.last(), Some(&"stats.daily.small_customers"));
+    assert_eq!(
+        server.rows(small_held).await,
+        server.rows(small_from_scratch).await
+    );
+    assert_datasets_recomputed(&server, &["order_counts", "customer_totals"], "new orders").await;
+
+    // A full refresh recomputes every transform, behind or not.
+    let runs = run(&server, "/api/v1/transforms/run?full_refresh=true").await;
+    assert_eq!(ran(&runs).len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|r| r["mode"] == json!("full")), "{runs:?}");
+
+    // Across the mesh, a caller must be allowed to write every computed dataset.
+    let eve = server.token_for("eve", &[], &[]).await;
+    let (status, body) = server
+        .post_json_as(Some(&eve), "/api/v1/transforms/run", &json!({}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stats.daily."),
+        "{body}"
+    );
+}
+
 /// Polls the run history of `dataset` until `done` holds for it (at most 30 s).
 async fn wait_for_runs(
     server: &TestServer,

@@ -89,14 +89,18 @@ pub async fn list(client: &Client, target: Option<String>, format: ListFormat) -
     Ok(())
 }
 
+/// Runs `target`'s transforms, or (no target) those of the mesh whose datasets are behind
+/// their inputs (every one with `full_refresh`).
 pub async fn run(
     client: &Client,
-    target: &str,
+    target: Option<&str>,
     full_refresh: bool,
     format: ListFormat,
 ) -> Result<()> {
     let mut path = vec!["api", "v1", "transforms"];
-    path.extend(parts(target)?);
+    if let Some(target) = target {
+        path.extend(parts(target)?);
+    }
     path.push("run");
     let query: &[(&str, &str)] = if full_refresh {
         &[("full_refresh", "true")]
@@ -106,6 +110,8 @@ pub async fn run(
     let runs: Vec<TransformRunView> = client.post_query(&path, query).await?;
     if format == ListFormat::Json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else if runs.is_empty() {
+        println!("nothing to run: every computed dataset is up to date with its inputs");
     } else {
         println!("{}", runs_table(&runs));
     }
