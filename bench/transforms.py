@@ -417,7 +417,7 @@ def main():
         f"DuckDB {duckdb.__version__} with the delta extension",
         f"- data: `tessera demo --no-serve --scale {args.scale:g}`: "
         + ", ".join(f"`{short(d)}` {sizes[d]:,} rows ({files[d]} files)" for d in UPSTREAM)
-        + f", {len(appends)} appends later "
+        + f", {len(appends)} appends and {len(stream_appends)} to `events_raw` alone later "
         + ", ".join(f"{grown[d]:,}" for d in UPSTREAM)
         + "; the server started with `--transform-tick-seconds 0 --maintenance-interval-seconds 0 "
         "--check-tick-seconds 0` (every run started by the script, one at a time, nothing in between)",
