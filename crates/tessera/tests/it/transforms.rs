@@ -54,15 +54,7 @@ fn apply_sends_the_folders_transforms() {
         "{}",
         ran.stdout
     );
-    let counted = server
-        .cli(&[
-            "query",
-            "SELECT count(*) AS n FROM shop.orders.big_orders",
-            "--format",
-            "csv",
-        ])
-        .ok();
-    assert_eq!(counted.stdout, "n\n2\n");
+    assert_eq!(big_orders(&server, ""), 2);
     // With no target, what is behind its inputs: nothing now, the dataset after a new batch.
     let idle = server.cli(&["run"]).ok();
     assert_eq!(
@@ -80,15 +72,7 @@ fn apply_sends_the_folders_transforms() {
         "{}",
         caught_up.stdout
     );
-    let counted = server
-        .cli(&[
-            "query",
-            "SELECT count(*) AS n FROM shop.orders.big_orders",
-            "--format",
-            "csv",
-        ])
-        .ok();
-    assert_eq!(counted.stdout, "n\n3\n");
+    assert_eq!(big_orders(&server, ""), 3);
     for args in [&["transforms", "shop.orders"][..], &["transforms", "list"]] {
         let listed = server.cli(args).ok();
         assert!(
@@ -137,15 +121,7 @@ fn apply_sends_the_folders_transforms() {
         ]
     );
     // The dataset kept the last good run's rows.
-    let counted = server
-        .cli(&[
-            "query",
-            "SELECT count(*) AS n FROM shop.orders.big_orders WHERE order_id IN (2, 3)",
-            "--format",
-            "csv",
-        ])
-        .ok();
-    assert_eq!(counted.stdout, "n\n2\n");
+    assert_eq!(big_orders(&server, " WHERE order_id IN (2, 3)"), 2);
 
     // A transform that reads a dataset the product may not: refused, naming file and line.
     std::fs::write(
@@ -164,6 +140,18 @@ fn apply_sends_the_folders_transforms() {
         "{}",
         refused.stderr
     );
+}
+
+/// How many rows `shop.orders.big_orders` holds (`filter`: a WHERE clause, or nothing), by
+/// `tessera query`.
+fn big_orders(server: &Server, filter: &str) -> u64 {
+    let sql = format!("SELECT count(*) AS n FROM shop.orders.big_orders{filter}");
+    let counted = server.cli(&["query", &sql, "--format", "csv"]).ok();
+    let n = counted
+        .stdout
+        .strip_prefix("n\n")
+        .unwrap_or_else(|| panic!("{}", counted.stdout));
+    n.trim().parse().unwrap()
 }
 
 /// `tessera serve --openlineage-url URL` sends the run events of what it commits to that
