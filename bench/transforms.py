@@ -332,8 +332,8 @@ def main():
                 raise SystemExit(f"a run after an append to the event stream failed: {failed}")
             stream.append((wall, {r["dataset"]: r["duration_ms"] for r in ran}))
             print(f"the event stream alone {i + 1}: {wall:.0f} ms ("
-                  + ", ".join(f"{d.split('.')[-1]} {r['duration_ms']}" for d, r in
-                              ((r["dataset"], r) for r in ran)) + ")", flush=True)
+                  + ", ".join(f"{r['dataset'].split('.')[-1]} {r['duration_ms']}" for r in ran) + ")",
+                  flush=True)
         want = check_events_clean()
         rss = peak_rss_mib(server.pid)
         grown = {d: api.rows(f"SELECT count(*) AS n FROM {d}")[0]["n"] for d in UPSTREAM}

@@ -1307,28 +1307,23 @@ impl TransformsService for Mesh {
         full_refresh: bool,
     ) -> Result<Vec<TransformRunView>> {
         let in_order = self.transforms_in_order().await?;
-        let (chosen, pick) = match scope {
-            RunScope::Behind => {
-                let pick = if full_refresh {
-                    Pick::All { full_refresh }
-                } else {
-                    Pick::Behind
-                };
-                (in_order, pick)
-            }
-            RunScope::Product { domain, product }
-            | RunScope::Dataset {
-                domain, product, ..
-            } => {
+        // A product's transforms (or one of them), or none named: the mesh's.
+        let named = match scope {
+            RunScope::Behind => None,
+            RunScope::Product { domain, product } => Some((domain, product, None)),
+            RunScope::Dataset {
+                domain,
+                product,
+                dataset,
+            } => Some((domain, product, Some(dataset))),
+        };
+        let (chosen, pick) = match named {
+            Some((domain, product, dataset)) => {
                 if !self.discovers_product(cx, domain, product).await? {
                     return Err(ServiceError::NotFound(format!(
                         "no product {domain}.{product}"
                     )));
                 }
-                let dataset = match scope {
-                    RunScope::Dataset { dataset, .. } => Some(dataset),
-                    _ => None,
-                };
                 let chosen: Vec<_> = in_order
                     .into_iter()
                     .filter(|(_, r)| {
@@ -1345,6 +1340,8 @@ impl TransformsService for Mesh {
                 }
                 (chosen, Pick::All { full_refresh })
             }
+            None if full_refresh => (in_order, Pick::All { full_refresh }),
+            None => (in_order, Pick::Behind),
         };
         // Whoever starts a run must be allowed to write the datasets it computes: across the
         // mesh, every one that could be behind.
