@@ -194,11 +194,7 @@ impl Mesh {
         })?;
         let checks = schema.checks(&contract.sla);
         let started = chrono::Utc::now();
-        let table_version = self
-            .storage
-            .table_info(&record.location)
-            .await?
-            .and_then(|t| t.version);
+        let table_version = self.storage.version(&record.location).await?;
         let facts = self.table_facts(record, started).await?;
         let table = format!("{}.{}.{}", record.domain, record.product, record.name);
         // The checks run on the query runtime under the query time limit. When they cannot run

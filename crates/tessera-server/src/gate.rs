@@ -187,11 +187,7 @@ impl Mesh {
         }
         let started = chrono::Utc::now();
         let table = format!("{}.{}.{}", record.domain, record.product, record.name);
-        let version = self
-            .storage
-            .table_info(&record.location)
-            .await?
-            .and_then(|t| t.version);
+        let version = self.storage.version(&record.location).await?;
         let contract_key = format!("{}@{}", record.contract_id, record.contract_version);
         // What is known of an earlier version still holds when only maintenance (compaction,
         // vacuum) or positions were committed since.

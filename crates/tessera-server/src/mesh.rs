@@ -1000,11 +1000,7 @@ impl Mesh {
             .await?;
         let table_version = match outcome.version {
             Some(v) => Some(v),
-            None => self
-                .storage
-                .table_info(&record.location)
-                .await?
-                .and_then(|t| t.version),
+            None => self.storage.version(&record.location).await?,
         };
         let rows = prepared.rows as i64;
         let (accepted, quarantined) = (prepared.accepted() as i64, prepared.quarantined() as i64);

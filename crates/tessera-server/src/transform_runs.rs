@@ -424,11 +424,7 @@ impl Mesh {
         let mut read_at = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             let input_record = self.dataset_record(input).await?;
-            let version = self
-                .storage
-                .table_info(&input_record.location)
-                .await?
-                .and_then(|t| t.version);
+            let version = self.storage.version(&input_record.location).await?;
             observed.inputs.push(match version {
                 Some(v) => format!("{input}@{v}"),
                 None => input.to_string(),
@@ -1002,11 +998,7 @@ impl Mesh {
         let mut moved = false;
         for (input, then) in spec.inputs.iter().zip(&computed_from) {
             let location = self.dataset_record(input).await?.location;
-            let now = self
-                .storage
-                .table_info(&location)
-                .await?
-                .and_then(|t| t.version);
+            let now = self.storage.version(&location).await?;
             moved |= match (now, then) {
                 (None, _) => false,
                 (Some(now), Some(then)) if now == *then => false,

@@ -76,6 +76,67 @@ pub struct TableInfo {
 pub(crate) struct Slot {
     writer: tokio::sync::Mutex<()>,
     current: RwLock<Option<DeltaTable>>,
+    positions: Mutex<Option<KnownPositions>>,
+}
+
+/// How long positions read from a table's log are trusted at the same table version. Delta
+/// drops a transaction id once it is older than the table's retention (30 days for Tessera's):
+/// read again this often, an expired one is forgotten as it would be.
+const POSITIONS_TRUSTED: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The versions of application transactions (streams' positions, batch ids) known at one table
+/// version. delta-kernel replays the whole log since the last checkpoint for every app id it is
+/// asked about, and positions are asked for on every transform run, source pull and batch:
+/// each is read once per table version, and a commit made here carries them forward.
+struct KnownPositions {
+    version: i64,
+    read_at: std::time::Instant,
+    versions: HashMap<String, Option<i64>>,
+}
+
+impl Slot {
+    fn known_position(&self, version: i64, app_id: &str) -> Option<Option<i64>> {
+        let known = self.positions.lock().expect("positions lock poisoned");
+        known
+            .as_ref()
+            .filter(|k| k.version == version && k.read_at.elapsed() < POSITIONS_TRUSTED)
+            .and_then(|k| k.versions.get(app_id).copied())
+    }
+
+    fn learn_position(&self, version: i64, app_id: &str, position: Option<i64>) {
+        let mut known = self.positions.lock().expect("positions lock poisoned");
+        if known.as_ref().is_none_or(|k| k.version != version) {
+            *known = Some(KnownPositions {
+                version,
+                read_at: std::time::Instant::now(),
+                versions: HashMap::new(),
+            });
+        }
+        if let Some(k) = known.as_mut() {
+            k.versions.insert(app_id.to_string(), position);
+        }
+    }
+
+    /// A commit made here took the table from version `before` to `after`, setting
+    /// `positions`: what was known at `before` still holds but for them. When another writer
+    /// committed in between (`after` is not the next version), nothing is carried forward.
+    fn committed_positions(
+        &self,
+        before: Option<i64>,
+        after: Option<i64>,
+        positions: &[(&str, i64)],
+    ) {
+        let mut known = self.positions.lock().expect("positions lock poisoned");
+        match (known.as_mut(), before, after) {
+            (Some(k), Some(before), Some(after)) if k.version == before && after == before + 1 => {
+                k.version = after;
+                for (id, version) in positions {
+                    k.versions.insert(id.to_string(), Some(*version));
+                }
+            }
+            _ => *known = None,
+        }
+    }
 }
 
 /// All tables under one root URL (a local directory or an object store prefix).
@@ -296,6 +357,12 @@ impl Storage {
         }
     }
 
+    /// The table's latest version, or `None` if it does not exist: [`Storage::table_info`]'s
+    /// version without adding up the table's files.
+    pub async fn version(&self, location: &str) -> Result<Option<i64>> {
+        Ok(self.fresh(location).await?.and_then(|t| version_of(&t)))
+    }
+
     /// Appends `batches` in one commit. With `txn_id`, the commit carries a Delta application
     /// transaction: if that id was committed before, nothing is written and the outcome says
     /// `duplicate`. On local storage the commit is on disk when this returns.
@@ -308,8 +375,9 @@ impl Storage {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
         let table = self.existing(location).await?;
+        let before = version_of(&table);
         if let Some(id) = txn_id
-            && txn_version(location, &table, &txn_app_id(id))
+            && txn_version(&slot, location, &table, &txn_app_id(id))
                 .await?
                 .is_some()
         {
@@ -338,8 +406,11 @@ impl Storage {
             .with_commit_properties(properties)
             .await
             .map_err(|e| StorageError::delta(location, e))?;
-        let version = table.version().map(|v| v as i64);
+        let version = version_of(&table);
         publish(&slot, &table);
+        let batch_app_id = txn_id.map(txn_app_id);
+        let set: Vec<(&str, i64)> = batch_app_id.iter().map(|id| (id.as_str(), 1)).collect();
+        slot.committed_positions(before, version, &set);
         Ok(AppendOutcome {
             version,
             duplicate: false,
@@ -352,9 +423,10 @@ impl Storage {
         let Some(table) = self.fresh(location).await? else {
             return Ok(vec![None; app_ids.len()]);
         };
+        let slot = self.slot(location);
         let mut out = Vec::with_capacity(app_ids.len());
         for id in app_ids {
-            out.push(txn_version(location, &table, id).await?);
+            out.push(txn_version(&slot, location, &table, id).await?);
         }
         Ok(out)
     }
@@ -398,6 +470,7 @@ impl Storage {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
         let table = self.existing(location).await?;
+        let before = version_of(&table);
         let transactions: Vec<Transaction> = positions
             .iter()
             .map(|(id, version)| Transaction::new(*id, *version))
@@ -443,8 +516,9 @@ impl Storage {
                 .map_err(|e| StorageError::delta(location, e))?;
             table
         };
-        let version = table.version().map(|v| v as i64);
+        let version = version_of(&table);
         publish(&slot, &table);
+        slot.committed_positions(before, version, positions);
         Ok(AppendOutcome {
             version,
             duplicate: false,
@@ -474,6 +548,7 @@ impl Storage {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
         let table = self.existing(location).await?;
+        let before = version_of(&table);
         let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
         let on = keys
             .iter()
@@ -523,8 +598,9 @@ impl Storage {
             )
             .await
             .map_err(|e| StorageError::delta(location, e))?;
-        let version = table.version().map(|v| v as i64);
+        let version = version_of(&table);
         publish(&slot, &table);
+        slot.committed_positions(before, version, positions);
         Ok(AppendOutcome {
             version,
             duplicate: false,
@@ -662,14 +738,33 @@ pub(crate) fn publish(slot: &Slot, table: &DeltaTable) {
     }
 }
 
-/// The version of application transaction `app_id` in the table's snapshot, if any.
-async fn txn_version(location: &str, table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
-    table
+/// The table's version (`None`: not loaded).
+fn version_of(table: &DeltaTable) -> Option<i64> {
+    table.version().map(|v| v as i64)
+}
+
+/// The version of application transaction `app_id` in the table's snapshot, if any: known
+/// at this table version (see [`KnownPositions`]) or read from its log.
+async fn txn_version(
+    slot: &Slot,
+    location: &str,
+    table: &DeltaTable,
+    app_id: &str,
+) -> Result<Option<i64>> {
+    let version = version_of(table);
+    if let Some(known) = version.and_then(|v| slot.known_position(v, app_id)) {
+        return Ok(known);
+    }
+    let read = table
         .snapshot()
         .map_err(|e| StorageError::delta(location, e))?
         .transaction_version(table.log_store().as_ref(), app_id)
         .await
-        .map_err(|e| StorageError::delta(location, e))
+        .map_err(|e| StorageError::delta(location, e))?;
+    if let Some(version) = version {
+        slot.learn_position(version, app_id, read);
+    }
+    Ok(read)
 }
 
 fn txn_app_id(batch_id: &str) -> String {

@@ -64,6 +64,60 @@ async fn positions_are_committed_with_rows_and_alone() {
     );
 }
 
+/// Positions are kept per table version rather than read from the log each time: what this
+/// `Storage` committed is known at once, what another writer of the same table committed in
+/// the meantime (another server over shared storage) is read when the table moved.
+#[tokio::test]
+async fn positions_read_again_follow_this_writer_and_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let here = Storage::new(&root, HashMap::new()).unwrap();
+    let there = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "shop/orders/orders";
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    here.ensure_table(location, &schema, "orders", None)
+        .await
+        .unwrap();
+    let rows = |ids: Vec<i64>| {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))]).unwrap()
+    };
+    async fn positions(storage: &Storage) -> Vec<Option<i64>> {
+        storage
+            .sequences("shop/orders/orders", &["events", "run"])
+            .await
+            .unwrap()
+    }
+    assert_eq!(positions(&here).await, vec![None, None]);
+    here.append_sequenced(location, vec![rows(vec![1])], &[("events", 1)])
+        .await
+        .unwrap();
+    assert_eq!(positions(&here).await, vec![Some(1), None]);
+    assert_eq!(positions(&there).await, vec![Some(1), None]);
+    // The other writer commits twice; this one reads the table as it now is.
+    there
+        .append_sequenced(location, vec![rows(vec![2])], &[("events", 2)])
+        .await
+        .unwrap();
+    there
+        .replace_sequenced(location, vec![rows(vec![3])], &[("run", 7)])
+        .await
+        .unwrap();
+    assert_eq!(positions(&here).await, vec![Some(2), Some(7)]);
+    // And this one commits on top: its own position and the other's, kept.
+    here.append_sequenced(location, vec![rows(vec![4])], &[("events", 3)])
+        .await
+        .unwrap();
+    assert_eq!(positions(&here).await, vec![Some(3), Some(7)]);
+    assert_eq!(positions(&there).await, vec![Some(3), Some(7)]);
+    // A batch id committed through `append` is known as committed, here and there.
+    here.append(location, vec![rows(vec![5])], Some("batch-1"))
+        .await
+        .unwrap();
+    assert!(here.committed(location, "batch-1").await.unwrap());
+    assert!(there.committed(location, "batch-1").await.unwrap());
+    assert!(!here.committed(location, "batch-2").await.unwrap());
+}
+
 /// A full refresh: `replace_sequenced` leaves exactly the new rows (or none), with its position
 /// in the same commit.
 #[tokio::test]
