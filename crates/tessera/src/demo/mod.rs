@@ -300,6 +300,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         sales,
     )
     .await?;
+    maintain(&mesh, &config.maintenance.policy).await?;
     total_rows += compute_derived(&mesh).await?;
     println!(
         "Loaded {total_rows} rows in {:.1} s.",
@@ -602,7 +603,26 @@ async fn held(mesh: &Mesh, dataset: &str) -> Result<(i64, i64)> {
     ))
 }
 
-/// The line `load` prints for a dataset, from what its tables hold, and how the rows came.
+/// One pass of table maintenance over the loaded tables, as a server's would make within its
+/// first minute (the asset catalog arrives in many small files, the events in many commits):
+/// the mesh the demo leaves, and the transforms computed next, read compacted files and
+/// checkpoints.
+async fn maintain(mesh: &Mesh, policy: &tessera_server::MaintenancePolicy) -> Result<()> {
+    let done = mesh.maintain_tables(policy).await?;
+    let (compacted, written, checkpoints) =
+        done.iter().fold((0, 0, 0), |(c, w, k), (_, report)| {
+            (
+                c + report.files_compacted,
+                w + report.files_written,
+                k + u64::from(report.checkpoint.is_some()),
+            )
+        });
+    println!(
+        "  maintained the tables: {compacted} small files compacted into {written}, {checkpoints} checkpoint(s) written"
+    );
+    Ok(())
+}
+
 /// Runs the transforms whose inputs moved (all of them on a new mesh), in the order they feed
 /// each other, and shows what each computed dataset holds; the rows they hold.
 async fn compute_derived(mesh: &Mesh) -> Result<i64> {
@@ -632,6 +652,7 @@ async fn compute_derived(mesh: &Mesh) -> Result<i64> {
     Ok(rows)
 }
 
+/// The line `load` prints for a dataset, from what its tables hold, and how the rows came.
 fn print_held(dataset: &str, (accepted, quarantined): (i64, i64), how: &str) {
     let note = if quarantined > 0 {
         format!(", {quarantined} quarantined")
