@@ -498,6 +498,20 @@ impl Mesh {
                 .map(|newest| (watermark.to_string(), newest, true)),
             _ => None,
         };
+        // A merge from a watermark recomputes the rows from the newest value the table holds
+        // on: they are what the run replaces.
+        let replaced_from = match (materialization, &past) {
+            (
+                Materialization::Merge {
+                    watermark: Some(_), ..
+                },
+                Some((column, newest, true)),
+            ) => Some((
+                column.clone(),
+                Expr::Column(Column::new_unqualified(column)).gt_eq(lit(newest.clone())),
+            )),
+            _ => None,
+        };
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
@@ -565,20 +579,28 @@ impl Mesh {
                 first_reason(&prepared.quarantine)
             )));
         }
-        // The recomputed keys' rows replace the table's: a row the table holds for one of them
-        // that the run did not compute again (a group a filter now leaves out) would stay, so
-        // then the whole dataset is recomputed instead.
-        if let Some((key, values)) = &scope
-            && !values.is_empty()
-        {
+        // The recomputed rows replace the table's: a row the table holds for one of the
+        // recomputed keys, or from the newest watermark on, that the run did not compute again
+        // (a group a filter now leaves out, an input row gone) would stay, so then the whole
+        // dataset is recomputed instead.
+        let recomputed = match (&scope, &replaced_from) {
+            (Some((key, values)), _) if !values.is_empty() => {
+                Some((key_filter(key, values), format!("of the recomputed {key}s")))
+            }
+            (_, Some((column, from))) => {
+                Some((from.clone(), format!("from the newest {column} on")))
+            }
+            _ => None,
+        };
+        if let Some((rows, which)) = recomputed {
             let left = self
-                .rows_not_recomputed(&owner, target, key, values, &keys, &prepared.valid)
+                .rows_not_recomputed(&owner, target, rows, &keys, &prepared.valid)
                 .await?;
             if left > 0 {
                 drop(_one_writer);
                 *observed = Observed {
                     recomputed_all: Some(format!(
-                        "{left} row(s) of the recomputed {key}s were not computed again: a merge would keep them"
+                        "{left} row(s) {which} were not computed again: a merge would keep them"
                     )),
                     ..Observed::default()
                 };
@@ -614,6 +636,18 @@ impl Mesh {
             Materialization::Append { .. } => {
                 self.storage
                     .append_sequenced(&record.location, vec![prepared.valid.clone()], &positions)
+                    .await?
+            }
+            // Every row from the newest watermark on was computed again (above): replacing
+            // them leaves what a merge would, without joining the result with the table.
+            Materialization::Merge { .. } if let Some((_, from)) = replaced_from => {
+                self.storage
+                    .replace_where_sequenced(
+                        &record.location,
+                        vec![prepared.valid.clone()],
+                        from,
+                        &positions,
+                    )
                     .await?
             }
             Materialization::Merge { .. } => {
@@ -773,14 +807,13 @@ impl Mesh {
         Ok(Ok(keys.into_iter().collect()))
     }
 
-    /// How many of the table's rows of the recomputed `values` of `key` the run's `result` does
-    /// not hold again (by the contract's primary key `primary`).
+    /// How many of the table's rows that `recomputed` holds for (the rows a run computed
+    /// again) the run's `result` does not hold again (by the contract's primary key `primary`).
     async fn rows_not_recomputed(
         &self,
         owner: &RequestContext,
         target: &DatasetRef,
-        key: &str,
-        values: &[ScalarValue],
+        recomputed: Expr,
         primary: &[String],
         result: &RecordBatch,
     ) -> Result<usize> {
@@ -788,7 +821,7 @@ impl Mesh {
         let ctx = self.session(owner).await?;
         let (table, filter, primary, result) = (
             target.to_string(),
-            key_filter(key, values),
+            recomputed,
             primary.to_vec(),
             result.clone(),
         );
@@ -821,7 +854,7 @@ impl Mesh {
                     .map_err(failed)
             })
             .await
-            .map_err(|e| ServiceError::from(e).with_context("comparing the recomputed keys' rows"))
+            .map_err(|e| ServiceError::from(e).with_context("comparing the recomputed rows"))
     }
 
     /// The contracts' schemas of a transform's output and inputs, for its events (a dataset

@@ -442,7 +442,7 @@ impl Storage {
         batches: Vec<RecordBatch>,
         positions: &[(&str, i64)],
     ) -> Result<AppendOutcome> {
-        self.write_sequenced(location, batches, positions, SaveMode::Append)
+        self.write_sequenced(location, batches, positions, SaveMode::Append, None)
             .await
     }
 
@@ -456,8 +456,30 @@ impl Storage {
         batches: Vec<RecordBatch>,
         positions: &[(&str, i64)],
     ) -> Result<AppendOutcome> {
-        self.write_sequenced(location, batches, positions, SaveMode::Overwrite)
+        self.write_sequenced(location, batches, positions, SaveMode::Overwrite, None)
             .await
+    }
+
+    /// Replaces the table's rows that `rows_replaced` holds for (e.g. `day >= '2026-11-02'`)
+    /// with `batches`, whose rows must all match it, in one commit with positions (see
+    /// [`Storage::append_sequenced`]): Delta's replaceWhere. A file whose rows all match is
+    /// dropped unread, one that holds some is rewritten without them; the other files stay —
+    /// where a merge would join the batch with every file its keys might be in.
+    pub async fn replace_where_sequenced(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        rows_replaced: datafusion::logical_expr::Expr,
+        positions: &[(&str, i64)],
+    ) -> Result<AppendOutcome> {
+        self.write_sequenced(
+            location,
+            batches,
+            positions,
+            SaveMode::Overwrite,
+            Some(rows_replaced),
+        )
+        .await
     }
 
     async fn write_sequenced(
@@ -466,6 +488,7 @@ impl Storage {
         batches: Vec<RecordBatch>,
         positions: &[(&str, i64)],
         mode: SaveMode,
+        replace_where: Option<datafusion::logical_expr::Expr>,
     ) -> Result<AppendOutcome> {
         let slot = self.slot(location);
         let _writer = slot.writer.lock().await;
@@ -478,9 +501,12 @@ impl Storage {
         // An overwrite writes even without rows: it removes what the table held.
         let table = if mode == SaveMode::Overwrite || batches.iter().any(|b| b.num_rows() > 0) {
             let encoding = parquet_properties::for_batches(&batches);
-            table
-                .write(batches)
-                .with_save_mode(mode)
+            let write = table.write(batches).with_save_mode(mode);
+            let write = match replace_where {
+                Some(predicate) => write.with_replace_where(predicate),
+                None => write,
+            };
+            write
                 .with_writer_properties(encoding)
                 .with_commit_properties(
                     CommitProperties::default()

@@ -581,6 +581,68 @@ async fn a_merge_by_the_keys_of_new_rows_recomputes_only_those_keys() {
     );
 }
 
+/// Orders placed on the given days (`2026-03-DD`), one each.
+fn orders_on(orders: &[(u32, u8)]) -> String {
+    let mut csv = String::from("order_id,customer_id,amount,status,placed_at\n");
+    for (id, day) in orders {
+        csv.push_str(&format!(
+            "{id},U00000001,10.00,open,2026-03-{day:02}T10:00:00Z\n"
+        ));
+    }
+    csv
+}
+
+/// A merge from a watermark replaces the rows from the newest value the dataset holds on with
+/// those the run computed again; when one of them is not computed again (its day now has too
+/// many orders), a merge would keep it, so everything is recomputed, and the run says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_from_a_watermark_recomputes_everything_when_a_row_from_it_on_would_stay() {
+    let server = mesh(Duration::ZERO).await;
+    let quiet_days = format!("{DAILY_AMOUNTS}\nHAVING count(*) <= 2");
+    apply_stats(&server, &[("daily_amounts", quiet_days.as_str())]).await;
+    let path = "/api/v1/transforms/stats/daily/daily_amounts/run";
+    let held = || async {
+        server
+            .rows("SELECT CAST(day AS VARCHAR) AS day, orders FROM stats.daily.daily_amounts ORDER BY day")
+            .await
+    };
+    let day = |d: &str, orders: i64| json!({"day": format!("2026-03-{d}"), "orders": orders});
+    ingest_orders(&server, &orders_on(&[(1, 1), (2, 1), (3, 2)])).await;
+    run(&server, path).await;
+    assert_eq!(held().await, [day("01", 2), day("02", 1)]);
+
+    // A second order on the 2nd and one on the 3rd: the days from the 2nd on are computed
+    // again and replace what the dataset held for them; the 1st stays as it was.
+    ingest_orders(&server, &orders_on(&[(4, 2), (5, 3)])).await;
+    let second = run(&server, path).await;
+    assert_eq!(
+        (
+            &second[0]["mode"],
+            &second[0]["rows_out"],
+            &second[0]["note"]
+        ),
+        (&json!("merge"), &json!(2), &json!(null)),
+        "{second:?}"
+    );
+    assert_eq!(held().await, [day("01", 2), day("02", 2), day("03", 1)]);
+
+    // Two more on the 3rd take it out of the result: its row must go, which a merge would
+    // not do, so everything is recomputed — as from scratch.
+    ingest_orders(&server, &orders_on(&[(6, 3), (7, 3)])).await;
+    let third = run(&server, path).await;
+    assert_eq!(
+        (&third[0]["mode"], &third[0]["note"]),
+        (
+            &json!("full"),
+            &json!(
+                "recomputed everything: 1 row(s) from the newest day on were not computed again: a merge would keep them"
+            )
+        ),
+        "{third:?}"
+    );
+    assert_eq!(held().await, [day("01", 2), day("02", 2)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_breaks_the_contract_commits_nothing_and_says_why() {
     let server = mesh(Duration::ZERO).await;
