@@ -499,8 +499,8 @@ impl Mesh {
             _ => None,
         };
         // A merge from a watermark recomputes the rows from the newest value the table holds
-        // on: they are what the run replaces.
-        let replaced_from = match (materialization, &past) {
+        // on.
+        let recomputed_from = match (materialization, &past) {
             (
                 Materialization::Merge {
                     watermark: Some(_), ..
@@ -512,6 +512,13 @@ impl Mesh {
             )),
             _ => None,
         };
+        // They are what the run replaces when the watermark is part of the primary key.
+        // Otherwise a key the run computed again may be held by an older row, which a merge
+        // updates and a replacement would leave beside the new one.
+        let replaced_from = recomputed_from
+            .as_ref()
+            .filter(|(column, _)| keys.contains(column))
+            .map(|(_, from)| from.clone());
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
@@ -583,7 +590,7 @@ impl Mesh {
         // recomputed keys, or from the newest watermark on, that the run did not compute again
         // (a group a filter now leaves out, an input row gone) would stay, so then the whole
         // dataset is recomputed instead.
-        let recomputed = match (&scope, &replaced_from) {
+        let recomputed = match (&scope, &recomputed_from) {
             (Some((key, values)), _) if !values.is_empty() => {
                 Some((key_filter(key, values), format!("of the recomputed {key}s")))
             }
@@ -640,7 +647,7 @@ impl Mesh {
             }
             // Every row from the newest watermark on was computed again (above): replacing
             // them leaves what a merge would, without joining the result with the table.
-            Materialization::Merge { .. } if let Some((_, from)) = replaced_from => {
+            Materialization::Merge { .. } if let Some(from) = replaced_from => {
                 self.storage
                     .replace_where_sequenced(
                         &record.location,

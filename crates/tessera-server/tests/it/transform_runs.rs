@@ -92,6 +92,16 @@ schema:
         logicalType: integer
       - name: amount
         logicalType: number
+  - name: last_order_days
+    properties:
+      - name: customer_id
+        logicalType: string
+        primaryKey: true
+        required: true
+      - name: last_day
+        logicalType: date
+      - name: orders
+        logicalType: integer
 ";
 
 /// Full refresh.
@@ -641,6 +651,43 @@ async fn a_merge_from_a_watermark_recomputes_everything_when_a_row_from_it_on_wo
         "{third:?}"
     );
     assert_eq!(held().await, [day("01", 2), day("02", 2)]);
+}
+
+/// A merge from a watermark that is not part of the primary key: a customer's row moves to a
+/// newer day when it orders again, and the run updates it by its key rather than adding a
+/// second row beside the older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_from_a_watermark_outside_the_key_updates_the_older_row_of_a_key() {
+    let server = mesh(Duration::ZERO).await;
+    let last_days = "-- materialize: merge
+-- watermark: last_day
+SELECT customer_id, max(CAST(placed_at AS DATE)) AS last_day, count(*) AS orders
+FROM shop.orders.orders
+GROUP BY customer_id";
+    apply_stats(&server, &[("last_order_days", last_days)]).await;
+    let path = "/api/v1/transforms/stats/daily/last_order_days/run";
+    let held = || async {
+        server
+            .rows("SELECT customer_id, CAST(last_day AS VARCHAR) AS last_day, orders FROM stats.daily.last_order_days ORDER BY customer_id")
+            .await
+    };
+    let row = |customer: &str, day: &str, orders: i64| json!({"customer_id": customer, "last_day": format!("2026-03-{day}"), "orders": orders});
+    ingest_orders(&server, &orders_of(&[(1, 1), (2, 2)])).await;
+    ingest_orders(&server, &orders_on(&[(3, 2)])).await;
+    run(&server, path).await;
+    assert_eq!(
+        held().await,
+        [row("U00000001", "02", 2), row("U00000002", "01", 1)]
+    );
+    // Customer 2 orders on the 3rd: its row, of the 1st, is older than the newest day held.
+    let csv = "order_id,customer_id,amount,status,placed_at\n4,U00000002,10.00,open,2026-03-03T10:00:00Z\n";
+    ingest_orders(&server, csv).await;
+    let second = run(&server, path).await;
+    assert_eq!(second[0]["status"], json!("succeeded"), "{second:?}");
+    assert_eq!(
+        held().await,
+        [row("U00000001", "02", 2), row("U00000002", "03", 2)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,10 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
         dir,
         "--event-max-backlog-bytes",
         "100000",
+        // At this scale the event stream makes a few commits, fewer than the default ten
+        // between checkpoints.
+        "--checkpoint-every",
+        "2",
     ])
     .ok();
     assert!(
@@ -190,6 +194,20 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
             first.stdout
         );
     }
+    // The loaded tables are maintained before the transforms read them: the event stream's
+    // commits end in a checkpoint, as the server's maintenance would leave them.
+    let maintained = first
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("maintained the tables: "))
+        .unwrap_or_else(|| panic!("no maintenance pass: {}", first.stdout));
+    assert!(!maintained.contains(" 0 checkpoint(s)"), "{maintained}");
+    assert!(
+        data.path()
+            .join("tables/artwork_engagement/engagement/events_raw/_delta_log/_last_checkpoint")
+            .exists(),
+        "{maintained}"
+    );
     assert!(
         !first.stdout.contains("covers the sale"),
         "{}",
