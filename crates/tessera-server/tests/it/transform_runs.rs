@@ -478,16 +478,21 @@ async fn runs_are_recorded_with_their_rows_in_and_out_and_listed_newest_first(st
     assert_eq!(shipped["last_run"]["mode"], json!("full"));
 }
 
-/// One order of customer `U0000000{customer}` as the shop's CSV has it.
-fn orders_of(customers: &[(u32, u8)]) -> String {
+/// Orders as the shop's CSV has them: order id, customer `U0000000{customer}`, day of March 2026.
+fn orders_csv(orders: impl IntoIterator<Item = (u32, u8, u8)>) -> String {
     let mut csv = String::from("order_id,customer_id,amount,status,placed_at\n");
-    for (id, customer) in customers {
+    for (id, customer, day) in orders {
         csv.push_str(&format!(
-            "{id},U0000000{customer},10.00,open,2026-03-01T10:00:{:02}Z\n",
+            "{id},U0000000{customer},10.00,open,2026-03-{day:02}T10:00:{:02}Z\n",
             id % 60
         ));
     }
     csv
+}
+
+/// One order of customer `U0000000{customer}` each, on March 1st.
+fn orders_of(customers: &[(u32, u8)]) -> String {
+    orders_csv(customers.iter().map(|&(id, customer)| (id, customer, 1)))
 }
 
 /// A merge by the keys of new input rows recomputes only the customers with new orders; it
@@ -591,15 +596,9 @@ async fn a_merge_by_the_keys_of_new_rows_recomputes_only_those_keys() {
     );
 }
 
-/// Orders placed on the given days (`2026-03-DD`), one each.
+/// One order of customer `U00000001` each, on the given day of March 2026.
 fn orders_on(orders: &[(u32, u8)]) -> String {
-    let mut csv = String::from("order_id,customer_id,amount,status,placed_at\n");
-    for (id, day) in orders {
-        csv.push_str(&format!(
-            "{id},U00000001,10.00,open,2026-03-{day:02}T10:00:00Z\n"
-        ));
-    }
-    csv
+    orders_csv(orders.iter().map(|&(id, day)| (id, 1, day)))
 }
 
 /// A merge from a watermark replaces the rows from the newest value the dataset holds on with
@@ -680,8 +679,7 @@ GROUP BY customer_id";
         [row("U00000001", "02", 2), row("U00000002", "01", 1)]
     );
     // Customer 2 orders on the 3rd: its row, of the 1st, is older than the newest day held.
-    let csv = "order_id,customer_id,amount,status,placed_at\n4,U00000002,10.00,open,2026-03-03T10:00:00Z\n";
-    ingest_orders(&server, csv).await;
+    ingest_orders(&server, &orders_csv([(4, 2, 3)])).await;
     let second = run(&server, path).await;
     assert_eq!(second[0]["status"], json!("succeeded"), "{second:?}");
     assert_eq!(
