@@ -599,30 +599,40 @@ impl Mesh {
             }
             _ => None,
         };
-        if let Some((rows, which)) = recomputed {
-            let left = self
-                .rows_not_recomputed(&owner, target, rows, &keys, &prepared.valid)
-                .await?;
-            if left > 0 {
-                drop(_one_writer);
-                *observed = Observed {
-                    recomputed_all: Some(format!(
-                        "{left} row(s) {which} were not computed again: a merge would keep them"
-                    )),
-                    ..Observed::default()
-                };
-                return Box::pin(self.compute(cx, spec, target, true, observed)).await;
-            }
-        }
         let prepared_ms = clock.elapsed().as_millis();
         let gate_mode = match materialization {
             Materialization::FullRefresh => GateMode::Replace,
             Materialization::Append { .. } => GateMode::Append,
             Materialization::Merge { .. } => GateMode::Merge(&keys),
         };
-        let gate = self
-            .gate(&owner, &record, &prepared.valid, gate_mode)
-            .await?;
+        // Both only read: whether a row was left behind is asked while the gate measures the
+        // result, whose verdict is not used when one was.
+        let left_behind = async {
+            Ok::<_, ServiceError>(match recomputed {
+                Some((rows, which)) => Some((
+                    self.rows_not_recomputed(&owner, target, rows, &keys, &prepared.valid)
+                        .await?,
+                    which,
+                )),
+                None => None,
+            })
+        };
+        let (left_behind, gate) = tokio::try_join!(
+            left_behind,
+            self.gate(&owner, &record, &prepared.valid, gate_mode)
+        )?;
+        if let Some((left, which)) = left_behind
+            && left > 0
+        {
+            drop(_one_writer);
+            *observed = Observed {
+                recomputed_all: Some(format!(
+                    "{left} row(s) {which} were not computed again: a merge would keep them"
+                )),
+                ..Observed::default()
+            };
+            return Box::pin(self.compute(cx, spec, target, true, observed)).await;
+        }
         if let Some(verdict) = &gate {
             observed.assertions = verdict.after.clone();
         }
