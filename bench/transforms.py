@@ -418,7 +418,7 @@ def main():
         f"- versions: tessera {args.rev or git_rev()} (release build), SQLite metadata, local tables; "
         f"DuckDB {duckdb.__version__} with the delta extension",
         f"- data: `tessera demo --no-serve --scale {args.scale:g}`: "
-        + ", ".join(f"`{short(d)}` {sizes[d]:,} rows ({files[d]} files)" for d in UPSTREAM)
+        + ", ".join(f"`{short(d)}` {sizes[d]:,} rows ({files[d]} file{'' if files[d] == 1 else 's'})" for d in UPSTREAM)
         + f", {len(appends)} appends and {len(stream_appends)} to `events_raw` alone later "
         + ", ".join(f"{grown[d]:,}" for d in UPSTREAM)
         + "; the server started with `--transform-tick-seconds 0 --maintenance-interval-seconds 0 "
