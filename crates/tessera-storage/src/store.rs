@@ -105,7 +105,10 @@ impl Slot {
 
     fn learn_position(&self, version: i64, app_id: &str, position: Option<i64>) {
         let mut known = self.positions.lock().expect("positions lock poisoned");
-        if known.as_ref().is_none_or(|k| k.version != version) {
+        // Read at another version, or too long ago: what is known starts again from this read.
+        let stale =
+            |k: &KnownPositions| k.version != version || k.read_at.elapsed() >= POSITIONS_TRUSTED;
+        if known.as_ref().is_none_or(stale) {
             *known = Some(KnownPositions {
                 version,
                 read_at: std::time::Instant::now(),
@@ -827,4 +830,27 @@ fn reconcile(location: &str, existing: &Schema, wanted: &Schema) -> Result<Vec<S
         .filter(|f| existing.field_with_name(f.name()).is_err())
         .map(|f| f.name().clone())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Positions read too long ago are read again, and that read is kept in their place.
+    #[test]
+    fn positions_known_too_long_are_read_again_and_kept_afresh() {
+        let slot = Slot::default();
+        slot.learn_position(4, "events", Some(7));
+        assert_eq!(slot.known_position(4, "events"), Some(Some(7)));
+        assert_eq!(slot.known_position(5, "events"), None, "another version");
+        let long_ago = std::time::Instant::now()
+            .checked_sub(POSITIONS_TRUSTED)
+            .expect("a machine up longer than the trust period");
+        slot.positions.lock().unwrap().as_mut().unwrap().read_at = long_ago;
+        assert_eq!(slot.known_position(4, "events"), None, "read too long ago");
+        slot.learn_position(4, "other", None);
+        assert_eq!(slot.known_position(4, "other"), Some(None));
+        // The stale entry went with the old read rather than being trusted again.
+        assert_eq!(slot.known_position(4, "events"), None);
+    }
 }
