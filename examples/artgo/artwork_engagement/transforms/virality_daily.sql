@@ -1,6 +1,7 @@
 -- description: Views, likes and shares per artwork and day, and a virality score from them.
 -- Each run recomputes the newest day it holds (more events may have come for it) and the
--- days after, and merges them by (asset_id, day): the older days stay as they are.
+-- days after, which replace those days' rows (as merging them by (asset_id, day) would): the
+-- older days stay as they are.
 -- materialize: merge
 -- watermark: day
 WITH d AS (
