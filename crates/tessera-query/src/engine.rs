@@ -848,6 +848,7 @@ impl QueryEngine {
         refine: Refine,
     ) -> Result<QueryStream> {
         let timeout = Duration::from_secs(self.config.timeout_seconds);
+        let asked = Instant::now();
         // A query waits for its turn at most as long as it may run; its time starts then.
         let admission = self.executor.admit(timeout).await?;
         let deadline = Instant::now() + timeout;
@@ -873,6 +874,7 @@ impl QueryEngine {
         let task = self.executor.spawn(async move {
             // Dropped unfinished (the task aborted), it reports the query abandoned.
             let mut reporter = Reporter::new(observer);
+            let began = Instant::now();
             // The datasets are known once it is planned, so a query refused by a policy or one
             // that fails on its data still names them.
             let planned = match prepared {
@@ -891,6 +893,7 @@ impl QueryEngine {
                     return;
                 }
             };
+            let planned_us = began.elapsed().as_micros();
             let start = async {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 // The query's own memory limit, also in a session kept for many queries.
@@ -899,6 +902,7 @@ impl QueryEngine {
                     .create_physical_plan()
                     .await
                     .map_err(QueryError::from_datafusion)?;
+                let physical_us = began.elapsed().as_micros();
                 let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task_ctx)
                     .map_err(QueryError::from_datafusion)?;
                 let first = stream
@@ -906,6 +910,14 @@ impl QueryEngine {
                     .await
                     .transpose()
                     .map_err(QueryError::from_datafusion)?;
+                // Where a query's time goes before its first rows, for whoever tunes it.
+                tracing::debug!(
+                    admitted_in_a_session_us = began.duration_since(asked).as_micros(),
+                    planned_us,
+                    physical_us,
+                    first_batch_us = began.elapsed().as_micros(),
+                    "query started"
+                );
                 Ok::<_, QueryError>((schema, stream, first, plan))
             };
             let (schema, mut stream, first) = match why.guard(start).await {

@@ -77,7 +77,17 @@ pub(crate) struct Slot {
     writer: tokio::sync::Mutex<()>,
     current: RwLock<Option<DeltaTable>>,
     positions: Mutex<Option<KnownPositions>>,
+    /// When the table's log was last listed for new commits (see [`LOG_LISTING_TRUSTED`]).
+    log_listed_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long the table's log listed for new commits is trusted, in between asking only whether
+/// the next commit's file exists. Delta commits are numbered one after the other, so a missing
+/// `<version + 1>.json` means nothing was committed since (one lookup, where a listing by
+/// delta-kernel costs a millisecond locally, a LIST request on object storage); but a cleanup of
+/// the log removes old commit files, so a snapshot older than the log's retention (30 days)
+/// could miss commits that way: the log is listed again this often.
+const LOG_LISTING_TRUSTED: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long positions read from a table's log are trusted at the same table version. Delta
 /// drops a transaction id once it is older than the table's retention (30 days for Tessera's):
@@ -95,6 +105,21 @@ struct KnownPositions {
 }
 
 impl Slot {
+    fn log_listed_recently(&self) -> bool {
+        let listed = self
+            .log_listed_at
+            .lock()
+            .expect("log listing lock poisoned");
+        listed.is_some_and(|at| at.elapsed() < LOG_LISTING_TRUSTED)
+    }
+
+    fn log_listed(&self) {
+        *self
+            .log_listed_at
+            .lock()
+            .expect("log listing lock poisoned") = Some(std::time::Instant::now());
+    }
+
     fn known_position(&self, version: i64, app_id: &str) -> Option<Option<i64>> {
         let known = self.positions.lock().expect("positions lock poisoned");
         known
@@ -258,14 +283,20 @@ impl Storage {
         let cached = slot.current.read().expect("table lock poisoned").clone();
         let table = match cached {
             Some(mut table) => {
-                table
-                    .update_incremental(None)
-                    .await
-                    .map_err(|e| StorageError::delta(location, e))?;
+                if !slot.log_listed_recently() || next_commit_exists(location, &table).await? {
+                    table
+                        .update_incremental(None)
+                        .await
+                        .map_err(|e| StorageError::delta(location, e))?;
+                    slot.log_listed();
+                }
                 table
             }
             None => match self.load(location).await? {
-                (table, true) => table,
+                (table, true) => {
+                    slot.log_listed();
+                    table
+                }
                 (_, false) => return Ok(None),
             },
         };
@@ -752,6 +783,23 @@ impl Storage {
             reason: e.to_string(),
         })?;
         Ok(Some((provider, files)))
+    }
+}
+
+/// Whether the commit after `table`'s version is in its log (see [`LOG_LISTING_TRUSTED`]).
+async fn next_commit_exists(location: &str, table: &DeltaTable) -> Result<bool> {
+    let Some(version) = table.version() else {
+        return Ok(true);
+    };
+    let next = deltalake::logstore::commit_uri_from_version(Some(version + 1));
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    match table.log_store().object_store(None).head(&next).await {
+        Ok(_) => Ok(true),
+        Err(deltalake::logstore::object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(StorageError::Io {
+            table: location.to_string(),
+            reason: format!("looking for the commit after version {version}: {e}"),
+        }),
     }
 }
 

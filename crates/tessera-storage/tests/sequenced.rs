@@ -475,3 +475,44 @@ async fn the_values_appends_added_since_a_version_are_read_until_a_commit_rewrit
         "a version the table does not reach"
     );
 }
+
+/// A table read here is current however soon after the last read another writer commits: each
+/// read looks for the next commit in the log (and lists it only now and then).
+#[tokio::test]
+async fn another_writers_commits_are_seen_by_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let here = Storage::new(&root, HashMap::new()).unwrap();
+    let there = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "shop/orders/orders";
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let created = here
+        .ensure_table(location, &schema, "orders", None)
+        .await
+        .unwrap()
+        .version
+        .unwrap();
+    let rows = |ids: Vec<i64>| {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))]).unwrap()
+    };
+    for step in 1..=3 {
+        assert_eq!(
+            here.version(location).await.unwrap(),
+            Some(created + step - 1)
+        );
+        there
+            .append(location, vec![rows(vec![step])], None)
+            .await
+            .unwrap();
+        assert_eq!(here.version(location).await.unwrap(), Some(created + step));
+        assert_eq!(
+            here.table_info(location).await.unwrap().unwrap().files,
+            step as usize
+        );
+    }
+    // And this writer's own commit on top of them is the next version, read as such there.
+    here.append(location, vec![rows(vec![4])], None)
+        .await
+        .unwrap();
+    assert_eq!(there.version(location).await.unwrap(), Some(created + 4));
+}
