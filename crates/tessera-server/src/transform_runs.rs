@@ -515,10 +515,12 @@ impl Mesh {
         // They are what the run replaces when the watermark is part of the primary key.
         // Otherwise a key the run computed again may be held by an older row, which a merge
         // updates and a replacement would leave beside the new one.
-        let replaced_from = recomputed_from
-            .as_ref()
-            .filter(|(column, _)| keys.contains(column))
-            .map(|(_, from)| from.clone());
+        let replaced_from = match (&recomputed_from, &past) {
+            (Some((column, _)), Some((_, newest, true))) if keys.contains(column) => {
+                Some((column.clone(), newest.clone()))
+            }
+            _ => None,
+        };
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
@@ -657,11 +659,12 @@ impl Mesh {
             }
             // Every row from the newest watermark on was computed again (above): replacing
             // them leaves what a merge would, without joining the result with the table.
-            Materialization::Merge { .. } if let Some(from) = replaced_from => {
+            Materialization::Merge { .. } if let Some((column, from)) = replaced_from => {
                 self.storage
-                    .replace_where_sequenced(
+                    .replace_from_sequenced(
                         &record.location,
                         vec![prepared.valid.clone()],
+                        &column,
                         from,
                         &positions,
                     )

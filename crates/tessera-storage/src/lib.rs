@@ -13,6 +13,7 @@ pub mod durable;
 mod error;
 mod maintenance;
 mod parquet_properties;
+mod replace;
 mod store;
 
 pub use error::{Result, StorageError};

@@ -74,7 +74,7 @@ pub struct TableInfo {
 /// One table: writers take `writer` in turn; readers clone `current` (a cheap snapshot clone).
 #[derive(Default)]
 pub(crate) struct Slot {
-    writer: tokio::sync::Mutex<()>,
+    pub(crate) writer: tokio::sync::Mutex<()>,
     current: RwLock<Option<DeltaTable>>,
     positions: Mutex<Option<KnownPositions>>,
     /// When the table's log was last listed for new commits (see [`LOG_LISTING_TRUSTED`]).
@@ -148,7 +148,7 @@ impl Slot {
     /// A commit made here took the table from version `before` to `after`, setting
     /// `positions`: what was known at `before` still holds but for them. When another writer
     /// committed in between (`after` is not the next version), nothing is carried forward.
-    fn committed_positions(
+    pub(crate) fn committed_positions(
         &self,
         before: Option<i64>,
         after: Option<i64>,
@@ -715,7 +715,7 @@ impl Storage {
     }
 
     /// The table, which must exist (an append's target).
-    async fn existing(&self, location: &str) -> Result<DeltaTable> {
+    pub(crate) async fn existing(&self, location: &str) -> Result<DeltaTable> {
         self.fresh(location).await?.ok_or_else(|| StorageError::Io {
             table: location.to_string(),
             reason: "table does not exist".into(),
@@ -816,7 +816,7 @@ pub(crate) fn publish(slot: &Slot, table: &DeltaTable) {
 }
 
 /// The table's version (`None`: not loaded).
-fn version_of(table: &DeltaTable) -> Option<i64> {
+pub(crate) fn version_of(table: &DeltaTable) -> Option<i64> {
     table.version().map(|v| v as i64)
 }
 

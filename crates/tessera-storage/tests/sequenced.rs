@@ -516,3 +516,141 @@ async fn another_writers_commits_are_seen_by_the_next_read() {
         .unwrap();
     assert_eq!(there.version(location).await.unwrap(), Some(created + 4));
 }
+
+/// A replacement from a day on (a transform's merge from its watermark) leaves what replaceWhere
+/// would — the older rows, rows without a day among them, and the new ones — and writes the
+/// rows it keeps and the new ones into files of their own, so that the next replacement, from
+/// the newest day on, drops the newest file whole and leaves the others.
+#[tokio::test]
+async fn a_replacement_from_a_day_keeps_older_rows_apart_and_drops_whole_files_next_time() {
+    use arrow::array::{Date32Array, StringArray};
+    use datafusion::common::ScalarValue;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "stats/daily/visits";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Date32, true),
+        Field::new("page", DataType::Int64, false),
+        Field::new("run", DataType::Utf8, false),
+    ]));
+    storage
+        .ensure_table(location, &schema, "visits", None)
+        .await
+        .unwrap();
+    // 100 pages a day; `None` days: rows without one.
+    let rows = |days: Vec<Option<i32>>, run: &str| {
+        let (day, page): (Vec<Option<i32>>, Vec<i64>) = days
+            .into_iter()
+            .flat_map(|d| (0..100).map(move |p| (d, p)))
+            .unzip();
+        let runs = vec![run; day.len()];
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Date32Array::from(day)),
+                Arc::new(Int64Array::from(page)),
+                Arc::new(StringArray::from(runs)),
+            ],
+        )
+        .unwrap()
+    };
+    let days = |range: std::ops::Range<i32>| range.map(Some).collect::<Vec<_>>();
+    let mut first = days(0..10);
+    first.push(None);
+    storage
+        .replace_sequenced(location, vec![rows(first, "first")], &[("run", 1)])
+        .await
+        .unwrap();
+    let summary = || async {
+        query(
+            &storage,
+            location,
+            "SELECT run, count(*) AS n, min(day) AS first_day, max(day) AS last_day, \
+             count(*) - count(day) AS no_day FROM t GROUP BY run ORDER BY run",
+        )
+        .await
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                (0..b.num_columns())
+                    .map(|c| arrow::util::display::array_value_to_string(b.column(c), i).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        })
+        .collect::<Vec<_>>()
+    };
+    let day = |d: i32| ScalarValue::Date32(Some(d));
+
+    // From day 9 on: days 9 to 11 computed again; the one file held partly.
+    storage
+        .replace_from_sequenced(
+            location,
+            vec![rows(days(9..12), "second")],
+            "day",
+            day(9),
+            &[("run", 2)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary().await,
+        vec![
+            "first 1000 1970-01-01 1970-01-09 100",
+            "second 300 1970-01-10 1970-01-12 0"
+        ]
+    );
+    let second = file_uris(&storage, location).await;
+    assert_eq!(
+        second.len(),
+        3,
+        "the kept rows, the new rows before the newest day, those of it: {second:?}"
+    );
+
+    // From the newest day on: its file is dropped whole, the others stay as they are.
+    storage
+        .replace_from_sequenced(
+            location,
+            vec![rows(days(11..13), "third")],
+            "day",
+            day(11),
+            &[("run", 3)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary().await,
+        vec![
+            "first 1000 1970-01-01 1970-01-09 100",
+            "second 200 1970-01-10 1970-01-11 0",
+            "third 200 1970-01-12 1970-01-13 0"
+        ]
+    );
+    let third = file_uris(&storage, location).await;
+    let kept = second.iter().filter(|f| third.contains(f)).count();
+    assert_eq!(kept, 2, "before: {second:?}, after: {third:?}");
+    assert_eq!(
+        storage.sequences(location, &["run"]).await.unwrap(),
+        vec![Some(3)]
+    );
+
+    // A new row before the day replaced from would stay beside the row it replaces: refused,
+    // nothing committed.
+    let version = storage.version(location).await.unwrap();
+    let refused = storage
+        .replace_from_sequenced(
+            location,
+            vec![rows(days(10..13), "fourth")],
+            "day",
+            day(12),
+            &[("run", 4)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not in the range replaced"),
+        "{refused}"
+    );
+    assert_eq!(storage.version(location).await.unwrap(), version);
+}

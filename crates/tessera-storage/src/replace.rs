@@ -1,0 +1,332 @@
+//! Replacing the rows from a value of one column on (a transform's merge from a watermark) so
+//! that the next replacement drops files whole.
+//!
+//! Delta's replaceWhere (delta-rs `with_replace_where`) drops the files the predicate holds
+//! wholly and rewrites those it holds partly without its rows — and writes the rows it keeps
+//! into the same files as the new ones. A replacement from the newest day on then leaves a file
+//! of older days and new ones, which the next replacement, from a later day, rewrites again:
+//! at the demo's scale, some 55,000 kept rows written again on every run for 17,000 new.
+//! Here the kept rows go into a file of their own, and the new rows into two: those of their
+//! newest value (which the next replacement, from that value on, drops whole) and the others
+//! (which it leaves alone). The column's statistics in the log tell which files the predicate
+//! holds wholly, partly or not at all; where they cannot be trusted to (a type whose statistics
+//! are truncated, as strings are), delta-rs's replaceWhere does the work.
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::kernels::cmp::{eq, gt_eq, lt};
+use arrow::compute::{SortOptions, cast, filter_record_batch, prep_null_mask_filter};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Remove, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+
+use crate::error::{Result, StorageError};
+use crate::parquet_properties;
+use crate::store::{AppendOutcome, Storage, publish, version_of};
+
+/// How the predicate `column >= from` holds for one file's rows, by the column's statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Held {
+    /// No row: the file stays.
+    None,
+    /// Every row: the file is dropped unread.
+    Wholly,
+    /// Some rows, or not known: the file is read and its other rows written again.
+    Partly,
+}
+
+impl Storage {
+    /// Replaces the rows whose `column` is at or past `from` with `batches`, in one commit that
+    /// also records `positions` (see [`Storage::append_sequenced`]): what Delta's replaceWhere
+    /// `column >= from` leaves, written as the module doc says. Every row of `batches` must be
+    /// at or past `from` (a row before it would stay beside the row it meant to replace).
+    pub async fn replace_from_sequenced(
+        &self,
+        location: &str,
+        batches: Vec<RecordBatch>,
+        column: &str,
+        from: ScalarValue,
+        positions: &[(&str, i64)],
+    ) -> Result<AppendOutcome> {
+        let predicate = Expr::Column(Column::new_unqualified(column)).gt_eq(lit(from.clone()));
+        if !statistics_bound_rows(&from) {
+            return self
+                .replace_where_sequenced(location, batches, predicate, positions)
+                .await;
+        }
+        let failed = |reason: String| StorageError::Io {
+            table: location.to_string(),
+            reason,
+        };
+        let slot = self.slot(location);
+        let _writer = slot.writer.lock().await;
+        let table = self.existing(location).await?;
+        let before = version_of(&table);
+
+        let (removed, partly) = {
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?;
+            let files = snapshot.log_data();
+            let held = held_by_statistics(&files, column, &from)
+                .map_err(|e| failed(format!("reading the statistics of {column}: {e}")))?;
+            let mut removed: Vec<Remove> = Vec::new();
+            let mut partly: Vec<String> = Vec::new();
+            for (file, held) in files.iter().zip(held) {
+                if held == Held::None {
+                    continue;
+                }
+                if held == Held::Partly {
+                    partly.push(file.path().to_string());
+                }
+                removed.push(file.remove_action(true));
+            }
+            (removed, partly)
+        };
+        let kept = if partly.is_empty() {
+            Vec::new()
+        } else {
+            rows_not_held(&table, partly, predicate.clone())
+                .await
+                .map_err(|e| failed(format!("reading the rows kept before {column} {from}: {e}")))?
+        };
+        let (older, newest) = split_at_newest(&batches, column, &from).map_err(failed)?;
+
+        let mut writer =
+            RecordBatchWriter::for_table(&table).map_err(|e| StorageError::delta(location, e))?;
+        let schema = writer.arrow_schema();
+        let encoding = parquet_properties::for_batches(&batches);
+        writer = writer.with_writer_properties(encoding);
+        let mut actions: Vec<Action> = removed.into_iter().map(Action::Remove).collect();
+        // One flush, one file (or more past the writer's size): the kept rows, the older new
+        // ones and the newest never share one.
+        for part in [kept, older, newest] {
+            let mut wrote = false;
+            for batch in part.iter().filter(|b| b.num_rows() > 0) {
+                let batch = conformed(batch, &schema).map_err(failed)?;
+                writer
+                    .write(batch)
+                    .await
+                    .map_err(|e| StorageError::delta(location, e))?;
+                wrote = true;
+            }
+            if wrote {
+                let adds = writer
+                    .flush()
+                    .await
+                    .map_err(|e| StorageError::delta(location, e))?;
+                actions.extend(adds.into_iter().map(Action::Add));
+            }
+        }
+
+        let transactions: Vec<Transaction> = positions
+            .iter()
+            .map(|(id, version)| Transaction::new(*id, *version))
+            .collect();
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?;
+        let commit = CommitBuilder::from(
+            CommitProperties::default()
+                .with_create_checkpoint(false)
+                .with_application_transactions(transactions),
+        )
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: None,
+                predicate: Some(format!("{column} >= {from}")),
+            },
+        )
+        .await
+        .map_err(|e| StorageError::delta(location, e))?;
+        let mut table = table;
+        table
+            .update_incremental(Some(commit.version))
+            .await
+            .map_err(|e| StorageError::delta(location, e))?;
+        let version = version_of(&table);
+        publish(&slot, &table);
+        slot.committed_positions(before, version, positions);
+        Ok(AppendOutcome {
+            version,
+            duplicate: false,
+        })
+    }
+}
+
+/// Whether the log's statistics of a column of `from`'s type bound its rows: exact for dates
+/// and integers; timestamps are kept to the millisecond (allowed for below); a string's are
+/// cut short, so a file's maximum may be below its rows'.
+fn statistics_bound_rows(from: &ScalarValue) -> bool {
+    !from.is_null()
+        && matches!(
+            from.data_type(),
+            DataType::Date32
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Timestamp(TimeUnit::Microsecond, _)
+        )
+}
+
+/// How `column >= from` holds for each file of the snapshot, in the log's order: wholly when
+/// its least value is at or past `from` and no value is null; not at all when its greatest is
+/// before `from`; partly otherwise (and when a file has no statistics).
+fn held_by_statistics(
+    files: &dyn PruningStatistics,
+    column: &str,
+    from: &ScalarValue,
+) -> std::result::Result<Vec<Held>, String> {
+    let count = files.num_containers();
+    let column = Column::new_unqualified(column);
+    let (Some(mins), Some(maxes)) = (files.min_values(&column), files.max_values(&column)) else {
+        return Ok(vec![Held::Partly; count]);
+    };
+    let nulls = files.null_counts(&column);
+    let bound = |values: &ArrayRef, value: &ScalarValue| {
+        value
+            .cast_to(values.data_type())
+            .and_then(|v| v.to_scalar())
+            .map_err(|e| e.to_string())
+    };
+    // A timestamp's statistics are cut to the millisecond: a file's greatest value may be up
+    // to a millisecond past the one written down.
+    let before_from = match from {
+        ScalarValue::TimestampMicrosecond(Some(micros), zone) => {
+            ScalarValue::TimestampMicrosecond(Some(micros - 1_000), zone.clone())
+        }
+        other => other.clone(),
+    };
+    let at_or_past = gt_eq(&mins, &bound(&mins, from)?).map_err(|e| e.to_string())?;
+    let before = lt(&maxes, &bound(&maxes, &before_from)?).map_err(|e| e.to_string())?;
+    let no_nulls = |i: usize| {
+        nulls.as_ref().is_some_and(|n| {
+            n.as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .is_some_and(|n| n.is_valid(i) && n.value(i) == 0)
+        })
+    };
+    let known = |a: &BooleanArray, i: usize| a.is_valid(i) && a.value(i);
+    Ok((0..count)
+        .map(|i| {
+            if known(&before, i) {
+                Held::None
+            } else if known(&at_or_past, i) && no_nulls(i) {
+                Held::Wholly
+            } else {
+                Held::Partly
+            }
+        })
+        .collect())
+}
+
+/// The rows of the files at `paths` that `predicate` does not hold (false or null), read
+/// through delta-rs's scan of the table's snapshot.
+async fn rows_not_held(
+    table: &DeltaTable,
+    paths: Vec<String>,
+    predicate: Expr,
+) -> std::result::Result<Vec<RecordBatch>, String> {
+    let ctx = SessionContext::new();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e: DeltaTableError| e.to_string())?;
+    let provider = table
+        .table_provider()
+        .with_file_paths(paths)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.read_table(provider)
+        .and_then(|df| df.filter(predicate.is_not_true()))
+        .map_err(|e| e.to_string())?
+        .collect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `batches` as the rows before their newest value of `column` and those of it; refused when a
+/// row is not at or past `from` (or its value is null).
+fn split_at_newest(
+    batches: &[RecordBatch],
+    column: &str,
+    from: &ScalarValue,
+) -> std::result::Result<(Vec<RecordBatch>, Vec<RecordBatch>), String> {
+    let Some(first) = batches.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let all =
+        arrow::compute::concat_batches(&first.schema(), batches).map_err(|e| e.to_string())?;
+    if all.num_rows() == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let values = all
+        .column_by_name(column)
+        .ok_or_else(|| format!("the rows have no column {column}"))?;
+    let from = from
+        .cast_to(values.data_type())
+        .and_then(|v| v.to_scalar())
+        .map_err(|e| e.to_string())?;
+    let in_range = null_as_false(gt_eq(values, &from).map_err(|e| e.to_string())?);
+    if in_range.true_count() != all.num_rows() {
+        return Err(format!(
+            "{} of the {} new rows are not in the range replaced",
+            all.num_rows() - in_range.true_count(),
+            all.num_rows()
+        ));
+    }
+    let newest_at = arrow::compute::sort_to_indices(
+        values,
+        Some(SortOptions {
+            descending: true,
+            nulls_first: false,
+        }),
+        Some(1),
+    )
+    .map_err(|e| e.to_string())?;
+    let newest = ScalarValue::try_from_array(values, newest_at.value(0) as usize)
+        .and_then(|v| v.to_scalar())
+        .map_err(|e| e.to_string())?;
+    let of_newest = null_as_false(eq(values, &newest).map_err(|e| e.to_string())?);
+    let older = arrow::compute::not(&of_newest).map_err(|e| e.to_string())?;
+    let part = |mask: &BooleanArray| filter_record_batch(&all, mask).map_err(|e| e.to_string());
+    Ok((vec![part(&older)?], vec![part(&of_newest)?]))
+}
+
+/// A comparison's result with null (a null compared) as false.
+fn null_as_false(compared: BooleanArray) -> BooleanArray {
+    match compared.nulls() {
+        Some(_) => prep_null_mask_filter(&compared),
+        None => compared,
+    }
+}
+
+/// `batch` with the table's column types (a scan may read strings as views), by name.
+fn conformed(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| format!("the rows have no column {}", field.name()))?;
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type()).map_err(|e| e.to_string())
+            }
+        })
+        .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
