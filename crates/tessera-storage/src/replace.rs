@@ -21,7 +21,6 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, lit};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Remove, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -29,7 +28,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::error::{Result, StorageError};
 use crate::parquet_properties;
-use crate::store::{AppendOutcome, Storage, publish, version_of};
+use crate::store::{AppendOutcome, Storage, commit_actions, version_of};
 
 /// How the predicate `column >= from` holds for one file's rows, by the column's statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,38 +129,13 @@ impl Storage {
             .iter()
             .map(|(id, version)| Transaction::new(*id, *version))
             .collect();
-        let snapshot = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(location, e))?;
-        let commit = CommitBuilder::from(
-            CommitProperties::default()
-                .with_create_checkpoint(false)
-                .with_application_transactions(transactions),
-        )
-        .with_actions(actions)
-        .build(
-            Some(snapshot),
-            table.log_store(),
-            DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: None,
-                predicate: Some(format!("{column} >= {from}")),
-            },
-        )
-        .await
-        .map_err(|e| StorageError::delta(location, e))?;
-        let mut table = table;
-        table
-            .update_incremental(Some(commit.version))
-            .await
-            .map_err(|e| StorageError::delta(location, e))?;
-        let version = version_of(&table);
-        publish(&slot, &table);
-        slot.committed_positions(before, version, positions);
-        Ok(AppendOutcome {
-            version,
-            duplicate: false,
-        })
+        let replaced = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: None,
+            predicate: Some(format!("{column} >= {from}")),
+        };
+        let table = commit_actions(location, table, actions, transactions, replaced).await?;
+        Ok(slot.committed(&table, before, positions))
     }
 }
 

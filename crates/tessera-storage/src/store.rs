@@ -148,7 +148,24 @@ impl Slot {
     /// A commit made here took the table from version `before` to `after`, setting
     /// `positions`: what was known at `before` still holds but for them. When another writer
     /// committed in between (`after` is not the next version), nothing is carried forward.
-    pub(crate) fn committed_positions(
+    /// Makes `table`, just committed through this slot on top of version `before` with
+    /// `positions`, its current snapshot, and says what was committed.
+    pub(crate) fn committed(
+        &self,
+        table: &DeltaTable,
+        before: Option<i64>,
+        positions: &[(&str, i64)],
+    ) -> AppendOutcome {
+        let version = version_of(table);
+        publish(self, table);
+        self.committed_positions(before, version, positions);
+        AppendOutcome {
+            version,
+            duplicate: false,
+        }
+    }
+
+    fn committed_positions(
         &self,
         before: Option<i64>,
         after: Option<i64>,
@@ -440,15 +457,9 @@ impl Storage {
             .with_commit_properties(properties)
             .await
             .map_err(|e| StorageError::delta(location, e))?;
-        let version = version_of(&table);
-        publish(&slot, &table);
         let batch_app_id = txn_id.map(txn_app_id);
         let set: Vec<(&str, i64)> = batch_app_id.iter().map(|id| (id.as_str(), 1)).collect();
-        slot.committed_positions(before, version, &set);
-        Ok(AppendOutcome {
-            version,
-            duplicate: false,
-        })
+        Ok(slot.committed(&table, before, &set))
     }
 
     /// The positions a stream has committed to the table: for each of `app_ids`, the version
@@ -550,39 +561,14 @@ impl Storage {
                 .await
                 .map_err(|e| StorageError::delta(location, e))?
         } else {
-            let snapshot = table
-                .snapshot()
-                .map_err(|e| StorageError::delta(location, e))?;
-            let commit = CommitBuilder::from(
-                CommitProperties::default()
-                    .with_create_checkpoint(false)
-                    .with_application_transactions(transactions),
-            )
-            .build(
-                Some(snapshot),
-                table.log_store(),
-                DeltaOperation::Write {
-                    mode: SaveMode::Append,
-                    partition_by: None,
-                    predicate: None,
-                },
-            )
-            .await
-            .map_err(|e| StorageError::delta(location, e))?;
-            let mut table = table;
-            table
-                .update_incremental(Some(commit.version))
-                .await
-                .map_err(|e| StorageError::delta(location, e))?;
-            table
+            let positions_alone = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            };
+            commit_actions(location, table, Vec::new(), transactions, positions_alone).await?
         };
-        let version = version_of(&table);
-        publish(&slot, &table);
-        slot.committed_positions(before, version, positions);
-        Ok(AppendOutcome {
-            version,
-            duplicate: false,
-        })
+        Ok(slot.committed(&table, before, positions))
     }
 
     /// Merges the rows of `source` into the table by the `keys` columns — a row whose key the
@@ -658,13 +644,7 @@ impl Storage {
             )
             .await
             .map_err(|e| StorageError::delta(location, e))?;
-        let version = version_of(&table);
-        publish(&slot, &table);
-        slot.committed_positions(before, version, positions);
-        Ok(AppendOutcome {
-            version,
-            duplicate: false,
-        })
+        Ok(slot.committed(&table, before, positions))
     }
 
     /// Sizes the table's files for merges of its newest rows: sets its `delta.targetFileSize`
@@ -784,6 +764,35 @@ impl Storage {
         })?;
         Ok(Some((provider, files)))
     }
+}
+
+/// Commits `actions` with `transactions` (positions) on top of `table`'s snapshot as
+/// `operation`, and gives the table at the version committed.
+pub(crate) async fn commit_actions(
+    location: &str,
+    table: DeltaTable,
+    actions: Vec<deltalake::kernel::Action>,
+    transactions: Vec<Transaction>,
+    operation: DeltaOperation,
+) -> Result<DeltaTable> {
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| StorageError::delta(location, e))?;
+    let commit = CommitBuilder::from(
+        CommitProperties::default()
+            .with_create_checkpoint(false)
+            .with_application_transactions(transactions),
+    )
+    .with_actions(actions)
+    .build(Some(snapshot), table.log_store(), operation)
+    .await
+    .map_err(|e| StorageError::delta(location, e))?;
+    let mut table = table;
+    table
+        .update_incremental(Some(commit.version))
+        .await
+        .map_err(|e| StorageError::delta(location, e))?;
+    Ok(table)
 }
 
 /// Whether the commit after `table`'s version is in its log (see [`LOG_LISTING_TRUSTED`]).
