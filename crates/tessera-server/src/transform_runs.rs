@@ -486,14 +486,14 @@ impl Mesh {
         // watermark: the rows at or past it (the newest may be incomplete: it is recomputed).
         let past = match materialization {
             Materialization::Append { watermark } => self
-                .newest(&owner, target, watermark.as_str())
+                .newest(&owner, target, &record.location, watermark.as_str())
                 .await?
                 .map(|newest| (watermark.to_string(), newest, false)),
             Materialization::Merge {
                 watermark: Some(watermark),
                 ..
             } => self
-                .newest(&owner, target, watermark.as_str())
+                .newest(&owner, target, &record.location, watermark.as_str())
                 .await?
                 .map(|newest| (watermark.to_string(), newest, true)),
             _ => None,
@@ -899,8 +899,18 @@ impl Mesh {
         &self,
         owner: &RequestContext,
         target: &DatasetRef,
+        location: &str,
         column: &str,
     ) -> Result<Option<ScalarValue>> {
+        // A date or integer watermark: the log's statistics say it, no file read.
+        if let Some(newest) = self
+            .storage
+            .max_from_statistics(location, column)
+            .await
+            .map_err(|e| ServiceError::from(e).with_context("reading the watermark"))?
+        {
+            return Ok(Some(newest));
+        }
         let sql = format!(
             "SELECT max({}) FROM {target}",
             tessera_quality::ident(column)

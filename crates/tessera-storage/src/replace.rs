@@ -21,7 +21,8 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, lit};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Action;
-use deltalake::kernel::{Remove, Transaction};
+use deltalake::kernel::scalars::ScalarExt;
+use deltalake::kernel::{LogDataHandler, Remove, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -139,6 +140,61 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// The greatest value of `column` when the log's statistics say it exactly, no file read:
+    /// a date or integer column (their statistics are exact), each file's maximum known or the
+    /// file all nulls. `None` when they cannot say (another type, a file without statistics) or
+    /// the table holds no value: the caller reads the table.
+    pub async fn max_from_statistics(
+        &self,
+        location: &str,
+        column: &str,
+    ) -> Result<Option<ScalarValue>> {
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(None);
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| StorageError::delta(location, e))?;
+        let files = snapshot.log_data();
+        let nulls = null_counts(&files, column);
+        let Some(maxes) = files.max_values(&Column::new_unqualified(column)) else {
+            return Ok(None);
+        };
+        if !matches!(
+            maxes.data_type(),
+            DataType::Date32 | DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+        ) {
+            return Ok(None);
+        }
+        let all_null = |i: usize| nulls[i].is_some_and(|(nulls, rows)| nulls == rows);
+        if (0..maxes.len()).any(|i| maxes.is_null(i) && !all_null(i)) {
+            return Ok(None);
+        }
+        let greatest = arrow::compute::sort_to_indices(
+            &maxes,
+            Some(SortOptions {
+                descending: true,
+                nulls_first: false,
+            }),
+            Some(1),
+        )
+        .map_err(|e| StorageError::Io {
+            table: location.to_string(),
+            reason: format!("the greatest of the files' maxima: {e}"),
+        })?;
+        let Some(at) = greatest.values().first() else {
+            return Ok(None);
+        };
+        let value =
+            ScalarValue::try_from_array(&maxes, *at as usize).map_err(|e| StorageError::Io {
+                table: location.to_string(),
+                reason: format!("the greatest of the files' maxima: {e}"),
+            })?;
+        Ok((!value.is_null()).then_some(value))
+    }
+}
+
 /// Whether the log's statistics of a column of `from`'s type bound its rows: exact for dates
 /// and integers; timestamps are kept to the millisecond (allowed for below); a string's are
 /// cut short, so a file's maximum may be below its rows'.
@@ -159,16 +215,16 @@ fn statistics_bound_rows(from: &ScalarValue) -> bool {
 /// its least value is at or past `from` and no value is null; not at all when its greatest is
 /// before `from`; partly otherwise (and when a file has no statistics).
 fn held_by_statistics(
-    files: &dyn PruningStatistics,
+    files: &LogDataHandler<'_>,
     column: &str,
     from: &ScalarValue,
 ) -> std::result::Result<Vec<Held>, String> {
     let count = files.num_containers();
+    let nulls = null_counts(files, column);
     let column = Column::new_unqualified(column);
     let (Some(mins), Some(maxes)) = (files.min_values(&column), files.max_values(&column)) else {
         return Ok(vec![Held::Partly; count]);
     };
-    let nulls = files.null_counts(&column);
     let bound = |values: &ArrayRef, value: &ScalarValue| {
         value
             .cast_to(values.data_type())
@@ -185,13 +241,7 @@ fn held_by_statistics(
     };
     let at_or_past = gt_eq(&mins, &bound(&mins, from)?).map_err(|e| e.to_string())?;
     let before = lt(&maxes, &bound(&maxes, &before_from)?).map_err(|e| e.to_string())?;
-    let no_nulls = |i: usize| {
-        nulls.as_ref().is_some_and(|n| {
-            n.as_any()
-                .downcast_ref::<arrow::array::UInt64Array>()
-                .is_some_and(|n| n.is_valid(i) && n.value(i) == 0)
-        })
-    };
+    let no_nulls = |i: usize| nulls[i].is_some_and(|(nulls, _)| nulls == 0);
     let known = |a: &BooleanArray, i: usize| a.is_valid(i) && a.value(i);
     Ok((0..count)
         .map(|i| {
@@ -204,6 +254,19 @@ fn held_by_statistics(
             }
         })
         .collect())
+}
+
+/// Each file's nulls in `column` and rows, in the log's order, where its statistics say them.
+/// Read file by file: delta-rs's `PruningStatistics::null_counts` and `row_counts` give none.
+fn null_counts(files: &LogDataHandler<'_>, column: &str) -> Vec<Option<(u64, u64)>> {
+    files
+        .iter()
+        .map(|file| {
+            let nulls = file.null_counts()?.to_json();
+            let nulls = nulls.get(column)?.as_u64()?;
+            Some((nulls, file.num_records()? as u64))
+        })
+        .collect()
 }
 
 /// The rows of the files at `paths` that `predicate` does not hold (false or null), read

@@ -654,3 +654,58 @@ async fn a_replacement_from_a_day_keeps_older_rows_apart_and_drops_whole_files_n
     );
     assert_eq!(storage.version(location).await.unwrap(), version);
 }
+
+/// A date's or an integer's greatest value is read from the log's statistics — across files,
+/// past files of nulls only; a string's is not (its statistics are cut short), nor a table's
+/// with no value.
+#[tokio::test]
+async fn the_greatest_date_is_read_from_the_statistics_and_a_strings_is_not() {
+    use arrow::array::{Date32Array, StringArray};
+    use datafusion::common::ScalarValue;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "stats/daily/visits";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Date32, true),
+        Field::new("page", DataType::Utf8, true),
+    ]));
+    storage
+        .ensure_table(location, &schema, "visits", None)
+        .await
+        .unwrap();
+    let greatest = |column: &'static str| {
+        let storage = &storage;
+        async move { storage.max_from_statistics(location, column).await.unwrap() }
+    };
+    assert_eq!(greatest("day").await, None, "no rows yet");
+    let rows = |days: Vec<Option<i32>>| {
+        let pages: Vec<Option<&str>> = days.iter().map(|_| Some("home")).collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Date32Array::from(days)),
+                Arc::new(StringArray::from(pages)),
+            ],
+        )
+        .unwrap()
+    };
+    storage
+        .append(location, vec![rows(vec![Some(3), None, Some(7)])], None)
+        .await
+        .unwrap();
+    storage
+        .append(location, vec![rows(vec![None, None])], None)
+        .await
+        .unwrap();
+    storage
+        .append(location, vec![rows(vec![Some(5)])], None)
+        .await
+        .unwrap();
+    assert_eq!(greatest("day").await, Some(ScalarValue::Date32(Some(7))));
+    assert_eq!(
+        greatest("page").await,
+        None,
+        "a string's statistics are cut short"
+    );
+}
