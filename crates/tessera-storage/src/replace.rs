@@ -271,6 +271,12 @@ fn null_counts(files: &LogDataHandler<'_>, column: &str) -> Vec<Option<(u64, u64
 
 /// The rows of the files at `paths` that `predicate` does not hold (false or null), read
 /// through delta-rs's scan of the table's snapshot.
+///
+/// A plain DataFusion session, not a governed one from tessera-query, on purpose: this is the
+/// table's own rewrite, as delta-rs's replaceWhere, merge and optimize read rows in sessions of
+/// their own. Every kept row must be written back as it is — a policy's mask or row filter
+/// would change or drop stored data. Its memory is the partly replaced files' kept rows (in the
+/// transforms' use, the older rows of one file at the table's end, at most its target size).
 async fn rows_not_held(
     table: &DeltaTable,
     paths: Vec<String>,
