@@ -123,10 +123,10 @@ impl Mesh {
             ))
         })?;
         let catalog = Catalog::connect(&config.metadata_url(), &config.key_files()).await?;
-        let storage = Arc::new(Storage::new(
-            &config.storage_url(),
-            config.storage_options.clone(),
-        )?);
+        let storage = Arc::new(
+            Storage::new(&config.storage_url(), config.storage_options.clone())?
+                .with_checkpoint_every(config.maintenance.policy.checkpoint_every),
+        );
         let engine = QueryEngine::new(storage.clone(), config.query.clone())?;
         let fresh = format!(
             "{}{}",

@@ -9,6 +9,7 @@
 //! SQL: callers hand it Arrow schemas and record batches.
 
 mod changes;
+mod checkpoint;
 pub mod durable;
 mod error;
 mod maintenance;
@@ -16,6 +17,7 @@ mod parquet_properties;
 mod replace;
 mod store;
 
+pub use checkpoint::DEFAULT_CHECKPOINT_INTERVAL;
 pub use error::{Result, StorageError};
 pub use maintenance::{MaintenancePolicy, MaintenanceReport};
 pub use store::{AppendOutcome, DataFiles, Storage, TableInfo};

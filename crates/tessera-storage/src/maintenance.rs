@@ -7,17 +7,16 @@
 //!
 //! Maintenance never takes the table's writer lock: appends go on while it works, and its
 //! commits are reconciled with theirs by delta-rs's conflict checker (a compaction conflicts
-//! with no blind append). Appends themselves write no checkpoints, so no commit on the ingest
-//! path pays for one.
+//! with no blind append). Commits write no checkpoints themselves, so none on the ingest path
+//! pays for one: a task behind them does (see `crate::checkpoint`).
 
 use std::num::NonZeroU64;
 use std::time::Duration;
 
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::logstore::LogStore;
 use deltalake::operations::vacuum::VacuumMode;
-use object_store::ObjectStoreExt;
 
+use crate::checkpoint::{checkpoint_interval, last_checkpoint};
 use crate::error::{Result, StorageError};
 use crate::store::{Storage, publish};
 
@@ -114,27 +113,34 @@ impl Storage {
             publish(&self.slot(location), &table);
         }
 
-        let version = table.version().map(|v| v as i64).unwrap_or(0);
-        let last_checkpoint = last_checkpoint(&table).await;
-        if version - last_checkpoint.unwrap_or(0) >= policy.checkpoint_every {
-            deltalake::protocol::checkpoints::create_checkpoint(&table, None)
-                .await
-                .map_err(failed)?;
-            report.checkpoint = Some(version);
+        // Commits usually checkpoint the table themselves (see `crate::checkpoint`); this pass
+        // catches a table nobody committed to here since, and cleans up after any checkpoint.
+        let slot = self.slot(location);
+        report.checkpoint = slot
+            .checkpoint_and_reopen(&table, checkpoint_interval(&table, policy.checkpoint_every))
+            .await?;
+        let newest = match report.checkpoint {
+            Some(version) => Some(version),
+            None => last_checkpoint(&table).await,
+        };
+        let mut cleaned_up = false;
+        if let Some(checkpoint) = newest.filter(|c| Some(*c) > slot.cleaned_up_after()) {
             let cutoff =
                 chrono::Utc::now().timestamp_millis() - policy.log_retention.as_millis() as i64;
             report.log_entries_deleted =
                 deltalake::protocol::checkpoints::cleanup_expired_logs_for(
-                    version as u64,
+                    checkpoint as u64,
                     table.log_store().as_ref(),
                     cutoff,
                     None,
                 )
                 .await
                 .map_err(failed)?;
+            slot.cleaned_up(checkpoint);
+            cleaned_up = true;
         }
 
-        if report.files_compacted > 0 || report.checkpoint.is_some() {
+        if report.files_compacted > 0 || cleaned_up {
             let retention =
                 chrono::Duration::from_std(policy.file_retention).unwrap_or(chrono::Duration::MAX);
             let (vacuumed, metrics) = table
@@ -153,22 +159,4 @@ impl Storage {
         }
         Ok(report)
     }
-}
-
-/// The version of the table's newest checkpoint, from `_delta_log/_last_checkpoint`.
-async fn last_checkpoint(table: &deltalake::DeltaTable) -> Option<i64> {
-    let store = table.log_store();
-    let path = store.log_path().clone().join("_last_checkpoint");
-    let bytes = store
-        .object_store(None)
-        .get(&path)
-        .await
-        .ok()?
-        .bytes()
-        .await
-        .ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()?
-        .get("version")?
-        .as_i64()
 }

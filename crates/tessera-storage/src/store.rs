@@ -79,6 +79,7 @@ pub(crate) struct Slot {
     positions: Mutex<Option<KnownPositions>>,
     /// When the table's log was last listed for new commits (see [`LOG_LISTING_TRUSTED`]).
     log_listed_at: Mutex<Option<std::time::Instant>>,
+    pub(crate) checkpoints: Mutex<crate::checkpoint::CheckpointState>,
 }
 
 /// How long the table's log listed for new commits is trusted, in between asking only whether
@@ -151,7 +152,7 @@ impl Slot {
     /// Makes `table`, just committed through this slot on top of version `before` with
     /// `positions`, its current snapshot, and says what was committed.
     pub(crate) fn committed(
-        &self,
+        self: &Arc<Self>,
         table: &DeltaTable,
         before: Option<i64>,
         positions: &[(&str, i64)],
@@ -191,6 +192,8 @@ pub struct Storage {
     /// Set for local roots: their writes go through [`SyncedLocalStore`].
     local_root: Option<PathBuf>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Commits between two checkpoints of a table that does not set its own.
+    checkpoint_every: i64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -229,7 +232,15 @@ impl Storage {
             options,
             local_root,
             slots: Mutex::new(HashMap::new()),
+            checkpoint_every: crate::checkpoint::DEFAULT_CHECKPOINT_INTERVAL,
         })
+    }
+
+    /// Checkpoints a table every `commits` commits (at least one) unless it sets its own
+    /// `delta.checkpointInterval` (see [`crate::checkpoint`]).
+    pub fn with_checkpoint_every(mut self, commits: i64) -> Self {
+        self.checkpoint_every = commits.max(1);
+        self
     }
 
     /// The root URL, ending in `/`.
@@ -249,7 +260,17 @@ impl Storage {
 
     pub(crate) fn slot(&self, location: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().expect("slot map lock poisoned");
-        slots.entry(location.to_string()).or_default().clone()
+        slots
+            .entry(location.to_string())
+            .or_insert_with(|| {
+                let slot = Slot::default();
+                slot.checkpoints
+                    .lock()
+                    .expect("checkpoint lock poisoned")
+                    .every = self.checkpoint_every;
+                Arc::new(slot)
+            })
+            .clone()
     }
 
     fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
@@ -312,6 +333,7 @@ impl Storage {
             None => match self.load(location).await? {
                 (table, true) => {
                     slot.log_listed();
+                    slot.opened_from(crate::checkpoint::last_checkpoint(&table).await);
                     table
                 }
                 (_, false) => return Ok(None),
@@ -813,15 +835,24 @@ async fn next_commit_exists(location: &str, table: &DeltaTable) -> Result<bool> 
 }
 
 /// Stores `table` as the slot's current snapshot unless a newer one is already there.
-pub(crate) fn publish(slot: &Slot, table: &DeltaTable) {
-    let mut current = slot.current.write().expect("table lock poisoned");
-    let newer = match current.as_ref() {
-        Some(existing) => table.version() >= existing.version(),
-        None => true,
+/// Makes `table` the slot's current table unless the slot holds a newer version; says whether
+/// it did. A table that is due a checkpoint gets one in the background (see [`crate::checkpoint`]).
+pub(crate) fn publish(slot: &Arc<Slot>, table: &DeltaTable) -> bool {
+    let newer = {
+        let mut current = slot.current.write().expect("table lock poisoned");
+        let newer = match current.as_ref() {
+            Some(existing) => table.version() >= existing.version(),
+            None => true,
+        };
+        if newer {
+            *current = Some(table.clone());
+        }
+        newer
     };
     if newer {
-        *current = Some(table.clone());
+        slot.checkpoint_if_due(table);
     }
+    newer
 }
 
 /// The table's version (`None`: not loaded).

@@ -800,7 +800,7 @@ pub struct ServeArgs {
         default_value_t = 86_400
     )]
     pub event_idempotency_seconds: u64,
-    /// How often every table is maintained (small files compacted, checkpoints written, old log entries and unused files deleted), in seconds; 0 turns maintenance off.
+    /// How often every table is maintained (small files compacted, old log entries and unused files deleted, a checkpoint written where commits left none), in seconds; 0 turns maintenance off.
     #[arg(
         long,
         env = "TESSERA_MAINTENANCE_INTERVAL_SECONDS",
@@ -813,7 +813,7 @@ pub struct ServeArgs {
     /// The size compaction aims at for each file, in bytes.
     #[arg(long, env = "TESSERA_COMPACT_TARGET_BYTES", default_value_t = 128 << 20)]
     pub compact_target_bytes: u64,
-    /// Commits between two checkpoints of a table.
+    /// Commits between two checkpoints of a table (written behind the commits, maintenance on or off) unless the table sets `delta.checkpointInterval`.
     #[arg(long, env = "TESSERA_CHECKPOINT_EVERY", default_value_t = 10)]
     pub checkpoint_every: i64,
     /// How long a table's log keeps its commits before a checkpoint replaces them, in hours.
