@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, lit};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::kernel::Action;
 use deltalake::kernel::scalars::ScalarExt;
 use deltalake::kernel::{LogDataHandler, Remove, Transaction};
@@ -141,10 +141,13 @@ impl Storage {
 }
 
 impl Storage {
-    /// The greatest value of `column` when the log's statistics say it exactly, no file read:
-    /// a date or integer column (their statistics are exact), each file's maximum known or the
-    /// file all nulls. `None` when they cannot say (another type, a file without statistics) or
-    /// the table holds no value: the caller reads the table.
+    /// The greatest value of `column`, read from the log's statistics rather than the whole
+    /// table: a date or integer column's statistics say it exactly, no file read; a
+    /// microsecond timestamp's are cut to the millisecond, so only the files whose recorded
+    /// maximum is within a millisecond of the greatest are read (one or two of a table that
+    /// grows at its end). Each file's maximum must be known or the file all nulls. `None`
+    /// when they cannot say (another type, a file without statistics) or the table holds no
+    /// value: the caller reads the table.
     pub async fn max_from_statistics(
         &self,
         location: &str,
@@ -153,44 +156,80 @@ impl Storage {
         let Some(table) = self.fresh(location).await? else {
             return Ok(None);
         };
-        let snapshot = table
-            .snapshot()
-            .map_err(|e| StorageError::delta(location, e))?;
-        let files = snapshot.log_data();
-        let nulls = null_counts(&files, column);
-        let Some(maxes) = files.max_values(&Column::new_unqualified(column)) else {
-            return Ok(None);
-        };
-        if !matches!(
-            maxes.data_type(),
-            DataType::Date32 | DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
-        ) {
-            return Ok(None);
-        }
-        let all_null = |i: usize| nulls[i].is_some_and(|(nulls, rows)| nulls == rows);
-        if (0..maxes.len()).any(|i| maxes.is_null(i) && !all_null(i)) {
-            return Ok(None);
-        }
-        let greatest = arrow::compute::sort_to_indices(
-            &maxes,
-            Some(SortOptions {
-                descending: true,
-                nulls_first: false,
-            }),
-            Some(1),
-        )
-        .map_err(|e| StorageError::Io {
+        let failed = |reason: String| StorageError::Io {
             table: location.to_string(),
-            reason: format!("the greatest of the files' maxima: {e}"),
-        })?;
-        let Some(at) = greatest.values().first() else {
+            reason: format!("the greatest of the files' maxima of {column}: {reason}"),
+        };
+        let (greatest, candidates) = {
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?;
+            let files = snapshot.log_data();
+            let nulls = null_counts(&files, column);
+            let Some(maxes) = files.max_values(&Column::new_unqualified(column)) else {
+                return Ok(None);
+            };
+            let timestamp = match maxes.data_type() {
+                DataType::Date32
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64 => false,
+                DataType::Timestamp(TimeUnit::Microsecond, _) => true,
+                _ => return Ok(None),
+            };
+            let all_null = |i: usize| nulls[i].is_some_and(|(nulls, rows)| nulls == rows);
+            if (0..maxes.len()).any(|i| maxes.is_null(i) && !all_null(i)) {
+                return Ok(None);
+            }
+            let greatest = arrow::compute::sort_to_indices(
+                &maxes,
+                Some(SortOptions {
+                    descending: true,
+                    nulls_first: false,
+                }),
+                Some(1),
+            )
+            .map_err(|e| failed(e.to_string()))?;
+            let Some(at) = greatest.values().first() else {
+                return Ok(None);
+            };
+            let greatest = ScalarValue::try_from_array(&maxes, *at as usize)
+                .map_err(|e| failed(e.to_string()))?;
+            if greatest.is_null() || !timestamp {
+                return Ok((!greatest.is_null()).then_some(greatest));
+            }
+            // The files that may hold a value past the greatest recorded one.
+            let ScalarValue::TimestampMicrosecond(Some(micros), zone) = &greatest else {
+                return Ok(None);
+            };
+            let floor = ScalarValue::TimestampMicrosecond(Some(micros - 1_000), zone.clone())
+                .to_scalar()
+                .map_err(|e| failed(e.to_string()))?;
+            let near = gt_eq(&maxes, &floor).map_err(|e| failed(e.to_string()))?;
+            let candidates: Vec<String> = files
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| near.is_valid(*i) && near.value(*i))
+                .map(|(_, file)| file.path().to_string())
+                .collect();
+            (greatest, candidates)
+        };
+        let column_expr = Expr::Column(Column::new_unqualified(column));
+        let batches = read_files(&table, candidates, |df| {
+            df.aggregate(
+                vec![],
+                vec![datafusion::functions_aggregate::min_max::max(column_expr)],
+            )
+        })
+        .await
+        .map_err(|e| failed(format!("reading the files near {greatest}: {e}")))?;
+        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(None);
         };
-        let value =
-            ScalarValue::try_from_array(&maxes, *at as usize).map_err(|e| StorageError::Io {
-                table: location.to_string(),
-                reason: format!("the greatest of the files' maxima: {e}"),
-            })?;
+        let value = ScalarValue::try_from_array(batch.column(0), 0)
+            .and_then(|v| v.cast_to(&greatest.data_type()))
+            .map_err(|e| failed(e.to_string()))?;
         Ok((!value.is_null()).then_some(value))
     }
 }
@@ -269,18 +308,27 @@ fn null_counts(files: &LogDataHandler<'_>, column: &str) -> Vec<Option<(u64, u64
         .collect()
 }
 
-/// The rows of the files at `paths` that `predicate` does not hold (false or null), read
-/// through delta-rs's scan of the table's snapshot.
-///
-/// A plain DataFusion session, not a governed one from tessera-query, on purpose: this is the
-/// table's own rewrite, as delta-rs's replaceWhere, merge and optimize read rows in sessions of
-/// their own. Every kept row must be written back as it is — a policy's mask or row filter
-/// would change or drop stored data. Its memory is the partly replaced files' kept rows (in the
-/// transforms' use, the older rows of one file at the table's end, at most its target size).
+/// The rows of the files at `paths` that `predicate` does not hold (false or null).
 async fn rows_not_held(
     table: &DeltaTable,
     paths: Vec<String>,
     predicate: Expr,
+) -> std::result::Result<Vec<RecordBatch>, String> {
+    read_files(table, paths, |df| df.filter(predicate.is_not_true())).await
+}
+
+/// `query` over the rows of the files at `paths`, read through delta-rs's scan of the table's
+/// snapshot.
+///
+/// A plain DataFusion session, not a governed one from tessera-query, on purpose: this is the
+/// table's own upkeep, as delta-rs's replaceWhere, merge and optimize read rows in sessions of
+/// their own. Every kept row must be written back as it is — a policy's mask or row filter
+/// would change or drop stored data. Its memory is what `query` keeps of those files (in the
+/// transforms' use, the older rows of one file at the table's end, at most its target size).
+async fn read_files(
+    table: &DeltaTable,
+    paths: Vec<String>,
+    query: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
 ) -> std::result::Result<Vec<RecordBatch>, String> {
     let ctx = SessionContext::new();
     table
@@ -292,7 +340,7 @@ async fn rows_not_held(
         .await
         .map_err(|e| e.to_string())?;
     ctx.read_table(provider)
-        .and_then(|df| df.filter(predicate.is_not_true()))
+        .and_then(query)
         .map_err(|e| e.to_string())?
         .collect()
         .await

@@ -709,3 +709,50 @@ async fn the_greatest_date_is_read_from_the_statistics_and_a_strings_is_not() {
         "a string's statistics are cut short"
     );
 }
+
+#[tokio::test]
+async fn the_greatest_timestamp_is_read_from_the_files_whose_statistics_come_within_a_millisecond()
+{
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::TimeUnit;
+    use datafusion::common::ScalarValue;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let storage = Storage::new(&root, HashMap::new()).unwrap();
+    let location = "stats/clicks/events";
+    let utc: Arc<str> = Arc::from("UTC");
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "at",
+        DataType::Timestamp(TimeUnit::Microsecond, Some(utc.clone())),
+        true,
+    )]));
+    storage
+        .ensure_table(location, &schema, "events", None)
+        .await
+        .unwrap();
+    let append = |micros: Vec<Option<i64>>| {
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(
+                TimestampMicrosecondArray::from(micros).with_timezone(utc.clone()),
+            )],
+        )
+        .unwrap();
+        let storage = &storage;
+        async move { storage.append(location, vec![batch], None).await.unwrap() }
+    };
+    // 1,700,000,000 s past the epoch, and microseconds on: the log records each file's
+    // maximum to the millisecond (…000 for the last two files), the rows hold microseconds.
+    let second = 1_700_000_000_000_000i64;
+    append(vec![Some(second - 5_000_000), Some(second - 2_000)]).await;
+    append(vec![Some(second + 900), None]).await;
+    append(vec![Some(second + 400)]).await;
+    assert_eq!(
+        storage.max_from_statistics(location, "at").await.unwrap(),
+        Some(ScalarValue::TimestampMicrosecond(
+            Some(second + 900),
+            Some(utc.clone())
+        )),
+        "the microseconds past the recorded millisecond are read from the files"
+    );
+}
