@@ -218,11 +218,13 @@ mod tests {
         let slot = storage.slot(location);
         let deadline = Instant::now() + Duration::from_secs(30);
         let opened_from = loop {
-            let state = slot.checkpoints();
-            if !state.running && state.read_from >= Some(19) {
-                break state.read_from;
+            let read_from = {
+                let state = slot.checkpoints();
+                (!state.running).then_some(state.read_from).flatten()
+            };
+            if read_from >= Some(19) {
+                break read_from;
             }
-            drop(state);
             assert!(
                 Instant::now() < deadline,
                 "no checkpoint behind the commits"
