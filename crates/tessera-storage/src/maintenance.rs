@@ -54,8 +54,11 @@ pub struct MaintenanceReport {
     /// Small files rewritten into `files_written` larger ones.
     pub files_compacted: u64,
     pub files_written: u64,
-    /// The version a checkpoint was written at.
+    /// The version a checkpoint was written at by this pass.
     pub checkpoint: Option<i64>,
+    /// The table's newest checkpoint after the pass: this pass's, or one written behind the
+    /// commits (see `crate::checkpoint`).
+    pub newest_checkpoint: Option<i64>,
     /// Log entries deleted (commits older than the log retention, covered by a checkpoint).
     pub log_entries_deleted: usize,
     /// Data files deleted that no version within the file retention uses.
@@ -65,7 +68,10 @@ pub struct MaintenanceReport {
 impl MaintenanceReport {
     /// Whether the pass changed anything.
     pub fn did_work(&self) -> bool {
-        *self != MaintenanceReport::default()
+        self.files_compacted > 0
+            || self.checkpoint.is_some()
+            || self.log_entries_deleted > 0
+            || self.files_vacuumed > 0
     }
 }
 
@@ -123,6 +129,7 @@ impl Storage {
             Some(version) => Some(version),
             None => last_checkpoint(&table).await,
         };
+        report.newest_checkpoint = newest;
         let mut cleaned_up = false;
         if let Some(checkpoint) = newest.filter(|c| Some(*c) > slot.cleaned_up_after()) {
             let cutoff =

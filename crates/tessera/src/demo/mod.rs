@@ -614,11 +614,11 @@ async fn maintain(mesh: &Mesh, policy: &tessera_server::MaintenancePolicy) -> Re
             (
                 c + report.files_compacted,
                 w + report.files_written,
-                k + u64::from(report.checkpoint.is_some()),
+                k + u64::from(report.newest_checkpoint.is_some()),
             )
         });
     println!(
-        "  maintained the tables: {compacted} small files compacted into {written}, {checkpoints} checkpoint(s) written"
+        "  maintained the tables: {compacted} small files compacted into {written}, {checkpoints} table(s) checkpointed"
     );
     Ok(())
 }

@@ -201,7 +201,10 @@ fn the_artgo_demo_loads_serves_and_answers_sql() {
         .lines()
         .find(|l| l.trim_start().starts_with("maintained the tables: "))
         .unwrap_or_else(|| panic!("no maintenance pass: {}", first.stdout));
-    assert!(!maintained.contains(" 0 checkpoint(s)"), "{maintained}");
+    assert!(
+        !maintained.contains(" 0 table(s) checkpointed"),
+        "{maintained}"
+    );
     assert!(
         data.path()
             .join("tables/artwork_engagement/engagement/events_raw/_delta_log/_last_checkpoint")
