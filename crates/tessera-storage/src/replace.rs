@@ -207,14 +207,24 @@ impl Storage {
                 .to_scalar()
                 .map_err(|e| failed(e.to_string()))?;
             let near = gt_eq(&maxes, &floor).map_err(|e| failed(e.to_string()))?;
-            let candidates: Vec<String> = files
+            let candidates: Vec<(String, u64)> = files
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| near.is_valid(*i) && near.value(*i))
-                .map(|(_, file)| file.path().to_string())
+                .map(|(_, file)| (file.path().to_string(), file.size().max(0) as u64))
                 .collect();
             (greatest, candidates)
         };
+        // Their Parquet footers say each row group's maximum exactly: a lookup or two, no scan.
+        if let ScalarValue::TimestampMicrosecond(_, zone) = &greatest
+            && let Some(micros) = footer_max_micros(&table, &candidates, column).await
+        {
+            return Ok(Some(ScalarValue::TimestampMicrosecond(
+                Some(micros),
+                zone.clone(),
+            )));
+        }
+        let candidates = candidates.into_iter().map(|(path, _)| path).collect();
         let column_expr = Expr::Column(Column::new_unqualified(column));
         let batches = read_files(&table, candidates, |df| {
             df.aggregate(
@@ -232,6 +242,61 @@ impl Storage {
             .map_err(|e| failed(e.to_string()))?;
         Ok((!value.is_null()).then_some(value))
     }
+}
+
+/// The greatest value of the microsecond timestamp `column` in the files `(path, size)`, from
+/// their Parquet footers' row group statistics; `None` when a footer does not say it exactly (no
+/// statistics for a row group with values, another encoding of the column, a file unreadable),
+/// for the caller to read the rows instead.
+async fn footer_max_micros(
+    table: &DeltaTable,
+    files: &[(String, u64)],
+    column: &str,
+) -> Option<i64> {
+    use datafusion::parquet::basic::{LogicalType, TimeUnit as ParquetTimeUnit};
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+    use datafusion::parquet::file::statistics::Statistics;
+    use object_store::ObjectStoreExt;
+    let store = table.log_store().object_store(None);
+    let mut greatest: Option<i64> = None;
+    for (path, size) in files {
+        let path = object_store::path::Path::from(path.as_str());
+        let tail = store
+            .get_range(&path, size.checked_sub(8)?..*size)
+            .await
+            .ok()?;
+        if tail.len() != 8 || &tail[4..] != b"PAR1" {
+            return None;
+        }
+        let footer = u64::from(u32::from_le_bytes(tail[..4].try_into().ok()?));
+        let start = size.checked_sub(8 + footer)?;
+        let metadata = store.get_range(&path, start..size - 8).await.ok()?;
+        let metadata = ParquetMetaDataReader::decode_metadata(&metadata).ok()?;
+        for group in metadata.row_groups() {
+            let chunk = group
+                .columns()
+                .iter()
+                .find(|c| c.column_descr().path().string() == column)?;
+            let micros = matches!(
+                chunk.column_descr().logical_type_ref(),
+                Some(LogicalType::Timestamp(t)) if t.unit == ParquetTimeUnit::MICROS
+            );
+            match chunk.statistics() {
+                Some(Statistics::Int64(stats)) if micros => {
+                    match stats.max_opt() {
+                        Some(max) if stats.max_is_exact() => {
+                            greatest = Some(greatest.map_or(*max, |g| g.max(*max)))
+                        }
+                        // No maximum: only when every value is null.
+                        None if stats.null_count_opt() == Some(group.num_rows() as u64) => {}
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+    greatest
 }
 
 /// Whether the log's statistics of a column of `from`'s type bound its rows: exact for dates
@@ -420,4 +485,70 @@ fn conformed(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Rec
         })
         .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_footers_say_a_timestamps_greatest_microsecond_and_nothing_for_another_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
+        let location = "stats/clicks/footers";
+        let utc: Arc<str> = Arc::from("UTC");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some(utc.clone())),
+                true,
+            ),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        storage
+            .ensure_table(location, &schema, "footers", None)
+            .await
+            .unwrap();
+        for at in [
+            vec![Some(7_123_456), None],
+            vec![None, None],
+            vec![Some(9_000_001)],
+        ] {
+            let rows = at.len();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(TimestampMicrosecondArray::from(at).with_timezone(utc.clone())),
+                    Arc::new(Int64Array::from(vec![1; rows])),
+                ],
+            )
+            .unwrap();
+            storage.append(location, vec![batch], None).await.unwrap();
+        }
+        let table = storage.fresh(location).await.unwrap().unwrap();
+        let files: Vec<(String, u64)> = table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|f| (f.path().to_string(), f.size() as u64))
+            .collect();
+        assert_eq!(files.len(), 3);
+        assert_eq!(
+            footer_max_micros(&table, &files, "at").await,
+            Some(9_000_001),
+            "a file of nulls only is passed over"
+        );
+        assert_eq!(
+            footer_max_micros(&table, &files, "n").await,
+            None,
+            "not a timestamp"
+        );
+    }
 }
