@@ -55,6 +55,15 @@ impl Default for CheckpointState {
     }
 }
 
+/// What [`Slot::checkpoint_and_reopen`] found and did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Checkpointed {
+    /// The version of the checkpoint it wrote, if it wrote one.
+    pub(crate) written: Option<i64>,
+    /// The table's newest checkpoint afterwards.
+    pub(crate) newest: Option<i64>,
+}
+
 /// The table's checkpoint interval: `delta.checkpointInterval` when it sets one, else `every`.
 pub(crate) fn checkpoint_interval(table: &DeltaTable, every: i64) -> i64 {
     table
@@ -131,16 +140,16 @@ impl Slot {
 
     /// Writes a checkpoint of `table` when its newest is `interval` or more commits behind, and
     /// opens the table again from the newest checkpoint when the one it was read from is older,
-    /// making that current. Says the version of the checkpoint written, if one was.
+    /// making that current. Says what it found and did.
     pub(crate) async fn checkpoint_and_reopen(
         self: &Arc<Self>,
         table: &DeltaTable,
         interval: i64,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Checkpointed> {
         let location = table.log_store().root_url().to_string();
         let failed = |e| StorageError::delta(&location, e);
         let Some(version) = version_of(table) else {
-            return Ok(None);
+            return Ok(Checkpointed::default());
         };
         let mut newest = last_checkpoint(table).await;
         let mut written = None;
@@ -166,7 +175,7 @@ impl Slot {
                 reopened.update_incremental(None).await.map_err(failed)?;
             }
         }
-        Ok(written)
+        Ok(Checkpointed { written, newest })
     }
 
     fn checkpoints(&self) -> std::sync::MutexGuard<'_, CheckpointState> {
@@ -185,26 +194,19 @@ impl Slot {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
 
     use super::*;
-    use crate::Storage;
     use crate::store::version_of;
+    use crate::test_support::storage_with_table;
 
     #[tokio::test]
     async fn a_table_taking_commits_is_checkpointed_behind_them_and_opened_from_the_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
         let location = "shop/orders/lines";
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        storage
-            .ensure_table(location, &schema, "lines", None)
-            .await
-            .unwrap();
+        let (_dir, storage) = storage_with_table(location, &schema).await;
         let append = |n: i64| {
             let batch =
                 RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![n]))])

@@ -16,6 +16,8 @@ mod maintenance;
 mod parquet_properties;
 mod replace;
 mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use checkpoint::DEFAULT_CHECKPOINT_INTERVAL;
 pub use error::{Result, StorageError};

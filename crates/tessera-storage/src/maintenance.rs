@@ -16,7 +16,7 @@ use std::time::Duration;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::VacuumMode;
 
-use crate::checkpoint::{checkpoint_interval, last_checkpoint};
+use crate::checkpoint::checkpoint_interval;
 use crate::error::{Result, StorageError};
 use crate::store::{Storage, publish};
 
@@ -122,14 +122,12 @@ impl Storage {
         // Commits usually checkpoint the table themselves (see `crate::checkpoint`); this pass
         // catches a table nobody committed to here since, and cleans up after any checkpoint.
         let slot = self.slot(location);
-        report.checkpoint = slot
+        let checkpointed = slot
             .checkpoint_and_reopen(&table, checkpoint_interval(&table, policy.checkpoint_every))
             .await?;
-        let newest = match report.checkpoint {
-            Some(version) => Some(version),
-            None => last_checkpoint(&table).await,
-        };
-        report.newest_checkpoint = newest;
+        report.checkpoint = checkpointed.written;
+        report.newest_checkpoint = checkpointed.newest;
+        let newest = checkpointed.newest;
         let mut cleaned_up = false;
         if let Some(checkpoint) = newest.filter(|c| Some(*c) > slot.cleaned_up_after()) {
             let cutoff =

@@ -388,8 +388,11 @@ async fn rows_not_held(
 /// A plain DataFusion session, not a governed one from tessera-query, on purpose: this is the
 /// table's own upkeep, as delta-rs's replaceWhere, merge and optimize read rows in sessions of
 /// their own. Every kept row must be written back as it is — a policy's mask or row filter
-/// would change or drop stored data. Its memory is what `query` keeps of those files (in the
-/// transforms' use, the older rows of one file at the table's end, at most its target size).
+/// would change or drop stored data; and a watermark is the greatest value the table holds,
+/// never shown to anyone (read from the log's statistics otherwise, as ungoverned). Neither
+/// reaches a user, so no policy has anything to apply to. Its memory is what `query` keeps of
+/// those files (the older rows of one file at the table's end, at most its target size; one
+/// value), outside the query memory limit.
 async fn read_files(
     table: &DeltaTable,
     paths: Vec<String>,
@@ -489,18 +492,16 @@ fn conformed(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Rec
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, TimestampMicrosecondArray};
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
+    use crate::test_support::storage_with_table;
 
     #[tokio::test]
     async fn the_footers_say_a_timestamps_greatest_microsecond_and_nothing_for_another_column() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::new(dir.path().to_str().unwrap(), HashMap::new()).unwrap();
         let location = "stats/clicks/footers";
         let utc: Arc<str> = Arc::from("UTC");
         let schema = Arc::new(Schema::new(vec![
@@ -511,10 +512,7 @@ mod tests {
             ),
             Field::new("n", DataType::Int64, true),
         ]));
-        storage
-            .ensure_table(location, &schema, "footers", None)
-            .await
-            .unwrap();
+        let (_dir, storage) = storage_with_table(location, &schema).await;
         for at in [
             vec![Some(7_123_456), None],
             vec![None, None],

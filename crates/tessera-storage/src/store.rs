@@ -834,7 +834,6 @@ async fn next_commit_exists(location: &str, table: &DeltaTable) -> Result<bool> 
     }
 }
 
-/// Stores `table` as the slot's current snapshot unless a newer one is already there.
 /// Makes `table` the slot's current table unless the slot holds a newer version; says whether
 /// it did. A table that is due a checkpoint gets one in the background (see [`crate::checkpoint`]).
 pub(crate) fn publish(slot: &Arc<Slot>, table: &DeltaTable) -> bool {
