@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub transform_tick: std::time::Duration,
     /// How long an upstream commit waits to settle before the transforms it feeds run.
     pub transform_debounce: crate::transform_runs::Debounce,
+    /// How many transforms of one `run` compute at once (those that do not feed each other);
+    /// default the machine's cores. 1 runs them one after another.
+    pub transform_concurrency: usize,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
     pub shutdown_timeout_seconds: u64,
@@ -70,6 +73,7 @@ impl ServerConfig {
             source_tick: std::time::Duration::from_secs(1),
             transform_tick: std::time::Duration::from_secs(1),
             transform_debounce: Default::default(),
+            transform_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,

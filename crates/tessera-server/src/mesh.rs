@@ -142,6 +142,7 @@ impl Mesh {
             sources: Default::default(),
             transform_runners: crate::transform_runs::TransformRunners::new(
                 config.transform_debounce,
+                config.transform_concurrency,
             ),
             event_targets: Mutex::new(Default::default()),
             event_groups: Default::default(),

@@ -118,6 +118,8 @@ fn target_of(record: &TransformRecord) -> Result<DatasetRef> {
 pub(crate) struct TransformRunners {
     /// When an upstream commit starts a run.
     debounce: Debounce,
+    /// How many transforms of one run across the mesh or a product compute at once.
+    concurrency: usize,
     /// Per computed dataset: the input versions last seen changed, and since when they stood.
     pending: Mutex<HashMap<DatasetRef, Pending>>,
     /// Per dataset (`d.p.x`): how many commits this server made into it — the cheap signal
@@ -159,9 +161,10 @@ struct Pending {
 }
 
 impl TransformRunners {
-    pub(crate) fn new(debounce: Debounce) -> Self {
+    pub(crate) fn new(debounce: Debounce, concurrency: usize) -> Self {
         Self {
             debounce,
+            concurrency: concurrency.max(1),
             ..Default::default()
         }
     }
@@ -963,8 +966,8 @@ impl Mesh {
         Ok((result, rows_in))
     }
 
-    /// Every transform, in the order they feed each other.
-    async fn transforms_in_order(&self) -> Result<Vec<(DatasetRef, TransformRecord)>> {
+    /// Every transform, in the order they feed each other, and the graph of what feeds what.
+    async fn transforms_in_order(&self) -> Result<InOrder> {
         let (records, graph) = self.transform_graph().await?;
         let order = graph.order().map_err(|cycles| {
             ServiceError::Conflict(format!(
@@ -976,7 +979,7 @@ impl Mesh {
                     .join("; ")
             ))
         })?;
-        Ok(order
+        let transforms = order
             .into_iter()
             .filter_map(|target| {
                 let record = records
@@ -984,7 +987,8 @@ impl Mesh {
                     .find(|r| target_of(r).ok().as_ref() == Some(&target))?;
                 Some((target, record.clone()))
             })
-            .collect())
+            .collect();
+        Ok(InOrder { transforms, graph })
     }
 
     /// The transforms as the graph of what feeds what.
@@ -1016,7 +1020,7 @@ impl Mesh {
     /// Which transforms are due now, in the order they feed each other, with their triggers.
     async fn due_transforms(&self) -> Result<Vec<(TransformRecord, &'static str)>> {
         let mut due = Vec::new();
-        for (target, record) in self.transforms_in_order().await? {
+        for (target, record) in self.transforms_in_order().await?.transforms {
             let Ok(spec) = parse(&record) else { continue };
             if let Some(every) = spec.every {
                 let last = self
@@ -1173,35 +1177,101 @@ impl Mesh {
             .await
     }
 
-    /// Runs `transforms` (in the order they feed each other), as `pick` says, each started by
-    /// `trigger`; the runs, failed ones included.
+    /// Runs `chosen.transforms` (in the order they feed each other), as `pick` says, each
+    /// started by `trigger`; the runs, failed ones included, in that order.
+    ///
+    /// Up to the configured concurrency run at once: a transform starts once every one of
+    /// them upstream of it (directly or through other transforms of the mesh) has finished,
+    /// and is judged then, so a run sees what the runs before it committed, as one after
+    /// another would. A run that fails does not hold up the others, as in order; an error
+    /// that is not a run's (the metadata store failing) starts no more and is returned once
+    /// those under way have finished.
     async fn run_in_order(
         &self,
         cx: &RequestContext,
-        transforms: Vec<(DatasetRef, TransformRecord)>,
+        chosen: InOrder,
         trigger: &str,
         pick: Pick,
     ) -> Result<Vec<TransformRunRecord>> {
-        let mut runs = Vec::new();
-        for (target, record) in transforms {
-            // Judged now, after the runs before it: what they committed makes it behind too.
-            let run = match pick {
-                Pick::All { .. } => true,
-                Pick::Behind => self
-                    .inputs_moved(&target, &parse(&record)?)
-                    .await?
-                    .is_some(),
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let InOrder { transforms, graph } = chosen;
+        let count = transforms.len();
+        let downstream: Vec<std::collections::BTreeSet<DatasetRef>> = transforms
+            .iter()
+            .map(|(target, _)| graph.downstream_of(target).into_iter().collect())
+            .collect();
+        let waits_for: Vec<Vec<usize>> = transforms
+            .iter()
+            .map(|(target, _)| {
+                (0..count)
+                    .filter(|&j| downstream[j].contains(target))
+                    .collect()
+            })
+            .collect();
+        let (mut started, mut finished) = (vec![false; count], vec![false; count]);
+        let mut runs: Vec<Option<TransformRunRecord>> = (0..count).map(|_| None).collect();
+        let mut failure = None;
+        let mut running = FuturesUnordered::new();
+        loop {
+            for i in 0..count {
+                if failure.is_some() || running.len() >= self.transform_runners.concurrency.max(1) {
+                    break;
+                }
+                if !started[i] && waits_for[i].iter().all(|&j| finished[j]) {
+                    started[i] = true;
+                    let (target, record) = &transforms[i];
+                    running.push(async move {
+                        (i, self.run_picked(cx, target, record, trigger, pick).await)
+                    });
+                }
+            }
+            let Some((i, outcome)) = running.next().await else {
+                break;
             };
-            if run {
-                let full_refresh = matches!(pick, Pick::All { full_refresh: true });
-                runs.push(
-                    self.run_transform(cx, &record, trigger, full_refresh)
-                        .await?,
-                );
+            finished[i] = true;
+            match outcome {
+                Ok(run) => runs[i] = run,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
         }
-        Ok(runs)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(runs.into_iter().flatten().collect()),
+        }
     }
+
+    /// Runs `record` as `pick` says (none: it is not behind its inputs).
+    async fn run_picked(
+        &self,
+        cx: &RequestContext,
+        target: &DatasetRef,
+        record: &TransformRecord,
+        trigger: &str,
+        pick: Pick,
+    ) -> Result<Option<TransformRunRecord>> {
+        let run = match pick {
+            Pick::All { .. } => true,
+            Pick::Behind => self
+                .inputs_moved(target, &parse(record)?)
+                .await?
+                .is_some(),
+        };
+        if !run {
+            return Ok(None);
+        }
+        let full_refresh = matches!(pick, Pick::All { full_refresh: true });
+        self.run_transform(cx, record, trigger, full_refresh)
+            .await
+            .map(Some)
+    }
+}
+
+/// Transforms in the order they feed each other, and the graph of the mesh's transforms.
+struct InOrder {
+    transforms: Vec<(DatasetRef, TransformRecord)>,
+    graph: TransformGraph,
 }
 
 /// Which of the transforms handed to [`Mesh::run_in_order`] run.
@@ -1361,7 +1431,10 @@ impl TransformsService for Mesh {
         scope: RunScope<'_>,
         full_refresh: bool,
     ) -> Result<Vec<TransformRunView>> {
-        let in_order = self.transforms_in_order().await?;
+        let InOrder {
+            transforms: in_order,
+            graph,
+        } = self.transforms_in_order().await?;
         // A product's transforms (or one of them), or none named: the mesh's.
         let named = match scope {
             RunScope::Behind => None,
@@ -1404,6 +1477,10 @@ impl TransformsService for Mesh {
             self.authorize(cx, Action::Ingest, &dataset_resource(target))
                 .await?;
         }
+        let chosen = InOrder {
+            transforms: chosen,
+            graph,
+        };
         let runs = self.run_in_order(cx, chosen, MANUAL, pick).await?;
         Ok(runs.into_iter().map(run_view).collect())
     }

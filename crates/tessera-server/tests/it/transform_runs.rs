@@ -903,6 +903,86 @@ async fn a_run_across_the_mesh_takes_the_datasets_behind_their_inputs_in_order()
     );
 }
 
+/// When a run started and finished, in microseconds (its record's start and duration).
+fn span(run: &Value) -> (i64, i64) {
+    let started = chrono::DateTime::parse_from_rfc3339(run["started_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_micros();
+    (
+        started,
+        started + run["duration_ms"].as_i64().unwrap() * 1000,
+    )
+}
+
+/// A run of several transforms computes those that do not feed each other at once, up to
+/// `--transform-concurrency`, and each one only after what feeds it has finished; with a
+/// concurrency of 1, one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_that_do_not_feed_each_other_run_at_once_up_to_the_concurrency() {
+    for concurrency in [2, 1] {
+        let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
+            c.transform_tick = Duration::ZERO;
+            c.transform_concurrency = concurrency;
+        })
+        .await;
+        server.apply(&shop_folder(), false).await;
+        apply_stats(
+            &server,
+            &[
+                ("order_counts", ORDER_COUNTS),
+                ("customer_totals", CUSTOMER_TOTALS),
+                ("small_customers", SMALL_FROM_TOTALS),
+            ],
+        )
+        .await;
+        grant_stats_team(&server).await;
+        ingest_orders(&server, ORDERS_CSV).await;
+        for path in [
+            "/api/v1/transforms/run",
+            "/api/v1/transforms/stats/daily/run?full_refresh=true",
+        ] {
+            let runs = run(&server, path).await;
+            assert_eq!(ran(&runs).len(), 3, "{runs:?}");
+            assert!(
+                runs.iter().all(|r| r["status"] == json!("succeeded")),
+                "{runs:?}"
+            );
+            let of = |d: &str| span(runs.iter().find(|r| r["dataset"] == json!(d)).unwrap());
+            let (counts, totals, small) = (
+                of("stats.daily.order_counts"),
+                of("stats.daily.customer_totals"),
+                of("stats.daily.small_customers"),
+            );
+            assert!(
+                small.0 >= totals.1,
+                "small_customers reads customer_totals: it starts once that run has finished ({path}, {runs:?})"
+            );
+            let (first, second) = if counts.0 <= totals.0 {
+                (counts, totals)
+            } else {
+                (totals, counts)
+            };
+            if concurrency == 2 {
+                assert!(
+                    second.0 < first.1,
+                    "order_counts and customer_totals do not feed each other: both run at once ({path}, {runs:?})"
+                );
+            } else {
+                assert!(
+                    second.0 >= first.1 && small.0 >= counts.1,
+                    "one at a time ({path}, {runs:?})"
+                );
+            }
+        }
+        assert_datasets_recomputed(
+            &server,
+            &["order_counts", "customer_totals"],
+            &format!("runs {concurrency} at a time"),
+        )
+        .await;
+    }
+}
+
 /// Polls the run history of `dataset` until `done` holds for it (at most 30 s).
 async fn wait_for_runs(
     server: &TestServer,
@@ -1449,6 +1529,8 @@ async fn transform_runs_emit_valid_openlineage_events_to_the_endpoint() {
     let (url, got) = lineage_receiver().await;
     let server = TestServer::start_with(Store::Sqlite, Tables::Local, |c| {
         c.transform_tick = Duration::ZERO;
+        // One run at a time: their events come in run order, checked below by position.
+        c.transform_concurrency = 1;
         c.openlineage.url = Some(url);
         c.openlineage.namespace = "tessera://test".into();
         c.openlineage.tick = Duration::from_millis(100);
