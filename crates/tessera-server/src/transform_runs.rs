@@ -1253,10 +1253,7 @@ impl Mesh {
     ) -> Result<Option<TransformRunRecord>> {
         let run = match pick {
             Pick::All { .. } => true,
-            Pick::Behind => self
-                .inputs_moved(target, &parse(record)?)
-                .await?
-                .is_some(),
+            Pick::Behind => self.inputs_moved(target, &parse(record)?).await?.is_some(),
         };
         if !run {
             return Ok(None);
