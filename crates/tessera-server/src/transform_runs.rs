@@ -1017,10 +1017,12 @@ impl Mesh {
         ))
     }
 
-    /// Which transforms are due now, in the order they feed each other, with their triggers.
-    async fn due_transforms(&self) -> Result<Vec<(TransformRecord, &'static str)>> {
+    /// Which transforms are due now, in the order they feed each other, with their triggers;
+    /// and the graph of the mesh's transforms.
+    async fn due_transforms(&self) -> Result<(Vec<Due>, TransformGraph)> {
         let mut due = Vec::new();
-        for (target, record) in self.transforms_in_order().await?.transforms {
+        let InOrder { transforms, graph } = self.transforms_in_order().await?;
+        for (target, record) in transforms {
             let Ok(spec) = parse(&record) else { continue };
             if let Some(every) = spec.every {
                 let last = self
@@ -1039,15 +1041,15 @@ impl Mesh {
                     .ok()
                     .and_then(|d| d.to_std().ok());
                 if elapsed.is_some_and(|e| e >= every) {
-                    due.push((record, INTERVAL));
+                    due.push((target, record, INTERVAL));
                     continue;
                 }
             }
             if spec.on_upstream && self.upstream_settled(&target, &record, &spec).await? {
-                due.push((record, UPSTREAM));
+                due.push((target, record, UPSTREAM));
             }
         }
-        Ok(due)
+        Ok((due, graph))
     }
 
     /// The inputs' table versions now, when one of them committed rows since `target` was last
@@ -1180,12 +1182,11 @@ impl Mesh {
     /// Runs `chosen.transforms` (in the order they feed each other), as `pick` says, each
     /// started by `trigger`; the runs, failed ones included, in that order.
     ///
-    /// Up to the configured concurrency run at once: a transform starts once every one of
-    /// them upstream of it (directly or through other transforms of the mesh) has finished,
-    /// and is judged then, so a run sees what the runs before it committed, as one after
-    /// another would. A run that fails does not hold up the others, as in order; an error
-    /// that is not a run's (the metadata store failing) starts no more and is returned once
-    /// those under way have finished.
+    /// Up to the configured concurrency run at once (see [`Mesh::in_dependency_order`]), each
+    /// judged when it starts, after the runs upstream of it, so it sees what they committed.
+    /// A run that fails does not hold up the others; an error that is not a run's (the
+    /// metadata store failing) starts no more and is returned once those under way have
+    /// finished.
     async fn run_in_order(
         &self,
         cx: &RequestContext,
@@ -1193,53 +1194,64 @@ impl Mesh {
         trigger: &str,
         pick: Pick,
     ) -> Result<Vec<TransformRunRecord>> {
-        use futures::stream::{FuturesUnordered, StreamExt};
         let InOrder { transforms, graph } = chosen;
-        let count = transforms.len();
-        let downstream: Vec<std::collections::BTreeSet<DatasetRef>> = transforms
-            .iter()
-            .map(|(target, _)| graph.downstream_of(target).into_iter().collect())
-            .collect();
-        let waits_for: Vec<Vec<usize>> = transforms
-            .iter()
-            .map(|(target, _)| {
-                (0..count)
-                    .filter(|&j| downstream[j].contains(target))
-                    .collect()
-            })
-            .collect();
+        let targets: Vec<&DatasetRef> = transforms.iter().map(|(target, _)| target).collect();
+        let outcomes = self
+            .in_dependency_order(
+                &waits_for(&targets, &graph),
+                |i| {
+                    let (target, record) = &transforms[i];
+                    self.run_picked(cx, target, record, trigger, pick)
+                },
+                |outcome| outcome.is_err(),
+            )
+            .await;
+        let mut runs = Vec::new();
+        for outcome in outcomes.into_iter().flatten() {
+            runs.extend(outcome?);
+        }
+        Ok(runs)
+    }
+
+    /// Runs `job(i)` for each of `waits_for.len()` jobs, up to the configured transform
+    /// concurrency at once: job `i` starts once every job in `waits_for[i]` has finished,
+    /// earlier jobs first. Once a job's outcome is one `stops` holds for, no more start (those
+    /// under way finish). The outcomes by job; `None` for a job that never started.
+    async fn in_dependency_order<'a, T, Job, Run>(
+        &self,
+        waits_for: &[Vec<usize>],
+        mut job: Job,
+        stops: impl Fn(&T) -> bool,
+    ) -> Vec<Option<T>>
+    where
+        Job: FnMut(usize) -> Run,
+        Run: std::future::Future<Output = T> + 'a,
+    {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let count = waits_for.len();
         let (mut started, mut finished) = (vec![false; count], vec![false; count]);
-        let mut runs: Vec<Option<TransformRunRecord>> = (0..count).map(|_| None).collect();
-        let mut failure = None;
+        let mut outcomes: Vec<Option<T>> = (0..count).map(|_| None).collect();
+        let mut stopped = false;
         let mut running = FuturesUnordered::new();
         loop {
             for i in 0..count {
-                if failure.is_some() || running.len() >= self.transform_runners.concurrency.max(1) {
+                if stopped || running.len() >= self.transform_runners.concurrency.max(1) {
                     break;
                 }
                 if !started[i] && waits_for[i].iter().all(|&j| finished[j]) {
                     started[i] = true;
-                    let (target, record) = &transforms[i];
-                    running.push(async move {
-                        (i, self.run_picked(cx, target, record, trigger, pick).await)
-                    });
+                    let run = job(i);
+                    running.push(async move { (i, run.await) });
                 }
             }
             let Some((i, outcome)) = running.next().await else {
                 break;
             };
             finished[i] = true;
-            match outcome {
-                Ok(run) => runs[i] = run,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
+            stopped |= stops(&outcome);
+            outcomes[i] = Some(outcome);
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(runs.into_iter().flatten().collect()),
-        }
+        outcomes
     }
 
     /// Runs `record` as `pick` says (none: it is not behind its inputs).
@@ -1269,6 +1281,23 @@ impl Mesh {
 struct InOrder {
     transforms: Vec<(DatasetRef, TransformRecord)>,
     graph: TransformGraph,
+}
+
+/// For each of `targets` (datasets computed by transforms, in the order they feed each other),
+/// the positions of those upstream of it in `graph`, directly or through other transforms.
+fn waits_for(targets: &[&DatasetRef], graph: &TransformGraph) -> Vec<Vec<usize>> {
+    let downstream: Vec<std::collections::BTreeSet<DatasetRef>> = targets
+        .iter()
+        .map(|target| graph.downstream_of(target).into_iter().collect())
+        .collect();
+    targets
+        .iter()
+        .map(|target| {
+            (0..targets.len())
+                .filter(|&j| downstream[j].contains(*target))
+                .collect()
+        })
+        .collect()
 }
 
 /// Which of the transforms handed to [`Mesh::run_in_order`] run.
@@ -1349,28 +1378,46 @@ pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let due = match mesh.due_transforms().await {
+        let (due, graph) = match mesh.due_transforms().await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "finding the transforms that are due");
                 continue;
             }
         };
-        for (record, trigger) in due {
-            let cx = RequestContext::system(
-                "scheduler",
-                uuid::Uuid::new_v4().to_string(),
-                FrontEnd::Scheduler,
-            );
-            if let Err(e) = mesh.run_transform(&cx, &record, trigger, false).await {
-                if let Ok(target) = target_of(&record) {
-                    mesh.transform_runners.failed_for_a_passing_reason(&target);
-                }
+        // Those that do not feed each other at once, as a run by hand (see `run_in_order`).
+        let targets: Vec<&DatasetRef> = due.iter().map(|(target, _, _)| target).collect();
+        let contexts: Vec<RequestContext> = due
+            .iter()
+            .map(|_| {
+                RequestContext::system(
+                    "scheduler",
+                    uuid::Uuid::new_v4().to_string(),
+                    FrontEnd::Scheduler,
+                )
+            })
+            .collect();
+        let outcomes = mesh
+            .in_dependency_order(
+                &waits_for(&targets, &graph),
+                |i| {
+                    let (_, record, trigger) = &due[i];
+                    mesh.run_transform(&contexts[i], record, trigger, false)
+                },
+                |_| false,
+            )
+            .await;
+        for ((target, record, _), outcome) in due.iter().zip(outcomes) {
+            if let Some(Err(e)) = outcome {
+                mesh.transform_runners.failed_for_a_passing_reason(target);
                 tracing::warn!(dataset = %record.dataset, error = %e, "a transform run was not recorded");
             }
         }
     }
 }
+
+/// A transform that is due: the dataset it computes, the transform, what started it.
+type Due = (DatasetRef, TransformRecord, &'static str);
 
 #[async_trait]
 impl TransformsService for Mesh {
