@@ -141,6 +141,9 @@ pub(crate) struct TransformRunners {
     /// Per computed dataset: held for the whole of a run, so a dataset is computed one run at a
     /// time.
     running: Mutex<HashMap<DatasetRef, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per computed dataset: how long its last run on this server took, in milliseconds —
+    /// what a run of several transforms expects it to take, to start the longest chains first.
+    took_ms: Mutex<HashMap<DatasetRef, u64>>,
 }
 
 /// What an upstream-started run was started for: its inputs' versions, the transform as
@@ -226,6 +229,23 @@ impl TransformRunners {
             .entry(target.clone())
             .or_default()
             .clone()
+    }
+
+    fn ran(&self, target: &DatasetRef, took_ms: u64) {
+        self.took_ms
+            .lock()
+            .expect("run durations")
+            .insert(target.clone(), took_ms);
+    }
+
+    /// How long each of `targets` is expected to take: its last run's time here, at least 1 ms
+    /// (one not yet run here counts as 1, so its chain's length still counts).
+    fn expected_ms(&self, targets: &[&DatasetRef]) -> Vec<u64> {
+        let took = self.took_ms.lock().expect("run durations");
+        targets
+            .iter()
+            .map(|t| took.get(*t).copied().unwrap_or(0).max(1))
+            .collect()
     }
 }
 
@@ -378,6 +398,8 @@ impl Mesh {
                 tracing::warn!(dataset = %target, trigger, error = %e, "a transform run failed; the dataset keeps its last good version");
             }
         }
+        self.transform_runners
+            .ran(&target, run.duration_ms.max(0) as u64);
         let emitted_ms = clock.elapsed().as_millis();
         self.catalog.record_transform_run(&run).await?;
         // Around the computation: its START emitted, its end emitted, the run recorded.
@@ -1199,6 +1221,7 @@ impl Mesh {
         let outcomes = self
             .in_dependency_order(
                 &waits_for(&targets, &graph),
+                &self.transform_runners.expected_ms(&targets),
                 |i| {
                     let (target, record) = &transforms[i];
                     self.run_picked(cx, target, record, trigger, pick)
@@ -1213,13 +1236,17 @@ impl Mesh {
         Ok(runs)
     }
 
-    /// Runs `job(i)` for each of `waits_for.len()` jobs, up to the configured transform
-    /// concurrency at once: job `i` starts once every job in `waits_for[i]` has finished,
-    /// earlier jobs first. Once a job's outcome is one `stops` holds for, no more start (those
-    /// under way finish). The outcomes by job; `None` for a job that never started.
+    /// Runs `job(i)` for each of `waits_for.len()` jobs (given in an order where a job comes
+    /// after those it waits for), up to the configured transform concurrency at once: job `i`
+    /// starts once every job in `waits_for[i]` has finished. Of the jobs ready, those heading
+    /// the longest chain of expected milliseconds (`expected_ms`, see [`critical_paths`]) start
+    /// first, so the longest chain is not left for last; earlier ones on a tie. Once a job's
+    /// outcome is one `stops` holds for, no more start (those under way finish). The outcomes
+    /// by job; `None` for a job that never started.
     async fn in_dependency_order<'a, T, Job, Run>(
         &self,
         waits_for: &[Vec<usize>],
+        expected_ms: &[u64],
         mut job: Job,
         stops: impl Fn(&T) -> bool,
     ) -> Vec<Option<T>>
@@ -1229,12 +1256,15 @@ impl Mesh {
     {
         use futures::stream::{FuturesUnordered, StreamExt};
         let count = waits_for.len();
+        let mut by_chain: Vec<usize> = (0..count).collect();
+        let chains = critical_paths(waits_for, expected_ms);
+        by_chain.sort_by_key(|&i| (std::cmp::Reverse(chains[i]), i));
         let (mut started, mut finished) = (vec![false; count], vec![false; count]);
         let mut outcomes: Vec<Option<T>> = (0..count).map(|_| None).collect();
         let mut stopped = false;
         let mut running = FuturesUnordered::new();
         loop {
-            for i in 0..count {
+            for &i in &by_chain {
                 if stopped || running.len() >= self.transform_runners.concurrency.max(1) {
                     break;
                 }
@@ -1298,6 +1328,19 @@ fn waits_for(targets: &[&DatasetRef], graph: &TransformGraph) -> Vec<Vec<usize>>
                 .collect()
         })
         .collect()
+}
+
+/// For each job (in an order where a job comes after those in its `waits_for`), the longest
+/// chain of expected milliseconds that starts with it: its own, and the longest of the jobs
+/// waiting for it.
+fn critical_paths(waits_for: &[Vec<usize>], expected_ms: &[u64]) -> Vec<u64> {
+    let mut chains = expected_ms.to_vec();
+    for i in (0..waits_for.len()).rev() {
+        for &j in &waits_for[i] {
+            chains[j] = chains[j].max(expected_ms[j] + chains[i]);
+        }
+    }
+    chains
 }
 
 /// Which of the transforms handed to [`Mesh::run_in_order`] run.
@@ -1400,6 +1443,7 @@ pub(crate) async fn run(mesh: Arc<Mesh>, tick: Duration) {
         let outcomes = mesh
             .in_dependency_order(
                 &waits_for(&targets, &graph),
+                &mesh.transform_runners.expected_ms(&targets),
                 |i| {
                     let (_, record, trigger) = &due[i];
                     mesh.run_transform(&contexts[i], record, trigger, false)
@@ -1556,6 +1600,14 @@ impl TransformsService for Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_chain_of_expected_time_starts_with_its_first_transform() {
+        // a → b → c (30, 40, 40 ms), d alone (159 ms), e alone (65 ms), f reads a and d (5 ms).
+        let waits_for = vec![vec![], vec![0], vec![0, 1], vec![], vec![], vec![0, 3]];
+        let chains = critical_paths(&waits_for, &[30, 40, 40, 159, 65, 5]);
+        assert_eq!(chains, vec![110, 80, 40, 164, 65, 5]);
+    }
 
     #[test]
     fn a_run_failing_for_a_passing_reason_waits_longer_each_time_up_to_a_minute() {
