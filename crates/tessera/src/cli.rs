@@ -829,11 +829,11 @@ pub struct ServeArgs {
     /// upstream commit settled), in seconds (0: transforms run by hand only, `tessera run`).
     #[arg(long, env = "TESSERA_TRANSFORM_TICK_SECONDS", default_value_t = 1)]
     pub transform_tick_seconds: u64,
-    /// How many transforms of one run (`tessera run`, across the mesh or a product) compute at
-    /// once — those that do not feed each other; default the machine's cores (1: one after
-    /// another).
-    #[arg(long, env = "TESSERA_TRANSFORM_CONCURRENCY")]
-    pub transform_concurrency: Option<usize>,
+    /// How many transforms of one run (`tessera run`, across the mesh or a product, or those due
+    /// at one look of the scheduler) compute at once — those that do not feed each other; 1:
+    /// one after another. Each one's query keeps its own memory limit.
+    #[arg(long, env = "TESSERA_TRANSFORM_CONCURRENCY", default_value_t = 1)]
+    pub transform_concurrency: usize,
     /// A transform runs after an upstream commit once its inputs have not moved for this long,
     /// in seconds…
     #[arg(long, env = "TESSERA_TRANSFORM_QUIET_SECONDS", default_value_t = 2)]

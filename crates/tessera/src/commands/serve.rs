@@ -24,9 +24,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         max_wait: std::time::Duration::from_secs(args.transform_max_wait_seconds),
         ..Default::default()
     };
-    if let Some(concurrency) = args.transform_concurrency {
-        config.transform_concurrency = concurrency.max(1);
-    }
+    config.transform_concurrency = args.transform_concurrency.max(1);
     config.openlineage = tessera_server::OpenLineageConfig {
         url: args.openlineage_url.clone(),
         namespace: args.openlineage_namespace.clone(),
