@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use datafusion::common::config::Dialect;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder};
@@ -398,9 +399,13 @@ impl QueryEngine {
     /// query's own memory limit inside the pool.
     fn query_runtime(&self) -> Arc<RuntimeEnv> {
         Arc::new(RuntimeEnv {
-            memory_pool: Arc::new(crate::memory::QueryPool::new(
-                self.shared.memory_pool.clone(),
-                self.config.memory_limit_bytes,
+            // An error for want of memory names the query's largest holders.
+            memory_pool: Arc::new(TrackConsumersPool::new(
+                crate::memory::QueryPool::new(
+                    self.shared.memory_pool.clone(),
+                    self.config.memory_limit_bytes,
+                ),
+                NonZeroUsize::new(3).expect("three"),
             )),
             disk_manager: self.shared.disk_manager.clone(),
             cache_manager: self.shared.cache_manager.clone(),
@@ -433,7 +438,8 @@ impl QueryEngine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::interrupt::InterruptibleJoins {
                 token: joins.clone(),
-            }));
+            }))
+            .with_physical_optimizer_rule(Arc::new(crate::compact::CompactSortInputs));
         if let Some(planner) = &shape.type_planner {
             state = state.with_type_planner(planner.clone());
         }

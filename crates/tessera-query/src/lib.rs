@@ -16,6 +16,7 @@
 
 mod barrier;
 mod bounded;
+mod compact;
 mod engine;
 mod error;
 mod executor;

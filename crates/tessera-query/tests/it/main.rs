@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, StringArray};
+use arrow::array::{Array, AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use tessera_core::{FrontEnd, Principal, RequestContext};
@@ -491,4 +491,69 @@ async fn prepared_constants_answer_each_time_and_changing_functions_are_not_froz
         let (second, _) = answer(changing, prepared).await;
         assert_ne!(first, second, "{changing}");
     }
+}
+
+/// Sorting an aggregation's groups counts each group's memory once. An aggregation emits its
+/// groups as slices of one large batch; counted by the buffers each slice holds, 400,000
+/// groups (~15 MB) would count as gigabytes: the sort would spill again and again and then
+/// fail its 64 MiB limit. EXPLAIN ANALYZE shows what a user would look at: the sort spilled
+/// nothing, and the groups come out whole and in order.
+#[tokio::test]
+async fn sorting_many_groups_counts_their_memory_once_and_does_not_spill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueryConfig {
+        memory_limit_bytes: 64 << 20,
+        target_partitions: 2,
+        ..QueryConfig::default()
+    };
+    let engine = engine_over_the_snapshots_tables(&dir, config).await;
+    let grouped = "SELECT concat('asset-', value % 400000) AS asset, count(*) AS n \
+                   FROM generate_series(1, 1200000) GROUP BY 1 ORDER BY 1";
+    let (_, explained) = engine
+        .collect(&snapshot(), &format!("EXPLAIN ANALYZE {grouped}"), &cx())
+        .await
+        .unwrap();
+    let plan: Vec<String> = explained
+        .iter()
+        .flat_map(|batch| {
+            let text = batch.column(1).as_string::<i32>();
+            (0..text.len())
+                .map(|i| text.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let sorts: Vec<&String> = plan
+        .iter()
+        .filter(|line| line.contains("SortExec"))
+        .collect();
+    assert!(
+        !sorts.is_empty(),
+        "no sort in the plan:\n{}",
+        plan.join("\n")
+    );
+    for sort in sorts {
+        assert!(sort.contains("spill_count=0"), "{}", plan.join("\n"));
+    }
+
+    let (_, batches) = engine.collect(&snapshot(), grouped, &cx()).await.unwrap();
+    let mut assets = Vec::new();
+    let mut counted = 0;
+    for batch in &batches {
+        let column = arrow::compute::cast(batch.column(0), &DataType::Utf8).unwrap();
+        let asset = column.as_string::<i32>();
+        assets.extend((0..asset.len()).map(|i| asset.value(i).to_string()));
+        let n = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        counted += (0..n.len()).map(|i| n.value(i)).sum::<i64>();
+    }
+    assert_eq!(assets.len(), 400_000);
+    assert!(
+        assets.windows(2).all(|pair| pair[0] < pair[1]),
+        "not in order"
+    );
+    assert_eq!(counted, 1_200_000);
 }
