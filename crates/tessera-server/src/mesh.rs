@@ -177,10 +177,19 @@ impl Mesh {
     }
 
     /// Closes the event log (what it holds is committed on the next start; a server commits
-    /// it before stopping queries, see `app.rs`), stops queries, writes what the query log
-    /// still holds, and closes the store.
+    /// it before stopping queries, see `app.rs`), waits for a table checkpoint being written,
+    /// stops queries, writes what the query log still holds, and closes the store.
     pub async fn close(&self) {
         self.events.close();
+        if !self
+            .storage
+            .finish_background_work(std::time::Duration::from_secs(30))
+            .await
+        {
+            tracing::warn!(
+                "a table checkpoint was still being written at shutdown; the next start writes it again"
+            );
+        }
         self.engine.shut_down();
         self.query_log.close().await;
         self.catalog.close().await;

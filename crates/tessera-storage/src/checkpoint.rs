@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
 use object_store::ObjectStoreExt;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{Result, StorageError};
 use crate::store::{Slot, publish, version_of};
@@ -41,6 +42,9 @@ pub(crate) struct CheckpointState {
     retry_after: Option<Instant>,
     /// The newest checkpoint whose older log entries maintenance has cleaned up after.
     pub(crate) cleaned_up_after: Option<i64>,
+    /// The storage's background tasks, which a shutdown waits for
+    /// ([`crate::Storage::finish_background_work`]); once closed, no checkpoint starts.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl Default for CheckpointState {
@@ -51,6 +55,7 @@ impl Default for CheckpointState {
             running: false,
             retry_after: None,
             cleaned_up_after: None,
+            tasks: TaskTracker::new(),
         }
     }
 }
@@ -114,6 +119,7 @@ impl Slot {
             let interval = checkpoint_interval(table, state.every);
             let due = version - state.read_from.unwrap_or(-1) >= interval
                 && !state.running
+                && !state.tasks.is_closed()
                 && state.retry_after.is_none_or(|at| Instant::now() >= at);
             if !due {
                 return;
@@ -125,16 +131,20 @@ impl Slot {
             state.running = true;
             let slot = self.clone();
             let table = table.clone();
-            runtime.spawn(async move {
-                let outcome = slot.checkpoint_and_reopen(&table, interval).await;
-                let mut state = slot.checkpoints();
-                state.running = false;
-                if let Err(e) = outcome {
-                    tracing::warn!(table = %table.log_store().root_url(), error = %e,
+            let tasks = state.tasks.clone();
+            tasks.spawn_on(
+                async move {
+                    let outcome = slot.checkpoint_and_reopen(&table, interval).await;
+                    let mut state = slot.checkpoints();
+                    state.running = false;
+                    if let Err(e) = outcome {
+                        tracing::warn!(table = %table.log_store().root_url(), error = %e,
                         "could not write the table's checkpoint; trying again later");
-                    state.retry_after = Some(Instant::now() + RETRY_AFTER_FAILURE);
-                }
-            });
+                        state.retry_after = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                    }
+                },
+                &runtime,
+            );
         }
     }
 
@@ -154,8 +164,17 @@ impl Slot {
         let mut newest = last_checkpoint(table).await;
         let mut written = None;
         if version - newest.unwrap_or(-1) >= interval {
-            deltalake::protocol::checkpoints::create_checkpoint(table, None)
+            // A task of its own, which the storage's shutdown waits for even when the caller
+            // (maintenance) is aborted: delta-kernel blocks a thread on a task of the runtime
+            // while it writes, and panics if the runtime stops under it.
+            let tasks = self.checkpoints().tasks.clone();
+            let writing = table.clone();
+            tasks
+                .spawn(async move {
+                    deltalake::protocol::checkpoints::create_checkpoint(&writing, None).await
+                })
                 .await
+                .map_err(|e| failed(deltalake::DeltaTableError::Generic(e.to_string())))?
                 .map_err(failed)?;
             newest = Some(version);
             written = Some(version);
@@ -247,5 +266,48 @@ mod tests {
             .map(|f| f.num_records().unwrap_or(0) as i64)
             .sum();
         assert_eq!((version_of(&table), rows), (Some(26), 26));
+    }
+
+    /// A shutdown waits for the checkpoint under way (the commit that made it due returned
+    /// before it was written) and starts none after: once `finish_background_work` says all is
+    /// done, none is being written and one is there, and commits after it make no new one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_finishes_the_checkpoint_under_way_and_starts_none_after() {
+        let location = "shop/orders/lines";
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::Storage::new(dir.path().to_str().unwrap(), Default::default())
+            .unwrap()
+            .with_checkpoint_every(1);
+        storage
+            .ensure_table(location, &schema, "lines", None)
+            .await
+            .unwrap();
+        let append = |n: i64| {
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![n]))])
+                    .unwrap();
+            storage.append(location, vec![batch], None)
+        };
+        append(0).await.unwrap();
+        assert!(
+            storage
+                .finish_background_work(Duration::from_secs(30))
+                .await
+        );
+        assert!(!storage.slot(location).checkpoints().running);
+        let table = storage.fresh(location).await.unwrap().unwrap();
+        let written = last_checkpoint(&table).await;
+        assert!(written.is_some(), "no checkpoint was written");
+        for n in 1..4 {
+            append(n).await.unwrap();
+        }
+        let table = storage.fresh(location).await.unwrap().unwrap();
+        assert_eq!(version_of(&table), Some(4));
+        assert_eq!(
+            last_checkpoint(&table).await,
+            written,
+            "a checkpoint after the shutdown"
+        );
     }
 }

@@ -194,6 +194,8 @@ pub struct Storage {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// Commits between two checkpoints of a table that does not set its own.
     checkpoint_every: i64,
+    /// Work started behind the commits (checkpoints), which a shutdown waits for.
+    background: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Storage {
@@ -233,7 +235,18 @@ impl Storage {
             local_root,
             slots: Mutex::new(HashMap::new()),
             checkpoint_every: crate::checkpoint::DEFAULT_CHECKPOINT_INTERVAL,
+            background: tokio_util::task::TaskTracker::new(),
         })
+    }
+
+    /// Starts no more work behind the commits and waits up to `within` for what is under way (a
+    /// checkpoint being written) to finish; says whether it all did. Called once at shutdown,
+    /// before the runtime stops: a checkpoint cut off there would be left half written.
+    pub async fn finish_background_work(&self, within: std::time::Duration) -> bool {
+        self.background.close();
+        tokio::time::timeout(within, self.background.wait())
+            .await
+            .is_ok()
     }
 
     /// Checkpoints a table every `commits` commits (at least one) unless it sets its own
@@ -264,10 +277,12 @@ impl Storage {
             .entry(location.to_string())
             .or_insert_with(|| {
                 let slot = Slot::default();
-                slot.checkpoints
-                    .lock()
-                    .expect("checkpoint lock poisoned")
-                    .every = self.checkpoint_every;
+                {
+                    let mut checkpoints =
+                        slot.checkpoints.lock().expect("checkpoint lock poisoned");
+                    checkpoints.every = self.checkpoint_every;
+                    checkpoints.tasks = self.background.clone();
+                }
                 Arc::new(slot)
             })
             .clone()
