@@ -338,7 +338,7 @@ def main():
                   + ", ".join(f"{r['dataset'].split('.')[-1]} {r['duration_ms']}" for r in ran) + ")",
                   flush=True)
         # The whole DAG in one call, as `tessera run` and the scheduler run it (the server's
-        # `--transform-concurrency`, default one at a time): a full refresh, then every upstream
+        # `--transform-concurrency`, default two at a time): a full refresh, then every upstream
         # table appended to and the incremental run.
         def whole(path):
             start = time.perf_counter()
@@ -507,7 +507,7 @@ def main():
     section += [
         "",
         f"The whole DAG in one call, as `tessera run` and the scheduler run it (the server's default "
-        f"`--transform-concurrency`, one transform at a time), "
+        f"`--transform-concurrency`, two transforms at a time), "
         f"after the runs above: {runs} full refreshes (`POST /api/v1/transforms/run?full_refresh=true`), then "
         f"{runs} times {args.append_percent:g}% appended to every upstream table and one `POST "
         f"/api/v1/transforms/run` (all {whole_incr[0][1]} transforms behind). Median wall time of the call: "

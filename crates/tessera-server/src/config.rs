@@ -33,8 +33,8 @@ pub struct ServerConfig {
     /// How long an upstream commit waits to settle before the transforms it feeds run.
     pub transform_debounce: crate::transform_runs::Debounce,
     /// How many transforms of one `run` compute at once (those that do not feed each other);
-    /// default 1, one after another (each transform's query keeps its own memory limit, so
-    /// several at once need a pool that holds them all).
+    /// default 2 (each transform's query keeps its own memory limit, so several at once need a
+    /// pool that holds them all; 1 runs them one after another).
     pub transform_concurrency: usize,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
@@ -74,7 +74,7 @@ impl ServerConfig {
             source_tick: std::time::Duration::from_secs(1),
             transform_tick: std::time::Duration::from_secs(1),
             transform_debounce: Default::default(),
-            transform_concurrency: 1,
+            transform_concurrency: 2,
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,

@@ -832,7 +832,7 @@ pub struct ServeArgs {
     /// How many transforms of one run (`tessera run`, across the mesh or a product, or those due
     /// at one look of the scheduler) compute at once — those that do not feed each other; 1:
     /// one after another. Each one's query keeps its own memory limit.
-    #[arg(long, env = "TESSERA_TRANSFORM_CONCURRENCY", default_value_t = 1)]
+    #[arg(long, env = "TESSERA_TRANSFORM_CONCURRENCY", default_value_t = 2)]
     pub transform_concurrency: usize,
     /// A transform runs after an upstream commit once its inputs have not moved for this long,
     /// in seconds…
