@@ -46,6 +46,17 @@ impl PushdownBarrier {
     }
 }
 
+/// The child of a node that has one (`node` names it in the error otherwise).
+pub(crate) fn only_child(
+    mut children: Vec<Arc<dyn ExecutionPlan>>,
+    node: &str,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    match children.pop() {
+        Some(input) if children.is_empty() => Ok(input),
+        _ => datafusion::common::internal_err!("a {node} has one child"),
+    }
+}
+
 impl DisplayAs for PushdownBarrier {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "{}", self.name())
@@ -77,13 +88,11 @@ impl ExecutionPlan for PushdownBarrier {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(PushdownBarrier::new(self.kind, input)),
-            _ => datafusion::common::internal_err!("a {} has one child", self.name()),
-        }
+        let input = only_child(children, self.name())?;
+        Ok(PushdownBarrier::new(self.kind, input))
     }
 
     fn with_new_children(

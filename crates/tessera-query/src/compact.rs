@@ -137,13 +137,11 @@ impl ExecutionPlan for CompactSlices {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(input) if children.is_empty() => Ok(CompactSlices::new(input)),
-            _ => datafusion::common::internal_err!("a {} has one child", self.name()),
-        }
+        let input = crate::barrier::only_child(children, self.name())?;
+        Ok(CompactSlices::new(input))
     }
 
     fn with_new_children(
