@@ -199,6 +199,10 @@ impl ExecutionPlan for CompactSlices {
 /// Whether the buffers `batch` holds are far larger than what its rows use.
 fn is_slice_of_larger(batch: &RecordBatch) -> Result<bool> {
     let held = get_record_batch_memory_size(batch);
+    // Most batches (a scan's) hold less than the margin: no need to sum what their rows use.
+    if held <= COPY_AT_LEAST_BYTES {
+        return Ok(false);
+    }
     let mut used = 0;
     for column in batch.columns() {
         used += column.to_data().get_slice_memory_size()?;
