@@ -1061,8 +1061,9 @@ async fn scheduled_customer_totals(debounce: tessera_server::Debounce) -> TestSe
     })
     .await;
     server.apply(&shop_folder(), false).await;
-    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
+    // Granted before the transform exists: the scheduler may start it as soon as it does.
     grant_stats_team(&server).await;
+    apply_stats(&server, &[("customer_totals", CUSTOMER_TOTALS)]).await;
     ingest_orders(&server, ORDERS_CSV).await;
     server
 }
