@@ -2,8 +2,9 @@
 """Benchmark: the artgo demo's derived datasets computed by its transforms
 (`examples/artgo/*/transforms/*.sql`) — a full refresh of the whole DAG, then, after 1% of each
 upstream table's rows is appended, the incremental run (`events_clean` appends the rows past its
-watermark, `virality_daily` recomputes from its newest day and replaces those days; the others are `full`
-and recompute), right after a full refresh and after another
+watermark, `virality_daily` recomputes from its newest day and replaces those days, `collectors` and
+`ownership_history` recompute the buyers and artworks of the new sales; the others are `full` and
+recompute), right after a full refresh and after another
 incremental run — against DuckDB running the same SQL over the same Delta tables with
 delta_scan. Then the event stream alone: 1% appended to `events_raw` only, and one call that
 runs what is behind its inputs (`POST /api/v1/transforms/run`: the four transforms downstream of
@@ -452,7 +453,8 @@ def main():
         f"- runs, each of the whole DAG in the order the transforms feed each other: a warm-up full refresh; "
         f"{runs} full refreshes (`POST …/run?full_refresh=true`); {runs} times an append, the incremental run "
         f"(`POST …/run`: each transform as its `materialize` header says: `events_clean` appends the rows past its "
-        f"watermark, `virality_daily` recomputes from its newest day and replaces those days, the others are `full` and "
+        f"watermark, `virality_daily` recomputes from its newest day and replaces those days, `collectors` and "
+        f"`ownership_history` recompute the buyers and artworks of the new sales, the others are `full` and "
         f"recompute) — *right after a full refresh* — and a full refresh; then one more append and "
         f"incremental run, and {runs} times an append and the incremental run *after an incremental run* "
         f"(the steady state of a scheduler). Medians: full refresh of {len(full)} runs, each incremental of "

@@ -36,6 +36,12 @@ pub struct ServerConfig {
     /// default 2 (each transform's query keeps its own memory limit, so several at once need a
     /// pool that holds them all; 1 runs them one after another).
     pub transform_concurrency: usize,
+    /// A transform's merge into a table whose files hold at most this many bytes writes the
+    /// table again whole (its rows the merge keeps, and the run's) rather than merging: a
+    /// Delta merge rewrites every file holding a key it replaces, and a run's keys are in
+    /// every file of a small table anyway, so the rewrite writes as much without the merge's
+    /// join. Default 8 MiB; 0: always merge.
+    pub transform_rewrite_max_bytes: u64,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.
     pub shutdown_timeout_seconds: u64,
@@ -75,6 +81,7 @@ impl ServerConfig {
             transform_tick: std::time::Duration::from_secs(1),
             transform_debounce: Default::default(),
             transform_concurrency: 2,
+            transform_rewrite_max_bytes: 8 << 20,
             shutdown_timeout_seconds: 10,
             contract_limits: FileLimits::default(),
             audit_key_file: None,

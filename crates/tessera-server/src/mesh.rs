@@ -143,6 +143,7 @@ impl Mesh {
             transform_runners: crate::transform_runs::TransformRunners::new(
                 config.transform_debounce,
                 config.transform_concurrency,
+                config.transform_rewrite_max_bytes,
             ),
             event_targets: Mutex::new(Default::default()),
             event_groups: Default::default(),

@@ -120,6 +120,9 @@ pub(crate) struct TransformRunners {
     debounce: Debounce,
     /// How many transforms of one run across the mesh or a product compute at once.
     concurrency: usize,
+    /// A merge into a table of at most this many bytes writes it again whole (see
+    /// `ServerConfig::transform_rewrite_max_bytes`).
+    rewrite_max_bytes: u64,
     /// Per computed dataset: the input versions last seen changed, and since when they stood.
     pending: Mutex<HashMap<DatasetRef, Pending>>,
     /// Per dataset (`d.p.x`): how many commits this server made into it — the cheap signal
@@ -164,10 +167,11 @@ struct Pending {
 }
 
 impl TransformRunners {
-    pub(crate) fn new(debounce: Debounce, concurrency: usize) -> Self {
+    pub(crate) fn new(debounce: Debounce, concurrency: usize, rewrite_max_bytes: u64) -> Self {
         Self {
             debounce,
             concurrency: concurrency.max(1),
+            rewrite_max_bytes,
             ..Default::default()
         }
     }
@@ -546,6 +550,18 @@ impl Mesh {
             }
             _ => None,
         };
+        // A merge into a small table writes it again whole: the rows it keeps and the run's
+        // (see `ServerConfig::transform_rewrite_max_bytes`). Not a merge from a watermark that
+        // replaces the newest rows, which writes only those.
+        let rewrite_max_bytes = self.transform_runners.rewrite_max_bytes;
+        let rewrite = matches!(materialization, Materialization::Merge { .. })
+            && replaced_from.is_none()
+            && rewrite_max_bytes > 0
+            && self
+                .storage
+                .table_info(&record.location)
+                .await?
+                .is_none_or(|table| table.bytes <= rewrite_max_bytes);
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
@@ -613,11 +629,23 @@ impl Mesh {
                 first_reason(&prepared.quarantine)
             )));
         }
+        // A rewrite's table: the rows it keeps — those of keys the run did not recompute, or
+        // (no recomputed keys) whose primary key the result does not hold — and the result.
+        let recomputes_keys = scope.as_ref().is_some_and(|(_, values)| !values.is_empty());
+        let rewritten = if rewrite && (recomputes_keys || prepared.valid.num_rows() > 0) {
+            Some(
+                self.rewritten_table(&record.location, &prepared.valid, &keys, scope.as_ref())
+                    .await?,
+            )
+        } else {
+            None
+        };
         // The recomputed rows replace the table's: a row the table holds for one of the
         // recomputed keys, or from the newest watermark on, that the run did not compute again
         // (a group a filter now leaves out, an input row gone) would stay, so then the whole
-        // dataset is recomputed instead.
+        // dataset is recomputed instead. A rewrite keeps no row of a recomputed key.
         let recomputed = match (&scope, &recomputed_from) {
+            (Some(_), _) if rewritten.is_some() => None,
             (Some((key, values)), _) if !values.is_empty() => {
                 Some((key_filter(key, values), format!("of the recomputed {key}s")))
             }
@@ -627,10 +655,12 @@ impl Mesh {
             _ => None,
         };
         let prepared_ms = clock.elapsed().as_millis();
-        let gate_mode = match materialization {
-            Materialization::FullRefresh => GateMode::Replace,
-            Materialization::Append { .. } => GateMode::Append,
-            Materialization::Merge { .. } => GateMode::Merge(&keys),
+        // A rewrite is measured as the table it writes, as a full refresh is.
+        let (gated, gate_mode) = match (&rewritten, materialization) {
+            (Some(table), _) => (table, GateMode::Replace),
+            (None, Materialization::FullRefresh) => (&prepared.valid, GateMode::Replace),
+            (None, Materialization::Append { .. }) => (&prepared.valid, GateMode::Append),
+            (None, Materialization::Merge { .. }) => (&prepared.valid, GateMode::Merge(&keys)),
         };
         // Both only read: whether a row was left behind is asked while the gate measures the
         // result, whose verdict is not used when one was.
@@ -644,10 +674,8 @@ impl Mesh {
                 None => None,
             })
         };
-        let (left_behind, gate) = tokio::try_join!(
-            left_behind,
-            self.gate(&owner, &record, &prepared.valid, gate_mode)
-        )?;
+        let (left_behind, gate) =
+            tokio::try_join!(left_behind, self.gate(&owner, &record, gated, gate_mode))?;
         if let Some((left, which)) = left_behind
             && left > 0
         {
@@ -672,6 +700,11 @@ impl Mesh {
         let rows_out = prepared.valid.num_rows();
         let gated_ms = clock.elapsed().as_millis();
         let outcome = match materialization {
+            _ if let Some(table) = rewritten => {
+                self.storage
+                    .replace_sequenced(&record.location, vec![table], &positions)
+                    .await?
+            }
             Materialization::FullRefresh => {
                 self.storage
                     .replace_sequenced(&record.location, vec![prepared.valid.clone()], &positions)
@@ -850,6 +883,46 @@ impl Mesh {
             }
         }
         Ok(Ok(keys.into_iter().collect()))
+    }
+
+    /// The table at `location` as a merge of `result` leaves it, in memory: its rows whose
+    /// recomputed key (`scope`: the column and the values the run recomputed) or, without one,
+    /// whose primary key (`primary`) the run did not compute, and the result's.
+    async fn rewritten_table(
+        &self,
+        location: &str,
+        result: &RecordBatch,
+        primary: &[String],
+        scope: Option<&(String, Vec<ScalarValue>)>,
+    ) -> Result<RecordBatch> {
+        let internal = |e: &dyn std::fmt::Display| {
+            ServiceError::Internal(format!("writing the table again with a merge: {e}"))
+        };
+        let (columns, replaced) = match scope {
+            Some((key, values)) => (
+                vec![key.clone()],
+                vec![ScalarValue::iter_to_array(values.iter().cloned()).map_err(|e| internal(&e))?],
+            ),
+            None => (
+                primary.to_vec(),
+                primary
+                    .iter()
+                    .map(|k| {
+                        result
+                            .column_by_name(k)
+                            .cloned()
+                            .ok_or_else(|| internal(&format!("the result has no column {k}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let schema = result.schema();
+        let kept = self
+            .storage
+            .rows_not_replaced(location, &columns, &replaced, &schema)
+            .await?;
+        arrow::compute::concat_batches(&schema, kept.iter().chain([result]))
+            .map_err(|e| internal(&e))
     }
 
     /// How many of the table's rows that `recomputed` holds for (the rows a run computed

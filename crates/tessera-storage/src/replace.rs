@@ -16,6 +16,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::kernels::cmp::{eq, gt_eq, lt};
 use arrow::compute::{SortOptions, cast, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, lit};
@@ -137,6 +138,105 @@ impl Storage {
         };
         let table = commit_actions(location, table, actions, transactions, replaced).await?;
         Ok(slot.committed(&table, before, positions))
+    }
+}
+
+impl Storage {
+    /// The table's rows that a replacement by key keeps — those whose `columns` hold none of
+    /// the keys in `replaced` (one array per column; row `i` of them is one key) — with
+    /// `schema`'s column types: what a merge that writes a small table again whole keeps of it
+    /// (a transform's merge, in the server). Every row of the table's latest version is read,
+    /// as its own upkeep (see [`read_files`]); an absent table keeps none.
+    pub async fn rows_not_replaced(
+        &self,
+        location: &str,
+        columns: &[String],
+        replaced: &[ArrayRef],
+        schema: &SchemaRef,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(table) = self.fresh(location).await? else {
+            return Ok(Vec::new());
+        };
+        let failed = |reason: String| StorageError::Io {
+            table: location.to_string(),
+            reason: format!("reading the rows a replacement by key keeps: {reason}"),
+        };
+        let paths: Vec<String> = {
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| StorageError::delta(location, e))?;
+            snapshot
+                .log_data()
+                .iter()
+                .map(|f| f.path().to_string())
+                .collect()
+        };
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held = read_files(&table, paths, Ok).await.map_err(failed)?;
+        let keys = KeySet::new(replaced).map_err(failed)?;
+        held.iter()
+            .map(|batch| {
+                let kept = keys.rows_without(batch, columns)?;
+                conformed(&kept, schema)
+            })
+            .filter(|kept| kept.as_ref().map_or(true, |b| b.num_rows() > 0))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(failed)
+    }
+}
+
+/// A set of keys of one or more columns, in arrow's row format.
+struct KeySet {
+    converter: RowConverter,
+    types: Vec<DataType>,
+    keys: std::collections::HashSet<Box<[u8]>>,
+}
+
+impl KeySet {
+    fn new(columns: &[ArrayRef]) -> std::result::Result<Self, String> {
+        let types: Vec<DataType> = columns.iter().map(|c| c.data_type().clone()).collect();
+        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())
+            .map_err(|e| e.to_string())?;
+        let keys = converter
+            .convert_columns(columns)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|row| row.as_ref().into())
+            .collect();
+        Ok(Self {
+            converter,
+            types,
+            keys,
+        })
+    }
+
+    /// `batch`'s rows whose `columns` (cast to the set's types) hold a key not in the set.
+    fn rows_without(
+        &self,
+        batch: &RecordBatch,
+        columns: &[String],
+    ) -> std::result::Result<RecordBatch, String> {
+        let keys = columns
+            .iter()
+            .zip(&self.types)
+            .map(|(name, wanted)| {
+                let column = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| format!("the table has no column {name}"))?;
+                cast(column, wanted).map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
+        let held = self
+            .converter
+            .convert_columns(&keys)
+            .map_err(|e| e.to_string())?;
+        let kept: BooleanArray = held
+            .iter()
+            .map(|key| Some(!self.keys.contains(key.as_ref())))
+            .collect();
+        filter_record_batch(batch, &kept).map_err(|e| e.to_string())
     }
 }
 
@@ -499,6 +599,83 @@ mod tests {
 
     use super::*;
     use crate::test_support::storage_with_table;
+
+    #[tokio::test]
+    async fn a_replacement_by_key_keeps_the_rows_of_every_other_key_across_files() {
+        use arrow::array::{StringArray, StringViewArray};
+        let location = "stats/owners/kept";
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("asset", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let (_dir, storage) = storage_with_table(location, &schema).await;
+        for (assets, ns) in [
+            (vec!["a", "a", "b"], vec![1, 2, 1]),
+            (vec!["c", "b", "d"], vec![1, 2, 1]),
+        ] {
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(assets)),
+                    Arc::new(Int64Array::from(ns)),
+                ],
+            )
+            .unwrap();
+            storage.append(location, vec![batch], None).await.unwrap();
+        }
+        let kept_rows = |kept: Vec<RecordBatch>| {
+            let mut rows: Vec<(String, i64)> = kept
+                .iter()
+                .flat_map(|b| {
+                    let assets = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+                    let ns = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+                    (0..b.num_rows())
+                        .map(|i| (assets.value(i).to_string(), ns.value(i)))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        // By one column, the keys given as views (a transform's values may be): every row of
+        // `b` goes, from both files, and the unknown key `z` takes nothing.
+        let by_asset: ArrayRef = Arc::new(StringViewArray::from(vec!["b", "z"]));
+        let kept = storage
+            .rows_not_replaced(location, &["asset".to_string()], &[by_asset], &schema)
+            .await
+            .unwrap();
+        assert!(kept.iter().all(|b| b.schema() == schema), "the given types");
+        assert_eq!(
+            kept_rows(kept),
+            [
+                ("a".into(), 1),
+                ("a".into(), 2),
+                ("c".into(), 1),
+                ("d".into(), 1)
+            ]
+        );
+        // By both columns: only the rows of those pairs go.
+        let assets: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        let ns: ArrayRef = Arc::new(Int64Array::from(vec![2, 1]));
+        let kept = storage
+            .rows_not_replaced(
+                location,
+                &["asset".to_string(), "n".to_string()],
+                &[assets, ns],
+                &schema,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            kept_rows(kept),
+            [
+                ("a".into(), 1),
+                ("b".into(), 2),
+                ("c".into(), 1),
+                ("d".into(), 1)
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn the_footers_say_a_timestamps_greatest_microsecond_and_nothing_for_another_column() {

@@ -192,7 +192,26 @@ async fn mesh(tick: Duration) -> TestServer {
 }
 
 async fn mesh_on(store: Store, tick: Duration) -> TestServer {
-    let server = TestServer::start_with(store, Tables::Local, |c| c.transform_tick = tick).await;
+    mesh_with(store, tick, Merges::Rewrite).await
+}
+
+/// How a merge into a small table is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Merges {
+    /// The table written again whole (the server's default for small tables).
+    Rewrite,
+    /// A Delta merge, however small the table.
+    DeltaMerge,
+}
+
+async fn mesh_with(store: Store, tick: Duration, merges: Merges) -> TestServer {
+    let server = TestServer::start_with(store, Tables::Local, |c| {
+        c.transform_tick = tick;
+        if merges == Merges::DeltaMerge {
+            c.transform_rewrite_max_bytes = 0;
+        }
+    })
+    .await;
     server.apply(&shop_folder(), false).await;
     let all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
     apply_stats(&server, &all).await;
@@ -307,6 +326,73 @@ fn csv_batches(batches: &[Vec<Order>]) -> Vec<String> {
         .collect()
 }
 
+/// Full, append and merge runs (merge by key alone, by the keys of new rows, and from a
+/// watermark) after each of `batches` (upstream commits) leave each dataset as recomputing it
+/// from scratch would; merges into these small tables written as `merges` says.
+fn every_materialization_equals_recomputing_from_scratch(batches: &[Vec<Order>], merges: Merges) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let server = mesh_with(Store::Sqlite, Duration::ZERO, merges).await;
+        let mut all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
+        all.push(("daily_amounts", DAILY_AMOUNTS));
+        all.extend(BY_KEY.iter().map(|(d, s, _)| (*d, *s)));
+        apply_stats(&server, &all).await;
+        for (i, csv) in csv_batches(batches).iter().enumerate() {
+            ingest_orders(&server, csv).await;
+            let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
+            let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
+            assert_eq!(statuses, [&json!("succeeded"); 6], "{runs:?}");
+            let after = format!("upstream commit {}", i + 1);
+            assert_recomputed(&server, &after).await;
+            for (dataset, sql, order) in BY_KEY {
+                let held = server
+                    .rows(&format!(
+                        "SELECT * FROM stats.daily.{dataset} ORDER BY {order}"
+                    ))
+                    .await;
+                let from_scratch = server
+                    .rows(&format!(
+                        "SELECT * FROM ({}) ORDER BY {order}",
+                        query_of(sql)
+                    ))
+                    .await;
+                assert_eq!(held, from_scratch, "{dataset} after {after}");
+            }
+            // The window's rows never go: after its first computation, each run merges the
+            // keys of the new orders alone.
+            let window = runs
+                .iter()
+                .find(|r| r["dataset"] == "stats.daily.customer_orders")
+                .unwrap();
+            let wanted = if i == 0 { "full" } else { "merge" };
+            assert_eq!(window["mode"], wanted, "{window}");
+            if merges == Merges::Rewrite {
+                // Written again whole, a customer that leaves the result goes with it: no run
+                // after the first recomputes everything.
+                let small = runs
+                    .iter()
+                    .find(|r| r["dataset"] == "stats.daily.small_customers")
+                    .unwrap();
+                assert_eq!(small["mode"], wanted, "{small}");
+            }
+            let held = server
+                .rows("SELECT * FROM stats.daily.daily_amounts ORDER BY day")
+                .await;
+            let from_scratch = server
+                .rows(&format!(
+                    "SELECT * FROM ({}) ORDER BY day",
+                    query_of(DAILY_AMOUNTS)
+                ))
+                .await;
+            assert_eq!(held, from_scratch, "daily_amounts after {after}");
+        }
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 4,
@@ -315,57 +401,18 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Full, append and merge runs (merge by key alone, and from a watermark) after each of a
-    /// random sequence of upstream commits leave each dataset as recomputing it from scratch
-    /// would.
     #[test]
-    fn every_materialization_equals_recomputing_from_scratch(
+    fn every_materialization_equals_recomputing_from_scratch_with_small_tables_written_again(
         batches in prop::collection::vec(prop::collection::vec(order(), 1..12), 1..5)
     ) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let server = mesh(Duration::ZERO).await;
-            let mut all: Vec<(&str, &str)> = TRANSFORMS.iter().map(|(d, s, _)| (*d, *s)).collect();
-            all.push(("daily_amounts", DAILY_AMOUNTS));
-            all.extend(BY_KEY.iter().map(|(d, s, _)| (*d, *s)));
-            apply_stats(&server, &all).await;
-            for (i, csv) in csv_batches(&batches).iter().enumerate() {
-                ingest_orders(&server, csv).await;
-                let runs = run(&server, "/api/v1/transforms/stats/daily/run").await;
-                let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
-                assert_eq!(statuses, [&json!("succeeded"); 6], "{runs:?}");
-                let after = format!("upstream commit {}", i + 1);
-                assert_recomputed(&server, &after).await;
-                for (dataset, sql, order) in BY_KEY {
-                    let held = server
-                        .rows(&format!("SELECT * FROM stats.daily.{dataset} ORDER BY {order}"))
-                        .await;
-                    let from_scratch = server
-                        .rows(&format!("SELECT * FROM ({}) ORDER BY {order}", query_of(sql)))
-                        .await;
-                    assert_eq!(held, from_scratch, "{dataset} after {after}");
-                }
-                // The window's rows never go: after its first computation, each run merges the
-                // keys of the new orders alone.
-                let window = runs
-                    .iter()
-                    .find(|r| r["dataset"] == "stats.daily.customer_orders")
-                    .unwrap();
-                let wanted = if i == 0 { "full" } else { "merge" };
-                assert_eq!(window["mode"], wanted, "{window}");
-                let held = server
-                    .rows("SELECT * FROM stats.daily.daily_amounts ORDER BY day")
-                    .await;
-                let from_scratch = server
-                    .rows(&format!("SELECT * FROM ({}) ORDER BY day", query_of(DAILY_AMOUNTS)))
-                    .await;
-                assert_eq!(held, from_scratch, "daily_amounts after {after}");
-            }
-        });
+        every_materialization_equals_recomputing_from_scratch(&batches, Merges::Rewrite);
+    }
+
+    #[test]
+    fn every_materialization_equals_recomputing_from_scratch_with_delta_merges(
+        batches in prop::collection::vec(prop::collection::vec(order(), 1..12), 1..5)
+    ) {
+        every_materialization_equals_recomputing_from_scratch(&batches, Merges::DeltaMerge);
     }
 }
 
@@ -496,11 +543,22 @@ fn orders_of(customers: &[(u32, u8)]) -> String {
 }
 
 /// A merge by the keys of new input rows recomputes only the customers with new orders; it
-/// recomputes everything, and says why, the first time, after its query changed, and when a
-/// customer's row would have to go.
+/// recomputes everything, and says why, the first time and after its query changed. A
+/// customer's row that has to go goes with the table written again (a small table's merge).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_by_the_keys_of_new_rows_recomputes_only_those_keys() {
-    let server = mesh(Duration::ZERO).await;
+    merge_by_the_keys_of_new_rows(Merges::Rewrite).await;
+}
+
+/// The same as Delta merges: a customer's row that has to go, which a merge would keep, makes
+/// the run recompute everything, and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_merge_by_the_keys_of_new_rows_recomputes_everything_when_a_row_has_to_go() {
+    merge_by_the_keys_of_new_rows(Merges::DeltaMerge).await;
+}
+
+async fn merge_by_the_keys_of_new_rows(merges: Merges) {
+    let server = mesh_with(Store::Sqlite, Duration::ZERO, merges).await;
     apply_stats(&server, &[("small_customers", SMALL_CUSTOMERS)]).await;
     let path = "/api/v1/transforms/stats/daily/small_customers/run";
     let held = || async {
@@ -549,16 +607,27 @@ async fn a_merge_by_the_keys_of_new_rows_recomputes_only_those_keys() {
         (&json!("merge"), &json!(0))
     );
 
-    // Customer 1's fourth order takes it out of the result: its row must go, which a merge
-    // would not do, so everything is recomputed.
+    // Customer 1's fourth order takes it out of the result: its row must go. Written again,
+    // the table keeps no row of a recomputed customer; a Delta merge would keep it, so then
+    // everything is recomputed.
     ingest_orders(&server, &orders_of(&[(6, 1)])).await;
     let third = run(&server, path).await;
-    assert_eq!(third[0]["mode"], json!("full"), "{third:?}");
+    // Written again, the run computes no row (customer 1 has none now) and the table loses
+    // the customer's; as a full refresh, its one row is customer 2's.
+    let (mode, note, rows_out) = match merges {
+        Merges::Rewrite => (json!("merge"), json!(null), json!(0)),
+        Merges::DeltaMerge => (
+            json!("full"),
+            json!(
+                "recomputed everything: 1 row(s) of the recomputed customer_ids were not computed again: a merge would keep them"
+            ),
+            json!(1),
+        ),
+    };
     assert_eq!(
-        third[0]["note"],
-        json!(
-            "recomputed everything: 1 row(s) of the recomputed customer_ids were not computed again: a merge would keep them"
-        )
+        (&third[0]["mode"], &third[0]["note"], &third[0]["rows_out"]),
+        (&mode, &note, &rows_out),
+        "{third:?}"
     );
     assert_eq!(
         held().await,

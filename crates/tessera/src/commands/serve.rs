@@ -25,6 +25,7 @@ pub fn config(args: &ServeArgs) -> ServerConfig {
         ..Default::default()
     };
     config.transform_concurrency = args.transform_concurrency.max(1);
+    config.transform_rewrite_max_bytes = args.transform_rewrite_max_bytes;
     config.openlineage = tessera_server::OpenLineageConfig {
         url: args.openlineage_url.clone(),
         namespace: args.openlineage_namespace.clone(),

@@ -1,7 +1,9 @@
 -- description: Who owned each sold artwork when: its artist from the upload, then each buyer.
 -- Owners who took over at the same moment are ordered by their sale, so that every run numbers
--- them alike.
--- materialize: full
+-- them alike. A sale changes only its artwork's owners: each run recomputes the artworks of the
+-- sales added since the last, and they take the place of those artworks' rows.
+-- materialize: merge
+-- recompute_by: asset_id
 WITH transfers AS (
   SELECT a.asset_id, a.artist_id AS owner_id, a.uploaded_at AS owned_from,
          CAST(NULL AS VARCHAR) AS acquired_by_sale

@@ -1,5 +1,8 @@
 -- description: One row per buyer: a display name, a contact address, a country, the first purchase and how many.
--- materialize: full
+-- A sale changes only its buyer's row: each run recomputes the buyers of the sales added since
+-- the last.
+-- materialize: merge
+-- recompute_by: collector_id
 SELECT buyer_id AS collector_id,
        concat('Collector ', substr(buyer_id, 2)) AS display_name,
        concat('collector.', lower(buyer_id), '@mail.artgo.example') AS contact_email,
