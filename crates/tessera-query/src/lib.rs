@@ -23,6 +23,7 @@ mod executor;
 mod functions;
 mod governed;
 mod interrupt;
+mod key_set;
 mod lineage;
 mod masks;
 mod memory;
@@ -40,6 +41,7 @@ pub use engine::{
 };
 pub use error::{QueryError, Result};
 pub use executor::{Admission, STACK_BYTES, Task};
+pub use key_set::key_in;
 pub use lineage::query_lineage;
 pub use masks::{PersonalColumn, hash_mask, partial_mask};
 pub use report::{QueryObserver, QueryOutcome, QueryReport, datasets_read};

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::{Column, ScalarValue};
@@ -274,13 +274,34 @@ struct InputRead {
     version: Option<i64>,
 }
 
-/// `key IN (values)`: the result's rows of the keys a run recomputes (no value: no row).
-fn key_filter(key: &str, values: &[ScalarValue]) -> Expr {
+/// The keys a run recomputes, as one array (none: no key).
+fn key_array(values: &[ScalarValue]) -> Result<Option<ArrayRef>> {
     if values.is_empty() {
-        return lit(false);
+        return Ok(None);
     }
-    Expr::Column(Column::new_unqualified(key))
-        .in_list(values.iter().cloned().map(lit).collect(), false)
+    ScalarValue::iter_to_array(values.iter().cloned())
+        .map(Some)
+        .map_err(|e| ServiceError::Internal(format!("the recomputed keys as an array: {e}")))
+}
+
+/// `key IN (keys)` over rows of `schema`: the rows of the keys a run recomputes (no key: no
+/// row) — one call over a set, however many keys (`tessera_query::key_in`).
+fn key_filter(
+    key: &str,
+    keys: &Option<ArrayRef>,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::error::Result<Expr> {
+    match keys {
+        Some(keys) => tessera_query::key_in(key, keys.clone(), schema),
+        None => Ok(lit(false)),
+    }
+}
+
+/// The rows of a dataset a run computed again: those of the keys it recomputed, or those from
+/// its newest watermark on.
+enum Recomputed {
+    Keys(String, Option<ArrayRef>),
+    From(Expr),
 }
 
 /// What a run did, for its record.
@@ -565,11 +586,18 @@ impl Mesh {
         let watermark_ms = clock.elapsed().as_millis();
         // The query's lineage is read from its plan as written, before the watermark's filter.
         let (lineage_tx, lineage_rx) = std::sync::mpsc::channel();
-        let only_keys = scope.as_ref().map(|(key, values)| key_filter(key, values));
+        let recomputed_keys = match &scope {
+            Some((key, values)) => Some((key.clone(), key_array(values)?)),
+            None => None,
+        };
+        let only_keys = recomputed_keys.clone();
         let refine: tessera_query::Refine = Box::new(move |df| {
             let _ = lineage_tx.send(tessera_query::query_lineage(df.logical_plan()).ok());
             let df = match only_keys {
-                Some(filter) => df.filter(filter)?,
+                Some((key, keys)) => {
+                    let filter = key_filter(&key, &keys, df.schema())?;
+                    df.filter(filter)?
+                }
                 None => df,
             };
             match past {
@@ -644,14 +672,16 @@ impl Mesh {
         // recomputed keys, or from the newest watermark on, that the run did not compute again
         // (a group a filter now leaves out, an input row gone) would stay, so then the whole
         // dataset is recomputed instead. A rewrite keeps no row of a recomputed key.
-        let recomputed = match (&scope, &recomputed_from) {
+        let recomputed = match (recomputed_keys, &recomputed_from) {
             (Some(_), _) if rewritten.is_some() => None,
-            (Some((key, values)), _) if !values.is_empty() => {
-                Some((key_filter(key, values), format!("of the recomputed {key}s")))
+            (Some((key, Some(keys))), _) => {
+                let which = format!("of the recomputed {key}s");
+                Some((Recomputed::Keys(key, Some(keys)), which))
             }
-            (_, Some((column, from))) => {
-                Some((from.clone(), format!("from the newest {column} on")))
-            }
+            (_, Some((column, from))) => Some((
+                Recomputed::From(from.clone()),
+                format!("from the newest {column} on"),
+            )),
             _ => None,
         };
         let prepared_ms = clock.elapsed().as_millis();
@@ -931,7 +961,7 @@ impl Mesh {
         &self,
         owner: &RequestContext,
         target: &DatasetRef,
-        recomputed: Expr,
+        recomputed: Recomputed,
         primary: &[String],
         result: &RecordBatch,
     ) -> Result<usize> {
@@ -948,10 +978,14 @@ impl Mesh {
                 let failed = tessera_query::QueryError::from_datafusion;
                 let side = |side: &str, k: &str| Expr::Column(Column::new(Some(side), k));
                 let names: Vec<&str> = primary.iter().map(String::as_str).collect();
-                let held = ctx
-                    .table(table.as_str())
-                    .await
-                    .map_err(failed)?
+                let held = ctx.table(table.as_str()).await.map_err(failed)?;
+                let filter = match filter {
+                    Recomputed::Keys(key, keys) => {
+                        key_filter(&key, &keys, held.schema()).map_err(failed)?
+                    }
+                    Recomputed::From(from) => from,
+                };
+                let held = held
                     .filter(filter)
                     .and_then(|f| f.select_columns(&names))
                     .and_then(|f| f.alias("held"))
