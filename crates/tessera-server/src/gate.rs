@@ -144,6 +144,10 @@ pub(crate) enum GateMode<'a> {
     /// The batch becomes the whole dataset (a full refresh): it is judged alone, and a blocking
     /// check it fails refuses it even when the dataset fails that check now.
     Replace,
+    /// The batch becomes the whole dataset as a merge leaves it (a merge written as the table
+    /// again: its kept rows and the new): measured as a replacement, judged as a merge — a
+    /// blocking check the dataset fails now does not refuse it.
+    Rewrite,
 }
 
 /// The checks a commit can make fail.
@@ -433,6 +437,7 @@ enum OwnedMode {
     Append,
     Merge(Vec<String>),
     Replace,
+    Rewrite,
 }
 
 impl From<GateMode<'_>> for OwnedMode {
@@ -441,6 +446,7 @@ impl From<GateMode<'_>> for OwnedMode {
             GateMode::Append => OwnedMode::Append,
             GateMode::Merge(keys) => OwnedMode::Merge(keys.to_vec()),
             GateMode::Replace => OwnedMode::Replace,
+            GateMode::Rewrite => OwnedMode::Rewrite,
         }
     }
 }
@@ -483,6 +489,17 @@ impl Measure {
                 counts: HashMap::new(),
                 keys: HashMap::new(),
             },
+            // A merge written again is judged against the table as it is.
+            None if matches!(mode, OwnedMode::Rewrite) => measure_state(
+                &ctx,
+                &table,
+                &checks,
+                version,
+                &contract_key,
+                KeysFrom::Table,
+            )
+            .await
+            .map_err(measure_failed)?,
             // Appended or merged, the batch's keys are looked up in the key indexes: those
             // missing are built as the table's keys are counted.
             None => measure_state(
@@ -514,7 +531,7 @@ impl Measure {
                     "SELECT * FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {INCOMING} b WHERE {on}) UNION ALL SELECT * FROM {INCOMING}"
                 ))
             }
-            OwnedMode::Replace => Some(format!("SELECT * FROM {INCOMING}")),
+            OwnedMode::Replace | OwnedMode::Rewrite => Some(format!("SELECT * FROM {INCOMING}")),
         };
         // The batch's keys, hashed once: what a replacement or the batch alone holds is counted
         // from them, and they go into the key indexes with the commit. A merge measured whole
@@ -529,7 +546,8 @@ impl Measure {
             register_after(&ctx, &table, &after_sql).await?;
             // A replacement's keys are the table's keys after it: counted from their hashes and
             // indexed from memory, the next append does not read them back from the whole table.
-            let replaced = matches!(mode, OwnedMode::Replace);
+            let replaced = matches!(mode, OwnedMode::Replace | OwnedMode::Rewrite);
+            let alone = matches!(mode, OwnedMode::Replace);
             let keys_from = if replaced {
                 KeysFrom::Batch(&batch, &keys_of_batch)
             } else {
@@ -546,7 +564,7 @@ impl Measure {
                 after,
                 version,
                 keys_of_batch,
-                Judged::Whole { alone: replaced },
+                Judged::Whole { alone },
             )
             .await?;
             verdict.before_measured = before_measured;

@@ -685,9 +685,9 @@ impl Mesh {
             _ => None,
         };
         let prepared_ms = clock.elapsed().as_millis();
-        // A rewrite is measured as the table it writes, as a full refresh is.
+        // A rewrite is measured as the table it writes, and judged as a merge.
         let (gated, gate_mode) = match (&rewritten, materialization) {
-            (Some(table), _) => (table, GateMode::Replace),
+            (Some(table), _) => (table, GateMode::Rewrite),
             (None, Materialization::FullRefresh) => (&prepared.valid, GateMode::Replace),
             (None, Materialization::Append { .. }) => (&prepared.valid, GateMode::Append),
             (None, Materialization::Merge { .. }) => (&prepared.valid, GateMode::Merge(&keys)),

@@ -1920,22 +1920,39 @@ FROM shop.orders.orders";
 
 /// A merge is gated by what it would leave: the rows it replaces do not count twice (a run
 /// recomputing every customer keeps three rows), the rows it adds do (a fourth customer breaks
-/// the contract's row count, and nothing is committed).
+/// the contract's row count, and nothing is committed); a merge that leaves a check failing as
+/// it already was is not refused (a full refresh is). The small table written again whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_is_gated_by_the_rows_it_replaces_and_adds() {
-    let server = mesh(Duration::ZERO).await;
-    let contract = STATS_CONTRACT
+    merge_is_gated_by_what_it_leaves(Merges::Rewrite).await;
+}
+
+/// The same as a Delta merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_merge_is_gated_by_the_rows_it_replaces_and_adds() {
+    merge_is_gated_by_what_it_leaves(Merges::DeltaMerge).await;
+}
+
+/// The stats contract at `version` with a row count of at most `rows` for `customer_totals`.
+fn customer_totals_at_most(version: &str, rows: u32) -> String {
+    STATS_CONTRACT
         .replace(
             "id: stats-daily-contract\nversion: 1.0.0",
-            "id: stats-daily-contract\nversion: 2.0.0",
+            &format!("id: stats-daily-contract\nversion: {version}"),
         )
         .replace(
             "  - name: customer_totals\n",
-            "  - name: customer_totals\n    quality:\n      - metric: rowCount\n        mustBeLessOrEqualTo: 3\n",
-        );
+            &format!(
+                "  - name: customer_totals\n    quality:\n      - metric: rowCount\n        mustBeLessOrEqualTo: {rows}\n"
+            ),
+        )
+}
+
+async fn merge_is_gated_by_what_it_leaves(merges: Merges) {
+    let server = mesh_with(Store::Sqlite, Duration::ZERO, merges).await;
     let mut files = stats_folder(&[("customer_totals", CUSTOMER_TOTALS)]);
-    files[1].1 = contract;
-    apply_folder(&server, files).await;
+    files[1].1 = customer_totals_at_most("2.0.0", 3);
+    apply_folder(&server, files.clone()).await;
     // Orders (CSV with its header), then a run of customer_totals.
     let order_and_run = |csv: &'static str| {
         let server = &server;
@@ -1982,4 +1999,28 @@ async fn a_merge_is_gated_by_the_rows_it_replaces_and_adds() {
             .await,
         json!(3)
     );
+
+    // The rule tightened below the three rows the table holds: a merge that leaves three is
+    // not refused (the dataset fails the check already); a full refresh, judged alone, is.
+    files[1].1 = customer_totals_at_most("3.0.0", 2);
+    apply_folder(&server, files).await;
+    let kept = order_and_run(
+        "order_id,customer_id,amount,status,placed_at\n10,U00000002,1,open,2026-02-03T10:00:00Z\n",
+    )
+    .await;
+    assert_eq!(kept[0]["status"], json!("succeeded"), "{kept:?}");
+    assert_eq!(
+        server
+            .scalar(
+                "SELECT orders FROM stats.daily.customer_totals WHERE customer_id = 'U00000002'"
+            )
+            .await,
+        json!(3)
+    );
+    let full = run(
+        &server,
+        "/api/v1/transforms/stats/daily/customer_totals/run?full_refresh=true",
+    )
+    .await;
+    assert_eq!(full[0]["status"], json!("failed"), "{full:?}");
 }
