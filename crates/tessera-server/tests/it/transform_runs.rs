@@ -723,10 +723,20 @@ async fn a_merge_from_a_watermark_recomputes_everything_when_a_row_from_it_on_wo
 
 /// A merge from a watermark that is not part of the primary key: a customer's row moves to a
 /// newer day when it orders again, and the run updates it by its key rather than adding a
-/// second row beside the older one.
+/// second row beside the older one (the small table written again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_from_a_watermark_outside_the_key_updates_the_older_row_of_a_key() {
-    let server = mesh(Duration::ZERO).await;
+    merge_from_a_watermark_outside_the_key(Merges::Rewrite).await;
+}
+
+/// The same as a Delta merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_merge_from_a_watermark_outside_the_key_updates_the_older_row_of_a_key() {
+    merge_from_a_watermark_outside_the_key(Merges::DeltaMerge).await;
+}
+
+async fn merge_from_a_watermark_outside_the_key(merges: Merges) {
+    let server = mesh_with(Store::Sqlite, Duration::ZERO, merges).await;
     let last_days = "-- materialize: merge
 -- watermark: last_day
 SELECT customer_id, max(CAST(placed_at AS DATE)) AS last_day, count(*) AS orders
