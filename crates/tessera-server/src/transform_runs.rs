@@ -661,8 +661,11 @@ impl Mesh {
         // (no recomputed keys) whose primary key the result does not hold — and the result.
         let recomputes_keys = scope.as_ref().is_some_and(|(_, values)| !values.is_empty());
         let rewritten = if rewrite && (recomputes_keys || prepared.valid.num_rows() > 0) {
+            let recomputed = recomputed_keys
+                .as_ref()
+                .and_then(|(key, keys)| Some((key.as_str(), keys.as_ref()?)));
             Some(
-                self.rewritten_table(&record.location, &prepared.valid, &keys, scope.as_ref())
+                self.rewritten_table(&record.location, &prepared.valid, &keys, recomputed)
                     .await?,
             )
         } else {
@@ -916,23 +919,20 @@ impl Mesh {
     }
 
     /// The table at `location` as a merge of `result` leaves it, in memory: its rows whose
-    /// recomputed key (`scope`: the column and the values the run recomputed) or, without one,
-    /// whose primary key (`primary`) the run did not compute, and the result's.
+    /// recomputed key (`recomputed`: the column and the keys the run recomputed) or, without
+    /// one, whose primary key (`primary`) the run did not compute, and the result's.
     async fn rewritten_table(
         &self,
         location: &str,
         result: &RecordBatch,
         primary: &[String],
-        scope: Option<&(String, Vec<ScalarValue>)>,
+        recomputed: Option<(&str, &ArrayRef)>,
     ) -> Result<RecordBatch> {
         let internal = |e: &dyn std::fmt::Display| {
             ServiceError::Internal(format!("writing the table again with a merge: {e}"))
         };
-        let (columns, replaced) = match scope {
-            Some((key, values)) => (
-                vec![key.clone()],
-                vec![ScalarValue::iter_to_array(values.iter().cloned()).map_err(|e| internal(&e))?],
-            ),
+        let (columns, replaced) = match recomputed {
+            Some((key, keys)) => (vec![key.to_string()], vec![keys.clone()]),
             None => (
                 primary.to_vec(),
                 primary
