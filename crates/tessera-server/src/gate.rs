@@ -249,7 +249,12 @@ impl Mesh {
     }
 
     /// Whether the table at `location` holds the same rows at version `now` as at `then`.
-    async fn same_rows(&self, location: &str, then: Option<i64>, now: Option<i64>) -> Result<bool> {
+    pub(crate) async fn same_rows(
+        &self,
+        location: &str,
+        then: Option<i64>,
+        now: Option<i64>,
+    ) -> Result<bool> {
         Ok(match (then, now) {
             (then, now) if then == now => true,
             (Some(then), Some(now)) if then < now => {

@@ -123,6 +123,10 @@ pub(crate) struct TransformRunners {
     /// A merge into a table of at most this many bytes writes it again whole (see
     /// `ServerConfig::transform_rewrite_max_bytes`).
     rewrite_max_bytes: u64,
+    /// Per table (its location): what the last merge written again whole wrote, and at which
+    /// version — the rows the next one starts from while the table holds the same rows, rather
+    /// than reading them back. At most [`WRITTEN_TABLES_BYTES`] in all.
+    written: Mutex<HashMap<String, WrittenTable>>,
     /// Per computed dataset: the input versions last seen changed, and since when they stood.
     pending: Mutex<HashMap<DatasetRef, Pending>>,
     /// Per dataset (`d.p.x`): how many commits this server made into it — the cheap signal
@@ -302,6 +306,50 @@ fn key_filter(
 enum Recomputed {
     Keys(String, Option<ArrayRef>),
     From(Expr),
+}
+
+/// The table a merge wrote again whole, at the version its commit made.
+struct WrittenTable {
+    version: i64,
+    rows: RecordBatch,
+}
+
+/// How much memory the tables merges wrote again may hold, together; a table of over a quarter
+/// of it is not kept.
+const WRITTEN_TABLES_BYTES: usize = 256 << 20;
+
+impl TransformRunners {
+    /// The rows the table at `location` held at `version`, if a merge wrote them.
+    fn written(&self, location: &str) -> Option<(i64, RecordBatch)> {
+        let written = self.written.lock().expect("written tables");
+        written
+            .get(location)
+            .map(|table| (table.version, table.rows.clone()))
+    }
+
+    /// Keeps `rows`, what a merge wrote into the table at `location` at `version` (or forgets
+    /// the table's, when they are too large), within [`WRITTEN_TABLES_BYTES`].
+    fn wrote(&self, location: &str, version: i64, rows: RecordBatch) {
+        let mut written = self.written.lock().expect("written tables");
+        written.remove(location);
+        let size = rows.get_array_memory_size();
+        if size > WRITTEN_TABLES_BYTES / 4 {
+            return;
+        }
+        let mut held: usize = written
+            .values()
+            .map(|t| t.rows.get_array_memory_size())
+            .sum();
+        while held + size > WRITTEN_TABLES_BYTES {
+            let Some(other) = written.keys().next().cloned() else {
+                break;
+            };
+            if let Some(table) = written.remove(&other) {
+                held -= table.rows.get_array_memory_size();
+            }
+        }
+        written.insert(location.to_string(), WrittenTable { version, rows });
+    }
 }
 
 /// What a run did, for its record.
@@ -734,9 +782,15 @@ impl Mesh {
         let gated_ms = clock.elapsed().as_millis();
         let outcome = match materialization {
             _ if let Some(table) = rewritten => {
-                self.storage
-                    .replace_sequenced(&record.location, vec![table], &positions)
-                    .await?
+                let outcome = self
+                    .storage
+                    .replace_sequenced(&record.location, vec![table.clone()], &positions)
+                    .await?;
+                if let Some(version) = outcome.version {
+                    self.transform_runners
+                        .wrote(&record.location, version, table);
+                }
+                outcome
             }
             Materialization::FullRefresh => {
                 self.storage
@@ -946,11 +1000,22 @@ impl Mesh {
                     .collect::<Result<Vec<_>>>()?,
             ),
         };
+        // What the last merge wrote, while the table holds the same rows (a compaction, a
+        // commit of positions alone since) and the contract the same columns; read from the
+        // table otherwise.
         let schema = result.schema();
-        let kept = self
-            .storage
-            .rows_not_replaced(location, &columns, &replaced, &schema)
-            .await?;
+        let version = self.storage.version(location).await?;
+        let held = match self.transform_runners.written(location) {
+            Some((wrote_at, rows))
+                if rows.schema() == schema
+                    && self.same_rows(location, Some(wrote_at), version).await? =>
+            {
+                vec![rows]
+            }
+            _ => self.storage.rows(location).await?,
+        };
+        let kept = tessera_storage::rows_without_keys(&held, &columns, &replaced, &schema)
+            .map_err(|e| internal(&e))?;
         arrow::compute::concat_batches(&schema, kept.iter().chain([result]))
             .map_err(|e| internal(&e))
     }

@@ -22,4 +22,5 @@ mod test_support;
 pub use checkpoint::DEFAULT_CHECKPOINT_INTERVAL;
 pub use error::{Result, StorageError};
 pub use maintenance::{MaintenancePolicy, MaintenanceReport};
+pub use replace::rows_without_keys;
 pub use store::{AppendOutcome, DataFiles, Storage, TableInfo};

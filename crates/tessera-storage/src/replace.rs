@@ -142,24 +142,12 @@ impl Storage {
 }
 
 impl Storage {
-    /// The table's rows that a replacement by key keeps — those whose `columns` hold none of
-    /// the keys in `replaced` (one array per column; row `i` of them is one key) — with
-    /// `schema`'s column types: what a merge that writes a small table again whole keeps of it
-    /// (a transform's merge, in the server). Every row of the table's latest version is read,
-    /// as its own upkeep (see [`read_files`]); an absent table keeps none.
-    pub async fn rows_not_replaced(
-        &self,
-        location: &str,
-        columns: &[String],
-        replaced: &[ArrayRef],
-        schema: &SchemaRef,
-    ) -> Result<Vec<RecordBatch>> {
+    /// Every row of the table's latest version, read as its own upkeep (see [`read_files`]):
+    /// what a merge that writes a small table again whole keeps rows of (a transform's merge,
+    /// in the server, with [`rows_without_keys`]). An absent table has none.
+    pub async fn rows(&self, location: &str) -> Result<Vec<RecordBatch>> {
         let Some(table) = self.fresh(location).await? else {
             return Ok(Vec::new());
-        };
-        let failed = |reason: String| StorageError::Io {
-            table: location.to_string(),
-            reason: format!("reading the rows a replacement by key keeps: {reason}"),
         };
         let paths: Vec<String> = {
             let snapshot = table
@@ -174,17 +162,33 @@ impl Storage {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let held = read_files(&table, paths, Ok).await.map_err(failed)?;
-        let keys = KeySet::new(replaced).map_err(failed)?;
-        held.iter()
-            .map(|batch| {
-                let kept = keys.rows_without(batch, columns)?;
-                conformed(&kept, schema)
+        read_files(&table, paths, Ok)
+            .await
+            .map_err(|reason| StorageError::Io {
+                table: location.to_string(),
+                reason: format!("reading the table's rows: {reason}"),
             })
-            .filter(|kept| kept.as_ref().map_or(true, |b| b.num_rows() > 0))
-            .collect::<std::result::Result<Vec<_>, String>>()
-            .map_err(failed)
     }
+}
+
+/// The rows of `batches` that a replacement by key keeps — those whose `columns` hold none of
+/// the keys in `replaced` (one array per column; row `i` of them is one key) — with `schema`'s
+/// column types (by name; a scan may read strings as views).
+pub fn rows_without_keys(
+    batches: &[RecordBatch],
+    columns: &[String],
+    replaced: &[ArrayRef],
+    schema: &SchemaRef,
+) -> std::result::Result<Vec<RecordBatch>, String> {
+    let keys = KeySet::new(replaced)?;
+    batches
+        .iter()
+        .map(|batch| {
+            let kept = keys.rows_without(batch, columns)?;
+            conformed(&kept, schema)
+        })
+        .filter(|kept| kept.as_ref().map_or(true, |b| b.num_rows() > 0))
+        .collect()
 }
 
 /// A set of keys of one or more columns, in arrow's row format.
@@ -640,10 +644,9 @@ mod tests {
         // By one column, the keys given as views (a transform's values may be): every row of
         // `b` goes, from both files, and the unknown key `z` takes nothing.
         let by_asset: ArrayRef = Arc::new(StringViewArray::from(vec!["b", "z"]));
-        let kept = storage
-            .rows_not_replaced(location, &["asset".to_string()], &[by_asset], &schema)
-            .await
-            .unwrap();
+        let held = storage.rows(location).await.unwrap();
+        assert_eq!(held.iter().map(|b| b.num_rows()).sum::<usize>(), 6);
+        let kept = rows_without_keys(&held, &["asset".to_string()], &[by_asset], &schema).unwrap();
         assert!(kept.iter().all(|b| b.schema() == schema), "the given types");
         assert_eq!(
             kept_rows(kept),
@@ -657,15 +660,13 @@ mod tests {
         // By both columns: only the rows of those pairs go.
         let assets: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
         let ns: ArrayRef = Arc::new(Int64Array::from(vec![2, 1]));
-        let kept = storage
-            .rows_not_replaced(
-                location,
-                &["asset".to_string(), "n".to_string()],
-                &[assets, ns],
-                &schema,
-            )
-            .await
-            .unwrap();
+        let kept = rows_without_keys(
+            &held,
+            &["asset".to_string(), "n".to_string()],
+            &[assets, ns],
+            &schema,
+        )
+        .unwrap();
         assert_eq!(
             kept_rows(kept),
             [

@@ -2034,3 +2034,61 @@ async fn merge_is_gated_by_what_it_leaves(merges: Merges) {
     .await;
     assert_eq!(full[0]["status"], json!("failed"), "{full:?}");
 }
+
+/// A merge written again starts from the rows it wrote while the table holds them; once
+/// another writer (a Delta writer outside this server) has committed into the table, the table
+/// is read again, and the rows it added stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_written_again_keeps_the_rows_another_writer_committed() {
+    let server = mesh(Duration::ZERO).await;
+    let path = "/api/v1/transforms/stats/daily/customer_totals/run";
+    let totals = || async {
+        server
+            .rows(
+                "SELECT customer_id, orders FROM stats.daily.customer_totals ORDER BY customer_id",
+            )
+            .await
+    };
+    ingest_orders(&server, &orders_of(&[(1, 1), (2, 2)])).await;
+    let first = run(&server, path).await;
+    assert_eq!(first[0]["status"], json!("succeeded"), "{first:?}");
+    ingest_orders(&server, &orders_of(&[(3, 2)])).await;
+    let second = run(&server, path).await;
+    assert_eq!(second[0]["mode"], json!("merge"), "{second:?}");
+
+    // A customer's row committed into the computed table past Tessera.
+    let outside = tessera_storage::Storage::new(
+        &server.config.storage_url(),
+        server.config.storage_options.clone(),
+    )
+    .unwrap();
+    let location = "stats/daily/customer_totals";
+    let schema = outside.table_info(location).await.unwrap().unwrap().schema;
+    let line = r#"{"customer_id": "U00000099", "orders": 7, "amount": 1.5}"#;
+    let row = arrow::json::ReaderBuilder::new(schema)
+        .build(std::io::Cursor::new(line))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    outside
+        .append_sequenced(location, vec![row], &[])
+        .await
+        .unwrap();
+
+    ingest_orders(&server, &orders_of(&[(4, 1)])).await;
+    let third = run(&server, path).await;
+    assert_eq!(
+        (&third[0]["mode"], &third[0]["status"]),
+        (&json!("merge"), &json!("succeeded")),
+        "{third:?}"
+    );
+    assert_eq!(
+        totals().await,
+        [
+            json!({"customer_id": "U00000001", "orders": 2}),
+            json!({"customer_id": "U00000002", "orders": 2}),
+            json!({"customer_id": "U00000099", "orders": 7}),
+        ]
+    );
+}
