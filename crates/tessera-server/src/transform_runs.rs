@@ -304,7 +304,7 @@ fn key_filter(
 /// The rows of a dataset a run computed again: those of the keys it recomputed, or those from
 /// its newest watermark on.
 enum Recomputed {
-    Keys(String, Option<ArrayRef>),
+    Keys(String, ArrayRef),
     From(Expr),
 }
 
@@ -707,11 +707,10 @@ impl Mesh {
         }
         // A rewrite's table: the rows it keeps — those of keys the run did not recompute, or
         // (no recomputed keys) whose primary key the result does not hold — and the result.
-        let recomputes_keys = scope.as_ref().is_some_and(|(_, values)| !values.is_empty());
-        let rewritten = if rewrite && (recomputes_keys || prepared.valid.num_rows() > 0) {
-            let recomputed = recomputed_keys
-                .as_ref()
-                .and_then(|(key, keys)| Some((key.as_str(), keys.as_ref()?)));
+        let recomputed = recomputed_keys
+            .as_ref()
+            .and_then(|(key, keys)| Some((key.as_str(), keys.as_ref()?)));
+        let rewritten = if rewrite && (recomputed.is_some() || prepared.valid.num_rows() > 0) {
             Some(
                 self.rewritten_table(&record.location, &prepared.valid, &keys, recomputed)
                     .await?,
@@ -727,7 +726,7 @@ impl Mesh {
             (Some(_), _) if rewritten.is_some() => None,
             (Some((key, Some(keys))), _) => {
                 let which = format!("of the recomputed {key}s");
-                Some((Recomputed::Keys(key, Some(keys)), which))
+                Some((Recomputed::Keys(key, keys), which))
             }
             (_, Some((column, from))) => Some((
                 Recomputed::From(from.clone()),
@@ -1046,7 +1045,7 @@ impl Mesh {
                 let held = ctx.table(table.as_str()).await.map_err(failed)?;
                 let filter = match filter {
                     Recomputed::Keys(key, keys) => {
-                        key_filter(&key, &keys, held.schema()).map_err(failed)?
+                        tessera_query::key_in(&key, keys, held.schema()).map_err(failed)?
                     }
                     Recomputed::From(from) => from,
                 };
