@@ -486,11 +486,9 @@ impl Storage {
             properties =
                 properties.with_application_transaction(Transaction::new(txn_app_id(id), 1));
         }
-        let encoding = parquet_properties::for_batches(&batches);
-        let table = table
-            .write(batches)
+        let table = parquet_properties::encoded_write(table, batches)
+            .map_err(|e| StorageError::delta(location, e))?
             .with_save_mode(SaveMode::Append)
-            .with_writer_properties(encoding)
             .with_commit_properties(properties)
             .await
             .map_err(|e| StorageError::delta(location, e))?;
@@ -582,14 +580,14 @@ impl Storage {
             .collect();
         // An overwrite writes even without rows: it removes what the table held.
         let table = if mode == SaveMode::Overwrite || batches.iter().any(|b| b.num_rows() > 0) {
-            let encoding = parquet_properties::for_batches(&batches);
-            let write = table.write(batches).with_save_mode(mode);
+            let write = parquet_properties::encoded_write(table, batches)
+                .map_err(|e| StorageError::delta(location, e))?
+                .with_save_mode(mode);
             let write = match replace_where {
                 Some(predicate) => write.with_replace_where(predicate),
                 None => write,
             };
             write
-                .with_writer_properties(encoding)
                 .with_commit_properties(
                     CommitProperties::default()
                         .with_create_checkpoint(false)
