@@ -23,11 +23,11 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 // hashbrown with a fast hasher: the sample is counted on every write.
 use datafusion::common::HashMap;
+use deltalake::operations::write::WriteBuilder;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{
     DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT, DEFAULT_MAX_ROW_GROUP_ROW_COUNT, WriterProperties,
 };
-use deltalake::operations::write::WriteBuilder;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
