@@ -586,9 +586,52 @@ impl Measure {
         )
         .await
         .map_err(measure_failed)?;
-        // The rows a merge replaces, measured when a check counts something in them.
+        // The state with the batch: keys add up, less the batch's keys the dataset already has
+        // (found through the kept index of its keys); counts add up.
+        let mut after = GateState {
+            table_version: None,
+            contract: contract_key.clone(),
+            rows: before.rows + batch_state.rows,
+            counts: HashMap::new(),
+            keys: HashMap::new(),
+        };
+        let mut replaced_rows = 0.0;
+        for check in &checks {
+            let Some(columns) = check.key_columns() else {
+                continue;
+            };
+            let key = check.key();
+            let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+            let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
+            let keys = hashed_keys(&keys_of_batch, &batch, &columns).map_err(measure_failed)?;
+            indexes
+                .ensure(&ctx, &table, &columns, &batch, before.rows == 0.0)
+                .await
+                .map_err(measure_failed)?;
+            let shared = indexes.by_columns[&columns]
+                .shared(&ctx, &table, &columns, &batch, &keys)
+                .await
+                .map_err(measure_failed)?;
+            // A merge replaces the rows of the keys the table holds (one each: it is unique on
+            // them); an append adds to them.
+            let replaced = if merge_on.is_some() { shared } else { 0.0 };
+            after
+                .keys
+                .insert(key, (nn + b_nn - replaced, distinct + b_distinct - shared));
+            if merge_on.is_some() {
+                replaced_rows = shared;
+            }
+        }
+        // What the rows a merge replaces count: as many rows as the keys it replaces (above);
+        // of a count the dataset holds none of (no nulls in a required column), none. Only
+        // another count reads them from the table, joined with the batch's keys.
+        let counted_in_replaced = |check: &Check| {
+            check.counts_rows()
+                && !matches!(check.kind, CheckKind::RowCount)
+                && before.counts.get(&check.key()).copied().unwrap_or(0.0) > 0.0
+        };
         let replaced_state = match &merge_on {
-            Some(keys) if checks.iter().any(Check::counts_rows) => {
+            Some(keys) if checks.iter().any(counted_in_replaced) => {
                 let on = key_join(keys);
                 register_view(
                     &ctx,
@@ -614,53 +657,17 @@ impl Measure {
             }
             _ => None,
         };
-        let replaced_count = |key: &str| {
-            replaced_state
-                .as_ref()
-                .and_then(|s| s.counts.get(key).copied())
-                .unwrap_or(0.0)
-        };
-
-        // The state with the batch: counts add up; keys add up, less the batch's keys the
-        // dataset already has (found through the kept index of its keys).
-        let mut after = GateState {
-            table_version: None,
-            contract: contract_key,
-            rows: before.rows + batch_state.rows,
-            counts: HashMap::new(),
-            keys: HashMap::new(),
-        };
-        let mut replaced_rows = 0.0;
-        for check in &checks {
+        for check in checks.iter().filter(|c| c.counts_rows()) {
             let key = check.key();
-            if check.counts_rows() {
-                let sum = before.counts.get(&key).copied().unwrap_or(0.0)
-                    + batch_state.counts.get(&key).copied().unwrap_or(0.0)
-                    - replaced_count(&key);
-                after.counts.insert(key.clone(), sum);
-            }
-            if let Some(columns) = check.key_columns() {
-                let (nn, distinct) = before.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-                let (b_nn, b_distinct) = batch_state.keys.get(&key).copied().unwrap_or((0.0, 0.0));
-                let keys = hashed_keys(&keys_of_batch, &batch, &columns).map_err(measure_failed)?;
-                indexes
-                    .ensure(&ctx, &table, &columns, &batch, before.rows == 0.0)
-                    .await
-                    .map_err(measure_failed)?;
-                let shared = indexes.by_columns[&columns]
-                    .shared(&ctx, &table, &columns, &batch, &keys)
-                    .await
-                    .map_err(measure_failed)?;
-                // A merge replaces the rows of the keys the table holds (one each: it is
-                // unique on them); an append adds to them.
-                let replaced = if merge_on.is_some() { shared } else { 0.0 };
-                after
-                    .keys
-                    .insert(key, (nn + b_nn - replaced, distinct + b_distinct - shared));
-                if merge_on.is_some() {
-                    replaced_rows = shared;
-                }
-            }
+            let replaced = match (&merge_on, &replaced_state) {
+                (Some(_), _) if matches!(check.kind, CheckKind::RowCount) => replaced_rows,
+                (Some(_), Some(state)) => state.counts.get(&key).copied().unwrap_or(0.0),
+                _ => 0.0,
+            };
+            let sum = before.counts.get(&key).copied().unwrap_or(0.0)
+                + batch_state.counts.get(&key).copied().unwrap_or(0.0)
+                - replaced;
+            after.counts.insert(key, sum);
         }
         after.rows -= replaced_rows;
         if checks

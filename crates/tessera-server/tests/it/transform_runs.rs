@@ -2035,6 +2035,66 @@ async fn merge_is_gated_by_what_it_leaves(merges: Merges) {
     assert_eq!(full[0]["status"], json!("failed"), "{full:?}");
 }
 
+/// A Delta merge is gated by the values of the rows it replaces: a customer whose amount is
+/// missing, computed again still missing, counts once (the table's null is replaced), while a
+/// second customer's missing amount breaks the contract's "at most one" and nothing is
+/// committed. (A merge's row count takes the rows it replaces from the key index; a count the
+/// table holds something of reads them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_merge_counts_the_missing_values_of_the_rows_it_replaces_once() {
+    let server = mesh_with(Store::Sqlite, Duration::ZERO, Merges::DeltaMerge).await;
+    // A customer's amount is missing once they have three orders or more.
+    let totals = "-- materialize: merge
+SELECT customer_id, count(*) AS orders,
+       CASE WHEN count(*) >= 3 THEN NULL ELSE CAST(sum(amount) AS DOUBLE) END AS amount
+FROM shop.orders.orders
+GROUP BY customer_id";
+    let mut files = stats_folder(&[("customer_totals", totals)]);
+    let amount = "      - name: amount\n        logicalType: number\n  - name: small_customers\n";
+    assert!(files[1].1.contains(amount));
+    files[1].1 = files[1]
+        .1
+        .replace(
+            "id: stats-daily-contract\nversion: 1.0.0",
+            "id: stats-daily-contract\nversion: 2.0.0",
+        )
+        .replace(
+            amount,
+            "      - name: amount\n        logicalType: number\n        quality:\n          - metric: nullValues\n            mustBeLessOrEqualTo: 1\n  - name: small_customers\n",
+        );
+    apply_folder(&server, files).await;
+    let path = "/api/v1/transforms/stats/daily/customer_totals/run";
+    let orders_of_customer_2 = || async {
+        server
+            .scalar(
+                "SELECT orders FROM stats.daily.customer_totals WHERE customer_id = 'U00000002'",
+            )
+            .await
+    };
+    // Customer 1 with three orders (amount missing), customer 2 with one.
+    ingest_orders(&server, &orders_of(&[(1, 1), (2, 1), (3, 1), (4, 2)])).await;
+    let first = run(&server, path).await;
+    assert_eq!(first[0]["status"], json!("succeeded"), "{first:?}");
+
+    // Customer 2 orders again: customer 1's row, still missing its amount, replaces itself.
+    ingest_orders(&server, &orders_of(&[(5, 2)])).await;
+    let again = run(&server, path).await;
+    assert_eq!(again[0]["status"], json!("succeeded"), "{again:?}");
+    assert_eq!(again[0]["mode"], json!("merge"), "{again:?}");
+    assert_eq!(orders_of_customer_2().await, json!(2));
+
+    // A third order: customer 2's amount goes missing too, two in all.
+    ingest_orders(&server, &orders_of(&[(6, 2)])).await;
+    let refused = run(&server, path).await;
+    assert_eq!(refused[0]["status"], json!("failed"), "{refused:?}");
+    let error = refused[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("amount") && error.ends_with("nothing was committed"),
+        "{error}"
+    );
+    assert_eq!(orders_of_customer_2().await, json!(2));
+}
+
 /// A merge written again starts from the rows it wrote while the table holds them; once
 /// another writer (a Delta writer outside this server) has committed into the table, the table
 /// is read again, and the rows it added stay.
