@@ -721,9 +721,11 @@ impl Mesh {
         // The recomputed rows replace the table's: a row the table holds for one of the
         // recomputed keys, or from the newest watermark on, that the run did not compute again
         // (a group a filter now leaves out, an input row gone) would stay, so then the whole
-        // dataset is recomputed instead. A rewrite keeps no row of a recomputed key.
+        // dataset is recomputed instead. A rewrite keeps no row of a recomputed key, nor a
+        // replacement from the newest watermark on (the watermark in the key) any row from it on.
         let recomputed = match (recomputed_keys, &recomputed_from) {
             (Some(_), _) if rewritten.is_some() => None,
+            (_, Some(_)) if replaced_from.is_some() => None,
             (Some((key, Some(keys))), _) => {
                 let which = format!("of the recomputed {key}s");
                 Some((Recomputed::Keys(key, keys), which))
