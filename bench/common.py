@@ -70,15 +70,16 @@ def scratch_dir(prefix):
     return path
 
 
-def start_server(binary, data_dir, *extra, token=None):
+def start_server(binary, data_dir, *extra, token=None, stderr=None):
     """`tessera serve` on a free port over `data_dir` (a new mesh): returns the process (its
     `banner` the lines printed before it listened), its URL and the admin token its first start
     prints (kept in `data_dir/credentials`, not the user's).
-    Over a mesh started before, pass its admin `token` (it is not printed again)."""
+    Over a mesh started before, pass its admin `token` (it is not printed again). The server's
+    log goes to `stderr` (a file) when given, else to this script's."""
     server = subprocess.Popen(
         [binary, "serve", "--data-dir", str(data_dir), "--http", "127.0.0.1:0",
          "--credentials", str(pathlib.Path(data_dir) / "credentials"), *extra],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=stderr, text=True,
         # A free port for the PostgreSQL front end too, unless the caller chose one.
         env={"TESSERA_PG": "127.0.0.1:0", "TESSERA_FLIGHT": "127.0.0.1:0", **os.environ},
     )
