@@ -24,14 +24,10 @@ import pathlib
 import re
 import statistics
 import subprocess
-import sys
 import time
 
-import duckdb
-import duckdb_extension_delta
-
 from common import release_binary, require_binary, scratch_dir, start_server
-from transforms import Api, Upstream
+from transforms import Api, Upstream, duckdb_with_delta, load_demo
 
 PHASES = ("looked_up_ms", "watermark_ms", "queried_ms", "prepared_ms", "gated_ms", "written_ms",
           "recorded_ms")
@@ -94,7 +90,7 @@ def main():
     parser.add_argument("--data", help="a data directory the demo was loaded into (used as it is)")
     parser.add_argument("--binary", default=release_binary())
     parser.add_argument("--perf", help="also record `perf record -a` samples into this file, only "
-                        "while the measured calls run (read with `perf report -i FILE --comm tessera`)")
+                        "while the measured calls run (read with `perf report -i FILE --comm tessera-query,tokio-rt-worker`)")
     parser.add_argument("serve_args", nargs="*", help="more arguments for `tessera serve` (after --)")
     args = parser.parse_args()
     require_binary(args.binary)
@@ -104,18 +100,8 @@ def main():
         token = admin_token(data)
     else:
         data, token = scratch_dir("tessera-probe-"), None
-        print(f"loading the demo at scale {args.scale} into {data}", flush=True)
-        load = subprocess.run([args.binary, "demo", "--no-serve", "--scale", str(args.scale),
-                               "--data-dir", str(data), "--event-max-backlog-bytes", str(2 << 30)],
-                              capture_output=True, text=True)
-        if load.returncode != 0:
-            sys.exit(load.stderr)
-
-    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute(f"LOAD '{ext}'")
-    con.execute("SET TimeZone = 'UTC'")
-    upstream = Upstream(con, data / "tables", scratch_dir("tessera-probe-batches-"), 1.0)
+        load_demo(args.binary, args.scale, data)
+    upstream = Upstream(duckdb_with_delta(), data / "tables", scratch_dir("tessera-probe-batches-"), 1.0)
 
     log_path = scratch_dir("tessera-probe-log-") / "server.log"
     os.environ["TESSERA_LOG"] = "warn,tessera_server::transform_runs=debug"

@@ -193,6 +193,31 @@ class Upstream:
         return out
 
 
+def load_demo(binary, scale, data, backlog_bytes=2 << 30):
+    """`tessera demo --no-serve` at `scale` into `data`; what it printed."""
+    print(f"loading the demo at scale {scale} into {data}", flush=True)
+    load = subprocess.run(
+        # The demo posts its events faster than they are committed: at scale 20 the event log
+        # reaches the default backlog bound (256 MiB), and the demo then commits what waits
+        # before it goes on; a larger bound loads in fewer, larger commits, as the runs in
+        # bench/RESULTS.md were loaded.
+        [binary, "demo", "--no-serve", "--scale", str(scale), "--data-dir", str(data),
+         "--event-max-backlog-bytes", str(backlog_bytes)],
+        capture_output=True, text=True)
+    if load.returncode != 0:
+        sys.exit(load.stderr)
+    return load.stdout
+
+
+def duckdb_with_delta():
+    """An in-memory DuckDB with the venv's delta extension loaded (no download), in UTC."""
+    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"LOAD '{ext}'")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def duckdb_sql(sql, local, scan):
     """A transform's query for DuckDB: datasets computed by a transform read from DuckDB's own
     table (`local`), the others with delta_scan; DataFusion's regexp_like is DuckDB's
@@ -229,23 +254,8 @@ def main():
     runs = args.runs
 
     data = scratch_dir("tessera-bench-")
-    print(f"loading the demo at scale {args.scale} into {data}", flush=True)
-    load = subprocess.run(
-        # The demo posts its events faster than they are committed: at scale 20 the event log
-        # reaches the default backlog bound (256 MiB), and the demo then commits what waits
-        # before it goes on; a larger bound loads in fewer, larger commits, as the runs in
-        # bench/RESULTS.md were loaded.
-        [args.binary, "demo", "--no-serve", "--scale", str(args.scale), "--data-dir", str(data),
-         "--event-max-backlog-bytes", str(args.event_backlog_bytes)],
-        capture_output=True, text=True)
-    if load.returncode != 0:
-        sys.exit(load.stderr)
-    print(load.stdout)
-
-    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute(f"LOAD '{ext}'")
-    con.execute("SET TimeZone = 'UTC'")
+    print(load_demo(args.binary, args.scale, data, args.event_backlog_bytes))
+    con = duckdb_with_delta()
     tables = data / "tables"
     upstream = Upstream(con, tables, scratch_dir("tessera-bench-batches-"), args.append_percent)
 
