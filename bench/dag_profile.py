@@ -8,7 +8,9 @@ to every upstream table (as bench/transforms.py does) and runs the whole DAG in 
 from /proc/PID/task/*/stat before and after (steadier on a shared host than wall time), and
 from the log each run's phases ("transform computed": ms since the run began when the records
 were looked up, the watermark read, the query run, the result cast to the contract, gated,
-written, the commit recorded). Prints medians; writes nothing into RESULTS.md.
+written, the commit recorded) and the time around it ("transform run recorded": the run's
+START emitted, its end emitted, the run recorded), and the last call's timeline (each run's
+start and end, from the log lines' times). Prints medians; writes nothing into RESULTS.md.
 
     ~/.cache/tessera-venv/bin/python bench/dag_profile.py --scale 20 --rounds 8
     ~/.cache/tessera-venv/bin/python bench/dag_profile.py --data /tmp/mesh --rounds 8 -- --transform-concurrency 1
@@ -19,6 +21,7 @@ the first server over it wrote (or printed, when this is that first server).
 """
 
 import argparse
+import datetime
 import os
 import pathlib
 import re
@@ -31,6 +34,9 @@ from transforms import Api, Upstream, duckdb_with_delta, load_demo
 
 PHASES = ("looked_up_ms", "watermark_ms", "queried_ms", "prepared_ms", "gated_ms", "written_ms",
           "recorded_ms")
+# Around the computation ("transform run recorded"): its START emitted, the computation, its end
+# emitted, the run recorded.
+AROUND = ("began_ms", "computed_ms", "emitted_ms", "recorded_ms")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,13 +59,14 @@ def cpu_by_thread_group(pid):
 class Perf:
     """`perf record -a` started disabled, switched on and off through its control fifo."""
 
-    def __init__(self, out):
+    def __init__(self, out, call_graph=None):
         fifos = scratch_dir("tessera-probe-perf-")
         self.ctl, self.ack = fifos / "ctl", fifos / "ack"
         os.mkfifo(self.ctl)
         os.mkfifo(self.ack)
         self.process = subprocess.Popen(
-            ["perf", "record", "-a", "-F", "1999", "-D", "-1", "-o", out,
+            ["perf", "record", "-a", "-F", "499" if call_graph else "1999", "-D", "-1", "-o", out,
+             *(["--call-graph", call_graph] if call_graph else []),
              "--control", f"fifo:{self.ctl},{self.ack}"], stderr=subprocess.DEVNULL)
         self.ctl_w = open(self.ctl, "w")
         self.ack_r = open(self.ack, "r")
@@ -91,6 +98,8 @@ def main():
     parser.add_argument("--binary", default=release_binary())
     parser.add_argument("--perf", help="also record `perf record -a` samples into this file, only "
                         "while the measured calls run (read with `perf report -i FILE --comm tessera-query,tokio-rt-worker`)")
+    parser.add_argument("--call-graph", help="with --perf: perf's --call-graph mode (e.g. dwarf; samples at "
+                        "499 Hz then), for `perf report --children`")
     parser.add_argument("serve_args", nargs="*", help="more arguments for `tessera serve` (after --)")
     args = parser.parse_args()
     require_binary(args.binary)
@@ -110,8 +119,8 @@ def main():
             args.binary, data, "--transform-tick-seconds", "0", "--maintenance-interval-seconds", "0",
             "--check-tick-seconds", "0", *args.serve_args, token=token, stderr=log)
     api = Api(url, token)
-    calls = []
-    perf = Perf(args.perf) if args.perf else None
+    calls, spans = [], []
+    perf = Perf(args.perf, args.call_graph) if args.perf else None
     try:
         def whole(path):
             start = time.perf_counter()
@@ -130,7 +139,9 @@ def main():
             before = cpu_by_thread_group(server.pid)
             if perf:
                 perf.switch("enable")
+            began = time.time()
             wall = whole("/api/v1/transforms/run")
+            spans.append((began, began + wall / 1000))
             if perf:
                 perf.switch("disable")
             after = cpu_by_thread_group(server.pid)
@@ -155,21 +166,40 @@ def main():
     print(f"  {'(all)':24} {statistics.median(sum(c.values()) for _, c in calls):6.0f}")
 
     # Each run's phases, as time spent in each (the log gives ms since the run began).
-    phases = {}
+    for message, marks in (("transform computed", PHASES), ("transform run recorded", AROUND)):
+        phases = {}
+        with open(log_path) as log:
+            log.seek(offset)
+            for line in log:
+                if message not in line:
+                    continue
+                fields = dict(re.findall(r"(\w+)=(\S+)", line))
+                at = [int(fields[p]) for p in marks]
+                spent = [b - a for a, b in zip([0] + at, at)]
+                phases.setdefault(fields["dataset"], []).append(spent)
+        print(f"\n{message}: median ms spent per run: "
+              + " / ".join(p.removesuffix("_ms") for p in marks) + " / total")
+        for dataset, runs in phases.items():
+            med = [statistics.median(r[i] for r in runs) for i in range(len(marks))]
+            print(f"  {dataset.split('.')[-1]:20} " + " ".join(f"{m:5.0f}" for m in med)
+                  + f"  {statistics.median(sum(r) for r in runs):5.0f}")
+
+    # The last call's timeline: when each run started and ended, in ms from the call's start
+    # (a run's end is its log line's time, its start that less its `recorded_ms`).
+    began, ended = spans[-1]
+    timeline = []
     with open(log_path) as log:
-        log.seek(offset)
         for line in log:
-            if "transform computed" not in line:
+            if "transform run recorded" not in line:
                 continue
-            fields = dict(re.findall(r"(\w+)=(\S+)", line))
-            marks = [int(fields[p]) for p in PHASES]
-            spent = [b - a for a, b in zip([0] + marks, marks)]
-            phases.setdefault(fields["dataset"], []).append(spent)
-    print("\nper run, median ms spent: " + " / ".join(p.removesuffix("_ms") for p in PHASES) + " / total")
-    for dataset, runs in phases.items():
-        med = [statistics.median(r[i] for r in runs) for i in range(len(PHASES))]
-        print(f"  {dataset.split('.')[-1]:20} " + " ".join(f"{m:5.0f}" for m in med)
-              + f"  {statistics.median(sum(r) for r in runs):5.0f}")
+            at = datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+            if began <= at <= ended + 0.05:
+                fields = dict(re.findall(r"(\w+)=(\S+)", line))
+                end = (at - began) * 1000
+                timeline.append((end - int(fields["recorded_ms"]), end, fields["dataset"]))
+    print(f"\nthe last call's runs, ms from its start (the call took {(ended - began) * 1000:.0f}):")
+    for start, end, dataset in sorted(timeline):
+        print(f"  {start:5.0f} - {end:5.0f}  {dataset.split('.')[-1]}")
 
 
 if __name__ == "__main__":
