@@ -195,7 +195,8 @@ pub fn rows_without_keys(
 struct KeySet {
     converter: RowConverter,
     types: Vec<DataType>,
-    keys: std::collections::HashSet<Box<[u8]>>,
+    // hashbrown with a fast hasher: every row of the table is looked up.
+    keys: datafusion::common::HashSet<Box<[u8]>>,
 }
 
 impl KeySet {
