@@ -36,11 +36,11 @@ pub struct ServerConfig {
     /// default 2 (each transform's query keeps its own memory limit, so several at once need a
     /// pool that holds them all; 1 runs them one after another).
     pub transform_concurrency: usize,
-    /// A transform's merge into a table whose files hold at most this many bytes writes the
-    /// table again whole (its rows the merge keeps, and the run's) rather than merging: a
-    /// Delta merge rewrites every file holding a key it replaces, and a run's keys are in
-    /// every file of a small table anyway, so the rewrite writes as much without the merge's
-    /// join. Default 8 MiB; 0: always merge.
+    /// A transform's merge into a table whose files hold at most this many bytes is gated as
+    /// the table it leaves (built in memory: the rows the merge keeps, and the run's) and
+    /// written by marking the replaced rows deleted (deletion vectors) beside the run's new
+    /// file, rather than as a Delta merge, which rewrites every file holding a key it replaces
+    /// — and a run's keys are in every file of a small table. Default 8 MiB; 0: always merge.
     pub transform_rewrite_max_bytes: u64,
     /// Longest a graceful shutdown waits for requests in flight (running queries are
     /// cancelled first) before the server stops anyway.

@@ -711,10 +711,11 @@ impl Mesh {
             .as_ref()
             .and_then(|(key, keys)| Some((key.as_str(), keys.as_ref()?)));
         let rewritten = if rewrite && (recomputed.is_some() || prepared.valid.num_rows() > 0) {
-            Some(
-                self.rewritten_table(&record.location, &prepared.valid, &keys, recomputed)
-                    .await?,
-            )
+            let (columns, replaced) = replaced_keys(&prepared.valid, &keys, recomputed)?;
+            let table = self
+                .rewritten_table(&record.location, &prepared.valid, &columns, &replaced)
+                .await?;
+            Some((table, columns, replaced))
         } else {
             None
         };
@@ -739,7 +740,7 @@ impl Mesh {
         let prepared_ms = clock.elapsed().as_millis();
         // A rewrite is measured as the table it writes, and judged as a merge.
         let (gated, gate_mode) = match (&rewritten, materialization) {
-            (Some(table), _) => (table, GateMode::Rewrite),
+            (Some((table, _, _)), _) => (table, GateMode::Rewrite),
             (None, Materialization::FullRefresh) => (&prepared.valid, GateMode::Replace),
             (None, Materialization::Append { .. }) => (&prepared.valid, GateMode::Append),
             (None, Materialization::Merge { .. }) => (&prepared.valid, GateMode::Merge(&keys)),
@@ -782,10 +783,18 @@ impl Mesh {
         let rows_out = prepared.valid.num_rows();
         let gated_ms = clock.elapsed().as_millis();
         let outcome = match materialization {
-            _ if let Some(table) = rewritten => {
+            // The rows of the replaced keys are marked deleted, the run's added: no file is
+            // written again.
+            _ if let Some((table, columns, replaced)) = rewritten => {
                 let outcome = self
                     .storage
-                    .replace_sequenced(&record.location, vec![table.clone()], &positions)
+                    .replace_keys_sequenced(
+                        &record.location,
+                        vec![prepared.valid.clone()],
+                        &columns,
+                        &replaced,
+                        &positions,
+                    )
                     .await?;
                 if let Some(version) = outcome.version {
                     self.transform_runners
@@ -974,32 +983,16 @@ impl Mesh {
     }
 
     /// The table at `location` as a merge of `result` leaves it, in memory: its rows whose
-    /// recomputed key (`recomputed`: the column and the keys the run recomputed) or, without
-    /// one, whose primary key (`primary`) the run did not compute, and the result's.
+    /// `columns` hold none of the `replaced` keys (see [`replaced_keys`]), and the result's.
     async fn rewritten_table(
         &self,
         location: &str,
         result: &RecordBatch,
-        primary: &[String],
-        recomputed: Option<(&str, &ArrayRef)>,
+        columns: &[String],
+        replaced: &[ArrayRef],
     ) -> Result<RecordBatch> {
         let internal = |e: &dyn std::fmt::Display| {
-            ServiceError::Internal(format!("writing the table again with a merge: {e}"))
-        };
-        let (columns, replaced) = match recomputed {
-            Some((key, keys)) => (vec![key.to_string()], vec![keys.clone()]),
-            None => (
-                primary.to_vec(),
-                primary
-                    .iter()
-                    .map(|k| {
-                        result
-                            .column_by_name(k)
-                            .cloned()
-                            .ok_or_else(|| internal(&format!("the result has no column {k}")))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            ServiceError::Internal(format!("the table as the merge leaves it: {e}"))
         };
         // What the last merge wrote, while the table holds the same rows (a compaction, a
         // commit of positions alone since) and the contract the same columns; read from the
@@ -1015,7 +1008,7 @@ impl Mesh {
             }
             _ => self.storage.rows(location).await?,
         };
-        let kept = tessera_storage::rows_without_keys(&held, &columns, &replaced, &schema)
+        let kept = tessera_storage::rows_without_keys(&held, columns, replaced, &schema)
             .map_err(|e| internal(&e))?;
         arrow::compute::concat_batches(&schema, kept.iter().chain([result]))
             .map_err(|e| internal(&e))
@@ -1478,6 +1471,30 @@ impl Mesh {
             .await
             .map(Some)
     }
+}
+
+/// The keys whose rows a merge of `result` replaces, as columns and their values (row `i` of
+/// the arrays one key): the recomputed key's values (`recomputed`: the column and the keys the
+/// run recomputed) or, without one, the result's primary keys (`primary`).
+fn replaced_keys(
+    result: &RecordBatch,
+    primary: &[String],
+    recomputed: Option<(&str, &ArrayRef)>,
+) -> Result<(Vec<String>, Vec<ArrayRef>)> {
+    Ok(match recomputed {
+        Some((key, keys)) => (vec![key.to_string()], vec![keys.clone()]),
+        None => (
+            primary.to_vec(),
+            primary
+                .iter()
+                .map(|k| {
+                    result.column_by_name(k).cloned().ok_or_else(|| {
+                        ServiceError::Internal(format!("the result has no column {k}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    })
 }
 
 /// Transforms in the order they feed each other, and the graph of the mesh's transforms.

@@ -3,7 +3,7 @@
 //! column holds in those rows (which keys must a transform recompute?). Both read the commits'
 //! JSON entries from the log, not the table's files.
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, RecordBatch};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::DeltaTable;
@@ -91,21 +91,8 @@ impl Storage {
                 reason: format!("reading {file}: {e}"),
             })?;
             let read = || -> std::result::Result<Option<Vec<ArrayRef>>, String> {
-                let builder =
-                    ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-                let Some(index) = builder.schema().index_of(column).ok() else {
-                    return Ok(None);
-                };
-                let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
-                let reader = builder
-                    .with_projection(mask)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let mut arrays = Vec::new();
-                for batch in reader {
-                    arrays.push(batch.map_err(|e| e.to_string())?.column(0).clone());
-                }
-                Ok(Some(arrays))
+                Ok(read_columns(bytes, &[column])?
+                    .map(|batches| batches.iter().map(|b| b.column(0).clone()).collect()))
             };
             match read().map_err(|reason| StorageError::Io {
                 table: location.to_string(),
@@ -184,6 +171,30 @@ fn commit_change(commit: &[u8]) -> CommitChange {
     } else {
         CommitChange::Added(added)
     }
+}
+
+/// The top-level `columns` of a Parquet file's rows (its `bytes`), in the file's order; `None`
+/// when it lacks one of them.
+pub(crate) fn read_columns(
+    bytes: bytes::Bytes,
+    columns: &[&str],
+) -> std::result::Result<Option<Vec<RecordBatch>>, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let mut indexes = Vec::with_capacity(columns.len());
+    for column in columns {
+        let Ok(index) = builder.schema().index_of(column) else {
+            return Ok(None);
+        };
+        indexes.push(index);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indexes);
+    builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| e.to_string())?
+        .map(|batch| batch.map_err(|e| e.to_string()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 #[cfg(test)]

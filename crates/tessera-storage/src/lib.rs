@@ -5,11 +5,14 @@
 //! an idempotent transaction id (a batch sent twice is written once), makes local commits
 //! durable before they are acknowledged (file and directory fsync, see [`durable`]), and keeps
 //! each table open with a fresh snapshot for queries, and maintains tables (compaction,
-//! checkpoints, log cleanup and vacuum, see [`MaintenancePolicy`]) without holding up appends. It knows nothing of contracts, rules or
-//! SQL: callers hand it Arrow schemas and record batches.
+//! checkpoints, log cleanup and vacuum, see [`MaintenancePolicy`]) without holding up appends.
+//! Rows replaced by key are marked deleted with Delta deletion vectors rather than written again
+//! (`Storage::replace_keys_sequenced`). It knows nothing of contracts, rules or SQL: callers hand
+//! it Arrow schemas and record batches.
 
 mod changes;
 mod checkpoint;
+mod deletion;
 pub mod durable;
 mod error;
 mod maintenance;

@@ -192,7 +192,7 @@ pub fn rows_without_keys(
 }
 
 /// A set of keys of one or more columns, in arrow's row format.
-struct KeySet {
+pub(crate) struct KeySet {
     converter: RowConverter,
     types: Vec<DataType>,
     // hashbrown with a fast hasher: every row of the table is looked up.
@@ -200,7 +200,7 @@ struct KeySet {
 }
 
 impl KeySet {
-    fn new(columns: &[ArrayRef]) -> std::result::Result<Self, String> {
+    pub(crate) fn new(columns: &[ArrayRef]) -> std::result::Result<Self, String> {
         let types: Vec<DataType> = columns.iter().map(|c| c.data_type().clone()).collect();
         let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())
             .map_err(|e| e.to_string())?;
@@ -217,12 +217,13 @@ impl KeySet {
         })
     }
 
-    /// `batch`'s rows whose `columns` (cast to the set's types) hold a key not in the set.
-    fn rows_without(
+    /// For each of `batch`'s rows, whether its `columns` (cast to the set's types) hold a key
+    /// in the set.
+    fn held(
         &self,
         batch: &RecordBatch,
         columns: &[String],
-    ) -> std::result::Result<RecordBatch, String> {
+    ) -> std::result::Result<Vec<bool>, String> {
         let keys = columns
             .iter()
             .zip(&self.types)
@@ -237,11 +238,38 @@ impl KeySet {
             .converter
             .convert_columns(&keys)
             .map_err(|e| e.to_string())?;
-        let kept: BooleanArray = held
+        Ok(held
             .iter()
-            .map(|key| Some(!self.keys.contains(key.as_ref())))
+            .map(|key| self.keys.contains(key.as_ref()))
+            .collect())
+    }
+
+    /// `batch`'s rows whose `columns` hold a key not in the set.
+    fn rows_without(
+        &self,
+        batch: &RecordBatch,
+        columns: &[String],
+    ) -> std::result::Result<RecordBatch, String> {
+        let kept: BooleanArray = self
+            .held(batch, columns)?
+            .into_iter()
+            .map(|held| Some(!held))
             .collect();
         filter_record_batch(batch, &kept).map_err(|e| e.to_string())
+    }
+
+    /// The positions of `batch`'s rows whose `columns` hold a key in the set.
+    pub(crate) fn rows_holding(
+        &self,
+        batch: &RecordBatch,
+        columns: &[String],
+    ) -> std::result::Result<Vec<usize>, String> {
+        Ok(self
+            .held(batch, columns)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, held)| held.then_some(i))
+            .collect())
     }
 }
 
@@ -251,8 +279,8 @@ impl Storage {
     /// microsecond timestamp's are cut to the millisecond, so only the files whose recorded
     /// maximum is within a millisecond of the greatest are read (one or two of a table that
     /// grows at its end). Each file's maximum must be known or the file all nulls. `None`
-    /// when they cannot say (another type, a file without statistics) or the table holds no
-    /// value: the caller reads the table.
+    /// when they cannot say (another type, a file without statistics or with deleted rows) or
+    /// the table holds no value: the caller reads the table.
     pub async fn max_from_statistics(
         &self,
         location: &str,
@@ -270,6 +298,14 @@ impl Storage {
                 .snapshot()
                 .map_err(|e| StorageError::delta(location, e))?;
             let files = snapshot.log_data();
+            // A file's statistics count the rows its deletion vector deleted too: they bound
+            // what it holds without saying it.
+            if files
+                .iter()
+                .any(|f| f.deletion_vector_descriptor().is_some())
+            {
+                return Ok(None);
+            }
             let nulls = null_counts(&files, column);
             let Some(maxes) = files.max_values(&Column::new_unqualified(column)) else {
                 return Ok(None);

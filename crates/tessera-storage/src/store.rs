@@ -80,6 +80,8 @@ pub(crate) struct Slot {
     /// When the table's log was last listed for new commits (see [`LOG_LISTING_TRUSTED`]).
     log_listed_at: Mutex<Option<std::time::Instant>>,
     pub(crate) checkpoints: Mutex<crate::checkpoint::CheckpointState>,
+    /// Where the rows of a table replaced by key lie (see [`crate::deletion::KeyLayout`]).
+    pub(crate) key_layout: Mutex<Option<crate::deletion::KeyLayout>>,
 }
 
 /// How long the table's log listed for new commits is trusted, in between asking only whether

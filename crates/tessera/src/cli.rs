@@ -834,9 +834,10 @@ pub struct ServeArgs {
     /// one after another. Each one's query keeps its own memory limit.
     #[arg(long, env = "TESSERA_TRANSFORM_CONCURRENCY", default_value_t = 2)]
     pub transform_concurrency: usize,
-    /// A transform's merge into a table whose files hold at most this many bytes writes the
-    /// table again whole (the rows the merge keeps, and the run's) instead of a Delta merge,
-    /// which would rewrite every file holding a key anyway (0: always a Delta merge).
+    /// A transform's merge into a table whose files hold at most this many bytes marks the
+    /// replaced rows deleted (deletion vectors) and adds the run's in a file of their own,
+    /// instead of a Delta merge, which would rewrite every file holding a key (0: always a
+    /// Delta merge).
     #[arg(long, env = "TESSERA_TRANSFORM_REWRITE_MAX_BYTES", default_value_t = 8 << 20)]
     pub transform_rewrite_max_bytes: u64,
     /// A transform runs after an upstream commit once its inputs have not moved for this long,
